@@ -1,0 +1,545 @@
+//! The text parser. One pass over the input, line by line, with no copies unless a label value
+//! or HELP text contains escapes.
+//!
+//! What it accepts, because real servers send it: colons in names (`vllm:`, `llamacpp:`),
+//! exponent floats, `±Inf`/`NaN` in any case, blanks and tabs, trailing blanks, CRLF, trailing
+//! commas in label sets, `{}`, families split across the body or in any order (TGI), `# TYPE`
+//! lines naming a `_total` family (llama.cpp), `_created` samples, OpenMetrics `# UNIT`,
+//! exemplars and `# EOF`, and a missing final newline (reported, since it usually means a
+//! truncated body).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use memchr::{memchr, memchr2};
+
+use super::{Exemplar, Exposition, Family, Label, MetricType, Sample};
+
+/// How the parser treats a malformed line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Fail on the first malformed line.
+    Strict,
+    /// Skip malformed lines and record them in [`Exposition::skipped`].
+    Lenient,
+}
+
+/// A malformed line: where, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}, column {column}: {kind}")]
+pub struct ParseError {
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based byte column within the line.
+    pub column: usize,
+    /// What is wrong.
+    pub kind: ParseErrorKind,
+}
+
+/// Why a line is malformed. Messages are short and name the offending text where useful.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseErrorKind {
+    /// The sample line does not start with a valid metric name.
+    #[error("expected a metric name")]
+    InvalidName,
+    /// A label name is empty or has invalid characters.
+    #[error("expected a label name")]
+    InvalidLabelName,
+    /// The same label name twice in one label set.
+    #[error("label {0:?} appears twice")]
+    DuplicateLabel(String),
+    /// Missing `=` between label name and value.
+    #[error("expected '=' after label name")]
+    ExpectedEquals,
+    /// Label value does not start with `"`.
+    #[error("expected '\"' to open the label value")]
+    ExpectedQuote,
+    /// Label value runs to the end of the line.
+    #[error("label value is not closed")]
+    UnterminatedLabelValue,
+    /// Garbage between label pairs.
+    #[error("expected ',' or '}}' after a label value")]
+    ExpectedCommaOrBrace,
+    /// Nothing after the name and labels.
+    #[error("missing sample value")]
+    MissingValue,
+    /// The value is not a float.
+    #[error("invalid sample value {0:?}")]
+    InvalidValue(String),
+    /// The timestamp is not a number.
+    #[error("invalid timestamp {0:?}")]
+    InvalidTimestamp(String),
+    /// More text after value and timestamp.
+    #[error("unexpected text after the sample: {0:?}")]
+    TrailingText(String),
+    /// An exemplar (`# {…} value [ts]`) that does not parse.
+    #[error("invalid exemplar")]
+    InvalidExemplar,
+    /// `# TYPE` names a type this parser does not know.
+    #[error("unknown metric type {0:?}")]
+    UnknownType(String),
+    /// `# TYPE` for a family that already has samples of another type.
+    #[error("family {0:?} declared again with another type")]
+    ConflictingType(String),
+    /// `# HELP`, `# TYPE` or `# UNIT` without its fields.
+    #[error("malformed # {0} line")]
+    MalformedComment(&'static str),
+    /// Non-empty lines after OpenMetrics `# EOF`.
+    #[error("content after # EOF")]
+    AfterEof,
+    /// The body does not end with a newline.
+    #[error("the last line does not end with a newline (truncated body?)")]
+    MissingFinalNewline,
+}
+
+/// Parses a Prometheus text 0.0.4 or OpenMetrics 1.0 text body.
+///
+/// In [`Mode::Strict`] the first malformed line is returned as the error. In [`Mode::Lenient`]
+/// malformed lines are skipped and listed in [`Exposition::skipped`]; a missing final newline
+/// is listed there too, but the last line is still parsed.
+pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
+    let mut parser = Parser {
+        exp: Exposition::default(),
+        index: HashMap::new(),
+        current: None,
+    };
+    let bytes = input.as_bytes();
+    let mut start = 0;
+    let mut line_no = 0;
+    while start < bytes.len() {
+        line_no += 1;
+        let rest = bytes.get(start..).unwrap_or_default();
+        let (end, next) = match memchr(b'\n', rest) {
+            Some(i) => (start + i, start + i + 1),
+            None => (bytes.len(), bytes.len()),
+        };
+        // '\n' is ASCII, so both ends are char boundaries.
+        let line = input.get(start..end).unwrap_or_default();
+        if end == bytes.len() && !line.trim().is_empty() {
+            let err = ParseError {
+                line: line_no,
+                column: line.len() + 1,
+                kind: ParseErrorKind::MissingFinalNewline,
+            };
+            match mode {
+                Mode::Strict => return Err(err),
+                Mode::Lenient => parser.exp.skipped.push(err),
+            }
+        }
+        if let Err(err) = parser.line(line, line_no) {
+            match mode {
+                Mode::Strict => return Err(err),
+                Mode::Lenient => parser.exp.skipped.push(err),
+            }
+        }
+        start = next;
+    }
+    Ok(parser.exp)
+}
+
+struct Parser<'a> {
+    exp: Exposition<'a>,
+    /// Family name → index into `exp.families`.
+    index: HashMap<&'a str, usize>,
+    /// The family the previous sample went to; samples of one family are almost always
+    /// contiguous, so this avoids a hash lookup per sample.
+    current: Option<usize>,
+}
+
+/// Bytes allowed in metric names after the first: `[a-zA-Z0-9_:]`.
+const fn name_table() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        table[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+        i += 1;
+    }
+    table
+}
+static NAME_CHAR: [bool; 256] = name_table();
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn skip_blanks(b: &[u8], mut pos: usize) -> usize {
+    while pos < b.len() && is_blank(b[pos]) {
+        pos += 1;
+    }
+    pos
+}
+
+fn token_end(b: &[u8], mut pos: usize) -> usize {
+    while pos < b.len() && !is_blank(b[pos]) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Length of the metric name at the start of `b` (0 if none). Label names use the same scan
+/// and reject a colon afterwards.
+fn scan_name(b: &[u8], start: usize) -> usize {
+    let mut pos = start;
+    if pos < b.len() && b[pos].is_ascii_digit() {
+        return start;
+    }
+    while pos < b.len() && NAME_CHAR[b[pos] as usize] {
+        pos += 1;
+    }
+    pos
+}
+
+impl<'a> Parser<'a> {
+    fn line(&mut self, raw: &'a str, line_no: usize) -> Result<(), ParseError> {
+        let line = raw.trim_end_matches(['\r', ' ', '\t']);
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let line = line.get(indent..).unwrap_or_default();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let err = |column: usize, kind| ParseError {
+            line: line_no,
+            column: indent + column + 1,
+            kind,
+        };
+        if self.exp.saw_eof {
+            return Err(err(0, ParseErrorKind::AfterEof));
+        }
+        if line.as_bytes()[0] == b'#' {
+            return self.comment(line).map_err(|(col, kind)| err(col, kind));
+        }
+        let arena_len = self.exp.labels.len();
+        self.sample(line).map_err(|(col, kind)| {
+            self.exp.labels.truncate(arena_len);
+            err(col, kind)
+        })
+    }
+
+    fn comment(&mut self, line: &'a str) -> Result<(), (usize, ParseErrorKind)> {
+        let b = line.as_bytes();
+        let kw_start = skip_blanks(b, 1);
+        let kw_end = token_end(b, kw_start);
+        let keyword = line.get(kw_start..kw_end).unwrap_or_default();
+        let which: &'static str = match keyword {
+            "HELP" => "HELP",
+            "TYPE" => "TYPE",
+            "UNIT" => "UNIT",
+            "EOF" => {
+                self.exp.saw_eof = true;
+                return Ok(());
+            }
+            _ => return Ok(()), // a free comment
+        };
+        let name_start = skip_blanks(b, kw_end);
+        let name_end = scan_name(b, name_start);
+        if name_end == name_start || (name_end < b.len() && !is_blank(b[name_end])) {
+            return Err((name_start, ParseErrorKind::MalformedComment(which)));
+        }
+        let name = line.get(name_start..name_end).unwrap_or_default();
+        let text_start = skip_blanks(b, name_end);
+        let text = line.get(text_start..).unwrap_or_default();
+        match which {
+            "HELP" => {
+                let idx = self.family_by_name(name);
+                self.exp.families[idx].help = Some(unescape_help(text));
+            }
+            "TYPE" => {
+                let kind = MetricType::from_keyword(text)
+                    .ok_or((text_start, ParseErrorKind::UnknownType(text.to_string())))?;
+                self.declare_type(name, kind)
+                    .map_err(|k| (name_start, k))?;
+            }
+            _ => {
+                if text.is_empty() {
+                    return Err((text_start, ParseErrorKind::MalformedComment("UNIT")));
+                }
+                let idx = self.family_by_name(name);
+                self.exp.families[idx].unit = Some(text);
+            }
+        }
+        Ok(())
+    }
+
+    /// The family named exactly `name`, created untyped if it does not exist yet.
+    fn family_by_name(&mut self, name: &'a str) -> usize {
+        let idx = match self.index.get(name) {
+            Some(&idx) => idx,
+            None => self.new_family(name, MetricType::Untyped),
+        };
+        self.current = Some(idx);
+        idx
+    }
+
+    fn new_family(&mut self, name: &'a str, kind: MetricType) -> usize {
+        let idx = self.exp.families.len();
+        self.exp.families.push(Family {
+            name,
+            kind,
+            help: None,
+            unit: None,
+            samples: Vec::new(),
+        });
+        self.index.insert(name, idx);
+        idx
+    }
+
+    fn declare_type(&mut self, name: &'a str, kind: MetricType) -> Result<(), ParseErrorKind> {
+        let idx = self.family_by_name(name);
+        let family = &mut self.exp.families[idx];
+        if family.kind == kind {
+            return Ok(());
+        }
+        if family.kind == MetricType::Untyped && family.samples.is_empty() {
+            family.kind = kind;
+            return Ok(());
+        }
+        Err(ParseErrorKind::ConflictingType(name.to_string()))
+    }
+
+    /// Which family a sample named `name` belongs to: the current one if it matches, else a
+    /// declared family whose name is `name` or `name` minus a type suffix, else a new untyped
+    /// family named `name`.
+    fn family_for_sample(&mut self, name: &'a str) -> usize {
+        if let Some(cur) = self.current
+            && belongs(&self.exp.families[cur], name)
+        {
+            return cur;
+        }
+        let idx = self.lookup_family(name).unwrap_or_else(|| self.new_family(name, MetricType::Untyped));
+        self.current = Some(idx);
+        idx
+    }
+
+    fn lookup_family(&self, name: &str) -> Option<usize> {
+        if let Some(&idx) = self.index.get(name) {
+            return Some(idx);
+        }
+        const SUFFIXES: [&str; 8] = [
+            "_bucket", "_sum", "_count", "_total", "_created", "_gsum", "_gcount", "_info",
+        ];
+        SUFFIXES.iter().find_map(|suffix| {
+            let base = name.strip_suffix(suffix)?;
+            let &idx = self.index.get(base)?;
+            belongs(&self.exp.families[idx], name).then_some(idx)
+        })
+    }
+
+    fn sample(&mut self, line: &'a str) -> Result<(), (usize, ParseErrorKind)> {
+        let b = line.as_bytes();
+        let name_end = scan_name(b, 0);
+        if name_end == 0 {
+            return Err((0, ParseErrorKind::InvalidName));
+        }
+        let name = line.get(..name_end).unwrap_or_default();
+        let mut pos = skip_blanks(b, name_end);
+        let label_start = self.exp.labels.len() as u32;
+        if pos < b.len() && b[pos] == b'{' {
+            pos = parse_labels(line, pos, &mut self.exp.labels, label_start as usize)?;
+            pos = skip_blanks(b, pos);
+        } else if pos == name_end && pos < b.len() {
+            // A name character we do not accept, e.g. `foo-bar 1`.
+            return Err((pos, ParseErrorKind::InvalidName));
+        }
+        let labels = label_start..self.exp.labels.len() as u32;
+        let value_end = token_end(b, pos);
+        if value_end == pos {
+            return Err((pos, ParseErrorKind::MissingValue));
+        }
+        let value_text = line.get(pos..value_end).unwrap_or_default();
+        let value = parse_value(value_text)
+            .ok_or_else(|| (pos, ParseErrorKind::InvalidValue(value_text.to_string())))?;
+        pos = skip_blanks(b, value_end);
+        let mut timestamp = None;
+        if pos < b.len() && b[pos] != b'#' {
+            let ts_end = token_end(b, pos);
+            let ts_text = line.get(pos..ts_end).unwrap_or_default();
+            timestamp = Some(parse_timestamp(ts_text).ok_or_else(|| {
+                (pos, ParseErrorKind::InvalidTimestamp(ts_text.to_string()))
+            })?);
+            pos = skip_blanks(b, ts_end);
+        }
+        let mut exemplar = None;
+        if pos < b.len() {
+            if b[pos] != b'#' {
+                let rest = line.get(pos..).unwrap_or_default();
+                return Err((pos, ParseErrorKind::TrailingText(rest.to_string())));
+            }
+            exemplar = Some(Box::new(parse_exemplar(line, pos)?));
+        }
+        let idx = self.family_for_sample(name);
+        self.exp.families[idx].samples.push(Sample {
+            name,
+            labels,
+            value,
+            timestamp,
+            exemplar,
+        });
+        Ok(())
+    }
+}
+
+fn belongs(family: &Family<'_>, name: &str) -> bool {
+    match name.strip_prefix(family.name) {
+        Some("") => true,
+        Some(suffix) => family.kind.suffixes().contains(&suffix),
+        None => false,
+    }
+}
+
+/// Parses `{a="1",b="2"}` starting at the `{` at `pos`; pushes labels onto `arena` and returns
+/// the position after `}`. `first` is where this sample's labels start in the arena, for the
+/// duplicate check.
+fn parse_labels<'a>(
+    line: &'a str,
+    mut pos: usize,
+    arena: &mut Vec<Label<'a>>,
+    first: usize,
+) -> Result<usize, (usize, ParseErrorKind)> {
+    let b = line.as_bytes();
+    pos += 1;
+    loop {
+        pos = skip_blanks(b, pos);
+        match b.get(pos) {
+            Some(b'}') => return Ok(pos + 1),
+            None => return Err((pos, ParseErrorKind::ExpectedCommaOrBrace)),
+            Some(_) => {}
+        }
+        let name_end = scan_name(b, pos);
+        let name = line.get(pos..name_end).unwrap_or_default();
+        if name.is_empty() || name.contains(':') {
+            return Err((pos, ParseErrorKind::InvalidLabelName));
+        }
+        let mut p = skip_blanks(b, name_end);
+        if b.get(p) != Some(&b'=') {
+            return Err((p, ParseErrorKind::ExpectedEquals));
+        }
+        p = skip_blanks(b, p + 1);
+        if b.get(p) != Some(&b'"') {
+            return Err((p, ParseErrorKind::ExpectedQuote));
+        }
+        let (value, after) = parse_label_value(line, p + 1)?;
+        if arena.get(first..).unwrap_or_default().iter().any(|l| l.name == name) {
+            return Err((pos, ParseErrorKind::DuplicateLabel(name.to_string())));
+        }
+        arena.push(Label { name, value });
+        pos = skip_blanks(b, after);
+        match b.get(pos) {
+            Some(b',') => pos += 1,
+            Some(b'}') => return Ok(pos + 1),
+            _ => return Err((pos, ParseErrorKind::ExpectedCommaOrBrace)),
+        }
+    }
+}
+
+/// Reads a label value that starts at `start` (after the opening quote). Returns the value and
+/// the position after the closing quote.
+fn parse_label_value(line: &str, start: usize) -> Result<(Cow<'_, str>, usize), (usize, ParseErrorKind)> {
+    let b = line.as_bytes();
+    let rest = b.get(start..).unwrap_or_default();
+    let unterminated = (start, ParseErrorKind::UnterminatedLabelValue);
+    let first = memchr2(b'"', b'\\', rest).ok_or(unterminated.clone())?;
+    if rest[first] == b'"' {
+        let value = line.get(start..start + first).unwrap_or_default();
+        return Ok((Cow::Borrowed(value), start + first + 1));
+    }
+    // Escapes present: build an owned value.
+    let mut out = String::with_capacity(first + 16);
+    let mut pos = start;
+    loop {
+        let rest = b.get(pos..).unwrap_or_default();
+        let i = memchr2(b'"', b'\\', rest).ok_or(unterminated.clone())?;
+        out.push_str(line.get(pos..pos + i).unwrap_or_default());
+        pos += i;
+        if b[pos] == b'"' {
+            return Ok((Cow::Owned(out), pos + 1));
+        }
+        match b.get(pos + 1) {
+            Some(b'n') => out.push('\n'),
+            Some(b'\\') => out.push('\\'),
+            Some(b'"') => out.push('"'),
+            // 0.0.4 says other escapes are kept as written.
+            Some(_) => out.push('\\'),
+            None => return Err(unterminated),
+        }
+        pos += if matches!(b.get(pos + 1), Some(b'n' | b'\\' | b'"')) { 2 } else { 1 };
+    }
+}
+
+/// Parses a sample value. Integers without sign or point take a fast path; everything else
+/// goes through `f64::from_str`, which accepts exponents and `inf`/`nan` in any case.
+fn parse_value(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        let mut n: u64 = 0;
+        for &d in b {
+            n = n * 10 + u64::from(d - b'0');
+        }
+        // Exact: 15 decimal digits are below 2^53.
+        return Some(n as f64);
+    }
+    text.parse::<f64>().ok()
+}
+
+fn parse_timestamp(text: &str) -> Option<f64> {
+    let value = text.parse::<f64>().ok()?;
+    value.is_finite().then_some(value)
+}
+
+/// Parses ` # {labels} value [timestamp]` starting at the `#`.
+fn parse_exemplar(line: &str, hash: usize) -> Result<Exemplar<'_>, (usize, ParseErrorKind)> {
+    let b = line.as_bytes();
+    let bad = (hash, ParseErrorKind::InvalidExemplar);
+    let mut pos = skip_blanks(b, hash + 1);
+    if b.get(pos) != Some(&b'{') {
+        return Err(bad);
+    }
+    let mut labels = Vec::new();
+    pos = parse_labels(line, pos, &mut labels, 0)?;
+    pos = skip_blanks(b, pos);
+    let value_end = token_end(b, pos);
+    let value = parse_value(line.get(pos..value_end).unwrap_or_default()).ok_or(bad.clone())?;
+    pos = skip_blanks(b, value_end);
+    let mut timestamp = None;
+    if pos < b.len() {
+        let ts_end = token_end(b, pos);
+        timestamp = Some(parse_timestamp(line.get(pos..ts_end).unwrap_or_default()).ok_or(bad.clone())?);
+        if skip_blanks(b, ts_end) < b.len() {
+            return Err(bad);
+        }
+    }
+    Ok(Exemplar {
+        labels,
+        value,
+        timestamp,
+    })
+}
+
+/// HELP text escapes: `\\` and `\n` (0.0.4), plus `\"` (OpenMetrics).
+fn unescape_help(text: &str) -> Cow<'_, str> {
+    if !text.contains('\\') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! Unit tests for the parser: one input per feature the issue and the engines need.
+
+use super::*;
+use crate::exposition::write_exposition;
+
+fn strict(input: &str) -> Exposition<'_> {
+    match parse(input, Mode::Strict) {
+        Ok(exp) => exp,
+        Err(err) => panic!("parse failed: {err}\ninput:\n{input}"),
+    }
+}
+
+fn err_of(input: &str) -> ParseError {
+    match parse(input, Mode::Strict) {
+        Ok(exp) => panic!("expected an error, parsed {} families", exp.families.len()),
+        Err(err) => err,
+    }
+}
+
+#[test]
+fn colon_names_and_types() {
+    let exp = strict(
+        "# HELP vllm:num_requests_running Running.\n# TYPE vllm:num_requests_running gauge\n\
+         vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 7.0\n",
+    );
+    assert_eq!(exp.families.len(), 1);
+    let f = &exp.families[0];
+    assert_eq!(f.name, "vllm:num_requests_running");
+    assert_eq!(f.kind, MetricType::Gauge);
+    assert_eq!(f.help.as_deref(), Some("Running."));
+    assert_eq!(f.samples[0].value, 7.0);
+    assert_eq!(exp.label(&f.samples[0], "model_name"), Some("m"));
+    assert_eq!(exp.label(&f.samples[0], "engine"), Some("0"));
+}
+
+#[test]
+fn all_value_forms() {
+    let exp = strict(
+        "a 1.234567e+06\nb +Inf\nc -Inf\nd NaN\ne -0.5\nf 1e-9\ng 12345678901234567890\nh inf\n",
+    );
+    let v: Vec<f64> = exp.families.iter().map(|f| f.samples[0].value).collect();
+    assert_eq!(v[0], 1_234_567.0);
+    assert_eq!(v[1], f64::INFINITY);
+    assert_eq!(v[2], f64::NEG_INFINITY);
+    assert!(v[3].is_nan());
+    assert_eq!(v[4], -0.5);
+    assert_eq!(v[5], 1e-9);
+    assert_eq!(v[6], 12_345_678_901_234_567_890.0);
+    assert_eq!(v[7], f64::INFINITY);
+}
+
+#[test]
+fn escaped_label_values_are_unescaped() {
+    let exp = strict("m{a=\"x\\\"y\",b=\"back\\\\slash\",c=\"new\\nline\",d=\"}{,=\"} 1\n");
+    let s = &exp.families[0].samples[0];
+    assert_eq!(exp.label(s, "a"), Some("x\"y"));
+    assert_eq!(exp.label(s, "b"), Some("back\\slash"));
+    assert_eq!(exp.label(s, "c"), Some("new\nline"));
+    assert_eq!(exp.label(s, "d"), Some("}{,="));
+    assert!(matches!(exp.labels_of(s)[3].value, Cow::Borrowed(_)));
+    assert!(matches!(exp.labels_of(s)[0].value, Cow::Owned(_)));
+}
+
+#[test]
+fn timestamps_tabs_trailing_blanks_crlf() {
+    let exp = strict("a\t{x=\"1\"}\t3\t1700000000000  \r\nb 4 \r\n\r\n  c{} 5\n");
+    assert_eq!(exp.families.len(), 3);
+    assert_eq!(exp.families[0].samples[0].timestamp, Some(1_700_000_000_000.0));
+    assert_eq!(exp.families[1].samples[0].value, 4.0);
+    assert_eq!(exp.families[2].samples[0].value, 5.0);
+}
+
+#[test]
+fn trailing_comma_and_empty_braces() {
+    let exp = strict("a{x=\"1\",} 1\nb{} 2\n");
+    assert_eq!(exp.labels_of(&exp.families[0].samples[0]).len(), 1);
+    assert!(exp.labels_of(&exp.families[1].samples[0]).is_empty());
+}
+
+#[test]
+fn histogram_groups_bucket_sum_count_in_any_order() {
+    // SGLang's multiprocess collector prints _sum and _count before the buckets.
+    let exp = strict(
+        "# TYPE h histogram\nh_sum 3\nh_count 2\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n",
+    );
+    assert_eq!(exp.families.len(), 1);
+    assert_eq!(exp.families[0].kind, MetricType::Histogram);
+    assert_eq!(exp.families[0].samples.len(), 4);
+}
+
+#[test]
+fn summary_with_quantiles() {
+    let exp = strict(
+        "# TYPE tgi_request_skipped_tokens summary\ntgi_request_skipped_tokens{quantile=\"0.5\"} 0\n\
+         tgi_request_skipped_tokens_sum 0\ntgi_request_skipped_tokens_count 41877\n",
+    );
+    assert_eq!(exp.families.len(), 1);
+    assert_eq!(exp.families[0].kind, MetricType::Summary);
+    assert_eq!(exp.families[0].samples[2].value, 41877.0);
+}
+
+#[test]
+fn type_line_naming_a_total_family_llamacpp() {
+    let exp = strict(
+        "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 48213\n",
+    );
+    assert_eq!(exp.families[0].name, "llamacpp:prompt_tokens_total");
+    assert_eq!(exp.families[0].kind, MetricType::Counter);
+    assert_eq!(exp.families[0].samples.len(), 1);
+}
+
+#[test]
+fn bare_counter_without_total_tgi() {
+    let exp = strict("# TYPE tgi_request_count counter\ntgi_request_count 684\n");
+    assert_eq!(exp.families[0].kind, MetricType::Counter);
+    assert_eq!(exp.families[0].samples[0].value, 684.0);
+}
+
+#[test]
+fn split_family_is_merged() {
+    let exp = strict("# TYPE a counter\na_total{x=\"1\"} 1\n# TYPE b gauge\nb 2\na_total{x=\"2\"} 3\n");
+    assert_eq!(exp.families.len(), 2);
+    assert_eq!(exp.families[0].samples.len(), 2);
+}
+
+#[test]
+fn openmetrics_counter_created_unit_exemplar_eof() {
+    let exp = strict(
+        "# TYPE req counter\n# UNIT req requests\n# HELP req Requests.\n\
+         req_total{a=\"b\"} 5 # {trace_id=\"abc\"} 1.5 1700000000.123\n\
+         req_created{a=\"b\"} 1700000000.5\n# TYPE info_thing info\ninfo_thing_info{v=\"1\"} 1\n\
+         # TYPE gh gaugehistogram\ngh_bucket{le=\"+Inf\"} 2\ngh_gcount 2\ngh_gsum 4\n\
+         # TYPE st stateset\nst{st=\"a\"} 1\n# TYPE u unknown\nu 1\n# EOF\n",
+    );
+    assert!(exp.saw_eof);
+    let req = &exp.families[0];
+    assert_eq!(req.unit, Some("requests"));
+    assert_eq!(req.samples.len(), 2, "_total and _created belong to the counter");
+    let ex = req.samples[0].exemplar.as_ref().map(|e| (e.value, e.timestamp, e.labels.len()));
+    assert_eq!(ex, Some((1.5, Some(1_700_000_000.123), 1)));
+    let kinds: Vec<MetricType> = exp.families.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            MetricType::Counter,
+            MetricType::Info,
+            MetricType::GaugeHistogram,
+            MetricType::StateSet,
+            MetricType::Untyped
+        ]
+    );
+    assert_eq!(exp.families[2].samples.len(), 3);
+}
+
+#[test]
+fn created_as_separate_gauge_family_prometheus_client() {
+    let exp = strict(
+        "# TYPE vllm:x_total counter\nvllm:x_total 1.0\n# TYPE vllm:x_created gauge\nvllm:x_created 1.7e9\n",
+    );
+    assert_eq!(exp.families.len(), 2);
+    assert_eq!(exp.families[1].name, "vllm:x_created");
+}
+
+#[test]
+fn content_after_eof_is_an_error() {
+    let err = err_of("a 1\n# EOF\nb 2\n");
+    assert_eq!((err.line, err.kind), (3, ParseErrorKind::AfterEof));
+}
+
+#[test]
+fn errors_carry_line_and_column() {
+    let err = err_of("ok 1\nbad{a=\"1\" b=\"2\"} 1\n");
+    assert_eq!(err.line, 2);
+    assert_eq!(err.column, 11);
+    assert_eq!(err.kind, ParseErrorKind::ExpectedCommaOrBrace);
+    assert_eq!(err.to_string(), "line 2, column 11: expected ',' or '}' after a label value");
+
+    assert_eq!(err_of("a{x=\"1} 1\n").kind, ParseErrorKind::UnterminatedLabelValue);
+    assert_eq!(err_of("a{x=1} 1\n").kind, ParseErrorKind::ExpectedQuote);
+    assert_eq!(err_of("a{x} 1\n").kind, ParseErrorKind::ExpectedEquals);
+    assert_eq!(err_of("a{=\"1\"} 1\n").kind, ParseErrorKind::InvalidLabelName);
+    assert_eq!(err_of("a{x=\"1\",x=\"2\"} 1\n").kind, ParseErrorKind::DuplicateLabel("x".into()));
+    assert_eq!(err_of("a\n").kind, ParseErrorKind::MissingValue);
+    assert_eq!(err_of("a one\n").kind, ParseErrorKind::InvalidValue("one".into()));
+    assert_eq!(err_of("a 1 soon\n").kind, ParseErrorKind::InvalidTimestamp("soon".into()));
+    assert_eq!(err_of("a 1 2 3\n").kind, ParseErrorKind::TrailingText("3".into()));
+    assert_eq!(err_of("9a 1\n").kind, ParseErrorKind::InvalidName);
+    assert_eq!(err_of("a-b 1\n").kind, ParseErrorKind::InvalidName);
+    assert_eq!(err_of("# TYPE a nonsense\n").kind, ParseErrorKind::UnknownType("nonsense".into()));
+    assert_eq!(err_of("# TYPE\n").kind, ParseErrorKind::MalformedComment("TYPE"));
+    assert_eq!(err_of("a 1 # nope\n").kind, ParseErrorKind::InvalidExemplar);
+    assert_eq!(
+        err_of("a 1\n# TYPE a counter\n").kind,
+        ParseErrorKind::ConflictingType("a".into())
+    );
+}
+
+#[test]
+fn missing_final_newline_strict_fails_lenient_keeps_the_line() {
+    let err = err_of("a 1\nb 2");
+    assert_eq!((err.line, err.kind), (2, ParseErrorKind::MissingFinalNewline));
+    let exp = parse("a 1\nb 2", Mode::Lenient).unwrap();
+    assert_eq!(exp.families.len(), 2);
+    assert_eq!(exp.skipped.len(), 1);
+}
+
+#[test]
+fn lenient_skips_and_counts_bad_lines_keeping_good_ones() {
+    let exp = parse("a 1\nbad{ 1\nc{x=\"1\"} 2\n{} 3\nd 4\n", Mode::Lenient).unwrap();
+    let names: Vec<&str> = exp.families.iter().map(|f| f.name).collect();
+    assert_eq!(names, ["a", "c", "d"]);
+    assert_eq!(exp.skipped.len(), 2);
+    assert_eq!(exp.skipped[0].line, 2);
+    // The failed line's labels must not leak into the arena.
+    assert_eq!(exp.labels.len(), 1);
+}
+
+#[test]
+fn free_comments_and_blank_lines_are_ignored() {
+    let exp = strict("# just a comment\n\n#\n# HELP\ta\thelp\twith tabs\na 1\n");
+    assert_eq!(exp.families.len(), 1);
+    assert_eq!(exp.families[0].help.as_deref(), Some("help\twith tabs"));
+}
+
+#[test]
+fn help_escapes() {
+    let exp = strict("# HELP a line\\nbreak and \\\\ slash\na 1\n");
+    assert_eq!(exp.families[0].help.as_deref(), Some("line\nbreak and \\ slash"));
+}
+
+#[test]
+fn duplicate_series_are_found_in_any_label_order() {
+    let exp = strict("a{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\na{x=\"2\"} 3\n");
+    assert_eq!(exp.duplicate_series(), ["a{x=\"1\",y=\"2\"} (2 times)"]);
+}
+
+#[test]
+fn write_then_parse_keeps_everything() {
+    let input = "# HELP a A \\\\ help\n# TYPE a counter\na{x=\"q\\\"\"} 1 1700000000000\n\
+                 # TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 0.75\nh_count 2\n";
+    let exp = strict(input);
+    let written = write_exposition(&exp);
+    assert_eq!(written, input);
+}

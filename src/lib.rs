@@ -1,0 +1,8 @@
+//! llmwatch: observability for LLM inference servers.
+//!
+//! The library is organised as collect → state → render. `exposition` reads and writes the
+//! Prometheus text formats; `engines` recognises which inference server produced a scrape and
+//! maps it onto one canonical schema; `collect` fetches scrapes over HTTP; `cli` and `commands`
+//! are the thin layer the binary uses.
+
+pub mod exposition;
