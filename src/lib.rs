@@ -5,4 +5,8 @@
 //! maps it onto one canonical schema; `collect` fetches scrapes over HTTP; `cli` and `commands`
 //! are the thin layer the binary uses.
 
+pub mod cli;
+pub mod collect;
+pub mod commands;
+pub mod engines;
 pub mod exposition;

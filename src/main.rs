@@ -1,1 +1,52 @@
-fn main() {}
+//! The `llmwatch` binary: parse arguments, run a command, print, map errors to exit codes
+//! (0 success or broken pipe, 1 runtime error, 2 usage error).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use llmwatch::cli::{Cli, Command};
+use llmwatch::commands::{render, scrape};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "llmwatch: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "tls")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Scrape(args) => {
+            let analysis = runtime.block_on(scrape::scrape(&args.args()))?;
+            let mut stderr = std::io::stderr();
+            if args.format != render::Format::Table {
+                for warning in &analysis.warnings {
+                    writeln!(stderr, "llmwatch: warning: {warning}")?;
+                }
+            }
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(render::render(&analysis, args.format).as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -6,7 +6,7 @@
 //! of all samples live in one arena ([`Exposition::labels`]).
 
 mod parse;
-mod write;
+pub mod write;
 
 use std::borrow::Cow;
 use std::ops::Range;

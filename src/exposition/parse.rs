@@ -247,8 +247,7 @@ impl<'a> Parser<'a> {
             "TYPE" => {
                 let kind = MetricType::from_keyword(text)
                     .ok_or((text_start, ParseErrorKind::UnknownType(text.to_string())))?;
-                self.declare_type(name, kind)
-                    .map_err(|k| (name_start, k))?;
+                self.declare_type(name, kind).map_err(|k| (name_start, k))?;
             }
             _ => {
                 if text.is_empty() {
@@ -306,7 +305,9 @@ impl<'a> Parser<'a> {
         {
             return cur;
         }
-        let idx = self.lookup_family(name).unwrap_or_else(|| self.new_family(name, MetricType::Untyped));
+        let idx = self
+            .lookup_family(name)
+            .unwrap_or_else(|| self.new_family(name, MetricType::Untyped));
         self.current = Some(idx);
         idx
     }
@@ -354,9 +355,10 @@ impl<'a> Parser<'a> {
         if pos < b.len() && b[pos] != b'#' {
             let ts_end = token_end(b, pos);
             let ts_text = line.get(pos..ts_end).unwrap_or_default();
-            timestamp = Some(parse_timestamp(ts_text).ok_or_else(|| {
-                (pos, ParseErrorKind::InvalidTimestamp(ts_text.to_string()))
-            })?);
+            timestamp = Some(
+                parse_timestamp(ts_text)
+                    .ok_or_else(|| (pos, ParseErrorKind::InvalidTimestamp(ts_text.to_string())))?,
+            );
             pos = skip_blanks(b, ts_end);
         }
         let mut exemplar = None;
@@ -419,7 +421,12 @@ fn parse_labels<'a>(
             return Err((p, ParseErrorKind::ExpectedQuote));
         }
         let (value, after) = parse_label_value(line, p + 1)?;
-        if arena.get(first..).unwrap_or_default().iter().any(|l| l.name == name) {
+        if arena
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .any(|l| l.name == name)
+        {
             return Err((pos, ParseErrorKind::DuplicateLabel(name.to_string())));
         }
         arena.push(Label { name, value });
@@ -434,7 +441,10 @@ fn parse_labels<'a>(
 
 /// Reads a label value that starts at `start` (after the opening quote). Returns the value and
 /// the position after the closing quote.
-fn parse_label_value(line: &str, start: usize) -> Result<(Cow<'_, str>, usize), (usize, ParseErrorKind)> {
+fn parse_label_value(
+    line: &str,
+    start: usize,
+) -> Result<(Cow<'_, str>, usize), (usize, ParseErrorKind)> {
     let b = line.as_bytes();
     let rest = b.get(start..).unwrap_or_default();
     let unterminated = (start, ParseErrorKind::UnterminatedLabelValue);
@@ -462,7 +472,11 @@ fn parse_label_value(line: &str, start: usize) -> Result<(Cow<'_, str>, usize), 
             Some(_) => out.push('\\'),
             None => return Err(unterminated),
         }
-        pos += if matches!(b.get(pos + 1), Some(b'n' | b'\\' | b'"')) { 2 } else { 1 };
+        pos += if matches!(b.get(pos + 1), Some(b'n' | b'\\' | b'"')) {
+            2
+        } else {
+            1
+        };
     }
 }
 
@@ -503,7 +517,8 @@ fn parse_exemplar(line: &str, hash: usize) -> Result<Exemplar<'_>, (usize, Parse
     let mut timestamp = None;
     if pos < b.len() {
         let ts_end = token_end(b, pos);
-        timestamp = Some(parse_timestamp(line.get(pos..ts_end).unwrap_or_default()).ok_or(bad.clone())?);
+        timestamp =
+            Some(parse_timestamp(line.get(pos..ts_end).unwrap_or_default()).ok_or(bad.clone())?);
         if skip_blanks(b, ts_end) < b.len() {
             return Err(bad);
         }

@@ -23,7 +23,13 @@ pub fn write_exposition(exp: &Exposition<'_>) -> String {
                 .labels_of(sample)
                 .iter()
                 .map(|l| (l.name, l.value.as_ref()));
-            write_sample(&mut out, sample.name, labels, sample.value, sample.timestamp);
+            write_sample(
+                &mut out,
+                sample.name,
+                labels,
+                sample.value,
+                sample.timestamp,
+            );
         }
     }
     out

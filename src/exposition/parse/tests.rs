@@ -65,7 +65,10 @@ fn escaped_label_values_are_unescaped() {
 fn timestamps_tabs_trailing_blanks_crlf() {
     let exp = strict("a\t{x=\"1\"}\t3\t1700000000000  \r\nb 4 \r\n\r\n  c{} 5\n");
     assert_eq!(exp.families.len(), 3);
-    assert_eq!(exp.families[0].samples[0].timestamp, Some(1_700_000_000_000.0));
+    assert_eq!(
+        exp.families[0].samples[0].timestamp,
+        Some(1_700_000_000_000.0)
+    );
     assert_eq!(exp.families[1].samples[0].value, 4.0);
     assert_eq!(exp.families[2].samples[0].value, 5.0);
 }
@@ -101,9 +104,8 @@ fn summary_with_quantiles() {
 
 #[test]
 fn type_line_naming_a_total_family_llamacpp() {
-    let exp = strict(
-        "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 48213\n",
-    );
+    let exp =
+        strict("# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 48213\n");
     assert_eq!(exp.families[0].name, "llamacpp:prompt_tokens_total");
     assert_eq!(exp.families[0].kind, MetricType::Counter);
     assert_eq!(exp.families[0].samples.len(), 1);
@@ -118,7 +120,8 @@ fn bare_counter_without_total_tgi() {
 
 #[test]
 fn split_family_is_merged() {
-    let exp = strict("# TYPE a counter\na_total{x=\"1\"} 1\n# TYPE b gauge\nb 2\na_total{x=\"2\"} 3\n");
+    let exp =
+        strict("# TYPE a counter\na_total{x=\"1\"} 1\n# TYPE b gauge\nb 2\na_total{x=\"2\"} 3\n");
     assert_eq!(exp.families.len(), 2);
     assert_eq!(exp.families[0].samples.len(), 2);
 }
@@ -135,8 +138,15 @@ fn openmetrics_counter_created_unit_exemplar_eof() {
     assert!(exp.saw_eof);
     let req = &exp.families[0];
     assert_eq!(req.unit, Some("requests"));
-    assert_eq!(req.samples.len(), 2, "_total and _created belong to the counter");
-    let ex = req.samples[0].exemplar.as_ref().map(|e| (e.value, e.timestamp, e.labels.len()));
+    assert_eq!(
+        req.samples.len(),
+        2,
+        "_total and _created belong to the counter"
+    );
+    let ex = req.samples[0]
+        .exemplar
+        .as_ref()
+        .map(|e| (e.value, e.timestamp, e.labels.len()));
     assert_eq!(ex, Some((1.5, Some(1_700_000_000.123), 1)));
     let kinds: Vec<MetricType> = exp.families.iter().map(|f| f.kind).collect();
     assert_eq!(
@@ -173,21 +183,48 @@ fn errors_carry_line_and_column() {
     assert_eq!(err.line, 2);
     assert_eq!(err.column, 11);
     assert_eq!(err.kind, ParseErrorKind::ExpectedCommaOrBrace);
-    assert_eq!(err.to_string(), "line 2, column 11: expected ',' or '}' after a label value");
+    assert_eq!(
+        err.to_string(),
+        "line 2, column 11: expected ',' or '}' after a label value"
+    );
 
-    assert_eq!(err_of("a{x=\"1} 1\n").kind, ParseErrorKind::UnterminatedLabelValue);
+    assert_eq!(
+        err_of("a{x=\"1} 1\n").kind,
+        ParseErrorKind::UnterminatedLabelValue
+    );
     assert_eq!(err_of("a{x=1} 1\n").kind, ParseErrorKind::ExpectedQuote);
     assert_eq!(err_of("a{x} 1\n").kind, ParseErrorKind::ExpectedEquals);
-    assert_eq!(err_of("a{=\"1\"} 1\n").kind, ParseErrorKind::InvalidLabelName);
-    assert_eq!(err_of("a{x=\"1\",x=\"2\"} 1\n").kind, ParseErrorKind::DuplicateLabel("x".into()));
+    assert_eq!(
+        err_of("a{=\"1\"} 1\n").kind,
+        ParseErrorKind::InvalidLabelName
+    );
+    assert_eq!(
+        err_of("a{x=\"1\",x=\"2\"} 1\n").kind,
+        ParseErrorKind::DuplicateLabel("x".into())
+    );
     assert_eq!(err_of("a\n").kind, ParseErrorKind::MissingValue);
-    assert_eq!(err_of("a one\n").kind, ParseErrorKind::InvalidValue("one".into()));
-    assert_eq!(err_of("a 1 soon\n").kind, ParseErrorKind::InvalidTimestamp("soon".into()));
-    assert_eq!(err_of("a 1 2 3\n").kind, ParseErrorKind::TrailingText("3".into()));
+    assert_eq!(
+        err_of("a one\n").kind,
+        ParseErrorKind::InvalidValue("one".into())
+    );
+    assert_eq!(
+        err_of("a 1 soon\n").kind,
+        ParseErrorKind::InvalidTimestamp("soon".into())
+    );
+    assert_eq!(
+        err_of("a 1 2 3\n").kind,
+        ParseErrorKind::TrailingText("3".into())
+    );
     assert_eq!(err_of("9a 1\n").kind, ParseErrorKind::InvalidName);
     assert_eq!(err_of("a-b 1\n").kind, ParseErrorKind::InvalidName);
-    assert_eq!(err_of("# TYPE a nonsense\n").kind, ParseErrorKind::UnknownType("nonsense".into()));
-    assert_eq!(err_of("# TYPE\n").kind, ParseErrorKind::MalformedComment("TYPE"));
+    assert_eq!(
+        err_of("# TYPE a nonsense\n").kind,
+        ParseErrorKind::UnknownType("nonsense".into())
+    );
+    assert_eq!(
+        err_of("# TYPE\n").kind,
+        ParseErrorKind::MalformedComment("TYPE")
+    );
     assert_eq!(err_of("a 1 # nope\n").kind, ParseErrorKind::InvalidExemplar);
     assert_eq!(
         err_of("a 1\n# TYPE a counter\n").kind,
@@ -198,7 +235,10 @@ fn errors_carry_line_and_column() {
 #[test]
 fn missing_final_newline_strict_fails_lenient_keeps_the_line() {
     let err = err_of("a 1\nb 2");
-    assert_eq!((err.line, err.kind), (2, ParseErrorKind::MissingFinalNewline));
+    assert_eq!(
+        (err.line, err.kind),
+        (2, ParseErrorKind::MissingFinalNewline)
+    );
     let exp = parse("a 1\nb 2", Mode::Lenient).unwrap();
     assert_eq!(exp.families.len(), 2);
     assert_eq!(exp.skipped.len(), 1);
@@ -225,7 +265,10 @@ fn free_comments_and_blank_lines_are_ignored() {
 #[test]
 fn help_escapes() {
     let exp = strict("# HELP a line\\nbreak and \\\\ slash\na 1\n");
-    assert_eq!(exp.families[0].help.as_deref(), Some("line\nbreak and \\ slash"));
+    assert_eq!(
+        exp.families[0].help.as_deref(),
+        Some("line\nbreak and \\ slash")
+    );
 }
 
 #[test]

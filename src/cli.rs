@@ -1,0 +1,92 @@
+//! Command-line definitions, in one place. No logic here beyond turning flags into the
+//! commands' argument structs.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::collect::fetch::FetchOptions;
+use crate::commands::render::Format;
+use crate::commands::scrape::ScrapeArgs;
+
+/// Observability for LLM inference servers (vLLM, TGI, llama.cpp, SGLang).
+#[derive(Debug, Parser)]
+#[command(name = "llmwatch", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch one scrape, detect the engine and version, and print every canonical signal as
+    /// native, derived or missing.
+    Scrape(ScrapeCli),
+}
+
+/// `llmwatch scrape`.
+#[derive(Debug, clap::Args)]
+pub struct ScrapeCli {
+    /// `http(s)://host:port[/path]` (a bare host means `/metrics`), a file, or `-` for stdin.
+    pub target: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Request timeout, e.g. `5s` or `500ms`.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Largest body accepted, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Bearer token for endpoints behind an API key (llama.cpp `--api-key` guards /metrics).
+    #[arg(long, env = "LLMWATCH_BEARER_TOKEN", hide_env_values = true)]
+    pub bearer_token: Option<String>,
+    /// Skip and report malformed lines instead of failing on the first one.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Model label for engines whose series carry none (TGI, llama.cpp); by default the
+    /// engine's info endpoint is asked.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Do not ask the engine's info endpoint (/version, /info, /props, /server_info).
+    #[arg(long)]
+    pub no_version_probe: bool,
+}
+
+impl ScrapeCli {
+    /// The command's arguments.
+    pub fn args(&self) -> ScrapeArgs {
+        ScrapeArgs {
+            target: self.target.clone(),
+            fetch: FetchOptions {
+                timeout: self.timeout,
+                max_body_bytes: self.max_body_bytes,
+                bearer_token: self.bearer_token.clone(),
+            },
+            lenient: self.lenient,
+            model: self.model.clone(),
+            probe_version: !self.no_version_probe,
+        }
+    }
+}
+
+/// Parses `5s`, `250ms`, `1m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s, 250ms, 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}

@@ -1,0 +1,267 @@
+//! `llmwatch scrape URL|FILE|-`: fetch one scrape, detect the engine and version, normalise,
+//! and report every canonical signal as native, derived or missing.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::collect::body::{self, BodyError};
+use crate::collect::fetch::{self, ACCEPT, FetchError, FetchOptions};
+use crate::collect::probe::{Probed, probe};
+use crate::engines::{Detection, Engine, Index, Reading, detect, normalise};
+use crate::exposition::{self, MetricType, Mode, ParseError};
+
+/// Everything the command needs, already validated by the CLI layer.
+#[derive(Debug, Clone)]
+pub struct ScrapeArgs {
+    /// `http(s)://…`, a file path, or `-` for standard input.
+    pub target: String,
+    /// Fetch limits and credentials.
+    pub fetch: FetchOptions,
+    /// Skip malformed lines (and report them) instead of failing.
+    pub lenient: bool,
+    /// Model label for engines whose series carry none.
+    pub model: Option<String>,
+    /// Ask the engine's info endpoint for its exact version.
+    pub probe_version: bool,
+}
+
+/// Why a scrape failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// HTTP trouble.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Not Prometheus text.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// A file or standard input could not be read.
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        /// The path.
+        origin: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file larger than the body limit.
+    #[error("{origin}: larger than the limit of {limit} bytes (raise --max-body-bytes)")]
+    TooLarge {
+        /// The path.
+        origin: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// A malformed line in strict mode.
+    #[error("{origin}: {source} (use --lenient to skip malformed lines)")]
+    Parse {
+        /// URL or file.
+        origin: String,
+        /// Where and why.
+        source: ParseError,
+    },
+    /// The same series twice.
+    #[error("{origin}: duplicate series, which Prometheus rejects: {}", series.join("; "))]
+    Duplicates {
+        /// URL or file.
+        origin: String,
+        /// The series, with counts.
+        series: Vec<String>,
+    },
+}
+
+/// A family of an unknown exposition, shown raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilySummary {
+    /// Family name.
+    pub name: String,
+    /// Declared type.
+    pub kind: MetricType,
+    /// Number of samples.
+    pub samples: usize,
+}
+
+/// The result of one scrape, owned.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// URL or file the body came from.
+    pub origin: String,
+    /// Engine and fingerprinted version range.
+    pub detection: Detection,
+    /// Exact version from the info endpoint, when asked and reachable.
+    pub probed: Option<Probed>,
+    /// Why the info endpoint did not answer, when asked.
+    pub probe_error: Option<String>,
+    /// One reading per canonical signal (empty for an unknown engine).
+    pub readings: Vec<Reading>,
+    /// Every family, for showing an unknown exposition raw.
+    pub families: Vec<FamilySummary>,
+    /// Sample count.
+    pub samples: usize,
+    /// Things the user should know (skipped lines, decoded bodies).
+    pub warnings: Vec<String>,
+}
+
+impl Analysis {
+    /// The engine, if recognised.
+    pub fn engine(&self) -> Option<Engine> {
+        self.detection.engine
+    }
+
+    /// The version to show: exact when probed, else the fingerprint range.
+    pub fn version(&self) -> &str {
+        self.probed
+            .as_ref()
+            .map_or(self.detection.version.as_str(), |p| p.version.as_str())
+    }
+}
+
+/// Parses, checks, detects and normalises one body. `probed` supplies the exact version and
+/// the model name when the caller already asked the engine.
+pub fn analyse(
+    origin: &str,
+    text: &str,
+    mode: Mode,
+    model: Option<&str>,
+) -> Result<Analysis, ScrapeError> {
+    let exp = exposition::parse(text, mode).map_err(|source| ScrapeError::Parse {
+        origin: origin.to_string(),
+        source,
+    })?;
+    let mut warnings: Vec<String> = exp
+        .skipped
+        .iter()
+        .map(|e| format!("{origin}: skipped {e}"))
+        .collect();
+    let duplicates = exp.duplicate_series();
+    if !duplicates.is_empty() {
+        if mode == Mode::Strict {
+            return Err(ScrapeError::Duplicates {
+                origin: origin.to_string(),
+                series: duplicates,
+            });
+        }
+        warnings.push(format!(
+            "{origin}: duplicate series, values added up: {}",
+            duplicates.join("; ")
+        ));
+    }
+    let index = Index::new(&exp);
+    let detection = detect(&index);
+    let readings = match detection.engine {
+        Some(engine) => normalise(&index, engine, model.unwrap_or("unknown")),
+        None => Vec::new(),
+    };
+    let families = exp
+        .families
+        .iter()
+        .map(|f| FamilySummary {
+            name: f.name.to_string(),
+            kind: f.kind,
+            samples: f.samples.len(),
+        })
+        .collect();
+    Ok(Analysis {
+        origin: origin.to_string(),
+        detection,
+        probed: None,
+        probe_error: None,
+        readings,
+        families,
+        samples: exp.sample_count(),
+        warnings,
+    })
+}
+
+/// Runs the whole command: read or fetch, analyse, and probe the version endpoint.
+pub async fn scrape(args: &ScrapeArgs) -> Result<Analysis, ScrapeError> {
+    let mode = if args.lenient {
+        Mode::Lenient
+    } else {
+        Mode::Strict
+    };
+    if !is_url(&args.target) {
+        let bytes = read_local(&args.target, args.fetch.max_body_bytes)?;
+        let checked = body::check(&args.target, &bytes, None)?;
+        let mut analysis = analyse(&args.target, &checked.text, mode, args.model.as_deref())?;
+        analysis.warnings.splice(0..0, checked.warnings);
+        return Ok(analysis);
+    }
+    let url = metrics_url(&args.target);
+    let client = fetch::client(&args.fetch)?;
+    let fetched = fetch::fetch(&client, &url, &args.fetch, ACCEPT).await?;
+    let checked = body::check(&url, &fetched.body, fetched.content_type.as_deref())?;
+    let first = analyse(&url, &checked.text, mode, args.model.as_deref())?;
+    let Some(engine) = first.engine().filter(|_| args.probe_version) else {
+        return Ok(with_warnings(first, checked.warnings));
+    };
+    let probe_opts = FetchOptions {
+        timeout: args.fetch.timeout.min(Duration::from_secs(2)),
+        max_body_bytes: 1 << 20,
+        bearer_token: args.fetch.bearer_token.clone(),
+    };
+    let probed = probe(&client, &url, engine, &probe_opts).await;
+    // Re-run with the probed model name when the engine has no model label of its own.
+    let model = args
+        .model
+        .clone()
+        .or_else(|| probed.as_ref().ok().and_then(|p| p.model.clone()));
+    let mut analysis = if model.is_some() && engine.model_label().is_none() {
+        analyse(&url, &checked.text, mode, model.as_deref())?
+    } else {
+        first
+    };
+    match probed {
+        Ok(p) => analysis.probed = Some(p),
+        Err(e) => analysis.probe_error = Some(e),
+    }
+    Ok(with_warnings(analysis, checked.warnings))
+}
+
+fn with_warnings(mut analysis: Analysis, mut first: Vec<String>) -> Analysis {
+    first.append(&mut analysis.warnings);
+    analysis.warnings = first;
+    analysis
+}
+
+fn is_url(target: &str) -> bool {
+    target.starts_with("http://") || target.starts_with("https://")
+}
+
+/// `http://host:port` and `http://host:port/` mean the engine's `/metrics`.
+pub fn metrics_url(target: &str) -> String {
+    match reqwest::Url::parse(target) {
+        Ok(mut url) if url.path() == "/" || url.path().is_empty() => {
+            url.set_path("/metrics");
+            url.to_string()
+        }
+        _ => target.to_string(),
+    }
+}
+
+fn read_local(target: &str, limit: usize) -> Result<Vec<u8>, ScrapeError> {
+    let read_err = |source| ScrapeError::Read {
+        origin: target.to_string(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    let taken = (limit as u64).saturating_add(1);
+    if target == "-" {
+        std::io::stdin()
+            .take(taken)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+    } else {
+        std::fs::File::open(Path::new(target))
+            .map_err(read_err)?
+            .take(taken)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+    }
+    if bytes.len() > limit {
+        return Err(ScrapeError::TooLarge {
+            origin: target.to_string(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
