@@ -109,9 +109,16 @@ pub fn table(a: &Analysis) -> String {
         }
         return out;
     }
+    let model_width = a
+        .readings
+        .iter()
+        .flat_map(|r| r.series.iter().map(|s| s.model.len()))
+        .max()
+        .unwrap_or(0)
+        .max("MODEL".len());
     let _ = writeln!(
         out,
-        "{:<34} {:<8} {:<14} {:<26} FROM",
+        "{:<34} {:<8} {:<model_width$} {:<26} FROM",
         "SIGNAL", "SOURCE", "MODEL", "VALUE"
     );
     for r in &a.readings {
@@ -124,27 +131,28 @@ pub fn table(a: &Analysis) -> String {
             };
             let _ = writeln!(
                 out,
-                "{:<34} {:<8} {:<14} {:<26} {detail}",
+                "{:<34} {:<8} {:<model_width$} {value:<26} {detail}",
                 r.signal.name,
                 r.source.kind(),
-                "",
-                value
+                ""
             );
             continue;
         }
         for (i, s) in r.series.iter().enumerate() {
-            let name = if i == 0 { r.signal.name } else { "" };
+            let first = i == 0;
+            let name = if first { r.signal.name } else { "" };
+            let kind = if first { r.source.kind() } else { "" };
+            let detail = if first { detail.as_str() } else { "" };
             let mut value = describe_value(&s.value);
             if let Some(outcome) = s.outcome {
                 value = format!("{outcome}={value}");
             }
-            let detail = if i == 0 { detail.as_str() } else { "" };
-            let kind = if i == 0 { r.source.kind() } else { "" };
-            let _ = writeln!(
-                out,
-                "{name:<34} {kind:<8} {:<14} {value:<26} {detail}",
+            let line = format!(
+                "{name:<34} {kind:<8} {:<model_width$} {value:<26} {detail}",
                 s.model
             );
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
     }
     out

@@ -36,12 +36,12 @@ pub enum ScrapeError {
     #[error(transparent)]
     Body(#[from] BodyError),
     /// A file or standard input could not be read.
-    #[error("{origin}: cannot read: {source}")]
+    #[error("{origin}: cannot read: {error}")]
     Read {
         /// The path.
         origin: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file larger than the body limit.
     #[error("{origin}: larger than the limit of {limit} bytes (raise --max-body-bytes)")]
@@ -52,12 +52,12 @@ pub enum ScrapeError {
         limit: usize,
     },
     /// A malformed line in strict mode.
-    #[error("{origin}: {source} (use --lenient to skip malformed lines)")]
+    #[error("{origin}: {error} (use --lenient to skip malformed lines)")]
     Parse {
         /// URL or file.
         origin: String,
         /// Where and why.
-        source: ParseError,
+        error: ParseError,
     },
     /// The same series twice.
     #[error("{origin}: duplicate series, which Prometheus rejects: {}", series.join("; "))]
@@ -123,9 +123,9 @@ pub fn analyse(
     mode: Mode,
     model: Option<&str>,
 ) -> Result<Analysis, ScrapeError> {
-    let exp = exposition::parse(text, mode).map_err(|source| ScrapeError::Parse {
+    let exp = exposition::parse(text, mode).map_err(|error| ScrapeError::Parse {
         origin: origin.to_string(),
-        source,
+        error,
     })?;
     let mut warnings: Vec<String> = exp
         .skipped
@@ -239,9 +239,9 @@ pub fn metrics_url(target: &str) -> String {
 }
 
 fn read_local(target: &str, limit: usize) -> Result<Vec<u8>, ScrapeError> {
-    let read_err = |source| ScrapeError::Read {
+    let read_err = |error| ScrapeError::Read {
         origin: target.to_string(),
-        source,
+        error,
     };
     let mut bytes = Vec::new();
     let taken = (limit as u64).saturating_add(1);

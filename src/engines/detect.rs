@@ -9,7 +9,7 @@ use super::{Engine, Index};
 pub struct Detection {
     /// The engine, or `None` for an unknown exposition.
     pub engine: Option<Engine>,
-    /// A version range such as `>= 0.13.0` or `0.10.2 – 0.11.x`, or `unknown`.
+    /// A version range such as `>= 0.13.0` or `>= 0.10.2, < 0.12`, or `unknown`.
     pub version: String,
     /// The series that decided it, for humans.
     pub evidence: Vec<String>,
@@ -45,7 +45,7 @@ pub fn detect(index: &Index<'_, '_>) -> Detection {
         Engine::Sglang => sglang_bounds(index),
     };
     let version = match (&lower, &upper) {
-        (Some((lo, _)), Some((hi, _))) => format!("{lo} – {hi}"),
+        (Some((lo, _)), Some((hi, _))) => format!("{lo}, {hi}"),
         (Some((lo, _)), None) => lo.to_string(),
         (None, Some((hi, _))) => hi.to_string(),
         (None, None) => "unknown".to_string(),

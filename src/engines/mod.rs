@@ -9,11 +9,13 @@ mod detect;
 mod index;
 mod normalise;
 pub mod recipe;
+mod reference;
 pub mod signals;
 
 pub use detect::{Detection, detect};
 pub use index::Index;
 pub use normalise::{Histogram, Reading, SeriesValue, Source, Value, normalise};
+pub use reference::reference_markdown;
 pub use signals::{OUTCOMES, SIGNALS, Signal, SignalKind, signal};
 
 /// The inference servers llmwatch understands.

@@ -1,0 +1,125 @@
+//! Helpers: run the binary, and a tiny HTTP server with canned answers on a free port.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The path of a fixture under tests/fixtures.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// `llmwatch` with the given arguments.
+pub fn llmwatch() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("llmwatch").unwrap();
+    cmd.env_remove("LLMWATCH_BEARER_TOKEN");
+    cmd
+}
+
+/// Runs `llmwatch args…`, expects success, returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = llmwatch().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "llmwatch {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `llmwatch args…`, expects exit code 1, returns stderr.
+pub fn run_err(args: &[&str]) -> String {
+    let out = llmwatch().args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "llmwatch {args:?} should fail; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    stderr
+}
+
+/// One canned HTTP answer.
+#[derive(Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Canned {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
+        Canned {
+            status: 200,
+            content_type: "text/plain; version=0.0.4",
+            body: body.into(),
+        }
+    }
+}
+
+/// A server on 127.0.0.1:0 answering `routes[path]` (404 otherwise). Records the
+/// `Authorization` header of each request.
+pub struct CannedServer {
+    pub base: String,
+    pub auth_headers: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+pub fn serve(routes: HashMap<&'static str, Canned>) -> CannedServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let auth_headers = Arc::new(Mutex::new(Vec::new()));
+    let seen = auth_headers.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_string();
+            let mut auth = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("authorization")
+                {
+                    auth = Some(v.trim().to_string());
+                }
+            }
+            seen.lock().unwrap().push(auth);
+            let canned = routes.get(path.as_str()).cloned().unwrap_or(Canned {
+                status: 404,
+                content_type: "text/plain",
+                body: b"not found".to_vec(),
+            });
+            let head = format!(
+                "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                canned.status,
+                canned.content_type,
+                canned.body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&canned.body);
+        }
+    });
+    CannedServer { base, auth_headers }
+}
+
+/// Whether tests that need external programs must fail rather than skip.
+pub fn require_external() -> bool {
+    std::env::var("LLMWATCH_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
