@@ -96,8 +96,16 @@ pub enum FetchError {
     },
 }
 
+/// Installs rustls' ring crypto provider for the process (once; later calls are no-ops).
+/// reqwest is built without a default provider, and refuses to build a client without one.
+pub fn install_tls_provider() {
+    #[cfg(feature = "tls")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the HTTP client used for scrapes.
 pub fn client(opts: &FetchOptions) -> Result<reqwest::Client, FetchError> {
+    install_tls_provider();
     reqwest::Client::builder()
         .timeout(opts.timeout)
         .connect_timeout(opts.timeout)

@@ -116,6 +116,7 @@ fn real_llamacpp_token_counters_match_usage() {
         .enable_all()
         .build()
         .unwrap();
+    llmwatch::collect::fetch::install_tls_provider();
     let client = reqwest::Client::new();
     let (prompt_sum, completion_sum) = rt.block_on(async {
         wait_healthy(&client, &base).await;

@@ -1,6 +1,14 @@
 //! The one integration-test binary. Tests start the real `llmwatch` binary and talk to real
 //! servers: a canned HTTP server in-process, and a real llama.cpp server where installed.
 
+// Test helpers outside #[test] functions may fail loudly: a panic is a test failure here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
 mod bad_input;
 mod docs;
 mod fixtures;
