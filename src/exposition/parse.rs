@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use memchr::{memchr, memchr2};
+use memchr::memchr2;
 
 use super::{Exemplar, Exposition, Family, Label, MetricType, Sample};
 
@@ -98,18 +98,25 @@ pub enum ParseErrorKind {
 /// malformed lines are skipped and listed in [`Exposition::skipped`]; a missing final newline
 /// is listed there too, but the last line is still parsed.
 pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
-    let mut parser = Parser {
-        exp: Exposition::default(),
-        index: HashMap::new(),
-        current: None,
-    };
     let bytes = input.as_bytes();
+    // One label per line is a fair floor for engine scrapes; reserving up front saves the
+    // arena's repeated growth and copying (a TGI scrape has thousands of bucket lines).
+    let lines = memchr::memchr_iter(b'\n', bytes).count() + 1;
+    let mut parser = Parser {
+        exp: Exposition {
+            labels: Vec::with_capacity(lines),
+            ..Exposition::default()
+        },
+        index: FnvMap::default(),
+        current: None,
+        last_name: "",
+    };
     let mut start = 0;
     let mut line_no = 0;
     while start < bytes.len() {
         line_no += 1;
         let rest = bytes.get(start..).unwrap_or_default();
-        let (end, next) = match memchr(b'\n', rest) {
+        let (end, next) = match memchr::memchr(b'\n', rest) {
             Some(i) => (start + i, start + i + 1),
             None => (bytes.len(), bytes.len()),
         };
@@ -137,13 +144,40 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
     Ok(parser.exp)
 }
 
+/// FNV-1a: family names are short and trusted-length, so SipHash's DoS resistance buys
+/// nothing here and costs a measurable share of parse time.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 struct Parser<'a> {
     exp: Exposition<'a>,
     /// Family name → index into `exp.families`.
-    index: HashMap<&'a str, usize>,
+    index: FnvMap<&'a str, usize>,
     /// The family the previous sample went to; samples of one family are almost always
     /// contiguous, so this avoids a hash lookup per sample.
     current: Option<usize>,
+    /// The previous sample's name. Consecutive samples usually share it (a histogram's
+    /// buckets), and comparing it is much cheaper than scanning the name byte by byte.
+    last_name: &'a str,
 }
 
 /// Bytes allowed in metric names after the first: `[a-zA-Z0-9_:]`.
@@ -158,6 +192,14 @@ const fn name_table() -> [bool; 256] {
     table
 }
 static NAME_CHAR: [bool; 256] = name_table();
+
+/// Bytes allowed in label names: `[a-zA-Z0-9_]` (no colon).
+const fn label_table() -> [bool; 256] {
+    let mut table = name_table();
+    table[b':' as usize] = false;
+    table
+}
+static LABEL_CHAR: [bool; 256] = label_table();
 
 fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -192,9 +234,13 @@ fn scan_name(b: &[u8], start: usize) -> usize {
 
 impl<'a> Parser<'a> {
     fn line(&mut self, raw: &'a str, line_no: usize) -> Result<(), ParseError> {
-        let line = raw.trim_end_matches(['\r', ' ', '\t']);
-        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
-        let line = line.get(indent..).unwrap_or_default();
+        let b = raw.as_bytes();
+        let mut end = b.len();
+        while end > 0 && matches!(b[end - 1], b'\r' | b' ' | b'\t') {
+            end -= 1;
+        }
+        let indent = skip_blanks(b, 0).min(end);
+        let line = raw.get(indent..end).unwrap_or_default();
         if line.is_empty() {
             return Ok(());
         }
@@ -262,6 +308,12 @@ impl<'a> Parser<'a> {
 
     /// The family named exactly `name`, created untyped if it does not exist yet.
     fn family_by_name(&mut self, name: &'a str) -> usize {
+        // `# HELP x` is followed by `# TYPE x`: the second needs no lookup.
+        if let Some(cur) = self.current
+            && self.exp.families[cur].name == name
+        {
+            return cur;
+        }
         let idx = match self.index.get(name) {
             Some(&idx) => idx,
             None => self.new_family(name, MetricType::Untyped),
@@ -326,13 +378,29 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// Where the metric name at the start of `b` ends: the previous sample's name when the
+    /// line repeats it (followed by a non-name byte), else a full scan.
+    /// The flag says whether it is the previous sample's name.
+    fn name_end(&self, b: &[u8]) -> (usize, bool) {
+        let last = self.last_name.as_bytes();
+        if !last.is_empty()
+            && b.len() > last.len()
+            && b.starts_with(last)
+            && !NAME_CHAR[b[last.len()] as usize]
+        {
+            return (last.len(), true);
+        }
+        (scan_name(b, 0), false)
+    }
+
     fn sample(&mut self, line: &'a str) -> Result<(), (usize, ParseErrorKind)> {
         let b = line.as_bytes();
-        let name_end = scan_name(b, 0);
+        let (name_end, same_name) = self.name_end(b);
         if name_end == 0 {
             return Err((0, ParseErrorKind::InvalidName));
         }
         let name = line.get(..name_end).unwrap_or_default();
+        self.last_name = name;
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
         if pos < b.len() && b[pos] == b'{' {
@@ -369,7 +437,11 @@ impl<'a> Parser<'a> {
             }
             exemplar = Some(Box::new(parse_exemplar(line, pos)?));
         }
-        let idx = self.family_for_sample(name);
+        // The same name as the previous sample goes to the same family.
+        let idx = match self.current {
+            Some(cur) if same_name => cur,
+            _ => self.family_for_sample(name),
+        };
         self.exp.families[idx].samples.push(Sample {
             name,
             labels,
@@ -407,11 +479,8 @@ fn parse_labels<'a>(
             None => return Err((pos, ParseErrorKind::ExpectedCommaOrBrace)),
             Some(_) => {}
         }
-        let name_end = scan_name(b, pos);
+        let name_end = label_name_end(b, pos)?;
         let name = line.get(pos..name_end).unwrap_or_default();
-        if name.is_empty() || name.contains(':') {
-            return Err((pos, ParseErrorKind::InvalidLabelName));
-        }
         let mut p = skip_blanks(b, name_end);
         if b.get(p) != Some(&b'=') {
             return Err((p, ParseErrorKind::ExpectedEquals));
@@ -421,12 +490,8 @@ fn parse_labels<'a>(
             return Err((p, ParseErrorKind::ExpectedQuote));
         }
         let (value, after) = parse_label_value(line, p + 1)?;
-        if arena
-            .get(first..)
-            .unwrap_or_default()
-            .iter()
-            .any(|l| l.name == name)
-        {
+        let earlier = arena.get(first..).unwrap_or_default();
+        if earlier.iter().any(|l| l.name == name) {
             return Err((pos, ParseErrorKind::DuplicateLabel(name.to_string())));
         }
         arena.push(Label { name, value });
@@ -439,6 +504,62 @@ fn parse_labels<'a>(
     }
 }
 
+/// End of the label name at `pos` (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn label_name_end(b: &[u8], pos: usize) -> Result<usize, (usize, ParseErrorKind)> {
+    if b[pos].is_ascii_digit() {
+        return Err((pos, ParseErrorKind::InvalidLabelName));
+    }
+    let mut end = pos;
+    while end < b.len() && LABEL_CHAR[b[end] as usize] {
+        end += 1;
+    }
+    if end == pos {
+        return Err((pos, ParseErrorKind::InvalidLabelName));
+    }
+    Ok(end)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Flags (high bit per byte) the bytes of `word` equal to `needle`. The lowest flag is always
+/// a true match; borrows can only add false flags above a true one.
+fn flag_bytes(word: u64, needle: u8) -> u64 {
+    let v = word ^ (ONES * u64::from(needle));
+    v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+/// Position of the first byte of `b` for which `flags` flags a match, 8 bytes per step, with
+/// `plain` for the tail. Lines and label values are short, so this beats a vectorised search
+/// and its per-call set-up.
+fn find_swar(b: &[u8], flags: impl Fn(u64) -> u64, plain: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut offset = 0;
+    let mut chunks = b.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let hits = flags(u64::from_le_bytes(word));
+        if hits != 0 {
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| plain(c))
+        .map(|i| offset + i)
+}
+
+/// Position of the first `"` or `\` in `b`.
+fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
+    find_swar(
+        b,
+        |w| flag_bytes(w, b'"') | flag_bytes(w, b'\\'),
+        |c| c == b'"' || c == b'\\',
+    )
+}
+
 /// Reads a label value that starts at `start` (after the opening quote). Returns the value and
 /// the position after the closing quote.
 fn parse_label_value(
@@ -447,8 +568,8 @@ fn parse_label_value(
 ) -> Result<(Cow<'_, str>, usize), (usize, ParseErrorKind)> {
     let b = line.as_bytes();
     let rest = b.get(start..).unwrap_or_default();
-    let unterminated = (start, ParseErrorKind::UnterminatedLabelValue);
-    let first = memchr2(b'"', b'\\', rest).ok_or(unterminated.clone())?;
+    let unterminated = || (start, ParseErrorKind::UnterminatedLabelValue);
+    let first = find_quote_or_backslash(rest).ok_or_else(unterminated)?;
     if rest[first] == b'"' {
         let value = line.get(start..start + first).unwrap_or_default();
         return Ok((Cow::Borrowed(value), start + first + 1));
@@ -458,7 +579,7 @@ fn parse_label_value(
     let mut pos = start;
     loop {
         let rest = b.get(pos..).unwrap_or_default();
-        let i = memchr2(b'"', b'\\', rest).ok_or(unterminated.clone())?;
+        let i = memchr2(b'"', b'\\', rest).ok_or_else(unterminated)?;
         out.push_str(line.get(pos..pos + i).unwrap_or_default());
         pos += i;
         if b[pos] == b'"' {
@@ -470,7 +591,7 @@ fn parse_label_value(
             Some(b'"') => out.push('"'),
             // 0.0.4 says other escapes are kept as written.
             Some(_) => out.push('\\'),
-            None => return Err(unterminated),
+            None => return Err(unterminated()),
         }
         pos += if matches!(b.get(pos + 1), Some(b'n' | b'\\' | b'"')) {
             2
@@ -480,19 +601,43 @@ fn parse_label_value(
     }
 }
 
-/// Parses a sample value. Integers without sign or point take a fast path; everything else
-/// goes through `f64::from_str`, which accepts exponents and `inf`/`nan` in any case.
+/// Exact powers of ten as `f64` (10^22 is the largest that is exact).
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// Parses a sample value. Plain decimals (`123`, `-0.4231`, `7.0`) of at most 15 significant
+/// digits take a fast path that is still correctly rounded: the digits form an integer below
+/// 2^53 and the scale a power of ten that is exact in `f64`, so one division rounds once
+/// (Clinger's fast path). Everything else — exponents, `±Inf`, `NaN`, long digit strings —
+/// goes through `f64::from_str`.
 fn parse_value(text: &str) -> Option<f64> {
-    let b = text.as_bytes();
-    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        let mut n: u64 = 0;
-        for &d in b {
-            n = n * 10 + u64::from(d - b'0');
-        }
-        // Exact: 15 decimal digits are below 2^53.
-        return Some(n as f64);
+    fast_decimal(text.as_bytes()).or_else(|| text.parse::<f64>().ok())
+}
+
+fn fast_decimal(b: &[u8]) -> Option<f64> {
+    let (negative, digits) = match b.first()? {
+        b'-' => (true, b.get(1..)?),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
     }
-    text.parse::<f64>().ok()
+    let mut mantissa: u64 = 0;
+    let mut frac_digits = None;
+    for (i, &c) in digits.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(c - b'0'),
+            b'.' if frac_digits.is_none() && i > 0 => frac_digits = Some(digits.len() - i - 1),
+            _ => return None,
+        }
+    }
+    let scale = frac_digits.unwrap_or(0);
+    if frac_digits == Some(0) || mantissa >= 1 << 53 || scale >= POW10.len() {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[scale];
+    Some(if negative { -value } else { value })
 }
 
 fn parse_timestamp(text: &str) -> Option<f64> {
@@ -503,24 +648,24 @@ fn parse_timestamp(text: &str) -> Option<f64> {
 /// Parses ` # {labels} value [timestamp]` starting at the `#`.
 fn parse_exemplar(line: &str, hash: usize) -> Result<Exemplar<'_>, (usize, ParseErrorKind)> {
     let b = line.as_bytes();
-    let bad = (hash, ParseErrorKind::InvalidExemplar);
+    let bad = || (hash, ParseErrorKind::InvalidExemplar);
     let mut pos = skip_blanks(b, hash + 1);
     if b.get(pos) != Some(&b'{') {
-        return Err(bad);
+        return Err(bad());
     }
     let mut labels = Vec::new();
     pos = parse_labels(line, pos, &mut labels, 0)?;
     pos = skip_blanks(b, pos);
     let value_end = token_end(b, pos);
-    let value = parse_value(line.get(pos..value_end).unwrap_or_default()).ok_or(bad.clone())?;
+    let value = parse_value(line.get(pos..value_end).unwrap_or_default()).ok_or_else(bad)?;
     pos = skip_blanks(b, value_end);
     let mut timestamp = None;
     if pos < b.len() {
         let ts_end = token_end(b, pos);
-        timestamp =
-            Some(parse_timestamp(line.get(pos..ts_end).unwrap_or_default()).ok_or(bad.clone())?);
+        let ts = parse_timestamp(line.get(pos..ts_end).unwrap_or_default()).ok_or_else(bad)?;
+        timestamp = Some(ts);
         if skip_blanks(b, ts_end) < b.len() {
-            return Err(bad);
+            return Err(bad());
         }
     }
     Ok(Exemplar {

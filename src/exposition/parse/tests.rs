@@ -285,3 +285,22 @@ fn write_then_parse_keeps_everything() {
     let written = write_exposition(&exp);
     assert_eq!(written, input);
 }
+
+proptest::proptest! {
+    /// The decimal fast path must agree bit for bit with `f64::from_str`.
+    #[test]
+    fn fast_decimal_matches_std(text in "-?[0-9]{1,17}(\\.[0-9]{0,17})?") {
+        let ours = parse_value(&text).map(f64::to_bits);
+        let std = text.parse::<f64>().ok().map(f64::to_bits);
+        proptest::prop_assert_eq!(ours, std, "{}", text);
+    }
+}
+
+proptest::proptest! {
+    /// The word-at-a-time search agrees with a plain scan.
+    #[test]
+    fn quote_search_matches_a_plain_scan(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+        let plain = bytes.iter().position(|&c| c == b'"' || c == b'\\');
+        proptest::prop_assert_eq!(find_quote_or_backslash(&bytes), plain);
+    }
+}
