@@ -5,13 +5,15 @@ use serde_json::Value;
 
 use crate::util::{fixture, run_ok};
 
-const FIXTURES: [&str; 9] = [
+const FIXTURES: [&str; 11] = [
     "llamacpp/metrics-before.txt",
     "llamacpp/metrics-during.txt",
     "llamacpp/metrics-after.txt",
     "reconstructed/vllm-0.33.txt",
     "reconstructed/vllm-0.33-multi-model.txt",
+    "reconstructed/vllm-0.33-dp2.txt",
     "reconstructed/vllm-0.10.txt",
+    "reconstructed/vllm-0.8-v1.txt",
     "reconstructed/vllm-v0.txt",
     "reconstructed/tgi-3.3.txt",
     "reconstructed/sglang-0.5.23.txt",
@@ -171,4 +173,32 @@ fn sglang_drops_tp_replicas_and_pid_duplicates() {
     assert_eq!(value(&json, "llm_prompt_tokens_total"), 91410.0);
     let ttft = &json["signals"]["llm_time_to_first_token_seconds"]["values"][0]["histogram"];
     assert_eq!(ttft["count"], 166.0);
+}
+
+#[test]
+fn vllm_data_parallel_engines_are_summed_and_kv_takes_the_fullest() {
+    let json = scrape_json("reconstructed/vllm-0.33-dp2.txt");
+    // engine "0" runs 7, engine "1" runs 8.
+    assert_eq!(value(&json, "llm_requests_running"), 15.0);
+    assert_eq!(value(&json, "llm_generation_tokens_total"), 2.0 * 41877.0);
+    // 0.4231 and 0.5231: the fuller engine.
+    assert_eq!(value(&json, "llm_kv_cache_usage_ratio"), 0.5231);
+    let ttft = &json["signals"]["llm_time_to_first_token_seconds"]["values"][0]["histogram"];
+    assert_eq!(ttft["count"], 684.0);
+    assert_eq!(ttft["buckets"].as_array().unwrap().len(), 23, "same bounds merged, not appended");
+}
+
+#[test]
+fn vllm_08_v1_reads_the_gpu_prefix_cache_names() {
+    let json = scrape_json("reconstructed/vllm-0.8-v1.txt");
+    assert_eq!(json["version"], ">= 0.8, < 0.12");
+    assert_eq!(
+        json["signals"]["llm_prefix_cache_hits_total"]["series"][0],
+        "vllm:gpu_prefix_cache_hits_total"
+    );
+    assert_eq!(value(&json, "llm_prefix_cache_hit_ratio"), 0.25);
+    assert_eq!(
+        json["signals"]["llm_inter_token_latency_seconds"]["series"][0],
+        "vllm:time_per_output_token_seconds"
+    );
 }
