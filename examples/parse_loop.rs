@@ -17,6 +17,9 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..iterations {
         samples += parse(&text, Mode::Strict)?.sample_count();
     }
-    writeln!(std::io::stdout(), "{samples} samples in {iterations} parses of {path}")?;
+    writeln!(
+        std::io::stdout(),
+        "{samples} samples in {iterations} parses of {path}"
+    )?;
     Ok(())
 }

@@ -115,8 +115,8 @@ impl Analysis {
     }
 }
 
-/// Parses, checks, detects and normalises one body. `probed` supplies the exact version and
-/// the model name when the caller already asked the engine.
+/// Parses, checks, detects and normalises one body. `model` labels the series of engines
+/// that carry no model label (TGI, llama.cpp).
 pub fn analyse(
     origin: &str,
     text: &str,

@@ -185,7 +185,11 @@ fn vllm_data_parallel_engines_are_summed_and_kv_takes_the_fullest() {
     assert_eq!(value(&json, "llm_kv_cache_usage_ratio"), 0.5231);
     let ttft = &json["signals"]["llm_time_to_first_token_seconds"]["values"][0]["histogram"];
     assert_eq!(ttft["count"], 684.0);
-    assert_eq!(ttft["buckets"].as_array().unwrap().len(), 23, "same bounds merged, not appended");
+    assert_eq!(
+        ttft["buckets"].as_array().unwrap().len(),
+        23,
+        "same bounds merged, not appended"
+    );
 }
 
 #[test]
