@@ -46,9 +46,8 @@ fn load(rel: &str) -> String {
 fn ours_probe(text: &str) -> (usize, Option<f64>) {
     let exp = parse(text, Mode::Strict).unwrap();
     let probe = exp
-        .families
+        .samples
         .iter()
-        .flat_map(|f| f.samples.iter())
         .find(|s| PROBES.contains(&s.name))
         .map(|s| s.value);
     (exp.families.len(), probe)

@@ -42,7 +42,7 @@ impl<'e, 'a> Index<'e, 'a> {
         families
             .into_iter()
             .flatten()
-            .flat_map(move |i| self.exp.families[i].samples.iter())
+            .flat_map(move |i| self.exp.samples_of(&self.exp.families[i]).iter())
             .filter(move |s| s.name == name)
     }
 

@@ -161,7 +161,12 @@ pub(super) fn fast_decimal(b: &[u8]) -> Option<f64> {
     if frac_digits == Some(0) || mantissa >= 1 << 53 || scale >= POW10.len() {
         return None;
     }
-    let value = mantissa as f64 / POW10[scale];
+    // Integers (bucket counts, most counters) skip the division.
+    let value = if scale == 0 {
+        mantissa as f64
+    } else {
+        mantissa as f64 / POW10[scale]
+    };
     Some(if negative { -value } else { value })
 }
 

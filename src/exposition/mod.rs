@@ -125,8 +125,9 @@ pub struct Family<'a> {
     pub help: Option<Cow<'a, str>>,
     /// OpenMetrics `# UNIT`.
     pub unit: Option<&'a str>,
-    /// Samples in input order (a family split across the input is merged here).
-    pub samples: Vec<Sample<'a>>,
+    /// This family's samples: a range into [`Exposition::samples`] (in input order; a family
+    /// split across the input is regrouped so its samples are contiguous).
+    pub samples: Range<u32>,
 }
 
 /// The parsed body of one scrape.
@@ -134,6 +135,8 @@ pub struct Family<'a> {
 pub struct Exposition<'a> {
     /// Families in order of first appearance.
     pub families: Vec<Family<'a>>,
+    /// Sample arena, grouped by family; a family's samples are `samples[family.samples]`.
+    pub samples: Vec<Sample<'a>>,
     /// Label arena; a sample's labels are `labels[sample.labels]`.
     pub labels: Vec<Label<'a>>,
     /// Lines skipped in lenient mode, with why.
@@ -143,6 +146,12 @@ pub struct Exposition<'a> {
 }
 
 impl<'a> Exposition<'a> {
+    /// The samples of one family.
+    pub fn samples_of(&self, family: &Family<'a>) -> &[Sample<'a>] {
+        let range = family.samples.start as usize..family.samples.end as usize;
+        self.samples.get(range).unwrap_or(&[])
+    }
+
     /// The labels of one sample.
     pub fn labels_of(&self, sample: &Sample<'a>) -> &[Label<'a>] {
         let range = sample.labels.start as usize..sample.labels.end as usize;
@@ -159,7 +168,7 @@ impl<'a> Exposition<'a> {
 
     /// Total number of samples in all families.
     pub fn sample_count(&self) -> usize {
-        self.families.iter().map(|f| f.samples.len()).sum()
+        self.samples.len()
     }
 
     /// Series that appear more than once (same sample name and the same label set, in any
@@ -168,10 +177,8 @@ impl<'a> Exposition<'a> {
     /// them rather than silently picking one.
     pub fn duplicate_series(&self) -> Vec<String> {
         let mut seen = std::collections::HashMap::<String, usize>::new();
-        for family in &self.families {
-            for sample in &family.samples {
-                *seen.entry(self.series_key(sample)).or_default() += 1;
-            }
+        for sample in &self.samples {
+            *seen.entry(self.series_key(sample)).or_default() += 1;
         }
         let mut dups: Vec<String> = seen
             .into_iter()

@@ -108,8 +108,11 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
     let mut parser = Parser {
         exp: Exposition {
             labels: Vec::with_capacity(lines),
+            samples: Vec::with_capacity(lines),
             ..Exposition::default()
         },
+        sample_family: Vec::with_capacity(lines),
+        split: false,
         index: FnvMap::default(),
         current: None,
         last_name: "",
@@ -144,6 +147,9 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
         }
         start = next;
     }
+    if parser.split {
+        parser.regroup();
+    }
     Ok(parser.exp)
 }
 
@@ -154,6 +160,10 @@ struct Parser<'a> {
     /// The family the previous sample went to; samples of one family are almost always
     /// contiguous, so this avoids a hash lookup per sample.
     current: Option<usize>,
+    /// The family of each sample in `exp.samples`, for regrouping split families.
+    sample_family: Vec<u32>,
+    /// Whether some family's samples are not contiguous in `exp.samples`.
+    split: bool,
     /// The previous sample's name. Consecutive samples usually share it (a histogram's
     /// buckets), and comparing it is much cheaper than scanning the name byte by byte.
     last_name: &'a str,
@@ -256,7 +266,7 @@ impl<'a> Parser<'a> {
             kind,
             help: None,
             unit: None,
-            samples: Vec::new(),
+            samples: 0..0,
         });
         self.index.insert(name, idx);
         idx
@@ -303,6 +313,50 @@ impl<'a> Parser<'a> {
             let &idx = self.index.get(base)?;
             belongs(&self.exp.families[idx], name).then_some(idx)
         })
+    }
+
+    /// Appends a sample to the arena and extends its family's range; a family whose range
+    /// does not end at the arena's end has been split, and is regrouped at the end.
+    fn push_sample(&mut self, idx: usize, sample: Sample<'a>) {
+        let at = self.exp.samples.len() as u32;
+        let range = &mut self.exp.families[idx].samples;
+        if range.start == range.end {
+            *range = at..at + 1;
+        } else if range.end == at {
+            range.end += 1;
+        } else {
+            self.split = true;
+        }
+        self.exp.samples.push(sample);
+        self.sample_family.push(idx as u32);
+    }
+
+    /// Reorders the sample arena so every family's samples are contiguous, keeping input
+    /// order within a family. Only needed when a family was split across the input.
+    fn regroup(&mut self) {
+        let mut order: Vec<usize> = (0..self.exp.samples.len()).collect();
+        order.sort_by_key(|&i| self.sample_family[i]);
+        let mut old: Vec<Option<Sample<'a>>> = std::mem::take(&mut self.exp.samples)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut start = 0u32;
+        for family in &mut self.exp.families {
+            family.samples = start..start;
+        }
+        for i in order {
+            let family = self.sample_family[i] as usize;
+            if let Some(sample) = old[i].take() {
+                self.exp.samples.push(sample);
+            }
+            let range = &mut self.exp.families[family].samples;
+            if range.start == range.end {
+                *range = start..start + 1;
+            } else {
+                range.end += 1;
+            }
+            start += 1;
+        }
     }
 
     /// Where the metric name at the start of `b` ends: the previous sample's name when the
@@ -369,13 +423,16 @@ impl<'a> Parser<'a> {
             Some(cur) if same_name => cur,
             _ => self.family_for_sample(name),
         };
-        self.exp.families[idx].samples.push(Sample {
-            name,
-            labels,
-            value,
-            timestamp,
-            exemplar,
-        });
+        self.push_sample(
+            idx,
+            Sample {
+                name,
+                labels,
+                value,
+                timestamp,
+                exemplar,
+            },
+        );
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ pub fn write_exposition(exp: &Exposition<'_>) -> String {
             family.help.as_deref(),
             family.kind.as_text_004(),
         );
-        for sample in &family.samples {
+        for sample in exp.samples_of(family) {
             let labels = exp
                 .labels_of(sample)
                 .iter()

@@ -93,7 +93,7 @@ proptest! {
             let help = want.help.as_deref().filter(|h| !h.is_empty());
             prop_assert_eq!(got.help.as_deref().filter(|h| !h.is_empty()), help);
             prop_assert_eq!(got.samples.len(), want.samples.len());
-            for (gs, ws) in got.samples.iter().zip(&want.samples) {
+            for (gs, ws) in exp.samples_of(got).iter().zip(&want.samples) {
                 prop_assert!(same(gs.value, ws.value), "{} vs {}", gs.value, ws.value);
                 prop_assert_eq!(gs.timestamp, ws.timestamp.map(|t| t as f64));
                 let labels: Vec<(&str, &str)> =

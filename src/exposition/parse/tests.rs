@@ -28,9 +28,9 @@ fn colon_names_and_types() {
     assert_eq!(f.name, "vllm:num_requests_running");
     assert_eq!(f.kind, MetricType::Gauge);
     assert_eq!(f.help.as_deref(), Some("Running."));
-    assert_eq!(f.samples[0].value, 7.0);
-    assert_eq!(exp.label(&f.samples[0], "model_name"), Some("m"));
-    assert_eq!(exp.label(&f.samples[0], "engine"), Some("0"));
+    assert_eq!(exp.samples_of(f)[0].value, 7.0);
+    assert_eq!(exp.label(&exp.samples_of(f)[0], "model_name"), Some("m"));
+    assert_eq!(exp.label(&exp.samples_of(f)[0], "engine"), Some("0"));
 }
 
 #[test]
@@ -38,7 +38,11 @@ fn all_value_forms() {
     let exp = strict(
         "a 1.234567e+06\nb +Inf\nc -Inf\nd NaN\ne -0.5\nf 1e-9\ng 12345678901234567890\nh inf\n",
     );
-    let v: Vec<f64> = exp.families.iter().map(|f| f.samples[0].value).collect();
+    let v: Vec<f64> = exp
+        .families
+        .iter()
+        .map(|f| exp.samples_of(f)[0].value)
+        .collect();
     assert_eq!(v[0], 1_234_567.0);
     assert_eq!(v[1], f64::INFINITY);
     assert_eq!(v[2], f64::NEG_INFINITY);
@@ -52,7 +56,7 @@ fn all_value_forms() {
 #[test]
 fn escaped_label_values_are_unescaped() {
     let exp = strict("m{a=\"x\\\"y\",b=\"back\\\\slash\",c=\"new\\nline\",d=\"}{,=\"} 1\n");
-    let s = &exp.families[0].samples[0];
+    let s = &exp.samples_of(&exp.families[0])[0];
     assert_eq!(exp.label(s, "a"), Some("x\"y"));
     assert_eq!(exp.label(s, "b"), Some("back\\slash"));
     assert_eq!(exp.label(s, "c"), Some("new\nline"));
@@ -66,18 +70,21 @@ fn timestamps_tabs_trailing_blanks_crlf() {
     let exp = strict("a\t{x=\"1\"}\t3\t1700000000000  \r\nb 4 \r\n\r\n  c{} 5\n");
     assert_eq!(exp.families.len(), 3);
     assert_eq!(
-        exp.families[0].samples[0].timestamp,
+        exp.samples_of(&exp.families[0])[0].timestamp,
         Some(1_700_000_000_000.0)
     );
-    assert_eq!(exp.families[1].samples[0].value, 4.0);
-    assert_eq!(exp.families[2].samples[0].value, 5.0);
+    assert_eq!(exp.samples_of(&exp.families[1])[0].value, 4.0);
+    assert_eq!(exp.samples_of(&exp.families[2])[0].value, 5.0);
 }
 
 #[test]
 fn trailing_comma_and_empty_braces() {
     let exp = strict("a{x=\"1\",} 1\nb{} 2\n");
-    assert_eq!(exp.labels_of(&exp.families[0].samples[0]).len(), 1);
-    assert!(exp.labels_of(&exp.families[1].samples[0]).is_empty());
+    assert_eq!(exp.labels_of(&exp.samples_of(&exp.families[0])[0]).len(), 1);
+    assert!(
+        exp.labels_of(&exp.samples_of(&exp.families[1])[0])
+            .is_empty()
+    );
 }
 
 #[test]
@@ -99,7 +106,7 @@ fn summary_with_quantiles() {
     );
     assert_eq!(exp.families.len(), 1);
     assert_eq!(exp.families[0].kind, MetricType::Summary);
-    assert_eq!(exp.families[0].samples[2].value, 41877.0);
+    assert_eq!(exp.samples_of(&exp.families[0])[2].value, 41877.0);
 }
 
 #[test]
@@ -115,15 +122,29 @@ fn type_line_naming_a_total_family_llamacpp() {
 fn bare_counter_without_total_tgi() {
     let exp = strict("# TYPE tgi_request_count counter\ntgi_request_count 684\n");
     assert_eq!(exp.families[0].kind, MetricType::Counter);
-    assert_eq!(exp.families[0].samples[0].value, 684.0);
+    assert_eq!(exp.samples_of(&exp.families[0])[0].value, 684.0);
 }
 
 #[test]
 fn split_family_is_merged() {
-    let exp =
-        strict("# TYPE a counter\na_total{x=\"1\"} 1\n# TYPE b gauge\nb 2\na_total{x=\"2\"} 3\n");
+    let exp = strict(
+        "# TYPE a counter\na_total{x=\"1\"} 1\n# TYPE b gauge\nb 2\na_total{x=\"2\"} 3\nb 4\n",
+    );
     assert_eq!(exp.families.len(), 2);
-    assert_eq!(exp.families[0].samples.len(), 2);
+    let values = |i: usize| -> Vec<f64> {
+        exp.samples_of(&exp.families[i])
+            .iter()
+            .map(|s| s.value)
+            .collect()
+    };
+    // Regrouped per family, input order kept within each.
+    assert_eq!(values(0), [1.0, 3.0]);
+    assert_eq!(values(1), [2.0, 4.0]);
+    assert_eq!(
+        exp.label(&exp.samples_of(&exp.families[0])[1], "x"),
+        Some("2")
+    );
+    assert_eq!(exp.sample_count(), 4);
 }
 
 #[test]
@@ -143,7 +164,7 @@ fn openmetrics_counter_created_unit_exemplar_eof() {
         2,
         "_total and _created belong to the counter"
     );
-    let ex = req.samples[0]
+    let ex = exp.samples_of(req)[0]
         .exemplar
         .as_ref()
         .map(|e| (e.value, e.timestamp, e.labels.len()));
