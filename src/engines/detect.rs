@@ -64,6 +64,14 @@ pub fn detect(index: &Index<'_, '_>) -> Detection {
 
 type Bound = Option<(&'static str, &'static str)>;
 
+/// Whether some sample of `series` carries `label` (with `value`, when given).
+fn has_label(index: &Index<'_, '_>, series: &str, label: &str, value: Option<&str>) -> bool {
+    index.samples(series).any(|s| {
+        let found = index.exposition().label(s, label);
+        found.is_some() && (value.is_none() || found == value)
+    })
+}
+
 /// The first marker present, newest first.
 fn first(index: &Index<'_, '_>, markers: &[(&'static str, &'static str, &'static str)]) -> Bound {
     markers
@@ -150,10 +158,7 @@ fn vllm_bounds(index: &Index<'_, '_>) -> (Bound, Bound) {
 }
 
 fn tgi_bounds(index: &Index<'_, '_>) -> (Bound, Bound) {
-    let chunking = index
-        .samples("tgi_batch_concat")
-        .any(|s| index.exposition().label(s, "reason") == Some("chunking"));
-    if chunking {
+    if has_label(index, "tgi_batch_concat", "reason", Some("chunking")) {
         return (
             Some((">= 2.4.0", "tgi_batch_concat{reason=\"chunking\"}")),
             None,
@@ -215,10 +220,7 @@ fn llamacpp_bounds(index: &Index<'_, '_>) -> (Bound, Bound) {
 }
 
 fn sglang_bounds(index: &Index<'_, '_>) -> (Bound, Bound) {
-    let streaming_label = index
-        .samples("sglang:prompt_tokens_total")
-        .any(|s| index.exposition().label(s, "is_streaming").is_some());
-    if streaming_label {
+    if has_label(index, "sglang:prompt_tokens_total", "is_streaming", None) {
         return (
             Some((">= 0.5.23", "is_streaming label on prompt_tokens_total")),
             None,
