@@ -245,6 +245,9 @@ impl<'a> Parser<'a> {
 
     /// The family named exactly `name`, created untyped if it does not exist yet.
     fn family_by_name(&mut self, name: &'a str) -> usize {
+        // A metadata line may move `current` to another family, so the next sample must not
+        // take the same-name shortcut into it.
+        self.last_name = "";
         // `# HELP x` is followed by `# TYPE x`: the second needs no lookup.
         if let Some(cur) = self.current
             && self.exp.families[cur].name == name

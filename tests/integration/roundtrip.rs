@@ -112,3 +112,25 @@ proptest! {
         prop_assert!(lenient.is_ok());
     }
 }
+
+/// Inputs the fuzzer once broke: each must parse leniently and, when it parses strictly,
+/// re-encode to text that parses to the same number of samples.
+#[test]
+fn fuzz_regressions_round_trip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let Ok(text) = String::from_utf8(bytes) else {
+            continue;
+        };
+        seen += 1;
+        assert!(parse(&text, Mode::Lenient).is_ok());
+        if let Ok(exp) = parse(&text, Mode::Strict) {
+            let written = llmwatch::exposition::write_exposition(&exp);
+            let again = parse(&written, Mode::Strict).unwrap();
+            assert_eq!(again.sample_count(), exp.sample_count());
+        }
+    }
+    assert!(seen > 0, "no fuzz regression inputs found");
+}

@@ -325,3 +325,16 @@ proptest::proptest! {
         proptest::prop_assert_eq!(find_quote_or_backslash(&bytes), plain);
     }
 }
+
+/// Found by the fuzzer: a HELP line for another family between two samples of the same name
+/// sent the second sample into that other family.
+#[test]
+fn same_name_after_help_of_another_family_keeps_its_family() {
+    let exp = strict("# TYPE a counter\na 1\n# HELP b text\na 2\n");
+    let names: Vec<&str> = exp.families.iter().map(|f| f.name).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(exp.families[0].samples.len(), 2);
+    assert!(exp.samples_of(&exp.families[1]).is_empty());
+    let again = write_exposition(&exp);
+    assert_eq!(parse(&again, Mode::Strict).map(|e| e.sample_count()), Ok(2));
+}
