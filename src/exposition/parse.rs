@@ -384,7 +384,6 @@ impl<'a> Parser<'a> {
             return Err((0, ParseErrorKind::InvalidName));
         }
         let name = line.get(..name_end).unwrap_or_default();
-        self.last_name = name;
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
         if pos < b.len() && b[pos] == b'{' {
@@ -426,6 +425,8 @@ impl<'a> Parser<'a> {
             Some(cur) if same_name => cur,
             _ => self.family_for_sample(name),
         };
+        // Only a sample that made it in may serve as the shortcut for the next one.
+        self.last_name = name;
         self.push_sample(
             idx,
             Sample {

@@ -338,3 +338,14 @@ fn same_name_after_help_of_another_family_keeps_its_family() {
     let again = write_exposition(&exp);
     assert_eq!(parse(&again, Mode::Strict).map(|e| e.sample_count()), Ok(2));
 }
+
+/// A malformed line must not leave its name behind as the same-name shortcut: the next
+/// sample of that name belongs to its own family, not the previous good sample's.
+#[test]
+fn lenient_bad_line_does_not_redirect_the_next_sample() {
+    let exp = parse("a 1\nb{x=1} 2\nb 3\n", Mode::Lenient).unwrap();
+    let names: Vec<&str> = exp.families.iter().map(|f| f.name).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(exp.samples_of(&exp.families[1])[0].value, 3.0);
+    assert_eq!(exp.skipped.len(), 1);
+}
