@@ -275,17 +275,19 @@ impl<'a> Parser<'a> {
         idx
     }
 
+    /// Declares `name`'s type. A conflicting declaration is rejected before any state
+    /// changes, so a skipped line leaves the parser exactly as it was.
     fn declare_type(&mut self, name: &'a str, kind: MetricType) -> Result<(), ParseErrorKind> {
+        if let Some(&idx) = self.index.get(name) {
+            let family = &self.exp.families[idx];
+            let redeclarable = family.kind == MetricType::Untyped && family.samples.is_empty();
+            if family.kind != kind && !redeclarable {
+                return Err(ParseErrorKind::ConflictingType(name.to_string()));
+            }
+        }
         let idx = self.family_by_name(name);
-        let family = &mut self.exp.families[idx];
-        if family.kind == kind {
-            return Ok(());
-        }
-        if family.kind == MetricType::Untyped && family.samples.is_empty() {
-            family.kind = kind;
-            return Ok(());
-        }
-        Err(ParseErrorKind::ConflictingType(name.to_string()))
+        self.exp.families[idx].kind = kind;
+        Ok(())
     }
 
     /// Which family a sample named `name` belongs to: the current one if it matches, else a

@@ -349,3 +349,23 @@ fn lenient_bad_line_does_not_redirect_the_next_sample() {
     assert_eq!(exp.samples_of(&exp.families[1])[0].value, 3.0);
     assert_eq!(exp.skipped.len(), 1);
 }
+
+/// Found by the fuzzer: a rejected `# TYPE` line moved the parser's current family, so in
+/// lenient mode a later ambiguous sample (`h_sum`, both its own untyped family and part of
+/// histogram `h`) landed elsewhere than with the bad line removed.
+#[test]
+fn rejected_type_line_leaves_no_trace() {
+    let body = "h_sum 1\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\n# TYPE g info\ng_info 1\n\
+                # TYPE h histogram\n# TYPE g gauge\nh_sum 2\n";
+    let lenient = parse(body, Mode::Lenient).unwrap();
+    assert_eq!(lenient.skipped.len(), 1);
+    let without = body.replace("# TYPE g gauge\n", "");
+    let strict = strict(&without);
+    let shape = |exp: &Exposition<'_>| -> Vec<(String, usize)> {
+        exp.families
+            .iter()
+            .map(|f| (f.name.to_string(), f.samples.len()))
+            .collect()
+    };
+    assert_eq!(shape(&lenient), shape(&strict));
+}
