@@ -5,6 +5,7 @@
 //! values from the input, so parsing a scrape allocates per family, not per sample; label pairs
 //! of all samples live in one arena ([`Exposition::labels`]).
 
+pub mod invariants;
 mod lex;
 mod parse;
 pub mod write;

@@ -113,26 +113,9 @@ proptest! {
     }
 }
 
-/// Inputs the fuzzer once broke, checked with the fuzz target's invariants: a strict parse
-/// re-encodes to text that parses to the same samples, and a lenient parse equals the strict
-/// parse of the body with the skipped lines removed.
+/// Inputs the fuzzer once broke hold the fuzz target's invariants.
 #[test]
 fn fuzz_regressions_hold_the_fuzz_invariants() {
-    use llmwatch::exposition::{Exposition, ParseErrorKind, write_exposition};
-    let shape = |exp: &Exposition<'_>| -> Vec<(String, Vec<String>)> {
-        exp.families
-            .iter()
-            .map(|f| {
-                (
-                    f.name.to_string(),
-                    exp.samples_of(f)
-                        .iter()
-                        .map(|s| exp.series_key(s))
-                        .collect(),
-                )
-            })
-            .collect()
-    };
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -141,33 +124,37 @@ fn fuzz_regressions_hold_the_fuzz_invariants() {
             continue;
         };
         seen += 1;
-        let lenient = parse(&text, Mode::Lenient).unwrap();
-        let skipped: Vec<usize> = lenient
-            .skipped
-            .iter()
-            .filter(|e| e.kind != ParseErrorKind::MissingFinalNewline)
-            .map(|e| e.line)
-            .collect();
-        let kept: String = text
-            .split('\n')
-            .enumerate()
-            .filter(|(i, _)| !skipped.contains(&(i + 1)))
-            .map(|(_, line)| format!("{line}\n"))
-            .collect();
-        if let Ok(strict) = parse(&kept, Mode::Strict) {
-            assert_eq!(shape(&strict), shape(&lenient), "{}", path.display());
-        }
-        if let Ok(exp) = parse(&text, Mode::Strict) {
-            // Family grouping may change (text 0.0.4 has no info type), the series may not.
-            let written = write_exposition(&exp);
-            let again = parse(&written, Mode::Strict).unwrap();
-            let series = |e: &Exposition<'_>| -> Vec<String> {
-                let mut keys: Vec<String> = e.samples.iter().map(|s| e.series_key(s)).collect();
-                keys.sort();
-                keys
-            };
-            assert_eq!(series(&again), series(&exp), "{}", path.display());
+        if let Err(broken) = llmwatch::exposition::invariants::check(&text) {
+            panic!("{}: {broken}", path.display());
         }
     }
     assert!(seen >= 2, "fuzz regression inputs missing");
+}
+
+/// The invariants hold on every exposition fixture too (the llama.cpp `metrics-*` captures
+/// and every reconstructed sample).
+#[test]
+fn engine_fixtures_hold_the_fuzz_invariants() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let captures = std::fs::read_dir(root.join("llamacpp")).unwrap();
+    let reconstructed = std::fs::read_dir(root.join("reconstructed")).unwrap();
+    let mut checked = 0;
+    for path in captures.chain(reconstructed).map(|e| e.unwrap().path()) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let is_exposition =
+            name.starts_with("metrics-") || path.parent() == Some(&root.join("reconstructed"));
+        if !is_exposition {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(broken) = llmwatch::exposition::invariants::check(&text) {
+            panic!("{}: {broken}", path.display());
+        }
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        3 + 8,
+        "3 llama.cpp captures and 8 reconstructed samples"
+    );
 }
