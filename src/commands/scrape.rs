@@ -9,7 +9,7 @@ use crate::collect::body::{self, BodyError};
 use crate::collect::fetch::{self, ACCEPT, FetchError, FetchOptions};
 use crate::collect::probe::{Probed, probe};
 use crate::engines::{Detection, Engine, Index, Reading, detect, normalise};
-use crate::exposition::{self, MetricType, Mode, ParseError};
+use crate::exposition::{self, Exposition, MetricType, Mode, ParseError};
 
 /// Everything the command needs, already validated by the CLI layer.
 #[derive(Debug, Clone)]
@@ -123,6 +123,18 @@ pub fn analyse(
     mode: Mode,
     model: Option<&str>,
 ) -> Result<Analysis, ScrapeError> {
+    let (exp, warnings) = parse_body(origin, text, mode)?;
+    let index = Index::new(&exp);
+    let detection = detect(&index);
+    Ok(summarise(origin, &index, detection, model, warnings))
+}
+
+/// Parses a body; malformed lines (lenient) and duplicate series become warnings or errors.
+fn parse_body<'t>(
+    origin: &str,
+    text: &'t str,
+    mode: Mode,
+) -> Result<(Exposition<'t>, Vec<String>), ScrapeError> {
     let exp = exposition::parse(text, mode).map_err(|error| ScrapeError::Parse {
         origin: origin.to_string(),
         error,
@@ -145,10 +157,20 @@ pub fn analyse(
             duplicates.join("; ")
         ));
     }
-    let index = Index::new(&exp);
-    let detection = detect(&index);
+    Ok((exp, warnings))
+}
+
+/// Normalises a detected scrape and keeps what the renderers need.
+fn summarise(
+    origin: &str,
+    index: &Index<'_, '_>,
+    detection: Detection,
+    model: Option<&str>,
+    warnings: Vec<String>,
+) -> Analysis {
+    let exp = index.exposition();
     let readings = match detection.engine {
-        Some(engine) => normalise(&index, engine, model.unwrap_or("unknown")),
+        Some(engine) => normalise(index, engine, model.unwrap_or("unknown")),
         None => Vec::new(),
     };
     let families = exp
@@ -160,7 +182,7 @@ pub fn analyse(
             samples: f.samples.len(),
         })
         .collect();
-    Ok(Analysis {
+    Analysis {
         origin: origin.to_string(),
         detection,
         probed: None,
@@ -169,10 +191,11 @@ pub fn analyse(
         families,
         samples: exp.sample_count(),
         warnings,
-    })
+    }
 }
 
-/// Runs the whole command: read or fetch, analyse, and probe the version endpoint.
+/// Runs the whole command: read or fetch, check the body, parse and detect, ask the engine's
+/// info endpoint (URLs only), then normalise once with the model name it gave.
 pub async fn scrape(args: &ScrapeArgs) -> Result<Analysis, ScrapeError> {
     let mode = if args.lenient {
         Mode::Lenient
@@ -190,37 +213,33 @@ pub async fn scrape(args: &ScrapeArgs) -> Result<Analysis, ScrapeError> {
     let client = fetch::client(&args.fetch)?;
     let fetched = fetch::fetch(&client, &url, &args.fetch, ACCEPT).await?;
     let checked = body::check(&url, &fetched.body, fetched.content_type.as_deref())?;
-    let first = analyse(&url, &checked.text, mode, args.model.as_deref())?;
-    let Some(engine) = first.engine().filter(|_| args.probe_version) else {
-        return Ok(with_warnings(first, checked.warnings));
+    let (exp, warnings) = parse_body(&url, &checked.text, mode)?;
+    let index = Index::new(&exp);
+    let detection = detect(&index);
+    let probed = match detection.engine.filter(|_| args.probe_version) {
+        Some(engine) => {
+            let probe_opts = FetchOptions {
+                timeout: args.fetch.timeout.min(Duration::from_secs(2)),
+                max_body_bytes: 1 << 20,
+                bearer_token: args.fetch.bearer_token.clone(),
+            };
+            Some(probe(&client, &url, engine, &probe_opts).await)
+        }
+        None => None,
     };
-    let probe_opts = FetchOptions {
-        timeout: args.fetch.timeout.min(Duration::from_secs(2)),
-        max_body_bytes: 1 << 20,
-        bearer_token: args.fetch.bearer_token.clone(),
-    };
-    let probed = probe(&client, &url, engine, &probe_opts).await;
-    // Re-run with the probed model name when the engine has no model label of its own.
-    let model = args
-        .model
-        .clone()
-        .or_else(|| probed.as_ref().ok().and_then(|p| p.model.clone()));
-    let mut analysis = if model.is_some() && engine.model_label().is_none() {
-        analyse(&url, &checked.text, mode, model.as_deref())?
-    } else {
-        first
-    };
+    // The info endpoint names the model of engines whose series carry no model label.
+    let probed_model = probed
+        .as_ref()
+        .and_then(|p| p.as_ref().ok()?.model.as_deref());
+    let model = args.model.as_deref().or(probed_model);
+    let warnings = [checked.warnings, warnings].concat();
+    let mut analysis = summarise(&url, &index, detection, model, warnings);
     match probed {
-        Ok(p) => analysis.probed = Some(p),
-        Err(e) => analysis.probe_error = Some(e),
+        Some(Ok(p)) => analysis.probed = Some(p),
+        Some(Err(e)) => analysis.probe_error = Some(e),
+        None => {}
     }
-    Ok(with_warnings(analysis, checked.warnings))
-}
-
-fn with_warnings(mut analysis: Analysis, mut first: Vec<String>) -> Analysis {
-    first.append(&mut analysis.warnings);
-    analysis.warnings = first;
-    analysis
+    Ok(analysis)
 }
 
 fn is_url(target: &str) -> bool {
