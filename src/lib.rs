@@ -10,3 +10,4 @@ pub mod collect;
 pub mod commands;
 pub mod engines;
 pub mod exposition;
+pub mod sim;
