@@ -1,0 +1,264 @@
+//! Ground truth: what happened to every request, from the engine's events, and the latency
+//! histograms the metrics dialects export.
+//!
+//! The recorder keeps one record per request in flight and a bounded ring of finished ones
+//! (for `/sim/requests` and tests). Histograms take bucket bounds from the caller, because
+//! each engine dialect has its own.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::engine::{Event, Finish, RequestSpec};
+
+/// What happened to one request. Times are simulated seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    /// Request id.
+    pub id: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Of which served from the prefix cache.
+    pub cached_tokens: u32,
+    /// Arrival at the engine.
+    pub arrival: f64,
+    /// Left the queue (the last time, if it was preempted).
+    pub scheduled: Option<f64>,
+    /// Every token's time; the first is the time to first token.
+    pub token_times: Vec<f64>,
+    /// Finish time.
+    pub finished: Option<f64>,
+    /// How it finished.
+    pub outcome: Option<Finish>,
+    /// Times it was preempted.
+    pub preemptions: u32,
+}
+
+impl RequestRecord {
+    /// Time to first token, from arrival.
+    pub fn ttft(&self) -> Option<f64> {
+        self.token_times.first().map(|t| t - self.arrival)
+    }
+
+    /// Time from arrival to finish.
+    pub fn e2e(&self) -> Option<f64> {
+        self.finished.map(|t| t - self.arrival)
+    }
+}
+
+/// A cumulative histogram with fixed upper bounds (`+Inf` implied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// Upper bounds, ascending, without `+Inf`.
+    pub bounds: Vec<f64>,
+    /// Observations per bucket (not cumulative); one more than `bounds` for `+Inf`.
+    pub counts: Vec<u64>,
+    /// Sum of observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// An empty histogram over `bounds`.
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Adds `n` observations of `value`.
+    pub fn observe_n(&mut self, value: f64, n: u64) {
+        let bucket = self.bounds.partition_point(|b| *b < value);
+        if let Some(slot) = self.counts.get_mut(bucket) {
+            *slot += n;
+        }
+        self.sum += value * n as f64;
+        self.count += n;
+    }
+
+    /// Adds one observation.
+    pub fn observe(&mut self, value: f64) {
+        self.observe_n(value, 1);
+    }
+
+    /// `(upper bound, cumulative count)` pairs, `+Inf` last.
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut total = 0;
+        self.bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&self.counts)
+            .map(|(le, n)| {
+                total += n;
+                (le, total)
+            })
+            .collect()
+    }
+}
+
+/// Bucket bounds for each latency family, chosen by the dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets {
+    /// Time to first token.
+    pub ttft: Vec<f64>,
+    /// Inter-token latency and time per output token.
+    pub itl: Vec<f64>,
+    /// End-to-end, queue, prefill and decode time.
+    pub request: Vec<f64>,
+}
+
+/// The latency histograms of one engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latencies {
+    /// Arrival → first token.
+    pub ttft: Histogram,
+    /// Gap between successive tokens of a request.
+    pub itl: Histogram,
+    /// Per request: decode time / (tokens − 1).
+    pub tpot: Histogram,
+    /// Arrival → finish.
+    pub e2e: Histogram,
+    /// Arrival → scheduled.
+    pub queue: Histogram,
+    /// Scheduled → first token.
+    pub prefill: Histogram,
+    /// First token → finish.
+    pub decode: Histogram,
+}
+
+impl Latencies {
+    fn new(buckets: &Buckets) -> Latencies {
+        Latencies {
+            ttft: Histogram::new(&buckets.ttft),
+            itl: Histogram::new(&buckets.itl),
+            tpot: Histogram::new(&buckets.itl),
+            e2e: Histogram::new(&buckets.request),
+            queue: Histogram::new(&buckets.request),
+            prefill: Histogram::new(&buckets.request),
+            decode: Histogram::new(&buckets.request),
+        }
+    }
+
+    fn observe(&mut self, record: &RequestRecord) {
+        let (Some(&first), Some(&last), Some(end)) = (
+            record.token_times.first(),
+            record.token_times.last(),
+            record.finished,
+        ) else {
+            return;
+        };
+        let scheduled = record.scheduled.unwrap_or(record.arrival);
+        self.ttft.observe(first - record.arrival);
+        for pair in record.token_times.windows(2) {
+            self.itl.observe(pair[1] - pair[0]);
+        }
+        let tokens = record.token_times.len();
+        if tokens > 1 {
+            self.tpot.observe((last - first) / (tokens - 1) as f64);
+        }
+        self.e2e.observe(end - record.arrival);
+        self.queue.observe(scheduled - record.arrival);
+        self.prefill.observe(first - scheduled);
+        self.decode.observe(end - first);
+    }
+}
+
+/// Collects records and histograms from engine events.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    open: HashMap<u64, RequestRecord>,
+    finished: VecDeque<RequestRecord>,
+    keep: usize,
+    latencies: Latencies,
+}
+
+impl Recorder {
+    /// A recorder keeping the last `keep` finished records, with the dialect's buckets.
+    pub fn new(buckets: &Buckets, keep: usize) -> Recorder {
+        Recorder {
+            open: HashMap::new(),
+            finished: VecDeque::new(),
+            keep,
+            latencies: Latencies::new(buckets),
+        }
+    }
+
+    /// A request arrived at simulated time `at`.
+    pub fn arrive(&mut self, spec: &RequestSpec, at: f64) {
+        self.open.insert(
+            spec.id,
+            RequestRecord {
+                id: spec.id,
+                prompt_tokens: spec.prompt_tokens,
+                cached_tokens: spec.cached_tokens,
+                arrival: at,
+                scheduled: None,
+                token_times: Vec::new(),
+                finished: None,
+                outcome: None,
+                preemptions: 0,
+            },
+        );
+    }
+
+    /// Applies the events of one engine step.
+    pub fn observe(&mut self, events: &[Event]) {
+        for event in events {
+            match *event {
+                Event::Scheduled { id, at } => {
+                    if let Some(r) = self.open.get_mut(&id) {
+                        r.scheduled = Some(at);
+                    }
+                }
+                Event::Token { id, at, .. } => {
+                    if let Some(r) = self.open.get_mut(&id) {
+                        r.token_times.push(at);
+                    }
+                }
+                Event::Preempted { id, .. } => {
+                    if let Some(r) = self.open.get_mut(&id) {
+                        r.preemptions += 1;
+                    }
+                }
+                Event::Finished { id, reason, at, .. } => self.finish(id, reason, at),
+            }
+        }
+    }
+
+    fn finish(&mut self, id: u64, reason: Finish, at: f64) {
+        let Some(mut record) = self.open.remove(&id) else {
+            return;
+        };
+        record.finished = Some(at);
+        record.outcome = Some(reason);
+        self.latencies.observe(&record);
+        if self.keep == 0 {
+            return;
+        }
+        if self.finished.len() == self.keep {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(record);
+    }
+
+    /// A request still in flight.
+    pub fn open(&self, id: u64) -> Option<&RequestRecord> {
+        self.open.get(&id)
+    }
+
+    /// The most recent finished requests, oldest first.
+    pub fn finished(&self) -> impl Iterator<Item = &RequestRecord> {
+        self.finished.iter()
+    }
+
+    /// The latency histograms.
+    pub fn latencies(&self) -> &Latencies {
+        &self.latencies
+    }
+}
+
+#[cfg(test)]
+mod tests;
