@@ -1,0 +1,115 @@
+//! `/metrics` of a simulated engine in each engine's own dialect: names, types, labels,
+//! buckets, number formatting and quirks as the real servers write them (see
+//! docs/metrics.md and the engine notes it was built from). Values come from the engine
+//! model and the recorder, so they agree with what clients observe.
+
+mod llamacpp;
+mod vllm;
+
+pub use llamacpp::{ScrapeWindow, render_llamacpp};
+pub use vllm::{VllmVersion, render_vllm};
+
+use super::engine::Totals;
+use super::record::{Buckets, Histogram, Latencies};
+use crate::exposition::{write_family_header, write_sample};
+
+/// Everything a dialect renders, read from one engine at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    /// Served model name.
+    pub model: &'a str,
+    /// Requests in the batch.
+    pub running: usize,
+    /// Requests queued.
+    pub waiting: usize,
+    /// KV-cache usage, 0 to 1.
+    pub kv_usage: f64,
+    /// Engine totals.
+    pub totals: &'a Totals,
+    /// Latency histograms (bucketed as the dialect asked).
+    pub latencies: &'a Latencies,
+    /// Process start as Unix seconds (vLLM's `_created` samples).
+    pub started_unix: f64,
+}
+
+/// vLLM's bucket families (`vllm/v1/metrics/buckets.py`).
+pub fn vllm_buckets() -> Buckets {
+    Buckets {
+        ttft: vec![
+            0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+            10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+        ],
+        itl: vec![
+            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+            10.0, 20.0, 40.0, 80.0,
+        ],
+        request: vec![
+            0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+            120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+        ],
+    }
+}
+
+/// Python's `repr` of a float, as `prometheus_client` writes values: `7.0`, `0.4231`.
+fn py_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else if v.fract() == 0.0 && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// Writes a histogram in `prometheus_client` form: buckets, then `_count` and `_sum`, with
+/// `le` rendered as a Python float.
+fn write_py_histogram(out: &mut String, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+    let bucket = format!("{name}_bucket");
+    for (le, count) in h.cumulative() {
+        let le = py_float(le);
+        let with_le = labels.iter().copied().chain([("le", le.as_str())]);
+        write_raw(out, &bucket, with_le, &py_float(count as f64));
+    }
+    write_raw(
+        out,
+        &format!("{name}_count"),
+        labels.iter().copied(),
+        &py_float(h.count as f64),
+    );
+    write_raw(
+        out,
+        &format!("{name}_sum"),
+        labels.iter().copied(),
+        &py_float(h.sum),
+    );
+}
+
+/// Writes one sample with an already formatted value (dialects format numbers their way).
+fn write_raw<'l>(
+    out: &mut String,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+    value: &str,
+) {
+    // Reuse the escaping writer, then swap its value for the dialect's formatting.
+    let mut line = String::new();
+    write_sample(&mut line, name, labels, 0.0, None);
+    line.truncate(line.len() - "0\n".len());
+    out.push_str(&line);
+    out.push_str(value);
+    out.push('\n');
+}
+
+/// `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    write_family_header(out, name, Some(help), kind);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! Each dialect, read back through the same parser and normaliser that `llmwatch scrape`
+//! uses, says what the simulated engine did.
+
+use super::*;
+use crate::engines::{Engine as EngineKind, Index, Value, detect, normalise};
+use crate::exposition::{Mode, parse};
+use crate::sim::engine::{Engine, Profile, RequestSpec};
+use crate::sim::record::Recorder;
+
+/// Runs 12 requests through a CPU-profile engine, leaving some in flight.
+fn busy_engine(buckets: &Buckets) -> (Engine, Recorder) {
+    let mut engine = Engine::new(Profile::cpu_270m());
+    let mut recorder = Recorder::new(buckets, 64);
+    for id in 0..12u32 {
+        let spec = RequestSpec {
+            id: u64::from(id),
+            prompt_tokens: 20 + id * 5,
+            cached_tokens: id % 3 * 4,
+            natural_length: 4 + id % 5,
+            max_tokens: 6,
+        };
+        recorder.arrive(&spec, 0.0);
+        engine.submit(spec);
+    }
+    for _ in 0..14 {
+        let events = engine.step();
+        recorder.observe(&events);
+    }
+    (engine, recorder)
+}
+
+fn snapshot<'a>(engine: &'a Engine, recorder: &'a Recorder) -> Snapshot<'a> {
+    Snapshot {
+        model: "sim-model",
+        running: engine.running(),
+        waiting: engine.waiting(),
+        kv_usage: engine.kv_usage(),
+        totals: engine.totals(),
+        latencies: recorder.latencies(),
+        started_unix: 1_795_813_765.756_2,
+    }
+}
+
+fn scalar(readings: &[crate::engines::Reading], name: &str) -> f64 {
+    let reading = readings.iter().find(|r| r.signal.name == name).unwrap();
+    match reading.series.first().map(|s| &s.value) {
+        Some(Value::Scalar(v)) => *v,
+        other => panic!("{name}: {other:?} ({:?})", reading.source),
+    }
+}
+
+fn outcomes(readings: &[crate::engines::Reading]) -> Vec<(&'static str, f64)> {
+    let reading = readings
+        .iter()
+        .find(|r| r.signal.name == "llm_requests_finished_total")
+        .unwrap();
+    reading
+        .series
+        .iter()
+        .filter_map(|s| match s.value {
+            Value::Scalar(v) if v > 0.0 => Some((s.outcome.unwrap_or("?"), v)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn vllm_dialects_read_back_as_the_engine_state() {
+    for (version, range) in [
+        (VllmVersion::V0_33, "> 0.13"),
+        (VllmVersion::V0_10, ">= 0.10.2, < 0.12"),
+    ] {
+        let (engine, recorder) = busy_engine(&vllm_buckets());
+        assert!(engine.running() > 0 && engine.totals().finished_stop > 0);
+        let text = render_vllm(&snapshot(&engine, &recorder), version);
+        assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
+        let exp = parse(&text, Mode::Strict).unwrap();
+        assert!(exp.duplicate_series().is_empty());
+        let index = Index::new(&exp);
+        let detection = detect(&index);
+        assert_eq!(detection.engine, Some(EngineKind::Vllm));
+        assert_eq!(detection.version, range, "{version:?}");
+        let r = normalise(&index, EngineKind::Vllm, "unused");
+        let t = engine.totals();
+        assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
+        assert_eq!(scalar(&r, "llm_requests_waiting"), engine.waiting() as f64);
+        assert_eq!(scalar(&r, "llm_kv_cache_usage_ratio"), engine.kv_usage());
+        assert_eq!(
+            scalar(&r, "llm_prompt_tokens_total"),
+            t.prompt_tokens as f64
+        );
+        assert_eq!(
+            scalar(&r, "llm_generation_tokens_total"),
+            t.generated_tokens as f64
+        );
+        assert_eq!(scalar(&r, "llm_preemptions_total"), t.preemptions as f64);
+        assert_eq!(
+            outcomes(&r),
+            [
+                ("ok_length", t.finished_length as f64),
+                ("ok_stop", t.finished_stop as f64)
+            ]
+        );
+        let ttft = r
+            .iter()
+            .find(|r| r.signal.name == "llm_time_to_first_token_seconds")
+            .unwrap();
+        let Some(Value::Histogram(h)) = ttft.series.first().map(|s| &s.value) else {
+            panic!("no TTFT histogram");
+        };
+        let finished = t.finished_stop + t.finished_length;
+        assert_eq!(h.count, finished as f64);
+        assert_eq!(h.buckets.len(), 23, "vLLM's 22 TTFT bounds and +Inf");
+        assert_eq!(ttft.series[0].model, "sim-model");
+    }
+}
+
+#[test]
+fn llamacpp_dialect_reads_back_as_the_engine_state() {
+    let (engine, recorder) = busy_engine(&vllm_buckets());
+    let window = ScrapeWindow {
+        prompt_tokens: 10,
+        prompt_seconds: 0.025,
+        generated_tokens: 40,
+        generated_seconds: 1.0,
+    };
+    let text = render_llamacpp(&snapshot(&engine, &recorder), &window, 3.5);
+    assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
+    let exp = parse(&text, Mode::Strict).unwrap();
+    let index = Index::new(&exp);
+    assert_eq!(detect(&index).engine, Some(EngineKind::LlamaCpp));
+    let r = normalise(&index, EngineKind::LlamaCpp, "sim-model");
+    let t = engine.totals();
+    assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
+    assert_eq!(scalar(&r, "llm_requests_waiting"), engine.waiting() as f64);
+    // Processed + cached, as llama.cpp splits them.
+    assert_eq!(
+        scalar(&r, "llm_prompt_tokens_total"),
+        t.prompt_tokens as f64
+    );
+    assert_eq!(
+        scalar(&r, "llm_prompt_tokens_cached_total"),
+        t.cached_tokens as f64
+    );
+    assert_eq!(
+        scalar(&r, "llm_generation_tokens_total"),
+        t.generated_tokens as f64
+    );
+    assert!(
+        text.contains("llamacpp:predicted_tokens_seconds 40\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("llamacpp:prompt_tokens_seconds 400\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE llamacpp:prompt_tokens_total counter\n"));
+    assert!(!text.contains('{'), "llama.cpp has no labels");
+}

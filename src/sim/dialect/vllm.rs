@@ -1,0 +1,226 @@
+//! vLLM V1 as `prometheus_client` writes it in single-process mode: `vllm:` names, labels
+//! `{engine, model_name}`, Python float formatting, a `_created` gauge family after every
+//! counter and histogram, and children pre-created at zero.
+
+use super::{Snapshot, header, py_float, write_py_histogram, write_raw};
+use crate::sim::record::Histogram;
+
+/// Which vLLM release to imitate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VllmVersion {
+    /// 0.10.2: old and new KV and prefix-cache names side by side, both ITL names, no
+    /// per-request TPOT, no cached-prompt counter.
+    V0_10,
+    /// 0.33: new names only, per-request TPOT, cached-prompt counter, five finish reasons.
+    V0_33,
+}
+
+struct Writer<'a> {
+    out: String,
+    labels: [(&'static str, &'a str); 2],
+    created: String,
+}
+
+impl Writer<'_> {
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        header(&mut self.out, name, help, "gauge");
+        write_raw(&mut self.out, name, self.labels, &py_float(value));
+    }
+
+    fn labelled_gauge(&mut self, name: &str, help: &str, label: &str, values: &[(&str, f64)]) {
+        header(&mut self.out, name, help, "gauge");
+        for (value_label, value) in values {
+            let labels = [self.labels[0], self.labels[1], (label, *value_label)];
+            write_raw(&mut self.out, name, labels, &py_float(*value));
+        }
+    }
+
+    fn created(&mut self, base: &str, help: &str, series: usize) {
+        let name = format!("{base}_created");
+        header(&mut self.out, &name, help, "gauge");
+        for _ in 0..series {
+            write_raw(&mut self.out, &name, self.labels, &self.created);
+        }
+    }
+
+    fn counter(&mut self, base: &str, help: &str, value: f64) {
+        let name = format!("{base}_total");
+        header(&mut self.out, &name, help, "counter");
+        write_raw(&mut self.out, &name, self.labels, &py_float(value));
+        self.created(base, help, 1);
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        header(&mut self.out, name, help, "histogram");
+        write_py_histogram(&mut self.out, name, &self.labels, h);
+        self.created(name, help, 1);
+    }
+
+    fn finish_reasons(&mut self, reasons: &[(&str, u64)]) {
+        let name = "vllm:request_success_total";
+        let help = "Count of successfully processed requests.";
+        header(&mut self.out, name, help, "counter");
+        for (reason, n) in reasons {
+            let labels = [self.labels[0], ("finished_reason", *reason), self.labels[1]];
+            write_raw(&mut self.out, name, labels, &py_float(*n as f64));
+        }
+        let created = "vllm:request_success_created";
+        header(&mut self.out, created, help, "gauge");
+        for (reason, _) in reasons {
+            let labels = [self.labels[0], ("finished_reason", *reason), self.labels[1]];
+            write_raw(&mut self.out, created, labels, &self.created);
+        }
+    }
+}
+
+/// Renders vLLM's `/metrics` body.
+pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(32 * 1024),
+        labels: [("engine", "0"), ("model_name", s.model)],
+        created: py_float(s.started_unix),
+    };
+    let t = s.totals;
+    let old = version == VllmVersion::V0_10;
+    w.gauge(
+        "vllm:num_requests_running",
+        "Number of requests in model execution batches.",
+        s.running as f64,
+    );
+    w.gauge(
+        "vllm:num_requests_waiting",
+        "Number of requests waiting to be processed.",
+        s.waiting as f64,
+    );
+    if !old {
+        w.labelled_gauge(
+            "vllm:num_requests_waiting_by_reason",
+            "Number of waiting requests by reason.",
+            "reason",
+            &[("capacity", s.waiting as f64), ("deferred", 0.0)],
+        );
+        w.labelled_gauge(
+            "vllm:engine_sleep_state",
+            "Engine sleep state; awake = 0 means engine is sleeping; awake = 1 means engine is awake; weights_offloaded = 1 means sleep level 1; discard_all = 1 means sleep level 2.",
+            "sleep_state",
+            &[("awake", 1.0), ("weights_offloaded", 0.0), ("discard_all", 0.0)],
+        );
+    }
+    if old {
+        w.gauge(
+            "vllm:gpu_cache_usage_perc",
+            "GPU KV-cache usage. 1 means 100 percent usage.DEPRECATED: Use vllm:kv_cache_usage_perc instead.",
+            s.kv_usage,
+        );
+        w.counter(
+            "vllm:gpu_prefix_cache_queries",
+            "GPU prefix cache queries, in terms of number of queried tokens.DEPRECATED: Use vllm:prefix_cache_queries instead.",
+            t.prompt_tokens as f64,
+        );
+        w.counter(
+            "vllm:gpu_prefix_cache_hits",
+            "GPU prefix cache hits, in terms of number of cached tokens.DEPRECATED: Use vllm:prefix_cache_hits instead.",
+            t.cached_tokens as f64,
+        );
+    }
+    w.gauge(
+        "vllm:kv_cache_usage_perc",
+        "KV-cache usage. 1 means 100 percent usage.",
+        s.kv_usage,
+    );
+    w.counter(
+        "vllm:prefix_cache_queries",
+        "Prefix cache queries, in terms of number of queried tokens.",
+        t.prompt_tokens as f64,
+    );
+    w.counter(
+        "vllm:prefix_cache_hits",
+        "Prefix cache hits, in terms of number of cached tokens.",
+        t.cached_tokens as f64,
+    );
+    w.counter(
+        "vllm:num_preemptions",
+        "Cumulative number of preemption from the engine.",
+        t.preemptions as f64,
+    );
+    w.counter(
+        "vllm:prompt_tokens",
+        "Number of prefill tokens processed.",
+        t.prompt_tokens as f64,
+    );
+    if !old {
+        w.counter(
+            "vllm:prompt_tokens_cached",
+            "Number of cached prompt tokens (local + external).",
+            t.cached_tokens as f64,
+        );
+    }
+    w.counter(
+        "vllm:generation_tokens",
+        "Number of generation tokens processed.",
+        t.generated_tokens as f64,
+    );
+    let reasons: &[(&str, u64)] = if old {
+        &[
+            ("stop", t.finished_stop),
+            ("length", t.finished_length),
+            ("abort", 0),
+        ]
+    } else {
+        &[
+            ("stop", t.finished_stop),
+            ("length", t.finished_length),
+            ("abort", 0),
+            ("error", 0),
+            ("repetition", 0),
+        ]
+    };
+    w.finish_reasons(reasons);
+    let l = s.latencies;
+    w.histogram(
+        "vllm:time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        &l.ttft,
+    );
+    if old {
+        w.histogram(
+            "vllm:time_per_output_token_seconds",
+            "Histogram of time per output token in seconds.DEPRECATED: Use vllm:inter_token_latency_seconds instead.",
+            &l.itl,
+        );
+    }
+    w.histogram(
+        "vllm:inter_token_latency_seconds",
+        "Histogram of inter-token latency in seconds.",
+        &l.itl,
+    );
+    if !old {
+        w.histogram(
+            "vllm:request_time_per_output_token_seconds",
+            "Histogram of time_per_output_token_seconds per request.",
+            &l.tpot,
+        );
+    }
+    for (name, what, h) in [
+        ("e2e_request_latency", "e2e request latency", &l.e2e),
+        (
+            "request_queue_time",
+            "time spent in WAITING phase",
+            &l.queue,
+        ),
+        (
+            "request_prefill_time",
+            "time spent in PREFILL phase",
+            &l.prefill,
+        ),
+        (
+            "request_decode_time",
+            "time spent in DECODE phase",
+            &l.decode,
+        ),
+    ] {
+        let help = format!("Histogram of {what} for request.");
+        w.histogram(&format!("vllm:{name}_seconds"), &help, h);
+    }
+    w.out
+}
