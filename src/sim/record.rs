@@ -99,15 +99,21 @@ impl Histogram {
     }
 }
 
-/// Bucket bounds for each latency family, chosen by the dialect.
+/// Bucket bounds for each histogram family, chosen by the dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Buckets {
     /// Time to first token.
     pub ttft: Vec<f64>,
     /// Inter-token latency and time per output token.
     pub itl: Vec<f64>,
-    /// End-to-end, queue, prefill and decode time.
-    pub request: Vec<f64>,
+    /// End-to-end latency.
+    pub e2e: Vec<f64>,
+    /// Queue time.
+    pub queue: Vec<f64>,
+    /// Prefill and decode time.
+    pub phase: Vec<f64>,
+    /// Prompt and output lengths in tokens.
+    pub tokens: Vec<f64>,
 }
 
 /// The latency histograms of one engine.
@@ -127,6 +133,10 @@ pub struct Latencies {
     pub prefill: Histogram,
     /// First token → finish.
     pub decode: Histogram,
+    /// Prompt length per finished request.
+    pub prompt_tokens: Histogram,
+    /// Generated tokens per finished request.
+    pub output_tokens: Histogram,
 }
 
 impl Latencies {
@@ -135,10 +145,12 @@ impl Latencies {
             ttft: Histogram::new(&buckets.ttft),
             itl: Histogram::new(&buckets.itl),
             tpot: Histogram::new(&buckets.itl),
-            e2e: Histogram::new(&buckets.request),
-            queue: Histogram::new(&buckets.request),
-            prefill: Histogram::new(&buckets.request),
-            decode: Histogram::new(&buckets.request),
+            e2e: Histogram::new(&buckets.e2e),
+            queue: Histogram::new(&buckets.queue),
+            prefill: Histogram::new(&buckets.phase),
+            decode: Histogram::new(&buckets.phase),
+            prompt_tokens: Histogram::new(&buckets.tokens),
+            output_tokens: Histogram::new(&buckets.tokens),
         }
     }
 
@@ -163,6 +175,8 @@ impl Latencies {
         self.queue.observe(scheduled - record.arrival);
         self.prefill.observe(first - scheduled);
         self.decode.observe(end - first);
+        self.prompt_tokens.observe(f64::from(record.prompt_tokens));
+        self.output_tokens.observe(tokens as f64);
     }
 }
 

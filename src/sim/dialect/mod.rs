@@ -4,9 +4,13 @@
 //! model and the recorder, so they agree with what clients observe.
 
 mod llamacpp;
+mod sglang;
+mod tgi;
 mod vllm;
 
 pub use llamacpp::{ScrapeWindow, render_llamacpp};
+pub use sglang::{render_sglang, sglang_buckets};
+pub use tgi::{render_tgi, tgi_buckets};
 pub use vllm::{VllmVersion, render_vllm};
 
 use super::engine::Totals;
@@ -32,8 +36,13 @@ pub struct Snapshot<'a> {
     pub started_unix: f64,
 }
 
-/// vLLM's bucket families (`vllm/v1/metrics/buckets.py`).
+/// vLLM's bucket families (`vllm/v1/metrics/buckets.py`), token buckets for a
+/// `max_model_len` of 8,192.
 pub fn vllm_buckets() -> Buckets {
+    let request = vec![
+        0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
+        240.0, 480.0, 960.0, 1920.0, 7680.0,
+    ];
     Buckets {
         ttft: vec![
             0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
@@ -43,9 +52,11 @@ pub fn vllm_buckets() -> Buckets {
             0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
             10.0, 20.0, 40.0, 80.0,
         ],
-        request: vec![
-            0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
-            120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+        e2e: request.clone(),
+        queue: request.clone(),
+        phase: request,
+        tokens: vec![
+            1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
         ],
     }
 }

@@ -157,3 +157,55 @@ fn llamacpp_dialect_reads_back_as_the_engine_state() {
     assert!(text.contains("# TYPE llamacpp:prompt_tokens_total counter\n"));
     assert!(!text.contains('{'), "llama.cpp has no labels");
 }
+
+#[test]
+fn tgi_dialect_reads_back_and_shuffles_families_per_scrape() {
+    let (engine, recorder) = busy_engine(&tgi_buckets());
+    let snap = snapshot(&engine, &recorder);
+    let text = render_tgi(&snap, 7);
+    assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
+    assert_ne!(text, render_tgi(&snap, 8), "family order varies per scrape");
+    let exp = parse(&text, Mode::Strict).unwrap();
+    let index = Index::new(&exp);
+    assert_eq!(detect(&index).engine, Some(EngineKind::Tgi));
+    let r = normalise(&index, EngineKind::Tgi, "sim-model");
+    let t = engine.totals();
+    let l = recorder.latencies();
+    assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
+    assert_eq!(scalar(&r, "llm_requests_waiting"), engine.waiting() as f64);
+    // TGI's token totals are histogram sums over finished requests.
+    assert_eq!(scalar(&r, "llm_prompt_tokens_total"), l.prompt_tokens.sum);
+    assert_eq!(
+        scalar(&r, "llm_generation_tokens_total"),
+        l.output_tokens.sum
+    );
+    let finished = (t.finished_stop + t.finished_length) as f64;
+    assert_eq!(outcomes(&r), [("ok", finished)]);
+    assert!(text.contains("tgi_request_duration_bucket{le=\"0.00015000000000000001\"}"));
+    assert!(!text.contains("_total"), "TGI counters have no _total");
+}
+
+#[test]
+fn sglang_dialect_reads_back_through_rank_and_pid_labels() {
+    let (engine, recorder) = busy_engine(&sglang_buckets());
+    let text = render_sglang(&snapshot(&engine, &recorder), 20723);
+    assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
+    let exp = parse(&text, Mode::Strict).unwrap();
+    let index = Index::new(&exp);
+    let detection = detect(&index);
+    assert_eq!(detection.engine, Some(EngineKind::Sglang));
+    assert_eq!(detection.version, ">= 0.5.23");
+    let r = normalise(&index, EngineKind::Sglang, "unused");
+    let t = engine.totals();
+    let l = recorder.latencies();
+    assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
+    assert_eq!(scalar(&r, "llm_preemptions_total"), t.preemptions as f64);
+    assert_eq!(scalar(&r, "llm_prompt_tokens_total"), l.prompt_tokens.sum);
+    assert_eq!(
+        scalar(&r, "llm_generation_tokens_total"),
+        l.output_tokens.sum
+    );
+    let finished = (t.finished_stop + t.finished_length) as f64;
+    assert_eq!(outcomes(&r), [("ok", finished)]);
+    assert!(text.contains("pid=\"20723\""));
+}

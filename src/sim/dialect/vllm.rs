@@ -178,6 +178,16 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
     w.finish_reasons(reasons);
     let l = s.latencies;
     w.histogram(
+        "vllm:request_prompt_tokens",
+        "Number of prefill tokens processed.",
+        &l.prompt_tokens,
+    );
+    w.histogram(
+        "vllm:request_generation_tokens",
+        "Number of generation tokens processed.",
+        &l.output_tokens,
+    );
+    w.histogram(
         "vllm:time_to_first_token_seconds",
         "Histogram of time to first token in seconds.",
         &l.ttft,

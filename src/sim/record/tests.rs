@@ -7,7 +7,10 @@ fn buckets() -> Buckets {
     Buckets {
         ttft: vec![0.01, 0.1, 1.0],
         itl: vec![0.005, 0.05, 0.5],
-        request: vec![0.1, 1.0, 10.0],
+        e2e: vec![0.1, 1.0, 10.0],
+        queue: vec![0.1, 1.0, 10.0],
+        phase: vec![0.1, 1.0, 10.0],
+        tokens: vec![10.0, 100.0],
     }
 }
 
