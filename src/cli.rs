@@ -24,6 +24,20 @@ pub enum Command {
     /// Fetch one scrape, detect the engine and version, and print every canonical signal as
     /// native, derived or missing.
     Scrape(ScrapeCli),
+    /// Serve simulated inference engines (vLLM, TGI, llama.cpp, SGLang dialects) on loopback.
+    Sim(SimCli),
+}
+
+/// `llmwatch sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimCli {
+    /// `DIALECT:PORT`, repeatable: vllm, vllm-0.10, tgi, llamacpp or sglang; port 0 picks one.
+    #[arg(long = "engine", required = true, value_parser = crate::commands::sim::parse_engine_spec)]
+    pub engines: Vec<crate::commands::sim::EngineSpec>,
+    /// Capacity and speed: `gpu-7b` (a 7B model on an H100-class GPU) or `cpu-270m`
+    /// (llama.cpp with Gemma 3 270M on one CPU thread).
+    #[arg(long, default_value = "gpu-7b", value_parser = crate::commands::sim::parse_profile)]
+    pub profile: crate::sim::engine::Profile,
 }
 
 /// `llmwatch scrape`.

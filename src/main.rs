@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use llmwatch::cli::{Cli, Command};
-use llmwatch::commands::{render, scrape};
+use llmwatch::commands::{render, scrape, sim};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,6 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stdout.write_all(render::render(&analysis, args.format).as_bytes())?;
             stdout.flush()?;
         }
+        Command::Sim(args) => runtime.block_on(sim::run(&args.engines, &args.profile))?,
     }
     Ok(())
 }

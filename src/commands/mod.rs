@@ -3,3 +3,4 @@
 
 pub mod render;
 pub mod scrape;
+pub mod sim;

@@ -1,7 +1,10 @@
-//! `llmwatch sim`: a simulated inference server. So far the engine model (continuous
-//! batching over a paged KV cache on simulated time) and the ground-truth recorder; the HTTP
-//! API, metrics dialects, faults and scenarios build on them.
+//! `llmwatch sim`: a simulated inference server. The engine model (continuous batching over
+//! a paged KV cache on simulated time), the ground-truth recorder, the metrics dialects, a
+//! real-time runtime and the OpenAI-compatible HTTP server. Faults, scenarios and the other
+//! engines' native APIs come next.
 
 pub mod dialect;
 pub mod engine;
 pub mod record;
+pub mod runtime;
+pub mod server;

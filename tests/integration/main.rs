@@ -14,4 +14,5 @@ mod docs;
 mod fixtures;
 mod llamacpp_real;
 mod roundtrip;
+mod sim_server;
 mod util;

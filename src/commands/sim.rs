@@ -1,0 +1,103 @@
+//! `llmwatch sim`: serve simulated engines, one per `--engine DIALECT:PORT`, until stopped.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
+
+use crate::sim::dialect::{VllmVersion, sglang_buckets, tgi_buckets, vllm_buckets};
+use crate::sim::engine::{Engine, Profile};
+use crate::sim::record::Recorder;
+use crate::sim::runtime::{EngineHandle, keep_finished};
+use crate::sim::server::{Dialect, router};
+
+/// One `--engine` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSpec {
+    /// Which engine to imitate.
+    pub dialect: Dialect,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    pub port: u16,
+}
+
+/// Parses `vllm:8001`, `vllm-0.10:8001`, `tgi:8002`, `llamacpp:8003`, `sglang:8004`.
+pub fn parse_engine_spec(text: &str) -> Result<EngineSpec, String> {
+    let (name, port) = text.rsplit_once(':').ok_or_else(|| {
+        format!("invalid --engine {text:?}: expected DIALECT:PORT, e.g. vllm:8001")
+    })?;
+    let dialect = match name {
+        "vllm" | "vllm-0.33" => Dialect::Vllm(VllmVersion::V0_33),
+        "vllm-0.10" => Dialect::Vllm(VllmVersion::V0_10),
+        "tgi" => Dialect::Tgi,
+        "llamacpp" => Dialect::LlamaCpp,
+        "sglang" => Dialect::Sglang,
+        other => {
+            return Err(format!(
+                "unknown engine dialect {other:?}: use vllm, vllm-0.10, tgi, llamacpp or sglang"
+            ));
+        }
+    };
+    let port = port
+        .parse()
+        .map_err(|_| format!("invalid port in --engine {text:?}"))?;
+    Ok(EngineSpec { dialect, port })
+}
+
+/// Parses `gpu-7b` or `cpu-270m`.
+pub fn parse_profile(text: &str) -> Result<Profile, String> {
+    match text {
+        "gpu-7b" => Ok(Profile::gpu_7b()),
+        "cpu-270m" => Ok(Profile::cpu_270m()),
+        other => Err(format!("unknown profile {other:?}: use gpu-7b or cpu-270m")),
+    }
+}
+
+fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Vllm(VllmVersion::V0_33) => "vllm",
+        Dialect::Vllm(VllmVersion::V0_10) => "vllm-0.10",
+        Dialect::Tgi => "tgi",
+        Dialect::LlamaCpp => "llamacpp",
+        Dialect::Sglang => "sglang",
+    }
+}
+
+/// Starts every engine, prints one `sim: DIALECT on http://ADDR` line each, and serves until
+/// Ctrl-C.
+pub async fn run(engines: &[EngineSpec], profile: &Profile) -> anyhow::Result<()> {
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut servers = tokio::task::JoinSet::new();
+    for spec in engines {
+        let buckets = match spec.dialect {
+            Dialect::Vllm(_) | Dialect::LlamaCpp => vllm_buckets(),
+            Dialect::Tgi => tgi_buckets(),
+            Dialect::Sglang => sglang_buckets(),
+        };
+        let handle = EngineHandle::start(
+            Engine::new(profile.clone()),
+            Recorder::new(&buckets, keep_finished()),
+        );
+        let name = dialect_name(spec.dialect);
+        let model = format!("sim-{name}");
+        let app = router(handle, spec.dialect, &model, started_unix);
+        let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        // Streamed chunks must leave at once: without TCP_NODELAY they wait ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        writeln!(std::io::stdout(), "sim: {name} on http://{local}")?;
+        servers.spawn(async move { axum::serve(listener, app).await });
+    }
+    std::io::stdout().flush()?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        Some(result) = servers.join_next() => {
+            result??;
+            Ok(())
+        }
+    }
+}

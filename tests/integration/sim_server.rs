@@ -1,0 +1,159 @@
+//! The real binary serving simulated engines: clients' `usage` and `llmwatch scrape` of each
+//! dialect must agree, and bad requests get the documented errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::util::run_ok;
+
+struct Sim {
+    child: Child,
+    urls: Vec<(String, String)>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(engines: &[&str]) -> Sim {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.arg("sim");
+    for engine in engines {
+        cmd.args(["--engine", &format!("{engine}:0")]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut urls = Vec::new();
+    for _ in engines {
+        let line = lines.next().unwrap().unwrap();
+        // "sim: vllm on http://127.0.0.1:PORT"
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        urls.push((parts[1].to_string(), parts[3].to_string()));
+    }
+    Sim { child, urls }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Vec<u8>) {
+    let resp = client
+        .post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// Sends `n` requests (alternating plain and streamed) and returns Σ prompt and completion
+/// tokens from the responses' `usage`.
+async fn traffic(client: &reqwest::Client, url: &str, model: &str, n: usize) -> (f64, f64) {
+    let mut sums = (0.0, 0.0);
+    for i in 0..n {
+        let stream = i % 2 == 1;
+        let body = json!({
+            "model": model,
+            "messages": [{"role": "user", "content": format!("question number {i} about the sea")}],
+            "max_tokens": 6,
+            "stream": stream,
+            "stream_options": {"include_usage": true},
+        });
+        let (status, bytes) = post(client, url, &body.to_string()).await;
+        assert_eq!(status, 200);
+        let usage = if stream {
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+            let first: Value =
+                serde_json::from_str(text.lines().next().unwrap().trim_start_matches("data: "))
+                    .unwrap();
+            assert_eq!(
+                first["choices"][0]["delta"]["role"], "assistant",
+                "role-only first chunk"
+            );
+            let usage_line = text.lines().find(|l| l.contains("\"usage\"")).unwrap();
+            let chunk: Value =
+                serde_json::from_str(usage_line.trim_start_matches("data: ")).unwrap();
+            chunk["usage"].clone()
+        } else {
+            let reply: Value = serde_json::from_slice(&bytes).unwrap();
+            reply["usage"].clone()
+        };
+        sums.0 += usage["prompt_tokens"].as_f64().unwrap();
+        sums.1 += usage["completion_tokens"].as_f64().unwrap();
+    }
+    sums
+}
+
+#[test]
+fn every_dialect_scrapes_as_what_clients_received() {
+    let sim = start(&["vllm", "vllm-0.10", "tgi", "llamacpp", "sglang"]);
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for (dialect, url) in &sim.urls {
+        let model = format!("sim-{dialect}");
+        let (prompt, completion) = rt.block_on(traffic(&client, url, &model, 6));
+        let out = run_ok(&["scrape", url, "--format", "json"]);
+        let json: Value = serde_json::from_str(&out).unwrap();
+        let engine = dialect.split('-').next().unwrap();
+        assert_eq!(json["engine"], engine, "{dialect}");
+        assert_eq!(json["version_source"], "endpoint", "{dialect}");
+        let value = |signal: &str| json["signals"][signal]["values"][0]["value"].as_f64();
+        assert_eq!(
+            value("llm_generation_tokens_total"),
+            Some(completion),
+            "{dialect}: {json}"
+        );
+        assert_eq!(value("llm_prompt_tokens_total"), Some(prompt), "{dialect}");
+        assert_eq!(value("llm_requests_running"), Some(0.0), "{dialect}");
+        assert_eq!(
+            json["signals"]["llm_prompt_tokens_total"]["values"][0]["model"],
+            model
+        );
+    }
+}
+
+#[test]
+fn bad_requests_get_openai_style_errors() {
+    let sim = start(&["vllm"]);
+    let url = &sim.urls[0].1;
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let (status, body) = post(&client, url, "{not json").await;
+        assert_eq!(status, 400);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("invalid JSON")
+        );
+        let (status, _) = post(&client, url, r#"{"model":"nope","messages":[]}"#).await;
+        assert_eq!(status, 404);
+        let (status, _) = post(&client, url, r#"{"model":"sim-vllm"}"#).await;
+        assert_eq!(status, 400);
+        let huge = format!(
+            r#"{{"messages":[{{"content":"{}"}}]}}"#,
+            "a".repeat(2 << 20)
+        );
+        let (status, _) = post(&client, url, &huge).await;
+        assert_eq!(status, 413);
+    });
+}
