@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::engine::{Engine, Event, RequestSpec, Totals};
-use super::record::{Latencies, Recorder};
+use super::record::{Latencies, Recorder, RequestRecord};
 
 /// Submissions waiting for the engine task; beyond this, callers are told the engine is busy.
 const SUBMIT_QUEUE: usize = 4096;
@@ -39,12 +39,22 @@ struct Submission {
     events: mpsc::UnboundedSender<Event>,
 }
 
+/// What the engine task shares with the handlers, updated after every step.
+struct Shared {
+    running: usize,
+    waiting: usize,
+    kv_usage: f64,
+    totals: Totals,
+    recorder: Recorder,
+}
+
 /// A running simulated engine.
 #[derive(Clone)]
 pub struct EngineHandle {
     submit: mpsc::Sender<Submission>,
-    state: Arc<Mutex<State>>,
+    shared: Arc<Mutex<Shared>>,
     next_id: Arc<AtomicU64>,
+    epoch_unix: f64,
 }
 
 /// Why a submission was refused.
@@ -62,14 +72,33 @@ impl EngineHandle {
     /// Starts the engine task on the current tokio runtime.
     pub fn start(engine: Engine, recorder: Recorder) -> EngineHandle {
         let (submit, rx) = mpsc::channel(SUBMIT_QUEUE);
-        let state = Arc::new(Mutex::new(snapshot(&engine, &recorder)));
-        let task_state = state.clone();
-        tokio::spawn(run(engine, recorder, rx, task_state));
+        let shared = Arc::new(Mutex::new(Shared {
+            running: 0,
+            waiting: 0,
+            kv_usage: 0.0,
+            totals: engine.totals().clone(),
+            recorder,
+        }));
+        let epoch_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        tokio::spawn(run(engine, rx, shared.clone()));
         EngineHandle {
             submit,
-            state,
+            shared,
             next_id: Arc::new(AtomicU64::new(1)),
+            epoch_unix,
         }
+    }
+
+    /// Unix time of simulated time zero: add it to a record's times for wall-clock times.
+    pub fn epoch_unix(&self) -> f64 {
+        self.epoch_unix
+    }
+
+    /// The ground truth of the most recent finished requests, oldest first.
+    pub fn finished(&self) -> Vec<RequestRecord> {
+        with(&self.shared, |s| s.recorder.finished().cloned().collect())
     }
 
     /// Queues a request; its events arrive on the returned receiver, ending with `Finished`.
@@ -91,53 +120,51 @@ impl EngineHandle {
 
     /// The latest state.
     pub fn state(&self) -> State {
-        match self.state.lock() {
-            Ok(state) => state.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        with(&self.shared, |s| State {
+            running: s.running,
+            waiting: s.waiting,
+            kv_usage: s.kv_usage,
+            totals: s.totals.clone(),
+            latencies: s.recorder.latencies().clone(),
+        })
     }
 }
 
-fn snapshot(engine: &Engine, recorder: &Recorder) -> State {
-    State {
-        running: engine.running(),
-        waiting: engine.waiting(),
-        kv_usage: engine.kv_usage(),
-        totals: engine.totals().clone(),
-        latencies: recorder.latencies().clone(),
+/// Runs `f` under the lock; a poisoned lock still holds consistent data here (every update
+/// is a plain assignment), so it is used rather than propagated.
+fn with<R>(shared: &Mutex<Shared>, f: impl FnOnce(&mut Shared) -> R) -> R {
+    match shared.lock() {
+        Ok(mut guard) => f(&mut guard),
+        Err(poisoned) => f(&mut poisoned.into_inner()),
     }
 }
 
-fn publish(state: &Mutex<State>, engine: &Engine, recorder: &Recorder) {
-    let fresh = snapshot(engine, recorder);
-    match state.lock() {
-        Ok(mut guard) => *guard = fresh,
-        Err(poisoned) => *poisoned.into_inner() = fresh,
-    }
+fn publish(shared: &Mutex<Shared>, engine: &Engine) {
+    with(shared, |s| {
+        s.running = engine.running();
+        s.waiting = engine.waiting();
+        s.kv_usage = engine.kv_usage();
+        s.totals = engine.totals().clone();
+    });
 }
 
-async fn run(
-    mut engine: Engine,
-    mut recorder: Recorder,
-    mut rx: mpsc::Receiver<Submission>,
-    state: Arc<Mutex<State>>,
-) {
+async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Submission>, shared: Arc<Mutex<Shared>>) {
     // Simulated time is seconds since the task started.
     let start = Instant::now();
     let mut subscribers: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
     loop {
         if engine.is_idle() {
-            publish(&state, &engine, &recorder);
+            publish(&shared, &engine);
             let Some(first) = rx.recv().await else { return };
             engine.advance_to(start.elapsed().as_secs_f64());
-            accept(first, &mut engine, &mut recorder, &mut subscribers);
+            accept(first, &mut engine, &shared, &mut subscribers);
         }
         while let Ok(next) = rx.try_recv() {
-            accept(next, &mut engine, &mut recorder, &mut subscribers);
+            accept(next, &mut engine, &shared, &mut subscribers);
         }
         let events = engine.step();
         tokio::time::sleep_until(start + Duration::from_secs_f64(engine.now())).await;
-        recorder.observe(&events);
+        with(&shared, |s| s.recorder.observe(&events));
         for event in events {
             let id = match event {
                 Event::Scheduled { id, .. }
@@ -153,17 +180,18 @@ async fn run(
                 subscribers.remove(&id);
             }
         }
-        publish(&state, &engine, &recorder);
+        publish(&shared, &engine);
     }
 }
 
 fn accept(
     submission: Submission,
     engine: &mut Engine,
-    recorder: &mut Recorder,
+    shared: &Mutex<Shared>,
     subscribers: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
 ) {
-    recorder.arrive(&submission.spec, engine.now());
+    let now = engine.now();
+    with(shared, |s| s.recorder.arrive(&submission.spec, now));
     subscribers.insert(submission.spec.id, submission.events);
     engine.submit(submission.spec);
 }

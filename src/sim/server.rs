@@ -67,6 +67,7 @@ pub fn router(engine: EngineHandle, dialect: Dialect, model: &str, started_unix:
         .route("/v1/models", get(models))
         .route(info_path, get(info))
         .route("/v1/chat/completions", post(chat))
+        .route("/sim/requests", get(ground_truth))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -134,6 +135,32 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         }
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Ground truth as JSON lines, one finished request each, oldest first. Times are seconds of
+/// simulated time; `epoch_unix` turns them into Unix times.
+async fn ground_truth(State(app): State<Arc<App>>) -> Response {
+    let epoch = app.engine.epoch_unix();
+    let mut body = String::new();
+    for r in app.engine.finished() {
+        let line = json!({
+            "id": r.id,
+            "epoch_unix": epoch,
+            "arrival": r.arrival,
+            "scheduled": r.scheduled,
+            "first_token": r.token_times.first(),
+            "finished": r.finished,
+            "token_times": r.token_times,
+            "prompt_tokens": r.prompt_tokens,
+            "cached_tokens": r.cached_tokens,
+            "completion_tokens": r.token_times.len(),
+            "outcome": r.outcome.map(finish_reason),
+            "preemptions": r.preemptions,
+        });
+        body.push_str(&line.to_string());
+        body.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {

@@ -157,3 +157,43 @@ fn bad_requests_get_openai_style_errors() {
         assert_eq!(status, 413);
     });
 }
+
+#[test]
+fn ground_truth_lists_every_request_with_its_timeline() {
+    let sim = start(&["vllm"]);
+    let url = sim.urls[0].1.clone();
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let (_, completion) = rt.block_on(traffic(&client, &url, "sim-vllm", 5));
+    let body = rt.block_on(async {
+        let resp = client
+            .get(format!("{url}/sim/requests"))
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    });
+    let records: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5);
+    let tokens: f64 = records
+        .iter()
+        .map(|r| r["completion_tokens"].as_f64().unwrap())
+        .sum();
+    assert_eq!(tokens, completion);
+    for r in &records {
+        let arrival = r["arrival"].as_f64().unwrap();
+        let first = r["first_token"].as_f64().unwrap();
+        let finished = r["finished"].as_f64().unwrap();
+        assert!(arrival <= first && first <= finished, "{r}");
+        let times = r["token_times"].as_array().unwrap();
+        assert_eq!(times.len() as f64, r["completion_tokens"].as_f64().unwrap());
+        assert!(r["epoch_unix"].as_f64().unwrap() > 1.7e9);
+    }
+}
