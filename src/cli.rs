@@ -38,6 +38,70 @@ pub struct SimCli {
     /// (llama.cpp with Gemma 3 270M on one CPU thread).
     #[arg(long, default_value = "gpu-7b", value_parser = crate::commands::sim::parse_profile)]
     pub profile: crate::sim::engine::Profile,
+    /// Seed for fault draws: the same seed and request order give the same faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fault rates; a request can also force one with the `x-llmwatch-sim-fault` header.
+    #[command(flatten)]
+    pub faults: FaultCli,
+}
+
+/// Fault injection flags of `llmwatch sim` (probabilities per request, 0 to 1).
+#[derive(Debug, clap::Args)]
+pub struct FaultCli {
+    /// HTTP 500 before any work.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// An error event halfway through a stream, after HTTP 200.
+    #[arg(long, default_value_t = 0.0)]
+    pub midstream_error_rate: f64,
+    /// A pause of `--stall` halfway through a stream.
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_rate: f64,
+    /// How long a stall lasts.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub stall: Duration,
+    /// A delay of `--delay` before the first byte.
+    #[arg(long, default_value_t = 0.0)]
+    pub delay_rate: f64,
+    /// How long a delay lasts.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub delay: Duration,
+    /// The connection dropped without a complete response.
+    #[arg(long, default_value_t = 0.0)]
+    pub reset_rate: f64,
+    /// Queue length at which new requests get HTTP 429 with Retry-After.
+    #[arg(long)]
+    pub max_waiting: Option<usize>,
+}
+
+impl FaultCli {
+    /// The rates, checked to be probabilities.
+    pub fn rates(&self) -> Result<crate::sim::faults::FaultRates, String> {
+        let rates = [
+            self.error_rate,
+            self.midstream_error_rate,
+            self.stall_rate,
+            self.delay_rate,
+            self.reset_rate,
+        ];
+        let total: f64 = rates.iter().sum();
+        if rates.iter().any(|r| !(0.0..=1.0).contains(r)) || total > 1.0 {
+            return Err(format!(
+                "fault rates must be between 0 and 1 and add up to at most 1 (they add up to {total})"
+            ));
+        }
+        Ok(crate::sim::faults::FaultRates {
+            error: self.error_rate,
+            midstream_error: self.midstream_error_rate,
+            stall: self.stall_rate,
+            delay: self.delay_rate,
+            reset: self.reset_rate,
+            stall_for: self.stall,
+            delay_for: self.delay,
+            max_waiting: self.max_waiting,
+        })
+    }
 }
 
 /// `llmwatch scrape`.

@@ -38,7 +38,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             stdout.write_all(render::render(&analysis, args.format).as_bytes())?;
             stdout.flush()?;
         }
-        Command::Sim(args) => runtime.block_on(sim::run(&args.engines, &args.profile))?,
+        Command::Sim(args) => {
+            let faults = args.faults.rates().map_err(anyhow::Error::msg)?;
+            runtime.block_on(sim::run(&args.engines, &args.profile, &faults, args.seed))?;
+        }
     }
     Ok(())
 }

@@ -7,9 +7,10 @@ use axum::serve::ListenerExt;
 
 use crate::sim::dialect::{VllmVersion, sglang_buckets, tgi_buckets, vllm_buckets};
 use crate::sim::engine::{Engine, Profile};
+use crate::sim::faults::FaultRates;
 use crate::sim::record::Recorder;
 use crate::sim::runtime::{EngineHandle, keep_finished};
-use crate::sim::server::{Dialect, router};
+use crate::sim::server::{Dialect, ServerConfig, router};
 
 /// One `--engine` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,12 @@ fn dialect_name(dialect: Dialect) -> &'static str {
 
 /// Starts every engine, prints one `sim: DIALECT on http://ADDR` line each, and serves until
 /// Ctrl-C.
-pub async fn run(engines: &[EngineSpec], profile: &Profile) -> anyhow::Result<()> {
+pub async fn run(
+    engines: &[EngineSpec],
+    profile: &Profile,
+    faults: &FaultRates,
+    seed: u64,
+) -> anyhow::Result<()> {
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -81,7 +87,14 @@ pub async fn run(engines: &[EngineSpec], profile: &Profile) -> anyhow::Result<()
         );
         let name = dialect_name(spec.dialect);
         let model = format!("sim-{name}");
-        let app = router(handle, spec.dialect, &model, started_unix);
+        let config = ServerConfig {
+            dialect: spec.dialect,
+            model,
+            started_unix,
+            faults: faults.clone(),
+            seed,
+        };
+        let app = router(handle, config);
         let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;

@@ -5,6 +5,7 @@
 
 pub mod dialect;
 pub mod engine;
+pub mod faults;
 pub mod record;
 pub mod runtime;
 pub mod server;

@@ -2,25 +2,27 @@
 //! `/v1/models`, `/health`, the engine's info endpoint and `/metrics` in its dialect.
 //! Generated text is a deterministic function of the prompt; no prompt text is logged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use serde_json::json;
 
 use super::dialect::{self, ScrapeWindow, Snapshot, VllmVersion};
-use super::engine::{Event, Finish, RequestSpec, Totals};
+use super::engine::Totals;
+use super::faults::{FaultDice, FaultRates};
 use super::runtime::EngineHandle;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 /// Largest `max_tokens` honoured.
 const MAX_TOKENS: u32 = 4096;
+
+mod openai;
 
 /// Which engine the simulated server imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,23 +37,43 @@ pub enum Dialect {
     Sglang,
 }
 
+/// How one simulated engine serves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Which engine to imitate.
+    pub dialect: Dialect,
+    /// Served model name.
+    pub model: String,
+    /// Process start (Unix seconds), for vLLM's `_created` samples.
+    pub started_unix: f64,
+    /// Fault rates.
+    pub faults: FaultRates,
+    /// Seed for fault draws.
+    pub seed: u64,
+}
+
 struct App {
     engine: EngineHandle,
     dialect: Dialect,
     model: String,
     started_unix: f64,
+    dice: Mutex<FaultDice>,
+    dead: AtomicBool,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
     scrapes: Mutex<u64>,
 }
 
 /// The router for one simulated engine.
-pub fn router(engine: EngineHandle, dialect: Dialect, model: &str, started_unix: f64) -> Router {
+pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
+    let dialect = config.dialect;
     let app = Arc::new(App {
         engine,
         dialect,
-        model: model.to_string(),
-        started_unix,
+        model: config.model,
+        started_unix: config.started_unix,
+        dice: Mutex::new(FaultDice::new(config.faults, config.seed)),
+        dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
         scrapes: Mutex::new(0),
     });
@@ -66,8 +88,15 @@ pub fn router(engine: EngineHandle, dialect: Dialect, model: &str, started_unix:
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
         .route(info_path, get(info))
-        .route("/v1/chat/completions", post(chat))
+        .route("/v1/chat/completions", post(openai::chat))
         .route("/sim/requests", get(ground_truth))
+        .route(
+            "/sim/revive",
+            post(|State(app): State<Arc<App>>| async move {
+                app.dead.store(false, Ordering::SeqCst);
+                ""
+            }),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -154,7 +183,7 @@ async fn ground_truth(State(app): State<Arc<App>>) -> Response {
             "prompt_tokens": r.prompt_tokens,
             "cached_tokens": r.cached_tokens,
             "completion_tokens": r.token_times.len(),
-            "outcome": r.outcome.map(finish_reason),
+            "outcome": r.outcome.map(openai::finish_reason),
             "preemptions": r.preemptions,
         });
         body.push_str(&line.to_string());
@@ -177,254 +206,4 @@ async fn info(State(app): State<Arc<App>>) -> Response {
         Dialect::Sglang => json!({"version": "0.5.23"}),
     };
     axum::Json(body).into_response()
-}
-
-/// An OpenAI-style error answer.
-struct ApiError {
-    status: StatusCode,
-    message: String,
-    kind: &'static str,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}
-        });
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-fn api_error(status: StatusCode, message: &str, kind: &'static str) -> ApiError {
-    ApiError {
-        status,
-        message: message.to_string(),
-        kind,
-    }
-}
-
-fn error(status: StatusCode, message: &str, kind: &'static str) -> Response {
-    api_error(status, message, kind).into_response()
-}
-
-/// What the handler needs from a chat request.
-struct Chat {
-    spec: RequestSpec,
-    stream: bool,
-    include_usage: bool,
-}
-
-fn parse_chat(body: &[u8], model: &str) -> Result<Chat, ApiError> {
-    let json: Value = serde_json::from_slice(body).map_err(|e| {
-        api_error(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid JSON: {e}"),
-            "invalid_request_error",
-        )
-    })?;
-    if let Some(asked) = json.get("model").and_then(Value::as_str)
-        && asked != model
-    {
-        let message = format!("The model `{asked}` does not exist.");
-        return Err(api_error(StatusCode::NOT_FOUND, &message, "NotFoundError"));
-    }
-    let Some(messages) = json.get("messages").and_then(Value::as_array) else {
-        let message = "`messages` must be a list";
-        return Err(api_error(
-            StatusCode::BAD_REQUEST,
-            message,
-            "invalid_request_error",
-        ));
-    };
-    let text: String = messages
-        .iter()
-        .filter_map(|m| m.get("content").and_then(Value::as_str))
-        .collect();
-    let max_tokens = json
-        .get("max_tokens")
-        .or_else(|| json.get("max_completion_tokens"))
-        .and_then(Value::as_u64)
-        .map_or(16, |n| n.clamp(1, u64::from(MAX_TOKENS)) as u32);
-    // About four characters per token, and a natural length that depends only on the
-    // prompt, so the same request always gets the same answer.
-    let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + 4 * messages.len() as u32;
-    let natural_length = 1 + (fnv(text.as_bytes()) % u64::from(2 * max_tokens)) as u32;
-    Ok(Chat {
-        spec: RequestSpec {
-            id: 0,
-            prompt_tokens,
-            cached_tokens: 0,
-            natural_length,
-            max_tokens,
-        },
-        stream: json.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        include_usage: json
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    })
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// The deterministic text of token `index`.
-fn word(index: u32) -> &'static str {
-    const WORDS: [&str; 8] = [
-        " the", " sea", " is", " calm", " and", " blue", " today", ".",
-    ];
-    WORDS[index as usize % WORDS.len()]
-}
-
-fn finish_reason(reason: Finish) -> &'static str {
-    match reason {
-        Finish::Stop => "stop",
-        Finish::Length | Finish::TooLong => "length",
-    }
-}
-
-async fn chat(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let chat = match parse_chat(&body, &app.model) {
-        Ok(chat) => chat,
-        Err(e) => return e.into_response(),
-    };
-    let prompt_tokens = chat.spec.prompt_tokens;
-    let events = match app.engine.submit(chat.spec) {
-        Ok(events) => events,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &e.to_string(),
-                "server_error",
-            );
-        }
-    };
-    if chat.stream {
-        return stream(app, events, prompt_tokens, chat.include_usage);
-    }
-    complete(app, events, prompt_tokens).await
-}
-
-async fn complete(
-    app: Arc<App>,
-    mut events: mpsc::UnboundedReceiver<Event>,
-    prompt_tokens: u32,
-) -> Response {
-    let mut content = String::new();
-    while let Some(event) = events.recv().await {
-        match event {
-            Event::Token { index, .. } => content.push_str(word(index)),
-            Event::Finished {
-                reason: Finish::TooLong,
-                ..
-            } => {
-                let message = "the prompt is longer than the KV cache";
-                return error(StatusCode::BAD_REQUEST, message, "invalid_request_error");
-            }
-            Event::Finished {
-                reason, generated, ..
-            } => {
-                let body = json!({
-                    "id": "chatcmpl-sim",
-                    "object": "chat.completion",
-                    "model": app.model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": finish_reason(reason),
-                    }],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": generated,
-                        "total_tokens": prompt_tokens + generated,
-                    },
-                });
-                return axum::Json(body).into_response();
-            }
-            Event::Scheduled { .. } | Event::Preempted { .. } => {}
-        }
-    }
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the engine stopped",
-        "server_error",
-    )
-}
-
-fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
-    let body = json!({
-        "id": "chatcmpl-sim",
-        "object": "chat.completion.chunk",
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    });
-    Bytes::from(format!("data: {body}\n\n"))
-}
-
-/// Streams like vLLM and llama.cpp: a role-only first chunk at once, one chunk per token,
-/// a final chunk with the finish reason, an optional usage chunk, then `[DONE]`.
-fn stream(
-    app: Arc<App>,
-    events: mpsc::UnboundedReceiver<Event>,
-    prompt_tokens: u32,
-    include_usage: bool,
-) -> Response {
-    let first = chunk(
-        &app.model,
-        json!({"role": "assistant", "content": ""}),
-        None,
-    );
-    let state = (app, events, Some(first), false);
-    let body =
-        futures_util::stream::unfold(state, move |(app, mut events, pending, done)| async move {
-            if let Some(bytes) = pending {
-                return Some((
-                    Ok::<Bytes, std::io::Error>(bytes),
-                    (app, events, None, done),
-                ));
-            }
-            if done {
-                return None;
-            }
-            loop {
-                let event = events.recv().await?;
-                match event {
-                    Event::Token { index, .. } => {
-                        let bytes = chunk(&app.model, json!({"content": word(index)}), None);
-                        return Some((Ok(bytes), (app, events, None, false)));
-                    }
-                    Event::Finished {
-                        reason, generated, ..
-                    } => {
-                        let mut bytes =
-                            chunk(&app.model, json!({}), Some(finish_reason(reason))).to_vec();
-                        if include_usage {
-                            let usage = json!({
-                                "id": "chatcmpl-sim",
-                                "object": "chat.completion.chunk",
-                                "model": app.model,
-                                "choices": [],
-                                "usage": {
-                                    "prompt_tokens": prompt_tokens,
-                                    "completion_tokens": generated,
-                                    "total_tokens": prompt_tokens + generated,
-                                },
-                            });
-                            bytes.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
-                        }
-                        bytes.extend_from_slice(b"data: [DONE]\n\n");
-                        return Some((Ok(Bytes::from(bytes)), (app, events, None, true)));
-                    }
-                    Event::Scheduled { .. } | Event::Preempted { .. } => {}
-                }
-            }
-        });
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(body),
-    )
-        .into_response()
 }

@@ -21,8 +21,12 @@ impl Drop for Sim {
 }
 
 fn start(engines: &[&str]) -> Sim {
+    start_with(engines, &[])
+}
+
+fn start_with(engines: &[&str], extra: &[&str]) -> Sim {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
-    cmd.arg("sim");
+    cmd.arg("sim").args(extra);
     for engine in engines {
         cmd.args(["--engine", &format!("{engine}:0")]);
     }
@@ -196,4 +200,149 @@ fn ground_truth_lists_every_request_with_its_timeline() {
         assert_eq!(times.len() as f64, r["completion_tokens"].as_f64().unwrap());
         assert!(r["epoch_unix"].as_f64().unwrap() > 1.7e9);
     }
+}
+
+async fn post_with(
+    client: &reqwest::Client,
+    url: &str,
+    fault: &str,
+    stream: bool,
+) -> Result<
+    (
+        u16,
+        reqwest::header::HeaderMap,
+        Vec<(std::time::Instant, Vec<u8>)>,
+    ),
+    reqwest::Error,
+> {
+    let body = json!({
+        "messages": [{"role": "user", "content": "tell me about the sea, at length"}],
+        "max_tokens": 12,
+        "stream": stream,
+    });
+    let mut resp = client
+        .post(format!("{url}/v1/chat/completions"))
+        .header("x-llmwatch-sim-fault", fault)
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        chunks.push((std::time::Instant::now(), chunk.to_vec()));
+    }
+    Ok((status, headers, chunks))
+}
+
+fn text(chunks: &[(std::time::Instant, Vec<u8>)]) -> String {
+    chunks
+        .iter()
+        .map(|(_, c)| String::from_utf8_lossy(c).to_string())
+        .collect()
+}
+
+#[test]
+fn forced_faults_behave_as_documented() {
+    let sim = start(&["vllm"]);
+    let url = sim.urls[0].1.clone();
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let (status, _, chunks) = post_with(&client, &url, "error", false).await.unwrap();
+        assert_eq!(status, 500);
+        assert!(text(&chunks).contains("simulated engine error"));
+
+        let (status, headers, _) = post_with(&client, &url, "overloaded", true).await.unwrap();
+        assert_eq!(status, 429);
+        assert_eq!(headers["retry-after"], "1");
+
+        let sent = std::time::Instant::now();
+        let (status, _, _) = post_with(&client, &url, "delay:300", false).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(sent.elapsed() >= std::time::Duration::from_millis(300));
+
+        let (status, _, chunks) = post_with(&client, &url, "stall:300", true).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(text(&chunks).ends_with("data: [DONE]\n\n"));
+        let longest_gap = chunks.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+        assert!(
+            longest_gap >= std::time::Duration::from_millis(300),
+            "{longest_gap:?}"
+        );
+
+        let (status, _, chunks) = post_with(&client, &url, "midstream-error", true)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "the error comes after HTTP 200");
+        let body = text(&chunks);
+        assert!(body.contains("data: {\"error\""), "{body}");
+        assert!(!body.contains("[DONE]"), "{body}");
+
+        let reset = post_with(&client, &url, "reset", false).await;
+        assert!(reset.is_err(), "the connection must drop: {reset:?}");
+
+        let (status, _, _) = post_with(&client, &url, "no-such-fault", false)
+            .await
+            .unwrap();
+        assert_eq!(status, 400);
+
+        let (status, _, chunks) = post_with(&client, &url, "die", false).await.unwrap();
+        assert_eq!(status, 500);
+        assert!(text(&chunks).contains("died"));
+        let (status, _) = post(&client, &url, r#"{"messages":[{"content":"hi"}]}"#).await;
+        assert_eq!(status, 500, "dead until revived");
+        let revived = client
+            .post(format!("{url}/sim/revive"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revived.status().as_u16(), 200);
+        let (status, _) = post(&client, &url, r#"{"messages":[{"content":"hi"}]}"#).await;
+        assert_eq!(status, 200);
+    });
+}
+
+#[test]
+fn configured_rates_and_queue_limit_apply_to_every_request() {
+    let failing = start_with(&["tgi"], &["--error-rate", "1"]);
+    let full = start_with(&["sglang"], &["--max-waiting", "0"]);
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        for _ in 0..3 {
+            let (status, _) = post(
+                &client,
+                &failing.urls[0].1,
+                r#"{"messages":[{"content":"a"}]}"#,
+            )
+            .await;
+            assert_eq!(status, 500);
+            let (status, _) = post(
+                &client,
+                &full.urls[0].1,
+                r#"{"messages":[{"content":"a"}]}"#,
+            )
+            .await;
+            assert_eq!(status, 429);
+        }
+    });
+    let err = crate::util::run_err(&[
+        "sim",
+        "--engine",
+        "vllm:0",
+        "--error-rate",
+        "0.7",
+        "--reset-rate",
+        "0.7",
+    ]);
+    assert!(err.contains("add up to at most 1"), "{err}");
 }

@@ -1,0 +1,381 @@
+//! The OpenAI-compatible chat route of a simulated engine: request parsing, faults,
+//! plain and streamed answers, and OpenAI-style errors.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{App, MAX_TOKENS};
+use crate::sim::engine::{Event, Finish, RequestSpec};
+use crate::sim::faults::{FAULT_HEADER, Fault};
+
+/// An OpenAI-style error answer.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {"message": self.message, "type": self.kind, "code": self.status.as_u16()}
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn api_error(status: StatusCode, message: &str, kind: &'static str) -> ApiError {
+    ApiError {
+        status,
+        message: message.to_string(),
+        kind,
+    }
+}
+
+fn error(status: StatusCode, message: &str, kind: &'static str) -> Response {
+    api_error(status, message, kind).into_response()
+}
+
+/// What the handler needs from a chat request.
+struct Chat {
+    spec: RequestSpec,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn parse_chat(body: &[u8], model: &str) -> Result<Chat, ApiError> {
+    let json: Value = serde_json::from_slice(body).map_err(|e| {
+        api_error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid JSON: {e}"),
+            "invalid_request_error",
+        )
+    })?;
+    if let Some(asked) = json.get("model").and_then(Value::as_str)
+        && asked != model
+    {
+        let message = format!("The model `{asked}` does not exist.");
+        return Err(api_error(StatusCode::NOT_FOUND, &message, "NotFoundError"));
+    }
+    let Some(messages) = json.get("messages").and_then(Value::as_array) else {
+        let message = "`messages` must be a list";
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid_request_error",
+        ));
+    };
+    let text: String = messages
+        .iter()
+        .filter_map(|m| m.get("content").and_then(Value::as_str))
+        .collect();
+    let max_tokens = json
+        .get("max_tokens")
+        .or_else(|| json.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+        .map_or(16, |n| n.clamp(1, u64::from(MAX_TOKENS)) as u32);
+    // About four characters per token, and a natural length that depends only on the
+    // prompt, so the same request always gets the same answer.
+    let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + 4 * messages.len() as u32;
+    let natural_length = 1 + (fnv(text.as_bytes()) % u64::from(2 * max_tokens)) as u32;
+    Ok(Chat {
+        spec: RequestSpec {
+            id: 0,
+            prompt_tokens,
+            cached_tokens: 0,
+            natural_length,
+            max_tokens,
+        },
+        stream: json.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        include_usage: json
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The deterministic text of token `index`.
+fn word(index: u32) -> &'static str {
+    const WORDS: [&str; 8] = [
+        " the", " sea", " is", " calm", " and", " blue", " today", ".",
+    ];
+    WORDS[index as usize % WORDS.len()]
+}
+
+pub(super) fn finish_reason(reason: Finish) -> &'static str {
+    match reason {
+        Finish::Stop => "stop",
+        Finish::Length | Finish::TooLong => "length",
+    }
+}
+
+/// The fault for this request: forced by header, else drawn at the configured rates.
+fn pick_fault(app: &App, headers: &HeaderMap) -> Result<Option<Fault>, ApiError> {
+    if let Some(value) = headers.get(FAULT_HEADER) {
+        let text = value.to_str().unwrap_or_default();
+        return Fault::parse(text)
+            .map(Some)
+            .map_err(|e| api_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error"));
+    }
+    Ok(match app.dice.lock() {
+        Ok(mut dice) => dice.draw(),
+        Err(poisoned) => poisoned.into_inner().draw(),
+    })
+}
+
+fn overloaded() -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "the server is overloaded; retry later",
+        "rate_limit_error",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+/// A 200 whose body fails at once: the server drops the connection mid-response.
+fn reset() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("simulated connection reset"))
+    });
+    Body::from_stream(failing).into_response()
+}
+
+pub(super) async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if app.dead.load(Ordering::SeqCst) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the engine is dead",
+            "server_error",
+        );
+    }
+    let fault = match pick_fault(&app, &headers) {
+        Ok(fault) => fault,
+        Err(e) => return e.into_response(),
+    };
+    let chat = match parse_chat(&body, &app.model) {
+        Ok(chat) => chat,
+        Err(e) => return e.into_response(),
+    };
+    let max_waiting = app.dice.lock().map_or(None, |d| d.rates().max_waiting);
+    if max_waiting.is_some_and(|limit| app.engine.state().waiting >= limit) {
+        return overloaded();
+    }
+    match fault {
+        Some(Fault::Error) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "simulated engine error",
+                "server_error",
+            );
+        }
+        Some(Fault::Overloaded) => return overloaded(),
+        Some(Fault::Reset) => return reset(),
+        Some(Fault::Die) => {
+            app.dead.store(true, Ordering::SeqCst);
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the engine died",
+                "server_error",
+            );
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Stall(_) | Fault::MidStreamError) | None => {}
+    }
+    let prompt_tokens = chat.spec.prompt_tokens;
+    let target = chat.spec.natural_length.min(chat.spec.max_tokens).max(1);
+    let events = match app.engine.submit(chat.spec) {
+        Ok(events) => events,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e.to_string(),
+                "server_error",
+            );
+        }
+    };
+    if chat.stream {
+        let mid = Midway {
+            at: target / 2,
+            fault,
+        };
+        return stream(app, events, prompt_tokens, chat.include_usage, mid);
+    }
+    if fault == Some(Fault::MidStreamError) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "simulated engine error",
+            "server_error",
+        );
+    }
+    if let Some(Fault::Stall(d)) = fault {
+        tokio::time::sleep(d).await;
+    }
+    complete(app, events, prompt_tokens).await
+}
+
+/// What a stream does at token `at`: pause, or fail.
+#[derive(Debug, Clone, Copy)]
+struct Midway {
+    at: u32,
+    fault: Option<Fault>,
+}
+
+async fn complete(
+    app: Arc<App>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    prompt_tokens: u32,
+) -> Response {
+    let mut content = String::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Token { index, .. } => content.push_str(word(index)),
+            Event::Finished {
+                reason: Finish::TooLong,
+                ..
+            } => {
+                let message = "the prompt is longer than the KV cache";
+                return error(StatusCode::BAD_REQUEST, message, "invalid_request_error");
+            }
+            Event::Finished {
+                reason, generated, ..
+            } => {
+                let body = json!({
+                    "id": "chatcmpl-sim",
+                    "object": "chat.completion",
+                    "model": app.model,
+                    "choices": [{
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": finish_reason(reason),
+                    }],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": generated,
+                        "total_tokens": prompt_tokens + generated,
+                    },
+                });
+                return axum::Json(body).into_response();
+            }
+            Event::Scheduled { .. } | Event::Preempted { .. } => {}
+        }
+    }
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the engine stopped",
+        "server_error",
+    )
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
+    let body = json!({
+        "id": "chatcmpl-sim",
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+/// The error event some engines send after HTTP 200 when generation fails.
+fn midstream_error() -> Bytes {
+    let body = json!({"error": {
+        "message": "simulated engine error mid-stream",
+        "type": "server_error",
+        "code": 500,
+    }});
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+/// Streams like vLLM and llama.cpp: a role-only first chunk at once, one chunk per token,
+/// a final chunk with the finish reason, an optional usage chunk, then `[DONE]`.
+fn stream(
+    app: Arc<App>,
+    events: mpsc::UnboundedReceiver<Event>,
+    prompt_tokens: u32,
+    include_usage: bool,
+    mid: Midway,
+) -> Response {
+    let first = chunk(
+        &app.model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    );
+    let state = (app, events, Some(first), false);
+    let body =
+        futures_util::stream::unfold(state, move |(app, mut events, pending, done)| async move {
+            if let Some(bytes) = pending {
+                return Some((
+                    Ok::<Bytes, std::io::Error>(bytes),
+                    (app, events, None, done),
+                ));
+            }
+            if done {
+                return None;
+            }
+            loop {
+                let event = events.recv().await?;
+                match event {
+                    Event::Token { index, .. } => {
+                        if index == mid.at {
+                            match mid.fault {
+                                Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
+                                Some(Fault::MidStreamError) => {
+                                    return Some((
+                                        Ok(midstream_error()),
+                                        (app, events, None, true),
+                                    ));
+                                }
+                                _ => {}
+                            }
+                        }
+                        let bytes = chunk(&app.model, json!({"content": word(index)}), None);
+                        return Some((Ok(bytes), (app, events, None, false)));
+                    }
+                    Event::Finished {
+                        reason, generated, ..
+                    } => {
+                        let mut bytes =
+                            chunk(&app.model, json!({}), Some(finish_reason(reason))).to_vec();
+                        if include_usage {
+                            let usage = json!({
+                                "id": "chatcmpl-sim",
+                                "object": "chat.completion.chunk",
+                                "model": app.model,
+                                "choices": [],
+                                "usage": {
+                                    "prompt_tokens": prompt_tokens,
+                                    "completion_tokens": generated,
+                                    "total_tokens": prompt_tokens + generated,
+                                },
+                            });
+                            bytes.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
+                        }
+                        bytes.extend_from_slice(b"data: [DONE]\n\n");
+                        return Some((Ok(Bytes::from(bytes)), (app, events, None, true)));
+                    }
+                    Event::Scheduled { .. } | Event::Preempted { .. } => {}
+                }
+            }
+        });
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
