@@ -41,6 +41,10 @@ pub struct SimCli {
     /// Seed for fault draws: the same seed and request order give the same faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// A scenario file (TOML) that changes capacity, speed and fault rates over time; see
+    /// scenarios/.
+    #[arg(long)]
+    pub scenario: Option<std::path::PathBuf>,
     /// Fault rates; a request can also force one with the `x-llmwatch-sim-fault` header.
     #[command(flatten)]
     pub faults: FaultCli,

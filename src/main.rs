@@ -40,7 +40,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sim(args) => {
             let faults = args.faults.rates().map_err(anyhow::Error::msg)?;
-            runtime.block_on(sim::run(&args.engines, &args.profile, &faults, args.seed))?;
+            let scenario = args
+                .scenario
+                .as_deref()
+                .map(sim::load_scenario)
+                .transpose()?;
+            let run = sim::run(
+                &args.engines,
+                &args.profile,
+                &faults,
+                args.seed,
+                scenario.as_ref(),
+            );
+            runtime.block_on(run)?;
         }
     }
     Ok(())

@@ -7,9 +7,12 @@ use axum::serve::ListenerExt;
 
 use crate::sim::dialect::{VllmVersion, sglang_buckets, tgi_buckets, vllm_buckets};
 use crate::sim::engine::{Engine, Profile};
-use crate::sim::faults::FaultRates;
+use std::sync::{Arc, Mutex};
+
+use crate::sim::faults::{FaultDice, FaultRates};
 use crate::sim::record::Recorder;
 use crate::sim::runtime::{EngineHandle, keep_finished};
+use crate::sim::scenario::{Scenario, step_time};
 use crate::sim::server::{Dialect, ServerConfig, router};
 
 /// One `--engine` value.
@@ -70,7 +73,9 @@ pub async fn run(
     profile: &Profile,
     faults: &FaultRates,
     seed: u64,
+    scenario: Option<&Scenario>,
 ) -> anyhow::Result<()> {
+    let start = tokio::time::Instant::now();
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -87,12 +92,25 @@ pub async fn run(
         );
         let name = dialect_name(spec.dialect);
         let model = format!("sim-{name}");
+        let dice = Arc::new(Mutex::new(FaultDice::new(faults.clone(), seed)));
+        if let Some(scenario) = scenario {
+            let driver = play(
+                scenario.clone(),
+                start,
+                profile.clone(),
+                handle.clone(),
+                dice.clone(),
+            );
+            servers.spawn(async move {
+                driver.await;
+                std::future::pending::<std::io::Result<()>>().await
+            });
+        }
         let config = ServerConfig {
             dialect: spec.dialect,
             model,
             started_unix,
-            faults: faults.clone(),
-            seed,
+            dice,
         };
         let app = router(handle, config);
         let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
@@ -113,4 +131,34 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Applies a scenario's steps to one engine at their times.
+async fn play(
+    scenario: Scenario,
+    start: tokio::time::Instant,
+    mut profile: Profile,
+    engine: EngineHandle,
+    dice: Arc<Mutex<FaultDice>>,
+) {
+    for step in &scenario.steps {
+        let Some(at) = step_time(step) else { continue };
+        tokio::time::sleep_until(start + at).await;
+        if step.changes_profile() {
+            profile = step.apply_profile(&profile);
+            if engine.set_profile(profile.clone()).await.is_err() {
+                return;
+            }
+        }
+        let mut d = dice.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rates = step.apply_faults(d.rates());
+        d.set_rates(rates);
+    }
+}
+
+/// Reads and checks a scenario file.
+pub fn load_scenario(path: &std::path::Path) -> anyhow::Result<Scenario> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    Ok(Scenario::parse(&path.display().to_string(), &text)?)
 }

@@ -117,6 +117,11 @@ impl FaultDice {
         &self.rates
     }
 
+    /// Replaces the rates (a scenario step); the draw sequence continues.
+    pub fn set_rates(&mut self, rates: FaultRates) {
+        self.rates = rates;
+    }
+
     fn uniform(&mut self) -> f64 {
         // xorshift64*: plenty for fault draws.
         self.state ^= self.state >> 12;

@@ -8,4 +8,5 @@ pub mod engine;
 pub mod faults;
 pub mod record;
 pub mod runtime;
+pub mod scenario;
 pub mod server;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::engine::{Engine, Event, RequestSpec, Totals};
+use super::engine::{Engine, Event, Profile, RequestSpec, Totals};
 use super::record::{Latencies, Recorder, RequestRecord};
 
 /// Submissions waiting for the engine task; beyond this, callers are told the engine is busy.
@@ -39,6 +39,12 @@ struct Submission {
     events: mpsc::UnboundedSender<Event>,
 }
 
+/// What the engine task receives.
+enum Msg {
+    Submit(Submission),
+    SetProfile(Profile),
+}
+
 /// What the engine task shares with the handlers, updated after every step.
 struct Shared {
     running: usize,
@@ -51,7 +57,7 @@ struct Shared {
 /// A running simulated engine.
 #[derive(Clone)]
 pub struct EngineHandle {
-    submit: mpsc::Sender<Submission>,
+    submit: mpsc::Sender<Msg>,
     shared: Arc<Mutex<Shared>>,
     next_id: Arc<AtomicU64>,
     epoch_unix: f64,
@@ -91,6 +97,14 @@ impl EngineHandle {
         }
     }
 
+    /// Changes capacity and speed from the next step on (a scenario step).
+    pub async fn set_profile(&self, profile: Profile) -> Result<(), SubmitError> {
+        self.submit
+            .send(Msg::SetProfile(profile))
+            .await
+            .map_err(|_| SubmitError::Stopped)
+    }
+
     /// Unix time of simulated time zero: add it to a record's times for wall-clock times.
     pub fn epoch_unix(&self) -> f64 {
         self.epoch_unix
@@ -110,7 +124,7 @@ impl EngineHandle {
         spec.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (events, rx) = mpsc::unbounded_channel();
         self.submit
-            .try_send(Submission { spec, events })
+            .try_send(Msg::Submit(Submission { spec, events }))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
                 mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
@@ -148,7 +162,7 @@ fn publish(shared: &Mutex<Shared>, engine: &Engine) {
     });
 }
 
-async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Submission>, shared: Arc<Mutex<Shared>>) {
+async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
     // Simulated time is seconds since the task started.
     let start = Instant::now();
     let mut subscribers: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
@@ -161,6 +175,9 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Submission>, shared: Arc
         }
         while let Ok(next) = rx.try_recv() {
             accept(next, &mut engine, &shared, &mut subscribers);
+        }
+        if engine.is_idle() {
+            continue;
         }
         let events = engine.step();
         tokio::time::sleep_until(start + Duration::from_secs_f64(engine.now())).await;
@@ -185,11 +202,18 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Submission>, shared: Arc
 }
 
 fn accept(
-    submission: Submission,
+    msg: Msg,
     engine: &mut Engine,
     shared: &Mutex<Shared>,
     subscribers: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
 ) {
+    let submission = match msg {
+        Msg::Submit(submission) => submission,
+        Msg::SetProfile(profile) => {
+            engine.set_profile(profile);
+            return;
+        }
+    };
     let now = engine.now();
     with(shared, |s| s.recorder.arrive(&submission.spec, now));
     subscribers.insert(submission.spec.id, submission.events);

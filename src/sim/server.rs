@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::dialect::{self, ScrapeWindow, Snapshot, VllmVersion};
 use super::engine::Totals;
-use super::faults::{FaultDice, FaultRates};
+use super::faults::FaultDice;
 use super::runtime::EngineHandle;
 
 /// Largest request body accepted.
@@ -46,10 +46,8 @@ pub struct ServerConfig {
     pub model: String,
     /// Process start (Unix seconds), for vLLM's `_created` samples.
     pub started_unix: f64,
-    /// Fault rates.
-    pub faults: FaultRates,
-    /// Seed for fault draws.
-    pub seed: u64,
+    /// Fault rates and their seeded generator, shared with the scenario driver.
+    pub dice: Arc<Mutex<FaultDice>>,
 }
 
 struct App {
@@ -57,7 +55,7 @@ struct App {
     dialect: Dialect,
     model: String,
     started_unix: f64,
-    dice: Mutex<FaultDice>,
+    dice: Arc<Mutex<FaultDice>>,
     dead: AtomicBool,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
@@ -72,7 +70,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         dialect,
         model: config.model,
         started_unix: config.started_unix,
-        dice: Mutex::new(FaultDice::new(config.faults, config.seed)),
+        dice: config.dice,
         dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
         scrapes: Mutex::new(0),

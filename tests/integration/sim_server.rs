@@ -346,3 +346,31 @@ fn configured_rates_and_queue_limit_apply_to_every_request() {
     ]);
     assert!(err.contains("add up to at most 1"), "{err}");
 }
+
+#[test]
+fn a_scenario_step_takes_effect_at_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incident.toml");
+    std::fs::write(
+        &path,
+        "name = \"incident\"\ndescription = \"test\"\n\n[[step]]\nat = \"600ms\"\nerror_rate = 1.0\nkv_blocks = 1\n",
+    )
+    .unwrap();
+    let sim = start_with(&["vllm"], &["--scenario", path.to_str().unwrap()]);
+    let url = sim.urls[0].1.clone();
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let (status, _) = post(&client, &url, r#"{"messages":[{"content":"before"}]}"#).await;
+        assert_eq!(status, 200, "before the step");
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        let (status, _) = post(&client, &url, r#"{"messages":[{"content":"after"}]}"#).await;
+        assert_eq!(status, 500, "after the step every request fails");
+    });
+    let err = crate::util::run_err(&["sim", "--engine", "vllm:0", "--scenario", "/nope.toml"]);
+    assert!(err.contains("/nope.toml: cannot read"), "{err}");
+}
