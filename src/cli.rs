@@ -45,6 +45,10 @@ pub struct SimCli {
     /// scenarios/.
     #[arg(long)]
     pub scenario: Option<std::path::PathBuf>,
+    /// Background traffic in requests per second, sent straight to every engine (chat-like
+    /// lengths: prompts of 50–500 tokens, answers of 20–300).
+    #[arg(long)]
+    pub load: Option<f64>,
     /// Fault rates; a request can also force one with the `x-llmwatch-sim-fault` header.
     #[command(flatten)]
     pub faults: FaultCli,

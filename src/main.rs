@@ -45,14 +45,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .as_deref()
                 .map(sim::load_scenario)
                 .transpose()?;
-            let run = sim::run(
-                &args.engines,
-                &args.profile,
-                &faults,
-                args.seed,
-                scenario.as_ref(),
-            );
-            runtime.block_on(run)?;
+            let options = sim::SimOptions {
+                engines: args.engines,
+                profile: args.profile,
+                faults,
+                seed: args.seed,
+                scenario,
+                load: args.load.map(llmwatch::sim::load::Load::chat),
+            };
+            runtime.block_on(sim::run(&options))?;
         }
     }
     Ok(())

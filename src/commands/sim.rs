@@ -10,6 +10,7 @@ use crate::sim::engine::{Engine, Profile};
 use std::sync::{Arc, Mutex};
 
 use crate::sim::faults::{FaultDice, FaultRates};
+use crate::sim::load::{Arrivals, Load, drive};
 use crate::sim::record::Recorder;
 use crate::sim::runtime::{EngineHandle, keep_finished};
 use crate::sim::scenario::{Scenario, step_time};
@@ -66,15 +67,35 @@ fn dialect_name(dialect: Dialect) -> &'static str {
     }
 }
 
+/// Everything `llmwatch sim` runs with.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The engines to serve.
+    pub engines: Vec<EngineSpec>,
+    /// Capacity and speed.
+    pub profile: Profile,
+    /// Fault rates.
+    pub faults: FaultRates,
+    /// Seed for faults and background traffic.
+    pub seed: u64,
+    /// An incident to replay.
+    pub scenario: Option<Scenario>,
+    /// Background traffic.
+    pub load: Option<Load>,
+}
+
 /// Starts every engine, prints one `sim: DIALECT on http://ADDR` line each, and serves until
 /// Ctrl-C.
-pub async fn run(
-    engines: &[EngineSpec],
-    profile: &Profile,
-    faults: &FaultRates,
-    seed: u64,
-    scenario: Option<&Scenario>,
-) -> anyhow::Result<()> {
+pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
+    let SimOptions {
+        engines,
+        profile,
+        faults,
+        seed,
+        scenario,
+        load,
+    } = options;
+    let seed = *seed;
     let start = tokio::time::Instant::now();
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -93,6 +114,13 @@ pub async fn run(
         let name = dialect_name(spec.dialect);
         let model = format!("sim-{name}");
         let dice = Arc::new(Mutex::new(FaultDice::new(faults.clone(), seed)));
+        if let Some(load) = load {
+            let feeder = drive(handle.clone(), Arrivals::new(load.clone(), seed));
+            servers.spawn(async move {
+                feeder.await;
+                Ok(())
+            });
+        }
         if let Some(scenario) = scenario {
             let driver = play(
                 scenario.clone(),

@@ -6,6 +6,7 @@
 pub mod dialect;
 pub mod engine;
 pub mod faults;
+pub mod load;
 pub mod record;
 pub mod runtime;
 pub mod scenario;

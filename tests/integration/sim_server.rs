@@ -374,3 +374,19 @@ fn a_scenario_step_takes_effect_at_its_time() {
     let err = crate::util::run_err(&["sim", "--engine", "vllm:0", "--scenario", "/nope.toml"]);
     assert!(err.contains("/nope.toml: cannot read"), "{err}");
 }
+
+#[test]
+fn background_load_shows_life_without_a_client() {
+    let sim = start_with(&["llamacpp"], &["--load", "40", "--seed", "7"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let out = run_ok(&["scrape", &sim.urls[0].1, "--format", "json"]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let generated = json["signals"]["llm_generation_tokens_total"]["values"][0]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(generated > 0.0, "{json}");
+    let prompt = json["signals"]["llm_prompt_tokens_total"]["values"][0]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(prompt >= 50.0, "at least one admitted prompt: {json}");
+}
