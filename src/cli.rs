@@ -49,6 +49,13 @@ pub struct SimCli {
     /// lengths: prompts of 50–500 tokens, answers of 20–300).
     #[arg(long)]
     pub load: Option<f64>,
+    /// API key the engines require on `/v1` (llama.cpp engines on `/metrics` too, as the real
+    /// server does with `--api-key`).
+    #[arg(long, env = "LLMWATCH_SIM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// llama.cpp engines answer `/metrics` with HTTP 501, as without `--metrics`.
+    #[arg(long)]
+    pub llamacpp_no_metrics: bool,
     /// Fault rates; a request can also force one with the `x-llmwatch-sim-fault` header.
     #[command(flatten)]
     pub faults: FaultCli,

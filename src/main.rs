@@ -52,6 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 seed: args.seed,
                 scenario,
                 load: args.load.map(llmwatch::sim::load::Load::chat),
+                api_key: args.api_key,
+                llamacpp_metrics: !args.llamacpp_no_metrics,
             };
             runtime.block_on(sim::run(&options))?;
         }

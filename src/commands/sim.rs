@@ -82,6 +82,10 @@ pub struct SimOptions {
     pub scenario: Option<Scenario>,
     /// Background traffic.
     pub load: Option<Load>,
+    /// API key guarding `/v1` (and `/metrics` on llama.cpp engines).
+    pub api_key: Option<String>,
+    /// llama.cpp engines serve `/metrics` (else HTTP 501, as without `--metrics`).
+    pub llamacpp_metrics: bool,
 }
 
 /// Starts every engine, prints one `sim: DIALECT on http://ADDR` line each, and serves until
@@ -94,6 +98,8 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
         seed,
         scenario,
         load,
+        api_key,
+        llamacpp_metrics,
     } = options;
     let seed = *seed;
     let start = tokio::time::Instant::now();
@@ -139,6 +145,8 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
             model,
             started_unix,
             dice,
+            api_key: api_key.clone(),
+            metrics_enabled: *llamacpp_metrics,
         };
         let app = router(handle, config);
         let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -48,6 +48,10 @@ pub struct ServerConfig {
     pub started_unix: f64,
     /// Fault rates and their seeded generator, shared with the scenario driver.
     pub dice: Arc<Mutex<FaultDice>>,
+    /// API key guarding `/v1` (and, as llama.cpp does, `/metrics` on llama.cpp engines).
+    pub api_key: Option<String>,
+    /// llama.cpp without `--metrics`: `/metrics` answers HTTP 501.
+    pub metrics_enabled: bool,
 }
 
 struct App {
@@ -57,6 +61,8 @@ struct App {
     started_unix: f64,
     dice: Arc<Mutex<FaultDice>>,
     dead: AtomicBool,
+    api_key: Option<String>,
+    metrics_enabled: bool,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
     scrapes: Mutex<u64>,
@@ -71,6 +77,8 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         model: config.model,
         started_unix: config.started_unix,
         dice: config.dice,
+        api_key: config.api_key,
+        metrics_enabled: config.metrics_enabled,
         dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
         scrapes: Mutex::new(0),
@@ -113,7 +121,44 @@ fn store<T>(m: &Mutex<T>, value: T) {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Whether the request carries the API key (`Authorization: Bearer KEY` or `X-Api-Key`),
+/// or no key is configured.
+fn authorised(app: &App, headers: &HeaderMap) -> bool {
+    let Some(key) = &app.api_key else {
+        return true;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let x_api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    bearer == Some(key.as_str()) || x_api_key == Some(key.as_str())
+}
+
+/// llama.cpp's answers for a missing key and a disabled endpoint, byte for byte.
+fn llamacpp_refusal(status: StatusCode) -> Response {
+    let body = if status == StatusCode::UNAUTHORIZED {
+        r#"{"error":{"code":401,"message":"Invalid API Key","type":"authentication_error"}}"#
+    } else {
+        r#"{"error":{"code":501,"message":"This server does not support metrics endpoint. Start it with `--metrics`","type":"not_supported_error"}}"#
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if app.dialect == Dialect::LlamaCpp {
+        if !authorised(&app, &headers) {
+            return llamacpp_refusal(StatusCode::UNAUTHORIZED);
+        }
+        if !app.metrics_enabled {
+            return llamacpp_refusal(StatusCode::NOT_IMPLEMENTED);
+        }
+    }
     let state = app.engine.state();
     let snap = Snapshot {
         model: &app.model,

@@ -390,3 +390,40 @@ fn background_load_shows_life_without_a_client() {
         .unwrap();
     assert!(prompt >= 50.0, "at least one admitted prompt: {json}");
 }
+
+#[test]
+fn llamacpp_api_key_and_disabled_metrics_look_like_the_real_server() {
+    let guarded = start_with(&["llamacpp"], &["--api-key", "sekret"]);
+    let url = &guarded.urls[0].1;
+    let err = crate::util::run_err(&["scrape", url]);
+    assert!(
+        err.contains("HTTP 401") && err.contains("--bearer-token"),
+        "{err}"
+    );
+    let out = run_ok(&[
+        "scrape",
+        url,
+        "--bearer-token",
+        "sekret",
+        "--format",
+        "json",
+    ]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["engine"], "llamacpp");
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let (status, _) = post(&client, url, r#"{"messages":[{"content":"a"}]}"#).await;
+        assert_eq!(status, 401, "/v1 needs the key too");
+    });
+    let disabled = start_with(&["llamacpp"], &["--llamacpp-no-metrics"]);
+    let err = crate::util::run_err(&["scrape", &disabled.urls[0].1]);
+    assert!(
+        err.contains("HTTP 501") && err.contains("restart it with --metrics"),
+        "{err}"
+    );
+}

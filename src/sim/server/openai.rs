@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{App, MAX_TOKENS};
+use super::{App, MAX_TOKENS, authorised};
 use crate::sim::engine::{Event, Finish, RequestSpec};
 use crate::sim::faults::{FAULT_HEADER, Fault};
 
@@ -157,6 +157,13 @@ fn reset() -> Response {
 }
 
 pub(super) async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorised(&app, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid API Key",
+            "authentication_error",
+        );
+    }
     if app.dead.load(Ordering::SeqCst) {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
