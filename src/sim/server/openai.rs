@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{App, MAX_TOKENS, authorised};
+use super::{App, Dialect, MAX_TOKENS, authorised};
 use crate::sim::engine::{Event, Finish, RequestSpec};
 use crate::sim::faults::{FAULT_HEADER, Fault};
 
@@ -289,14 +289,53 @@ async fn complete(
     )
 }
 
-fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
-    let body = json!({
-        "id": "chatcmpl-sim",
-        "object": "chat.completion.chunk",
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+/// The fields every chunk of this dialect carries besides `choices` (and `usage`).
+fn envelope(app: &App) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("id".into(), json!("chatcmpl-sim"));
+    fields.insert("object".into(), json!("chat.completion.chunk"));
+    fields.insert("model".into(), json!(app.model));
+    fields.insert("created".into(), json!(app.started_unix as u64));
+    if app.dialect == Dialect::LlamaCpp {
+        fields.insert("system_fingerprint".into(), json!("b7100-sim"));
+    }
+    fields
+}
+
+fn chunk(app: &App, delta: Value, finish: Option<&str>) -> Bytes {
+    let mut body = envelope(app);
+    body.insert(
+        "choices".into(),
+        json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
+    );
+    Bytes::from(format!("data: {}\n\n", Value::Object(body)))
+}
+
+/// The final usage chunk (`stream_options.include_usage`): no choices, the usage, and for
+/// llama.cpp the cached-token detail.
+fn usage_chunk(app: &App, prompt_tokens: u32, generated: u32) -> Value {
+    let mut usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": generated,
+        "total_tokens": prompt_tokens + generated,
     });
-    Bytes::from(format!("data: {body}\n\n"))
+    if app.dialect == Dialect::LlamaCpp {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": 0});
+    }
+    let mut body = envelope(app);
+    body.insert("choices".into(), json!([]));
+    body.insert("usage".into(), usage);
+    Value::Object(body)
+}
+
+/// The role-only first chunk: llama.cpp sends `content: null`, vLLM and SGLang `""`.
+fn role_chunk(app: &App) -> Bytes {
+    let content = if app.dialect == Dialect::LlamaCpp {
+        Value::Null
+    } else {
+        json!("")
+    };
+    chunk(app, json!({"role": "assistant", "content": content}), None)
 }
 
 /// The error event some engines send after HTTP 200 when generation fails.
@@ -318,11 +357,7 @@ fn stream(
     include_usage: bool,
     mid: Midway,
 ) -> Response {
-    let first = chunk(
-        &app.model,
-        json!({"role": "assistant", "content": ""}),
-        None,
-    );
+    let first = role_chunk(&app);
     let state = (app, events, Some(first), false);
     let body =
         futures_util::stream::unfold(state, move |(app, mut events, pending, done)| async move {
@@ -351,26 +386,16 @@ fn stream(
                                 _ => {}
                             }
                         }
-                        let bytes = chunk(&app.model, json!({"content": word(index)}), None);
+                        let bytes = chunk(&app, json!({"content": word(index)}), None);
                         return Some((Ok(bytes), (app, events, None, false)));
                     }
                     Event::Finished {
                         reason, generated, ..
                     } => {
                         let mut bytes =
-                            chunk(&app.model, json!({}), Some(finish_reason(reason))).to_vec();
+                            chunk(&app, json!({}), Some(finish_reason(reason))).to_vec();
                         if include_usage {
-                            let usage = json!({
-                                "id": "chatcmpl-sim",
-                                "object": "chat.completion.chunk",
-                                "model": app.model,
-                                "choices": [],
-                                "usage": {
-                                    "prompt_tokens": prompt_tokens,
-                                    "completion_tokens": generated,
-                                    "total_tokens": prompt_tokens + generated,
-                                },
-                            });
+                            let usage = usage_chunk(&app, prompt_tokens, generated);
                             bytes.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
                         }
                         bytes.extend_from_slice(b"data: [DONE]\n\n");
