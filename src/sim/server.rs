@@ -95,6 +95,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         .route("/v1/models", get(models))
         .route(info_path, get(info))
         .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completion))
         .route("/sim/requests", get(ground_truth))
         .route(
             "/sim/revive",

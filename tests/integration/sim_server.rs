@@ -505,3 +505,48 @@ fn llamacpp_stream_has_the_shape_of_the_real_capture() {
         ["role", "content", "finish", "usage", "done"]
     );
 }
+
+#[test]
+fn text_completions_route_answers_plain_and_streamed() {
+    let sim = start(&["vllm"]);
+    let url = &sim.urls[0].1;
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let send = |body: Value| {
+            client
+                .post(format!("{url}/v1/completions"))
+                .body(body.to_string())
+                .send()
+        };
+        let plain = send(json!({"prompt": "Once upon a time", "max_tokens": 5}))
+            .await
+            .unwrap();
+        assert_eq!(plain.status().as_u16(), 200);
+        let plain: Value = serde_json::from_slice(&plain.bytes().await.unwrap()).unwrap();
+        assert_eq!(plain["object"], "text_completion");
+        assert!(plain["choices"][0]["text"].is_string());
+        assert!(plain["choices"][0].get("message").is_none());
+        let completion = plain["usage"]["completion_tokens"].as_u64().unwrap();
+        assert!((1..=5).contains(&completion));
+        let streamed = send(json!({"prompt": ["Once", " upon"], "max_tokens": 5, "stream": true}))
+            .await
+            .unwrap();
+        let text = String::from_utf8(streamed.bytes().await.unwrap().to_vec()).unwrap();
+        let first: Value =
+            serde_json::from_str(text.lines().next().unwrap().trim_start_matches("data: "))
+                .unwrap();
+        assert_eq!(first["object"], "text_completion");
+        assert!(
+            first["choices"][0]["text"].is_string(),
+            "no role chunk: {first}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        let bad = send(json!({"max_tokens": 5})).await.unwrap();
+        assert_eq!(bad.status().as_u16(), 400);
+    });
+}

@@ -43,14 +43,46 @@ fn error(status: StatusCode, message: &str, kind: &'static str) -> Response {
     api_error(status, message, kind).into_response()
 }
 
-/// What the handler needs from a chat request.
+/// Which OpenAI route a request came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Route {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`.
+    Completion,
+}
+
+/// What the handler needs from a request.
 struct Chat {
     spec: RequestSpec,
     stream: bool,
     include_usage: bool,
 }
 
-fn parse_chat(body: &[u8], model: &str) -> Result<Chat, ApiError> {
+/// The prompt text and the per-message overhead in tokens.
+fn prompt_text(json: &Value, route: Route) -> Result<(String, u32), ApiError> {
+    let bad = |message: &str| api_error(StatusCode::BAD_REQUEST, message, "invalid_request_error");
+    match route {
+        Route::Chat => {
+            let messages = json
+                .get("messages")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("`messages` must be a list"))?;
+            let text = messages
+                .iter()
+                .filter_map(|m| m.get("content").and_then(Value::as_str))
+                .collect();
+            Ok((text, 4 * messages.len() as u32))
+        }
+        Route::Completion => match json.get("prompt") {
+            Some(Value::String(text)) => Ok((text.clone(), 0)),
+            Some(Value::Array(parts)) => Ok((parts.iter().filter_map(Value::as_str).collect(), 0)),
+            _ => Err(bad("`prompt` must be a string or a list of strings")),
+        },
+    }
+}
+
+fn parse_chat(body: &[u8], model: &str, route: Route) -> Result<Chat, ApiError> {
     let json: Value = serde_json::from_slice(body).map_err(|e| {
         api_error(
             StatusCode::BAD_REQUEST,
@@ -64,18 +96,7 @@ fn parse_chat(body: &[u8], model: &str) -> Result<Chat, ApiError> {
         let message = format!("The model `{asked}` does not exist.");
         return Err(api_error(StatusCode::NOT_FOUND, &message, "NotFoundError"));
     }
-    let Some(messages) = json.get("messages").and_then(Value::as_array) else {
-        let message = "`messages` must be a list";
-        return Err(api_error(
-            StatusCode::BAD_REQUEST,
-            message,
-            "invalid_request_error",
-        ));
-    };
-    let text: String = messages
-        .iter()
-        .filter_map(|m| m.get("content").and_then(Value::as_str))
-        .collect();
+    let (text, overhead) = prompt_text(&json, route)?;
     let max_tokens = json
         .get("max_tokens")
         .or_else(|| json.get("max_completion_tokens"))
@@ -83,7 +104,7 @@ fn parse_chat(body: &[u8], model: &str) -> Result<Chat, ApiError> {
         .map_or(16, |n| n.clamp(1, u64::from(MAX_TOKENS)) as u32);
     // About four characters per token, and a natural length that depends only on the
     // prompt, so the same request always gets the same answer.
-    let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + 4 * messages.len() as u32;
+    let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + overhead;
     let natural_length = 1 + (fnv(text.as_bytes()) % u64::from(2 * max_tokens)) as u32;
     Ok(Chat {
         spec: RequestSpec {
@@ -157,7 +178,19 @@ fn reset() -> Response {
 }
 
 pub(super) async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !authorised(&app, &headers) {
+    serve(app, &headers, &body, Route::Chat).await
+}
+
+pub(super) async fn completion(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(app, &headers, &body, Route::Completion).await
+}
+
+async fn serve(app: Arc<App>, headers: &HeaderMap, body: &[u8], route: Route) -> Response {
+    if !authorised(&app, headers) {
         return error(
             StatusCode::UNAUTHORIZED,
             "Invalid API Key",
@@ -171,11 +204,11 @@ pub(super) async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: 
             "server_error",
         );
     }
-    let fault = match pick_fault(&app, &headers) {
+    let fault = match pick_fault(&app, headers) {
         Ok(fault) => fault,
         Err(e) => return e.into_response(),
     };
-    let chat = match parse_chat(&body, &app.model) {
+    let chat = match parse_chat(body, &app.model, route) {
         Ok(chat) => chat,
         Err(e) => return e.into_response(),
     };
@@ -217,11 +250,14 @@ pub(super) async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         }
     };
     if chat.stream {
-        let mid = Midway {
-            at: target / 2,
+        let reply = Reply {
+            route,
+            prompt_tokens,
+            include_usage: chat.include_usage,
+            midway: target / 2,
             fault,
         };
-        return stream(app, events, prompt_tokens, chat.include_usage, mid);
+        return stream(app, events, reply);
     }
     if fault == Some(Fault::MidStreamError) {
         return error(
@@ -233,13 +269,17 @@ pub(super) async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     if let Some(Fault::Stall(d)) = fault {
         tokio::time::sleep(d).await;
     }
-    complete(app, events, prompt_tokens).await
+    complete(app, events, prompt_tokens, route).await
 }
 
-/// What a stream does at token `at`: pause, or fail.
+/// How to answer a streamed request.
 #[derive(Debug, Clone, Copy)]
-struct Midway {
-    at: u32,
+struct Reply {
+    route: Route,
+    prompt_tokens: u32,
+    include_usage: bool,
+    /// The token index at which a stall or mid-stream error strikes.
+    midway: u32,
     fault: Option<Fault>,
 }
 
@@ -247,6 +287,7 @@ async fn complete(
     app: Arc<App>,
     mut events: mpsc::UnboundedReceiver<Event>,
     prompt_tokens: u32,
+    route: Route,
 ) -> Response {
     let mut content = String::new();
     while let Some(event) = events.recv().await {
@@ -264,12 +305,22 @@ async fn complete(
             } => {
                 let body = json!({
                     "id": "chatcmpl-sim",
-                    "object": "chat.completion",
+                    "object": match route {
+                        Route::Chat => "chat.completion",
+                        Route::Completion => "text_completion",
+                    },
                     "model": app.model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": finish_reason(reason),
+                    "choices": [match route {
+                        Route::Chat => json!({
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": finish_reason(reason),
+                        }),
+                        Route::Completion => json!({
+                            "index": 0,
+                            "text": content,
+                            "finish_reason": finish_reason(reason),
+                        }),
                     }],
                     "usage": {
                         "prompt_tokens": prompt_tokens,
@@ -290,10 +341,14 @@ async fn complete(
 }
 
 /// The fields every chunk of this dialect carries besides `choices` (and `usage`).
-fn envelope(app: &App) -> serde_json::Map<String, Value> {
+fn envelope(app: &App, route: Route) -> serde_json::Map<String, Value> {
     let mut fields = serde_json::Map::new();
-    fields.insert("id".into(), json!("chatcmpl-sim"));
-    fields.insert("object".into(), json!("chat.completion.chunk"));
+    let (id, object) = match route {
+        Route::Chat => ("chatcmpl-sim", "chat.completion.chunk"),
+        Route::Completion => ("cmpl-sim", "text_completion"),
+    };
+    fields.insert("id".into(), json!(id));
+    fields.insert("object".into(), json!(object));
     fields.insert("model".into(), json!(app.model));
     fields.insert("created".into(), json!(app.started_unix as u64));
     if app.dialect == Dialect::LlamaCpp {
@@ -302,18 +357,23 @@ fn envelope(app: &App) -> serde_json::Map<String, Value> {
     fields
 }
 
-fn chunk(app: &App, delta: Value, finish: Option<&str>) -> Bytes {
-    let mut body = envelope(app);
-    body.insert(
-        "choices".into(),
-        json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
-    );
+/// One streamed chunk: `delta` for chat; for completions its `content` becomes `text`.
+fn chunk(app: &App, route: Route, delta: Value, finish: Option<&str>) -> Bytes {
+    let mut body = envelope(app, route);
+    let choice = match route {
+        Route::Chat => json!({"index": 0, "delta": delta, "finish_reason": finish}),
+        Route::Completion => {
+            let text = delta.get("content").cloned().unwrap_or(json!(""));
+            json!({"index": 0, "text": text, "finish_reason": finish})
+        }
+    };
+    body.insert("choices".into(), json!([choice]));
     Bytes::from(format!("data: {}\n\n", Value::Object(body)))
 }
 
 /// The final usage chunk (`stream_options.include_usage`): no choices, the usage, and for
 /// llama.cpp the cached-token detail.
-fn usage_chunk(app: &App, prompt_tokens: u32, generated: u32) -> Value {
+fn usage_chunk(app: &App, route: Route, prompt_tokens: u32, generated: u32) -> Value {
     let mut usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": generated,
@@ -322,7 +382,7 @@ fn usage_chunk(app: &App, prompt_tokens: u32, generated: u32) -> Value {
     if app.dialect == Dialect::LlamaCpp {
         usage["prompt_tokens_details"] = json!({"cached_tokens": 0});
     }
-    let mut body = envelope(app);
+    let mut body = envelope(app, route);
     body.insert("choices".into(), json!([]));
     body.insert("usage".into(), usage);
     Value::Object(body)
@@ -335,7 +395,12 @@ fn role_chunk(app: &App) -> Bytes {
     } else {
         json!("")
     };
-    chunk(app, json!({"role": "assistant", "content": content}), None)
+    chunk(
+        app,
+        Route::Chat,
+        json!({"role": "assistant", "content": content}),
+        None,
+    )
 }
 
 /// The error event some engines send after HTTP 200 when generation fails.
@@ -350,15 +415,10 @@ fn midstream_error() -> Bytes {
 
 /// Streams like vLLM and llama.cpp: a role-only first chunk at once, one chunk per token,
 /// a final chunk with the finish reason, an optional usage chunk, then `[DONE]`.
-fn stream(
-    app: Arc<App>,
-    events: mpsc::UnboundedReceiver<Event>,
-    prompt_tokens: u32,
-    include_usage: bool,
-    mid: Midway,
-) -> Response {
-    let first = role_chunk(&app);
-    let state = (app, events, Some(first), false);
+fn stream(app: Arc<App>, events: mpsc::UnboundedReceiver<Event>, reply: Reply) -> Response {
+    // Chat streams open with a role-only chunk; completion streams do not.
+    let first = (reply.route == Route::Chat).then(|| role_chunk(&app));
+    let state = (app, events, first, false);
     let body =
         futures_util::stream::unfold(state, move |(app, mut events, pending, done)| async move {
             if let Some(bytes) = pending {
@@ -374,8 +434,8 @@ fn stream(
                 let event = events.recv().await?;
                 match event {
                     Event::Token { index, .. } => {
-                        if index == mid.at {
-                            match mid.fault {
+                        if index == reply.midway {
+                            match reply.fault {
                                 Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
                                 Some(Fault::MidStreamError) => {
                                     return Some((
@@ -386,16 +446,18 @@ fn stream(
                                 _ => {}
                             }
                         }
-                        let bytes = chunk(&app, json!({"content": word(index)}), None);
+                        let delta = json!({"content": word(index)});
+                        let bytes = chunk(&app, reply.route, delta, None);
                         return Some((Ok(bytes), (app, events, None, false)));
                     }
                     Event::Finished {
                         reason, generated, ..
                     } => {
-                        let mut bytes =
-                            chunk(&app, json!({}), Some(finish_reason(reason))).to_vec();
-                        if include_usage {
-                            let usage = usage_chunk(&app, prompt_tokens, generated);
+                        let finish = Some(finish_reason(reason));
+                        let mut bytes = chunk(&app, reply.route, json!({}), finish).to_vec();
+                        if reply.include_usage {
+                            let usage =
+                                usage_chunk(&app, reply.route, reply.prompt_tokens, generated);
                             bytes.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
                         }
                         bytes.extend_from_slice(b"data: [DONE]\n\n");
