@@ -23,6 +23,7 @@ const MAX_BODY: usize = 1 << 20;
 const MAX_TOKENS: u32 = 4096;
 
 mod openai;
+mod tgi;
 
 /// Which engine the simulated server imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,13 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         Dialect::LlamaCpp => "/props",
         Dialect::Sglang => "/server_info",
     };
-    Router::new()
+    let mut routes = Router::new();
+    if dialect == Dialect::Tgi {
+        routes = routes
+            .route("/generate", post(tgi::generate))
+            .route("/generate_stream", post(tgi::generate_stream));
+    }
+    routes
         .route("/health", get(|| async { "" }))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))

@@ -550,3 +550,53 @@ fn text_completions_route_answers_plain_and_streamed() {
         assert_eq!(bad.status().as_u16(), 400);
     });
 }
+
+#[test]
+fn tgi_native_generate_routes() {
+    let sim = start(&["tgi"]);
+    let url = &sim.urls[0].1;
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let body = json!({"inputs": "What is the sea?", "parameters": {"max_new_tokens": 6, "details": true}});
+        let resp = client.post(format!("{url}/generate")).body(body.to_string()).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let reply: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert!(reply["generated_text"].is_string());
+        let generated = reply["details"]["generated_tokens"].as_u64().unwrap();
+        assert!((1..=6).contains(&generated));
+        let resp = client
+            .post(format!("{url}/generate_stream"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let text = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+        let events: Vec<Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let last = events.last().unwrap();
+        assert_eq!(last["generated_text"], reply["generated_text"], "same prompt, same text");
+        assert_eq!(events.len() as u64, generated + 1, "one event per token, then the summary");
+        let bad = client.post(format!("{url}/generate")).body("{}").send().await.unwrap();
+        assert_eq!(bad.status().as_u16(), 422);
+    });
+    // The routes exist on TGI engines only.
+    let vllm = start(&["vllm"]);
+    let status = rt.block_on(async {
+        client
+            .post(format!("{}/generate", vllm.urls[0].1))
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status.as_u16(), 404);
+}

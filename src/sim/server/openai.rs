@@ -16,7 +16,7 @@ use crate::sim::engine::{Event, Finish, RequestSpec};
 use crate::sim::faults::{FAULT_HEADER, Fault};
 
 /// An OpenAI-style error answer.
-struct ApiError {
+pub(super) struct ApiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
@@ -31,7 +31,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn api_error(status: StatusCode, message: &str, kind: &'static str) -> ApiError {
+pub(super) fn api_error(status: StatusCode, message: &str, kind: &'static str) -> ApiError {
     ApiError {
         status,
         message: message.to_string(),
@@ -39,7 +39,7 @@ fn api_error(status: StatusCode, message: &str, kind: &'static str) -> ApiError 
     }
 }
 
-fn error(status: StatusCode, message: &str, kind: &'static str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str, kind: &'static str) -> Response {
     api_error(status, message, kind).into_response()
 }
 
@@ -122,14 +122,14 @@ fn parse_chat(body: &[u8], model: &str, route: Route) -> Result<Chat, ApiError> 
     })
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
+pub(super) fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
 /// The deterministic text of token `index`.
-fn word(index: u32) -> &'static str {
+pub(super) fn word(index: u32) -> &'static str {
     const WORDS: [&str; 8] = [
         " the", " sea", " is", " calm", " and", " blue", " today", ".",
     ];
@@ -157,7 +157,7 @@ fn pick_fault(app: &App, headers: &HeaderMap) -> Result<Option<Fault>, ApiError>
     })
 }
 
-fn overloaded() -> Response {
+pub(super) fn overloaded() -> Response {
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
         "the server is overloaded; retry later",
