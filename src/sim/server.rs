@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// llama.cpp without `--metrics`: `/metrics` answers HTTP 501.
     pub metrics_enabled: bool,
+    /// Slots (llama.cpp `/slots`): the profile's most running sequences.
+    pub slots: usize,
+    /// Context per slot in tokens (llama.cpp `/slots`).
+    pub slot_ctx: u32,
 }
 
 struct App {
@@ -64,6 +68,8 @@ struct App {
     dead: AtomicBool,
     api_key: Option<String>,
     metrics_enabled: bool,
+    slots: usize,
+    slot_ctx: u32,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
     scrapes: Mutex<u64>,
@@ -80,6 +86,8 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         dice: config.dice,
         api_key: config.api_key,
         metrics_enabled: config.metrics_enabled,
+        slots: config.slots,
+        slot_ctx: config.slot_ctx,
         dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
         scrapes: Mutex::new(0),
@@ -91,6 +99,9 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         Dialect::Sglang => "/server_info",
     };
     let mut routes = Router::new();
+    if dialect == Dialect::LlamaCpp {
+        routes = routes.route("/slots", get(slots));
+    }
     if dialect == Dialect::Tgi {
         routes = routes
             .route("/generate", post(tgi::generate))
@@ -241,6 +252,25 @@ async fn ground_truth(State(app): State<Arc<App>>) -> Response {
         body.push('\n');
     }
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// llama.cpp's `/slots`: one object per slot, busy ones first. Unlike the real server it
+/// never includes prompt or generated text.
+async fn slots(State(app): State<Arc<App>>) -> Response {
+    let state = app.engine.state();
+    let profile_slots = app.slots;
+    let body: Vec<_> = (0..profile_slots)
+        .map(|id| {
+            json!({
+                "id": id,
+                "id_task": if id < state.running { json!(id) } else { json!(-1) },
+                "n_ctx": app.slot_ctx,
+                "speculative": false,
+                "is_processing": id < state.running,
+            })
+        })
+        .collect();
+    axum::Json(body).into_response()
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {

@@ -600,3 +600,27 @@ fn tgi_native_generate_routes() {
     });
     assert_eq!(status.as_u16(), 404);
 }
+
+#[test]
+fn llamacpp_slots_follow_the_profile() {
+    let sim = start_with(&["llamacpp"], &["--profile", "cpu-270m"]);
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let slots: Value = rt.block_on(async {
+        let resp = reqwest::get(format!("{}/slots", sim.urls[0].1))
+            .await
+            .unwrap();
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+    });
+    let slots = slots.as_array().unwrap();
+    // cpu-270m: 4 slots sharing 512 blocks of 16 tokens, as `-np 4 -c 8192`.
+    assert_eq!(slots.len(), 4);
+    assert!(
+        slots
+            .iter()
+            .all(|s| s["n_ctx"] == 2048 && s["is_processing"] == false)
+    );
+}
