@@ -48,12 +48,15 @@ pub fn parse_engine_spec(text: &str) -> Result<EngineSpec, String> {
     Ok(EngineSpec { dialect, port })
 }
 
-/// Parses `gpu-7b` or `cpu-270m`.
+/// Parses `gpu-7b`, `cpu-270m` or `bench`.
 pub fn parse_profile(text: &str) -> Result<Profile, String> {
     match text {
         "gpu-7b" => Ok(Profile::gpu_7b()),
         "cpu-270m" => Ok(Profile::cpu_270m()),
-        other => Err(format!("unknown profile {other:?}: use gpu-7b or cpu-270m")),
+        "bench" => Ok(Profile::bench()),
+        other => Err(format!(
+            "unknown profile {other:?}: use gpu-7b, cpu-270m or bench"
+        )),
     }
 }
 

@@ -58,6 +58,19 @@ impl Profile {
         }
     }
 
+    /// A load-test upstream that is never the bottleneck: 10,000 slots, a practically
+    /// unbounded cache, and 40 ms decode steps whatever the batch (25 tokens/s per stream).
+    pub fn bench() -> Profile {
+        Profile {
+            max_running: 10_000,
+            kv_blocks: 100_000_000,
+            block_tokens: 16,
+            prefill_per_token: 0.000_001,
+            decode_base: 0.040,
+            decode_per_seq: 0.0,
+        }
+    }
+
     /// Decode time of one step with `batch` running sequences.
     pub fn decode_time(&self, batch: usize) -> f64 {
         if batch == 0 {

@@ -83,6 +83,19 @@ impl Histogram {
         self.observe_n(value, 1);
     }
 
+    /// The upper bound of the bucket holding quantile `q` (0..1): an upper estimate, exact
+    /// to the bucket. `None` when empty.
+    pub fn quantile_bound(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        self.cumulative()
+            .into_iter()
+            .find(|(_, n)| *n >= rank)
+            .map(|(le, _)| le)
+    }
+
     /// `(upper bound, cumulative count)` pairs, `+Inf` last.
     pub fn cumulative(&self) -> Vec<(f64, u64)> {
         let mut total = 0;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::engine::{Engine, Event, Profile, RequestSpec, Totals};
-use super::record::{Latencies, Recorder, RequestRecord};
+use super::record::{Histogram, Latencies, Recorder, RequestRecord};
 
 /// Submissions waiting for the engine task; beyond this, callers are told the engine is busy.
 const SUBMIT_QUEUE: usize = 4096;
@@ -52,7 +52,15 @@ struct Shared {
     kv_usage: f64,
     totals: Totals,
     recorder: Recorder,
+    /// How late each step's events left, against the step's simulated end (seconds).
+    lag: Histogram,
 }
+
+/// Bounds of the schedule-lag histogram: 10 µs to 1 s.
+const LAG_BOUNDS: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.1,
+    1.0,
+];
 
 /// A running simulated engine.
 #[derive(Clone)]
@@ -84,6 +92,7 @@ impl EngineHandle {
             kv_usage: 0.0,
             totals: engine.totals().clone(),
             recorder,
+            lag: Histogram::new(&LAG_BOUNDS),
         }));
         let epoch_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -108,6 +117,11 @@ impl EngineHandle {
     /// Unix time of simulated time zero: add it to a record's times for wall-clock times.
     pub fn epoch_unix(&self) -> f64 {
         self.epoch_unix
+    }
+
+    /// How late the engine's steps delivered their events (seconds behind schedule).
+    pub fn schedule_lag(&self) -> Histogram {
+        with(&self.shared, |s| s.lag.clone())
     }
 
     /// The ground truth of the most recent finished requests, oldest first.
@@ -180,8 +194,13 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<
             continue;
         }
         let events = engine.step();
-        tokio::time::sleep_until(start + Duration::from_secs_f64(engine.now())).await;
-        with(&shared, |s| s.recorder.observe(&events));
+        let due = start + Duration::from_secs_f64(engine.now());
+        tokio::time::sleep_until(due).await;
+        let late = due.elapsed().as_secs_f64();
+        with(&shared, |s| {
+            s.recorder.observe(&events);
+            s.lag.observe(late);
+        });
         for event in events {
             let id = match event {
                 Event::Scheduled { id, .. }

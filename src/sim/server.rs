@@ -115,6 +115,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completion))
         .route("/sim/requests", get(ground_truth))
+        .route("/sim/stats", get(stats))
         .route(
             "/sim/revive",
             post(|State(app): State<Arc<App>>| async move {
@@ -271,6 +272,26 @@ async fn slots(State(app): State<Arc<App>>) -> Response {
         })
         .collect();
     axum::Json(body).into_response()
+}
+
+/// The simulator's own health: steps run and how far behind schedule they delivered.
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    let lag = app.engine.schedule_lag();
+    let state = app.engine.state();
+    axum::Json(json!({
+        "steps": state.totals.steps,
+        "generated_tokens": state.totals.generated_tokens,
+        "running": state.running,
+        "waiting": state.waiting,
+        "schedule_lag_seconds": {
+            "count": lag.count,
+            "mean": if lag.count > 0 { lag.sum / lag.count as f64 } else { 0.0 },
+            "p50_at_most": lag.quantile_bound(0.5),
+            "p99_at_most": lag.quantile_bound(0.99),
+            "buckets": lag.cumulative().iter().map(|(le, n)| json!([le.to_string(), n])).collect::<Vec<_>>(),
+        },
+    }))
+    .into_response()
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {
