@@ -118,3 +118,17 @@ fn preemptions_are_counted_per_request() {
     assert_eq!(u64::from(preempted), engine.totals().preemptions);
     assert!(preempted > 0);
 }
+
+#[test]
+fn quantile_bounds_are_the_holding_buckets() {
+    let mut h = Histogram::new(&[1.0, 2.0, 5.0]);
+    assert_eq!(h.quantile_bound(0.5), None);
+    for v in [0.5, 0.7, 1.5, 4.0] {
+        h.observe(v);
+    }
+    assert_eq!(h.quantile_bound(0.5), Some(1.0));
+    assert_eq!(h.quantile_bound(0.75), Some(2.0));
+    assert_eq!(h.quantile_bound(0.99), Some(5.0));
+    h.observe(9.0);
+    assert_eq!(h.quantile_bound(1.0), Some(f64::INFINITY));
+}
