@@ -153,6 +153,7 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
             slots: profile.max_running,
             // The cache split evenly between slots, as llama.cpp's -c / -np does.
             slot_ctx: profile.kv_blocks * profile.block_tokens / profile.max_running.max(1) as u32,
+            seed,
         };
         let app = router(handle, config);
         let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub slots: usize,
     /// Context per slot in tokens (llama.cpp `/slots`).
     pub slot_ctx: u32,
+    /// Seed for answer lengths: the same seed and prompt give the same answer.
+    pub seed: u64,
 }
 
 struct App {
@@ -70,6 +72,7 @@ struct App {
     metrics_enabled: bool,
     slots: usize,
     slot_ctx: u32,
+    seed: u64,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
     scrapes: Mutex<u64>,
@@ -88,6 +91,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         metrics_enabled: config.metrics_enabled,
         slots: config.slots,
         slot_ctx: config.slot_ctx,
+        seed: config.seed,
         dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
         scrapes: Mutex::new(0),

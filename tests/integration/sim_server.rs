@@ -624,3 +624,36 @@ fn llamacpp_slots_follow_the_profile() {
             .all(|s| s["n_ctx"] == 2048 && s["is_processing"] == false)
     );
 }
+
+#[test]
+fn answers_depend_only_on_the_seed_and_the_prompt() {
+    let lengths = |seed: &str| {
+        let sim = start_with(&["vllm"], &["--seed", seed]);
+        llmwatch::collect::fetch::install_tls_provider();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::new();
+        rt.block_on(async {
+            let mut out = Vec::new();
+            for i in 0..12 {
+                let body =
+                    json!({"messages": [{"content": format!("prompt {i}")}], "max_tokens": 20});
+                let (_, bytes) = post(&client, &sim.urls[0].1, &body.to_string()).await;
+                let reply: Value = serde_json::from_slice(&bytes).unwrap();
+                out.push((
+                    reply["usage"]["completion_tokens"].as_u64().unwrap(),
+                    reply["choices"][0]["message"]["content"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ));
+            }
+            out
+        })
+    };
+    let first = lengths("11");
+    assert_eq!(first, lengths("11"), "same seed, same answers");
+    assert_ne!(first, lengths("12"), "another seed, other answers");
+}

@@ -82,7 +82,8 @@ fn prompt_text(json: &Value, route: Route) -> Result<(String, u32), ApiError> {
     }
 }
 
-fn parse_chat(body: &[u8], model: &str, route: Route) -> Result<Chat, ApiError> {
+fn parse_chat(body: &[u8], app: &App, route: Route) -> Result<Chat, ApiError> {
+    let model = app.model.as_str();
     let json: Value = serde_json::from_slice(body).map_err(|e| {
         api_error(
             StatusCode::BAD_REQUEST,
@@ -105,7 +106,7 @@ fn parse_chat(body: &[u8], model: &str, route: Route) -> Result<Chat, ApiError> 
     // About four characters per token, and a natural length that depends only on the
     // prompt, so the same request always gets the same answer.
     let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + overhead;
-    let natural_length = 1 + (fnv(text.as_bytes()) % u64::from(2 * max_tokens)) as u32;
+    let natural_length = natural_length(app.seed, &text, max_tokens);
     Ok(Chat {
         spec: RequestSpec {
             id: 0,
@@ -122,7 +123,14 @@ fn parse_chat(body: &[u8], model: &str, route: Route) -> Result<Chat, ApiError> 
     })
 }
 
-pub(super) fn fnv(bytes: &[u8]) -> u64 {
+/// How many tokens the simulated model "wants" to write for `prompt` (it stops there unless
+/// `max_tokens` comes first): a function of the seed and the prompt only.
+pub(super) fn natural_length(seed: u64, prompt: &str, max_tokens: u32) -> u32 {
+    let hash = fnv(&[&seed.to_le_bytes()[..], prompt.as_bytes()].concat());
+    1 + (hash % u64::from(2 * max_tokens)) as u32
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -208,7 +216,7 @@ async fn serve(app: Arc<App>, headers: &HeaderMap, body: &[u8], route: Route) ->
         Ok(fault) => fault,
         Err(e) => return e.into_response(),
     };
-    let chat = match parse_chat(body, &app.model, route) {
+    let chat = match parse_chat(body, &app, route) {
         Ok(chat) => chat,
         Err(e) => return e.into_response(),
     };

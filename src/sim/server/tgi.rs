@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::openai::{ApiError, api_error, error, fnv, word};
+use super::openai::{ApiError, api_error, error, natural_length, word};
 use super::{App, MAX_TOKENS, authorised};
 use crate::sim::engine::{Event, Finish, RequestSpec};
 
-fn parse(body: &[u8]) -> Result<(RequestSpec, bool), ApiError> {
+fn parse(body: &[u8], seed: u64) -> Result<(RequestSpec, bool), ApiError> {
     let json: Value = serde_json::from_slice(body).map_err(|e| {
         let message = format!("Failed to deserialize the JSON body into the target type: {e}");
         api_error(StatusCode::UNPROCESSABLE_ENTITY, &message, "validation")
@@ -40,7 +40,7 @@ fn parse(body: &[u8]) -> Result<(RequestSpec, bool), ApiError> {
         id: 0,
         prompt_tokens: (inputs.len() as u32).div_ceil(4).max(1),
         cached_tokens: 0,
-        natural_length: 1 + (fnv(inputs.as_bytes()) % u64::from(2 * max_new_tokens)) as u32,
+        natural_length: natural_length(seed, inputs, max_new_tokens),
         max_tokens: max_new_tokens,
     };
     Ok((spec, details))
@@ -72,7 +72,7 @@ async fn admit(
             "generation",
         ));
     }
-    let (spec, details) = parse(body)?;
+    let (spec, details) = parse(body, app.seed)?;
     let events = app
         .engine
         .submit(spec)
