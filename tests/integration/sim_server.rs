@@ -657,3 +657,34 @@ fn answers_depend_only_on_the_seed_and_the_prompt() {
     assert_eq!(first, lengths("11"), "same seed, same answers");
     assert_ne!(first, lengths("12"), "another seed, other answers");
 }
+
+#[test]
+fn a_streamed_answer_spells_the_same_text_as_the_plain_one() {
+    let sim = start(&["sglang"]);
+    let url = &sim.urls[0].1;
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    rt.block_on(async {
+        let ask = |stream: bool| {
+            json!({"messages": [{"content": "the same question"}], "max_tokens": 30, "stream": stream})
+                .to_string()
+        };
+        let (_, plain) = post(&client, url, &ask(false)).await;
+        let plain: Value = serde_json::from_slice(&plain).unwrap();
+        let (_, streamed) = post(&client, url, &ask(true)).await;
+        let joined: String = String::from_utf8(streamed)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(joined, plain["choices"][0]["message"]["content"].as_str().unwrap());
+        assert!(!joined.is_empty());
+    });
+}

@@ -426,58 +426,131 @@ fn midstream_error() -> Bytes {
 fn stream(app: Arc<App>, events: mpsc::UnboundedReceiver<Event>, reply: Reply) -> Response {
     // Chat streams open with a role-only chunk; completion streams do not.
     let first = (reply.route == Route::Chat).then(|| role_chunk(&app));
-    let state = (app, events, first, false);
-    let body =
-        futures_util::stream::unfold(state, move |(app, mut events, pending, done)| async move {
-            if let Some(bytes) = pending {
-                return Some((
-                    Ok::<Bytes, std::io::Error>(bytes),
-                    (app, events, None, done),
-                ));
-            }
-            if done {
-                return None;
-            }
-            loop {
-                let event = events.recv().await?;
-                match event {
-                    Event::Token { index, .. } => {
-                        if index == reply.midway {
-                            match reply.fault {
-                                Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
-                                Some(Fault::MidStreamError) => {
-                                    return Some((
-                                        Ok(midstream_error()),
-                                        (app, events, None, true),
-                                    ));
-                                }
-                                _ => {}
-                            }
-                        }
-                        let delta = json!({"content": word(index)});
-                        let bytes = chunk(&app, reply.route, delta, None);
-                        return Some((Ok(bytes), (app, events, None, false)));
-                    }
-                    Event::Finished {
-                        reason, generated, ..
-                    } => {
-                        let finish = Some(finish_reason(reason));
-                        let mut bytes = chunk(&app, reply.route, json!({}), finish).to_vec();
-                        if reply.include_usage {
-                            let usage =
-                                usage_chunk(&app, reply.route, reply.prompt_tokens, generated);
-                            bytes.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
-                        }
-                        bytes.extend_from_slice(b"data: [DONE]\n\n");
-                        return Some((Ok(Bytes::from(bytes)), (app, events, None, true)));
-                    }
-                    Event::Scheduled { .. } | Event::Preempted { .. } => {}
-                }
-            }
-        });
+    let template = token_template(&app, reply.route);
+    let streamer = Streamer {
+        app,
+        events,
+        reply,
+        template,
+        pending: first,
+        held: None,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(streamer, Streamer::next);
     (
         [(header::CONTENT_TYPE, "text/event-stream")],
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// A token chunk serialised once per stream, split around the token text: each token is then
+/// two copies and the word, not a JSON tree.
+fn token_template(app: &App, route: Route) -> (Vec<u8>, Vec<u8>) {
+    const MARK: &str = "\u{1}";
+    let whole = chunk(app, route, json!({"content": MARK}), None);
+    let text = String::from_utf8_lossy(&whole).into_owned();
+    let marker = "\"\\u0001\"";
+    match text.split_once(marker) {
+        Some((prefix, suffix)) => (prefix.as_bytes().to_vec(), suffix.as_bytes().to_vec()),
+        None => (text.into_bytes(), Vec::new()),
+    }
+}
+
+/// The state of one streamed answer.
+struct Streamer {
+    app: Arc<App>,
+    events: mpsc::UnboundedReceiver<Event>,
+    reply: Reply,
+    template: (Vec<u8>, Vec<u8>),
+    pending: Option<Bytes>,
+    /// An event to handle before reading the channel (a fault point reached with output
+    /// still unsent).
+    held: Option<Event>,
+    done: bool,
+}
+
+enum Step {
+    /// Keep going.
+    More,
+    /// The stream is over after what was written.
+    End,
+    /// Flush what is written, then handle this event.
+    Hold(Event),
+}
+
+impl Streamer {
+    /// The next piece of the body: every event already waiting is written into one piece,
+    /// so a client that fell behind gets its tokens in one write instead of many.
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if let Some(bytes) = self.pending.take() {
+            return Some((Ok(bytes), self));
+        }
+        let mut out = Vec::new();
+        while !self.done && out.is_empty() {
+            let mut event = match self.held.take() {
+                Some(event) => event,
+                None => self.events.recv().await?,
+            };
+            loop {
+                match self.write(event, &mut out).await {
+                    Step::End => {
+                        self.done = true;
+                        break;
+                    }
+                    Step::Hold(event) => {
+                        self.held = Some(event);
+                        break;
+                    }
+                    Step::More => {}
+                }
+                match self.events.try_recv() {
+                    Ok(next) => event = next,
+                    Err(_) => break,
+                }
+            }
+        }
+        if out.is_empty() {
+            return None;
+        }
+        Some((Ok(Bytes::from(out)), self))
+    }
+
+    async fn write(&mut self, event: Event, out: &mut Vec<u8>) -> Step {
+        match event {
+            Event::Token { index, .. } => {
+                if index == self.reply.midway && self.reply.fault.is_some() {
+                    if !out.is_empty() {
+                        return Step::Hold(event);
+                    }
+                    match self.reply.fault {
+                        Some(Fault::Stall(d)) => tokio::time::sleep(d).await,
+                        Some(Fault::MidStreamError) => {
+                            out.extend_from_slice(&midstream_error());
+                            return Step::End;
+                        }
+                        _ => {}
+                    }
+                }
+                out.extend_from_slice(&self.template.0);
+                out.extend_from_slice(json!(word(index)).to_string().as_bytes());
+                out.extend_from_slice(&self.template.1);
+                Step::More
+            }
+            Event::Finished {
+                reason, generated, ..
+            } => {
+                let finish = Some(finish_reason(reason));
+                out.extend_from_slice(&chunk(&self.app, self.reply.route, json!({}), finish));
+                if self.reply.include_usage {
+                    let (route, prompt) = (self.reply.route, self.reply.prompt_tokens);
+                    let usage = usage_chunk(&self.app, route, prompt, generated);
+                    out.extend_from_slice(format!("data: {usage}\n\n").as_bytes());
+                }
+                out.extend_from_slice(b"data: [DONE]\n\n");
+                Step::End
+            }
+            Event::Scheduled { .. } | Event::Preempted { .. } => Step::More,
+        }
+    }
 }
