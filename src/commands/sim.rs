@@ -119,7 +119,7 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
         let handle = EngineHandle::start(
             Engine::new(profile.clone()),
             Recorder::new(&buckets, keep_finished()),
-        );
+        )?;
         let name = dialect_name(spec.dialect);
         let model = format!("sim-{name}");
         let dice = Arc::new(Mutex::new(FaultDice::new(faults.clone(), seed)));

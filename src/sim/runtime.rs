@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::time::Instant;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::engine::{Engine, Event, Profile, RequestSpec, Totals};
 use super::record::{Histogram, Latencies, Recorder, RequestRecord};
@@ -83,8 +83,8 @@ pub enum SubmitError {
 }
 
 impl EngineHandle {
-    /// Starts the engine task on the current tokio runtime.
-    pub fn start(engine: Engine, recorder: Recorder) -> EngineHandle {
+    /// Starts the engine on a thread of its own.
+    pub fn start(engine: Engine, recorder: Recorder) -> std::io::Result<EngineHandle> {
         let (submit, rx) = mpsc::channel(SUBMIT_QUEUE);
         let shared = Arc::new(Mutex::new(Shared {
             running: 0,
@@ -97,13 +97,18 @@ impl EngineHandle {
         let epoch_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        tokio::spawn(run(engine, rx, shared.clone()));
-        EngineHandle {
+        let task_shared = shared.clone();
+        // A thread of its own: tokio's timer wakes on millisecond ticks, too coarse for a
+        // schedule of decode steps; the thread sleeps and then spins to each deadline.
+        std::thread::Builder::new()
+            .name("sim-engine".into())
+            .spawn(move || run(engine, rx, task_shared))?;
+        Ok(EngineHandle {
             submit,
             shared,
             next_id: Arc::new(AtomicU64::new(1)),
             epoch_unix,
-        }
+        })
     }
 
     /// Changes capacity and speed from the next step on (a scenario step).
@@ -176,14 +181,29 @@ fn publish(shared: &Mutex<Shared>, engine: &Engine) {
     });
 }
 
-async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
-    // Simulated time is seconds since the task started.
+/// Sleeps until shortly before `due`, then spins: a thread sleep overshoots by tens of
+/// microseconds, a spin by none.
+fn wait_until(due: Instant) {
+    const SPIN: Duration = Duration::from_micros(300);
+    let now = Instant::now();
+    if due > now + SPIN {
+        std::thread::sleep(due - now - SPIN);
+    }
+    while Instant::now() < due {
+        std::hint::spin_loop();
+    }
+}
+
+fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
+    // Simulated time is seconds since the engine started.
     let start = Instant::now();
     let mut subscribers: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
     loop {
         if engine.is_idle() {
             publish(&shared, &engine);
-            let Some(first) = rx.recv().await else { return };
+            let Some(first) = rx.blocking_recv() else {
+                return;
+            };
             engine.advance_to(start.elapsed().as_secs_f64());
             accept(first, &mut engine, &shared, &mut subscribers);
         }
@@ -195,7 +215,7 @@ async fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<
         }
         let events = engine.step();
         let due = start + Duration::from_secs_f64(engine.now());
-        tokio::time::sleep_until(due).await;
+        wait_until(due);
         let late = due.elapsed().as_secs_f64();
         with(&shared, |s| {
             s.recorder.observe(&events);
