@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use super::rng::Rng;
+
 /// The request header that forces a fault.
 pub const FAULT_HEADER: &str = "x-llmwatch-sim-fault";
 
@@ -100,7 +102,7 @@ impl Default for FaultRates {
 #[derive(Debug, Clone)]
 pub struct FaultDice {
     rates: FaultRates,
-    state: u64,
+    rng: Rng,
 }
 
 impl FaultDice {
@@ -108,7 +110,7 @@ impl FaultDice {
     pub fn new(rates: FaultRates, seed: u64) -> FaultDice {
         FaultDice {
             rates,
-            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            rng: Rng::new(seed, 0),
         }
     }
 
@@ -122,19 +124,10 @@ impl FaultDice {
         self.rates = rates;
     }
 
-    fn uniform(&mut self) -> f64 {
-        // xorshift64*: plenty for fault draws.
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let x = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// The fault for the next request, if any. One draw per request, so the sequence of
     /// faults depends only on the seed and the request count.
     pub fn draw(&mut self) -> Option<Fault> {
-        let u = self.uniform();
+        let u = self.rng.uniform();
         let r = &self.rates;
         let table = [
             (r.error, Fault::Error),

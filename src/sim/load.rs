@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::engine::RequestSpec;
+use super::rng::Rng;
 use super::runtime::EngineHandle;
 
 /// The shape of background traffic.
@@ -37,7 +38,7 @@ impl Load {
 #[derive(Debug, Clone)]
 pub struct Arrivals {
     load: Load,
-    state: u64,
+    rng: Rng,
 }
 
 impl Arrivals {
@@ -45,27 +46,19 @@ impl Arrivals {
     pub fn new(load: Load, seed: u64) -> Arrivals {
         Arrivals {
             load,
-            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03 | 1,
+            rng: Rng::new(seed, 0xD1B5_4A32_D192_ED03),
         }
-    }
-
-    fn uniform(&mut self) -> f64 {
-        self.state ^= self.state >> 12;
-        self.state ^= self.state << 25;
-        self.state ^= self.state >> 27;
-        let x = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn pick(&mut self, range: &RangeInclusive<u32>) -> u32 {
         let span = f64::from(range.end().saturating_sub(*range.start()) + 1);
-        range.start() + (self.uniform() * span) as u32
+        range.start() + (self.rng.uniform() * span) as u32
     }
 
     /// The gap to the next arrival and its request.
     pub fn next_arrival(&mut self) -> (Duration, RequestSpec) {
         // Exponential gaps: a Poisson process.
-        let gap = -(1.0 - self.uniform()).ln() / self.load.rate.max(1e-9);
+        let gap = -(1.0 - self.rng.uniform()).ln() / self.load.rate.max(1e-9);
         let prompt_tokens = self.pick(&self.load.prompt_tokens.clone());
         let natural_length = self.pick(&self.load.output_tokens.clone());
         let spec = RequestSpec {

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod faults;
 pub mod load;
 pub mod record;
+pub mod rng;
 pub mod runtime;
 pub mod scenario;
 pub mod server;

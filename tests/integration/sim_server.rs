@@ -8,6 +8,16 @@ use serde_json::{Value, json};
 
 use crate::util::run_ok;
 
+/// A current-thread runtime and an HTTP client for talking to the simulator.
+fn http() -> (tokio::runtime::Runtime, reqwest::Client) {
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (rt, reqwest::Client::new())
+}
+
 struct Sim {
     child: Child,
     urls: Vec<(String, String)>,
@@ -100,12 +110,7 @@ async fn traffic(client: &reqwest::Client, url: &str, model: &str, n: usize) -> 
 #[test]
 fn every_dialect_scrapes_as_what_clients_received() {
     let sim = start(&["vllm", "vllm-0.10", "tgi", "llamacpp", "sglang"]);
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     for (dialect, url) in &sim.urls {
         let model = format!("sim-{dialect}");
         let (prompt, completion) = rt.block_on(traffic(&client, url, &model, 6));
@@ -133,12 +138,7 @@ fn every_dialect_scrapes_as_what_clients_received() {
 fn bad_requests_get_openai_style_errors() {
     let sim = start(&["vllm"]);
     let url = &sim.urls[0].1;
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let (status, body) = post(&client, url, "{not json").await;
         assert_eq!(status, 400);
@@ -166,12 +166,7 @@ fn bad_requests_get_openai_style_errors() {
 fn ground_truth_lists_every_request_with_its_timeline() {
     let sim = start(&["vllm"]);
     let url = sim.urls[0].1.clone();
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     let (_, completion) = rt.block_on(traffic(&client, &url, "sim-vllm", 5));
     let body = rt.block_on(async {
         let resp = client
@@ -246,12 +241,7 @@ fn text(chunks: &[(std::time::Instant, Vec<u8>)]) -> String {
 fn forced_faults_behave_as_documented() {
     let sim = start(&["vllm"]);
     let url = sim.urls[0].1.clone();
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let (status, _, chunks) = post_with(&client, &url, "error", false).await.unwrap();
         assert_eq!(status, 500);
@@ -311,12 +301,7 @@ fn forced_faults_behave_as_documented() {
 fn configured_rates_and_queue_limit_apply_to_every_request() {
     let failing = start_with(&["tgi"], &["--error-rate", "1"]);
     let full = start_with(&["sglang"], &["--max-waiting", "0"]);
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         for _ in 0..3 {
             let (status, _) = post(
@@ -358,12 +343,7 @@ fn a_scenario_step_takes_effect_at_its_time() {
     .unwrap();
     let sim = start_with(&["vllm"], &["--scenario", path.to_str().unwrap()]);
     let url = sim.urls[0].1.clone();
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let (status, _) = post(&client, &url, r#"{"messages":[{"content":"before"}]}"#).await;
         assert_eq!(status, 200, "before the step");
@@ -410,12 +390,7 @@ fn llamacpp_api_key_and_disabled_metrics_look_like_the_real_server() {
     ]);
     let json: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["engine"], "llamacpp");
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let (status, _) = post(&client, url, r#"{"messages":[{"content":"a"}]}"#).await;
         assert_eq!(status, 401, "/v1 needs the key too");
@@ -471,12 +446,7 @@ fn sse_shape(text: &str) -> Vec<(String, Vec<String>)> {
 fn llamacpp_stream_has_the_shape_of_the_real_capture() {
     let captured = std::fs::read_to_string(crate::util::fixture("llamacpp/sse.txt")).unwrap();
     let sim = start(&["llamacpp"]);
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     let body = json!({
         "messages": [{"role": "user", "content": "Write one sentence about the sea."}],
         "max_tokens": 24,
@@ -510,12 +480,7 @@ fn llamacpp_stream_has_the_shape_of_the_real_capture() {
 fn text_completions_route_answers_plain_and_streamed() {
     let sim = start(&["vllm"]);
     let url = &sim.urls[0].1;
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let send = |body: Value| {
             client
@@ -555,12 +520,7 @@ fn text_completions_route_answers_plain_and_streamed() {
 fn tgi_native_generate_routes() {
     let sim = start(&["tgi"]);
     let url = &sim.urls[0].1;
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let body = json!({"inputs": "What is the sea?", "parameters": {"max_new_tokens": 6, "details": true}});
         let resp = client.post(format!("{url}/generate")).body(body.to_string()).send().await.unwrap();
@@ -604,11 +564,7 @@ fn tgi_native_generate_routes() {
 #[test]
 fn llamacpp_slots_follow_the_profile() {
     let sim = start_with(&["llamacpp"], &["--profile", "cpu-270m"]);
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, _) = http();
     let slots: Value = rt.block_on(async {
         let resp = reqwest::get(format!("{}/slots", sim.urls[0].1))
             .await
@@ -629,12 +585,7 @@ fn llamacpp_slots_follow_the_profile() {
 fn answers_depend_only_on_the_seed_and_the_prompt() {
     let lengths = |seed: &str| {
         let sim = start_with(&["vllm"], &["--seed", seed]);
-        llmwatch::collect::fetch::install_tls_provider();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = reqwest::Client::new();
+        let (rt, client) = http();
         rt.block_on(async {
             let mut out = Vec::new();
             for i in 0..12 {
@@ -662,12 +613,7 @@ fn answers_depend_only_on_the_seed_and_the_prompt() {
 fn a_streamed_answer_spells_the_same_text_as_the_plain_one() {
     let sim = start(&["sglang"]);
     let url = &sim.urls[0].1;
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::new();
+    let (rt, client) = http();
     rt.block_on(async {
         let ask = |stream: bool| {
             json!({"messages": [{"content": "the same question"}], "max_tokens": 30, "stream": stream})

@@ -1,0 +1,26 @@
+//! The simulator's random numbers: xorshift64*, seeded. Small, fast and reproducible, which
+//! is all fault draws and arrival times need; not for anything secret.
+
+/// A seeded generator of uniform numbers in [0, 1).
+#[derive(Debug, Clone)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    /// A generator for `seed`; `stream` separates generators that share a seed.
+    pub fn new(seed: u64, stream: u64) -> Rng {
+        Rng {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream | 1,
+        }
+    }
+
+    /// The next number in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let x = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
