@@ -41,6 +41,18 @@ fn snapshot<'a>(engine: &'a Engine, recorder: &'a Recorder) -> Snapshot<'a> {
     }
 }
 
+/// Reads a rendered body back the way `llmwatch scrape` does: checks the parser's
+/// invariants, detects the engine (which must be `kind`) and normalises.
+fn read_back(text: &str, kind: EngineKind) -> (String, Vec<crate::engines::Reading>) {
+    assert_eq!(crate::exposition::invariants::check(text), Ok(()));
+    let exp = parse(text, Mode::Strict).unwrap();
+    assert!(exp.duplicate_series().is_empty());
+    let index = Index::new(&exp);
+    let detection = detect(&index);
+    assert_eq!(detection.engine, Some(kind));
+    (detection.version, normalise(&index, kind, "sim-model"))
+}
+
 fn scalar(readings: &[crate::engines::Reading], name: &str) -> f64 {
     let reading = readings.iter().find(|r| r.signal.name == name).unwrap();
     match reading.series.first().map(|s| &s.value) {
@@ -125,11 +137,7 @@ fn llamacpp_dialect_reads_back_as_the_engine_state() {
         generated_seconds: 1.0,
     };
     let text = render_llamacpp(&snapshot(&engine, &recorder), &window, 3.5);
-    assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
-    let exp = parse(&text, Mode::Strict).unwrap();
-    let index = Index::new(&exp);
-    assert_eq!(detect(&index).engine, Some(EngineKind::LlamaCpp));
-    let r = normalise(&index, EngineKind::LlamaCpp, "sim-model");
+    let (_, r) = read_back(&text, EngineKind::LlamaCpp);
     let t = engine.totals();
     assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
     assert_eq!(scalar(&r, "llm_requests_waiting"), engine.waiting() as f64);
@@ -163,12 +171,8 @@ fn tgi_dialect_reads_back_and_shuffles_families_per_scrape() {
     let (engine, recorder) = busy_engine(&tgi_buckets());
     let snap = snapshot(&engine, &recorder);
     let text = render_tgi(&snap, 7);
-    assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
     assert_ne!(text, render_tgi(&snap, 8), "family order varies per scrape");
-    let exp = parse(&text, Mode::Strict).unwrap();
-    let index = Index::new(&exp);
-    assert_eq!(detect(&index).engine, Some(EngineKind::Tgi));
-    let r = normalise(&index, EngineKind::Tgi, "sim-model");
+    let (_, r) = read_back(&text, EngineKind::Tgi);
     let t = engine.totals();
     let l = recorder.latencies();
     assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
@@ -189,13 +193,8 @@ fn tgi_dialect_reads_back_and_shuffles_families_per_scrape() {
 fn sglang_dialect_reads_back_through_rank_and_pid_labels() {
     let (engine, recorder) = busy_engine(&sglang_buckets());
     let text = render_sglang(&snapshot(&engine, &recorder), 20723);
-    assert_eq!(crate::exposition::invariants::check(&text), Ok(()));
-    let exp = parse(&text, Mode::Strict).unwrap();
-    let index = Index::new(&exp);
-    let detection = detect(&index);
-    assert_eq!(detection.engine, Some(EngineKind::Sglang));
-    assert_eq!(detection.version, ">= 0.5.23");
-    let r = normalise(&index, EngineKind::Sglang, "unused");
+    let (version, r) = read_back(&text, EngineKind::Sglang);
+    assert_eq!(version, ">= 0.5.23");
     let t = engine.totals();
     let l = recorder.latencies();
     assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
