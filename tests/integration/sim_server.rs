@@ -338,7 +338,7 @@ fn a_scenario_step_takes_effect_at_its_time() {
     let path = dir.path().join("incident.toml");
     std::fs::write(
         &path,
-        "name = \"incident\"\ndescription = \"test\"\n\n[[step]]\nat = \"600ms\"\nerror_rate = 1.0\nkv_blocks = 1\n",
+        "name = \"incident\"\ndescription = \"test\"\n\n[[step]]\nat = \"1500ms\"\nerror_rate = 1.0\nkv_blocks = 1\n",
     )
     .unwrap();
     let sim = start_with(&["vllm"], &["--scenario", path.to_str().unwrap()]);
@@ -347,7 +347,7 @@ fn a_scenario_step_takes_effect_at_its_time() {
     rt.block_on(async {
         let (status, _) = post(&client, &url, r#"{"messages":[{"content":"before"}]}"#).await;
         assert_eq!(status, 200, "before the step");
-        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1800)).await;
         let (status, _) = post(&client, &url, r#"{"messages":[{"content":"after"}]}"#).await;
         assert_eq!(status, 500, "after the step every request fails");
     });
