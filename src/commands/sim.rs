@@ -193,7 +193,9 @@ async fn play(
                 return;
             }
         }
-        let mut d = dice.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut d = dice
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let rates = step.apply_faults(d.rates());
         d.set_rates(rates);
     }

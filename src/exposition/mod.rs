@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 pub use parse::{Mode, ParseError, ParseErrorKind, parse};
-pub use write::{write_exposition, write_family_header, write_sample};
+pub use write::{write_exposition, write_family_header, write_sample, write_series};
 
 /// The declared type of a metric family (`# TYPE`).
 ///

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Exposition, Label};
+use super::Exposition;
 
 /// Writes a whole exposition: per family an optional `# HELP`, a `# TYPE` and its samples.
 /// Exemplars are dropped, since text 0.0.4 has no syntax for them.
@@ -65,6 +65,22 @@ pub fn write_sample<'l>(
     value: f64,
     timestamp: Option<f64>,
 ) {
+    write_series(out, name, labels);
+    write_value(out, value);
+    if let Some(ts) = timestamp {
+        out.push(' ');
+        write_value(out, ts);
+    }
+    out.push('\n');
+}
+
+/// Writes `name{labels} ` — a sample line up to its value, for writers that format the
+/// value themselves (the simulator's engine dialects).
+pub fn write_series<'l>(
+    out: &mut String,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+) {
     out.push_str(name);
     let mut first = true;
     for (label, label_value) in labels {
@@ -79,12 +95,6 @@ pub fn write_sample<'l>(
         out.push('}');
     }
     out.push(' ');
-    write_value(out, value);
-    if let Some(ts) = timestamp {
-        out.push(' ');
-        write_value(out, ts);
-    }
-    out.push('\n');
 }
 
 /// Appends `value` in a form that parses back to the same float.
@@ -116,20 +126,4 @@ pub(crate) fn escape_label_value_into(out: &mut String, value: &str) {
             c => out.push(c),
         }
     }
-}
-
-/// Renders a label set as `{a="1",b="2"}` (empty string for no labels).
-pub fn format_labels(labels: &[Label<'_>]) -> String {
-    let mut out = String::new();
-    for (i, label) in labels.iter().enumerate() {
-        out.push(if i == 0 { '{' } else { ',' });
-        out.push_str(label.name);
-        out.push_str("=\"");
-        escape_label_value_into(&mut out, &label.value);
-        out.push('"');
-    }
-    if !labels.is_empty() {
-        out.push('}');
-    }
-    out
 }

@@ -166,10 +166,9 @@ impl EngineHandle {
 /// Runs `f` under the lock; a poisoned lock still holds consistent data here (every update
 /// is a plain assignment), so it is used rather than propagated.
 fn with<R>(shared: &Mutex<Shared>, f: impl FnOnce(&mut Shared) -> R) -> R {
-    match shared.lock() {
-        Ok(mut guard) => f(&mut guard),
-        Err(poisoned) => f(&mut poisoned.into_inner()),
-    }
+    f(&mut shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
 fn publish(shared: &Mutex<Shared>, engine: &Engine) {

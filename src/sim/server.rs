@@ -2,7 +2,7 @@
 //! `/v1/models`, `/health`, the engine's info endpoint and `/metrics` in its dialect.
 //! Generated text is a deterministic function of the prompt; no prompt text is logged.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -75,7 +75,7 @@ struct App {
     seed: u64,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
-    scrapes: Mutex<u64>,
+    scrapes: AtomicU64,
 }
 
 /// The router for one simulated engine.
@@ -94,7 +94,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         seed: config.seed,
         dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
-        scrapes: Mutex::new(0),
+        scrapes: AtomicU64::new(0),
     });
     let info_path = match dialect {
         Dialect::Vllm(_) => "/version",
@@ -131,18 +131,10 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         .with_state(app)
 }
 
-fn lock<T: Clone>(m: &Mutex<T>) -> T {
-    match m.lock() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    }
-}
-
-fn store<T>(m: &Mutex<T>, value: T) {
-    match m.lock() {
-        Ok(mut g) => *g = value,
-        Err(p) => *p.into_inner() = value,
-    }
+/// Locks `m`; every update under these locks is a plain assignment, so a poisoned lock
+/// still holds consistent data and is used rather than propagated.
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether the request carries the API key (`Authorization: Bearer KEY` or `X-Api-Key`),
@@ -193,8 +185,7 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         latencies: &state.latencies,
         started_unix: app.started_unix,
     };
-    let scrape = lock(&app.scrapes) + 1;
-    store(&app.scrapes, scrape);
+    let scrape = app.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
     let (body, content_type) = match app.dialect {
         Dialect::Vllm(version) => (
             dialect::render_vllm(&snap, version),
@@ -209,8 +200,8 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         Dialect::LlamaCpp => {
-            let previous = lock(&app.last_scrape);
-            store(&app.last_scrape, state.totals.clone());
+            // One lock for read and replace, so two scrapes never share a window.
+            let previous = std::mem::replace(&mut *lock(&app.last_scrape), state.totals.clone());
             let t = &state.totals;
             let window = ScrapeWindow {
                 prompt_tokens: (t.prompt_tokens - t.cached_tokens)

@@ -15,7 +15,7 @@ pub use vllm::{VllmVersion, render_vllm};
 
 use super::engine::Totals;
 use super::record::{Buckets, Histogram, Latencies};
-use crate::exposition::{write_family_header, write_sample};
+use crate::exposition::{write_family_header, write_series};
 
 /// Everything a dialect renders, read from one engine at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -108,11 +108,7 @@ fn write_raw<'l>(
     labels: impl IntoIterator<Item = (&'l str, &'l str)>,
     value: &str,
 ) {
-    // Reuse the escaping writer, then swap its value for the dialect's formatting.
-    let mut line = String::new();
-    write_sample(&mut line, name, labels, 0.0, None);
-    line.truncate(line.len() - "0\n".len());
-    out.push_str(&line);
+    write_series(out, name, labels);
     out.push_str(value);
     out.push('\n');
 }

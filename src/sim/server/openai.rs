@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{App, Dialect, MAX_TOKENS, authorised};
+use super::{App, Dialect, MAX_TOKENS, authorised, lock};
 use crate::sim::engine::{Event, Finish, RequestSpec};
 use crate::sim::faults::{FAULT_HEADER, Fault};
 
@@ -159,10 +159,7 @@ fn pick_fault(app: &App, headers: &HeaderMap) -> Result<Option<Fault>, ApiError>
             .map(Some)
             .map_err(|e| api_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error"));
     }
-    Ok(match app.dice.lock() {
-        Ok(mut dice) => dice.draw(),
-        Err(poisoned) => poisoned.into_inner().draw(),
-    })
+    Ok(lock(&app.dice).draw())
 }
 
 pub(super) fn overloaded() -> Response {
@@ -220,7 +217,7 @@ async fn serve(app: Arc<App>, headers: &HeaderMap, body: &[u8], route: Route) ->
         Ok(chat) => chat,
         Err(e) => return e.into_response(),
     };
-    let max_waiting = app.dice.lock().map_or(None, |d| d.rates().max_waiting);
+    let max_waiting = lock(&app.dice).rates().max_waiting;
     if max_waiting.is_some_and(|limit| app.engine.state().waiting >= limit) {
         return overloaded();
     }
