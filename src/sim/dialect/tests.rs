@@ -53,6 +53,20 @@ fn read_back(text: &str, kind: EngineKind) -> (String, Vec<crate::engines::Readi
     (detection.version, normalise(&index, kind, "sim-model"))
 }
 
+/// TGI and SGLang count tokens and requests when a request finishes: the read-back totals
+/// equal the recorder's sums over finished requests, all with outcome `ok`.
+fn assert_counted_at_finish(r: &[crate::engines::Reading], engine: &Engine, recorder: &Recorder) {
+    let l = recorder.latencies();
+    let t = engine.totals();
+    assert_eq!(scalar(r, "llm_prompt_tokens_total"), l.prompt_tokens.sum);
+    assert_eq!(
+        scalar(r, "llm_generation_tokens_total"),
+        l.output_tokens.sum
+    );
+    let finished = (t.finished_stop + t.finished_length) as f64;
+    assert_eq!(outcomes(r), [("ok", finished)]);
+}
+
 fn scalar(readings: &[crate::engines::Reading], name: &str) -> f64 {
     let reading = readings.iter().find(|r| r.signal.name == name).unwrap();
     match reading.series.first().map(|s| &s.value) {
@@ -173,18 +187,10 @@ fn tgi_dialect_reads_back_and_shuffles_families_per_scrape() {
     let text = render_tgi(&snap, 7);
     assert_ne!(text, render_tgi(&snap, 8), "family order varies per scrape");
     let (_, r) = read_back(&text, EngineKind::Tgi);
-    let t = engine.totals();
-    let l = recorder.latencies();
     assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
     assert_eq!(scalar(&r, "llm_requests_waiting"), engine.waiting() as f64);
     // TGI's token totals are histogram sums over finished requests.
-    assert_eq!(scalar(&r, "llm_prompt_tokens_total"), l.prompt_tokens.sum);
-    assert_eq!(
-        scalar(&r, "llm_generation_tokens_total"),
-        l.output_tokens.sum
-    );
-    let finished = (t.finished_stop + t.finished_length) as f64;
-    assert_eq!(outcomes(&r), [("ok", finished)]);
+    assert_counted_at_finish(&r, &engine, &recorder);
     assert!(text.contains("tgi_request_duration_bucket{le=\"0.00015000000000000001\"}"));
     assert!(!text.contains("_total"), "TGI counters have no _total");
 }
@@ -196,15 +202,8 @@ fn sglang_dialect_reads_back_through_rank_and_pid_labels() {
     let (version, r) = read_back(&text, EngineKind::Sglang);
     assert_eq!(version, ">= 0.5.23");
     let t = engine.totals();
-    let l = recorder.latencies();
     assert_eq!(scalar(&r, "llm_requests_running"), engine.running() as f64);
     assert_eq!(scalar(&r, "llm_preemptions_total"), t.preemptions as f64);
-    assert_eq!(scalar(&r, "llm_prompt_tokens_total"), l.prompt_tokens.sum);
-    assert_eq!(
-        scalar(&r, "llm_generation_tokens_total"),
-        l.output_tokens.sum
-    );
-    let finished = (t.finished_stop + t.finished_length) as f64;
-    assert_eq!(outcomes(&r), [("ok", finished)]);
+    assert_counted_at_finish(&r, &engine, &recorder);
     assert!(text.contains("pid=\"20723\""));
 }
