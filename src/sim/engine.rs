@@ -172,6 +172,50 @@ pub struct Totals {
     pub prefill_seconds: f64,
     /// Simulated seconds spent in decode.
     pub decode_seconds: f64,
+    /// Tokens computed per step (prefill plus decode), in power-of-two buckets.
+    pub step_tokens: StepTokens,
+}
+
+/// A distribution of tokens per engine step over power-of-two buckets: bucket `k` counts
+/// steps with more than 2^(k-1) and at most 2^k tokens (bucket 0: at most one). vLLM's
+/// `iteration_tokens_total` bounds are all powers of two, so it renders exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepTokens {
+    /// Steps per bucket; the last bucket takes everything above 2^(len-2).
+    pub counts: [u64; StepTokens::BUCKETS],
+    /// Sum of tokens over all steps.
+    pub sum: u64,
+}
+
+impl StepTokens {
+    /// Buckets kept: up to 2^30 tokens, then overflow.
+    pub const BUCKETS: usize = 32;
+
+    /// Counts one step of `tokens` tokens.
+    pub fn observe(&mut self, tokens: u64) {
+        self.counts[Self::bucket(tokens)] += 1;
+        self.sum = self.sum.saturating_add(tokens);
+    }
+
+    /// Steps with at most `bound` tokens; exact when `bound` is a power of two.
+    pub fn at_most(&self, bound: u64) -> u64 {
+        self.counts[..=Self::bucket(bound)].iter().sum()
+    }
+
+    /// The bucket of a step of `tokens` tokens: ceil(log2(tokens)), capped.
+    fn bucket(tokens: u64) -> usize {
+        let log2_ceil = if tokens <= 1 {
+            0
+        } else {
+            (u64::BITS - (tokens - 1).leading_zeros()) as usize
+        };
+        log2_ceil.min(Self::BUCKETS - 1)
+    }
+
+    /// Steps counted.
+    pub fn steps(&self) -> u64 {
+        self.counts.iter().sum()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +336,9 @@ impl Engine {
         let decode = self.profile.decode_time(self.running.len());
         self.now = start + prefill + decode;
         self.totals.steps += 1;
+        self.totals
+            .step_tokens
+            .observe(u64::from(prefill_tokens) + self.running.len() as u64);
         self.totals.prefill_seconds += prefill;
         self.totals.decode_seconds += decode;
         self.decode(&mut events);

@@ -32,6 +32,8 @@ pub struct State {
     pub totals: Totals,
     /// Latency histograms.
     pub latencies: Latencies,
+    /// Capacity and speed in force.
+    pub profile: Profile,
 }
 
 struct Submission {
@@ -51,6 +53,7 @@ struct Shared {
     waiting: usize,
     kv_usage: f64,
     totals: Totals,
+    profile: Profile,
     recorder: Recorder,
     /// How late each step's events left, against the step's simulated end (seconds).
     lag: Histogram,
@@ -91,6 +94,7 @@ impl EngineHandle {
             waiting: 0,
             kv_usage: 0.0,
             totals: engine.totals().clone(),
+            profile: engine.profile().clone(),
             recorder,
             lag: Histogram::new(&LAG_BOUNDS),
         }));
@@ -159,6 +163,7 @@ impl EngineHandle {
             kv_usage: s.kv_usage,
             totals: s.totals.clone(),
             latencies: s.recorder.latencies().clone(),
+            profile: s.profile.clone(),
         })
     }
 }
@@ -177,6 +182,7 @@ fn publish(shared: &Mutex<Shared>, engine: &Engine) {
         s.waiting = engine.waiting();
         s.kv_usage = engine.kv_usage();
         s.totals = engine.totals().clone();
+        s.profile = engine.profile().clone();
     });
 }
 

@@ -184,6 +184,7 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         totals: &state.totals,
         latencies: &state.latencies,
         started_unix: app.started_unix,
+        profile: &state.profile,
     };
     let scrape = app.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
     let (body, content_type) = match app.dialect {

@@ -1,60 +1,9 @@
 //! The real binary serving simulated engines: clients' `usage` and `llmwatch scrape` of each
 //! dialect must agree, and bad requests get the documented errors.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{Value, json};
 
-use crate::util::run_ok;
-
-/// A current-thread runtime and an HTTP client for talking to the simulator.
-fn http() -> (tokio::runtime::Runtime, reqwest::Client) {
-    llmwatch::collect::fetch::install_tls_provider();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    (rt, reqwest::Client::new())
-}
-
-struct Sim {
-    child: Child,
-    urls: Vec<(String, String)>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(engines: &[&str]) -> Sim {
-    start_with(engines, &[])
-}
-
-fn start_with(engines: &[&str], extra: &[&str]) -> Sim {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
-    cmd.arg("sim").args(extra);
-    for engine in engines {
-        cmd.args(["--engine", &format!("{engine}:0")]);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut urls = Vec::new();
-    for _ in engines {
-        let line = lines.next().unwrap().unwrap();
-        // "sim: vllm on http://127.0.0.1:PORT"
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        urls.push((parts[1].to_string(), parts[3].to_string()));
-    }
-    Sim { child, urls }
-}
+use crate::util::{http, run_ok, start, start_with};
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Vec<u8>) {
     let resp = client

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// The path of a fixture under tests/fixtures.
@@ -122,4 +123,74 @@ pub fn serve(routes: HashMap<&'static str, Canned>) -> CannedServer {
 /// Whether tests that need external programs must fail rather than skip.
 pub fn require_external() -> bool {
     std::env::var("LLMWATCH_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
+
+/// A current-thread runtime and an HTTP client for talking to the simulator.
+pub fn http() -> (tokio::runtime::Runtime, reqwest::Client) {
+    llmwatch::collect::fetch::install_tls_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (rt, reqwest::Client::new())
+}
+
+/// A running `llmwatch sim`, killed on drop.
+pub struct Sim {
+    child: Child,
+    /// `(dialect, base URL)` per engine, in the order asked.
+    pub urls: Vec<(String, String)>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `llmwatch sim` with one engine per dialect, each on a free port.
+pub fn start(engines: &[&str]) -> Sim {
+    start_with(engines, &[])
+}
+
+/// Like [`start`], with extra arguments.
+pub fn start_with(engines: &[&str], extra: &[&str]) -> Sim {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.arg("sim").args(extra);
+    for engine in engines {
+        cmd.args(["--engine", &format!("{engine}:0")]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut urls = Vec::new();
+    for _ in engines {
+        let line = lines.next().unwrap().unwrap();
+        // "sim: vllm on http://127.0.0.1:PORT"
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        urls.push((parts[1].to_string(), parts[3].to_string()));
+    }
+    Sim { child, urls }
+}
+
+/// An external program on `PATH`, or `None` with a message saying the test is skipped.
+/// Under `LLMWATCH_REQUIRE_EXTERNAL=1` a missing program fails the test instead.
+pub fn external_program(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !require_external(),
+            "LLMWATCH_REQUIRE_EXTERNAL=1 but `{name}` is not on PATH"
+        );
+        eprintln!("skipping: `{name}` is not on PATH");
+    }
+    found
 }

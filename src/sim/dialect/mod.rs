@@ -13,7 +13,7 @@ pub use sglang::{render_sglang, sglang_buckets};
 pub use tgi::{render_tgi, tgi_buckets};
 pub use vllm::{VllmVersion, render_vllm};
 
-use super::engine::Totals;
+use super::engine::{Profile, Totals};
 use super::record::{Buckets, Histogram, Latencies};
 use crate::exposition::{write_family_header, write_series};
 
@@ -34,6 +34,8 @@ pub struct Snapshot<'a> {
     pub latencies: &'a Latencies,
     /// Process start as Unix seconds (vLLM's `_created` samples).
     pub started_unix: f64,
+    /// Capacity in force (vLLM's `cache_config_info`).
+    pub profile: &'a Profile,
 }
 
 /// vLLM's bucket families (`vllm/v1/metrics/buckets.py`), token buckets for a

@@ -38,6 +38,7 @@ fn snapshot<'a>(engine: &'a Engine, recorder: &'a Recorder) -> Snapshot<'a> {
         totals: engine.totals(),
         latencies: recorder.latencies(),
         started_unix: 1_795_813_765.756_2,
+        profile: engine.profile(),
     }
 }
 
@@ -138,7 +139,46 @@ fn vllm_dialects_read_back_as_the_engine_state() {
         assert_eq!(h.count, finished as f64);
         assert_eq!(h.buckets.len(), 23, "vLLM's 22 TTFT bounds and +Inf");
         assert_eq!(ttft.series[0].model, "sim-model");
+        assert_iteration_tokens_and_cache_config(&exp, &engine);
     }
+}
+
+/// `iteration_tokens_total` (a histogram despite its name) counts every step with its
+/// prefill and decode tokens; `cache_config_info` names the KV geometry.
+fn assert_iteration_tokens_and_cache_config(exp: &crate::exposition::Exposition, engine: &Engine) {
+    let value = |name: &str, le: Option<&str>| {
+        exp.samples
+            .iter()
+            .find(|s| s.name == name && exp.label(s, "le") == le)
+            .map(|s| s.value)
+    };
+    let t = engine.totals();
+    assert_eq!(
+        t.preemptions, 0,
+        "a recompute would add prefill tokens to the sum"
+    );
+    let family = "vllm:iteration_tokens_total";
+    assert_eq!(
+        value(&format!("{family}_count"), None),
+        Some(t.steps as f64)
+    );
+    let uncached = t.prompt_tokens - t.cached_tokens;
+    assert_eq!(
+        value(&format!("{family}_sum"), None),
+        Some((uncached + t.generated_tokens) as f64)
+    );
+    let bucket = format!("{family}_bucket");
+    assert_eq!(value(&bucket, Some("+Inf")), Some(t.steps as f64));
+    assert!(value(&bucket, Some("16384.0")).is_some());
+    let info = exp
+        .samples
+        .iter()
+        .find(|s| s.name == "vllm:cache_config_info")
+        .unwrap();
+    assert_eq!(info.value, 1.0);
+    let blocks = engine.profile().kv_blocks.to_string();
+    assert_eq!(exp.label(info, "num_gpu_blocks"), Some(blocks.as_str()));
+    assert_eq!(exp.label(info, "block_size"), Some("16"));
 }
 
 #[test]

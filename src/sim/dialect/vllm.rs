@@ -3,6 +3,7 @@
 //! counter and histogram, and children pre-created at zero.
 
 use super::{Snapshot, header, py_float, write_py_histogram, write_raw};
+use crate::sim::engine::{Profile, StepTokens};
 use crate::sim::record::Histogram;
 
 /// Which vLLM release to imitate.
@@ -54,6 +55,29 @@ impl Writer<'_> {
         header(&mut self.out, name, help, "histogram");
         write_py_histogram(&mut self.out, name, &self.labels, h);
         self.created(name, help, 1);
+    }
+
+    /// `cache_config_info`: an info-style gauge whose labels are `CacheConfig` fields, as
+    /// vLLM writes it once the engine is up.
+    fn cache_config(&mut self, profile: &Profile) {
+        let name = "vllm:cache_config_info";
+        header(
+            &mut self.out,
+            name,
+            "Information of the LLMEngine CacheConfig",
+            "gauge",
+        );
+        let block_size = profile.block_tokens.to_string();
+        let blocks = profile.kv_blocks.to_string();
+        let labels = [
+            ("block_size", block_size.as_str()),
+            ("cache_dtype", "auto"),
+            ("enable_prefix_caching", "True"),
+            ("gpu_memory_utilization", "0.9"),
+            ("num_gpu_blocks", blocks.as_str()),
+            ("engine", self.labels[0].1),
+        ];
+        write_raw(&mut self.out, name, labels, "1.0");
     }
 
     fn finish_reasons(&mut self, reasons: &[(&str, u64)]) {
@@ -188,6 +212,11 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
         &l.output_tokens,
     );
     w.histogram(
+        "vllm:iteration_tokens_total",
+        "Histogram of number of tokens per engine_step.",
+        &iteration_tokens(&t.step_tokens),
+    );
+    w.histogram(
         "vllm:time_to_first_token_seconds",
         "Histogram of time to first token in seconds.",
         &l.ttft,
@@ -232,5 +261,29 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
         let help = format!("Histogram of {what} for request.");
         w.histogram(&format!("vllm:{name}_seconds"), &help, h);
     }
+    w.cache_config(s.profile);
     w.out
+}
+
+/// vLLM's `iteration_tokens_total` bounds (`[1] + powers of two from 8 to 16384`).
+const ITERATION_TOKEN_BOUNDS: [u64; 13] = [
+    1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+];
+
+/// The engine's per-step token counts in vLLM's buckets (all powers of two, so exact).
+fn iteration_tokens(steps: &StepTokens) -> Histogram {
+    let bounds = ITERATION_TOKEN_BOUNDS.map(|b| b as f64);
+    let mut h = Histogram::new(&bounds);
+    let mut below = 0;
+    for (slot, bound) in h.counts.iter_mut().zip(ITERATION_TOKEN_BOUNDS) {
+        let upto = steps.at_most(bound);
+        *slot = upto - below;
+        below = upto;
+    }
+    if let Some(inf) = h.counts.last_mut() {
+        *inf = steps.steps() - below;
+    }
+    h.count = steps.steps();
+    h.sum = steps.sum as f64;
+    h
 }

@@ -275,3 +275,35 @@ proptest::proptest! {
         proptest::prop_assert_eq!(totals.generated_tokens, generated);
     }
 }
+
+#[test]
+fn step_tokens_count_prefill_and_decode_per_step() {
+    let mut engine = Engine::new(tiny(4, 100));
+    for id in 0..4 {
+        engine.submit(spec(id, 2, 3, 10));
+    }
+    run(&mut engine);
+    let steps = engine.totals().step_tokens;
+    // Step 1: 8 prompt tokens + 4 decoded = 12; steps 2 and 3: 4 decoded each.
+    assert_eq!(steps.steps(), 3);
+    assert_eq!(steps.sum, 12 + 4 + 4);
+    assert_eq!(steps.at_most(1), 0);
+    assert_eq!(steps.at_most(4), 2);
+    assert_eq!(steps.at_most(8), 2);
+    assert_eq!(steps.at_most(16), 3);
+}
+
+#[test]
+fn step_token_buckets_are_powers_of_two() {
+    let mut steps = StepTokens::default();
+    for tokens in [0, 1, 2, 3, 4, 5, 8, 9, 16_384, 16_385, u64::MAX] {
+        steps.observe(tokens);
+    }
+    assert_eq!(steps.at_most(1), 2);
+    assert_eq!(steps.at_most(2), 3);
+    assert_eq!(steps.at_most(4), 5);
+    assert_eq!(steps.at_most(8), 7);
+    assert_eq!(steps.at_most(16), 8);
+    assert_eq!(steps.at_most(16_384), 9);
+    assert_eq!(steps.steps(), 11);
+}
