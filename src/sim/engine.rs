@@ -128,6 +128,8 @@ pub enum Event {
         index: u32,
         /// When.
         at: f64,
+        /// Why the request ends with this token, when it does (a `Finished` follows).
+        ends: Option<Finish>,
     },
     /// Evicted to free KV blocks; it will be recomputed.
     Preempted {
@@ -437,15 +439,17 @@ impl Engine {
         let at = self.now;
         let mut still = Vec::with_capacity(self.running.len());
         for mut seq in self.running.drain(..) {
+            let (target, reason) = seq.target();
+            let ends = (seq.generated + 1 >= target).then_some(reason);
             events.push(Event::Token {
                 id: seq.spec.id,
                 index: seq.generated,
                 at,
+                ends,
             });
             seq.generated += 1;
             self.totals.generated_tokens += 1;
-            let (target, reason) = seq.target();
-            if seq.generated >= target {
+            if ends.is_some() {
                 self.free_blocks += seq.blocks;
                 match reason {
                     Finish::Stop => self.totals.finished_stop += 1,

@@ -16,4 +16,5 @@ mod llamacpp_real;
 mod promtool;
 mod roundtrip;
 mod sim_server;
+mod sim_streams;
 mod util;

@@ -362,16 +362,31 @@ fn envelope(app: &App, route: Route) -> serde_json::Map<String, Value> {
     fields
 }
 
+/// Whether the dialect puts the finish reason on the chunk of the last token (vLLM) rather
+/// than on a chunk of its own with an empty delta (llama.cpp and the others).
+fn finish_on_last_token(app: &App) -> bool {
+    matches!(app.dialect, Dialect::Vllm(_))
+}
+
 /// One streamed chunk: `delta` for chat; for completions its `content` becomes `text`.
+/// vLLM's choices also carry `logprobs: null`, and `stop_reason: null` when finishing.
 fn chunk(app: &App, route: Route, delta: Value, finish: Option<&str>) -> Bytes {
     let mut body = envelope(app, route);
-    let choice = match route {
-        Route::Chat => json!({"index": 0, "delta": delta, "finish_reason": finish}),
+    let mut choice = match route {
+        Route::Chat => json!({"index": 0, "delta": delta}),
         Route::Completion => {
             let text = delta.get("content").cloned().unwrap_or(json!(""));
-            json!({"index": 0, "text": text, "finish_reason": finish})
+            json!({"index": 0, "text": text})
         }
     };
+    let vllm = matches!(app.dialect, Dialect::Vllm(_));
+    if vllm {
+        choice["logprobs"] = Value::Null;
+    }
+    choice["finish_reason"] = json!(finish);
+    if vllm && finish.is_some() {
+        choice["stop_reason"] = Value::Null;
+    }
     body.insert("choices".into(), json!([choice]));
     Bytes::from(format!("data: {}\n\n", Value::Object(body)))
 }
@@ -515,7 +530,7 @@ impl Streamer {
 
     async fn write(&mut self, event: Event, out: &mut Vec<u8>) -> Step {
         match event {
-            Event::Token { index, .. } => {
+            Event::Token { index, ends, .. } => {
                 if index == self.reply.midway && self.reply.fault.is_some() {
                     if !out.is_empty() {
                         return Step::Hold(event);
@@ -529,16 +544,30 @@ impl Streamer {
                         _ => {}
                     }
                 }
-                out.extend_from_slice(&self.template.0);
-                out.extend_from_slice(json!(word(index)).to_string().as_bytes());
-                out.extend_from_slice(&self.template.1);
+                match ends {
+                    Some(reason) if finish_on_last_token(&self.app) => {
+                        let delta = json!({"content": word(index)});
+                        let finish = Some(finish_reason(reason));
+                        out.extend_from_slice(&chunk(&self.app, self.reply.route, delta, finish));
+                    }
+                    _ => {
+                        out.extend_from_slice(&self.template.0);
+                        out.extend_from_slice(json!(word(index)).to_string().as_bytes());
+                        out.extend_from_slice(&self.template.1);
+                    }
+                }
                 Step::More
             }
             Event::Finished {
                 reason, generated, ..
             } => {
-                let finish = Some(finish_reason(reason));
-                out.extend_from_slice(&chunk(&self.app, self.reply.route, json!({}), finish));
+                // With no token (a prompt too long for the cache) there is no last token
+                // to carry the reason.
+                if !finish_on_last_token(&self.app) || generated == 0 {
+                    let finish = Some(finish_reason(reason));
+                    let route = self.reply.route;
+                    out.extend_from_slice(&chunk(&self.app, route, json!({}), finish));
+                }
                 if self.reply.include_usage {
                     let (route, prompt) = (self.reply.route, self.reply.prompt_tokens);
                     let usage = usage_chunk(&self.app, route, prompt, generated);
