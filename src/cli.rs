@@ -56,6 +56,11 @@ pub struct SimCli {
     /// llama.cpp engines answer `/metrics` with HTTP 501, as without `--metrics`.
     #[arg(long)]
     pub llamacpp_no_metrics: bool,
+    /// Run each engine thread with real-time scheduling (SCHED_FIFO) so steps stay on
+    /// schedule when the HTTP side saturates the core, as in load tests; needs root or
+    /// CAP_SYS_NICE, and fails with a clear message without it.
+    #[arg(long)]
+    pub realtime: bool,
     /// Fault rates; a request can also force one with the `x-llmwatch-sim-fault` header.
     #[command(flatten)]
     pub faults: FaultCli,

@@ -54,6 +54,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 load: args.load.map(llmwatch::sim::load::Load::chat),
                 api_key: args.api_key,
                 llamacpp_metrics: !args.llamacpp_no_metrics,
+                scheduling: if args.realtime {
+                    llmwatch::sim::runtime::Scheduling::Realtime
+                } else {
+                    llmwatch::sim::runtime::Scheduling::Normal
+                },
             };
             runtime.block_on(sim::run(&options))?;
         }

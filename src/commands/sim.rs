@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::sim::faults::{FaultDice, FaultRates};
 use crate::sim::load::{Arrivals, Load, drive};
 use crate::sim::record::Recorder;
-use crate::sim::runtime::{EngineHandle, keep_finished};
+use crate::sim::runtime::{EngineHandle, Scheduling, keep_finished};
 use crate::sim::scenario::{Scenario, step_time};
 use crate::sim::server::{Dialect, ServerConfig, router};
 
@@ -89,6 +89,8 @@ pub struct SimOptions {
     pub api_key: Option<String>,
     /// llama.cpp engines serve `/metrics` (else HTTP 501, as without `--metrics`).
     pub llamacpp_metrics: bool,
+    /// How engine threads are scheduled.
+    pub scheduling: Scheduling,
 }
 
 /// Starts every engine, prints one `sim: DIALECT on http://ADDR` line each, and serves until
@@ -103,6 +105,7 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
         load,
         api_key,
         llamacpp_metrics,
+        scheduling,
     } = options;
     let seed = *seed;
     let start = tokio::time::Instant::now();
@@ -119,6 +122,7 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
         let handle = EngineHandle::start(
             Engine::new(profile.clone()),
             Recorder::new(&buckets, keep_finished()),
+            *scheduling,
         )?;
         let name = dialect_name(spec.dialect);
         let model = format!("sim-{name}");

@@ -65,6 +65,18 @@ const LAG_BOUNDS: [f64; 12] = [
     1.0,
 ];
 
+/// How the engine thread is scheduled by the operating system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// Like any other thread.
+    #[default]
+    Normal,
+    /// Real-time (`SCHED_FIFO`, lowest real-time priority): the thread preempts the HTTP
+    /// side the moment a step is due, so the schedule holds on a saturated core. It sleeps
+    /// between steps and spins at most 300 µs, so it cannot starve the rest.
+    Realtime,
+}
+
 /// A running simulated engine.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -86,8 +98,13 @@ pub enum SubmitError {
 }
 
 impl EngineHandle {
-    /// Starts the engine on a thread of its own.
-    pub fn start(engine: Engine, recorder: Recorder) -> std::io::Result<EngineHandle> {
+    /// Starts the engine on a thread of its own. Fails when the thread cannot be started or
+    /// real-time scheduling was asked for and refused (it needs `CAP_SYS_NICE`).
+    pub fn start(
+        engine: Engine,
+        recorder: Recorder,
+        scheduling: Scheduling,
+    ) -> std::io::Result<EngineHandle> {
         let (submit, rx) = mpsc::channel(SUBMIT_QUEUE);
         let shared = Arc::new(Mutex::new(Shared {
             running: 0,
@@ -104,9 +121,20 @@ impl EngineHandle {
         let task_shared = shared.clone();
         // A thread of its own: tokio's timer wakes on millisecond ticks, too coarse for a
         // schedule of decode steps; the thread sleeps and then spins to each deadline.
+        let (ready, scheduled) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sim-engine".into())
-            .spawn(move || run(engine, rx, task_shared))?;
+            .spawn(move || {
+                let outcome = schedule_current_thread(scheduling);
+                let refused = outcome.is_err();
+                let _ = ready.send(outcome);
+                if !refused {
+                    run(engine, rx, task_shared);
+                }
+            })?;
+        scheduled
+            .recv()
+            .map_err(|_| std::io::Error::other("the engine thread stopped while starting"))??;
         Ok(EngineHandle {
             submit,
             shared,
@@ -184,6 +212,28 @@ fn publish(shared: &Mutex<Shared>, engine: &Engine) {
         s.totals = engine.totals().clone();
         s.profile = engine.profile().clone();
     });
+}
+
+fn schedule_current_thread(scheduling: Scheduling) -> std::io::Result<()> {
+    if scheduling == Scheduling::Normal {
+        return Ok(());
+    }
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let policy = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy).map_err(
+        |err| {
+            let reason = match err {
+                thread_priority::Error::OS(code) => std::io::Error::from_raw_os_error(code).to_string(),
+                other => other.to_string(),
+            };
+            std::io::Error::other(format!(
+                "cannot give the engine thread real-time scheduling (SCHED_FIFO needs root or CAP_SYS_NICE): {reason}"
+            ))
+        },
+    )
 }
 
 /// Sleeps until shortly before `due`, then spins: a thread sleep overshoots by tens of

@@ -510,3 +510,46 @@ fn a_streamed_answer_spells_the_same_text_as_the_plain_one() {
         assert!(!joined.is_empty());
     });
 }
+
+/// The scheduling policy of the process's `sim-engine` thread (field 41 of its `stat`).
+fn engine_thread_policy(pid: u32) -> Option<u32> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() == "sim-engine" {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the parenthesised name start at field 3.
+            let after = stat.rsplit_once(')')?.1;
+            return after.split_whitespace().nth(41 - 3)?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn realtime_engine_threads_run_sched_fifo_or_refuse_clearly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["sim", "--realtime", "--engine", "vllm:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    if first.starts_with("sim: vllm on http://") {
+        const SCHED_FIFO: u32 = 1;
+        let policy = engine_thread_policy(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(policy, Some(SCHED_FIFO));
+    } else {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("SCHED_FIFO needs root or CAP_SYS_NICE"),
+            "{stderr}"
+        );
+    }
+}
