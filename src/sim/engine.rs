@@ -108,6 +108,8 @@ pub enum Finish {
     Length,
     /// The prompt alone needs more KV blocks than the engine has.
     TooLong,
+    /// The client went away; the engine dropped the request and freed its blocks.
+    Aborted,
 }
 
 /// Something that happened during a step, stamped with simulated time.
@@ -168,6 +170,8 @@ pub struct Totals {
     pub finished_length: u64,
     /// Rejected as too long for the KV cache.
     pub rejected_too_long: u64,
+    /// Aborted because the client went away.
+    pub aborted: u64,
     /// Engine steps run.
     pub steps: u64,
     /// Simulated seconds spent in prefill.
@@ -319,6 +323,26 @@ impl Engine {
         self.profile = profile;
     }
 
+    /// Drops a request whose client went away, waiting or running, and frees its blocks, as
+    /// engines abort a request on disconnect. Returns its `Finished` event; `None` when the
+    /// engine no longer holds it.
+    pub fn abort(&mut self, id: u64) -> Option<Event> {
+        let seq = if let Some(i) = self.running.iter().position(|s| s.spec.id == id) {
+            self.running.remove(i)
+        } else {
+            let i = self.waiting.iter().position(|s| s.spec.id == id)?;
+            self.waiting.remove(i)?
+        };
+        self.free_blocks += seq.blocks;
+        self.totals.aborted += 1;
+        Some(Event::Finished {
+            id,
+            reason: Finish::Aborted,
+            generated: seq.generated,
+            at: self.now,
+        })
+    }
+
     /// Whether a step would do anything.
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.running.is_empty()
@@ -454,7 +478,7 @@ impl Engine {
                 match reason {
                     Finish::Stop => self.totals.finished_stop += 1,
                     Finish::Length => self.totals.finished_length += 1,
-                    Finish::TooLong => {}
+                    Finish::TooLong | Finish::Aborted => {}
                 }
                 events.push(Event::Finished {
                     id: seq.spec.id,

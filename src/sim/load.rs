@@ -80,7 +80,7 @@ pub async fn drive(engine: EngineHandle, mut arrivals: Arrivals) {
         let (gap, spec) = arrivals.next_arrival();
         next_at += gap;
         tokio::time::sleep_until(next_at).await;
-        let _ = engine.submit(spec);
+        let _ = engine.submit_detached(spec);
     }
 }
 

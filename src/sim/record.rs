@@ -261,7 +261,10 @@ impl Recorder {
         };
         record.finished = Some(at);
         record.outcome = Some(reason);
-        self.latencies.observe(&record);
+        // An aborted request has no complete latency to report: the client never saw its end.
+        if reason != Finish::Aborted {
+            self.latencies.observe(&record);
+        }
         if self.keep == 0 {
             return;
         }

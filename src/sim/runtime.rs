@@ -38,7 +38,9 @@ pub struct State {
 
 struct Submission {
     spec: RequestSpec,
-    events: mpsc::UnboundedSender<Event>,
+    /// Where the request's events go; `None` for background traffic nobody listens to.
+    /// A listener that drops its receiver has gone away, and its request is aborted.
+    events: Option<mpsc::UnboundedSender<Event>>,
 }
 
 /// What the engine task receives.
@@ -167,20 +169,30 @@ impl EngineHandle {
     }
 
     /// Queues a request; its events arrive on the returned receiver, ending with `Finished`.
-    /// The id in `spec` is replaced by a fresh one.
-    pub fn submit(
+    /// Dropping the receiver aborts the request. The id in `spec` is replaced by a fresh one.
+    pub fn submit(&self, spec: RequestSpec) -> Result<mpsc::UnboundedReceiver<Event>, SubmitError> {
+        let (events, rx) = mpsc::unbounded_channel();
+        self.enqueue(spec, Some(events))?;
+        Ok(rx)
+    }
+
+    /// Queues a request nobody listens to (background traffic): it runs to its end.
+    pub fn submit_detached(&self, spec: RequestSpec) -> Result<(), SubmitError> {
+        self.enqueue(spec, None)
+    }
+
+    fn enqueue(
         &self,
         mut spec: RequestSpec,
-    ) -> Result<mpsc::UnboundedReceiver<Event>, SubmitError> {
+        events: Option<mpsc::UnboundedSender<Event>>,
+    ) -> Result<(), SubmitError> {
         spec.id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (events, rx) = mpsc::unbounded_channel();
         self.submit
             .try_send(Msg::Submit(Submission { spec, events }))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
                 mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
-            })?;
-        Ok(rx)
+            })
     }
 
     /// The latest state.
@@ -276,6 +288,7 @@ fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared
             s.recorder.observe(&events);
             s.lag.observe(late);
         });
+        let mut gone = Vec::new();
         for event in events {
             let id = match event {
                 Event::Scheduled { id, .. }
@@ -283,13 +296,19 @@ fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared
                 | Event::Preempted { id, .. }
                 | Event::Finished { id, .. } => id,
             };
-            if let Some(tx) = subscribers.get(&id) {
-                // A client that went away just stops listening.
-                let _ = tx.send(event);
-            }
+            let delivered = subscribers
+                .get(&id)
+                .is_some_and(|tx| tx.send(event).is_ok());
             if matches!(event, Event::Finished { .. }) {
                 subscribers.remove(&id);
+            } else if !delivered && subscribers.remove(&id).is_some() {
+                gone.push(id);
             }
+        }
+        // A client that went away: the engine aborts its request, as real engines do.
+        let aborted: Vec<Event> = gone.into_iter().filter_map(|id| engine.abort(id)).collect();
+        if !aborted.is_empty() {
+            with(&shared, |s| s.recorder.observe(&aborted));
         }
         publish(&shared, &engine);
     }
@@ -310,7 +329,9 @@ fn accept(
     };
     let now = engine.now();
     with(shared, |s| s.recorder.arrive(&submission.spec, now));
-    subscribers.insert(submission.spec.id, submission.events);
+    if let Some(events) = submission.events {
+        subscribers.insert(submission.spec.id, events);
+    }
     engine.submit(submission.spec);
 }
 

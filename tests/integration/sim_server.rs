@@ -38,11 +38,8 @@ async fn traffic(client: &reqwest::Client, url: &str, model: &str, n: usize) -> 
             let first: Value =
                 serde_json::from_str(text.lines().next().unwrap().trim_start_matches("data: "))
                     .unwrap();
-            assert_eq!(
-                first["choices"][0]["delta"]["role"], "assistant",
-                "role-only first chunk"
-            );
-            let usage_line = text.lines().find(|l| l.contains("\"usage\"")).unwrap();
+            assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+            let usage_line = text.lines().find(|l| l.contains("\"usage\":{")).unwrap();
             let chunk: Value =
                 serde_json::from_str(usage_line.trim_start_matches("data: ")).unwrap();
             chunk["usage"].clone()

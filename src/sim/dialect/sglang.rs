@@ -120,7 +120,8 @@ pub fn render_sglang(s: &Snapshot<'_>, pid: u32) -> String {
         sched,
         &py_float(t.preemptions as f64),
     );
-    let finished = t.finished_stop + t.finished_length;
+    // SGLang counts aborted requests among the processed ones.
+    let finished = t.finished_stop + t.finished_length + t.aborted;
     for (name, help, value) in [
         (
             "sglang:prompt_tokens_total",
@@ -160,7 +161,8 @@ pub fn render_sglang(s: &Snapshot<'_>, pid: u32) -> String {
         "Number of requests aborted.",
         "counter",
     );
-    write_raw(&mut out, "sglang:num_aborted_requests_total", tok, "0.0");
+    let aborted = py_float(t.aborted as f64);
+    write_raw(&mut out, "sglang:num_aborted_requests_total", tok, &aborted);
     for (name, help, labels, h) in [
         (
             "sglang:time_to_first_token_seconds",

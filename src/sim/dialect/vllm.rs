@@ -188,13 +188,13 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
         &[
             ("stop", t.finished_stop),
             ("length", t.finished_length),
-            ("abort", 0),
+            ("abort", t.aborted),
         ]
     } else {
         &[
             ("stop", t.finished_stop),
             ("length", t.finished_length),
-            ("abort", 0),
+            ("abort", t.aborted),
             ("error", 0),
             ("repetition", 0),
         ]

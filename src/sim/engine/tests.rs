@@ -267,6 +267,7 @@ proptest::proptest! {
                 Finish::Stop => proptest::prop_assert_eq!(generated, *natural),
                 Finish::Length => proptest::prop_assert_eq!(generated, *max),
                 Finish::TooLong => proptest::prop_assert!((prompt + generated + 1).div_ceil(4) > kv_blocks),
+                Finish::Aborted => proptest::prop_assert!(false, "nothing was aborted"),
             }
         }
         proptest::prop_assert_eq!(engine.kv_usage(), 0.0);
@@ -306,4 +307,35 @@ fn step_token_buckets_are_powers_of_two() {
     assert_eq!(steps.at_most(16), 8);
     assert_eq!(steps.at_most(16_384), 9);
     assert_eq!(steps.steps(), 11);
+}
+
+#[test]
+fn an_aborted_request_leaves_the_batch_and_frees_its_blocks() {
+    let mut engine = Engine::new(tiny(1, 100));
+    engine.submit(spec(1, 8, 50, 100));
+    engine.submit(spec(2, 8, 50, 100));
+    engine.step();
+    assert_eq!((engine.running(), engine.waiting()), (1, 1));
+    assert!(engine.kv_usage() > 0.0);
+    let Some(Event::Finished {
+        id,
+        reason,
+        generated,
+        ..
+    }) = engine.abort(1)
+    else {
+        panic!("request 1 was running");
+    };
+    assert_eq!((id, reason, generated), (1, Finish::Aborted, 1));
+    assert_eq!(engine.running(), 0);
+    assert_eq!(engine.kv_usage(), 0.0);
+    // A waiting request can be aborted too; an unknown one is not there.
+    assert!(engine.abort(2).is_some());
+    assert!(engine.abort(2).is_none());
+    assert!(engine.is_idle());
+    assert_eq!(engine.totals().aborted, 2);
+    assert_eq!(
+        engine.totals().finished_stop + engine.totals().finished_length,
+        0
+    );
 }

@@ -148,6 +148,7 @@ pub(super) fn finish_reason(reason: Finish) -> &'static str {
     match reason {
         Finish::Stop => "stop",
         Finish::Length | Finish::TooLong => "length",
+        Finish::Aborted => "abort",
     }
 }
 
@@ -356,22 +357,39 @@ fn envelope(app: &App, route: Route) -> serde_json::Map<String, Value> {
     fields.insert("object".into(), json!(object));
     fields.insert("model".into(), json!(app.model));
     fields.insert("created".into(), json!(app.started_unix as u64));
-    if app.dialect == Dialect::LlamaCpp {
-        fields.insert("system_fingerprint".into(), json!("b7100-sim"));
+    match app.dialect {
+        Dialect::LlamaCpp => {
+            fields.insert("system_fingerprint".into(), json!("b7100-sim"));
+        }
+        Dialect::Tgi => {
+            fields.insert("system_fingerprint".into(), json!("3.3.7-native"));
+        }
+        Dialect::Vllm(_) | Dialect::Sglang => {}
     }
     fields
 }
 
-/// Whether the dialect puts the finish reason on the chunk of the last token (vLLM) rather
-/// than on a chunk of its own with an empty delta (llama.cpp and the others).
+/// Whether the dialect puts the finish reason on the chunk of the last token (vLLM, TGI)
+/// rather than on a chunk of its own with an empty delta (llama.cpp, SGLang).
 fn finish_on_last_token(app: &App) -> bool {
-    matches!(app.dialect, Dialect::Vllm(_))
+    matches!(app.dialect, Dialect::Vllm(_) | Dialect::Tgi)
+}
+
+/// Whether a chat stream opens with a role-only chunk before any content (all but TGI,
+/// whose every delta carries the role next to the text).
+fn opens_with_role_chunk(app: &App) -> bool {
+    app.dialect != Dialect::Tgi
 }
 
 /// One streamed chunk: `delta` for chat; for completions its `content` becomes `text`.
-/// vLLM's choices also carry `logprobs: null`, and `stop_reason: null` when finishing.
-fn chunk(app: &App, route: Route, delta: Value, finish: Option<&str>) -> Bytes {
+/// vLLM's and TGI's choices also carry `logprobs: null`; vLLM adds `stop_reason: null` when
+/// finishing; TGI repeats the role in every delta and writes `usage: null` until the end.
+fn chunk(app: &App, route: Route, mut delta: Value, finish: Option<&str>) -> Bytes {
     let mut body = envelope(app, route);
+    let tgi = app.dialect == Dialect::Tgi;
+    if tgi && delta.get("content").is_some() {
+        delta["role"] = json!("assistant");
+    }
     let mut choice = match route {
         Route::Chat => json!({"index": 0, "delta": delta}),
         Route::Completion => {
@@ -380,7 +398,7 @@ fn chunk(app: &App, route: Route, delta: Value, finish: Option<&str>) -> Bytes {
         }
     };
     let vllm = matches!(app.dialect, Dialect::Vllm(_));
-    if vllm {
+    if vllm || tgi {
         choice["logprobs"] = Value::Null;
     }
     choice["finish_reason"] = json!(finish);
@@ -388,6 +406,9 @@ fn chunk(app: &App, route: Route, delta: Value, finish: Option<&str>) -> Bytes {
         choice["stop_reason"] = Value::Null;
     }
     body.insert("choices".into(), json!([choice]));
+    if tgi {
+        body.insert("usage".into(), Value::Null);
+    }
     Bytes::from(format!("data: {}\n\n", Value::Object(body)))
 }
 
@@ -433,11 +454,13 @@ fn midstream_error() -> Bytes {
     Bytes::from(format!("data: {body}\n\n"))
 }
 
-/// Streams like vLLM and llama.cpp: a role-only first chunk at once, one chunk per token,
-/// a final chunk with the finish reason, an optional usage chunk, then `[DONE]`.
+/// Streams like the engines' OpenAI routes: a role-only first chunk at once (not TGI), one
+/// chunk per token, the finish reason on the last token's chunk (vLLM, TGI) or on a chunk of
+/// its own, an optional usage chunk, then `[DONE]`.
 fn stream(app: Arc<App>, events: mpsc::UnboundedReceiver<Event>, reply: Reply) -> Response {
-    // Chat streams open with a role-only chunk; completion streams do not.
-    let first = (reply.route == Route::Chat).then(|| role_chunk(&app));
+    // Chat streams open with a role-only chunk (except TGI's); completion streams do not.
+    let first =
+        (reply.route == Route::Chat && opens_with_role_chunk(&app)).then(|| role_chunk(&app));
     let template = token_template(&app, reply.route);
     let streamer = Streamer {
         app,

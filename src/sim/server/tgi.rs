@@ -50,6 +50,8 @@ fn tgi_finish(reason: Finish) -> &'static str {
     match reason {
         Finish::Stop => "eos_token",
         Finish::Length | Finish::TooLong => "length",
+        // Never sent: the client that would read it has gone.
+        Finish::Aborted => "length",
     }
 }
 
