@@ -26,6 +26,35 @@ pub enum Command {
     Scrape(ScrapeCli),
     /// Serve simulated inference engines (vLLM, TGI, llama.cpp, SGLang dialects) on loopback.
     Sim(SimCli),
+    /// Scrape engines, normalise them into one schema, keep history, and serve `/metrics` and
+    /// a JSON API.
+    Up(UpCli),
+    /// `up` on simulated engines of every dialect with background traffic: no GPU needed.
+    Demo(DemoCli),
+}
+
+/// `llmwatch up`.
+#[derive(Debug, clap::Args)]
+pub struct UpCli {
+    /// An engine to scrape: `URL[,name=NAME][,label=value…]`, repeatable. The URL is the
+    /// engine's base URL (`/metrics` is added) or its metrics URL. With no target here, in
+    /// the configuration or in file_sd files, engines on well-known local ports are used.
+    #[arg(long = "target")]
+    pub targets: Vec<String>,
+    /// A configuration file (TOML; see config.example.toml). Re-read on SIGHUP.
+    #[arg(long, env = "LLMWATCH_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Address to serve on, overriding the configuration (default 127.0.0.1:9464).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+/// `llmwatch demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoCli {
+    /// Address the collector serves on (default 127.0.0.1:9464; port 0 picks a free one).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 /// `llmwatch sim`.
@@ -171,7 +200,7 @@ impl ScrapeCli {
     }
 }
 
-/// Parses `5s`, `250ms`, `1m` or a bare number of seconds.
+/// Parses `5s`, `250ms`, `1m`, `1h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -180,12 +209,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let n: f64 = number
         .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s, 250ms, 1m"))?;
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 5s, 250ms, 1m, 1h"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s or m")),
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use ms, s, m or h"
+            ));
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }

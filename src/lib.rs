@@ -8,6 +8,9 @@
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod config;
 pub mod engines;
+pub mod events;
 pub mod exposition;
 pub mod sim;
+pub mod up;

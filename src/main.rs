@@ -1,18 +1,22 @@
 //! The `llmwatch` binary: parse arguments, run a command, print, map errors to exit codes
-//! (0 success or broken pipe, 1 runtime error, 2 usage error).
+//! (0 success or broken pipe, 1 runtime error, 2 usage error or bad configuration).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use llmwatch::cli::{Cli, Command};
-use llmwatch::commands::{render, scrape, sim};
+use llmwatch::commands::{render, scrape, sim, up};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if is_bad_configuration(&err) => {
+            let _ = writeln!(std::io::stderr(), "llmwatch: {err:#}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "llmwatch: {err:#}");
             ExitCode::from(1)
@@ -62,8 +66,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime.block_on(sim::run(&options))?;
         }
+        Command::Up(args) => {
+            init_logging();
+            let sources = llmwatch::up::Sources {
+                config_path: args.config,
+                target_args: args.targets,
+                listen: args.listen,
+            };
+            runtime.block_on(up::run(sources))?;
+        }
+        Command::Demo(args) => {
+            init_logging();
+            runtime.block_on(up::demo(args.listen))?;
+        }
     }
     Ok(())
+}
+
+/// Logs to standard error; `LLMWATCH_LOG` filters (`info` by default, e.g. `debug`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LLMWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// A bad configuration file or target: exit code 2, like a usage error.
+fn is_bad_configuration(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.is::<llmwatch::config::ConfigError>()
+            || cause.is::<llmwatch::collect::targets::TargetError>()
+            || cause.is::<llmwatch::up::UpError>()
+                && !matches!(
+                    cause.downcast_ref::<llmwatch::up::UpError>(),
+                    Some(llmwatch::up::UpError::Listen { .. })
+                )
+    })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -33,6 +33,14 @@ pub enum BodyError {
         /// Its first line.
         snippet: String,
     },
+    /// gzip bytes sent without `Content-Encoding: gzip` (a misconfigured proxy or exporter).
+    #[error(
+        "{origin}: the body is gzip-compressed but the response did not say so (no Content-Encoding: gzip)"
+    )]
+    UndeclaredGzip {
+        /// URL or file.
+        origin: String,
+    },
     /// Invalid UTF-8.
     #[error("{origin}: the body is not UTF-8 (first bad byte at offset {offset})")]
     NotUtf8 {
@@ -58,6 +66,11 @@ pub fn check<'b>(
     body: &'b [u8],
     content_type: Option<&str>,
 ) -> Result<Checked<'b>, BodyError> {
+    if body.starts_with(&[0x1f, 0x8b]) {
+        return Err(BodyError::UndeclaredGzip {
+            origin: origin.to_string(),
+        });
+    }
     let text = std::str::from_utf8(body).map_err(|e| BodyError::NotUtf8 {
         origin: origin.to_string(),
         offset: e.valid_up_to(),

@@ -129,6 +129,7 @@ pub async fn fetch(
     })?;
     let mut request = client
         .get(parsed)
+        .timeout(opts.timeout)
         .header(reqwest::header::ACCEPT, accept)
         .header(
             reqwest::header::USER_AGENT,

@@ -1,6 +1,11 @@
-//! Collect: getting scrape bodies from targets (HTTP, files) and checking them before parsing.
-//! No interpretation of the metrics happens here; that is `engines`.
+//! Collect: getting scrape bodies from targets (HTTP, files) and checking them before parsing;
+//! for `llmwatch up`, the targets, the scrape loop, and the state and history it publishes.
+//! The interpretation of metrics is `engines`.
 
 pub mod body;
 pub mod fetch;
+pub mod history;
 pub mod probe;
+pub mod scraper;
+pub mod state;
+pub mod targets;

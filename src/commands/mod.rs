@@ -4,3 +4,4 @@
 pub mod render;
 pub mod scrape;
 pub mod sim;
+pub mod up;

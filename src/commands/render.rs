@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value as Json, json};
 
 use super::scrape::Analysis;
-use crate::engines::{Histogram, Reading, SignalKind, Source, Value};
+use crate::engines::canonical::{View, write_canonical};
+use crate::engines::{Histogram, Reading, Source, Value};
 use crate::exposition::write::write_value;
-use crate::exposition::{write_family_header, write_sample};
 
 /// Output format of `scrape`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -239,59 +239,14 @@ pub fn prom(a: &Analysis) -> String {
         out.push_str("# unknown engine: no canonical series\n");
         return out;
     };
-    write_family_header(
-        &mut out,
-        "llm_engine_info",
-        Some("Engine and version of the scraped server (value is always 1)."),
-        "gauge",
-    );
-    let labels = [("engine", engine.as_str()), ("version", a.version())];
-    write_sample(&mut out, "llm_engine_info", labels, 1.0, None);
-    for r in a.readings.iter().filter(|r| !r.series.is_empty()) {
-        write_family_header(
-            &mut out,
-            r.signal.name,
-            Some(r.signal.help),
-            r.signal.kind.as_str(),
-        );
-        for s in &r.series {
-            let mut labels = vec![("engine", engine.as_str()), ("model", s.model.as_str())];
-            if let Some(outcome) = s.outcome {
-                labels.push(("outcome", outcome));
-            }
-            match (&s.value, r.signal.kind) {
-                (Value::Scalar(v), _) => {
-                    write_sample(&mut out, r.signal.name, labels.iter().copied(), *v, None);
-                }
-                (Value::Histogram(h), SignalKind::Histogram) => {
-                    write_histogram(&mut out, r.signal.name, &labels, h);
-                }
-                (Value::Histogram(_), _) => {}
-            }
-        }
-    }
+    let labels = std::collections::BTreeMap::new();
+    let view = View {
+        instance: None,
+        labels: &labels,
+        engine,
+        version: a.version(),
+        readings: &a.readings,
+    };
+    write_canonical(&mut out, &[view]);
     out
-}
-
-fn write_histogram(out: &mut String, name: &str, labels: &[(&str, &str)], h: &Histogram) {
-    let bucket = format!("{name}_bucket");
-    for (le, count) in &h.buckets {
-        let le = fmt_number(*le);
-        let with_le = labels.iter().copied().chain([("le", le.as_str())]);
-        write_sample(out, &bucket, with_le, *count, None);
-    }
-    write_sample(
-        out,
-        &format!("{name}_sum"),
-        labels.iter().copied(),
-        h.sum,
-        None,
-    );
-    write_sample(
-        out,
-        &format!("{name}_count"),
-        labels.iter().copied(),
-        h.count,
-        None,
-    );
 }

@@ -93,9 +93,33 @@ pub struct SimOptions {
     pub scheduling: Scheduling,
 }
 
+/// Simulated engines serving in the background.
+pub struct Started {
+    /// `(dialect name, bound address)` per engine, in the order asked.
+    pub engines: Vec<(&'static str, SocketAddr)>,
+    /// The servers and their helpers; a server that stops ends with its error.
+    pub tasks: tokio::task::JoinSet<std::io::Result<()>>,
+}
+
 /// Starts every engine, prints one `sim: DIALECT on http://ADDR` line each, and serves until
 /// Ctrl-C.
 pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
+    let mut started = start(options).await?;
+    for (name, addr) in &started.engines {
+        writeln!(std::io::stdout(), "sim: {name} on http://{addr}")?;
+    }
+    std::io::stdout().flush()?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        Some(result) = started.tasks.join_next() => {
+            result??;
+            Ok(())
+        }
+    }
+}
+
+/// Starts every engine on its port and returns once all listen.
+pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
     let SimOptions {
         engines,
         profile,
@@ -113,6 +137,7 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let mut servers = tokio::task::JoinSet::new();
+    let mut started = Vec::new();
     for spec in engines {
         let buckets = match spec.dialect {
             Dialect::Vllm(_) | Dialect::LlamaCpp => vllm_buckets(),
@@ -167,17 +192,13 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        writeln!(std::io::stdout(), "sim: {name} on http://{local}")?;
+        started.push((name, local));
         servers.spawn(async move { axum::serve(listener, app).await });
     }
-    std::io::stdout().flush()?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        Some(result) = servers.join_next() => {
-            result??;
-            Ok(())
-        }
-    }
+    Ok(Started {
+        engines: started,
+        tasks: servers,
+    })
 }
 
 /// Applies a scenario's steps to one engine at their times.

@@ -5,6 +5,7 @@
 //! vocabulary, `detect` the engine and version fingerprints, `normalise` the evaluator.
 //! Nothing here does I/O.
 
+pub mod canonical;
 mod detect;
 mod index;
 mod normalise;

@@ -17,4 +17,6 @@ mod promtool;
 mod roundtrip;
 mod sim_server;
 mod sim_streams;
+mod up;
+mod up_config;
 mod util;

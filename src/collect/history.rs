@@ -1,0 +1,238 @@
+//! A ring of past scrapes per target, compact enough to keep an hour of thousands of targets:
+//! each point is its scrape time and a flat array of numbers; what each number means (signal,
+//! model, outcome, bucket) lives in a layout shared by every point with the same series.
+//! Rates and quantiles over a window are computed from it the way PromQL's `increase` and
+//! `histogram_quantile` are: counter resets never make a rate negative, and quantiles
+//! interpolate within the buckets the engine defined.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::engines::{Reading, Value};
+
+/// What one number in a point is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// Canonical signal name.
+    pub signal: &'static str,
+    /// Model label.
+    pub model: String,
+    /// Outcome label, for finished requests.
+    pub outcome: Option<&'static str>,
+    /// Which part of the value.
+    pub part: Part,
+}
+
+/// A part of a canonical value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// A gauge or counter.
+    Scalar,
+    /// Cumulative count of a histogram bucket, by index in the layout's bucket bounds.
+    Bucket(u16),
+    /// A histogram's sum.
+    Sum,
+    /// A histogram's count.
+    Count,
+}
+
+/// The meaning of every number in the points that share it.
+#[derive(Debug, Default, PartialEq)]
+pub struct Layout {
+    keys: Vec<SeriesKey>,
+    index: HashMap<SeriesKey, usize>,
+    /// Bucket upper bounds per (signal, model), in order; `Part::Bucket(i)` indexes these.
+    bounds: HashMap<(&'static str, String), Vec<f64>>,
+}
+
+impl Layout {
+    fn of(readings: &[Reading]) -> (Layout, Vec<f64>) {
+        let mut layout = Layout::default();
+        let mut values = Vec::new();
+        for reading in readings {
+            for series in &reading.series {
+                let key = |part| SeriesKey {
+                    signal: reading.signal.name,
+                    model: series.model.clone(),
+                    outcome: series.outcome,
+                    part,
+                };
+                match &series.value {
+                    Value::Scalar(v) => layout.push(key(Part::Scalar), *v, &mut values),
+                    Value::Histogram(h) => {
+                        let bounds = h.buckets.iter().map(|(le, _)| *le).collect();
+                        layout
+                            .bounds
+                            .insert((reading.signal.name, series.model.clone()), bounds);
+                        for (i, (_, count)) in h.buckets.iter().enumerate() {
+                            let i = u16::try_from(i).unwrap_or(u16::MAX);
+                            layout.push(key(Part::Bucket(i)), *count, &mut values);
+                        }
+                        layout.push(key(Part::Sum), h.sum, &mut values);
+                        layout.push(key(Part::Count), h.count, &mut values);
+                    }
+                }
+            }
+        }
+        (layout, values)
+    }
+
+    fn push(&mut self, key: SeriesKey, value: f64, values: &mut Vec<f64>) {
+        self.index.insert(key.clone(), self.keys.len());
+        self.keys.push(key);
+        values.push(value);
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> &[SeriesKey] {
+        &self.keys
+    }
+}
+
+/// One past scrape.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Unix seconds.
+    pub at: f64,
+    layout: Arc<Layout>,
+    values: Box<[f64]>,
+}
+
+impl Point {
+    /// The value of `key` at this point.
+    pub fn get(&self, key: &SeriesKey) -> Option<f64> {
+        let i = *self.layout.index.get(key)?;
+        self.values.get(i).copied()
+    }
+
+    /// The layout of this point.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Approximate bytes held by this point (the layout is shared and not counted).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Point>() + self.values.len() * std::mem::size_of::<f64>()
+    }
+}
+
+/// The history of one target.
+#[derive(Debug, Default)]
+pub struct History {
+    points: VecDeque<Point>,
+}
+
+impl History {
+    /// Appends a scrape taken at `at` (Unix seconds), keeping at most `capacity` points.
+    pub fn push(&mut self, at: f64, readings: &[Reading], capacity: usize) {
+        let (layout, values) = Layout::of(readings);
+        let layout = match self.points.back() {
+            Some(last) if *last.layout == layout => last.layout.clone(),
+            _ => Arc::new(layout),
+        };
+        self.points.push_back(Point {
+            at,
+            layout,
+            values: values.into_boxed_slice(),
+        });
+        while self.points.len() > capacity.max(1) {
+            self.points.pop_front();
+        }
+    }
+
+    /// Points no older than `since` (Unix seconds), oldest first.
+    pub fn since(&self, since: f64) -> impl Iterator<Item = &Point> {
+        let start = self.points.partition_point(|p| p.at < since);
+        self.points.range(start..)
+    }
+
+    /// Number of points kept.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether no point is kept.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Bytes of the most recent point, to size the ring.
+    pub fn last_point_bytes(&self) -> Option<usize> {
+        self.points.back().map(Point::bytes)
+    }
+}
+
+/// The increase of a counter over the points, PromQL-style: a drop is a reset, after which the
+/// new value counts from zero. `None` with fewer than two points holding the series.
+pub fn increase<'p>(points: impl Iterator<Item = &'p Point>, key: &SeriesKey) -> Option<f64> {
+    let mut previous: Option<f64> = None;
+    let mut total = 0.0;
+    let mut pairs = 0;
+    for value in points.filter_map(|p| p.get(key)) {
+        if let Some(prev) = previous {
+            total += if value >= prev { value - prev } else { value };
+            pairs += 1;
+        }
+        previous = Some(value);
+    }
+    (pairs > 0).then_some(total)
+}
+
+/// Per-second rate of a counter over the points: increase over the time they span.
+pub fn rate(points: &[&Point], key: &SeriesKey) -> Option<f64> {
+    let holding: Vec<&Point> = points
+        .iter()
+        .copied()
+        .filter(|p| p.get(key).is_some())
+        .collect();
+    let (first, last) = (holding.first()?, holding.last()?);
+    let span = last.at - first.at;
+    if span <= 0.0 {
+        return None;
+    }
+    Some(increase(holding.iter().copied(), key)? / span)
+}
+
+/// `histogram_quantile(q, increase(buckets))` over the points for one histogram series
+/// (`key` with any part): bucket increases, then linear interpolation in the bucket holding
+/// the rank. `None` when nothing was observed in the window.
+pub fn quantile(points: &[&Point], key: &SeriesKey, q: f64) -> Option<f64> {
+    let last = points.last()?;
+    let bounds = last.layout.bounds.get(&(key.signal, key.model.clone()))?;
+    let mut cumulative = Vec::with_capacity(bounds.len());
+    for (i, le) in bounds.iter().enumerate() {
+        let bucket = SeriesKey {
+            part: Part::Bucket(u16::try_from(i).ok()?),
+            ..key.clone()
+        };
+        cumulative.push((*le, increase(points.iter().copied(), &bucket)?));
+    }
+    histogram_quantile(q, &cumulative)
+}
+
+/// PromQL's `histogram_quantile` on `(upper bound, cumulative count)` pairs ending in `+Inf`.
+pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+    let &(last_le, total) = buckets.last()?;
+    if !(0.0..=1.0).contains(&q) || total <= 0.0 || last_le != f64::INFINITY {
+        return None;
+    }
+    let rank = q * total;
+    let i = buckets.iter().position(|(_, c)| *c >= rank)?;
+    if i == buckets.len() - 1 {
+        // In the +Inf bucket: the highest finite bound is the best answer, as in PromQL.
+        return buckets.len().checked_sub(2).map(|j| buckets[j].0);
+    }
+    let (upper, count) = buckets[i];
+    let (lower, below) = match i {
+        0 if upper > 0.0 => (0.0, 0.0),
+        0 => return Some(upper),
+        _ => buckets[i - 1],
+    };
+    if count == below {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * (rank - below) / (count - below))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! History: rates across counter resets, quantiles the way PromQL computes them, bounded rings.
+
+use super::*;
+use crate::engines::{Histogram, SIGNALS, SeriesValue, Source};
+
+fn reading(name: &str, series: Vec<SeriesValue>) -> Reading {
+    Reading {
+        signal: SIGNALS.iter().find(|s| s.name == name).unwrap(),
+        source: Source::Native(Vec::new()),
+        note: "",
+        series,
+    }
+}
+
+fn scalar(name: &str, v: f64) -> Reading {
+    reading(
+        name,
+        vec![SeriesValue {
+            model: "m".into(),
+            outcome: None,
+            value: Value::Scalar(v),
+        }],
+    )
+}
+
+fn ttft(buckets: &[(f64, f64)], sum: f64) -> Reading {
+    let count = buckets.last().map_or(0.0, |b| b.1);
+    reading(
+        "llm_time_to_first_token_seconds",
+        vec![SeriesValue {
+            model: "m".into(),
+            outcome: None,
+            value: Value::Histogram(Histogram {
+                buckets: buckets.to_vec(),
+                sum,
+                count,
+            }),
+        }],
+    )
+}
+
+fn key(signal: &'static str, part: Part) -> SeriesKey {
+    SeriesKey {
+        signal,
+        model: "m".into(),
+        outcome: None,
+        part,
+    }
+}
+
+const TOKENS: &str = "llm_generation_tokens_total";
+
+#[test]
+fn a_counter_reset_never_makes_the_rate_negative() {
+    let mut h = History::default();
+    for (at, v) in [(0.0, 100.0), (5.0, 150.0), (10.0, 20.0), (15.0, 70.0)] {
+        h.push(at, &[scalar(TOKENS, v)], 100);
+    }
+    let points: Vec<&Point> = h.since(0.0).collect();
+    let k = key(TOKENS, Part::Scalar);
+    // 50, then a restart counting 20 from zero, then 50.
+    assert_eq!(increase(points.iter().copied(), &k), Some(120.0));
+    assert_eq!(rate(&points, &k), Some(120.0 / 15.0));
+    assert_eq!(rate(&points[..1], &k), None, "one point has no rate");
+}
+
+#[test]
+fn the_window_selects_points_and_the_ring_keeps_its_capacity() {
+    let mut h = History::default();
+    for i in 0..10 {
+        h.push(f64::from(i), &[scalar(TOKENS, f64::from(i))], 4);
+    }
+    assert_eq!(h.len(), 4);
+    let ats: Vec<f64> = h.since(7.0).map(|p| p.at).collect();
+    assert_eq!(ats, [7.0, 8.0, 9.0]);
+}
+
+#[test]
+fn points_with_the_same_series_share_one_layout() {
+    let mut h = History::default();
+    h.push(0.0, &[scalar(TOKENS, 1.0)], 10);
+    h.push(1.0, &[scalar(TOKENS, 2.0)], 10);
+    h.push(
+        2.0,
+        &[scalar(TOKENS, 3.0), scalar("llm_requests_running", 1.0)],
+        10,
+    );
+    let points: Vec<&Point> = h.since(0.0).collect();
+    assert!(std::ptr::eq(points[0].layout(), points[1].layout()));
+    assert!(!std::ptr::eq(points[1].layout(), points[2].layout()));
+    // A series that appears later is simply absent from earlier points.
+    assert_eq!(
+        points[0].get(&key("llm_requests_running", Part::Scalar)),
+        None
+    );
+    assert_eq!(
+        increase(points.iter().copied(), &key(TOKENS, Part::Scalar)),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn quantiles_interpolate_within_the_window_increase() {
+    let inf = f64::INFINITY;
+    let mut h = History::default();
+    // Before the window: 100 fast observations that must not count.
+    h.push(
+        0.0,
+        &[ttft(
+            &[(0.1, 100.0), (0.5, 100.0), (1.0, 100.0), (inf, 100.0)],
+            5.0,
+        )],
+        10,
+    );
+    // In the window: 10 more in (0.1, 0.5], 10 in (0.5, 1].
+    h.push(
+        10.0,
+        &[ttft(
+            &[(0.1, 100.0), (0.5, 110.0), (1.0, 120.0), (inf, 120.0)],
+            20.0,
+        )],
+        10,
+    );
+    let points: Vec<&Point> = h.since(0.0).collect();
+    let k = key("llm_time_to_first_token_seconds", Part::Count);
+    // Rank 10 of 20 is the top of (0.1, 0.5].
+    assert_eq!(quantile(&points, &k, 0.5), Some(0.5));
+    // Rank 18: 8 of 10 into (0.5, 1].
+    let p90 = quantile(&points, &k, 0.9).unwrap();
+    assert!((p90 - 0.9).abs() < 1e-12, "{p90}");
+    assert_eq!(rate(&points, &k), Some(2.0));
+}
+
+#[test]
+fn histogram_quantile_matches_promql_at_the_edges() {
+    let inf = f64::INFINITY;
+    assert_eq!(
+        histogram_quantile(0.5, &[(1.0, 0.0), (inf, 0.0)]),
+        None,
+        "nothing observed"
+    );
+    assert_eq!(
+        histogram_quantile(0.5, &[(1.0, 4.0)]),
+        None,
+        "no +Inf bucket"
+    );
+    // All in +Inf: the highest finite bound.
+    assert_eq!(
+        histogram_quantile(0.99, &[(1.0, 0.0), (2.0, 0.0), (inf, 5.0)]),
+        Some(2.0)
+    );
+    // First bucket interpolates from zero.
+    assert_eq!(
+        histogram_quantile(0.5, &[(2.0, 10.0), (inf, 10.0)]),
+        Some(1.0)
+    );
+    assert_eq!(histogram_quantile(1.5, &[(2.0, 10.0), (inf, 10.0)]), None);
+}

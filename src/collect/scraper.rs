@@ -1,0 +1,249 @@
+//! The scrape loop of `llmwatch up`: one task per target, at the target's interval from a
+//! per-target offset (so a thousand targets do not fire at once), each scrape bounded in time,
+//! body size, samples and labels. A scrape is fetched, checked, parsed strictly, detected and
+//! normalised; any failure is counted by reason and the last good scrape stays in the state.
+//! The engine's info endpoint is asked only when the detected engine or version changes.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::body::{self, BodyError};
+use super::fetch::{self, ACCEPT, FetchError, FetchOptions};
+use super::probe::{Probed, probe};
+use super::state::{Failure, Scraped, Store};
+use super::targets::Target;
+use crate::config::ScrapeConfig;
+use crate::engines::{Engine, Index, detect, normalise};
+use crate::events::{EngineChanged, ScrapeFailed, ScrapeSucceeded, SelfMetrics};
+use crate::exposition::{self, Mode};
+
+/// Shared by every scrape task.
+pub struct Scraper {
+    client: reqwest::Client,
+    store: Arc<Store>,
+    metrics: SelfMetrics,
+    limits: ScrapeConfig,
+}
+
+/// What a target's task remembers between scrapes.
+#[derive(Debug, Default)]
+struct Known {
+    seen: bool,
+    engine: Option<Engine>,
+    range: String,
+    probed: Option<Probed>,
+}
+
+impl Scraper {
+    /// A scraper publishing into `store`. The client keeps connections alive between scrapes.
+    pub fn new(store: Arc<Store>, metrics: SelfMetrics, limits: ScrapeConfig) -> Scraper {
+        fetch::install_tls_provider();
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .unwrap_or_default();
+        Scraper {
+            client,
+            store,
+            metrics,
+            limits,
+        }
+    }
+
+    /// Scrapes `target` forever at its interval, starting at an offset derived from its
+    /// name (stable across restarts, spread over the interval).
+    pub async fn run(self: Arc<Self>, target: Arc<Target>) {
+        tokio::time::sleep(offset(&target.name, target.interval)).await;
+        let mut ticker = tokio::time::interval(target.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut known = Known::default();
+        loop {
+            ticker.tick().await;
+            self.scrape_once(&target, &mut known).await;
+        }
+    }
+
+    async fn scrape_once(&self, target: &Target, known: &mut Known) {
+        let at = unix_now();
+        let started = Instant::now();
+        let result = self.read(target, known, at).await;
+        let duration = started.elapsed().as_secs_f64();
+        match result {
+            Ok(scraped) => {
+                ScrapeSucceeded {
+                    target: &target.name,
+                    duration,
+                    samples: scraped.samples,
+                }
+                .emit(&self.metrics);
+                self.store.record_success(&target.name, scraped, duration);
+            }
+            Err(failure) => {
+                ScrapeFailed {
+                    target: &target.name,
+                    duration,
+                    reason: failure.reason,
+                    message: &failure.message,
+                }
+                .emit(&self.metrics);
+                self.store
+                    .record_failure(&target.name, at, duration, failure);
+            }
+        }
+        let (points, _) = self.store.history_size();
+        self.metrics
+            .history_points
+            .set(i64::try_from(points).unwrap_or(i64::MAX));
+    }
+
+    async fn read(&self, target: &Target, known: &mut Known, at: f64) -> Result<Scraped, Failure> {
+        let opts = FetchOptions {
+            timeout: target.timeout,
+            max_body_bytes: self.limits.max_body_bytes,
+            bearer_token: target.bearer_token.clone(),
+        };
+        let fetched = fetch::fetch(&self.client, &target.url, &opts, ACCEPT)
+            .await
+            .map_err(fetch_failure)?;
+        let checked = body::check(&target.url, &fetched.body, fetched.content_type.as_deref())
+            .map_err(body_failure)?;
+        let exp = exposition::parse(&checked.text, Mode::Strict).map_err(|e| Failure {
+            reason: "parse",
+            message: format!("{}: {e}", target.url),
+        })?;
+        self.check_limits(target, &exp)?;
+        let index = Index::new(&exp);
+        let detection = detect(&index);
+        if !known.seen || detection.engine != known.engine || detection.version != known.range {
+            known.seen = true;
+            known.engine = detection.engine;
+            known.range = detection.version.clone();
+            known.probed = match detection.engine.filter(|_| self.limits.probe_version) {
+                Some(engine) => probe(&self.client, &target.url, engine, &opts).await.ok(),
+                None => None,
+            };
+            let version = known
+                .probed
+                .as_ref()
+                .map_or(known.range.as_str(), |p| p.version.as_str());
+            EngineChanged {
+                target: &target.name,
+                engine: detection.engine.map_or("unknown", Engine::as_str),
+                version,
+            }
+            .emit(&self.metrics);
+        }
+        let probed_model = known.probed.as_ref().and_then(|p| p.model.as_deref());
+        let model = target
+            .model
+            .as_deref()
+            .or(probed_model)
+            .unwrap_or("unknown");
+        let readings = match detection.engine {
+            Some(engine) => normalise(&index, engine, model),
+            None => Vec::new(),
+        };
+        Ok(Scraped {
+            at,
+            engine: detection.engine,
+            version: known
+                .probed
+                .as_ref()
+                .map_or_else(|| detection.version.clone(), |p| p.version.clone()),
+            samples: exp.sample_count(),
+            readings,
+        })
+    }
+
+    /// Prometheus' sample and label limits, and its refusal of duplicate series.
+    fn check_limits(
+        &self,
+        target: &Target,
+        exp: &exposition::Exposition<'_>,
+    ) -> Result<(), Failure> {
+        let samples = exp.sample_count();
+        if samples > self.limits.max_samples {
+            return Err(Failure {
+                reason: "sample_limit",
+                message: format!(
+                    "{}: {samples} samples, over the limit of {} (scrape.max_samples)",
+                    target.url, self.limits.max_samples
+                ),
+            });
+        }
+        if let Some(s) = exp
+            .samples
+            .iter()
+            .find(|s| s.labels.len() > self.limits.max_labels)
+        {
+            return Err(Failure {
+                reason: "label_limit",
+                message: format!(
+                    "{}: a sample of {} has {} labels, over the limit of {} (scrape.max_labels)",
+                    target.url,
+                    s.name,
+                    s.labels.len(),
+                    self.limits.max_labels
+                ),
+            });
+        }
+        let duplicates = exp.duplicate_series();
+        if !duplicates.is_empty() {
+            return Err(Failure {
+                reason: "duplicate_series",
+                message: format!(
+                    "{}: duplicate series: {}",
+                    target.url,
+                    duplicates.join("; ")
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A stable offset within `interval` for a target name.
+fn offset(name: &str, interval: Duration) -> Duration {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    let nanos = interval.as_nanos().max(1);
+    Duration::from_nanos(u64::try_from(u128::from(hasher.finish()) % nanos).unwrap_or(0))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn fetch_failure(e: FetchError) -> Failure {
+    let reason = match &e {
+        FetchError::InvalidUrl { .. } => "invalid_url",
+        FetchError::Request { reason, .. } if reason.contains("Connection refused") => "refused",
+        FetchError::Request { .. } => "connection",
+        FetchError::Timeout { .. } => "timeout",
+        FetchError::MetricsDisabled { .. } => "metrics_disabled",
+        FetchError::Unauthorized { .. } => "unauthorized",
+        FetchError::Status { .. } => "http_status",
+        FetchError::TooLarge { .. } => "body_too_large",
+    };
+    Failure {
+        reason,
+        message: e.to_string(),
+    }
+}
+
+fn body_failure(e: BodyError) -> Failure {
+    let reason = match &e {
+        BodyError::Empty { .. } => "empty",
+        BodyError::Html { .. } => "html",
+        BodyError::Json { .. } => "json",
+        BodyError::UndeclaredGzip { .. } => "gzip",
+        BodyError::NotUtf8 { .. } => "not_utf8",
+    };
+    Failure {
+        reason,
+        message: e.to_string(),
+    }
+}

@@ -1,0 +1,123 @@
+//! `llmwatch up` and `llmwatch demo`: the collector, on given targets or on simulated engines
+//! of every dialect started in the same process.
+
+use std::io::Write;
+
+use crate::commands::sim::{self, SimOptions};
+use crate::sim::engine::Profile;
+use crate::sim::faults::FaultRates;
+use crate::sim::load::Load;
+use crate::sim::runtime::Scheduling;
+use crate::up::{self, Sources};
+
+/// Runs the collector until Ctrl-C. With no target anywhere, looks for engines on their
+/// well-known local ports first and says what it found.
+pub async fn run(sources: Sources) -> anyhow::Result<()> {
+    let config = sources.config()?;
+    let mut targets = sources.targets(&config)?;
+    let mut out = std::io::stdout().lock();
+    if targets.is_empty() && config.file_sd.is_empty() {
+        let found = up::discover().await;
+        if found.is_empty() {
+            writeln!(
+                out,
+                "llmwatch up: no target given and no engine on the well-known local ports (vLLM 8000, TGI 3000/8080, llama.cpp 8080, SGLang 30000); pass --target URL"
+            )?;
+        }
+        for (engine, url) in found {
+            writeln!(out, "llmwatch up: found {engine} at {url}")?;
+            targets.push(crate::collect::targets::Target::from_arg(
+                &url,
+                &config.scrape,
+            )?);
+        }
+    }
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let running = up::start(sources, config, targets).await?;
+    writeln!(
+        out,
+        "llmwatch up: serving http://{addr}/metrics, http://{addr}/api/v1/snapshot ({} targets: {})",
+        names.len(),
+        names.join(", "),
+        addr = running.addr
+    )?;
+    out.flush()?;
+    drop(out);
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Starts simulated engines of every dialect with background traffic, and `up` on them; prints
+/// the URLs and what to try; stops everything on Ctrl-C.
+pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
+    let dialects = ["vllm", "tgi", "llamacpp", "sglang"];
+    let options = SimOptions {
+        engines: dialects
+            .iter()
+            .map(|d| sim::parse_engine_spec(&format!("{d}:0")).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?,
+        profile: Profile::gpu_7b(),
+        faults: FaultRates::default(),
+        seed: 1,
+        scenario: None,
+        load: Some(Load::chat(4.0)),
+        api_key: None,
+        llamacpp_metrics: true,
+        scheduling: Scheduling::Normal,
+    };
+    let mut engines = sim::start(&options).await?;
+    let sources = Sources {
+        config_path: None,
+        target_args: engines
+            .engines
+            .iter()
+            .map(|(name, addr)| format!("http://{addr},name=sim-{name}"))
+            .collect(),
+        listen: Some(listen.unwrap_or_else(|| "127.0.0.1:9464".into())),
+    };
+    let config = sources.config()?;
+    let targets = sources.targets(&config)?;
+    let running = up::start(sources, config, targets).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "llmwatch demo: simulated engines with background traffic"
+    )?;
+    for (name, addr) in &engines.engines {
+        writeln!(
+            out,
+            "  {name:<9} http://{addr}  (OpenAI API, /metrics in {name}'s own dialect)"
+        )?;
+    }
+    let addr = running.addr;
+    writeln!(out, "llmwatch up on them: http://{addr}")?;
+    writeln!(out, "Try:")?;
+    writeln!(
+        out,
+        "  curl http://{addr}/metrics                 # every engine in one llm_* schema"
+    )?;
+    writeln!(
+        out,
+        "  curl http://{addr}/api/v1/targets          # health, engine and version of each"
+    )?;
+    writeln!(
+        out,
+        "  curl 'http://{addr}/api/v1/history?signal=llm_time_to_first_token_seconds&window=1m'"
+    )?;
+    if let Some((_, vllm)) = engines.engines.first() {
+        writeln!(
+            out,
+            "  cargo run --release -- scrape http://{vllm}  # what llmwatch reads from one engine"
+        )?;
+    }
+    writeln!(out, "Ctrl-C stops everything.")?;
+    out.flush()?;
+    drop(out);
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        Some(result) = engines.tasks.join_next() => {
+            result??;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `llmwatch up`'s configuration file (TOML). Every field is optional and documented here;
+//! `config.example.toml` at the repository root shows them all with their defaults, and a test
+//! loads it. Unknown fields are errors, reported with the file, line and field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// TOML syntax, an unknown field or a value of the wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// A value that parses but makes no sense (a bad URL, label or duration).
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which field, e.g. `target[2].labels.engine`.
+        field: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of llmwatch's own HTTP server (`/metrics`, the JSON API, health). Loopback by
+    /// default; listening on other interfaces is a deliberate choice (set `auth` too).
+    pub listen: String,
+    /// How targets are scraped.
+    pub scrape: ScrapeConfig,
+    /// How much history is kept in memory.
+    pub history: HistoryConfig,
+    /// Credentials required by llmwatch's own HTTP server (all routes but `/healthz` and
+    /// `/readyz`). None by default.
+    pub auth: Option<AuthConfig>,
+    /// Engines to scrape, each a `[[target]]` table.
+    #[serde(rename = "target")]
+    pub targets: Vec<TargetConfig>,
+    /// Prometheus `file_sd` JSON files (`[{"targets": ["host:port"], "labels": {…}}]`),
+    /// re-read when they change.
+    pub file_sd: Vec<PathBuf>,
+    /// How often `file_sd` files are checked for changes.
+    #[serde(deserialize_with = "duration")]
+    pub file_sd_refresh: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:9464".into(),
+            scrape: ScrapeConfig::default(),
+            history: HistoryConfig::default(),
+            auth: None,
+            targets: Vec::new(),
+            file_sd: Vec::new(),
+            file_sd_refresh: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Scrape behaviour for every target (a target may override interval and timeout).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeConfig {
+    /// Time between two scrapes of one target. Each target starts at a random offset within
+    /// the first interval, so scrapes spread out.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Longest a scrape may take, connection to last byte; a target that trickles bytes
+    /// forever fails at this point.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Largest body accepted, in bytes (Prometheus' `body_size_limit`).
+    pub max_body_bytes: usize,
+    /// Most samples one scrape may hold (Prometheus' `sample_limit`).
+    pub max_samples: usize,
+    /// Most labels one sample may carry (Prometheus' `label_limit`).
+    pub max_labels: usize,
+    /// Ask the engine's info endpoint (`/version`, `/info`, `/props`, `/server_info`) for its
+    /// exact version and model when the engine is first seen or changes.
+    pub probe_version: bool,
+}
+
+impl Default for ScrapeConfig {
+    fn default() -> Self {
+        ScrapeConfig {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(3),
+            max_body_bytes: 16 << 20,
+            max_samples: 50_000,
+            max_labels: 64,
+            probe_version: true,
+        }
+    }
+}
+
+/// The in-memory history behind `/api/v1/history`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// How far back history reaches, at the scrape interval.
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// Upper bound on the memory all history may use, in bytes. With many targets, each
+    /// keeps fewer points rather than exceed it.
+    pub max_bytes: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            retention: Duration::from_secs(3600),
+            max_bytes: 128 << 20,
+        }
+    }
+}
+
+/// Credentials for llmwatch's own HTTP server: a bearer token, HTTP basic, or both.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `Authorization: Bearer TOKEN`.
+    pub bearer_token: Option<String>,
+    /// `Authorization: Basic …` user name.
+    pub username: Option<String>,
+    /// `Authorization: Basic …` password.
+    pub password: Option<String>,
+}
+
+/// One engine to scrape.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The engine's base URL (`/metrics` is added) or its metrics URL.
+    pub url: String,
+    /// The `instance` label of its series; `host:port` of the URL by default.
+    pub name: Option<String>,
+    /// Static labels added to every series of this target, e.g. `{ service = "chat" }`.
+    /// Not `engine`, `model`, `instance`, `outcome` or `le`, which llmwatch sets.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Overrides `scrape.interval`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub interval: Option<Duration>,
+    /// Overrides `scrape.timeout`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub timeout: Option<Duration>,
+    /// Sent as `Authorization: Bearer …` (llama.cpp with `--api-key` guards `/metrics`).
+    pub bearer_token: Option<String>,
+    /// Model name for engines whose series carry none (TGI, llama.cpp) when the info
+    /// endpoint does not say.
+    pub model: Option<String>,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::cli::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and checks configuration text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen".into(),
+                format!("{:?} is not an address such as 127.0.0.1:9464", self.listen),
+            ));
+        }
+        if self.scrape.interval.is_zero() || self.scrape.timeout.is_zero() {
+            return Err(invalid(
+                "scrape".into(),
+                "interval and timeout must be above zero".into(),
+            ));
+        }
+        for (i, target) in self.targets.iter().enumerate() {
+            crate::collect::targets::Target::from_config(target, &self.scrape)
+                .map_err(|e| invalid(format!("target[{i}]"), e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! Writes canonical `llm_*` series of one or more scraped engines as Prometheus text 0.0.4:
+//! `llm_engine_info` first, then each signal in table order with every target's series under
+//! one `# HELP`/`# TYPE` header. Labels: `engine`, `model`, `instance` (when scraping many),
+//! `outcome` (finished requests), then the target's static labels.
+
+use std::collections::BTreeMap;
+
+use super::{Engine, Histogram, Reading, SIGNALS, SignalKind, Value};
+use crate::exposition::write::write_value;
+use crate::exposition::{write_family_header, write_sample};
+
+/// One scraped engine to write.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// The `instance` label; none for a single one-shot scrape.
+    pub instance: Option<&'a str>,
+    /// Static labels.
+    pub labels: &'a BTreeMap<String, String>,
+    /// The engine.
+    pub engine: Engine,
+    /// Its version.
+    pub version: &'a str,
+    /// Its canonical readings.
+    pub readings: &'a [Reading],
+}
+
+impl<'a> View<'a> {
+    fn base_labels(&self, model: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+        let mut labels = vec![("engine", self.engine.as_str())];
+        if let Some(model) = model {
+            labels.push(("model", model));
+        }
+        if let Some(instance) = self.instance {
+            labels.push(("instance", instance));
+        }
+        labels
+    }
+}
+
+/// Appends the canonical exposition of `views` to `out`.
+pub fn write_canonical(out: &mut String, views: &[View<'_>]) {
+    if views.is_empty() {
+        return;
+    }
+    write_family_header(
+        out,
+        "llm_engine_info",
+        Some("Engine and version of the scraped server (value is always 1)."),
+        "gauge",
+    );
+    for view in views {
+        let mut labels = view.base_labels(None);
+        labels.push(("version", view.version));
+        let statics = view.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        write_sample(
+            out,
+            "llm_engine_info",
+            labels.into_iter().chain(statics),
+            1.0,
+            None,
+        );
+    }
+    for signal in SIGNALS {
+        let present = views.iter().any(|v| {
+            v.readings
+                .iter()
+                .any(|r| r.signal.name == signal.name && !r.series.is_empty())
+        });
+        if !present {
+            continue;
+        }
+        write_family_header(out, signal.name, Some(signal.help), signal.kind.as_str());
+        for view in views {
+            let Some(reading) = view.readings.iter().find(|r| r.signal.name == signal.name) else {
+                continue;
+            };
+            for series in &reading.series {
+                let mut labels = view.base_labels(Some(series.model.as_str()));
+                if let Some(outcome) = series.outcome {
+                    labels.push(("outcome", outcome));
+                }
+                labels.extend(view.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                match (&series.value, signal.kind) {
+                    (Value::Scalar(v), _) => {
+                        write_sample(out, signal.name, labels.iter().copied(), *v, None);
+                    }
+                    (Value::Histogram(h), SignalKind::Histogram) => {
+                        write_histogram(out, signal.name, &labels, h);
+                    }
+                    (Value::Histogram(_), _) => {}
+                }
+            }
+        }
+    }
+}
+
+fn write_histogram(out: &mut String, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+    let bucket = format!("{name}_bucket");
+    let mut le = String::new();
+    for (bound, count) in &h.buckets {
+        le.clear();
+        write_value(&mut le, *bound);
+        let with_le = labels.iter().copied().chain([("le", le.as_str())]);
+        write_sample(out, &bucket, with_le, *count, None);
+    }
+    let sum = format!("{name}_sum");
+    write_sample(out, &sum, labels.iter().copied(), h.sum, None);
+    let count = format!("{name}_count");
+    write_sample(out, &count, labels.iter().copied(), h.count, None);
+}

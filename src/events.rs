@@ -1,0 +1,243 @@
+//! llmwatch's own telemetry. Each noteworthy thing that happens is a typed event whose
+//! `emit` writes one log line and updates one self-metric, so the logs and `/metrics` never
+//! tell different stories. Self-metrics live in a `prometheus-client` registry built once.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// `instance` label of per-target self-metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabel {
+    /// Target name.
+    pub instance: String,
+}
+
+/// Labels of the scrape-failure counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Target name.
+    pub instance: String,
+    /// Fixed reason, e.g. `timeout`, `refused`, `http_status`, `not_text`.
+    pub reason: String,
+}
+
+/// Labels of the reload counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// The self-metrics, cheap to clone (each handle is shared).
+#[derive(Debug, Clone, Default)]
+pub struct SelfMetrics {
+    /// 1 when the latest scrape of the target worked.
+    pub up: Family<InstanceLabel, Gauge>,
+    /// Duration of the latest scrape.
+    pub scrape_duration: Family<InstanceLabel, Gauge<f64, AtomicU64>>,
+    /// Samples in the latest good scrape.
+    pub scrape_samples: Family<InstanceLabel, Gauge>,
+    /// Failed scrapes by reason.
+    pub scrape_failures: Family<FailureLabels, Counter>,
+    /// Scrapes attempted.
+    pub scrapes: Family<InstanceLabel, Counter>,
+    /// Times a target's engine or version was first seen or changed.
+    pub engine_changes: Family<InstanceLabel, Counter>,
+    /// Targets scraped.
+    pub targets: Gauge,
+    /// Configuration and target-file reloads.
+    pub reloads: Family<ResultLabel, Counter>,
+    /// Points held in the history.
+    pub history_points: Gauge,
+}
+
+impl SelfMetrics {
+    /// The metrics and a registry holding them, with `llmwatch_` names.
+    pub fn registered() -> (SelfMetrics, Registry) {
+        let metrics = SelfMetrics::default();
+        let mut registry = Registry::with_prefix("llmwatch");
+        registry.register(
+            "target_up",
+            "1 when the latest scrape of the target worked, 0 when it failed",
+            metrics.up.clone(),
+        );
+        registry.register(
+            "scrape_duration_seconds",
+            "Duration of the latest scrape of the target",
+            metrics.scrape_duration.clone(),
+        );
+        registry.register(
+            "scrape_samples",
+            "Samples in the latest good scrape of the target",
+            metrics.scrape_samples.clone(),
+        );
+        registry.register(
+            "scrape_failures",
+            "Failed scrapes by target and reason",
+            metrics.scrape_failures.clone(),
+        );
+        registry.register("scrapes", "Scrapes attempted", metrics.scrapes.clone());
+        registry.register(
+            "engine_changes",
+            "Times a target's engine or version was first seen or changed",
+            metrics.engine_changes.clone(),
+        );
+        registry.register("targets", "Targets scraped", metrics.targets.clone());
+        registry.register(
+            "reloads",
+            "Reloads of the configuration or target files, by result",
+            metrics.reloads.clone(),
+        );
+        registry.register(
+            "history_points",
+            "Scrapes held in the in-memory history, all targets",
+            metrics.history_points.clone(),
+        );
+        (metrics, registry)
+    }
+
+    /// Forgets the per-target series of a removed target.
+    pub fn forget(&self, instance: &str) {
+        let label = InstanceLabel {
+            instance: instance.to_string(),
+        };
+        self.up.remove(&label);
+        self.scrape_duration.remove(&label);
+        self.scrape_samples.remove(&label);
+        self.scrapes.remove(&label);
+        self.engine_changes.remove(&label);
+    }
+}
+
+fn instance(name: &str) -> InstanceLabel {
+    InstanceLabel {
+        instance: name.to_string(),
+    }
+}
+
+/// A scrape worked.
+pub struct ScrapeSucceeded<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// Seconds it took.
+    pub duration: f64,
+    /// Samples read.
+    pub samples: usize,
+}
+
+impl ScrapeSucceeded<'_> {
+    /// Logs at debug level and updates `up`, duration and samples.
+    pub fn emit(&self, m: &SelfMetrics) {
+        tracing::debug!(
+            instance = self.target,
+            duration = self.duration,
+            samples = self.samples,
+            "scrape ok"
+        );
+        let label = instance(self.target);
+        m.scrapes.get_or_create(&label).inc();
+        m.up.get_or_create(&label).set(1);
+        m.scrape_duration.get_or_create(&label).set(self.duration);
+        m.scrape_samples
+            .get_or_create(&label)
+            .set(i64::try_from(self.samples).unwrap_or(i64::MAX));
+    }
+}
+
+/// A scrape failed.
+pub struct ScrapeFailed<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// Seconds it took.
+    pub duration: f64,
+    /// Fixed reason.
+    pub reason: &'static str,
+    /// Full message (no credentials: URLs are logged without user info).
+    pub message: &'a str,
+}
+
+impl ScrapeFailed<'_> {
+    /// Logs a warning and counts the failure by reason.
+    pub fn emit(&self, m: &SelfMetrics) {
+        tracing::warn!(
+            instance = self.target,
+            reason = self.reason,
+            "scrape failed: {}",
+            self.message
+        );
+        let label = instance(self.target);
+        m.scrapes.get_or_create(&label).inc();
+        m.up.get_or_create(&label).set(0);
+        m.scrape_duration.get_or_create(&label).set(self.duration);
+        m.scrape_failures
+            .get_or_create(&FailureLabels {
+                instance: self.target.to_string(),
+                reason: self.reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// A target's engine or version was seen for the first time or changed (an upgrade).
+pub struct EngineChanged<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// Engine, or `unknown`.
+    pub engine: &'a str,
+    /// Version.
+    pub version: &'a str,
+}
+
+impl EngineChanged<'_> {
+    /// Logs at info level and counts the change.
+    pub fn emit(&self, m: &SelfMetrics) {
+        tracing::info!(
+            instance = self.target,
+            engine = self.engine,
+            version = self.version,
+            "engine detected"
+        );
+        m.engine_changes.get_or_create(&instance(self.target)).inc();
+    }
+}
+
+/// The configuration or a target file was (re)loaded.
+pub struct Reloaded<'a> {
+    /// What was reloaded and the outcome, as a message.
+    pub what: &'a str,
+    /// The error, when it failed (the previous targets stay).
+    pub error: Option<&'a str>,
+    /// Targets in force afterwards.
+    pub targets: usize,
+}
+
+impl Reloaded<'_> {
+    /// Logs (info or warning) and counts the reload by result.
+    pub fn emit(&self, m: &SelfMetrics) {
+        let result = match self.error {
+            None => {
+                tracing::info!(targets = self.targets, "{}", self.what);
+                "ok"
+            }
+            Some(error) => {
+                tracing::warn!(
+                    targets = self.targets,
+                    "{}: {error}; keeping the previous targets",
+                    self.what
+                );
+                "error"
+            }
+        };
+        m.reloads
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+        m.targets
+            .set(i64::try_from(self.targets).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,210 @@
+//! The collector's HTTP server: `/metrics` (canonical series of every target whose latest
+//! scrape worked, then llmwatch's self-metrics), the JSON API under `/api/v1/`, `/healthz`
+//! and `/readyz`. With `auth` configured, everything but the health routes needs it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+use super::api;
+use crate::collect::state::{Health, Store};
+use crate::config::AuthConfig;
+use crate::engines::canonical::{View, write_canonical};
+
+/// What the handlers share.
+pub struct App {
+    /// The state.
+    pub store: Arc<Store>,
+    /// Self-metrics.
+    pub registry: Arc<Registry>,
+    /// Required credentials, if any.
+    pub auth: Option<AuthConfig>,
+}
+
+/// The routes.
+pub fn router(app: App) -> Router {
+    let app = Arc::new(app);
+    let guarded = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/snapshot", get(snapshot))
+        .route("/api/v1/history", get(history))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_auth));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(guarded)
+        .with_state(app)
+}
+
+async fn require_auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    match &app.auth {
+        Some(auth) if !authorised(auth, request.headers()) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"llmwatch\"")],
+            "credentials required\n",
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+fn authorised(auth: &AuthConfig, headers: &HeaderMap) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    if let (Some(token), Some(bearer)) = (&auth.bearer_token, given.strip_prefix("Bearer ")) {
+        return constant_time_eq(token.as_bytes(), bearer.trim().as_bytes());
+    }
+    if let (Some(user), Some(password), Some(basic)) =
+        (&auth.username, &auth.password, given.strip_prefix("Basic "))
+    {
+        let expected = base64_encode(format!("{user}:{password}").as_bytes());
+        return constant_time_eq(expected.as_bytes(), basic.trim().as_bytes());
+    }
+    false
+}
+
+/// Compares secrets without returning early on the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.store.all_attempted() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not every target has been scraped yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let statuses = app.store.statuses();
+    let views: Vec<View<'_>> = statuses
+        .iter()
+        .filter(|s| s.health == Health::Up)
+        .filter_map(|s| {
+            let good = s.last_good.as_ref()?;
+            Some(View {
+                instance: Some(s.target.name.as_str()),
+                labels: &s.target.labels,
+                engine: good.engine?,
+                version: good.version.as_str(),
+                readings: &good.readings,
+            })
+        })
+        .collect();
+    let mut body = String::with_capacity(64 * 1024);
+    write_canonical(&mut body, &views);
+    if prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).is_err() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode self-metrics\n",
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn targets(State(app): State<Arc<App>>) -> Response {
+    axum::Json(api::targets(&app.store.statuses())).into_response()
+}
+
+async fn snapshot(State(app): State<Arc<App>>) -> Response {
+    axum::Json(api::snapshot(&app.store.statuses())).into_response()
+}
+
+async fn history(State(app): State<Arc<App>>, Query(query): Query<api::HistoryQuery>) -> Response {
+    match api::history(&app.store, &query) {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": message })),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_examples() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn credentials_are_checked_exactly() {
+        let auth = AuthConfig {
+            bearer_token: Some("s3cret".into()),
+            username: Some("ops".into()),
+            password: Some("pw".into()),
+        };
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            h
+        };
+        assert!(authorised(&auth, &with("Bearer s3cret")));
+        assert!(!authorised(&auth, &with("Bearer s3cre")));
+        assert!(authorised(
+            &auth,
+            &with(&format!("Basic {}", base64_encode(b"ops:pw")))
+        ));
+        assert!(!authorised(
+            &auth,
+            &with(&format!("Basic {}", base64_encode(b"ops:px")))
+        ));
+        assert!(!authorised(&auth, &HeaderMap::new()));
+    }
+}

@@ -1,0 +1,296 @@
+//! `llmwatch up`, the collector: resolves targets (arguments, configuration file, `file_sd`
+//! files, or engines found on their well-known local ports), runs one scrape task per target,
+//! and serves `/metrics`, the JSON API and health on one HTTP listener. The configuration and
+//! target files are re-read on SIGHUP and `file_sd` files when they change; a bad reload is
+//! logged and counted, and the previous targets stay.
+
+mod api;
+mod http;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::collect::scraper::Scraper;
+use crate::collect::state::Store;
+use crate::collect::targets::{self, Target, TargetError};
+use crate::config::{Config, ConfigError};
+use crate::events::{Reloaded, SelfMetrics};
+
+/// Why `up` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// A bad configuration file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A bad `--target` or target file.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// Where the targets come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The configuration file, re-read on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// `--target` arguments.
+    pub target_args: Vec<String>,
+    /// `--listen`, overriding the file.
+    pub listen: Option<String>,
+}
+
+impl Sources {
+    /// Reads the configuration (the file, or defaults) with `--listen` applied.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config_path {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = &self.listen {
+            config.listen.clone_from(listen);
+        }
+        Ok(config)
+    }
+
+    /// Every target the sources name: arguments, then the file's, then `file_sd` files'.
+    pub fn targets(&self, config: &Config) -> Result<Vec<Target>, TargetError> {
+        let mut all = Vec::new();
+        for arg in &self.target_args {
+            all.push(Target::from_arg(arg, &config.scrape)?);
+        }
+        for t in &config.targets {
+            all.push(Target::from_config(t, &config.scrape)?);
+        }
+        for path in &config.file_sd {
+            all.extend(targets::read_file_sd(path, &config.scrape)?);
+        }
+        targets::check_unique(&all)?;
+        Ok(all)
+    }
+
+    fn watched_files(&self, config: &Config) -> Vec<PathBuf> {
+        config.file_sd.clone()
+    }
+}
+
+/// A running collector.
+pub struct Running {
+    /// The address it serves on.
+    pub addr: SocketAddr,
+    /// The state, for in-process readers.
+    pub store: Arc<Store>,
+    /// Targets scraped at start.
+    pub targets: Vec<Arc<Target>>,
+}
+
+/// The scrape tasks, one per target, replaced as the target set changes.
+struct Tasks {
+    scraper: Arc<Scraper>,
+    store: Arc<Store>,
+    metrics: SelfMetrics,
+    running: BTreeMap<String, (Arc<Target>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Tasks {
+    /// Makes the running tasks match `targets`.
+    fn reconcile(&mut self, targets: &[Arc<Target>]) {
+        let (_, removed) = self.store.set_targets(targets);
+        for name in removed {
+            if let Some((_, task)) = self.running.remove(&name) {
+                task.abort();
+            }
+            self.metrics.forget(&name);
+        }
+        for target in targets {
+            let same = self
+                .running
+                .get(&target.name)
+                .is_some_and(|(running, _)| running == target);
+            if same {
+                continue;
+            }
+            if let Some((_, task)) = self.running.remove(&target.name) {
+                task.abort();
+            }
+            let task = tokio::spawn(self.scraper.clone().run(target.clone()));
+            self.running
+                .insert(target.name.clone(), (target.clone(), task));
+        }
+    }
+}
+
+/// Starts scraping `targets` and serving on the configured address; returns once listening.
+/// The collector runs until the runtime stops.
+pub async fn start(
+    sources: Sources,
+    config: Config,
+    targets: Vec<Target>,
+) -> Result<Running, UpError> {
+    let (metrics, registry) = SelfMetrics::registered();
+    let store = Arc::new(Store::new(config.history.clone()));
+    let scraper = Arc::new(Scraper::new(
+        store.clone(),
+        metrics.clone(),
+        config.scrape.clone(),
+    ));
+    let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+    let mut tasks = Tasks {
+        scraper,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        running: BTreeMap::new(),
+    };
+    tasks.reconcile(&targets);
+    Reloaded {
+        what: "targets loaded",
+        error: None,
+        targets: targets.len(),
+    }
+    .emit(&metrics);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|error| UpError::Listen {
+            addr: config.listen.clone(),
+            error,
+        })?;
+    let addr = listener.local_addr().map_err(|error| UpError::Listen {
+        addr: config.listen.clone(),
+        error,
+    })?;
+    let app = http::router(http::App {
+        store: store.clone(),
+        registry: Arc::new(registry),
+        auth: config.auth.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!("the HTTP server stopped: {error}");
+        }
+    });
+    tokio::spawn(watch(sources, config, tasks));
+    Ok(Running {
+        addr,
+        store,
+        targets,
+    })
+}
+
+/// Re-reads the sources on SIGHUP, and when a watched `file_sd` file changes.
+async fn watch(sources: Sources, config: Config, mut tasks: Tasks) {
+    let mut hangup = hangup_signal();
+    let mut files = sources.watched_files(&config);
+    let mut stamps = mtimes(&files);
+    let mut poll = tokio::time::interval(config.file_sd_refresh);
+    loop {
+        let what = tokio::select! {
+            _ = recv(&mut hangup) => "reloaded on SIGHUP",
+            _ = poll.tick() => {
+                let now = mtimes(&files);
+                if now == stamps {
+                    continue;
+                }
+                stamps = now;
+                "reloaded a changed target file"
+            }
+        };
+        let reloaded = sources.config().map_err(|e| e.to_string()).and_then(|c| {
+            let t = sources.targets(&c).map_err(|e| e.to_string())?;
+            Ok((c, t))
+        });
+        match reloaded {
+            Ok((config, targets)) => {
+                files = sources.watched_files(&config);
+                stamps = mtimes(&files);
+                let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+                tasks.reconcile(&targets);
+                Reloaded {
+                    what,
+                    error: None,
+                    targets: targets.len(),
+                }
+                .emit(&tasks.metrics);
+            }
+            Err(error) => {
+                let targets = tasks.running.len();
+                Reloaded {
+                    what,
+                    error: Some(&error),
+                    targets,
+                }
+                .emit(&tasks.metrics);
+            }
+        }
+    }
+}
+
+fn mtimes(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv(_: &mut Option<()>) {
+    std::future::pending().await
+}
+
+/// Engines answering on their well-known local ports: `(engine, metrics URL)`.
+pub async fn discover() -> Vec<(crate::engines::Engine, String)> {
+    let client = reqwest::Client::new();
+    let opts = crate::collect::fetch::FetchOptions {
+        timeout: std::time::Duration::from_millis(500),
+        max_body_bytes: 16 << 20,
+        bearer_token: None,
+    };
+    let mut found = Vec::new();
+    for port in targets::WELL_KNOWN_PORTS {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let Ok(fetched) =
+            crate::collect::fetch::fetch(&client, &url, &opts, crate::collect::fetch::ACCEPT).await
+        else {
+            continue;
+        };
+        let Ok(checked) = crate::collect::body::check(&url, &fetched.body, None) else {
+            continue;
+        };
+        let Ok(exp) = crate::exposition::parse(&checked.text, crate::exposition::Mode::Lenient)
+        else {
+            continue;
+        };
+        if let Some(engine) = crate::engines::detect(&crate::engines::Index::new(&exp)).engine {
+            found.push((engine, url));
+        }
+    }
+    found
+}

@@ -1,0 +1,129 @@
+//! `llmwatch up` configuration: bad files exit 2 naming the place, targets reload from
+//! file_sd files and on SIGHUP, and auth guards everything but health.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::up::{eventually, get, start_up};
+use crate::util::start;
+
+fn up_with_config(text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .arg("up")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_file_line_and_field() {
+    let out = up_with_config("listen = \"127.0.0.1:0\"\n\n[scrape]\ninterval = 5\n");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:4:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let out = up_with_config("[[target]]\nurl = \"http://a:1\"\nlabels = { instance = \"x\" }\n");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("target[0]: label \"instance\""), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            "http://a:1,engine=x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn target_names(base: &str) -> Vec<String> {
+    let (_, body) = get(&format!("{base}/api/v1/targets"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn file_sd_changes_and_sighup_reload_the_targets() {
+    let sim = start(&["vllm", "sglang"]);
+    let addr = |i: usize| sim.urls[i].1.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("targets.json");
+    std::fs::write(
+        &sd,
+        format!(
+            r#"[{{"targets": ["{}"], "labels": {{"service": "a"}}}}]"#,
+            addr(0)
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "file_sd = [{:?}]\nfile_sd_refresh = \"100ms\"\n[scrape]\ninterval = \"200ms\"\n",
+        sd.display().to_string()
+    );
+    let up = start_up(&config, &[]);
+    assert_eq!(target_names(&up.base), [addr(0)]);
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets": ["{}", "{}"]}}]"#, addr(0), addr(1)),
+    )
+    .unwrap();
+    eventually(10, || (target_names(&up.base).len() == 2).then_some(()));
+    // A broken file keeps the previous targets.
+    std::fs::write(&sd, "[{").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(target_names(&up.base).len(), 2);
+    let (_, metrics) = get(&format!("{}/metrics", up.base));
+    assert!(
+        metrics.contains("llmwatch_reloads_total{result=\"error\"}"),
+        "{metrics}"
+    );
+    // SIGHUP re-reads the configuration file itself.
+    let path = up.dir.path().join("llmwatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[[target]]\nurl = \"{}\"\nname = \"only\"\n",
+            sim.urls[1].1
+        ),
+    )
+    .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &up.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually(10, || (target_names(&up.base) == ["only"]).then_some(()));
+}
+
+#[test]
+fn auth_guards_everything_but_health() {
+    let up = start_up("[auth]\nbearer_token = \"t0ken\"\n", &[]);
+    assert_eq!(get(&format!("{}/metrics", up.base)).0, 401);
+    assert_eq!(get(&format!("{}/api/v1/targets", up.base)).0, 401);
+    assert_eq!(get(&format!("{}/healthz", up.base)).0, 200);
+    let (rt, client) = crate::util::http();
+    let status = rt.block_on(async {
+        client
+            .get(format!("{}/metrics", up.base))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+}
