@@ -4,21 +4,12 @@
 //! Needs `LLMWATCH_LLAMA_SERVER` (the llama-server binary) and `LLMWATCH_LLAMA_MODEL` (a GGUF);
 //! `.ci/run` installs both. Skips without them, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{require_external, run_ok};
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::util::{KillOnDrop, free_port, require_external, run_ok};
 
 fn external() -> Option<(String, String)> {
     let server = std::env::var("LLMWATCH_LLAMA_SERVER").ok();
@@ -40,14 +31,6 @@ fn external() -> Option<(String, String)> {
             None
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn wait_healthy(client: &reqwest::Client, base: &str) {

@@ -13,6 +13,7 @@ mod bad_input;
 mod docs;
 mod fixtures;
 mod llamacpp_real;
+mod prometheus_real;
 mod promtool;
 mod roundtrip;
 mod sim_server;

@@ -127,3 +127,38 @@ fn auth_guards_everything_but_health() {
     });
     assert_eq!(status, 200);
 }
+
+#[test]
+fn demo_shows_every_dialect_in_one_schema_and_stops_on_ctrl_c() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env("LLMWATCH_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("llmwatch up on them: ").map(str::to_string))
+        .expect("the demo prints the collector's URL");
+    let metrics = eventually(20, || {
+        let (_, m) = get(&format!("{base}/metrics"));
+        (m.matches("llm_engine_info{").count() == 4 && m.contains("llm_generation_tokens_total"))
+            .then_some(m)
+    });
+    for engine in ["vllm", "tgi", "llamacpp", "sglang"] {
+        assert!(
+            metrics.contains(&format!("llm_engine_info{{engine=\"{engine}\"")),
+            "{metrics}"
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = eventually(10, || child.try_wait().unwrap());
+    assert_eq!(exit.code(), Some(0));
+}
