@@ -103,6 +103,10 @@ pub struct ScrapeConfig {
     /// Ask the engine's info endpoint (`/version`, `/info`, `/props`, `/server_info`) for its
     /// exact version and model when the engine is first seen or changes.
     pub probe_version: bool,
+    /// Keep each target's connection open between scrapes. An idle connection keeps a read
+    /// buffer as large as the largest body it carried (~100 KB for a TGI scrape): with
+    /// hundreds of targets, `false` saves that memory for a little CPU (docs/benchmarks.md).
+    pub keep_alive: bool,
 }
 
 impl Default for ScrapeConfig {
@@ -114,6 +118,7 @@ impl Default for ScrapeConfig {
             max_samples: 50_000,
             max_labels: 64,
             probe_version: true,
+            keep_alive: true,
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct SelfMetrics {
     pub reloads: Family<ResultLabel, Counter>,
     /// Points held in the history.
     pub history_points: Gauge,
+    /// Bytes the history's points hold.
+    pub history_bytes: Gauge,
 }
 
 impl SelfMetrics {
@@ -96,6 +98,11 @@ impl SelfMetrics {
             "history_points",
             "Scrapes held in the in-memory history, all targets",
             metrics.history_points.clone(),
+        );
+        registry.register(
+            "history_bytes",
+            "Bytes held by the in-memory history's points, all targets",
+            metrics.history_bytes.clone(),
         );
         (metrics, registry)
     }

@@ -1,6 +1,8 @@
 //! A ring of past scrapes per target, compact enough to keep an hour of thousands of targets:
-//! each point is its scrape time and a flat array of numbers; what each number means (signal,
-//! model, outcome, bucket) lives in a layout shared by every point with the same series.
+//! each point is its scrape time and a flat array of numbers, stored as the bitwise difference
+//! from the previous point (most numbers do not change between scrapes, and take one byte);
+//! what each number means (signal, model, outcome, bucket) lives in a layout shared by every
+//! point with the same series.
 //! Rates and quantiles over a window are computed from it the way PromQL's `increase` and
 //! `histogram_quantile` are: counter resets never make a rate negative, and quantiles
 //! interpolate within the buckets the engine defined.
@@ -89,13 +91,13 @@ impl Layout {
     }
 }
 
-/// One past scrape.
+/// One past scrape, decoded.
 #[derive(Debug, Clone)]
 pub struct Point {
     /// Unix seconds.
     pub at: f64,
     layout: Arc<Layout>,
-    values: Box<[f64]>,
+    values: Vec<f64>,
 }
 
 impl Point {
@@ -109,41 +111,148 @@ impl Point {
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
+}
 
-    /// Approximate bytes held by this point (the layout is shared and not counted).
-    pub fn bytes(&self) -> usize {
-        std::mem::size_of::<Point>() + self.values.len() * std::mem::size_of::<f64>()
+/// How a stored point holds its numbers: the oldest point, and any whose layout differs from
+/// its predecessor's, in full; the others as the XOR of each number's bits with the previous
+/// point's, zero bytes trimmed. Unchanged numbers take one byte, a counter that moved a few.
+#[derive(Debug)]
+enum Values {
+    Full(Box<[f64]>),
+    Xor(Box<[u8]>),
+}
+
+#[derive(Debug)]
+struct Stored {
+    at: f64,
+    layout: Arc<Layout>,
+    values: Values,
+}
+
+impl Stored {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Stored>()
+            + match &self.values {
+                Values::Full(v) => v.len() * std::mem::size_of::<f64>(),
+                Values::Xor(b) => b.len(),
+            }
     }
+
+    /// The numbers of this point, given the previous point's.
+    fn decode(&self, previous: &[f64]) -> Vec<f64> {
+        match &self.values {
+            Values::Full(v) => v.to_vec(),
+            Values::Xor(bytes) => xor_decode(bytes, previous),
+        }
+    }
+}
+
+/// Each number's bits XOR the previous number's: a header byte (0 when equal; else
+/// `0x40 | leading zero bytes << 3 | trailing zero bytes`) and the bytes between.
+fn xor_encode(values: &[f64], previous: &[f64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 2);
+    for (v, p) in values.iter().zip(previous) {
+        let x = v.to_bits() ^ p.to_bits();
+        if x == 0 {
+            out.push(0);
+            continue;
+        }
+        let lead = (x.leading_zeros() / 8) as usize;
+        let trail = (x.trailing_zeros() / 8) as usize;
+        out.push(0x40 | (lead as u8) << 3 | trail as u8);
+        out.extend_from_slice(&x.to_be_bytes()[lead..8 - trail]);
+    }
+    out
+}
+
+fn xor_decode(bytes: &[u8], previous: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(previous.len());
+    let mut i = 0;
+    for p in previous {
+        let Some(&header) = bytes.get(i) else { break };
+        i += 1;
+        let mut x = 0u64;
+        if header != 0 {
+            let lead = usize::from(header >> 3 & 7);
+            let trail = usize::from(header & 7);
+            let mut be = [0u8; 8];
+            let n = 8usize.saturating_sub(lead + trail);
+            if let (Some(dst), Some(src)) = (be.get_mut(lead..lead + n), bytes.get(i..i + n)) {
+                dst.copy_from_slice(src);
+            }
+            i += n;
+            x = u64::from_be_bytes(be);
+        }
+        out.push(f64::from_bits(p.to_bits() ^ x));
+    }
+    out
 }
 
 /// The history of one target.
 #[derive(Debug, Default)]
 pub struct History {
-    points: VecDeque<Point>,
+    points: VecDeque<Stored>,
+    /// The newest point's numbers, to encode the next against.
+    newest: Vec<f64>,
+    bytes: usize,
 }
 
 impl History {
     /// Appends a scrape taken at `at` (Unix seconds), keeping at most `capacity` points.
     pub fn push(&mut self, at: f64, readings: &[Reading], capacity: usize) {
         let (layout, values) = Layout::of(readings);
-        let layout = match self.points.back() {
-            Some(last) if *last.layout == layout => last.layout.clone(),
-            _ => Arc::new(layout),
+        let stored = match self.points.back() {
+            Some(last) if *last.layout == layout => Stored {
+                at,
+                layout: last.layout.clone(),
+                values: Values::Xor(xor_encode(&values, &self.newest).into_boxed_slice()),
+            },
+            _ => Stored {
+                at,
+                layout: Arc::new(layout),
+                values: Values::Full(values.clone().into_boxed_slice()),
+            },
         };
-        self.points.push_back(Point {
-            at,
-            layout,
-            values: values.into_boxed_slice(),
-        });
+        self.bytes += stored.bytes();
+        self.points.push_back(stored);
+        self.newest = values;
         while self.points.len() > capacity.max(1) {
-            self.points.pop_front();
+            self.evict_oldest();
         }
     }
 
-    /// Points no older than `since` (Unix seconds), oldest first.
-    pub fn since(&self, since: f64) -> impl Iterator<Item = &Point> {
-        let start = self.points.partition_point(|p| p.at < since);
-        self.points.range(start..)
+    /// Drops the oldest point; the next one, if stored as a difference, becomes full.
+    fn evict_oldest(&mut self) {
+        let Some(oldest) = self.points.pop_front() else {
+            return;
+        };
+        self.bytes -= oldest.bytes();
+        let Some(next) = self.points.front_mut() else {
+            return;
+        };
+        if let (Values::Full(base), Values::Xor(_)) = (&oldest.values, &next.values) {
+            self.bytes -= next.bytes();
+            next.values = Values::Full(next.decode(base).into_boxed_slice());
+            self.bytes += next.bytes();
+        }
+    }
+
+    /// The points no older than `since` (Unix seconds), decoded, oldest first.
+    pub fn window(&self, since: f64) -> Vec<Point> {
+        let mut previous: Vec<f64> = Vec::new();
+        let mut out = Vec::new();
+        for stored in &self.points {
+            let values = stored.decode(&previous);
+            if stored.at >= since {
+                out.push(Point {
+                    at: stored.at,
+                    layout: stored.layout.clone(),
+                    values: values.clone(),
+                });
+            }
+            previous = values;
+        }
+        out
     }
 
     /// Number of points kept.
@@ -156,9 +265,14 @@ impl History {
         self.points.is_empty()
     }
 
+    /// Bytes held by the points (layouts are shared and not counted).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Bytes of the most recent point, to size the ring.
     pub fn last_point_bytes(&self) -> Option<usize> {
-        self.points.back().map(Point::bytes)
+        self.points.back().map(Stored::bytes)
     }
 }
 

@@ -39,8 +39,10 @@ impl Scraper {
     /// A scraper publishing into `store`. The client keeps connections alive between scrapes.
     pub fn new(store: Arc<Store>, metrics: SelfMetrics, limits: ScrapeConfig) -> Scraper {
         fetch::install_tls_provider();
+        let idle_per_target = if limits.keep_alive { usize::MAX } else { 0 };
         let client = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(idle_per_target)
             .build()
             .unwrap_or_default();
         Scraper {
@@ -91,10 +93,10 @@ impl Scraper {
                     .record_failure(&target.name, at, duration, failure);
             }
         }
-        let (points, _) = self.store.history_size();
-        self.metrics
-            .history_points
-            .set(i64::try_from(points).unwrap_or(i64::MAX));
+        let (points, bytes) = self.store.history_size();
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.history_points.set(gauge(points));
+        self.metrics.history_bytes.set(gauge(bytes));
     }
 
     async fn read(&self, target: &Target, known: &mut Known, at: f64) -> Result<Scraped, Failure> {

@@ -3,6 +3,7 @@
 //! read. Every lock is held only to swap an `Arc` or push one point, never while rendering.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::history::History;
@@ -72,6 +73,9 @@ struct Slot {
 pub struct Store {
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     history: HistoryConfig,
+    /// Points and bytes held by all histories, kept up to date on every change.
+    history_points: AtomicUsize,
+    history_bytes: AtomicUsize,
 }
 
 /// Runs `f` on a locked value; a poisoned lock still holds a consistent value here (every
@@ -86,6 +90,8 @@ impl Store {
         Store {
             slots: RwLock::new(BTreeMap::new()),
             history,
+            history_points: AtomicUsize::new(0),
+            history_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -108,7 +114,11 @@ impl Store {
             .cloned()
             .collect();
         for name in &removed {
-            slots.remove(name);
+            if let Some(slot) = slots.remove(name) {
+                let (points, bytes) = locked(&slot.history, |h| (h.len(), h.bytes()));
+                self.history_points.fetch_sub(points, Ordering::Relaxed);
+                self.history_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            }
         }
         let mut added = Vec::new();
         for target in targets {
@@ -152,9 +162,15 @@ impl Store {
         let at = scraped.at;
         let interval = locked(&slot.status, |s| s.target.interval);
         locked(&slot.history, |h| {
+            let (points, bytes) = (h.len(), h.bytes());
             let per_point = h.last_point_bytes().unwrap_or(0);
             let capacity = self.capacity(interval, per_point, targets);
             h.push(at, &scraped.readings, capacity);
+            // Under the history lock, so the totals never count a point twice.
+            self.history_points.fetch_add(h.len(), Ordering::Relaxed);
+            self.history_points.fetch_sub(points, Ordering::Relaxed);
+            self.history_bytes.fetch_add(h.bytes(), Ordering::Relaxed);
+            self.history_bytes.fetch_sub(bytes, Ordering::Relaxed);
         });
         let scraped = Arc::new(scraped);
         locked(&slot.status, |s| {
@@ -215,16 +231,11 @@ impl Store {
         self.statuses().iter().all(|s| s.last_attempt.is_some())
     }
 
-    /// Points held in all histories, and their approximate bytes.
+    /// Points held in all histories, and their bytes (layouts, shared, not counted).
     pub fn history_size(&self) -> (usize, usize) {
-        let slots: Vec<Arc<Slot>> = self.slots().values().cloned().collect();
-        slots.iter().fold((0, 0), |(points, bytes), slot| {
-            locked(&slot.history, |h| {
-                (
-                    points + h.len(),
-                    bytes + h.len() * h.last_point_bytes().unwrap_or(0),
-                )
-            })
-        })
+        (
+            self.history_points.load(Ordering::Relaxed),
+            self.history_bytes.load(Ordering::Relaxed),
+        )
     }
 }

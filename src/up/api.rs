@@ -128,7 +128,8 @@ pub fn history(store: &Store, q: &HistoryQuery) -> Result<Json, String> {
         }
         let series = store
             .with_history(name, |h| {
-                let points: Vec<&Point> = h.since(since).collect();
+                let points = h.window(since);
+                let points: Vec<&Point> = points.iter().collect();
                 series_of(&points, signal.name, signal.kind, q.model.as_deref())
             })
             .unwrap_or_default();

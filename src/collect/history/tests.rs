@@ -56,7 +56,8 @@ fn a_counter_reset_never_makes_the_rate_negative() {
     for (at, v) in [(0.0, 100.0), (5.0, 150.0), (10.0, 20.0), (15.0, 70.0)] {
         h.push(at, &[scalar(TOKENS, v)], 100);
     }
-    let points: Vec<&Point> = h.since(0.0).collect();
+    let window = h.window(0.0);
+    let points: Vec<&Point> = window.iter().collect();
     let k = key(TOKENS, Part::Scalar);
     // 50, then a restart counting 20 from zero, then 50.
     assert_eq!(increase(points.iter().copied(), &k), Some(120.0));
@@ -71,7 +72,7 @@ fn the_window_selects_points_and_the_ring_keeps_its_capacity() {
         h.push(f64::from(i), &[scalar(TOKENS, f64::from(i))], 4);
     }
     assert_eq!(h.len(), 4);
-    let ats: Vec<f64> = h.since(7.0).map(|p| p.at).collect();
+    let ats: Vec<f64> = h.window(7.0).iter().map(|p| p.at).collect();
     assert_eq!(ats, [7.0, 8.0, 9.0]);
 }
 
@@ -85,7 +86,8 @@ fn points_with_the_same_series_share_one_layout() {
         &[scalar(TOKENS, 3.0), scalar("llm_requests_running", 1.0)],
         10,
     );
-    let points: Vec<&Point> = h.since(0.0).collect();
+    let window = h.window(0.0);
+    let points: Vec<&Point> = window.iter().collect();
     assert!(std::ptr::eq(points[0].layout(), points[1].layout()));
     assert!(!std::ptr::eq(points[1].layout(), points[2].layout()));
     // A series that appears later is simply absent from earlier points.
@@ -121,7 +123,8 @@ fn quantiles_interpolate_within_the_window_increase() {
         )],
         10,
     );
-    let points: Vec<&Point> = h.since(0.0).collect();
+    let window = h.window(0.0);
+    let points: Vec<&Point> = window.iter().collect();
     let k = key("llm_time_to_first_token_seconds", Part::Count);
     // Rank 10 of 20 is the top of (0.1, 0.5].
     assert_eq!(quantile(&points, &k, 0.5), Some(0.5));
@@ -155,4 +158,43 @@ fn histogram_quantile_matches_promql_at_the_edges() {
         Some(1.0)
     );
     assert_eq!(histogram_quantile(1.5, &[(2.0, 10.0), (inf, 10.0)]), None);
+}
+
+#[test]
+fn points_are_stored_as_differences_and_decode_exactly() {
+    let mut h = History::default();
+    let values = [0.0, 1.5, 1e300, -3.25, f64::INFINITY, f64::NAN, 123_456_789.0];
+    for (i, v) in values.iter().enumerate() {
+        let readings = [scalar(TOKENS, *v), scalar("llm_requests_running", 7.0)];
+        h.push(i as f64, &readings, 4);
+    }
+    // Evictions turned the new oldest point back into a full one, and every value survived.
+    let window = h.window(0.0);
+    let got: Vec<f64> = window.iter().map(|p| p.get(&key(TOKENS, Part::Scalar)).unwrap()).collect();
+    let want = &values[values.len() - 4..];
+    assert_eq!(got.len(), 4);
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.to_bits() == w.to_bits(), "{g} != {w}");
+    }
+    // An unchanged number takes one byte: a 2-series difference point is tiny.
+    let full = std::mem::size_of::<f64>() * 2;
+    let mut steady = History::default();
+    for i in 0..3 {
+        steady.push(f64::from(i), &[scalar(TOKENS, 5.0), scalar("llm_requests_running", 7.0)], 10);
+    }
+    let diff_bytes = steady.last_point_bytes().unwrap() - std::mem::size_of::<Stored>();
+    assert_eq!(diff_bytes, 2);
+    assert!(diff_bytes < full);
+}
+
+proptest::proptest! {
+    #[test]
+    fn xor_round_trips_any_numbers(pairs in proptest::collection::vec((proptest::num::f64::ANY, proptest::num::f64::ANY), 0..64)) {
+        let (values, previous): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+        let decoded = xor_decode(&xor_encode(&values, &previous), &previous);
+        proptest::prop_assert_eq!(decoded.len(), values.len());
+        for (d, v) in decoded.iter().zip(&values) {
+            proptest::prop_assert_eq!(d.to_bits(), v.to_bits());
+        }
+    }
 }
