@@ -81,8 +81,14 @@ fn main() -> anyhow::Result<()> {
             });
             addresses.push(format!("\"127.0.0.1:{port}\""));
         }
-        std::fs::write(&file_sd, format!("[{{\"targets\": [{}]}}]\n", addresses.join(", ")))?;
-        writeln!(std::io::stdout(), "fixture_farm: {n} targets from port {first}, listed in {file_sd}")?;
+        std::fs::write(
+            &file_sd,
+            format!("[{{\"targets\": [{}]}}]\n", addresses.join(", ")),
+        )?;
+        writeln!(
+            std::io::stdout(),
+            "fixture_farm: {n} targets from port {first}, listed in {file_sd}"
+        )?;
         std::future::pending::<()>().await;
         anyhow::Ok(())
     })

@@ -179,6 +179,10 @@ pub struct TargetConfig {
     /// Model name for engines whose series carry none (TGI, llama.cpp) when the info
     /// endpoint does not say.
     pub model: Option<String>,
+    /// Also serve this engine's own series on `/metrics` (with `instance` and the static
+    /// labels added), for scraping everything through llmwatch.
+    #[serde(default)]
+    pub raw: bool,
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -168,7 +168,11 @@ pub async fn fetch(
     }
     // Sized once when the length is known: no doubling, no half-empty buffer kept around.
     let expected = response.content_length().unwrap_or(0);
-    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(opts.max_body_bytes));
+    let mut body = Vec::with_capacity(
+        usize::try_from(expected)
+            .unwrap_or(0)
+            .min(opts.max_body_bytes),
+    );
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
         if body.len() + chunk.len() > opts.max_body_bytes {
             return Err(FetchError::TooLarge {

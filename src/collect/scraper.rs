@@ -155,6 +155,7 @@ impl Scraper {
                 .map_or_else(|| detection.version.clone(), |p| p.version.clone()),
             samples: exp.sample_count(),
             readings,
+            raw: target.raw.then(|| Arc::from(checked.text.as_ref())),
         })
     }
 

@@ -24,6 +24,8 @@ pub struct Scraped {
     pub samples: usize,
     /// Canonical signals.
     pub readings: Vec<Reading>,
+    /// The body as served, kept only for targets whose raw series are re-exported.
+    pub raw: Option<Arc<str>>,
 }
 
 /// Whether the latest scrape worked.

@@ -28,6 +28,8 @@ pub struct Target {
     pub bearer_token: Option<String>,
     /// Model name when neither the series nor the info endpoint name one.
     pub model: Option<String>,
+    /// Serve the engine's own series too.
+    pub raw: bool,
 }
 
 /// Why a target was refused.
@@ -54,7 +56,9 @@ pub enum TargetError {
         reason: String,
     },
     /// A `--target` option that is not `key=value`.
-    #[error("{option:?}: expected name=…, a label as key=value, or nothing after the URL")]
+    #[error(
+        "{option:?}: expected name=…, raw=true|false, a label as key=value, or nothing after the URL"
+    )]
     Option {
         /// The option.
         option: String,
@@ -90,10 +94,11 @@ impl Target {
             timeout: c.timeout.unwrap_or(scrape.timeout),
             bearer_token: c.bearer_token.clone(),
             model: c.model.clone(),
+            raw: c.raw,
         })
     }
 
-    /// Parses `URL[,name=NAME][,label=value…]`, the `--target` syntax.
+    /// Parses `URL[,name=NAME][,raw=true][,label=value…]`, the `--target` syntax.
     pub fn from_arg(arg: &str, scrape: &ScrapeConfig) -> Result<Target, TargetError> {
         let mut parts = arg.split(',');
         let url = parts.next().unwrap_or_default().trim().to_string();
@@ -105,6 +110,7 @@ impl Target {
             timeout: None,
             bearer_token: None,
             model: None,
+            raw: false,
         };
         for option in parts {
             let Some((key, value)) = option.split_once('=') else {
@@ -114,6 +120,10 @@ impl Target {
             };
             if key == "name" {
                 config.name = Some(value.to_string());
+            } else if key == "raw" {
+                config.raw = value.parse().map_err(|_| TargetError::Option {
+                    option: option.to_string(),
+                })?;
             } else {
                 config.labels.insert(key.to_string(), value.to_string());
             }
@@ -226,6 +236,7 @@ pub fn read_file_sd(path: &Path, scrape: &ScrapeConfig) -> Result<Vec<Target>, T
                 timeout: None,
                 bearer_token: None,
                 model: None,
+                raw: false,
             };
             targets.push(Target::from_config(&config, scrape).map_err(|e| fail(e.to_string()))?);
         }

@@ -1,5 +1,6 @@
 //! The collector's HTTP server: `/metrics` (canonical series of every target whose latest
-//! scrape worked, then llmwatch's self-metrics), the JSON API under `/api/v1/`, `/healthz`
+//! scrape worked, the engines' own series of targets with `raw = true`, then llmwatch's
+//! self-metrics), the JSON API under `/api/v1/`, `/healthz`
 //! and `/readyz`. With `auth` configured, everything but the health routes needs it.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use super::api;
+use super::raw::{RawView, write_raw};
 use crate::collect::state::{Health, Store};
 use crate::config::AuthConfig;
 use crate::engines::canonical::{View, write_canonical};
@@ -128,6 +130,18 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .collect();
     let mut body = String::with_capacity(64 * 1024);
     write_canonical(&mut body, &views);
+    let raw: Vec<RawView<'_>> = statuses
+        .iter()
+        .filter(|s| s.health == Health::Up)
+        .filter_map(|s| {
+            Some(RawView {
+                instance: s.target.name.as_str(),
+                labels: &s.target.labels,
+                text: s.last_good.as_ref()?.raw.as_deref()?,
+            })
+        })
+        .collect();
+    write_raw(&mut body, &raw);
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).is_err() {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,

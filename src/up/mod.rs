@@ -6,6 +6,7 @@
 
 mod api;
 mod http;
+mod raw;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

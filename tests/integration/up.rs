@@ -133,7 +133,7 @@ fn up_serves_every_dialect_in_one_schema_and_the_api_agrees() {
     let targets: Vec<String> = sim
         .urls
         .iter()
-        .map(|(dialect, base)| format!("--target={base},name=sim-{dialect},service=demo"))
+        .map(|(dialect, base)| format!("--target={base},name=sim-{dialect},service=demo,raw=true"))
         .collect();
     let args: Vec<&str> = targets.iter().map(String::as_str).collect();
     let up = start_up("[scrape]\ninterval = \"200ms\"\n", &args);
@@ -178,6 +178,17 @@ fn up_serves_every_dialect_in_one_schema_and_the_api_agrees() {
         let up_line = format!("llmwatch_target_up{{instance=\"sim-{dialect}\"}} ");
         assert_eq!(sample(&metrics, &up_line), Some(1.0));
     }
+    // raw=true: the engines' own series too, with the target's labels added.
+    let vllm_tokens = generated[0];
+    assert_eq!(
+        sample(
+            &metrics,
+            "vllm:generation_tokens_total{engine=\"0\",model_name=\"sim-vllm\",instance=\"sim-vllm\",service=\"demo\"} "
+        ),
+        Some(vllm_tokens),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\ntgi_request_success{instance=\"sim-tgi\",service=\"demo\"} "));
     assert_eq!(get(&format!("{}/readyz", up.base)).0, 200);
     // Every family once, whatever the number of targets.
     let parsed = llmwatch::exposition::parse(&metrics, llmwatch::exposition::Mode::Strict).unwrap();

@@ -163,14 +163,25 @@ fn histogram_quantile_matches_promql_at_the_edges() {
 #[test]
 fn points_are_stored_as_differences_and_decode_exactly() {
     let mut h = History::default();
-    let values = [0.0, 1.5, 1e300, -3.25, f64::INFINITY, f64::NAN, 123_456_789.0];
+    let values = [
+        0.0,
+        1.5,
+        1e300,
+        -3.25,
+        f64::INFINITY,
+        f64::NAN,
+        123_456_789.0,
+    ];
     for (i, v) in values.iter().enumerate() {
         let readings = [scalar(TOKENS, *v), scalar("llm_requests_running", 7.0)];
         h.push(i as f64, &readings, 4);
     }
     // Evictions turned the new oldest point back into a full one, and every value survived.
     let window = h.window(0.0);
-    let got: Vec<f64> = window.iter().map(|p| p.get(&key(TOKENS, Part::Scalar)).unwrap()).collect();
+    let got: Vec<f64> = window
+        .iter()
+        .map(|p| p.get(&key(TOKENS, Part::Scalar)).unwrap())
+        .collect();
     let want = &values[values.len() - 4..];
     assert_eq!(got.len(), 4);
     for (g, w) in got.iter().zip(want) {
@@ -180,7 +191,11 @@ fn points_are_stored_as_differences_and_decode_exactly() {
     let full = std::mem::size_of::<f64>() * 2;
     let mut steady = History::default();
     for i in 0..3 {
-        steady.push(f64::from(i), &[scalar(TOKENS, 5.0), scalar("llm_requests_running", 7.0)], 10);
+        steady.push(
+            f64::from(i),
+            &[scalar(TOKENS, 5.0), scalar("llm_requests_running", 7.0)],
+            10,
+        );
     }
     let diff_bytes = steady.last_point_bytes().unwrap() - std::mem::size_of::<Stored>();
     assert_eq!(diff_bytes, 2);
