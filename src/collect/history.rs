@@ -113,39 +113,17 @@ impl Point {
     }
 }
 
-/// How a stored point holds its numbers: the oldest point, and any whose layout differs from
-/// its predecessor's, in full; the others as the XOR of each number's bits with the previous
-/// point's, zero bytes trimmed. Unchanged numbers take one byte, a counter that moved a few.
-#[derive(Debug)]
-enum Values {
-    Full(Box<[f64]>),
-    Xor(Box<[u8]>),
-}
-
+/// A stored point: its time, its layout, and how many bytes of the target's byte ring hold
+/// its numbers, encoded against the previous point's (or zeros after a layout change).
 #[derive(Debug)]
 struct Stored {
     at: f64,
     layout: Arc<Layout>,
-    values: Values,
+    len: u32,
 }
 
-impl Stored {
-    fn bytes(&self) -> usize {
-        std::mem::size_of::<Stored>()
-            + match &self.values {
-                Values::Full(v) => v.len() * std::mem::size_of::<f64>(),
-                Values::Xor(b) => b.len(),
-            }
-    }
-
-    /// The numbers of this point, given the previous point's.
-    fn decode(&self, previous: &[f64]) -> Vec<f64> {
-        match &self.values {
-            Values::Full(v) => v.to_vec(),
-            Values::Xor(bytes) => xor_decode(bytes, previous),
-        }
-    }
-}
+/// Bytes a stored point costs besides its encoded numbers.
+const STORED_OVERHEAD: usize = std::mem::size_of::<Stored>();
 
 /// Each number's bits XOR the previous number's: a header byte (0 when equal; else
 /// `0x40 | leading zero bytes << 3 | trailing zero bytes`) and the bytes between.
@@ -188,61 +166,87 @@ fn xor_decode(bytes: &[u8], previous: &[f64]) -> Vec<f64> {
     out
 }
 
-/// The history of one target.
+/// The history of one target: the points in order, and all their encoded numbers in one
+/// byte ring (no allocation per point, so a long-running fleet does not fragment memory).
+/// Each point's numbers are the XOR of its bits with the previous point's, so unchanged
+/// numbers take one byte; `anchor` holds the numbers of the point before the oldest kept.
 #[derive(Debug, Default)]
 pub struct History {
     points: VecDeque<Stored>,
+    bytes: VecDeque<u8>,
+    anchor: Vec<f64>,
+    anchor_layout: Option<Arc<Layout>>,
     /// The newest point's numbers, to encode the next against.
     newest: Vec<f64>,
-    bytes: usize,
+}
+
+/// The numbers a point is encoded against: the previous point's when the layout is the
+/// same, else zeros.
+fn base<'a>(previous: &'a [f64], same_layout: bool, len: usize, zeros: &'a mut Vec<f64>) -> &'a [f64] {
+    if same_layout && previous.len() == len {
+        previous
+    } else {
+        zeros.clear();
+        zeros.resize(len, 0.0);
+        zeros
+    }
 }
 
 impl History {
     /// Appends a scrape taken at `at` (Unix seconds), keeping at most `capacity` points.
     pub fn push(&mut self, at: f64, readings: &[Reading], capacity: usize) {
         let (layout, values) = Layout::of(readings);
-        let stored = match self.points.back() {
-            Some(last) if *last.layout == layout => Stored {
-                at,
-                layout: last.layout.clone(),
-                values: Values::Xor(xor_encode(&values, &self.newest).into_boxed_slice()),
-            },
-            _ => Stored {
-                at,
-                layout: Arc::new(layout),
-                values: Values::Full(values.clone().into_boxed_slice()),
-            },
+        let (layout, same) = match self.points.back() {
+            Some(last) if *last.layout == layout => (last.layout.clone(), true),
+            _ => (Arc::new(layout), false),
         };
-        self.bytes += stored.bytes();
-        self.points.push_back(stored);
+        let mut zeros = Vec::new();
+        let encoded = xor_encode(&values, base(&self.newest, same, values.len(), &mut zeros));
+        self.bytes.extend(&encoded);
+        self.points.push_back(Stored {
+            at,
+            layout,
+            len: u32::try_from(encoded.len()).unwrap_or(u32::MAX),
+        });
         self.newest = values;
         while self.points.len() > capacity.max(1) {
             self.evict_oldest();
         }
     }
 
-    /// Drops the oldest point; the next one, if stored as a difference, becomes full.
+    /// Drops the oldest point, folding its numbers into the anchor.
     fn evict_oldest(&mut self) {
         let Some(oldest) = self.points.pop_front() else {
             return;
         };
-        self.bytes -= oldest.bytes();
-        let Some(next) = self.points.front_mut() else {
-            return;
-        };
-        if let (Values::Full(base), Values::Xor(_)) = (&oldest.values, &next.values) {
-            self.bytes -= next.bytes();
-            next.values = Values::Full(next.decode(base).into_boxed_slice());
-            self.bytes += next.bytes();
-        }
+        let len = oldest.len as usize;
+        let encoded: Vec<u8> = self.bytes.drain(..len.min(self.bytes.len())).collect();
+        let same = self
+            .anchor_layout
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, &oldest.layout));
+        let mut zeros = Vec::new();
+        let count = oldest.layout.keys.len();
+        self.anchor = xor_decode(&encoded, base(&self.anchor, same, count, &mut zeros));
+        self.anchor_layout = Some(oldest.layout);
     }
 
     /// The points no older than `since` (Unix seconds), decoded, oldest first.
     pub fn window(&self, since: f64) -> Vec<Point> {
-        let mut previous: Vec<f64> = Vec::new();
+        let mut previous = self.anchor.clone();
+        let mut previous_layout = self.anchor_layout.clone();
+        let mut offset = 0;
         let mut out = Vec::new();
+        let mut zeros = Vec::new();
         for stored in &self.points {
-            let values = stored.decode(&previous);
+            let len = stored.len as usize;
+            let encoded: Vec<u8> = self.bytes.range(offset..offset + len).copied().collect();
+            offset += len;
+            let same = previous_layout
+                .as_ref()
+                .is_some_and(|l| Arc::ptr_eq(l, &stored.layout));
+            let count = stored.layout.keys.len();
+            let values = xor_decode(&encoded, base(&previous, same, count, &mut zeros));
             if stored.at >= since {
                 out.push(Point {
                     at: stored.at,
@@ -251,6 +255,7 @@ impl History {
                 });
             }
             previous = values;
+            previous_layout = Some(stored.layout.clone());
         }
         out
     }
@@ -267,12 +272,12 @@ impl History {
 
     /// Bytes held by the points (layouts are shared and not counted).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes.len() + self.points.len() * STORED_OVERHEAD
     }
 
     /// Bytes of the most recent point, to size the ring.
     pub fn last_point_bytes(&self) -> Option<usize> {
-        self.points.back().map(Stored::bytes)
+        self.points.back().map(|p| p.len as usize + STORED_OVERHEAD)
     }
 }
 

@@ -176,7 +176,7 @@ fn points_are_stored_as_differences_and_decode_exactly() {
         let readings = [scalar(TOKENS, *v), scalar("llm_requests_running", 7.0)];
         h.push(i as f64, &readings, 4);
     }
-    // Evictions turned the new oldest point back into a full one, and every value survived.
+    // Evictions folded the oldest points into the anchor, and every value survived.
     let window = h.window(0.0);
     let got: Vec<f64> = window
         .iter()
@@ -197,7 +197,7 @@ fn points_are_stored_as_differences_and_decode_exactly() {
             10,
         );
     }
-    let diff_bytes = steady.last_point_bytes().unwrap() - std::mem::size_of::<Stored>();
+    let diff_bytes = steady.last_point_bytes().unwrap() - STORED_OVERHEAD;
     assert_eq!(diff_bytes, 2);
     assert!(diff_bytes < full);
 }
@@ -211,5 +211,31 @@ proptest::proptest! {
         for (d, v) in decoded.iter().zip(&values) {
             proptest::prop_assert_eq!(d.to_bits(), v.to_bits());
         }
+    }
+}
+
+#[test]
+fn layout_changes_survive_eviction_across_them() {
+    let mut h = History::default();
+    let running = "llm_requests_running";
+    let plan: [&[(&str, f64)]; 6] = [
+        &[(TOKENS, 1.0)],
+        &[(TOKENS, 2.0)],
+        &[(TOKENS, 3.0), (running, 9.0)],
+        &[(TOKENS, 4.0), (running, 8.0)],
+        &[(TOKENS, 5.0)],
+        &[(TOKENS, 6.0)],
+    ];
+    for (i, readings) in plan.iter().enumerate() {
+        let readings: Vec<Reading> = readings.iter().map(|(n, v)| scalar(n, *v)).collect();
+        h.push(i as f64, &readings, 3);
+        let window = h.window(0.0);
+        let tokens: Vec<f64> = window
+            .iter()
+            .map(|p| p.get(&key(TOKENS, Part::Scalar)).unwrap())
+            .collect();
+        let first = (i + 1).saturating_sub(3);
+        let want: Vec<f64> = (first..=i).map(|j| (j + 1) as f64).collect();
+        assert_eq!(tokens, want, "after point {i}");
     }
 }
