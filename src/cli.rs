@@ -31,6 +31,77 @@ pub enum Command {
     Up(UpCli),
     /// `up` on simulated engines of every dialect with background traffic: no GPU needed.
     Demo(DemoCli),
+    /// Load an OpenAI-compatible endpoint and measure what a client sees.
+    Bench(BenchCli),
+}
+
+/// `llmwatch bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchCli {
+    /// The server's base URL, e.g. http://127.0.0.1:8000.
+    pub url: String,
+    /// Requests per second, open loop (latency counted from each request's intended send
+    /// time). Either this or --concurrency.
+    #[arg(long, conflicts_with = "concurrency")]
+    pub rate: Option<f64>,
+    /// Arrival process for --rate: constant, poisson or gamma:CV (CV above 1 is burstier).
+    #[arg(long, default_value = "poisson", value_parser = crate::bench::schedule::Arrival::parse)]
+    pub arrival: crate::bench::schedule::Arrival,
+    /// Requests in flight, closed loop.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// With --rate, at most this many requests in flight: later ones wait for a slot, and
+    /// the wait counts in latency from the intended send time.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// How long to send (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// How many requests to send.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Requests intended in this first stretch are sent but not measured.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Prompt length in tokens: N, uniform:MIN-MAX, normal:MEAN,SD or lognormal:MEAN,SD.
+    #[arg(long, default_value = "128", value_parser = crate::bench::workload::LengthDist::parse)]
+    pub input_tokens: crate::bench::workload::LengthDist,
+    /// Output length in tokens (`max_tokens`), same forms as --input-tokens.
+    #[arg(long, default_value = "128", value_parser = crate::bench::workload::LengthDist::parse)]
+    pub output_tokens: crate::bench::workload::LengthDist,
+    /// Share of each prompt that is the same for every request (0 to 1), for prefix caches.
+    #[arg(long, default_value_t = 0.0)]
+    pub prefix_ratio: f64,
+    /// Use /v1/completions instead of /v1/chat/completions.
+    #[arg(long)]
+    pub completions: bool,
+    /// Ask for whole answers instead of streams (TTFT and ITL are then not measured).
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not send `ignore_eos` (engines then stop when the model does, not at max_tokens).
+    #[arg(long)]
+    pub no_ignore_eos: bool,
+    /// Model name; the first one /v1/models lists by default.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Bearer token for the endpoint.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Per-request timeout.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Seed for lengths and arrival gaps.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Objectives for goodput, e.g. ttft_p99=500ms,itl_p99=50ms (ttft, tpot, itl, e2e).
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Write one CSV line per request here.
+    #[arg(long)]
+    pub csv: Option<std::path::PathBuf>,
 }
 
 /// `llmwatch up`.

@@ -5,12 +5,15 @@
 //! maps it onto one canonical schema; `collect` fetches scrapes over HTTP; `cli` and `commands`
 //! are the thin layer the binary uses.
 
+pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod engines;
 pub mod events;
 pub mod exposition;
+pub mod rng;
 pub mod sim;
 pub mod up;

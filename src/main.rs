@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use llmwatch::cli::{Cli, Command};
-use llmwatch::commands::{render, scrape, sim, up};
+use llmwatch::commands::{bench, render, scrape, sim, up};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,9 +26,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     llmwatch::collect::fetch::install_tls_provider();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    // The load generator wants every core; everything else runs on one thread.
+    let runtime = match cli.command {
+        Command::Bench(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
     match cli.command {
         Command::Scrape(args) => {
             let analysis = runtime.block_on(scrape::scrape(&args.args()))?;
@@ -78,6 +84,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             init_logging();
             runtime.block_on(up::demo(args.listen))?;
+        }
+        Command::Bench(args) => {
+            let options = bench::options(&args)?;
+            let outcome = runtime.block_on(llmwatch::bench::run(options))?;
+            bench::write_outputs(&outcome, args.json.as_deref(), args.csv.as_deref())?;
         }
     }
     Ok(())

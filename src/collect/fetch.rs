@@ -112,7 +112,7 @@ pub fn client(opts: &FetchOptions) -> Result<reqwest::Client, FetchError> {
         .build()
         .map_err(|e| FetchError::Request {
             url: String::new(),
-            reason: flatten(&e),
+            reason: flatten_error(&e),
         })
 }
 
@@ -147,7 +147,7 @@ pub async fn fetch(
         } else {
             FetchError::Request {
                 url: url.to_string(),
-                reason: flatten(&e),
+                reason: flatten_error(&e),
             }
         }
     };
@@ -214,7 +214,7 @@ pub fn snippet(body: &[u8]) -> String {
 }
 
 /// reqwest errors nest their cause; show the whole chain on one line.
-fn flatten(err: &dyn std::error::Error) -> String {
+pub fn flatten_error(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -182,7 +182,12 @@ pub struct History {
 
 /// The numbers a point is encoded against: the previous point's when the layout is the
 /// same, else zeros.
-fn base<'a>(previous: &'a [f64], same_layout: bool, len: usize, zeros: &'a mut Vec<f64>) -> &'a [f64] {
+fn base<'a>(
+    previous: &'a [f64],
+    same_layout: bool,
+    len: usize,
+    zeros: &'a mut Vec<f64>,
+) -> &'a [f64] {
     if same_layout && previous.len() == len {
         previous
     } else {

@@ -1,6 +1,7 @@
 //! The commands the binary runs. Each command is a library function so tests and other
 //! commands can call it; `main.rs` only parses arguments and prints.
 
+pub mod bench;
 pub mod render;
 pub mod scrape;
 pub mod sim;

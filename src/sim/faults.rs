@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// The request header that forces a fault.
 pub const FAULT_HEADER: &str = "x-llmwatch-sim-fault";

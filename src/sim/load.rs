@@ -6,8 +6,8 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::engine::RequestSpec;
-use super::rng::Rng;
 use super::runtime::EngineHandle;
+use crate::rng::Rng;
 
 /// The shape of background traffic.
 #[derive(Debug, Clone, PartialEq)]

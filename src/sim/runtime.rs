@@ -41,6 +41,9 @@ struct Submission {
     /// Where the request's events go; `None` for background traffic nobody listens to.
     /// A listener that drops its receiver has gone away, and its request is aborted.
     events: Option<mpsc::UnboundedSender<Event>>,
+    /// When the request reached the engine: its arrival in the ground truth, even when the
+    /// engine thread only picks it up at the end of the step in progress.
+    at: Instant,
 }
 
 /// What the engine task receives.
@@ -117,6 +120,8 @@ impl EngineHandle {
             recorder,
             lag: Histogram::new(&LAG_BOUNDS),
         }));
+        // Simulated time zero, as an instant and as Unix time.
+        let start = Instant::now();
         let epoch_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -131,7 +136,7 @@ impl EngineHandle {
                 let refused = outcome.is_err();
                 let _ = ready.send(outcome);
                 if !refused {
-                    run(engine, rx, task_shared);
+                    run(engine, rx, task_shared, start);
                 }
             })?;
         scheduled
@@ -188,7 +193,11 @@ impl EngineHandle {
     ) -> Result<(), SubmitError> {
         spec.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.submit
-            .try_send(Msg::Submit(Submission { spec, events }))
+            .try_send(Msg::Submit(Submission {
+                spec,
+                events,
+                at: Instant::now(),
+            }))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => SubmitError::Busy,
                 mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
@@ -248,22 +257,13 @@ fn schedule_current_thread(scheduling: Scheduling) -> std::io::Result<()> {
     )
 }
 
-/// Sleeps until shortly before `due`, then spins: a thread sleep overshoots by tens of
-/// microseconds, a spin by none.
-fn wait_until(due: Instant) {
-    const SPIN: Duration = Duration::from_micros(300);
-    let now = Instant::now();
-    if due > now + SPIN {
-        std::thread::sleep(due - now - SPIN);
-    }
-    while Instant::now() < due {
-        std::hint::spin_loop();
-    }
-}
-
-fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>) {
-    // Simulated time is seconds since the engine started.
-    let start = Instant::now();
+/// Steps the engine in real time. Simulated time is seconds since `start`.
+fn run(
+    mut engine: Engine,
+    mut rx: mpsc::Receiver<Msg>,
+    shared: Arc<Mutex<Shared>>,
+    start: Instant,
+) {
     let mut subscribers: HashMap<u64, mpsc::UnboundedSender<Event>> = HashMap::new();
     loop {
         if engine.is_idle() {
@@ -272,17 +272,18 @@ fn run(mut engine: Engine, mut rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared
                 return;
             };
             engine.advance_to(start.elapsed().as_secs_f64());
-            accept(first, &mut engine, &shared, &mut subscribers);
+            accept(first, &mut engine, &shared, &mut subscribers, start);
         }
         while let Ok(next) = rx.try_recv() {
-            accept(next, &mut engine, &shared, &mut subscribers);
+            accept(next, &mut engine, &shared, &mut subscribers, start);
         }
         if engine.is_idle() {
             continue;
         }
         let events = engine.step();
         let due = start + Duration::from_secs_f64(engine.now());
-        wait_until(due);
+        // The last 300 µs spun: a thread sleep overshoots by tens of microseconds.
+        crate::clock::wait_until(due, Duration::from_micros(300));
         let late = due.elapsed().as_secs_f64();
         with(&shared, |s| {
             s.recorder.observe(&events);
@@ -319,6 +320,7 @@ fn accept(
     engine: &mut Engine,
     shared: &Mutex<Shared>,
     subscribers: &mut HashMap<u64, mpsc::UnboundedSender<Event>>,
+    start: Instant,
 ) {
     let submission = match msg {
         Msg::Submit(submission) => submission,
@@ -327,8 +329,8 @@ fn accept(
             return;
         }
     };
-    let now = engine.now();
-    with(shared, |s| s.recorder.arrive(&submission.spec, now));
+    let arrival = submission.at.saturating_duration_since(start).as_secs_f64();
+    with(shared, |s| s.recorder.arrive(&submission.spec, arrival));
     if let Some(events) = submission.events {
         subscribers.insert(submission.spec.id, events);
     }

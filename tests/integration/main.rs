@@ -10,6 +10,7 @@
 )]
 
 mod bad_input;
+mod bench;
 mod docs;
 mod fixtures;
 mod llamacpp_real;

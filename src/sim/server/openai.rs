@@ -106,7 +106,14 @@ fn parse_chat(body: &[u8], app: &App, route: Route) -> Result<Chat, ApiError> {
     // About four characters per token, and a natural length that depends only on the
     // prompt, so the same request always gets the same answer.
     let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + overhead;
-    let natural_length = natural_length(app.seed, &text, max_tokens);
+    // vLLM's `ignore_eos` (also honoured by SGLang and llama.cpp): generate exactly
+    // `max_tokens`, as load generators ask for fixed output lengths.
+    let ignore_eos = json.get("ignore_eos").and_then(Value::as_bool) == Some(true);
+    let natural_length = if ignore_eos {
+        max_tokens
+    } else {
+        natural_length(app.seed, &text, max_tokens)
+    };
     Ok(Chat {
         spec: RequestSpec {
             id: 0,

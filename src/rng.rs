@@ -1,5 +1,6 @@
-//! The simulator's random numbers: xorshift64*, seeded. Small, fast and reproducible, which
-//! is all fault draws and arrival times need; not for anything secret.
+//! Seeded random numbers for the simulator and the load generator: xorshift64*. Small, fast
+//! and reproducible, which is all fault draws, arrival times and lengths need; not for
+//! anything secret.
 
 /// A seeded generator of uniform numbers in [0, 1).
 #[derive(Debug, Clone)]
@@ -22,5 +23,12 @@ impl Rng {
         self.state ^= self.state >> 27;
         let x = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
         (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = (1.0 - self.uniform()).max(f64::MIN_POSITIVE);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 }

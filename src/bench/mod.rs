@@ -1,0 +1,354 @@
+//! `llmwatch bench`: a load generator for OpenAI-compatible endpoints that measures what a
+//! client sees. Open loop (constant, Poisson or gamma arrivals, latency from the intended send
+//! time) or closed loop (fixed concurrency); synthetic prompts with length distributions and
+//! a shared prefix; TTFT to the first content token, ITL per chunk and per token, TPOT,
+//! end-to-end, send lag, errors by class and goodput under SLOs.
+
+pub mod report;
+pub mod request;
+pub mod schedule;
+pub mod workload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use report::{Aggregate, Slo};
+use request::Timing;
+use schedule::{OpenLoop, Release};
+use workload::Workload;
+
+/// Which OpenAI route to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`.
+    Completions,
+}
+
+/// Open or closed loop.
+#[derive(Debug, Clone, Copy)]
+pub enum LoadMode {
+    /// Requests at their own times, whatever the server does.
+    Open {
+        /// Requests per second.
+        rate: f64,
+        /// Gap distribution.
+        arrival: schedule::Arrival,
+    },
+    /// A fixed number of requests in flight.
+    Closed {
+        /// How many.
+        concurrency: usize,
+    },
+}
+
+/// A whole benchmark.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Base URL of the server.
+    pub url: String,
+    /// Route.
+    pub api: Api,
+    /// Model; asked from `/v1/models` when absent.
+    pub model: Option<String>,
+    /// Load shape.
+    pub load: LoadMode,
+    /// Stop sending after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    pub requests: Option<u64>,
+    /// Requests intended in this first stretch are sent but not measured.
+    pub warmup: Duration,
+    /// What to send.
+    pub workload: Workload,
+    /// Stream answers.
+    pub stream: bool,
+    /// Ask engines to ignore end-of-sequence so answers have the requested length.
+    pub ignore_eos: bool,
+    /// Bearer token.
+    pub api_key: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Seed for lengths and gaps.
+    pub seed: u64,
+    /// Objectives for goodput.
+    pub slos: Vec<Slo>,
+    /// At most this many requests in flight; later ones wait for a slot (and the wait shows
+    /// in latency from the intended send time).
+    pub max_in_flight: Option<usize>,
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The server does not answer.
+    #[error("{url}: the server does not answer: {reason}")]
+    Unreachable {
+        /// Where.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No model given and none listed.
+    #[error("{url}: no model given (--model) and /v1/models lists none")]
+    NoModel {
+        /// Where.
+        url: String,
+    },
+    /// The pacer thread could not start.
+    #[error("cannot start the pacer thread: {0}")]
+    Pacer(std::io::Error),
+}
+
+/// The outcome of a run.
+pub struct Outcome {
+    /// The measurements.
+    pub aggregate: Aggregate,
+    /// The JSON report.
+    pub report: serde_json::Value,
+    /// Whether Ctrl-C cut the run short.
+    pub interrupted: bool,
+}
+
+fn route(url: &str, api: Api) -> String {
+    let base = url.trim_end_matches('/');
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    match api {
+        Api::Chat => format!("{base}/v1/chat/completions"),
+        Api::Completions => format!("{base}/v1/completions"),
+    }
+}
+
+/// The model the server lists first; also tells a dead endpoint apart quickly.
+async fn first_model(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+) -> Result<Option<String>, BenchError> {
+    let base = url.trim_end_matches('/');
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    let mut request = client
+        .get(format!("{base}/v1/models"))
+        .timeout(Duration::from_secs(5));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.map_err(|e| BenchError::Unreachable {
+        url: url.to_string(),
+        reason: crate::collect::fetch::flatten_error(&e),
+    })?;
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok(body["data"][0]["id"].as_str().map(str::to_string))
+}
+
+fn body(options: &BenchOptions, model: &str, index: u64) -> String {
+    let mut rng = crate::rng::Rng::new(options.seed, index.wrapping_add(1_000));
+    let prompt = options.workload.prompt(&mut rng, index);
+    let mut body = match options.api {
+        Api::Chat => json!({
+            "model": model,
+            "messages": [{"role": "user", "content": prompt.text}],
+        }),
+        Api::Completions => json!({ "model": model, "prompt": prompt.text }),
+    };
+    body["max_tokens"] = json!(prompt.max_tokens);
+    body["stream"] = json!(options.stream);
+    if options.stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    if options.ignore_eos {
+        body["ignore_eos"] = json!(true);
+    }
+    body.to_string()
+}
+
+/// Runs the benchmark; `progress` is called with the aggregate after each request.
+pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
+    crate::collect::fetch::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .build()
+        .map_err(|e| BenchError::Unreachable {
+            url: options.url.clone(),
+            reason: e.to_string(),
+        })?;
+    let listed = first_model(&client, &options.url, options.api_key.as_deref()).await?;
+    let model = options
+        .model
+        .clone()
+        .or(listed)
+        .ok_or_else(|| BenchError::NoModel {
+            url: options.url.clone(),
+        })?;
+    let options = Arc::new(options);
+    let url: Arc<str> = Arc::from(route(&options.url, options.api));
+    let start = Instant::now() + Duration::from_millis(20);
+    let stop = Arc::new(AtomicBool::new(false));
+    let slos = options.slos.clone();
+    let mut aggregate = Aggregate::new(slos);
+    let warm_until = start + options.warmup;
+    let mut tasks: JoinSet<(Release, Timing)> = JoinSet::new();
+    let slots = options
+        .max_in_flight
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
+    let spawn = |tasks: &mut JoinSet<(Release, Timing)>, release: Release| {
+        let (client, url, options, model) =
+            (client.clone(), url.clone(), options.clone(), model.clone());
+        let slots = slots.clone();
+        tasks.spawn(async move {
+            // Held until the answer ends; the wait for it is part of the send lag.
+            let _slot = match slots {
+                Some(slots) => slots.acquire_owned().await.ok(),
+                None => None,
+            };
+            let body = body(&options, &model, release.index);
+            let timing = request::run(
+                &client,
+                &url,
+                body,
+                options.api_key.as_deref(),
+                options.stream,
+                options.timeout,
+            )
+            .await;
+            (release, timing)
+        });
+    };
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let live = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match options.load {
+        LoadMode::Open { rate, arrival } => {
+            let plan = OpenLoop {
+                rate,
+                arrival,
+                duration: options.duration,
+                requests: options.requests,
+                seed: options.seed,
+            };
+            let mut releases =
+                schedule::pace(plan, start, stop.clone()).map_err(BenchError::Pacer)?;
+            loop {
+                tokio::select! {
+                    release = releases.recv() => match release {
+                        Some(release) => spawn(&mut tasks, release),
+                        None => break,
+                    },
+                    Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                        if let Ok((release, timing)) = done {
+                            aggregate.add(release.index, release.intended, &timing, start, release.intended >= warm_until);
+                        }
+                    }
+                    _ = tick.tick(), if live => progress(&aggregate, tasks.len(), start),
+                    _ = &mut ctrl_c => {
+                        interrupted = true;
+                        break;
+                    }
+                }
+            }
+        }
+        LoadMode::Closed { concurrency } => {
+            tokio::time::sleep_until(start.into()).await;
+            let next = AtomicU64::new(0);
+            let deadline = options.duration.map(|d| start + d);
+            let more = |next: &AtomicU64| {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let in_bounds = options.requests.is_none_or(|n| index < n)
+                    && deadline.is_none_or(|d| Instant::now() < d);
+                in_bounds.then(|| Release {
+                    index,
+                    intended: Instant::now(),
+                })
+            };
+            for _ in 0..concurrency.max(1) {
+                if let Some(release) = more(&next) {
+                    spawn(&mut tasks, release);
+                }
+            }
+            loop {
+                tokio::select! {
+                    done = tasks.join_next() => match done {
+                        Some(Ok((release, timing))) => {
+                            aggregate.add(release.index, release.intended, &timing, start, release.intended >= warm_until);
+                            if let Some(release) = more(&next) {
+                                spawn(&mut tasks, release);
+                            }
+                        }
+                        Some(Err(_)) => {}
+                        None => break,
+                    },
+                    _ = tick.tick(), if live => progress(&aggregate, tasks.len(), start),
+                    _ = &mut ctrl_c => {
+                        interrupted = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if live {
+        eprintln_progress("\n");
+    }
+    if interrupted {
+        tasks.abort_all();
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((release, timing)) = done {
+            aggregate.add(
+                release.index,
+                release.intended,
+                &timing,
+                start,
+                release.intended >= warm_until,
+            );
+        }
+    }
+    let target = match options.load {
+        LoadMode::Open { rate, .. } => Some(rate),
+        LoadMode::Closed { .. } => None,
+    };
+    let mut report = aggregate.to_json(target);
+    report["model"] = json!(model);
+    report["url"] = json!(url.as_ref());
+    report["interrupted"] = json!(interrupted);
+    Ok(Outcome {
+        aggregate,
+        report,
+        interrupted,
+    })
+}
+
+/// One progress line on a terminal: elapsed time, requests done per second, in flight,
+/// errors, and TTFT p50/p99 so far.
+fn progress(aggregate: &Aggregate, in_flight: usize, start: Instant) {
+    let elapsed = start.elapsed().as_secs_f64().max(0.001);
+    let ms = |q| {
+        aggregate
+            .quantile("ttft", q)
+            .map_or_else(|| "-".into(), |v| format!("{:.0}", v * 1e3))
+    };
+    let line = format!(
+        "\r{elapsed:>6.0} s  {:>8.1} req/s done  {in_flight:>5} in flight  {:>5} errors  TTFT p50 {} ms p99 {} ms   ",
+        aggregate.sent as f64 / elapsed,
+        aggregate.errors(),
+        ms(0.5),
+        ms(0.99),
+    );
+    eprintln_progress(&line);
+}
+
+fn eprintln_progress(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
