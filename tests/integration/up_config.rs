@@ -162,3 +162,30 @@ fn demo_shows_every_dialect_in_one_schema_and_stops_on_ctrl_c() {
     let exit = eventually(10, || child.try_wait().unwrap());
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn with_no_target_up_finds_engines_on_their_well_known_ports() {
+    // SGLang's default port; skip when something else holds it.
+    if std::net::TcpListener::bind("127.0.0.1:30000").is_err() {
+        eprintln!("skipping: 127.0.0.1:30000 is in use");
+        return;
+    }
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["sim", "--engine", "sglang:30000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sim.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _sim = crate::util::KillOnDrop(sim);
+    let up = start_up("", &[]);
+    let names = eventually(10, || {
+        let names = target_names(&up.base);
+        (!names.is_empty()).then_some(names)
+    });
+    assert!(names.contains(&"127.0.0.1:30000".to_string()), "{names:?}");
+}
