@@ -135,8 +135,9 @@ pub struct SimCli {
     #[arg(long = "engine", required = true, value_parser = crate::commands::sim::parse_engine_spec)]
     pub engines: Vec<crate::commands::sim::EngineSpec>,
     /// Capacity and speed: `gpu-7b` (a 7B model on an H100-class GPU), `cpu-270m`
-    /// (llama.cpp with Gemma 3 270M on one CPU thread) or `bench` (an upstream for load tests
-    /// that is never the bottleneck).
+    /// (llama.cpp with Gemma 3 270M on one CPU thread), `bench` (an upstream for load tests
+    /// that is never the bottleneck) or `instant` (1 ms steps, no prefill: for measuring
+    /// clients and proxies).
     #[arg(long, default_value = "gpu-7b", value_parser = crate::commands::sim::parse_profile)]
     pub profile: crate::sim::engine::Profile,
     /// Seed for fault draws: the same seed and request order give the same faults.

@@ -186,6 +186,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         .ok_or_else(|| BenchError::NoModel {
             url: options.url.clone(),
         })?;
+    let cpu_before = process_cpu_seconds();
     let options = Arc::new(options);
     let url: Arc<str> = Arc::from(route(&options.url, options.api));
     let start = Instant::now() + Duration::from_millis(20);
@@ -320,6 +321,14 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     report["model"] = json!(model);
     report["url"] = json!(url.as_ref());
     report["interrupted"] = json!(interrupted);
+    if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {
+        let cpu = after - before;
+        let sent = aggregate.sent.max(1) as f64;
+        report["client_cpu"] = json!({
+            "seconds": cpu,
+            "per_request_microseconds": cpu / sent * 1e6,
+        });
+    }
     Ok(Outcome {
         aggregate,
         report,
@@ -351,4 +360,15 @@ fn eprintln_progress(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
     let _ = err.flush();
+}
+
+/// This process's user + system CPU time, from `/proc/self/stat` (Linux; `None` elsewhere).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, i.e. 12 and 13 after the state field.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux architecture llmwatch builds for.
+    Some(ticks / 100.0)
 }

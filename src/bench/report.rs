@@ -374,6 +374,9 @@ impl Aggregate {
         if let Some(rate) = report["rate"]["achieved_per_second"].as_f64() {
             out.push_str(&format!("rate       achieved {rate:.2}/s\n"));
         }
+        if let Some(cpu) = report["client_cpu"]["per_request_microseconds"].as_f64() {
+            out.push_str(&format!("client CPU {cpu:.0} µs per request\n"));
+        }
         out.push_str(&format!(
             "throughput {:.2} req/s, {:.1} output tok/s, {:.1} input tok/s, goodput {:.2} req/s\n\n",
             t["requests_per_second"].as_f64().unwrap_or(0.0),

@@ -54,8 +54,9 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
         "gpu-7b" => Ok(Profile::gpu_7b()),
         "cpu-270m" => Ok(Profile::cpu_270m()),
         "bench" => Ok(Profile::bench()),
+        "instant" => Ok(Profile::instant()),
         other => Err(format!(
-            "unknown profile {other:?}: use gpu-7b, cpu-270m or bench"
+            "unknown profile {other:?}: use gpu-7b, cpu-270m, bench or instant"
         )),
     }
 }

@@ -71,6 +71,19 @@ impl Profile {
         }
     }
 
+    /// As close to no latency as the runtime schedules precisely: 10,000 slots, an unbounded
+    /// cache, no prefill cost and 1 ms steps. For measuring clients and proxies, not engines.
+    pub fn instant() -> Profile {
+        Profile {
+            max_running: 10_000,
+            kv_blocks: 100_000_000,
+            block_tokens: 16,
+            prefill_per_token: 0.0,
+            decode_base: 0.001,
+            decode_per_seq: 0.0,
+        }
+    }
+
     /// Decode time of one step with `batch` running sequences.
     pub fn decode_time(&self, batch: usize) -> f64 {
         if batch == 0 {
