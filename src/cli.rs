@@ -69,6 +69,10 @@ pub struct BenchCli {
     /// Output length in tokens (`max_tokens`), same forms as --input-tokens.
     #[arg(long, default_value = "128", value_parser = crate::bench::workload::LengthDist::parse)]
     pub output_tokens: crate::bench::workload::LengthDist,
+    /// Requests from a file, used in turn: JSON lines of OpenAI chat requests, or ShareGPT
+    /// conversations (JSON lines or an array). Lengths then come from the file where it says.
+    #[arg(long)]
+    pub dataset: Option<std::path::PathBuf>,
     /// Share of each prompt that is the same for every request (0 to 1), for prefix caches.
     #[arg(long, default_value_t = 0.0)]
     pub prefix_ratio: f64,

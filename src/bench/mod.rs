@@ -4,6 +4,7 @@
 //! a shared prefix; TTFT to the first content token, ITL per chunk and per token, TPOT,
 //! end-to-end, send lag, errors by class and goodput under SLOs.
 
+pub mod dataset;
 pub mod report;
 pub mod request;
 pub mod schedule;
@@ -66,6 +67,8 @@ pub struct BenchOptions {
     pub warmup: Duration,
     /// What to send.
     pub workload: Workload,
+    /// Requests from a file instead of synthetic prompts, used in turn.
+    pub dataset: Option<Arc<Vec<dataset::Entry>>>,
     /// Stream answers.
     pub stream: bool,
     /// Ask engines to ignore end-of-sequence so answers have the requested length.
@@ -150,14 +153,23 @@ async fn first_model(
 fn body(options: &BenchOptions, model: &str, index: u64) -> String {
     let mut rng = crate::rng::Rng::new(options.seed, index.wrapping_add(1_000));
     let prompt = options.workload.prompt(&mut rng, index);
-    let mut body = match options.api {
-        Api::Chat => json!({
+    let entry = options
+        .dataset
+        .as_ref()
+        .and_then(|d| d.get((index % d.len().max(1) as u64) as usize));
+    let mut body = match (options.api, entry) {
+        (Api::Chat, Some(entry)) => json!({ "model": model, "messages": entry.messages }),
+        (Api::Completions, Some(entry)) => json!({ "model": model, "prompt": entry.text }),
+        (Api::Chat, None) => json!({
             "model": model,
             "messages": [{"role": "user", "content": prompt.text}],
         }),
-        Api::Completions => json!({ "model": model, "prompt": prompt.text }),
+        (Api::Completions, None) => json!({ "model": model, "prompt": prompt.text }),
     };
-    body["max_tokens"] = json!(prompt.max_tokens);
+    let max_tokens = entry
+        .and_then(|e| e.max_tokens)
+        .unwrap_or(prompt.max_tokens);
+    body["max_tokens"] = json!(max_tokens);
     body["stream"] = json!(options.stream);
     if options.stream {
         body["stream_options"] = json!({"include_usage": true});

@@ -58,6 +58,10 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         ignore_eos: !args.no_ignore_eos,
         api_key: args.api_key.clone(),
         timeout: args.timeout,
+        dataset: match &args.dataset {
+            Some(path) => Some(std::sync::Arc::new(crate::bench::dataset::load(path)?)),
+            None => None,
+        },
         seed: args.seed,
         slos,
         max_in_flight: args.max_in_flight,

@@ -238,3 +238,32 @@ fn a_dead_endpoint_ends_at_once_with_a_clear_message() {
     assert!(stderr.contains("the server does not answer"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(6));
 }
+
+#[test]
+fn a_sharegpt_dataset_sets_prompts_and_output_lengths() {
+    let sim = start(&["vllm"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sharegpt.json");
+    // Answers of 20 and 40 characters: 5 and 10 tokens asked for.
+    std::fs::write(
+        &data,
+        r#"[{"conversations":[{"from":"human","value":"Why is the sea blue?"},{"from":"gpt","value":"Because it reflects"}]},
+            {"conversations":[{"from":"human","value":"Name a tide."},{"from":"gpt","value":"Spring tide, at new and full moon, highe"}]}]"#,
+    )
+    .unwrap();
+    let (report, rows) = bench(
+        &sim.urls[0].1,
+        &[
+            "--concurrency",
+            "2",
+            "--requests",
+            "6",
+            "--dataset",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(report["requests"]["completed"], 6);
+    let mut lengths: Vec<u64> = rows.iter().map(|r| r[10].parse().unwrap()).collect();
+    lengths.sort_unstable();
+    assert_eq!(lengths, [5, 5, 5, 10, 10, 10]);
+}
