@@ -50,6 +50,11 @@ pub struct BenchCli {
     /// Requests in flight, closed loop.
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Run one step per load level instead of one run: rates (with --rate's arrival process)
+    /// or concurrencies, e.g. `rate:5,10,20,40` or `concurrency:1,4,16`. Each step lasts
+    /// --duration / --requests; the sweep stops early once the server saturates.
+    #[arg(long, conflicts_with_all = ["rate", "concurrency"])]
+    pub sweep: Option<String>,
     /// With --rate, at most this many requests in flight: later ones wait for a slot, and
     /// the wait counts in latency from the intended send time.
     #[arg(long)]

@@ -87,8 +87,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => {
             let options = bench::options(&args)?;
-            let outcome = runtime.block_on(llmwatch::bench::run(options))?;
-            bench::write_outputs(&outcome, args.json.as_deref(), args.csv.as_deref())?;
+            match args.sweep.as_deref() {
+                Some(levels) => {
+                    let levels = bench::parse_sweep(levels, options.load)?;
+                    runtime.block_on(bench::sweep(options, levels, args.json.as_deref()))?;
+                }
+                None => {
+                    let outcome = runtime.block_on(llmwatch::bench::run(options))?;
+                    bench::write_outputs(&outcome, args.json.as_deref(), args.csv.as_deref())?;
+                }
+            }
         }
     }
     Ok(())

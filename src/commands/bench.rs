@@ -89,3 +89,136 @@ pub fn write_outputs(
     }
     Ok(())
 }
+
+/// The load levels of `--sweep rate:A,B,…` or `concurrency:A,B,…`; rates keep the arrival
+/// process of `base`.
+pub fn parse_sweep(text: &str, base: LoadMode) -> anyhow::Result<Vec<LoadMode>> {
+    let usage =
+        || anyhow::anyhow!("invalid --sweep {text:?}: use rate:5,10,20 or concurrency:1,4,16");
+    let (kind, values) = text.split_once(':').ok_or_else(usage)?;
+    let arrival = match base {
+        LoadMode::Open { arrival, .. } => arrival,
+        LoadMode::Closed { .. } => crate::bench::schedule::Arrival::Poisson,
+    };
+    values
+        .split(',')
+        .map(|v| {
+            let v = v.trim();
+            match kind {
+                "rate" => match v.parse::<f64>() {
+                    Ok(rate) if rate > 0.0 && rate.is_finite() => {
+                        Ok(LoadMode::Open { rate, arrival })
+                    }
+                    _ => Err(usage()),
+                },
+                "concurrency" => match v.parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(LoadMode::Closed { concurrency: n }),
+                    _ => Err(usage()),
+                },
+                _ => Err(usage()),
+            }
+        })
+        .collect()
+}
+
+/// Why a step counts as saturated: open-loop throughput under 90 % of the offered rate,
+/// more than 5 % errors, or a percentile objective missed.
+fn saturated(report: &serde_json::Value, load: LoadMode) -> Option<String> {
+    let done = report["throughput"]["requests_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    if let LoadMode::Open { rate, .. } = load
+        && done < 0.9 * rate
+    {
+        return Some(format!("completed {done:.2} req/s of {rate} offered"));
+    }
+    let measured = report["requests"]["measured"].as_f64().unwrap_or(0.0);
+    let failed: f64 = report["requests"]["errors"].as_object().map_or(0.0, |e| {
+        e.values().filter_map(serde_json::Value::as_f64).sum()
+    });
+    if measured > 0.0 && failed / measured > 0.05 {
+        return Some(format!(
+            "{:.1} % of requests failed",
+            failed / measured * 100.0
+        ));
+    }
+    let missed = report["slo"]["objectives"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["met"] == serde_json::Value::Bool(false))?;
+    Some(format!(
+        "{} p{} over its objective",
+        missed["measure"], missed["quantile"]
+    ))
+}
+
+/// Runs one step per level, printing a line each, until a step saturates the server.
+pub async fn sweep(
+    base: BenchOptions,
+    levels: Vec<LoadMode>,
+    json: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut steps = Vec::new();
+    let mut saturated_at = None;
+    writeln!(
+        std::io::stdout(),
+        "{:<18} {:>10} {:>14} {:>12} {:>12} {:>8}",
+        "load",
+        "req/s",
+        "output tok/s",
+        "TTFT p99 ms",
+        "ITL p99 ms",
+        "errors"
+    )?;
+    for load in levels {
+        let outcome = crate::bench::run(BenchOptions {
+            load,
+            ..base.clone()
+        })
+        .await?;
+        let r = &outcome.report;
+        let label = match load {
+            LoadMode::Open { rate, .. } => format!("rate {rate}/s"),
+            LoadMode::Closed { concurrency } => format!("concurrency {concurrency}"),
+        };
+        let ms = |family: &str| {
+            r["latency_seconds"][family]["p99"]
+                .as_f64()
+                .map_or(f64::NAN, |v| v * 1e3)
+        };
+        let errors: u64 = r["requests"]["errors"].as_object().map_or(0, |e| {
+            e.values().filter_map(serde_json::Value::as_u64).sum()
+        });
+        writeln!(
+            std::io::stdout(),
+            "{label:<18} {:>10.2} {:>14.1} {:>12.2} {:>12.2} {errors:>8}",
+            r["throughput"]["requests_per_second"]
+                .as_f64()
+                .unwrap_or(0.0),
+            r["throughput"]["output_tokens_per_second"]
+                .as_f64()
+                .unwrap_or(0.0),
+            ms("ttft_intended"),
+            ms("itl_token"),
+        )?;
+        let why = saturated(r, load);
+        let mut step = r.clone();
+        step["load"] = serde_json::json!(label);
+        steps.push(step);
+        if let Some(why) = why {
+            writeln!(std::io::stdout(), "saturated at {label}: {why}")?;
+            saturated_at = Some(serde_json::json!({ "load": label, "why": why }));
+            break;
+        }
+        if outcome.interrupted {
+            break;
+        }
+    }
+    if let Some(path) = json {
+        let doc = serde_json::json!({ "steps": steps, "saturated": saturated_at });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    Ok(())
+}

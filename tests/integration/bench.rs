@@ -267,3 +267,53 @@ fn a_sharegpt_dataset_sets_prompts_and_output_lengths() {
     lengths.sort_unstable();
     assert_eq!(lengths, [5, 5, 5, 10, 10, 10]);
 }
+
+#[test]
+fn a_rate_sweep_stops_where_the_server_saturates() {
+    // llama.cpp-like capacity: 4 slots, ~50 tokens/s in all, so ~6 answers of 8 tokens a second.
+    let sim = crate::util::start_with(&["llamacpp"], &["--profile", "cpu-270m"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sweep.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args([
+            "bench",
+            &sim.urls[0].1,
+            "--sweep",
+            "rate:2,30,60",
+            "--arrival",
+            "constant",
+        ])
+        .args([
+            "--duration",
+            "2s",
+            "--output-tokens",
+            "8",
+            "--input-tokens",
+            "16",
+            "--timeout",
+            "2s",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let steps = doc["steps"].as_array().unwrap();
+    assert_eq!(
+        steps.len(),
+        2,
+        "the sweep stopped at the first saturated step"
+    );
+    assert_eq!(doc["saturated"]["load"], "rate 30/s");
+    let first = steps[0]["throughput"]["requests_per_second"]
+        .as_f64()
+        .unwrap();
+    assert!(first > 1.5, "2/s is within capacity: {first}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("saturated at rate 30/s"), "{stdout}");
+}
