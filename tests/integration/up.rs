@@ -66,13 +66,26 @@ pub fn start_up(config: &str, args: &[&str]) -> Up {
     }
 }
 
-/// GETs `url` and returns the status and body.
+/// GETs `url` and returns the status and body. A transport error is retried a few times
+/// (the test machine runs many servers at once) before failing with the error.
 pub fn get(url: &str) -> (u16, String) {
     let (rt, client) = http();
     rt.block_on(async {
-        let resp = client.get(url).send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap())
+        let mut last = String::new();
+        for _ in 0..5 {
+            match client.get(url).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match resp.text().await {
+                        Ok(body) => return (status, body),
+                        Err(e) => last = format!("{e:?}"),
+                    }
+                }
+                Err(e) => last = format!("{e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("GET {url}: {last}");
     })
 }
 
