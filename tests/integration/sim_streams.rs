@@ -48,28 +48,10 @@ fn sse_shape(text: &str) -> Vec<(String, Vec<String>)> {
 #[test]
 fn llamacpp_stream_has_the_shape_of_the_real_capture() {
     let captured = std::fs::read_to_string(crate::util::fixture("llamacpp/sse.txt")).unwrap();
-    let sim = start(&["llamacpp"]);
-    let (rt, client) = http();
-    let body = json!({
-        "messages": [{"role": "user", "content": "Write one sentence about the sea."}],
-        "max_tokens": 24,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    let (status, bytes) = rt.block_on(post(&client, &sim.urls[0].1, &body.to_string()));
-    assert_eq!(status, 200);
-    let simulated = String::from_utf8(bytes).unwrap();
+    let (simulated, chunks) = one_stream("llamacpp");
     assert_eq!(sse_shape(&simulated), sse_shape(&captured));
     // llama.cpp's role-only chunk carries `content: null`.
-    let first: Value = serde_json::from_str(
-        simulated
-            .lines()
-            .next()
-            .unwrap()
-            .trim_start_matches("data: "),
-    )
-    .unwrap();
-    assert!(first["choices"][0]["delta"]["content"].is_null());
+    assert!(chunks[0]["choices"][0]["delta"]["content"].is_null());
     assert_eq!(
         sse_shape(&captured)
             .iter()
