@@ -105,6 +105,10 @@ pub struct BenchCli {
     /// Objectives for goodput, e.g. ttft_p99=500ms,itl_p99=50ms (ttft, tpot, itl, e2e).
     #[arg(long)]
     pub slo: Option<String>,
+    /// Serve live client metrics (the OpenTelemetry GenAI client metrics and `llm_proxy_*`)
+    /// on this address during the run, e.g. 127.0.0.1:9465.
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod client_metrics;
 pub mod clock;
 pub mod collect;
 pub mod commands;

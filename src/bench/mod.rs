@@ -84,6 +84,8 @@ pub struct BenchOptions {
     /// At most this many requests in flight; later ones wait for a slot (and the wait shows
     /// in latency from the intended send time).
     pub max_in_flight: Option<usize>,
+    /// Serve live client metrics on this address during the run.
+    pub metrics_listen: Option<String>,
 }
 
 /// Why a benchmark could not run.
@@ -102,6 +104,14 @@ pub enum BenchError {
     NoModel {
         /// Where.
         url: String,
+    },
+    /// The live metrics listener could not bind.
+    #[error("cannot serve metrics on {addr}: {error}")]
+    Metrics {
+        /// The address.
+        addr: String,
+        /// Why.
+        error: std::io::Error,
     },
     /// The pacer thread could not start.
     #[error("cannot start the pacer thread: {0}")]
@@ -207,6 +217,17 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     let mut aggregate = Aggregate::new(slos);
     let warm_until = start + options.warmup;
     let mut tasks: JoinSet<(Release, Timing)> = JoinSet::new();
+    let live_metrics = match &options.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
+    let operation = crate::client_metrics::Operation {
+        gen_ai_operation_name: match options.api {
+            Api::Chat => "chat".into(),
+            Api::Completions => "text_completion".into(),
+        },
+        gen_ai_request_model: model.clone(),
+    };
     let slots = options
         .max_in_flight
         .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
@@ -214,6 +235,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         let (client, url, options, model) =
             (client.clone(), url.clone(), options.clone(), model.clone());
         let slots = slots.clone();
+        let (live, operation) = (live_metrics.clone(), operation.clone());
         tasks.spawn(async move {
             // Held until the answer ends; the wait for it is part of the send lag.
             let _slot = match slots {
@@ -221,6 +243,9 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
                 None => None,
             };
             let body = body(&options, &model, release.index);
+            if let Some(live) = &live {
+                live.in_flight.inc();
+            }
             let timing = request::run(
                 &client,
                 &url,
@@ -230,6 +255,10 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
                 options.timeout,
             )
             .await;
+            if let Some(live) = &live {
+                live.in_flight.dec();
+                observe(live, &operation, &timing);
+            }
             (release, timing)
         });
     };
@@ -383,4 +412,87 @@ fn process_cpu_seconds() -> Option<f64> {
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // The kernel's USER_HZ is 100 on every Linux architecture llmwatch builds for.
     Some(ticks / 100.0)
+}
+
+/// Serves the client metrics on `addr` for the rest of the process.
+async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMetrics, BenchError> {
+    let (metrics, registry) = crate::client_metrics::ClientMetrics::registered();
+    let listener =
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|error| BenchError::Metrics {
+                addr: addr.to_string(),
+                error,
+            })?;
+    let bound = listener.local_addr().map_err(|error| BenchError::Metrics {
+        addr: addr.to_string(),
+        error,
+    })?;
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut body = String::new();
+                let _ = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry);
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    eprintln_progress(&format!("bench: live metrics on http://{bound}/metrics\n"));
+    Ok(metrics)
+}
+
+/// Records one finished request in the live client metrics.
+fn observe(
+    m: &crate::client_metrics::ClientMetrics,
+    op: &crate::client_metrics::Operation,
+    t: &Timing,
+) {
+    let outcome = t.error.map_or("ok", request::ErrorClass::as_str);
+    m.outcomes
+        .get_or_create(&crate::client_metrics::OutcomeLabels {
+            gen_ai_request_model: op.gen_ai_request_model.clone(),
+            outcome: outcome.to_string(),
+        })
+        .inc();
+    let Some(sent) = t.sent else { return };
+    let secs = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64();
+    if let Some(end) = t.end {
+        m.duration.get_or_create(op).observe(secs(sent, end));
+    }
+    if let Some(first) = t.first_chunk {
+        m.first_chunk.get_or_create(op).observe(secs(sent, first));
+    }
+    if let Some(first) = t.content.first() {
+        m.first_content
+            .get_or_create(op)
+            .observe(secs(sent, *first));
+    }
+    let per_chunk = t.tokens_per_chunk();
+    for pair in t.content.windows(2) {
+        let gap = secs(pair[0], pair[1]);
+        m.per_chunk.get_or_create(op).observe(gap);
+        m.per_token.get_or_create(op).observe(gap / per_chunk);
+    }
+    for (kind, n) in [("input", t.input_tokens), ("output", t.output_tokens)] {
+        if let Some(n) = n {
+            let labels = crate::client_metrics::TokenLabels {
+                gen_ai_operation_name: op.gen_ai_operation_name.clone(),
+                gen_ai_request_model: op.gen_ai_request_model.clone(),
+                gen_ai_token_type: kind.to_string(),
+            };
+            m.tokens.get_or_create(&labels).observe(n as f64);
+        }
+    }
 }

@@ -255,13 +255,7 @@ impl Aggregate {
                 1,
             );
         }
-        // Tokens per content chunk: usage over chunks when both are known, else one.
-        let per_chunk = match r.output_tokens {
-            Some(n) if r.content_chunks > 0 && n as usize >= r.content_chunks => {
-                n as f64 / r.content_chunks as f64
-            }
-            _ => 1.0,
-        };
+        let per_chunk = timing.tokens_per_chunk();
         for g in gaps {
             self.record("itl_chunk", *g, 1);
             self.record("itl_token", g / per_chunk, per_chunk.round() as u64);

@@ -67,6 +67,19 @@ pub struct Timing {
     pub error: Option<ErrorClass>,
 }
 
+impl Timing {
+    /// Tokens per content chunk: usage over chunks when both are known (and usage is not
+    /// fewer), else one.
+    pub fn tokens_per_chunk(&self) -> f64 {
+        match self.output_tokens {
+            Some(n) if !self.content.is_empty() && n as usize >= self.content.len() => {
+                n as f64 / self.content.len() as f64
+            }
+            _ => 1.0,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Chunk<'a> {
     #[serde(default, borrow)]

@@ -65,6 +65,7 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         seed: args.seed,
         slos,
         max_in_flight: args.max_in_flight,
+        metrics_listen: args.metrics_listen.clone(),
     })
 }
 

@@ -317,3 +317,48 @@ fn a_rate_sweep_stops_where_the_server_saturates() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("saturated at rate 30/s"), "{stdout}");
 }
+
+#[test]
+fn live_client_metrics_are_served_during_the_run() {
+    let sim = start(&["vllm"]);
+    let port = crate::util::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args([
+            "bench",
+            &sim.urls[0].1,
+            "--rate",
+            "20",
+            "--duration",
+            "4s",
+            "--output-tokens",
+            "8",
+        ])
+        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = crate::util::KillOnDrop(child);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let metrics = crate::up::eventually(10, || {
+        let (rt, client) = crate::util::http();
+        let body = rt.block_on(async { client.get(&url).send().await.ok()?.text().await.ok() })?;
+        body.contains("llm_proxy_time_to_first_content_seconds_count{")
+            .then_some(body)
+    });
+    for family in [
+        "gen_ai_client_operation_duration_seconds_bucket{",
+        "gen_ai_client_operation_time_to_first_chunk_seconds_bucket{",
+        "gen_ai_client_operation_time_per_output_chunk_seconds_bucket{",
+        "gen_ai_client_token_usage_bucket{",
+        "llm_proxy_time_per_output_token_seconds_bucket{",
+        "llm_proxy_requests_in_flight ",
+        "llm_proxy_requests_total{",
+    ] {
+        assert!(metrics.contains(family), "{family} missing: {metrics}");
+    }
+    assert!(metrics.contains("gen_ai_token_type=\"output\""));
+    assert!(metrics.contains("outcome=\"ok\""));
+    let status = crate::up::eventually(15, || child.0.try_wait().unwrap());
+    assert!(status.success());
+}
