@@ -109,6 +109,10 @@ pub struct BenchCli {
     /// on this address during the run, e.g. 127.0.0.1:9465.
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// Scrape the server's own /metrics before and after the run, and report the engine's
+    /// token counts and TTFT/ITL/e2e quantiles beside the client's.
+    #[arg(long)]
+    pub engine_metrics: bool,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,

@@ -5,6 +5,7 @@
 //! end-to-end, send lag, errors by class and goodput under SLOs.
 
 pub mod dataset;
+pub mod engine_view;
 pub mod report;
 pub mod request;
 pub mod schedule;
@@ -86,6 +87,8 @@ pub struct BenchOptions {
     pub max_in_flight: Option<usize>,
     /// Serve live client metrics on this address during the run.
     pub metrics_listen: Option<String>,
+    /// Scrape the server's own `/metrics` before and after, for the engine's view.
+    pub engine_metrics: bool,
 }
 
 /// Why a benchmark could not run.
@@ -208,6 +211,11 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         .ok_or_else(|| BenchError::NoModel {
             url: options.url.clone(),
         })?;
+    let engine_before = if options.engine_metrics {
+        Some(engine_view::snapshot(&options.url, options.api_key.as_deref()).await)
+    } else {
+        None
+    };
     let cpu_before = process_cpu_seconds();
     let options = Arc::new(options);
     let url: Arc<str> = Arc::from(route(&options.url, options.api));
@@ -362,6 +370,13 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     report["model"] = json!(model);
     report["url"] = json!(url.as_ref());
     report["interrupted"] = json!(interrupted);
+    if let Some(before) = engine_before {
+        let after = engine_view::snapshot(&options.url, options.api_key.as_deref()).await;
+        report["engine_view"] = match (before, after) {
+            (Ok(before), Ok(after)) => engine_view::compare(&before, &after),
+            (Err(e), _) | (_, Err(e)) => json!({ "error": e }),
+        };
+    }
     if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {
         let cpu = after - before;
         let sent = aggregate.sent.max(1) as f64;

@@ -378,6 +378,23 @@ impl Aggregate {
             t["input_tokens_per_second"].as_f64().unwrap_or(0.0),
             t["good_requests_per_second"].as_f64().unwrap_or(0.0),
         ));
+        let e = &report["engine_view"];
+        if let Some(tokens) = e["generation_tokens"].as_f64() {
+            let ms = |k: &str, q: &str| {
+                e[k][q]
+                    .as_f64()
+                    .map_or("-".into(), |v| format!("{:.2}", v * 1e3))
+            };
+            out.push_str(&format!(
+                "engine     {} {}: {tokens} output tokens, TTFT p50 {} p99 {} ms, ITL p50 {} p99 {} ms\n\n",
+                e["engine"].as_str().unwrap_or("?"),
+                e["version"].as_str().unwrap_or(""),
+                ms("ttft_seconds", "p50"),
+                ms("ttft_seconds", "p99"),
+                ms("itl_seconds", "p50"),
+                ms("itl_seconds", "p99"),
+            ));
+        }
         out.push_str(&format!(
             "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
             "latency (ms)", "mean", "p50", "p90", "p99", "max"

@@ -67,9 +67,15 @@ fn bench_agrees_with_the_simulators_ground_truth() {
             "64",
             "--output-tokens",
             "16",
+            "--engine-metrics",
         ],
     );
     assert_eq!(report["requests"]["errors"], serde_json::json!({}));
+    // The engine's own view, from its /metrics before and after.
+    let engine = &report["engine_view"];
+    assert_eq!(engine["engine"], "vllm", "{engine}");
+    assert_eq!(engine["generation_tokens"].as_f64(), Some(1600.0));
+    assert_eq!(engine["ttft_seconds"]["count"].as_f64(), Some(100.0));
     let sent = report["requests"]["sent"].as_u64().unwrap();
     assert_eq!(sent, 100);
     let achieved = report["rate"]["achieved_per_second"].as_f64().unwrap();
