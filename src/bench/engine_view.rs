@@ -9,8 +9,7 @@ use crate::engines::{Histogram, Value};
 
 /// Scrapes the server at `url` once (its `/metrics`).
 pub async fn snapshot(url: &str, api_key: Option<&str>) -> Result<Analysis, String> {
-    let base = url.trim_end_matches('/');
-    let base = base.strip_suffix("/v1").unwrap_or(base);
+    let base = super::base_url(url);
     let args = ScrapeArgs {
         target: format!("{base}/metrics"),
         fetch: FetchOptions {

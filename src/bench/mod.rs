@@ -131,9 +131,14 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-fn route(url: &str, api: Api) -> String {
+/// The server's root: `http://h:p`, `http://h:p/` and `http://h:p/v1` all mean `http://h:p`.
+pub fn base_url(url: &str) -> &str {
     let base = url.trim_end_matches('/');
-    let base = base.strip_suffix("/v1").unwrap_or(base);
+    base.strip_suffix("/v1").unwrap_or(base)
+}
+
+fn route(url: &str, api: Api) -> String {
+    let base = base_url(url);
     match api {
         Api::Chat => format!("{base}/v1/chat/completions"),
         Api::Completions => format!("{base}/v1/completions"),
@@ -146,8 +151,7 @@ async fn first_model(
     url: &str,
     key: Option<&str>,
 ) -> Result<Option<String>, BenchError> {
-    let base = url.trim_end_matches('/');
-    let base = base.strip_suffix("/v1").unwrap_or(base);
+    let base = base_url(url);
     let mut request = client
         .get(format!("{base}/v1/models"))
         .timeout(Duration::from_secs(5));
