@@ -1,7 +1,8 @@
 //! `llmwatch up` and `llmwatch demo`: the collector, on given targets or on simulated engines
 //! of every dialect started in the same process.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::commands::sim::{self, SimOptions};
 use crate::sim::engine::Profile;
@@ -15,7 +16,7 @@ use crate::up::{self, Sources};
 pub async fn run(sources: Sources) -> anyhow::Result<()> {
     let config = sources.config()?;
     let mut targets = sources.targets(&config)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if targets.is_empty() && config.file_sd.is_empty() {
         let found = up::discover().await;
         if found.is_empty() {
@@ -41,8 +42,7 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
         names.join(", "),
         addr = running.addr
     )?;
-    out.flush()?;
-    drop(out);
+    print_banner(&out);
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
@@ -78,7 +78,7 @@ pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
     let config = sources.config()?;
     let targets = sources.targets(&config)?;
     let running = up::start(sources, config, targets).await?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     writeln!(
         out,
         "llmwatch demo: simulated engines with background traffic"
@@ -111,8 +111,7 @@ pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
         )?;
     }
     writeln!(out, "Ctrl-C stops everything.")?;
-    out.flush()?;
-    drop(out);
+    print_banner(&out);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
         Some(result) = engines.tasks.join_next() => {
@@ -120,4 +119,12 @@ pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints what the command started. A closed standard output (say, piped into `head`) must not
+/// stop the collector, so write errors are ignored here.
+fn print_banner(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }

@@ -189,3 +189,20 @@ fn with_no_target_up_finds_engines_on_their_well_known_ports() {
     });
     assert!(names.contains(&"127.0.0.1:30000".to_string()), "{names:?}");
 }
+
+#[test]
+fn demo_keeps_running_when_its_standard_output_closes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Nobody reads: the banner hits a closed pipe (as with `llmwatch demo | head -1`).
+    drop(child.stdout.take());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(still_running, "the demo stopped when its output closed");
+}
