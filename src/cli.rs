@@ -32,7 +32,7 @@ pub enum Command {
     /// `up` on simulated engines of every dialect with background traffic: no GPU needed.
     Demo(DemoCli),
     /// Load an OpenAI-compatible endpoint and measure what a client sees.
-    Bench(BenchCli),
+    Bench(Box<BenchCli>),
 }
 
 /// `llmwatch bench`.
@@ -78,6 +78,10 @@ pub struct BenchCli {
     /// conversations (JSON lines or an array). Lengths then come from the file where it says.
     #[arg(long)]
     pub dataset: Option<std::path::PathBuf>,
+    /// Replay a trace: JSON lines of {"timestamp": SECONDS, "input_tokens": N,
+    /// "output_tokens": M}, sent open loop at those times with those lengths.
+    #[arg(long, conflicts_with_all = ["rate", "concurrency", "sweep", "dataset"])]
+    pub trace: Option<std::path::PathBuf>,
     /// Share of each prompt that is the same for every request (0 to 1), for prefix caches.
     #[arg(long, default_value_t = 0.0)]
     pub prefix_ratio: f64,

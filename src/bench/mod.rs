@@ -9,6 +9,7 @@ pub mod engine_view;
 pub mod report;
 pub mod request;
 pub mod schedule;
+pub mod trace;
 pub mod workload;
 
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct BenchOptions {
     pub metrics_listen: Option<String>,
     /// Scrape the server's own `/metrics` before and after, for the engine's view.
     pub engine_metrics: bool,
+    /// Replay these requests at their times instead of `load`'s schedule.
+    pub trace: Option<Arc<Vec<trace::TraceEntry>>>,
 }
 
 /// Why a benchmark could not run.
@@ -169,7 +172,16 @@ async fn first_model(
 
 fn body(options: &BenchOptions, model: &str, index: u64) -> String {
     let mut rng = crate::rng::Rng::new(options.seed, index.wrapping_add(1_000));
-    let prompt = options.workload.prompt(&mut rng, index);
+    let traced = options.trace.as_ref().and_then(|t| t.get(index as usize));
+    let prompt = match traced {
+        Some(entry) => Workload {
+            input: workload::LengthDist::Fixed(entry.input_tokens),
+            output: workload::LengthDist::Fixed(entry.output_tokens),
+            ..options.workload.clone()
+        }
+        .prompt(&mut rng, index),
+        None => options.workload.prompt(&mut rng, index),
+    };
     let entry = options
         .dataset
         .as_ref()
@@ -287,6 +299,10 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
                 duration: options.duration,
                 requests: options.requests,
                 seed: options.seed,
+                times: options
+                    .trace
+                    .as_ref()
+                    .map(|t| Arc::new(t.iter().map(|e| e.at).collect())),
             };
             let mut releases =
                 schedule::pace(plan, start, stop.clone()).map_err(BenchError::Pacer)?;

@@ -87,7 +87,7 @@ pub struct Release {
 }
 
 /// Bounds of an open-loop run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OpenLoop {
     /// Mean requests per second.
     pub rate: f64,
@@ -99,6 +99,8 @@ pub struct OpenLoop {
     pub requests: Option<u64>,
     /// Seed for the gaps.
     pub seed: u64,
+    /// Explicit send times (seconds from the start, ascending) replacing the gaps: a trace.
+    pub times: Option<Arc<Vec<f64>>>,
 }
 
 /// Starts the pacer thread: releases arrive on the receiver at their intended times until a
@@ -117,6 +119,12 @@ pub fn pace(
             for index in 0.. {
                 if plan.requests.is_some_and(|n| index >= n) || stop.load(Ordering::Relaxed) {
                     return;
+                }
+                if let Some(times) = &plan.times {
+                    match times.get(index as usize) {
+                        Some(at) => offset = *at,
+                        None => return,
+                    }
                 }
                 let at = Duration::from_secs_f64(offset);
                 if plan.duration.is_some_and(|d| at >= d) {
@@ -177,6 +185,7 @@ mod tests {
             duration: None,
             requests: Some(40),
             seed: 1,
+            times: None,
         };
         let start = Instant::now();
         let mut rx = pace(plan, start, Arc::new(AtomicBool::new(false))).unwrap();

@@ -13,7 +13,18 @@ use crate::cli::BenchCli;
 /// The run the flags describe: `--rate` (open loop) or `--concurrency` (closed loop, 1 by
 /// default), bounded by `--duration` and/or `--requests` (30 s when neither is given).
 pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
+    let trace = match &args.trace {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::bench::trace::load(path).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let load = match (args.rate, args.concurrency) {
+        // A trace sets its own times; the rate is only reported.
+        _ if trace.is_some() => LoadMode::Open {
+            rate: 1.0,
+            arrival: crate::bench::schedule::Arrival::Constant,
+        },
         (Some(rate), _) if !(rate > 0.0 && rate.is_finite()) => {
             anyhow::bail!("--rate must be a positive number of requests per second")
         }
@@ -30,7 +41,7 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         "--prefix-ratio must be between 0 and 1"
     );
     let duration = match (args.duration, args.requests) {
-        (None, None) => Some(std::time::Duration::from_secs(30)),
+        (None, None) if trace.is_none() => Some(std::time::Duration::from_secs(30)),
         (d, _) => d,
     };
     let slos = match &args.slo {
@@ -67,6 +78,7 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         max_in_flight: args.max_in_flight,
         metrics_listen: args.metrics_listen.clone(),
         engine_metrics: args.engine_metrics,
+        trace,
     })
 }
 

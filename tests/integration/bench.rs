@@ -368,3 +368,40 @@ fn live_client_metrics_are_served_during_the_run() {
     let status = crate::up::eventually(15, || child.0.try_wait().unwrap());
     assert!(status.success());
 }
+
+#[test]
+fn a_trace_is_replayed_at_its_times_with_its_lengths() {
+    let sim = start(&["vllm"]);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.jsonl");
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\": {}, \"input_tokens\": 20, \"output_tokens\": {}}}",
+                0.25 * f64::from(i),
+                3 + i
+            )
+        })
+        .collect();
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let (report, rows) = bench(&sim.urls[0].1, &["--trace", trace.to_str().unwrap()]);
+    assert_eq!(report["requests"]["completed"], 5);
+    let mut by_index: Vec<(u64, f64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[0].parse().unwrap(),
+                r[1].parse().unwrap(),
+                r[10].parse().unwrap(),
+            )
+        })
+        .collect();
+    by_index.sort_by_key(|r| r.0);
+    for (i, (_, intended, tokens)) in by_index.iter().enumerate() {
+        assert!(
+            (intended - 0.25 * i as f64).abs() < 1e-6,
+            "request {i} intended at {intended}"
+        );
+        assert_eq!(*tokens, 3 + i as u64);
+    }
+}
