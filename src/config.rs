@@ -185,6 +185,22 @@ pub struct TargetConfig {
     pub raw: bool,
 }
 
+impl TargetConfig {
+    /// A target with only its URL set; everything else takes the defaults.
+    pub fn for_url(url: String) -> TargetConfig {
+        TargetConfig {
+            url,
+            name: None,
+            labels: BTreeMap::new(),
+            interval: None,
+            timeout: None,
+            bearer_token: None,
+            model: None,
+            raw: false,
+        }
+    }
+}
+
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     crate::cli::parse_duration(&text).map_err(serde::de::Error::custom)

@@ -96,6 +96,16 @@ pub enum FetchError {
     },
 }
 
+/// `http://host:port` and `http://host:port/` mean the engine's `/metrics`: rewrites such a
+/// URL's path and says whether it did.
+pub fn default_metrics_path(url: &mut reqwest::Url) -> bool {
+    let root = url.path() == "/" || url.path().is_empty();
+    if root {
+        url.set_path("/metrics");
+    }
+    root
+}
+
 /// Installs rustls' ring crypto provider for the process (once; later calls are no-ops).
 /// reqwest is built without a default provider, and refuses to build a client without one.
 pub fn install_tls_provider() {

@@ -157,8 +157,11 @@ impl Store {
 
     /// Records a good scrape and appends it to the target's history.
     pub fn record_success(&self, name: &str, scraped: Scraped, duration: f64) {
-        let targets = self.slots().len().max(1);
-        let Some(slot) = self.slots().get(name).cloned() else {
+        let (targets, slot) = {
+            let slots = self.slots();
+            (slots.len().max(1), slots.get(name).cloned())
+        };
+        let Some(slot) = slot else {
             return;
         };
         let at = scraped.at;

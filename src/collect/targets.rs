@@ -102,16 +102,7 @@ impl Target {
     pub fn from_arg(arg: &str, scrape: &ScrapeConfig) -> Result<Target, TargetError> {
         let mut parts = arg.split(',');
         let url = parts.next().unwrap_or_default().trim().to_string();
-        let mut config = TargetConfig {
-            url,
-            name: None,
-            labels: BTreeMap::new(),
-            interval: None,
-            timeout: None,
-            bearer_token: None,
-            model: None,
-            raw: false,
-        };
+        let mut config = TargetConfig::for_url(url);
         for option in parts {
             let Some((key, value)) = option.split_once('=') else {
                 return Err(TargetError::Option {
@@ -147,9 +138,7 @@ pub fn metrics_url(url: &str) -> Result<String, TargetError> {
             url: parsed.to_string(),
         });
     }
-    if parsed.path() == "/" || parsed.path().is_empty() {
-        parsed.set_path("/metrics");
-    }
+    super::fetch::default_metrics_path(&mut parsed);
     Ok(parsed.to_string())
 }
 
@@ -229,14 +218,8 @@ pub fn read_file_sd(path: &Path, scrape: &ScrapeConfig) -> Result<Vec<Target>, T
                 format!("http://{address}")
             };
             let config = TargetConfig {
-                url,
-                name: None,
                 labels: labels.clone(),
-                interval: None,
-                timeout: None,
-                bearer_token: None,
-                model: None,
-                raw: false,
+                ..TargetConfig::for_url(url)
             };
             targets.push(Target::from_config(&config, scrape).map_err(|e| fail(e.to_string()))?);
         }

@@ -135,6 +135,13 @@ pub fn parse_sweep(text: &str, base: LoadMode) -> anyhow::Result<Vec<LoadMode>> 
         .collect()
 }
 
+/// Failed requests in a report, all classes together.
+fn failed_requests(report: &serde_json::Value) -> u64 {
+    report["requests"]["errors"].as_object().map_or(0, |e| {
+        e.values().filter_map(serde_json::Value::as_u64).sum()
+    })
+}
+
 /// Why a step counts as saturated: open-loop throughput under 90 % of the offered rate,
 /// more than 5 % errors, or a percentile objective missed.
 fn saturated(report: &serde_json::Value, load: LoadMode) -> Option<String> {
@@ -147,9 +154,7 @@ fn saturated(report: &serde_json::Value, load: LoadMode) -> Option<String> {
         return Some(format!("completed {done:.2} req/s of {rate} offered"));
     }
     let measured = report["requests"]["measured"].as_f64().unwrap_or(0.0);
-    let failed: f64 = report["requests"]["errors"].as_object().map_or(0.0, |e| {
-        e.values().filter_map(serde_json::Value::as_f64).sum()
-    });
+    let failed = failed_requests(report) as f64;
     if measured > 0.0 && failed / measured > 0.05 {
         return Some(format!(
             "{:.1} % of requests failed",
@@ -201,9 +206,7 @@ pub async fn sweep(
                 .as_f64()
                 .map_or(f64::NAN, |v| v * 1e3)
         };
-        let errors: u64 = r["requests"]["errors"].as_object().map_or(0, |e| {
-            e.values().filter_map(serde_json::Value::as_u64).sum()
-        });
+        let errors = failed_requests(r);
         writeln!(
             std::io::stdout(),
             "{label:<18} {:>10.2} {:>14.1} {:>12.2} {:>12.2} {errors:>8}",

@@ -249,11 +249,14 @@ fn is_url(target: &str) -> bool {
 /// `http://host:port` and `http://host:port/` mean the engine's `/metrics`.
 pub fn metrics_url(target: &str) -> String {
     match reqwest::Url::parse(target) {
-        Ok(mut url) if url.path() == "/" || url.path().is_empty() => {
-            url.set_path("/metrics");
-            url.to_string()
+        Ok(mut url) => {
+            if fetch::default_metrics_path(&mut url) {
+                url.to_string()
+            } else {
+                target.to_string()
+            }
         }
-        _ => target.to_string(),
+        Err(_) => target.to_string(),
     }
 }
 

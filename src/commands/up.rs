@@ -18,7 +18,7 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
     let mut targets = sources.targets(&config)?;
     let mut out = String::new();
     if targets.is_empty() && config.file_sd.is_empty() {
-        let found = up::discover().await;
+        let found = discover().await;
         if found.is_empty() {
             writeln!(
                 out,
@@ -127,4 +127,29 @@ fn print_banner(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+}
+
+/// Engines answering on their well-known local ports: `(engine, metrics URL)`. Each port is
+/// scraped as `llmwatch scrape` would, leniently and without asking the info endpoint.
+async fn discover() -> Vec<(crate::engines::Engine, String)> {
+    let mut found = Vec::new();
+    for port in crate::collect::targets::WELL_KNOWN_PORTS {
+        let args = crate::commands::scrape::ScrapeArgs {
+            target: format!("http://127.0.0.1:{port}/metrics"),
+            fetch: crate::collect::fetch::FetchOptions {
+                timeout: std::time::Duration::from_millis(500),
+                max_body_bytes: 16 << 20,
+                bearer_token: None,
+            },
+            lenient: true,
+            model: None,
+            probe_version: false,
+        };
+        if let Ok(analysis) = crate::commands::scrape::scrape(&args).await
+            && let Some(engine) = analysis.engine()
+        {
+            found.push((engine, args.target));
+        }
+    }
+    found
 }

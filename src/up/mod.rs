@@ -265,33 +265,3 @@ async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
 async fn recv(_: &mut Option<()>) {
     std::future::pending().await
 }
-
-/// Engines answering on their well-known local ports: `(engine, metrics URL)`.
-pub async fn discover() -> Vec<(crate::engines::Engine, String)> {
-    let client = reqwest::Client::new();
-    let opts = crate::collect::fetch::FetchOptions {
-        timeout: std::time::Duration::from_millis(500),
-        max_body_bytes: 16 << 20,
-        bearer_token: None,
-    };
-    let mut found = Vec::new();
-    for port in targets::WELL_KNOWN_PORTS {
-        let url = format!("http://127.0.0.1:{port}/metrics");
-        let Ok(fetched) =
-            crate::collect::fetch::fetch(&client, &url, &opts, crate::collect::fetch::ACCEPT).await
-        else {
-            continue;
-        };
-        let Ok(checked) = crate::collect::body::check(&url, &fetched.body, None) else {
-            continue;
-        };
-        let Ok(exp) = crate::exposition::parse(&checked.text, crate::exposition::Mode::Lenient)
-        else {
-            continue;
-        };
-        if let Some(engine) = crate::engines::detect(&crate::engines::Index::new(&exp)).engine {
-            found.push((engine, url));
-        }
-    }
-    found
-}
