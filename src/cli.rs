@@ -59,6 +59,10 @@ pub struct BenchCli {
     /// the wait counts in latency from the intended send time.
     #[arg(long)]
     pub max_in_flight: Option<usize>,
+    /// Open-loop sender threads, each pacing and sending its share of the schedule on its own
+    /// runtime (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// How long to send (e.g. 30s, 5m).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,

@@ -5,7 +5,9 @@
 //! end-to-end, send lag, errors by class and goodput under SLOs.
 
 pub mod dataset;
+mod drive;
 pub mod engine_view;
+pub mod live;
 pub mod report;
 pub mod request;
 pub mod schedule;
@@ -13,15 +15,13 @@ pub mod trace;
 pub mod workload;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::task::JoinSet;
 
 use report::{Aggregate, Slo};
-use request::Timing;
-use schedule::{OpenLoop, Release};
+use schedule::OpenLoop;
 use workload::Workload;
 
 /// Which OpenAI route to load.
@@ -92,6 +92,8 @@ pub struct BenchOptions {
     pub engine_metrics: bool,
     /// Replay these requests at their times instead of `load`'s schedule.
     pub trace: Option<Arc<Vec<trace::TraceEntry>>>,
+    /// Open-loop sender threads; one per core when absent.
+    pub threads: Option<usize>,
 }
 
 /// Why a benchmark could not run.
@@ -209,16 +211,23 @@ fn body(options: &BenchOptions, model: &str, index: u64) -> String {
     body.to_string()
 }
 
+/// The benchmark's HTTP client: one per runtime, since a pooled connection lives on the
+/// runtime that opened it.
+fn http_client(url: &str) -> Result<reqwest::Client, BenchError> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| BenchError::Unreachable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Runs the benchmark; `progress` is called with the aggregate after each request.
 pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     crate::collect::fetch::install_tls_provider();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .build()
-        .map_err(|e| BenchError::Unreachable {
-            url: options.url.clone(),
-            reason: e.to_string(),
-        })?;
+    let client = http_client(&options.url)?;
     let listed = first_model(&client, &options.url, options.api_key.as_deref()).await?;
     let model = options
         .model
@@ -234,64 +243,39 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     };
     let cpu_before = process_cpu_seconds();
     let options = Arc::new(options);
-    let url: Arc<str> = Arc::from(route(&options.url, options.api));
-    let start = Instant::now() + Duration::from_millis(20);
-    let stop = Arc::new(AtomicBool::new(false));
-    let slos = options.slos.clone();
-    let mut aggregate = Aggregate::new(slos);
-    let warm_until = start + options.warmup;
-    let mut tasks: JoinSet<(Release, Timing)> = JoinSet::new();
+    let url = reqwest::Url::parse(&route(&options.url, options.api)).map_err(|e| {
+        BenchError::Unreachable {
+            url: options.url.clone(),
+            reason: e.to_string(),
+        }
+    })?;
     let live_metrics = match &options.metrics_listen {
-        Some(addr) => Some(serve_metrics(addr).await?),
+        Some(addr) => Some(live::serve_metrics(addr).await?),
         None => None,
     };
-    let operation = crate::client_metrics::Operation {
-        gen_ai_operation_name: match options.api {
-            Api::Chat => "chat".into(),
-            Api::Completions => "text_completion".into(),
+    let start = Instant::now() + Duration::from_millis(20);
+    let run = Arc::new(drive::Run {
+        url,
+        slots: options
+            .max_in_flight
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+        live: live_metrics,
+        operation: crate::client_metrics::Operation {
+            gen_ai_operation_name: match options.api {
+                Api::Chat => "chat".into(),
+                Api::Completions => "text_completion".into(),
+            },
+            gen_ai_request_model: model.clone(),
         },
-        gen_ai_request_model: model.clone(),
-    };
-    let slots = options
-        .max_in_flight
-        .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))));
-    let spawn = |tasks: &mut JoinSet<(Release, Timing)>, release: Release| {
-        let (client, url, options, model) =
-            (client.clone(), url.clone(), options.clone(), model.clone());
-        let slots = slots.clone();
-        let (live, operation) = (live_metrics.clone(), operation.clone());
-        tasks.spawn(async move {
-            // Held until the answer ends; the wait for it is part of the send lag.
-            let _slot = match slots {
-                Some(slots) => slots.acquire_owned().await.ok(),
-                None => None,
-            };
-            let body = body(&options, &model, release.index);
-            if let Some(live) = &live {
-                live.in_flight.inc();
-            }
-            let timing = request::run(
-                &client,
-                &url,
-                body,
-                options.api_key.as_deref(),
-                options.stream,
-                options.timeout,
-            )
-            .await;
-            if let Some(live) = &live {
-                live.in_flight.dec();
-                observe(live, &operation, &timing);
-            }
-            (release, timing)
-        });
-    };
-    let mut interrupted = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let live = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    match options.load {
+        model: model.clone(),
+        start,
+        warm_until: start + options.warmup,
+        aggregate: std::sync::Mutex::new(Aggregate::new(options.slos.clone())),
+        in_flight: AtomicUsize::new(0),
+        options: options.clone(),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = match options.load {
         LoadMode::Open { rate, arrival } => {
             let plan = OpenLoop {
                 rate,
@@ -304,91 +288,26 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
                     .as_ref()
                     .map(|t| Arc::new(t.iter().map(|e| e.at).collect())),
             };
-            let mut releases =
-                schedule::pace(plan, start, stop.clone()).map_err(BenchError::Pacer)?;
-            loop {
-                tokio::select! {
-                    release = releases.recv() => match release {
-                        Some(release) => spawn(&mut tasks, release),
-                        None => break,
-                    },
-                    Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                        if let Ok((release, timing)) = done {
-                            aggregate.add(release.index, release.intended, &timing, start, release.intended >= warm_until);
-                        }
-                    }
-                    _ = tick.tick(), if live => progress(&aggregate, tasks.len(), start),
-                    _ = &mut ctrl_c => {
-                        interrupted = true;
-                        break;
-                    }
-                }
-            }
+            let threads = options.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            let ended = drive::open_loop(run.clone(), plan, threads, stop.clone())?;
+            drive::supervise(&run, ended, &stop).await
         }
         LoadMode::Closed { concurrency } => {
-            tokio::time::sleep_until(start.into()).await;
-            let next = AtomicU64::new(0);
-            let deadline = options.duration.map(|d| start + d);
-            let more = |next: &AtomicU64| {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let in_bounds = options.requests.is_none_or(|n| index < n)
-                    && deadline.is_none_or(|d| Instant::now() < d);
-                in_bounds.then(|| Release {
-                    index,
-                    intended: Instant::now(),
-                })
-            };
-            for _ in 0..concurrency.max(1) {
-                if let Some(release) = more(&next) {
-                    spawn(&mut tasks, release);
-                }
-            }
-            loop {
-                tokio::select! {
-                    done = tasks.join_next() => match done {
-                        Some(Ok((release, timing))) => {
-                            aggregate.add(release.index, release.intended, &timing, start, release.intended >= warm_until);
-                            if let Some(release) = more(&next) {
-                                spawn(&mut tasks, release);
-                            }
-                        }
-                        Some(Err(_)) => {}
-                        None => break,
-                    },
-                    _ = tick.tick(), if live => progress(&aggregate, tasks.len(), start),
-                    _ = &mut ctrl_c => {
-                        interrupted = true;
-                        break;
-                    }
-                }
-            }
+            let ended = drive::closed_loop(run.clone(), client, concurrency, stop.clone());
+            drive::supervise(&run, ended, &stop).await
         }
-    }
-    stop.store(true, Ordering::Relaxed);
-    if live {
-        eprintln_progress("\n");
-    }
-    if interrupted {
-        tasks.abort_all();
-    }
-    while let Some(done) = tasks.join_next().await {
-        if let Ok((release, timing)) = done {
-            aggregate.add(
-                release.index,
-                release.intended,
-                &timing,
-                start,
-                release.intended >= warm_until,
-            );
-        }
-    }
+    };
+    // Requests still running after Ctrl-C finish into the emptied aggregate, unreported.
+    let aggregate = std::mem::replace(&mut *run.aggregate(), Aggregate::new(Vec::new()));
     let target = match options.load {
         LoadMode::Open { rate, .. } => Some(rate),
         LoadMode::Closed { .. } => None,
     };
     let mut report = aggregate.to_json(target);
     report["model"] = json!(model);
-    report["url"] = json!(url.as_ref());
+    report["url"] = json!(run.url.as_str());
     report["interrupted"] = json!(interrupted);
     if let Some(before) = engine_before {
         let after = engine_view::snapshot(&options.url, options.api_key.as_deref()).await;
@@ -412,32 +331,6 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     })
 }
 
-/// One progress line on a terminal: elapsed time, requests done per second, in flight,
-/// errors, and TTFT p50/p99 so far.
-fn progress(aggregate: &Aggregate, in_flight: usize, start: Instant) {
-    let elapsed = start.elapsed().as_secs_f64().max(0.001);
-    let ms = |q| {
-        aggregate
-            .quantile("ttft", q)
-            .map_or_else(|| "-".into(), |v| format!("{:.0}", v * 1e3))
-    };
-    let line = format!(
-        "\r{elapsed:>6.0} s  {:>8.1} req/s done  {in_flight:>5} in flight  {:>5} errors  TTFT p50 {} ms p99 {} ms   ",
-        aggregate.sent as f64 / elapsed,
-        aggregate.errors(),
-        ms(0.5),
-        ms(0.99),
-    );
-    eprintln_progress(&line);
-}
-
-fn eprintln_progress(text: &str) {
-    use std::io::Write;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes());
-    let _ = err.flush();
-}
-
 /// This process's user + system CPU time, from `/proc/self/stat` (Linux; `None` elsewhere).
 fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -447,87 +340,4 @@ fn process_cpu_seconds() -> Option<f64> {
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // The kernel's USER_HZ is 100 on every Linux architecture llmwatch builds for.
     Some(ticks / 100.0)
-}
-
-/// Serves the client metrics on `addr` for the rest of the process.
-async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMetrics, BenchError> {
-    let (metrics, registry) = crate::client_metrics::ClientMetrics::registered();
-    let listener =
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|error| BenchError::Metrics {
-                addr: addr.to_string(),
-                error,
-            })?;
-    let bound = listener.local_addr().map_err(|error| BenchError::Metrics {
-        addr: addr.to_string(),
-        error,
-    })?;
-    let registry = Arc::new(registry);
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let registry = registry.clone();
-            async move {
-                let mut body = String::new();
-                let _ = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry);
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                    )],
-                    body,
-                )
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    eprintln_progress(&format!("bench: live metrics on http://{bound}/metrics\n"));
-    Ok(metrics)
-}
-
-/// Records one finished request in the live client metrics.
-fn observe(
-    m: &crate::client_metrics::ClientMetrics,
-    op: &crate::client_metrics::Operation,
-    t: &Timing,
-) {
-    let outcome = t.error.map_or("ok", request::ErrorClass::as_str);
-    m.outcomes
-        .get_or_create(&crate::client_metrics::OutcomeLabels {
-            gen_ai_request_model: op.gen_ai_request_model.clone(),
-            outcome: outcome.to_string(),
-        })
-        .inc();
-    let Some(sent) = t.sent else { return };
-    let secs = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64();
-    if let Some(end) = t.end {
-        m.duration.get_or_create(op).observe(secs(sent, end));
-    }
-    if let Some(first) = t.first_chunk {
-        m.first_chunk.get_or_create(op).observe(secs(sent, first));
-    }
-    if let Some(first) = t.content.first() {
-        m.first_content
-            .get_or_create(op)
-            .observe(secs(sent, *first));
-    }
-    let per_chunk = t.tokens_per_chunk();
-    for pair in t.content.windows(2) {
-        let gap = secs(pair[0], pair[1]);
-        m.per_chunk.get_or_create(op).observe(gap);
-        m.per_token.get_or_create(op).observe(gap / per_chunk);
-    }
-    for (kind, n) in [("input", t.input_tokens), ("output", t.output_tokens)] {
-        if let Some(n) = n {
-            let labels = crate::client_metrics::TokenLabels {
-                gen_ai_operation_name: op.gen_ai_operation_name.clone(),
-                gen_ai_request_model: op.gen_ai_request_model.clone(),
-                gen_ai_token_type: kind.to_string(),
-            };
-            m.tokens.get_or_create(&labels).observe(n as f64);
-        }
-    }
 }

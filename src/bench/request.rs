@@ -131,7 +131,7 @@ impl Choice<'_> {
 /// Sends `body` to `url` and times the answer. Never fails: problems land in `error`.
 pub async fn run(
     client: &reqwest::Client,
-    url: &str,
+    url: &reqwest::Url,
     body: String,
     api_key: Option<&str>,
     stream: bool,
@@ -152,14 +152,14 @@ pub async fn run(
 
 async fn exchange(
     client: &reqwest::Client,
-    url: &str,
+    url: &reqwest::Url,
     body: String,
     api_key: Option<&str>,
     stream: bool,
     t: &mut Timing,
 ) {
     let mut request = client
-        .post(url)
+        .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body);
     if let Some(key) = api_key {

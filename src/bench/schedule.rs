@@ -1,6 +1,6 @@
-//! When requests are sent. Open loop: a pacer thread wakes at each request's intended send
-//! time (sleeping, then spinning the last stretch, since the async timer wakes on millisecond
-//! ticks) and hands it to the runtime; the gaps are constant, Poisson or gamma (bursty).
+//! When requests are sent. Open loop: a pacer task waits for each request's intended send
+//! time on a precise timer (the async runtime's own timer wakes on millisecond ticks) and
+//! spawns it on the same runtime; the gaps are constant, Poisson or gamma (bursty).
 //! Latency is measured from that intended time, so a server that stalls the client cannot
 //! hide the wait (coordinated omission). Closed loop: a fixed number of workers, each sending
 //! its next request when the previous ends.
@@ -8,8 +8,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use tokio::sync::mpsc;
 
 use crate::rng::Rng;
 
@@ -103,42 +101,70 @@ pub struct OpenLoop {
     pub times: Option<Arc<Vec<f64>>>,
 }
 
-/// Starts the pacer thread: releases arrive on the receiver at their intended times until a
-/// bound is reached or `stop` is set.
-pub fn pace(
+/// The releases of an open-loop plan, in order, with their intended times.
+pub struct Schedule {
     plan: OpenLoop,
     start: Instant,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<mpsc::UnboundedReceiver<Release>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        .name("bench-pacer".into())
-        .spawn(move || {
-            let mut rng = Rng::new(plan.seed, 7);
-            let mut offset = 0.0;
-            for index in 0.. {
-                if plan.requests.is_some_and(|n| index >= n) || stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                if let Some(times) = &plan.times {
-                    match times.get(index as usize) {
-                        Some(at) => offset = *at,
-                        None => return,
-                    }
-                }
-                let at = Duration::from_secs_f64(offset);
-                if plan.duration.is_some_and(|d| at >= d) {
-                    return;
-                }
-                let intended = start + at;
-                crate::clock::wait_until(intended, Duration::from_micros(200));
-                if tx.send(Release { index, intended }).is_err() {
-                    return;
-                }
-                offset += plan.arrival.gap(plan.rate, &mut rng);
-            }
-        })?;
-    Ok(rx)
+    rng: Rng,
+    offset: f64,
+    index: u64,
+}
+
+impl Schedule {
+    /// The plan's releases counted from `start`.
+    pub fn new(plan: OpenLoop, start: Instant) -> Schedule {
+        let rng = Rng::new(plan.seed, 7);
+        Schedule {
+            plan,
+            start,
+            rng,
+            offset: 0.0,
+            index: 0,
+        }
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Release;
+
+    fn next(&mut self) -> Option<Release> {
+        let index = self.index;
+        if self.plan.requests.is_some_and(|n| index >= n) {
+            return None;
+        }
+        if let Some(times) = &self.plan.times {
+            self.offset = *times.get(index as usize)?;
+        }
+        let at = Duration::from_secs_f64(self.offset);
+        if self.plan.duration.is_some_and(|d| at >= d) {
+            return None;
+        }
+        self.index += 1;
+        self.offset += self.plan.arrival.gap(self.plan.rate, &mut self.rng);
+        Some(Release {
+            index,
+            intended: self.start + at,
+        })
+    }
+}
+
+/// Calls `release` with each of `releases` at its intended time, on this task, until they run
+/// out or `stop` is set. Releases already due go out at once, so a late wake-up catches up
+/// instead of drifting.
+pub async fn pace(
+    releases: impl Iterator<Item = Release>,
+    stop: &AtomicBool,
+    mut release: impl FnMut(Release),
+) -> std::io::Result<()> {
+    let timer = crate::clock::PreciseTimer::new()?;
+    for next in releases {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        timer.sleep_until(next.intended).await?;
+        release(next);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -177,26 +203,56 @@ mod tests {
         assert!(Arrival::parse("bursty").is_err());
     }
 
-    #[test]
-    fn the_pacer_releases_on_time_and_stops_at_its_bound() {
-        let plan = OpenLoop {
+    fn plan(requests: u64) -> OpenLoop {
+        OpenLoop {
             rate: 200.0,
             arrival: Arrival::Constant,
             duration: None,
-            requests: Some(40),
+            requests: Some(requests),
             seed: 1,
             times: None,
-        };
-        let start = Instant::now();
-        let mut rx = pace(plan, start, Arc::new(AtomicBool::new(false))).unwrap();
-        let mut seen = 0;
-        while let Some(release) = rx.blocking_recv() {
-            assert_eq!(release.index, seen);
-            let want = start + Duration::from_secs_f64(seen as f64 / 200.0);
-            assert_eq!(release.intended, want);
-            assert!(Instant::now() >= want);
-            seen += 1;
         }
-        assert_eq!(seen, 40);
+    }
+
+    #[tokio::test]
+    async fn the_pacer_releases_on_time_and_stops_at_its_bound() {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        pace(
+            Schedule::new(plan(40), start),
+            &AtomicBool::new(false),
+            |r| {
+                assert!(Instant::now() >= r.intended);
+                seen.push(r);
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen.len(), 40);
+        for (k, release) in seen.iter().enumerate() {
+            assert_eq!(release.index, k as u64);
+            let want = start + Duration::from_secs_f64(k as f64 / 200.0);
+            assert_eq!(release.intended, want);
+        }
+    }
+
+    #[test]
+    fn a_schedule_ends_at_its_duration_or_its_trace() {
+        let start = Instant::now();
+        let timed = OpenLoop {
+            requests: None,
+            duration: Some(Duration::from_millis(100)),
+            ..plan(0)
+        };
+        assert_eq!(Schedule::new(timed, start).count(), 20);
+        let traced = OpenLoop {
+            requests: None,
+            times: Some(Arc::new(vec![0.0, 0.25, 0.5])),
+            ..plan(0)
+        };
+        let at: Vec<Duration> = Schedule::new(traced, start)
+            .map(|r| r.intended - start)
+            .collect();
+        assert_eq!(at, [0.0, 0.25, 0.5].map(Duration::from_secs_f64));
     }
 }

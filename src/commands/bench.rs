@@ -78,6 +78,7 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         max_in_flight: args.max_in_flight,
         metrics_listen: args.metrics_listen.clone(),
         engine_metrics: args.engine_metrics,
+        threads: args.threads.map(usize::from),
         trace,
     })
 }

@@ -1,0 +1,118 @@
+//! What a benchmark shows while it runs: a progress line on a terminal and, when asked, the
+//! client metrics on a `/metrics` endpoint (the same names the proxy serves).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::BenchError;
+use super::report::Aggregate;
+use super::request::{self, Timing};
+
+/// One progress line on a terminal: elapsed time, requests done per second, in flight,
+/// errors, and TTFT p50/p99 so far.
+pub fn progress(aggregate: &Aggregate, in_flight: usize, start: Instant) {
+    let elapsed = start.elapsed().as_secs_f64().max(0.001);
+    let ms = |q| {
+        aggregate
+            .quantile("ttft", q)
+            .map_or_else(|| "-".into(), |v| format!("{:.0}", v * 1e3))
+    };
+    let line = format!(
+        "\r{elapsed:>6.0} s  {:>8.1} req/s done  {in_flight:>5} in flight  {:>5} errors  TTFT p50 {} ms p99 {} ms   ",
+        aggregate.sent as f64 / elapsed,
+        aggregate.errors(),
+        ms(0.5),
+        ms(0.99),
+    );
+    eprintln_progress(&line);
+}
+
+pub fn eprintln_progress(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// Serves the client metrics on `addr` for the rest of the process.
+pub async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMetrics, BenchError> {
+    let (metrics, registry) = crate::client_metrics::ClientMetrics::registered();
+    let listener =
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|error| BenchError::Metrics {
+                addr: addr.to_string(),
+                error,
+            })?;
+    let bound = listener.local_addr().map_err(|error| BenchError::Metrics {
+        addr: addr.to_string(),
+        error,
+    })?;
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut body = String::new();
+                let _ = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry);
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                    )],
+                    body,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    eprintln_progress(&format!("bench: live metrics on http://{bound}/metrics\n"));
+    Ok(metrics)
+}
+
+/// Records one finished request in the live client metrics.
+pub fn observe(
+    m: &crate::client_metrics::ClientMetrics,
+    op: &crate::client_metrics::Operation,
+    t: &Timing,
+) {
+    let outcome = t.error.map_or("ok", request::ErrorClass::as_str);
+    m.outcomes
+        .get_or_create(&crate::client_metrics::OutcomeLabels {
+            gen_ai_request_model: op.gen_ai_request_model.clone(),
+            outcome: outcome.to_string(),
+        })
+        .inc();
+    let Some(sent) = t.sent else { return };
+    let secs = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64();
+    if let Some(end) = t.end {
+        m.duration.get_or_create(op).observe(secs(sent, end));
+    }
+    if let Some(first) = t.first_chunk {
+        m.first_chunk.get_or_create(op).observe(secs(sent, first));
+    }
+    if let Some(first) = t.content.first() {
+        m.first_content
+            .get_or_create(op)
+            .observe(secs(sent, *first));
+    }
+    let per_chunk = t.tokens_per_chunk();
+    for pair in t.content.windows(2) {
+        let gap = secs(pair[0], pair[1]);
+        m.per_chunk.get_or_create(op).observe(gap);
+        m.per_token.get_or_create(op).observe(gap / per_chunk);
+    }
+    for (kind, n) in [("input", t.input_tokens), ("output", t.output_tokens)] {
+        if let Some(n) = n {
+            let labels = crate::client_metrics::TokenLabels {
+                gen_ai_operation_name: op.gen_ai_operation_name.clone(),
+                gen_ai_request_model: op.gen_ai_request_model.clone(),
+                gen_ai_token_type: kind.to_string(),
+            };
+            m.tokens.get_or_create(&labels).observe(n as f64);
+        }
+    }
+}
