@@ -50,7 +50,7 @@ impl Run {
     }
 
     /// Sends one request and records it.
-    async fn send(&self, client: &reqwest::Client, release: Release) {
+    async fn send(&self, client: &request::Client, release: Release) {
         // Held until the answer ends; the wait for it is part of the send lag.
         let _slot = match &self.slots {
             Some(slots) => slots.clone().acquire_owned().await.ok(),
@@ -104,7 +104,7 @@ pub fn open_loop(
             .enable_all()
             .build()
             .map_err(BenchError::Pacer)?;
-        let client = super::http_client(&run.options.url)?;
+        let client = super::http_client(&run.url)?;
         let (run, plan, stop) = (run.clone(), plan.clone(), stop.clone());
         let mine = move |r: &Release| r.index % threads == k;
         let sender = std::thread::Builder::new()
@@ -126,7 +126,7 @@ pub fn open_loop(
 /// runtime, then waits for them.
 async fn send_share(
     run: Arc<Run>,
-    client: reqwest::Client,
+    client: request::Client,
     plan: OpenLoop,
     mine: impl Fn(&Release) -> bool,
     stop: Arc<AtomicBool>,
@@ -183,7 +183,7 @@ impl Tally {
 /// until the request count or the duration is reached. Resolves when all have stopped.
 pub async fn closed_loop(
     run: Arc<Run>,
-    client: reqwest::Client,
+    client: request::Client,
     concurrency: usize,
     stop: Arc<AtomicBool>,
 ) {

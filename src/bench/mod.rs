@@ -7,6 +7,7 @@
 pub mod dataset;
 mod drive;
 pub mod engine_view;
+mod http1;
 pub mod live;
 pub mod report;
 pub mod request;
@@ -211,24 +212,22 @@ fn body(options: &BenchOptions, model: &str, index: u64) -> String {
     body.to_string()
 }
 
-/// The benchmark's HTTP client: one per runtime, since a pooled connection lives on the
-/// runtime that opened it.
-fn http_client(url: &str) -> Result<reqwest::Client, BenchError> {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| BenchError::Unreachable {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })
+/// The benchmark's HTTP client for `url`: one per runtime, since a pooled connection lives
+/// on the runtime that opened it.
+fn http_client(url: &reqwest::Url) -> Result<request::Client, BenchError> {
+    request::Client::for_url(url).map_err(|reason| BenchError::Unreachable {
+        url: url.to_string(),
+        reason,
+    })
 }
 
 /// Runs the benchmark; `progress` is called with the aggregate after each request.
 pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     crate::collect::fetch::install_tls_provider();
-    let client = http_client(&options.url)?;
-    let listed = first_model(&client, &options.url, options.api_key.as_deref()).await?;
+    let listed = {
+        let client = reqwest::Client::new();
+        first_model(&client, &options.url, options.api_key.as_deref()).await?
+    };
     let model = options
         .model
         .clone()
@@ -295,6 +294,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
             drive::supervise(&run, ended, &stop).await
         }
         LoadMode::Closed { concurrency } => {
+            let client = http_client(&run.url)?;
             let ended = drive::closed_loop(run.clone(), client, concurrency, stop.clone());
             drive::supervise(&run, ended, &stop).await
         }

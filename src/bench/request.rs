@@ -4,6 +4,7 @@
 //! content chunk, and the end; tokens from `usage`.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -128,9 +129,37 @@ impl Choice<'_> {
     }
 }
 
+/// How requests go out: a lean HTTP/1.1 client of our own for `http://` (the load
+/// generator's hot path: one write per request, answers decoded in place, a per-thread
+/// connection pool) and reqwest for everything else (TLS, proxies).
+#[derive(Clone)]
+pub enum Client {
+    /// Plain HTTP/1.1 over pooled TCP connections.
+    Lean(std::sync::Arc<super::http1::Pool>),
+    /// reqwest.
+    Full(reqwest::Client),
+}
+
+impl Client {
+    /// The client for `url`: lean for `http://`, reqwest otherwise.
+    pub fn for_url(url: &reqwest::Url) -> Result<Client, String> {
+        if url.scheme() == "http" {
+            return Ok(Client::Lean(std::sync::Arc::new(super::http1::Pool::new(
+                url,
+            )?)));
+        }
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .tcp_nodelay(true)
+            .build()
+            .map(Client::Full)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Sends `body` to `url` and times the answer. Never fails: problems land in `error`.
 pub async fn run(
-    client: &reqwest::Client,
+    client: &Client,
     url: &reqwest::Url,
     body: String,
     api_key: Option<&str>,
@@ -139,15 +168,34 @@ pub async fn run(
 ) -> Timing {
     let mut timing = Timing::default();
     let deadline = Instant::now() + timeout;
-    let work = exchange(client, url, body, api_key, stream, &mut timing);
-    if tokio::time::timeout_at(deadline.into(), work)
-        .await
-        .is_err()
-    {
+    let timed_out = match client {
+        Client::Lean(pool) => {
+            let work = pool.exchange(body.as_bytes(), api_key, stream, &mut timing);
+            tokio::time::timeout_at(deadline.into(), work)
+                .await
+                .is_err()
+        }
+        Client::Full(client) => {
+            let work = exchange(client, url, body, api_key, stream, &mut timing);
+            tokio::time::timeout_at(deadline.into(), work)
+                .await
+                .is_err()
+        }
+    };
+    if timed_out {
         timing.error = Some(ErrorClass::Timeout);
     }
     timing.end.get_or_insert_with(Instant::now);
     timing
+}
+
+/// The class of a non-200 status.
+pub fn status_error(status: u16) -> ErrorClass {
+    match status {
+        429 => ErrorClass::RateLimited,
+        400..=499 => ErrorClass::Http4xx,
+        _ => ErrorClass::Http5xx,
+    }
 }
 
 async fn exchange(
@@ -180,85 +228,107 @@ async fn exchange(
     t.first_byte = Some(Instant::now());
     let status = response.status().as_u16();
     if status != 200 {
-        t.error = Some(match status {
-            429 => ErrorClass::RateLimited,
-            400..=499 => ErrorClass::Http4xx,
-            _ => ErrorClass::Http5xx,
-        });
+        t.error = Some(status_error(status));
         return;
     }
-    if stream {
-        read_stream(&mut response, t).await;
-    } else {
-        read_whole(response, t).await;
-    }
-}
-
-async fn read_whole(response: reqwest::Response, t: &mut Timing) {
-    let Ok(bytes) = response.bytes().await else {
-        t.error = Some(ErrorClass::Incomplete);
-        return;
-    };
-    let now = Instant::now();
-    t.end = Some(now);
-    match serde_json::from_slice::<Chunk<'_>>(&bytes) {
-        Ok(reply) if reply.error.is_none() => {
-            t.first_chunk = Some(now);
-            t.content.push(now);
-            if let Some(usage) = reply.usage {
-                t.input_tokens = usage.prompt_tokens;
-                t.output_tokens = usage.completion_tokens;
-            }
-        }
-        _ => t.error = Some(ErrorClass::Invalid),
-    }
-}
-
-async fn read_stream(response: &mut reqwest::Response, t: &mut Timing) {
-    let mut buffer: Vec<u8> = Vec::new();
-    let mut finished = false;
-    let mut done = false;
+    let mut reader = BodyReader::new(stream);
     loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if reader.feed(&chunk, Instant::now(), t).is_break() {
+                    return;
+                }
+            }
             Ok(None) => break,
             Err(_) => {
                 t.error = Some(ErrorClass::Incomplete);
                 return;
             }
-        };
-        let now = Instant::now();
-        buffer.extend_from_slice(&chunk);
-        while let Some(end) = event_end(&buffer) {
-            let event: Vec<u8> = buffer.drain(..end.1).collect();
-            for data in data_lines(&event[..end.0]) {
+        }
+    }
+    reader.end(Instant::now(), t);
+}
+
+/// Reads an answer's body as it arrives: server-sent events when streaming (each event
+/// timed at the arrival of the bytes that completed it), one JSON document otherwise.
+pub struct BodyReader {
+    stream: bool,
+    buffer: Vec<u8>,
+    finished: bool,
+    done: bool,
+}
+
+impl BodyReader {
+    /// A reader for a streamed or a whole answer.
+    pub fn new(stream: bool) -> BodyReader {
+        BodyReader {
+            stream,
+            buffer: Vec::new(),
+            finished: false,
+            done: false,
+        }
+    }
+
+    /// Takes the next bytes of the body, received at `now`. `Break` once the answer is known
+    /// to have failed (the class is in `t.error`).
+    pub fn feed(&mut self, bytes: &[u8], now: Instant, t: &mut Timing) -> ControlFlow<()> {
+        self.buffer.extend_from_slice(bytes);
+        if !self.stream {
+            return ControlFlow::Continue(());
+        }
+        let mut consumed = 0;
+        while let Some(end) = event_end(&self.buffer[consumed..]) {
+            let event = &self.buffer[consumed..consumed + end.0];
+            consumed += end.1;
+            for data in data_lines(event) {
                 t.first_chunk.get_or_insert(now);
                 if data == b"[DONE]" {
-                    done = true;
+                    self.done = true;
                     continue;
                 }
                 let Ok(parsed) = serde_json::from_slice::<Chunk<'_>>(data) else {
                     t.error = Some(ErrorClass::Invalid);
-                    return;
+                    return ControlFlow::Break(());
                 };
                 if parsed.error.is_some() {
                     t.error = Some(ErrorClass::MidStream);
-                    return;
+                    return ControlFlow::Break(());
                 }
                 if parsed.choices.iter().any(Choice::has_content) {
                     t.content.push(now);
                 }
-                finished |= parsed.choices.iter().any(|c| c.finish_reason.is_some());
+                self.finished |= parsed.choices.iter().any(|c| c.finish_reason.is_some());
                 if let Some(usage) = parsed.usage {
                     t.input_tokens = usage.prompt_tokens.or(t.input_tokens);
                     t.output_tokens = usage.completion_tokens.or(t.output_tokens);
                 }
             }
         }
+        self.buffer.drain(..consumed);
+        ControlFlow::Continue(())
     }
-    t.end = Some(Instant::now());
-    if !(done || finished) {
-        t.error = Some(ErrorClass::Incomplete);
+
+    /// The body ended at `now`: a stream must have said it was done, a whole answer must
+    /// parse.
+    pub fn end(self, now: Instant, t: &mut Timing) {
+        t.end = Some(now);
+        if self.stream {
+            if !(self.done || self.finished) {
+                t.error = Some(ErrorClass::Incomplete);
+            }
+            return;
+        }
+        match serde_json::from_slice::<Chunk<'_>>(&self.buffer) {
+            Ok(reply) if reply.error.is_none() => {
+                t.first_chunk = Some(now);
+                t.content.push(now);
+                if let Some(usage) = reply.usage {
+                    t.input_tokens = usage.prompt_tokens;
+                    t.output_tokens = usage.completion_tokens;
+                }
+            }
+            _ => t.error = Some(ErrorClass::Invalid),
+        }
     }
 }
 

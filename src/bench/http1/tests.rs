@@ -1,0 +1,94 @@
+use super::*;
+use proptest::prelude::*;
+
+/// Decodes `wire` fed in pieces cut at `cuts`, returning the body and the final state.
+fn decode_in_pieces(framing: Framing, wire: &[u8], cuts: &[usize]) -> (Vec<u8>, Decoded) {
+    let mut decoder = Decoder::new(framing);
+    let mut buffer = Vec::new();
+    let mut body = Vec::new();
+    let mut last = Decoded::More;
+    let mut from = 0;
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+    points.sort_unstable();
+    points.push(wire.len());
+    for to in points {
+        buffer.extend_from_slice(&wire[from..to.max(from)]);
+        from = to.max(from);
+        last = decoder.decode(&mut buffer, |d| {
+            body.extend_from_slice(d);
+            ControlFlow::Continue(())
+        });
+        if last != Decoded::More {
+            break;
+        }
+    }
+    (body, last)
+}
+
+fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for piece in pieces {
+        wire.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        wire.extend_from_slice(piece);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    wire
+}
+
+#[test]
+fn a_chunked_body_decodes_whole_and_ends() {
+    let wire = chunked(&[b"data: {\"a\":1}\n\n", b"data: [DONE]\n\n"]);
+    let (body, state) = decode_in_pieces(Framing::Chunked, &wire, &[]);
+    assert_eq!(body, b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+    assert_eq!(state, Decoded::Done);
+}
+
+#[test]
+fn chunk_extensions_are_ignored_and_bad_sizes_refused() {
+    let (body, state) = decode_in_pieces(Framing::Chunked, b"3;x=y\r\nabc\r\n0\r\n\r\n", &[]);
+    assert_eq!((body.as_slice(), state), (&b"abc"[..], Decoded::Done));
+    let (_, state) = decode_in_pieces(Framing::Chunked, b"zz\r\nabc\r\n", &[]);
+    assert_eq!(state, Decoded::Invalid);
+    let (_, state) = decode_in_pieces(Framing::Chunked, b"3\r\nabcXY0\r\n\r\n", &[]);
+    assert_eq!(state, Decoded::Invalid);
+}
+
+#[test]
+fn a_length_body_ends_at_its_length() {
+    let (body, state) = decode_in_pieces(Framing::Length(5), b"hello", &[2]);
+    assert_eq!((body.as_slice(), state), (&b"hello"[..], Decoded::Done));
+}
+
+#[test]
+fn response_heads_give_status_framing_and_keep_alive() {
+    let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\n";
+    let parsed = parse_head(head).unwrap().unwrap();
+    assert_eq!(parsed, (200, Framing::Chunked, true, head.len() - 3));
+    let closing =
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\nConnection: close\r\n\r\n";
+    let parsed = parse_head(closing).unwrap().unwrap();
+    assert_eq!(
+        (parsed.0, parsed.1, parsed.2),
+        (429, Framing::Length(2), false)
+    );
+    let unframed = b"HTTP/1.1 200 OK\r\n\r\n";
+    assert_eq!(parse_head(unframed).unwrap().unwrap().1, Framing::Close);
+    assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nx: y").unwrap(), None);
+    assert!(parse_head(b"NOT HTTP\r\n\r\n").is_err());
+}
+
+proptest! {
+    /// However the bytes arrive, the body is the same and the end is found.
+    #[test]
+    fn chunked_decoding_does_not_depend_on_how_bytes_arrive(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..200), 0..8),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        let wire = chunked(&refs);
+        let (body, state) = decode_in_pieces(Framing::Chunked, &wire, &cuts);
+        prop_assert_eq!(body, pieces.concat());
+        prop_assert_eq!(state, Decoded::Done);
+    }
+}
