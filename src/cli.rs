@@ -127,6 +127,10 @@ pub struct BenchCli {
     /// Write one CSV line per request here.
     #[arg(long)]
     pub csv: Option<std::path::PathBuf>,
+    /// Write a self-contained HTML report here: latency and throughput against load (one
+    /// point per sweep step) and, for a single run, second by second.
+    #[arg(long)]
+    pub html: Option<std::path::PathBuf>,
 }
 
 /// `llmwatch up`.

@@ -90,11 +90,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             match args.sweep.as_deref() {
                 Some(levels) => {
                     let levels = bench::parse_sweep(levels, options.load)?;
-                    runtime.block_on(bench::sweep(options, levels, args.json.as_deref()))?;
+                    runtime.block_on(bench::sweep(options, levels, &args))?;
                 }
                 None => {
                     let outcome = runtime.block_on(llmwatch::bench::run(options))?;
-                    bench::write_outputs(&outcome, args.json.as_deref(), args.csv.as_deref())?;
+                    bench::write_outputs(&outcome, &args)?;
                 }
             }
         }

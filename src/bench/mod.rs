@@ -7,6 +7,7 @@
 pub mod dataset;
 mod drive;
 pub mod engine_view;
+pub mod html;
 mod http1;
 pub mod live;
 pub mod report;
@@ -135,6 +136,8 @@ pub struct Outcome {
     pub report: serde_json::Value,
     /// Whether Ctrl-C cut the run short.
     pub interrupted: bool,
+    /// The load it ran.
+    pub load: LoadMode,
 }
 
 /// The server's root: `http://h:p`, `http://h:p/` and `http://h:p/v1` all mean `http://h:p`.
@@ -328,6 +331,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         aggregate,
         report,
         interrupted,
+        load: options.load,
     })
 }
 

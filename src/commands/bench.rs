@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::bench::html::{self, Step};
 use crate::bench::report::Slo;
 use crate::bench::workload::Workload;
 use crate::bench::{Api, BenchOptions, LoadMode, Outcome};
@@ -84,11 +85,8 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
 }
 
 /// Prints the summary table and writes the JSON report and the per-request CSV.
-pub fn write_outputs(
-    outcome: &Outcome,
-    json: Option<&Path>,
-    csv: Option<&Path>,
-) -> anyhow::Result<()> {
+pub fn write_outputs(outcome: &Outcome, args: &BenchCli) -> anyhow::Result<()> {
+    let (json, csv) = (args.json.as_deref(), args.csv.as_deref());
     let mut out = std::io::stdout().lock();
     if outcome.interrupted {
         writeln!(out, "interrupted: partial results")?;
@@ -102,7 +100,33 @@ pub fn write_outputs(
         std::fs::write(path, outcome.aggregate.csv())
             .with_context(|| format!("{}: cannot write", path.display()))?;
     }
+    if let Some(path) = &args.html {
+        let (offered, axis) = offered(outcome.load);
+        let steps = [Step {
+            offered,
+            report: &outcome.report,
+        }];
+        let html = html::render(
+            &format!("llmwatch bench {}", args.url),
+            axis,
+            &steps,
+            Some(&outcome.aggregate.records),
+        );
+        write_file(path, &html)?;
+    }
     Ok(())
+}
+
+/// The x value and axis name of a load level in the HTML report.
+fn offered(load: LoadMode) -> (f64, &'static str) {
+    match load {
+        LoadMode::Open { rate, .. } => (rate, "offered rate (requests/s)"),
+        LoadMode::Closed { concurrency } => (concurrency as f64, "concurrency"),
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// The load levels of `--sweep rate:A,B,…` or `concurrency:A,B,…`; rates keep the arrival
@@ -177,7 +201,7 @@ fn saturated(report: &serde_json::Value, load: LoadMode) -> Option<String> {
 pub async fn sweep(
     base: BenchOptions,
     levels: Vec<LoadMode>,
-    json: Option<&Path>,
+    args: &BenchCli,
 ) -> anyhow::Result<()> {
     let mut steps = Vec::new();
     let mut saturated_at = None;
@@ -223,7 +247,7 @@ pub async fn sweep(
         let why = saturated(r, load);
         let mut step = r.clone();
         step["load"] = serde_json::json!(label);
-        steps.push(step);
+        steps.push((load, step));
         if let Some(why) = why {
             writeln!(std::io::stdout(), "saturated at {label}: {why}")?;
             saturated_at = Some(serde_json::json!({ "load": label, "why": why }));
@@ -233,10 +257,22 @@ pub async fn sweep(
             break;
         }
     }
-    if let Some(path) = json {
+    if let Some(path) = &args.html {
+        let axis = steps.first().map_or("load", |(load, _)| offered(*load).1);
+        let points: Vec<Step<'_>> = steps
+            .iter()
+            .map(|(load, report)| Step {
+                offered: offered(*load).0,
+                report,
+            })
+            .collect();
+        let title = format!("llmwatch bench {} (sweep)", args.url);
+        write_file(path, &html::render(&title, axis, &points, None))?;
+    }
+    if let Some(path) = &args.json {
+        let steps: Vec<&serde_json::Value> = steps.iter().map(|(_, r)| r).collect();
         let doc = serde_json::json!({ "steps": steps, "saturated": saturated_at });
-        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        write_file(path, &serde_json::to_string_pretty(&doc)?)?;
     }
     Ok(())
 }

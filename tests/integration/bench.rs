@@ -9,11 +9,13 @@ use serde_json::Value;
 use crate::up::get;
 use crate::util::start;
 
-/// Runs `llmwatch bench URL args…` writing JSON and CSV; returns (report, CSV rows).
+/// Runs `llmwatch bench URL args…` writing JSON, CSV and HTML; returns (report, CSV rows)
+/// after checking the HTML report is whole and self-contained.
 fn bench(url: &str, args: &[&str]) -> (Value, Vec<Vec<String>>) {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let csv = dir.path().join("requests.csv");
+    let html = dir.path().join("report.html");
     let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
         .arg("bench")
         .arg(url)
@@ -22,6 +24,8 @@ fn bench(url: &str, args: &[&str]) -> (Value, Vec<Vec<String>>) {
         .arg(&json)
         .arg("--csv")
         .arg(&csv)
+        .arg("--html")
+        .arg(&html)
         .output()
         .unwrap();
     assert!(
@@ -29,6 +33,9 @@ fn bench(url: &str, args: &[&str]) -> (Value, Vec<Vec<String>>) {
         "bench failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.ends_with("</html>\n") && !page.contains("<script"));
+    assert!(page.matches("<svg").count() >= 5, "charts in {page}");
     let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = std::fs::read_to_string(&csv)
         .unwrap()
@@ -280,6 +287,7 @@ fn a_rate_sweep_stops_where_the_server_saturates() {
     let sim = crate::util::start_with(&["llamacpp"], &["--profile", "cpu-270m"]);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sweep.json");
+    let html = dir.path().join("sweep.html");
     let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
         .args([
             "bench",
@@ -301,6 +309,8 @@ fn a_rate_sweep_stops_where_the_server_saturates() {
         ])
         .arg("--json")
         .arg(&json)
+        .arg("--html")
+        .arg(&html)
         .output()
         .unwrap();
     assert!(
@@ -308,6 +318,11 @@ fn a_rate_sweep_stops_where_the_server_saturates() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // One table row and one point per chart for each step run.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<tr><td>").count(), 2, "{page}");
+    assert!(page.contains("<tr><td>2</td>") && page.contains("<tr><td>30</td>"));
+    assert_eq!(page.matches("<svg").count(), 5);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let steps = doc["steps"].as_array().unwrap();
     assert_eq!(
