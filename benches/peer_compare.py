@@ -168,8 +168,13 @@ def main():
     p.add_argument("--ceiling-seconds", type=float, default=5)
     p.add_argument("--skip-ceiling", action="store_true")
     p.add_argument("--skip-truth", action="store_true")
+    p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of the tools")
     a = p.parse_args()
     work = tempfile.mkdtemp(prefix="peer-compare-")
+    chosen = set(a.tools.split(","))
+    for name in list(TOOLS):
+        if name not in chosen:
+            del TOOLS[name]
 
     if not a.skip_truth:
         truth_table(a, work)

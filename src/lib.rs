@@ -17,4 +17,5 @@ pub mod events;
 pub mod exposition;
 pub mod rng;
 pub mod sim;
+pub mod sse;
 pub mod up;

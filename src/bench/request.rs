@@ -3,11 +3,10 @@
 //! (text, reasoning or a tool call — not the role-only chunk some engines send first), every
 //! content chunk, and the end; tokens from `usage`.
 
-use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use crate::sse::{Choice, Chunk, data_lines, event_end};
 
 /// What went wrong with a request, by class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -81,57 +80,6 @@ impl Timing {
     }
 }
 
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<Choice<'a>>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct Choice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<Delta<'a>>,
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default)]
-    tool_calls: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-}
-
-impl Choice<'_> {
-    fn has_content(&self) -> bool {
-        let some = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|t| !t.is_empty());
-        some(&self.text)
-            || self.delta.as_ref().is_some_and(|d| {
-                some(&d.content) || some(&d.reasoning_content) || d.tool_calls.is_some()
-            })
-    }
-}
-
-/// How requests go out: a lean HTTP/1.1 client of our own for `http://` (the load
-/// generator's hot path: one write per request, answers decoded in place, a per-thread
-/// connection pool) and reqwest for everything else (TLS, proxies).
 #[derive(Clone)]
 pub enum Client {
     /// Plain HTTP/1.1 over pooled TCP connections.
@@ -329,55 +277,5 @@ impl BodyReader {
             }
             _ => t.error = Some(ErrorClass::Invalid),
         }
-    }
-}
-
-/// The end of the first complete event in `buf`: (content length, length with separator).
-fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i, i + 2));
-    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i, i + 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The payloads of an event's `data:` lines.
-fn data_lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    event.split(|b| *b == b'\n').filter_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let data = line.strip_prefix(b"data:")?;
-        Some(data.strip_prefix(b" ").unwrap_or(data))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_split_on_blank_lines_of_either_kind() {
-        assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), Some((7, 9)));
-        assert_eq!(event_end(b"data: a\r\n\r\n"), Some((7, 11)));
-        assert_eq!(event_end(b"data: a\n"), None);
-        let lines: Vec<&[u8]> = data_lines(b"event: x\r\ndata: {\"a\":1}\r\ndata:[DONE]").collect();
-        assert_eq!(lines, [&b"{\"a\":1}"[..], &b"[DONE]"[..]]);
-    }
-
-    #[test]
-    fn the_role_only_chunk_is_not_content() {
-        let parse = |s: &'static str| serde_json::from_str::<Chunk<'_>>(s).unwrap();
-        let role = parse(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#);
-        assert!(!role.choices.iter().any(Choice::has_content));
-        let null = parse(r#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#);
-        assert!(!null.choices.iter().any(Choice::has_content));
-        let text = parse(r#"{"choices":[{"delta":{"content":" the"}}]}"#);
-        assert!(text.choices.iter().any(Choice::has_content));
-        let think = parse(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#);
-        assert!(think.choices.iter().any(Choice::has_content));
-        let tool = parse(r#"{"choices":[{"delta":{"tool_calls":[{"id":"x"}]}}]}"#);
-        assert!(tool.choices.iter().any(Choice::has_content));
-        let completion = parse(r#"{"choices":[{"text":"Once","finish_reason":null}]}"#);
-        assert!(completion.choices.iter().any(Choice::has_content));
     }
 }

@@ -1,0 +1,124 @@
+//! OpenAI-style server-sent events as clients see them: where an event ends, its `data:`
+//! payloads, and the parts of a completion chunk that timing needs (content, finish reason,
+//! usage, an error object). Shared by the load generator and the proxy.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// A completion chunk (streamed) or a whole completion, borrowing from the bytes.
+#[derive(Deserialize)]
+pub struct Chunk<'a> {
+    /// Choices (one unless `n` was asked).
+    #[serde(default, borrow)]
+    pub choices: Vec<Choice<'a>>,
+    /// Token counts, in the usage chunk or a whole answer.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// An error object: the stream failed after HTTP 200.
+    #[serde(default)]
+    pub error: Option<serde::de::IgnoredAny>,
+}
+
+/// One choice of a chunk.
+#[derive(Deserialize)]
+pub struct Choice<'a> {
+    /// Chat: what this chunk adds.
+    #[serde(default, borrow)]
+    pub delta: Option<Delta<'a>>,
+    /// Completions: the text this chunk adds.
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    /// Why generation stopped, on the last chunk.
+    #[serde(default, borrow)]
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+/// A chat delta.
+#[derive(Deserialize)]
+pub struct Delta<'a> {
+    /// Answer text.
+    #[serde(default, borrow)]
+    pub content: Option<Cow<'a, str>>,
+    /// Reasoning text (reasoning models).
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+    /// Tool-call fragments.
+    #[serde(default)]
+    pub tool_calls: Option<serde::de::IgnoredAny>,
+}
+
+/// Token counts.
+#[derive(Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
+    /// Generated tokens.
+    #[serde(default)]
+    pub completion_tokens: Option<u64>,
+}
+
+impl Choice<'_> {
+    /// Whether it carries text, reasoning or a tool call (not just a role).
+    pub fn has_content(&self) -> bool {
+        let some = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|t| !t.is_empty());
+        some(&self.text)
+            || self.delta.as_ref().is_some_and(|d| {
+                some(&d.content) || some(&d.reasoning_content) || d.tool_calls.is_some()
+            })
+    }
+}
+
+/// How requests go out: a lean HTTP/1.1 client of our own for `http://` (the load
+/// generator's hot path: one write per request, answers decoded in place, a per-thread
+/// connection pool) and reqwest for everything else (TLS, proxies).
+/// The end of the first complete event in `buf`: (content length, length with separator).
+pub fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i, i + 2));
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i, i + 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The payloads of an event's `data:` lines.
+pub fn data_lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    event.split(|b| *b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let data = line.strip_prefix(b"data:")?;
+        Some(data.strip_prefix(b" ").unwrap_or(data))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_on_blank_lines_of_either_kind() {
+        assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), Some((7, 9)));
+        assert_eq!(event_end(b"data: a\r\n\r\n"), Some((7, 11)));
+        assert_eq!(event_end(b"data: a\n"), None);
+        let lines: Vec<&[u8]> = data_lines(b"event: x\r\ndata: {\"a\":1}\r\ndata:[DONE]").collect();
+        assert_eq!(lines, [&b"{\"a\":1}"[..], &b"[DONE]"[..]]);
+    }
+
+    #[test]
+    fn the_role_only_chunk_is_not_content() {
+        let parse = |s: &'static str| serde_json::from_str::<Chunk<'_>>(s).unwrap();
+        let role = parse(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#);
+        assert!(!role.choices.iter().any(Choice::has_content));
+        let null = parse(r#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#);
+        assert!(!null.choices.iter().any(Choice::has_content));
+        let text = parse(r#"{"choices":[{"delta":{"content":" the"}}]}"#);
+        assert!(text.choices.iter().any(Choice::has_content));
+        let think = parse(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#);
+        assert!(think.choices.iter().any(Choice::has_content));
+        let tool = parse(r#"{"choices":[{"delta":{"tool_calls":[{"id":"x"}]}}]}"#);
+        assert!(tool.choices.iter().any(Choice::has_content));
+        let completion = parse(r#"{"choices":[{"text":"Once","finish_reason":null}]}"#);
+        assert!(completion.choices.iter().any(Choice::has_content));
+    }
+}
