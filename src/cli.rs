@@ -33,6 +33,43 @@ pub enum Command {
     Demo(DemoCli),
     /// Load an OpenAI-compatible endpoint and measure what a client sees.
     Bench(Box<BenchCli>),
+    /// An OpenAI-compatible streaming proxy that measures what its clients experience.
+    Proxy(ProxyCli),
+}
+
+/// `llmwatch proxy`.
+#[derive(Debug, clap::Args)]
+pub struct ProxyCli {
+    /// An upstream server: `URL[,models=a|b]`, repeatable. Requests go to the upstreams
+    /// listing their `model` (least outstanding first, a failing one skipped for 10 s); an
+    /// upstream listing no models is a default for any other model and for other paths.
+    #[arg(long = "upstream", required = true)]
+    pub upstreams: Vec<String>,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub listen: String,
+    /// Largest request body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// Connecting to an upstream.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// From sending a request to the upstream's response head.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub first_byte_timeout: Duration,
+    /// Longest gap between chunks of an answer.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// A whole request.
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
+    pub total_timeout: Duration,
+    /// Do not add `stream_options.include_usage` to streams whose client did not ask for
+    /// usage (then output tokens are counted from chunks, labelled `source="chunks"`).
+    #[arg(long)]
+    pub no_usage_injection: bool,
+    /// Distinct model labels kept; later models are labelled `other`.
+    #[arg(long, default_value_t = 32)]
+    pub max_models: usize,
 }
 
 /// `llmwatch bench`.

@@ -53,13 +53,23 @@ pub struct TokenLabels {
 pub struct OutcomeLabels {
     /// The requested model.
     pub gen_ai_request_model: String,
-    /// `ok` or an error class.
+    /// How the request ended: `ok` or an error class (load generator), `completed`,
+    /// `length`, `upstream_error`, … (proxy).
     pub outcome: String,
+    /// `2xx`, `4xx`, `5xx`, or `none` when no status came.
+    pub http_status_class: String,
 }
 
 /// Histograms with fixed boundaries, as a family constructor.
 #[derive(Debug, Clone, Copy)]
 pub struct Buckets(&'static [f64]);
+
+impl Buckets {
+    /// Histograms with these boundaries.
+    pub fn new(bounds: &'static [f64]) -> Buckets {
+        Buckets(bounds)
+    }
+}
 
 impl MetricConstructor<Histogram> for Buckets {
     fn new_metric(&self) -> Histogram {

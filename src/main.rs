@@ -81,6 +81,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime.block_on(up::run(sources))?;
         }
+        Command::Proxy(args) => {
+            init_logging();
+            runtime.block_on(llmwatch::commands::proxy::run(&args))?;
+        }
         Command::Demo(args) => {
             init_logging();
             runtime.block_on(up::demo(args.listen))?;

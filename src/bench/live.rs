@@ -73,6 +73,17 @@ pub async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMe
     Ok(metrics)
 }
 
+/// The status class a request's outcome implies (the bench keeps no status codes).
+fn status_class(error: Option<request::ErrorClass>) -> &'static str {
+    use request::ErrorClass::*;
+    match error {
+        None | Some(MidStream | Incomplete | Invalid) => "2xx",
+        Some(RateLimited | Http4xx) => "4xx",
+        Some(Http5xx) => "5xx",
+        Some(Connect | Timeout) => "none",
+    }
+}
+
 /// Records one finished request in the live client metrics.
 pub fn observe(
     m: &crate::client_metrics::ClientMetrics,
@@ -84,6 +95,7 @@ pub fn observe(
         .get_or_create(&crate::client_metrics::OutcomeLabels {
             gen_ai_request_model: op.gen_ai_request_model.clone(),
             outcome: outcome.to_string(),
+            http_status_class: status_class(t.error).to_string(),
         })
         .inc();
     let Some(sent) = t.sent else { return };

@@ -33,7 +33,7 @@ fn external() -> Option<(String, String)> {
     }
 }
 
-async fn wait_healthy(client: &reqwest::Client, base: &str) {
+pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Ok(r) = client.get(format!("{base}/health")).send().await
@@ -63,11 +63,10 @@ async fn chat(client: &reqwest::Client, base: &str, prompt: &str) -> Value {
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
-#[test]
-fn real_llamacpp_token_counters_match_usage() {
-    let Some((server, model)) = external() else {
-        return;
-    };
+/// Starts a real llama-server on a free port: the guard that stops it and its base URL.
+/// `None` (after saying why) when it is not installed.
+pub fn start_llama_server() -> Option<(KillOnDrop, String)> {
+    let (server, model) = external()?;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let child = Command::new(&server)
@@ -94,7 +93,14 @@ fn real_llamacpp_token_counters_match_usage() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = KillOnDrop(child);
+    Some((KillOnDrop(child), base))
+}
+
+#[test]
+fn real_llamacpp_token_counters_match_usage() {
+    let Some((_guard, base)) = start_llama_server() else {
+        return;
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -16,6 +16,7 @@ mod fixtures;
 mod llamacpp_real;
 mod prometheus_real;
 mod promtool;
+mod proxy;
 mod roundtrip;
 mod sim_server;
 mod sim_streams;

@@ -1,0 +1,49 @@
+//! `llmwatch proxy`: serve the measuring proxy until Ctrl-C.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+
+use crate::cli::ProxyCli;
+use crate::proxy::{Proxy, ProxyOptions, router};
+
+/// The proxy's settings from its flags.
+pub fn options(args: &ProxyCli) -> ProxyOptions {
+    ProxyOptions {
+        max_body_bytes: args.max_body_bytes,
+        connect_timeout: args.connect_timeout,
+        first_byte_timeout: args.first_byte_timeout,
+        idle_timeout: args.idle_timeout,
+        total_timeout: args.total_timeout,
+        inject_usage: !args.no_usage_injection,
+        max_models: args.max_models,
+    }
+}
+
+/// Runs the proxy.
+pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
+    let proxy = Arc::new(Proxy::new(&args.upstreams, options(args))?);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // A closed standard output must not stop the proxy.
+    let _ = writeln!(
+        std::io::stdout(),
+        "llmwatch proxy: serving http://{addr}/v1 (metrics on http://{addr}/metrics)"
+    );
+    let _ = std::io::stdout().flush();
+    let app = router(proxy);
+    axum::serve(
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        app,
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

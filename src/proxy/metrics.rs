@@ -1,0 +1,110 @@
+//! What the proxy records, beside the client metrics it shares with the load generator
+//! ([`crate::client_metrics`], outcomes included): bytes each way, its own overhead, and
+//! where token counts came from. Every label set is bounded: models beyond a
+//! cap fold into `other`, the rest are fixed vocabularies.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::client_metrics::{Buckets, ClientMetrics};
+
+/// Overhead boundaries (seconds): 10 µs to 50 ms.
+const OVERHEAD: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05,
+];
+
+/// Labels of per-model counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// The requested model (bounded).
+    pub gen_ai_request_model: String,
+}
+
+/// Labels of the overhead histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `request` (received → sent upstream) or `chunk` (chunk received → handed on).
+    pub phase: String,
+}
+
+/// Labels of the token-source counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The requested model (bounded).
+    pub gen_ai_request_model: String,
+    /// `usage` (the engine's count) or `chunks` (no usage came; content chunks counted).
+    pub source: String,
+}
+
+/// The proxy's metrics and the registry that renders them.
+pub struct ProxyMetrics {
+    /// Shared client metrics (GenAI semconv names and `llm_proxy_` extras).
+    pub client: ClientMetrics,
+    /// Request body bytes.
+    pub request_bytes: Family<ModelLabels, Counter>,
+    /// Response body bytes.
+    pub response_bytes: Family<ModelLabels, Counter>,
+    /// The proxy's own time per request and per chunk.
+    pub overhead: Family<PhaseLabels, Histogram, Buckets>,
+    /// Output-token counts by where they came from.
+    pub token_source: Family<SourceLabels, Counter>,
+    models: Mutex<HashSet<String>>,
+    max_models: usize,
+}
+
+impl ProxyMetrics {
+    /// Metrics that keep at most `max_models` distinct model labels, and their registry.
+    pub fn registered(max_models: usize) -> (ProxyMetrics, Registry) {
+        let (client, mut registry) = ClientMetrics::registered();
+        let m = ProxyMetrics {
+            client,
+            request_bytes: Family::default(),
+            response_bytes: Family::default(),
+            overhead: Family::new_with_constructor(Buckets::new(&OVERHEAD)),
+            token_source: Family::default(),
+            models: Mutex::new(HashSet::new()),
+            max_models,
+        };
+        registry.register(
+            "llm_proxy_request_bytes",
+            "Request body bytes received from clients",
+            m.request_bytes.clone(),
+        );
+        registry.register(
+            "llm_proxy_response_bytes",
+            "Response body bytes sent to clients",
+            m.response_bytes.clone(),
+        );
+        registry.register(
+            "llm_proxy_overhead_seconds",
+            "Time the proxy itself adds: request received to sent upstream, chunk received to handed on",
+            m.overhead.clone(),
+        );
+        registry.register(
+            "llm_proxy_output_token_source",
+            "Answers by where their output-token count came from (usage, or counted chunks)",
+            m.token_source.clone(),
+        );
+        (m, registry)
+    }
+
+    /// The label for `model`: itself while fewer than the cap have been seen, else `other`.
+    pub fn model_label(&self, model: &str) -> String {
+        let mut seen = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(model) {
+            return model.to_string();
+        }
+        if seen.len() < self.max_models {
+            seen.insert(model.to_string());
+            return model.to_string();
+        }
+        "other".to_string()
+    }
+}

@@ -1,0 +1,172 @@
+//! `llmwatch proxy`: an OpenAI-compatible streaming reverse proxy that measures what the
+//! client experiences — time to the first content token, inter-token latency, tokens, and
+//! how each request ended — and serves it on `/metrics` with the client-side metric names the
+//! load generator uses. Streams are relayed event by event, never buffered; prompts and
+//! completions are never logged or stored.
+
+mod forward;
+pub mod metrics;
+mod observe;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, get};
+
+use upstream::Upstream;
+
+/// How a proxied request ended (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The answer ended normally.
+    Completed,
+    /// It stopped at `max_tokens`.
+    Length,
+    /// The upstream failed: refused, 5xx.
+    UpstreamError,
+    /// The stream failed after HTTP 200: an error event, or cut before its end.
+    StreamError,
+    /// The client went away first.
+    ClientDisconnect,
+    /// A connect, first-byte, between-chunk or total timeout.
+    Timeout,
+    /// HTTP 429 from the upstream.
+    RateLimited,
+    /// A 4xx other than 429, from the upstream or the proxy (bad JSON, too big, no route).
+    ClientError,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Length => "length",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::StreamError => "stream_error",
+            Outcome::ClientDisconnect => "client_disconnect",
+            Outcome::Timeout => "timeout",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::ClientError => "client_error",
+        }
+    }
+}
+
+/// The proxy's settings.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Connecting to an upstream.
+    pub connect_timeout: Duration,
+    /// From sending the request to the response head.
+    pub first_byte_timeout: Duration,
+    /// Longest gap between chunks of an answer.
+    pub idle_timeout: Duration,
+    /// The whole request.
+    pub total_timeout: Duration,
+    /// Ask for usage on streams whose client did not, and remove it from what they receive.
+    pub inject_usage: bool,
+    /// Distinct model labels kept; later ones fold into `other`.
+    pub max_models: usize,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> ProxyOptions {
+        ProxyOptions {
+            max_body_bytes: 8 << 20,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            total_timeout: Duration::from_secs(600),
+            inject_usage: true,
+            max_models: 32,
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No upstream given.
+    #[error("no upstream: give --upstream URL[,models=a|b]")]
+    NoUpstream,
+    /// A bad upstream argument.
+    #[error("{0}")]
+    BadUpstream(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the upstream client: {0}")]
+    Client(String),
+}
+
+/// What the handlers share.
+pub struct Proxy {
+    upstreams: Vec<Upstream>,
+    client: reqwest::Client,
+    options: ProxyOptions,
+    metrics: Arc<metrics::ProxyMetrics>,
+    registry: prometheus_client::registry::Registry,
+}
+
+impl Proxy {
+    /// A proxy to `upstreams` (each `URL[,models=a|b]`).
+    pub fn new(upstreams: &[String], options: ProxyOptions) -> Result<Proxy, ProxyError> {
+        if upstreams.is_empty() {
+            return Err(ProxyError::NoUpstream);
+        }
+        let upstreams = upstreams
+            .iter()
+            .map(|u| Upstream::parse(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ProxyError::BadUpstream)?;
+        crate::collect::fetch::install_tls_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(usize::MAX)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ProxyError::Client(e.to_string()))?;
+        let (metrics, registry) = metrics::ProxyMetrics::registered(options.max_models);
+        Ok(Proxy {
+            upstreams,
+            client,
+            options,
+            metrics: Arc::new(metrics),
+            registry,
+        })
+    }
+
+    /// The Prometheus text of the proxy's metrics.
+    pub fn render_metrics(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The proxy's routes: the OpenAI endpoints measured, `/metrics`, everything else passed
+/// through to the default upstream.
+pub fn router(proxy: Arc<Proxy>) -> Router {
+    let metrics = proxy.clone();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let proxy = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        proxy.render_metrics(),
+                    )
+                }
+            }),
+        )
+        .fallback(any(forward::handle))
+        .with_state(proxy)
+}

@@ -1,0 +1,366 @@
+//! Relaying an answer to the client while timing it. Server-sent events are forwarded event
+//! by event as they complete (never buffered beyond one event), each observed on the way:
+//! first chunk, first content, gaps between content chunks, usage, finish reason, an error
+//! event after HTTP 200. The usage chunk the proxy asked for on the client's behalf is
+//! removed. The request's metrics are recorded once, when the answer ends — or when the
+//! client goes away and the relay is dropped, which also drops the upstream request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+
+use super::Outcome;
+use super::metrics::{ModelLabels, PhaseLabels, SourceLabels};
+use crate::client_metrics::{Operation, OutcomeLabels, TokenLabels};
+use crate::sse::{Choice, Chunk, data_lines, event_end};
+
+/// Gaps kept per request for per-token ITL (a longer answer keeps its first ones).
+const MAX_GAPS: usize = 65_536;
+/// Bytes of a whole (non-streamed) answer kept to read its usage.
+const MAX_WHOLE: usize = 4 << 20;
+
+/// One request's observations, recorded once.
+pub struct Observation {
+    metrics: Arc<super::metrics::ProxyMetrics>,
+    operation: Operation,
+    received: Instant,
+    status_class: &'static str,
+    status_outcome: Option<Outcome>,
+    first_chunk: Option<Instant>,
+    first_content: Option<Instant>,
+    last_content: Option<Instant>,
+    gaps: Vec<f64>,
+    content_chunks: u64,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    finish_reason: Option<String>,
+    done_marker: bool,
+    error_event: bool,
+    response_bytes: u64,
+    recorded: bool,
+}
+
+impl Observation {
+    /// Starts observing a request received at `received`.
+    pub fn new(
+        metrics: Arc<super::metrics::ProxyMetrics>,
+        operation: Operation,
+        received: Instant,
+    ) -> Observation {
+        metrics.client.in_flight.inc();
+        Observation {
+            metrics,
+            operation,
+            received,
+            status_class: "none",
+            status_outcome: None,
+            first_chunk: None,
+            first_content: None,
+            last_content: None,
+            gaps: Vec::new(),
+            content_chunks: 0,
+            input_tokens: None,
+            output_tokens: None,
+            finish_reason: None,
+            done_marker: false,
+            error_event: false,
+            response_bytes: 0,
+            recorded: false,
+        }
+    }
+
+    /// The status the client got.
+    pub fn status(&mut self, status: u16) {
+        self.status_class = match status {
+            200..=299 => "2xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "none",
+        };
+        self.status_outcome = match status {
+            429 => Some(Outcome::RateLimited),
+            400..=499 => Some(Outcome::ClientError),
+            500..=599 => Some(Outcome::UpstreamError),
+            _ => None,
+        };
+    }
+
+    /// Records the request with `outcome`; later calls do nothing.
+    pub fn record(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        let m = &self.metrics.client;
+        let op = &self.operation;
+        m.in_flight.dec();
+        let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
+        m.duration
+            .get_or_create(op)
+            .observe(self.received.elapsed().as_secs_f64());
+        if let Some(first) = self.first_chunk {
+            m.first_chunk.get_or_create(op).observe(since(first));
+        }
+        if let Some(first) = self.first_content {
+            m.first_content.get_or_create(op).observe(since(first));
+        }
+        let chunks = self.content_chunks.max(1) as f64;
+        let per_chunk = match self.output_tokens {
+            Some(n) if n >= self.content_chunks && self.content_chunks > 0 => n as f64 / chunks,
+            _ => 1.0,
+        };
+        for gap in &self.gaps {
+            m.per_chunk.get_or_create(op).observe(*gap);
+            m.per_token.get_or_create(op).observe(gap / per_chunk);
+        }
+        let model = &op.gen_ai_request_model;
+        let (output, source) = match self.output_tokens {
+            Some(n) => (Some(n), "usage"),
+            None if self.content_chunks > 0 => (Some(self.content_chunks), "chunks"),
+            None => (None, "none"),
+        };
+        for (kind, n) in [("input", self.input_tokens), ("output", output)] {
+            if let Some(n) = n {
+                let labels = TokenLabels {
+                    gen_ai_operation_name: op.gen_ai_operation_name.clone(),
+                    gen_ai_request_model: model.clone(),
+                    gen_ai_token_type: kind.to_string(),
+                };
+                m.tokens.get_or_create(&labels).observe(n as f64);
+            }
+        }
+        if source != "none" {
+            let labels = SourceLabels {
+                gen_ai_request_model: model.clone(),
+                source: source.to_string(),
+            };
+            self.metrics.token_source.get_or_create(&labels).inc();
+        }
+        let labels = ModelLabels {
+            gen_ai_request_model: model.clone(),
+        };
+        self.metrics
+            .response_bytes
+            .get_or_create(&labels)
+            .inc_by(self.response_bytes);
+        m.outcomes
+            .get_or_create(&OutcomeLabels {
+                gen_ai_request_model: model.clone(),
+                outcome: outcome.as_str().to_string(),
+                http_status_class: self.status_class.to_string(),
+            })
+            .inc();
+    }
+
+    /// Looks at one SSE event's data; false when it is the usage chunk to remove.
+    fn event(&mut self, data: &[u8], at: Instant, strip_usage: bool) -> bool {
+        self.first_chunk.get_or_insert(at);
+        if data == b"[DONE]" {
+            self.done_marker = true;
+            return true;
+        }
+        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+            return true;
+        };
+        if chunk.error.is_some() {
+            self.error_event = true;
+        }
+        if chunk.choices.iter().any(Choice::has_content) {
+            self.content_chunks += 1;
+            if let Some(last) = self.last_content
+                && self.gaps.len() < MAX_GAPS
+            {
+                self.gaps
+                    .push(at.saturating_duration_since(last).as_secs_f64());
+            }
+            self.first_content.get_or_insert(at);
+            self.last_content = Some(at);
+        }
+        if let Some(reason) = chunk
+            .choices
+            .iter()
+            .find_map(|c| c.finish_reason.as_deref())
+        {
+            self.finish_reason = Some(reason.to_string());
+        }
+        let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
+        if let Some(usage) = chunk.usage {
+            self.input_tokens = usage.prompt_tokens.or(self.input_tokens);
+            self.output_tokens = usage.completion_tokens.or(self.output_tokens);
+        }
+        !(strip_usage && usage_only)
+    }
+
+    /// How a stream or body that ended by itself went.
+    fn ending(&self, streamed: bool) -> Outcome {
+        if let Some(outcome) = self.status_outcome {
+            outcome
+        } else if self.error_event
+            || (streamed && !(self.done_marker || self.finish_reason.is_some()))
+        {
+            // An error event after HTTP 200, or a stream cut before it said it was done.
+            Outcome::StreamError
+        } else if self.finish_reason.as_deref() == Some("length") {
+            Outcome::Length
+        } else {
+            Outcome::Completed
+        }
+    }
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        // Dropped before the answer ended: the client went away.
+        self.record(Outcome::ClientDisconnect);
+    }
+}
+
+/// Limits on waiting for the upstream while relaying.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// Longest gap between chunks.
+    pub idle: Duration,
+    /// When the whole request must be done.
+    pub deadline: Instant,
+}
+
+/// Relays an upstream answer to the client.
+pub struct Relay {
+    upstream: reqwest::Response,
+    observation: Observation,
+    streamed: bool,
+    strip_usage: bool,
+    waits: Waits,
+    pending: Vec<u8>,
+    ended: bool,
+}
+
+impl Relay {
+    /// A relay for `upstream`, whose body is server-sent events when `streamed`.
+    pub fn new(
+        upstream: reqwest::Response,
+        observation: Observation,
+        streamed: bool,
+        strip_usage: bool,
+        waits: Waits,
+    ) -> Relay {
+        Relay {
+            upstream,
+            observation,
+            streamed,
+            strip_usage,
+            waits,
+            pending: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// The next bytes for the client; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let wait = self.waits.idle.min(
+                self.waits
+                    .deadline
+                    .saturating_duration_since(Instant::now()),
+            );
+            let chunk = match tokio::time::timeout(wait, self.upstream.chunk()).await {
+                Err(_) => return self.fail(Outcome::Timeout, "upstream timed out"),
+                Ok(Err(_)) => return self.fail(Outcome::StreamError, "upstream connection failed"),
+                Ok(Ok(None)) => return self.end(),
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            let at = Instant::now();
+            let out = self.take(&chunk, at);
+            if !out.is_empty() {
+                self.observation.response_bytes += out.len() as u64;
+                let phase = PhaseLabels {
+                    phase: "chunk".to_string(),
+                };
+                let overhead = at.elapsed().as_secs_f64();
+                self.observation
+                    .metrics
+                    .overhead
+                    .get_or_create(&phase)
+                    .observe(overhead);
+                return Some(Ok(out));
+            }
+        }
+    }
+
+    /// What of `chunk` goes to the client now: whole events (observed, the injected usage
+    /// chunk removed); a whole answer passes straight through.
+    fn take(&mut self, chunk: &Bytes, at: Instant) -> Bytes {
+        if !self.streamed {
+            if self.pending.len() + chunk.len() <= MAX_WHOLE {
+                self.pending.extend_from_slice(chunk);
+            }
+            return chunk.clone();
+        }
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(self.pending.len());
+        let mut consumed = 0;
+        while let Some((len, with_separator)) = event_end(&self.pending[consumed..]) {
+            let event = &self.pending[consumed..consumed + len];
+            let mut keep = true;
+            for data in data_lines(event) {
+                keep &= self.observation.event(data, at, self.strip_usage);
+            }
+            if keep {
+                out.extend_from_slice(&self.pending[consumed..consumed + with_separator]);
+            }
+            consumed += with_separator;
+        }
+        self.pending.drain(..consumed);
+        Bytes::from(out)
+    }
+
+    fn end(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        self.ended = true;
+        let rest = if self.streamed {
+            std::mem::take(&mut self.pending)
+        } else {
+            self.whole_answer();
+            Vec::new()
+        };
+        let outcome = self.observation.ending(self.streamed);
+        self.observation.response_bytes += rest.len() as u64;
+        self.observation.record(outcome);
+        (!rest.is_empty()).then(|| Ok(Bytes::from(rest)))
+    }
+
+    /// Reads usage and finish reason from a whole answer.
+    fn whole_answer(&mut self) {
+        let at = Instant::now();
+        if let Ok(answer) = serde_json::from_slice::<Chunk<'_>>(&self.pending) {
+            self.observation.error_event = answer.error.is_some();
+            if let Some(reason) = answer
+                .choices
+                .iter()
+                .find_map(|c| c.finish_reason.as_deref())
+            {
+                self.observation.finish_reason = Some(reason.to_string());
+            }
+            if let Some(usage) = answer.usage {
+                self.observation.input_tokens = usage.prompt_tokens;
+                self.observation.output_tokens = usage.completion_tokens;
+            }
+        }
+        self.observation.first_chunk.get_or_insert(at);
+        self.pending.clear();
+    }
+
+    /// Ends the relay after an upstream failure: a streamed answer gets an error event (so
+    /// an SSE client sees why), a whole one is cut.
+    fn fail(&mut self, outcome: Outcome, why: &str) -> Option<Result<Bytes, std::io::Error>> {
+        self.ended = true;
+        self.observation.record(outcome);
+        if self.streamed {
+            let event = serde_json::json!({"error": {"message": why, "type": outcome.as_str()}});
+            return Some(Ok(Bytes::from(format!("data: {event}\n\n"))));
+        }
+        Some(Err(std::io::Error::other(why.to_string())))
+    }
+}

@@ -1,0 +1,164 @@
+//! Where a request goes: upstreams serve listed models (or any model, as the default);
+//! replicas of one model are balanced least-outstanding, and a replica that just failed
+//! (connection refused, 5xx) is skipped for a while — passive health checking.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a failing replica is skipped.
+const BENCHED_FOR: Duration = Duration::from_secs(10);
+
+/// One upstream server.
+pub struct Upstream {
+    /// Base URL, without a trailing slash.
+    pub base: String,
+    /// Models it serves; empty means any (a default upstream).
+    pub models: Vec<String>,
+    outstanding: AtomicUsize,
+    failed_at: Mutex<Option<Instant>>,
+}
+
+impl Upstream {
+    /// Parses `URL[,models=a|b]`.
+    pub fn parse(arg: &str) -> Result<Upstream, String> {
+        let mut parts = arg.split(',');
+        let url = parts.next().unwrap_or_default().trim();
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("upstream {url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("upstream {url:?}: use http:// or https://"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "upstream {url:?}: no credentials in URLs; clients' Authorization headers pass through"
+            ));
+        }
+        let mut models = Vec::new();
+        for part in parts {
+            match part.split_once('=') {
+                Some(("models", list)) => models.extend(
+                    list.split('|')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string),
+                ),
+                _ => {
+                    return Err(format!(
+                        "upstream {arg:?}: unknown option {part:?} (models=a|b)"
+                    ));
+                }
+            }
+        }
+        Ok(Upstream {
+            base: crate::bench::base_url(url).to_string(),
+            models,
+            outstanding: AtomicUsize::new(0),
+            failed_at: Mutex::new(None),
+        })
+    }
+
+    fn serves(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+    }
+
+    fn healthy(&self, now: Instant) -> bool {
+        let failed = *self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        failed.is_none_or(|at| now.duration_since(at) >= BENCHED_FOR)
+    }
+
+    /// Records a failure: skipped for a while.
+    pub fn failed(&self) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Records a success: healthy again.
+    pub fn succeeded(&self) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// A request chosen by [`choose`] has ended.
+    pub fn release(&self) {
+        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Chooses the upstream for `model`: those listing it, else the defaults (listing none);
+/// among them a healthy one with the fewest requests outstanding (any one when none is
+/// healthy, so a recovered server is found again). Its index; it counts the request as
+/// outstanding until [`Upstream::release`].
+pub fn choose(upstreams: &[Upstream], model: Option<&str>) -> Option<usize> {
+    let listed: Vec<usize> = match model {
+        Some(m) => (0..upstreams.len())
+            .filter(|i| upstreams[*i].serves(m))
+            .collect(),
+        None => Vec::new(),
+    };
+    let candidates: Vec<usize> = if listed.is_empty() {
+        (0..upstreams.len())
+            .filter(|i| upstreams[*i].models.is_empty())
+            .collect()
+    } else {
+        listed
+    };
+    let now = Instant::now();
+    let load = |i: &&usize| upstreams[**i].outstanding.load(Ordering::Acquire);
+    let chosen = *candidates
+        .iter()
+        .filter(|i| upstreams[**i].healthy(now))
+        .min_by_key(load)
+        .or_else(|| candidates.iter().min_by_key(load))?;
+    upstreams[chosen].outstanding.fetch_add(1, Ordering::AcqRel);
+    Some(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_route_to_their_replicas_least_outstanding_first() {
+        let ups: Vec<Upstream> = ["http://a:1,models=m1", "http://b:1,models=m1", "http://c:1"]
+            .iter()
+            .map(|a| Upstream::parse(a).unwrap())
+            .collect();
+        let first = choose(&ups, Some("m1")).unwrap();
+        let second = choose(&ups, Some("m1")).unwrap();
+        assert_ne!(first, second, "spread over replicas");
+        assert_eq!(choose(&ups, Some("other")), Some(2));
+        ups[first].release();
+        // The first is free again; the second still has one outstanding.
+        assert_eq!(choose(&ups, Some("m1")), Some(first));
+    }
+
+    #[test]
+    fn a_failed_replica_is_skipped_until_none_is_left() {
+        let ups: Vec<Upstream> = ["http://a:1,models=m", "http://b:1,models=m"]
+            .iter()
+            .map(|a| Upstream::parse(a).unwrap())
+            .collect();
+        ups[0].failed();
+        for _ in 0..3 {
+            assert_eq!(choose(&ups, Some("m")), Some(1));
+        }
+        ups[1].failed();
+        assert!(
+            choose(&ups, Some("m")).is_some(),
+            "all failing: still try one"
+        );
+        assert!(
+            choose(&ups[..1], Some("nope")).is_none(),
+            "no default upstream"
+        );
+    }
+
+    #[test]
+    fn bad_upstreams_are_refused() {
+        assert!(Upstream::parse("ftp://x").is_err());
+        assert!(Upstream::parse("http://u:p@x").is_err());
+        assert!(Upstream::parse("http://x,weight=2").is_err());
+        assert_eq!(
+            Upstream::parse("http://x:8000/v1/").unwrap().base,
+            "http://x:8000"
+        );
+    }
+}

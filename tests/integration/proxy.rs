@@ -1,0 +1,327 @@
+//! `llmwatch proxy` in front of the simulator (and a real llama.cpp server where installed):
+//! what it measures agrees with the simulator's ground truth, every fault lands in its
+//! outcome, a client that hangs up leaves no upstream request running, bad input is refused
+//! in OpenAI's error format and counted.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::up::{eventually, get, sample};
+use crate::util::{KillOnDrop, http, start_with};
+
+/// A running proxy and its base URL.
+struct Proxy {
+    _child: KillOnDrop,
+    base: String,
+}
+
+fn start_proxy(upstreams: &[&str], extra: &[&str]) -> Proxy {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.args(["proxy", "--listen", "127.0.0.1:0"]).args(extra);
+    for upstream in upstreams {
+        cmd.args(["--upstream", upstream]);
+    }
+    let mut child: Child = cmd
+        .env("LLMWATCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .find_map(|l| l.ok().filter(|l| l.contains("serving http://")))
+        .expect("the proxy printed its address");
+    let addr = line.split("serving http://").nth(1).unwrap();
+    let addr = addr.split('/').next().unwrap().to_string();
+    Proxy {
+        _child: KillOnDrop(child),
+        base: format!("http://{addr}"),
+    }
+}
+
+/// Posts a chat request (with optional extra headers) and returns (status, body text).
+fn chat(base: &str, body: Value, headers: &[(&str, &str)]) -> (u16, String) {
+    let (rt, client) = http();
+    rt.block_on(async {
+        let mut request = client
+            .post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap_or_default())
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    })
+}
+
+fn stream_request(max_tokens: u32) -> Value {
+    json!({
+        "model": "sim-vllm",
+        "messages": [{"role": "user", "content": "hello there"}],
+        "stream": true,
+        "max_tokens": max_tokens,
+    })
+}
+
+fn outcome(metrics: &str, outcome: &str, class: &str) -> f64 {
+    let wanted = format!("outcome=\"{outcome}\",http_status_class=\"{class}\"}}");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("llm_proxy_requests_total{") && l.contains(&wanted))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn truth(sim_base: &str) -> Vec<Value> {
+    let (_, body) = get(&format!("{sim_base}/sim/requests"));
+    body.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let proxy = start_proxy(&[&sim.urls[0].1], &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["bench", &proxy.base, "--rate", "20", "--requests", "60"])
+        .args(["--arrival", "constant", "--output-tokens", "16"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = truth(&sim.urls[0].1);
+    assert_eq!(records.len(), 60);
+    let (_, metrics) = get(&format!("{}/metrics", proxy.base));
+    let count = |name: &str| sample(&metrics, &format!("{name}_count{{")).unwrap();
+    let sum = |name: &str| sample(&metrics, &format!("{name}_sum{{")).unwrap();
+    assert_eq!(count("llm_proxy_time_to_first_content_seconds"), 60.0);
+    // Mean TTFT: the proxy's (request received → first content) against the simulator's
+    // (arrival at the engine → first token); loopback both ways in between.
+    let proxy_ttft = sum("llm_proxy_time_to_first_content_seconds") / 60.0;
+    let true_ttft: f64 = records
+        .iter()
+        .map(|r| r["first_token"].as_f64().unwrap() - r["arrival"].as_f64().unwrap())
+        .sum::<f64>()
+        / 60.0;
+    let gap = proxy_ttft - true_ttft;
+    assert!((-0.001..0.005).contains(&gap), "TTFT gap {gap} s");
+    let gaps: Vec<f64> = records
+        .iter()
+        .flat_map(|r| {
+            let t: Vec<f64> = r["token_times"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        count("llm_proxy_time_per_output_token_seconds"),
+        gaps.len() as f64
+    );
+    let itl_gap = sum("llm_proxy_time_per_output_token_seconds") / gaps.len() as f64
+        - gaps.iter().sum::<f64>() / gaps.len() as f64;
+    assert!(itl_gap.abs() < 0.001, "mean ITL gap {itl_gap} s");
+    let tokens: f64 = records
+        .iter()
+        .map(|r| r["completion_tokens"].as_f64().unwrap())
+        .sum();
+    let output = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage_sum{") && l.contains("token_type=\"output\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(output, Some(tokens));
+    assert_eq!(outcome(&metrics, "length", "2xx"), 60.0);
+}
+
+#[test]
+fn every_fault_lands_in_its_outcome() {
+    let sim = start_with(&["vllm"], &["--profile", "instant"]);
+    let proxy = start_proxy(&[&sim.urls[0].1], &["--idle-timeout", "300ms"]);
+    let fault = |value: &str| {
+        chat(
+            &proxy.base,
+            stream_request(8),
+            &[("x-llmwatch-sim-fault", value)],
+        )
+    };
+    assert_eq!(fault("error").0, 500);
+    let (status, _) = fault("overloaded");
+    assert_eq!(status, 429);
+    let (rt, client) = http();
+    let retry_after = rt.block_on(async {
+        let r = client
+            .post(format!("{}/v1/chat/completions", proxy.base))
+            .header("x-llmwatch-sim-fault", "overloaded")
+            .body(stream_request(8).to_string())
+            .send()
+            .await
+            .unwrap();
+        r.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string())
+    });
+    assert_eq!(
+        retry_after.as_deref(),
+        Some("1"),
+        "Retry-After passes through"
+    );
+    let (status, body) = fault("midstream-error");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("error"),
+        "the error event reaches the client: {body}"
+    );
+    let (status, body) = fault("stall:2000");
+    assert_eq!(status, 200);
+    assert!(body.contains("timeout"), "an error event says why: {body}");
+    fault("reset");
+    let (status, body) = chat(&proxy.base, stream_request(8), &[]);
+    assert_eq!(status, 200);
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert!(
+        !body.contains("\"usage\""),
+        "the injected usage chunk is removed: {body}"
+    );
+    let (_, metrics) = get(&format!("{}/metrics", proxy.base));
+    assert_eq!(outcome(&metrics, "rate_limited", "4xx"), 2.0, "{metrics}");
+    assert_eq!(outcome(&metrics, "timeout", "2xx"), 1.0);
+    let clean = outcome(&metrics, "completed", "2xx") + outcome(&metrics, "length", "2xx");
+    assert_eq!(clean, 1.0, "only the clean one succeeded");
+    // The 500 and the connection dropped before an answer are upstream errors (the proxy
+    // answers 502 to the latter); the error event after HTTP 200 is a stream error.
+    assert_eq!(outcome(&metrics, "upstream_error", "5xx"), 2.0);
+    assert_eq!(outcome(&metrics, "stream_error", "2xx"), 1.0);
+}
+
+#[test]
+fn a_client_that_hangs_up_leaves_no_upstream_request_running() {
+    // 12 ms decode steps: 2,000 tokens would take 24 s.
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let proxy = start_proxy(&[&sim.urls[0].1], &[]);
+    {
+        // Its own runtime, dropped with the response, so the connection really closes.
+        let (rt, client) = http();
+        rt.block_on(async {
+            let mut response = client
+                .post(format!("{}/v1/chat/completions", proxy.base))
+                .header("content-type", "application/json")
+                .body(stream_request(2000).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert!(response.chunk().await.unwrap().is_some());
+            drop(response);
+        });
+    }
+    let record = eventually(10, || {
+        truth(&sim.urls[0].1)
+            .into_iter()
+            .find(|r| r["outcome"] == "abort")
+    });
+    let tokens = record["completion_tokens"].as_u64().unwrap();
+    assert!(tokens < 200, "aborted promptly, after {tokens} tokens");
+    let (_, metrics) = get(&format!("{}/metrics", proxy.base));
+    assert_eq!(
+        outcome(&metrics, "client_disconnect", "2xx"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "llm_proxy_requests_in_flight"), Some(0.0));
+}
+
+#[test]
+fn bad_requests_are_refused_in_openai_format_and_counted() {
+    let sim = start_with(&["vllm"], &["--profile", "instant"]);
+    let routed = format!("{},models=sim-vllm", sim.urls[0].1);
+    let proxy = start_proxy(&[&routed], &["--max-body-bytes", "1000"]);
+    let (rt, client) = http();
+    let post = |body: String| {
+        rt.block_on(async {
+            let r = client
+                .post(format!("{}/v1/chat/completions", proxy.base))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+            (status, body)
+        })
+    };
+    let (status, body) = post("{not json".into());
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let (status, body) = post(json!({"model": "x".repeat(2000)}).to_string());
+    assert_eq!(status, 413);
+    assert!(body["error"]["message"].as_str().unwrap().contains("1000"));
+    let (status, body) = post(json!({"model": "gpt-unknown", "messages": []}).to_string());
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-unknown")
+    );
+    let (_, metrics) = get(&format!("{}/metrics", proxy.base));
+    let refused: f64 = outcome(&metrics, "client_error", "4xx");
+    assert_eq!(refused, 3.0, "{metrics}");
+    assert!(
+        !metrics.contains("x".repeat(100).as_str()),
+        "no request content in labels"
+    );
+}
+
+#[test]
+fn a_real_llamacpp_server_behind_the_proxy_is_measured() {
+    let Some((_guard, base)) = crate::llamacpp_real::start_llama_server() else {
+        return;
+    };
+    let proxy = start_proxy(&[&base], &[]);
+    let (rt, client) = http();
+    rt.block_on(crate::llamacpp_real::wait_healthy(&client, &base));
+    let body = json!({
+        "model": "gemma3-270m",
+        "messages": [{"role": "user", "content": "Name three colours."}],
+        "max_tokens": 12,
+        "stream": true,
+    });
+    let (status, text) = chat(&proxy.base, body, &[]);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("[DONE]") && !text.contains("\"usage\""),
+        "{text}"
+    );
+    let (_, metrics) = eventually(5, || {
+        let (s, m) = get(&format!("{}/metrics", proxy.base));
+        m.contains("llm_proxy_requests_total{").then_some((s, m))
+    });
+    let done = outcome(&metrics, "completed", "2xx") + outcome(&metrics, "length", "2xx");
+    assert_eq!(done, 1.0, "{metrics}");
+    assert_eq!(
+        sample(
+            &metrics,
+            "llm_proxy_output_token_source_total{gen_ai_request_model=\"gemma3-270m\",source=\"usage\"}"
+        ),
+        Some(1.0),
+        "usage came from the engine: {metrics}"
+    );
+    assert!(sample(&metrics, "llm_proxy_time_to_first_content_seconds_count{").unwrap() >= 1.0);
+}
