@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::metrics::{ModelLabels, PhaseLabels};
+use super::metrics::ModelLabels;
 use super::observe::{Observation, Relay, Waits};
 use super::{Outcome, Proxy};
 use crate::client_metrics::{Operation, OutcomeLabels};
@@ -172,13 +172,9 @@ async fn measured(
     let deadline = received + proxy.options.total_timeout;
     let upstream = &proxy.upstreams[index];
     let sent = send(&proxy, method, &upstream.base, path, &headers, body);
-    let phase = PhaseLabels {
-        phase: "request".to_string(),
-    };
     proxy
         .metrics
-        .overhead
-        .get_or_create(&phase)
+        .request_overhead
         .observe(received.elapsed().as_secs_f64());
     let wait = proxy
         .options

@@ -53,6 +53,10 @@ pub struct ProxyMetrics {
     pub response_bytes: Family<ModelLabels, Counter>,
     /// The proxy's own time per request and per chunk.
     pub overhead: Family<PhaseLabels, Histogram, Buckets>,
+    /// `overhead{phase="request"}`, looked up once.
+    pub request_overhead: Histogram,
+    /// `overhead{phase="chunk"}`, looked up once: it is observed for every chunk.
+    pub chunk_overhead: Histogram,
     /// Output-token counts by where they came from.
     pub token_source: Family<SourceLabels, Counter>,
     models: Mutex<HashSet<String>>,
@@ -63,11 +67,22 @@ impl ProxyMetrics {
     /// Metrics that keep at most `max_models` distinct model labels, and their registry.
     pub fn registered(max_models: usize) -> (ProxyMetrics, Registry) {
         let (client, mut registry) = ClientMetrics::registered();
+        let overhead = Family::new_with_constructor(Buckets::new(&OVERHEAD));
+        let phase = |name: &str| {
+            overhead
+                .get_or_create(&PhaseLabels {
+                    phase: name.to_string(),
+                })
+                .clone()
+        };
+        let (request_overhead, chunk_overhead) = (phase("request"), phase("chunk"));
         let m = ProxyMetrics {
             client,
             request_bytes: Family::default(),
             response_bytes: Family::default(),
-            overhead: Family::new_with_constructor(Buckets::new(&OVERHEAD)),
+            request_overhead,
+            chunk_overhead,
+            overhead,
             token_source: Family::default(),
             models: Mutex::new(HashSet::new()),
             max_models,

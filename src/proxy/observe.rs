@@ -9,14 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use futures_util::FutureExt;
 
 use super::Outcome;
-use super::metrics::{ModelLabels, PhaseLabels, SourceLabels};
+use super::metrics::{ModelLabels, SourceLabels};
 use crate::client_metrics::{Operation, OutcomeLabels, TokenLabels};
 use crate::sse::{Choice, Chunk, data_lines, event_end};
 
 /// Gaps kept per request for per-token ITL (a longer answer keeps its first ones).
 const MAX_GAPS: usize = 65_536;
+/// Events gathered into one write to the client, at most (bytes).
+const COALESCE: usize = 64 * 1024;
 /// Bytes of a whole (non-streamed) answer kept to read its usage.
 const MAX_WHOLE: usize = 4 << 20;
 
@@ -233,6 +236,10 @@ pub struct Relay {
     waits: Waits,
     pending: Vec<u8>,
     ended: bool,
+    /// The upstream body ended (or failed) while events were being gathered.
+    upstream_ended: Option<Result<(), ()>>,
+    /// One timer for the whole answer, moved forward per chunk (cheaper than a new one).
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Relay {
@@ -252,6 +259,8 @@ impl Relay {
             waits,
             pending: Vec::new(),
             ended: false,
+            upstream_ended: None,
+            timer: Box::pin(tokio::time::sleep_until(waits.deadline.into())),
         }
     }
 
@@ -261,30 +270,48 @@ impl Relay {
             if self.ended {
                 return None;
             }
-            let wait = self.waits.idle.min(
-                self.waits
-                    .deadline
-                    .saturating_duration_since(Instant::now()),
-            );
-            let chunk = match tokio::time::timeout(wait, self.upstream.chunk()).await {
-                Err(_) => return self.fail(Outcome::Timeout, "upstream timed out"),
-                Ok(Err(_)) => return self.fail(Outcome::StreamError, "upstream connection failed"),
-                Ok(Ok(None)) => return self.end(),
-                Ok(Ok(Some(chunk))) => chunk,
+            match self.upstream_ended.take() {
+                Some(Ok(())) => return self.end(),
+                Some(Err(())) => {
+                    return self.fail(Outcome::StreamError, "upstream connection failed");
+                }
+                None => {}
+            }
+            let due = (Instant::now() + self.waits.idle).min(self.waits.deadline);
+            self.timer.as_mut().reset(due.into());
+            let next = tokio::select! {
+                biased;
+                next = self.upstream.chunk() => next,
+                () = self.timer.as_mut() => return self.fail(Outcome::Timeout, "upstream timed out"),
+            };
+            let chunk = match next {
+                Err(_) => return self.fail(Outcome::StreamError, "upstream connection failed"),
+                Ok(None) => return self.end(),
+                Ok(Some(chunk)) => chunk,
             };
             let at = Instant::now();
-            let out = self.take(&chunk, at);
+            let mut out = self.take(&chunk, at);
+            // Under load several events wait in the connection's buffer: send them in one
+            // write, as a plain proxy does, rather than one write each.
+            while out.len() < COALESCE {
+                match self.upstream.chunk().now_or_never() {
+                    Some(Ok(Some(more))) => out.extend_from_slice(&self.take(&more, at)),
+                    Some(Ok(None)) => {
+                        self.upstream_ended = Some(Ok(()));
+                        break;
+                    }
+                    Some(Err(_)) => {
+                        self.upstream_ended = Some(Err(()));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let out = Bytes::from(out);
             if !out.is_empty() {
                 self.observation.response_bytes += out.len() as u64;
-                let phase = PhaseLabels {
-                    phase: "chunk".to_string(),
-                };
                 let overhead = at.elapsed().as_secs_f64();
-                self.observation
-                    .metrics
-                    .overhead
-                    .get_or_create(&phase)
-                    .observe(overhead);
+                self.observation.metrics.chunk_overhead.observe(overhead);
                 return Some(Ok(out));
             }
         }
@@ -292,12 +319,12 @@ impl Relay {
 
     /// What of `chunk` goes to the client now: whole events (observed, the injected usage
     /// chunk removed); a whole answer passes straight through.
-    fn take(&mut self, chunk: &Bytes, at: Instant) -> Bytes {
+    fn take(&mut self, chunk: &Bytes, at: Instant) -> Vec<u8> {
         if !self.streamed {
             if self.pending.len() + chunk.len() <= MAX_WHOLE {
                 self.pending.extend_from_slice(chunk);
             }
-            return chunk.clone();
+            return chunk.to_vec();
         }
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::with_capacity(self.pending.len());
@@ -314,7 +341,7 @@ impl Relay {
             consumed += with_separator;
         }
         self.pending.drain(..consumed);
-        Bytes::from(out)
+        out
     }
 
     fn end(&mut self) -> Option<Result<Bytes, std::io::Error>> {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# What `llmwatch proxy` adds, beside nginx (proxy_buffering off) as the plain-proxy reference:
+# llmwatch bench at fixed concurrencies against the simulator directly, through the proxy and
+# through nginx, one run each. Prints TTFT and per-chunk ITL p50/p99, throughput, and the
+# middle process's CPU per request and peak RSS.
+# Usage: benches/proxy_overhead.sh [PROFILE]   (default instant; gpu-7b for a realistic one)
+# Env: CONCURRENCY (default "1 100 1000"), DURATION (10s), OUTPUT_TOKENS (16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${LLMWATCH_BIN:-target/release/llmwatch}
+profile=${1:-instant}
+duration=${DURATION:-10s}
+output=${OUTPUT_TOKENS:-16}
+ulimit -n 20000 || true
+work=$(mktemp -d)
+"$bin" sim --engine vllm:18730 --profile "$profile" >"$work/sim.log" 2>&1 &
+sim=$!
+"$bin" proxy --upstream http://127.0.0.1:18730 --listen 127.0.0.1:18731 >"$work/proxy.log" 2>&1 &
+proxy=$!
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  upstream sim { server 127.0.0.1:18730; keepalive 2048; }
+  server {
+    listen 127.0.0.1:18732;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work" -g "daemon off; pid $work/nginx.pid; error_log $work/error.log;" &
+nginx_master=$!
+trap 'kill $sim $proxy $nginx_master 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+sleep 1
+nginx_worker=$(pgrep -P "$nginx_master" | head -1)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+printf '| profile | streams | path | TTFT p50 | TTFT p99 | ITL/chunk p50 | ITL/chunk p99 | req/s | middle CPU per request | middle peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n'
+for c in ${CONCURRENCY:-1 100 1000}; do
+  for path in direct proxy nginx; do
+    case $path in
+      direct) url=http://127.0.0.1:18730; pid= ;;
+      proxy) url=http://127.0.0.1:18731; pid=$proxy ;;
+      nginx) url=http://127.0.0.1:18732; pid=$nginx_worker ;;
+    esac
+    before=$([ -n "$pid" ] && cpu "$pid" || echo 0)
+    "$bin" bench "$url" --concurrency "$c" --duration "$duration" --input-tokens 32 \
+      --output-tokens "$output" --json "$work/r.json" >/dev/null
+    after=$([ -n "$pid" ] && cpu "$pid" || echo 0)
+    rss=$([ -n "$pid" ] && awk '/VmHWM/ {print $2 / 1024 " MB"}' "/proc/$pid/status" || echo "–")
+    python3 - "$profile" "$c" "$path" "$before" "$after" "$rss" "$work/r.json" <<'PY'
+import json, sys
+profile, c, path, before, after, rss, f = sys.argv[1:]
+r = json.load(open(f))
+lat = r["latency_seconds"]
+ms = lambda k, q: f"{lat[k][q] * 1e3:.3f} ms"
+sent = r["requests"]["sent"]
+cpu = (float(after) - float(before)) / 100 / max(sent, 1) * 1e6
+cpu_text = f"{cpu:.0f} µs" if path != "direct" else "–"
+errors = sum(r["requests"]["errors"].values())
+print(f"| {profile} | {c} | {path} | {ms('ttft','p50')} | {ms('ttft','p99')} | {ms('itl_chunk','p50')} | "
+      f"{ms('itl_chunk','p99')} | {r['throughput']['requests_per_second']:.0f}{'' if errors == 0 else f' ({errors} errors)'} | {cpu_text} | {rss} |")
+PY
+  done
+done
