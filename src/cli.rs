@@ -184,6 +184,14 @@ pub struct UpCli {
     /// Address to serve on, overriding the configuration (default 127.0.0.1:9464).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Run the measuring proxy in the same process with this upstream (`URL[,models=a|b]`,
+    /// repeatable): its client-side series join `/metrics`, with the gap between client and
+    /// engine TTFT per model. Replaces the configuration file's `[proxy]` upstreams.
+    #[arg(long = "proxy-upstream")]
+    pub proxy_upstreams: Vec<String>,
+    /// Address the in-process proxy serves on (default 127.0.0.1:4000).
+    #[arg(long)]
+    pub proxy_listen: Option<String>,
 }
 
 /// `llmwatch demo`.

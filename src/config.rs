@@ -66,6 +66,25 @@ pub struct Config {
     /// How often `file_sd` files are checked for changes.
     #[serde(deserialize_with = "duration")]
     pub file_sd_refresh: Duration,
+    /// A measuring proxy run in the same process (`[proxy]`): its client-side series join
+    /// `/metrics`, with the gap between client and engine TTFT per model. None by default.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// The proxy inside `up` (the same proxy as `llmwatch proxy`, default settings).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address the proxy serves its clients on. Loopback by default.
+    #[serde(default = "default_proxy_listen")]
+    pub listen: String,
+    /// Upstreams, each `URL[,models=a|b]` as for `llmwatch proxy --upstream`.
+    pub upstream: Vec<String>,
+}
+
+/// The proxy's default address.
+pub fn default_proxy_listen() -> String {
+    "127.0.0.1:4000".into()
 }
 
 impl Default for Config {
@@ -78,6 +97,7 @@ impl Default for Config {
             targets: Vec::new(),
             file_sd: Vec::new(),
             file_sd_refresh: Duration::from_secs(5),
+            proxy: None,
         }
     }
 }

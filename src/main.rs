@@ -78,6 +78,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config_path: args.config,
                 target_args: args.targets,
                 listen: args.listen,
+                proxy_upstreams: args.proxy_upstreams,
+                proxy_listen: args.proxy_listen,
             };
             runtime.block_on(up::run(sources))?;
         }

@@ -42,6 +42,12 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
         names.join(", "),
         addr = running.addr
     )?;
+    if let Some(proxy) = running.proxy_addr {
+        writeln!(
+            out,
+            "llmwatch up: proxy serving http://{proxy}/v1 (its client-side series join /metrics)"
+        )?;
+    }
     print_banner(&out);
     tokio::signal::ctrl_c().await?;
     Ok(())
@@ -74,6 +80,7 @@ pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
             .map(|(name, addr)| format!("http://{addr},name=sim-{name}"))
             .collect(),
         listen: Some(listen.unwrap_or_else(|| "127.0.0.1:9464".into())),
+        ..Sources::default()
     };
     let config = sources.config()?;
     let targets = sources.targets(&config)?;

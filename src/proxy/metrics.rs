@@ -3,7 +3,7 @@
 //! where token counts came from. Every label set is bounded: models beyond a
 //! cap fold into `other`, the rest are fixed vocabularies.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -59,6 +59,8 @@ pub struct ProxyMetrics {
     pub chunk_overhead: Histogram,
     /// Output-token counts by where they came from.
     pub token_source: Family<SourceLabels, Counter>,
+    /// Sum and count of time to first content per model label, for the gap to the engine.
+    ttft_totals: Mutex<HashMap<String, (f64, u64)>>,
     models: Mutex<HashSet<String>>,
     max_models: usize,
 }
@@ -84,6 +86,7 @@ impl ProxyMetrics {
             chunk_overhead,
             overhead,
             token_source: Family::default(),
+            ttft_totals: Mutex::new(HashMap::new()),
             models: Mutex::new(HashSet::new()),
             max_models,
         };
@@ -108,6 +111,22 @@ impl ProxyMetrics {
             m.token_source.clone(),
         );
         (m, registry)
+    }
+
+    /// Adds one time to first content for `model` to the running totals.
+    pub fn add_ttft(&self, model: &str, seconds: f64) {
+        let mut totals = self.ttft_totals.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = totals.entry(model.to_string()).or_default();
+        entry.0 += seconds;
+        entry.1 += 1;
+    }
+
+    /// Sum and count of time to first content per model, so far.
+    pub fn ttft_totals(&self) -> HashMap<String, (f64, u64)> {
+        self.ttft_totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The label for `model`: itself while fewer than the cap have been seen, else `other`.

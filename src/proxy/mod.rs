@@ -108,7 +108,15 @@ pub struct Proxy {
     options: ProxyOptions,
     metrics: Arc<metrics::ProxyMetrics>,
     registry: prometheus_client::registry::Registry,
+    /// Client TTFT totals taken every few seconds, oldest first, for windowed means.
+    snapshots: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Totals)>>,
 }
+
+/// Sum and count of time to first content per model label.
+pub type Totals = std::collections::HashMap<String, (f64, u64)>;
+
+/// How far back snapshots are kept.
+const SNAPSHOT_SPAN: Duration = Duration::from_secs(900);
 
 impl Proxy {
     /// A proxy to `upstreams` (each `URL[,models=a|b]`).
@@ -136,13 +144,47 @@ impl Proxy {
             options,
             metrics: Arc::new(metrics),
             registry,
+            snapshots: std::sync::Mutex::new(std::collections::VecDeque::new()),
         })
+    }
+
+    /// Keeps the current client TTFT totals for [`Proxy::ttft_over`].
+    pub fn snapshot_ttft(&self) {
+        let now = std::time::Instant::now();
+        let mut snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snapshots.push_back((now, self.metrics.ttft_totals()));
+        while snapshots
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > SNAPSHOT_SPAN)
+        {
+            snapshots.pop_front();
+        }
+    }
+
+    /// Sum and count of client time to first content per model over about the last
+    /// `window` (from the oldest snapshot inside it to now).
+    pub fn ttft_over(&self, window: Duration) -> Totals {
+        let now_totals = self.metrics.ttft_totals();
+        let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let base = snapshots
+            .iter()
+            .find(|(at, _)| now.duration_since(*at) <= window)
+            .map(|(_, totals)| totals.clone())
+            .unwrap_or_default();
+        now_totals
+            .into_iter()
+            .map(|(model, (sum, count))| {
+                let (sum0, count0) = base.get(&model).copied().unwrap_or_default();
+                (model, (sum - sum0, count.saturating_sub(count0)))
+            })
+            .collect()
     }
 
     /// The Prometheus text of the proxy's metrics.
     pub fn render_metrics(&self) -> String {
         let mut text = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
         text
     }
 }
@@ -160,7 +202,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
+                            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                         )],
                         proxy.render_metrics(),
                     )

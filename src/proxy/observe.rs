@@ -106,6 +106,8 @@ impl Observation {
         }
         if let Some(first) = self.first_content {
             m.first_content.get_or_create(op).observe(since(first));
+            self.metrics
+                .add_ttft(&op.gen_ai_request_model, since(first));
         }
         let chunks = self.content_chunks.max(1) as f64;
         let per_chunk = match self.output_tokens {

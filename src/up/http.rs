@@ -27,6 +27,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Required credentials, if any.
     pub auth: Option<AuthConfig>,
+    /// The proxy running in this process, if any.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }
 
 /// The routes.
@@ -142,6 +144,13 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         })
         .collect();
     write_raw(&mut body, &raw);
+    if let Some(proxy) = &app.proxy {
+        body.push_str(&proxy.render_metrics());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        super::gap::write(&mut body, proxy, &app.store, now);
+    }
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).is_err() {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -5,6 +5,7 @@
 //! logged and counted, and the previous targets stay.
 
 mod api;
+mod gap;
 mod http;
 mod raw;
 
@@ -37,6 +38,9 @@ pub enum UpError {
         /// Why.
         error: std::io::Error,
     },
+    /// The proxy could not be set up (a bad upstream).
+    #[error("proxy: {0}")]
+    Proxy(String),
 }
 
 /// Where the targets come from.
@@ -48,6 +52,10 @@ pub struct Sources {
     pub target_args: Vec<String>,
     /// `--listen`, overriding the file.
     pub listen: Option<String>,
+    /// `--proxy-upstream`: run the proxy with these upstreams, replacing the file's.
+    pub proxy_upstreams: Vec<String>,
+    /// `--proxy-listen`, overriding the file.
+    pub proxy_listen: Option<String>,
 }
 
 impl Sources {
@@ -59,6 +67,19 @@ impl Sources {
         };
         if let Some(listen) = &self.listen {
             config.listen.clone_from(listen);
+        }
+        if !self.proxy_upstreams.is_empty() {
+            let listen = config
+                .proxy
+                .as_ref()
+                .map_or_else(crate::config::default_proxy_listen, |p| p.listen.clone());
+            config.proxy = Some(crate::config::ProxyConfig {
+                listen,
+                upstream: self.proxy_upstreams.clone(),
+            });
+        }
+        if let (Some(proxy), Some(listen)) = (config.proxy.as_mut(), &self.proxy_listen) {
+            proxy.listen.clone_from(listen);
         }
         Ok(config)
     }
@@ -88,6 +109,8 @@ impl Sources {
 pub struct Running {
     /// The address it serves on.
     pub addr: SocketAddr,
+    /// The proxy's address, when one runs inside.
+    pub proxy_addr: Option<SocketAddr>,
     /// The state, for in-process readers.
     pub store: Arc<Store>,
     /// Targets scraped at start.
@@ -158,20 +181,19 @@ pub async fn start(
         targets: targets.len(),
     }
     .emit(&metrics);
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|error| UpError::Listen {
-            addr: config.listen.clone(),
-            error,
-        })?;
-    let addr = listener.local_addr().map_err(|error| UpError::Listen {
-        addr: config.listen.clone(),
-        error,
-    })?;
+    let (listener, addr) = bind(&config.listen).await?;
+    let (proxy, proxy_addr) = match &config.proxy {
+        Some(settings) => {
+            let (proxy, addr) = start_proxy(settings).await?;
+            (Some(proxy), Some(addr))
+        }
+        None => (None, None),
+    };
     let app = http::router(http::App {
         store: store.clone(),
         registry: Arc::new(registry),
         auth: config.auth.clone(),
+        proxy,
     });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -181,9 +203,48 @@ pub async fn start(
     tokio::spawn(watch(sources, config, tasks));
     Ok(Running {
         addr,
+        proxy_addr,
         store,
         targets,
     })
+}
+
+/// A listener on `addr` and the address it got.
+async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), UpError> {
+    let failed = |error| UpError::Listen {
+        addr: addr.to_string(),
+        error,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
+}
+
+/// Serves the proxy on its own address, and snapshots its client TTFT totals every 5 s for
+/// the windowed client-minus-engine gap.
+async fn start_proxy(
+    settings: &crate::config::ProxyConfig,
+) -> Result<(Arc<crate::proxy::Proxy>, SocketAddr), UpError> {
+    let options = crate::proxy::ProxyOptions::default();
+    let proxy = crate::proxy::Proxy::new(&settings.upstream, options)
+        .map_err(|e| UpError::Proxy(e.to_string()))?;
+    let proxy = Arc::new(proxy);
+    let (listener, addr) = bind(&settings.listen).await?;
+    let app = crate::proxy::router(proxy.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!("the proxy stopped: {error}");
+        }
+    });
+    let ticking = proxy.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            ticking.snapshot_ttft();
+        }
+    });
+    Ok((proxy, addr))
 }
 
 /// Re-reads the sources on SIGHUP, and when a watched `file_sd` file changes.

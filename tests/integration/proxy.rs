@@ -325,3 +325,56 @@ fn a_real_llamacpp_server_behind_the_proxy_is_measured() {
     );
     assert!(sample(&metrics, "llm_proxy_time_to_first_content_seconds_count{").unwrap() >= 1.0);
 }
+
+#[test]
+fn up_runs_the_proxy_and_serves_the_gap_between_client_and_engine_ttft() {
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("llmwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"300ms\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n",
+            sim.urls[0].1
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["up", "--config"])
+        .arg(&config)
+        .args(["--target", &sim.urls[0].1])
+        .env("LLMWATCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let _guard = KillOnDrop(child);
+    let mut address = |marker: &str| {
+        let line = lines
+            .find_map(|l| l.ok().filter(|l| l.contains(marker)))
+            .unwrap_or_else(|| panic!("up printed {marker}"));
+        let rest = line.split("http://").nth(1).unwrap();
+        format!("http://{}", rest.split('/').next().unwrap())
+    };
+    let up = address("serving http://");
+    let proxy = address("proxy serving http://");
+    eventually(10, || {
+        let (_, m) = get(&format!("{up}/metrics"));
+        m.contains("llm_time_to_first_token_seconds").then_some(())
+    });
+    for _ in 0..10 {
+        let (status, _) = chat(&proxy, stream_request(4), &[]);
+        assert_eq!(status, 200);
+    }
+    let gap = eventually(10, || {
+        let (_, m) = get(&format!("{up}/metrics"));
+        assert!(
+            m.contains("llm_proxy_requests_total{"),
+            "one /metrics for both views"
+        );
+        sample(&m, "llm_client_ttft_gap_seconds{model=\"sim-vllm\"}")
+    });
+    // Loopback and one proxy hop: the client waits a little longer than the engine says.
+    assert!((-0.002..0.05).contains(&gap), "gap {gap} s");
+}
