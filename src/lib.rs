@@ -15,6 +15,7 @@ pub mod config;
 pub mod engines;
 pub mod events;
 pub mod exposition;
+pub mod http1;
 pub mod proxy;
 pub mod rng;
 pub mod sim;

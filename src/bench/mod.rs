@@ -8,7 +8,6 @@ pub mod dataset;
 mod drive;
 pub mod engine_view;
 pub mod html;
-mod http1;
 pub mod live;
 pub mod report;
 pub mod request;

@@ -6,6 +6,9 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use crate::http1::{Failure, Pool};
 use crate::sse::{Choice, Chunk, data_lines, event_end};
 
 /// What went wrong with a request, by class.
@@ -82,8 +85,9 @@ impl Timing {
 
 #[derive(Clone)]
 pub enum Client {
-    /// Plain HTTP/1.1 over pooled TCP connections.
-    Lean(std::sync::Arc<super::http1::Pool>),
+    /// Plain HTTP/1.1 over pooled TCP connections, and the start of every request (its line,
+    /// `Host` and `Content-Type`).
+    Lean(Arc<Pool>, Arc<[u8]>),
     /// reqwest.
     Full(reqwest::Client),
 }
@@ -92,9 +96,14 @@ impl Client {
     /// The client for `url`: lean for `http://`, reqwest otherwise.
     pub fn for_url(url: &reqwest::Url) -> Result<Client, String> {
         if url.scheme() == "http" {
-            return Ok(Client::Lean(std::sync::Arc::new(super::http1::Pool::new(
-                url,
-            )?)));
+            let pool = Pool::new(url)?;
+            let path = match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_string(),
+            };
+            let mut head = pool.request_head("POST", &path);
+            head.extend_from_slice(b"Content-Type: application/json\r\n");
+            return Ok(Client::Lean(Arc::new(pool), head.into()));
         }
         reqwest::Client::builder()
             .pool_max_idle_per_host(usize::MAX)
@@ -117,8 +126,8 @@ pub async fn run(
     let mut timing = Timing::default();
     let deadline = Instant::now() + timeout;
     let timed_out = match client {
-        Client::Lean(pool) => {
-            let work = pool.exchange(body.as_bytes(), api_key, stream, &mut timing);
+        Client::Lean(pool, head) => {
+            let work = lean_exchange(pool, head, body.as_bytes(), api_key, stream, &mut timing);
             tokio::time::timeout_at(deadline.into(), work)
                 .await
                 .is_err()
@@ -135,6 +144,51 @@ pub async fn run(
     }
     timing.end.get_or_insert_with(Instant::now);
     timing
+}
+
+/// One request on the lean client.
+async fn lean_exchange(
+    pool: &Arc<Pool>,
+    head: &[u8],
+    body: &[u8],
+    key: Option<&str>,
+    stream: bool,
+    t: &mut Timing,
+) {
+    let mut request = Vec::with_capacity(head.len() + 96 + body.len());
+    request.extend_from_slice(head);
+    if let Some(key) = key {
+        request.extend_from_slice(format!("Authorization: Bearer {key}\r\n").as_bytes());
+    }
+    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(body);
+    t.sent = Some(Instant::now());
+    let failed = |f: Failure| match f {
+        Failure::Connect => ErrorClass::Connect,
+        Failure::Incomplete => ErrorClass::Incomplete,
+        Failure::Invalid => ErrorClass::Invalid,
+    };
+    let mut response = match pool.send(&request).await {
+        Ok(response) => response,
+        Err(f) => return t.error = Some(failed(f)),
+    };
+    t.first_byte = Some(response.first_byte);
+    if response.status != 200 {
+        return t.error = Some(status_error(response.status));
+    }
+    let mut reader = BodyReader::new(stream);
+    loop {
+        match response.chunk().await {
+            Ok(Some(data)) => {
+                if reader.feed(&data, Instant::now(), t).is_break() {
+                    return;
+                }
+            }
+            Ok(None) => break,
+            Err(f) => return t.error = Some(failed(f)),
+        }
+    }
+    reader.end(Instant::now(), t);
 }
 
 /// The class of a non-200 status.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::metrics::ModelLabels;
-use super::observe::{Observation, Relay, Waits};
+use super::observe::{Observation, Relay, Source, Waits};
 use super::{Outcome, Proxy};
 use crate::client_metrics::{Operation, OutcomeLabels};
 
@@ -171,7 +171,7 @@ async fn measured(
     let mut observation = Observation::new(proxy.metrics.clone(), operation, received);
     let deadline = received + proxy.options.total_timeout;
     let upstream = &proxy.upstreams[index];
-    let sent = send(&proxy, method, &upstream.base, path, &headers, body);
+    let sent = exchange(&proxy, upstream, method, path, &headers, body);
     proxy
         .metrics
         .request_overhead
@@ -180,31 +180,23 @@ async fn measured(
         .options
         .first_byte_timeout
         .min(deadline.saturating_duration_since(Instant::now()));
-    let response = match tokio::time::timeout(wait, sent).await {
-        Err(_) => {
+    let exchanged = match tokio::time::timeout(wait, sent).await {
+        Err(_) => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            Outcome::Timeout,
+            "upstream timed out".to_string(),
+        )),
+        Ok(result) => result,
+    };
+    let (status, answer_headers, source) = match exchanged {
+        Ok(answer) => answer,
+        Err((status, outcome, message)) => {
             upstream.failed();
-            observation.status(504);
-            observation.record(Outcome::Timeout);
-            return openai_error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out", "timeout");
-        }
-        Ok(Err(error)) => {
-            upstream.failed();
-            let (status, outcome) = if error.is_timeout() {
-                (StatusCode::GATEWAY_TIMEOUT, Outcome::Timeout)
-            } else {
-                (StatusCode::BAD_GATEWAY, Outcome::UpstreamError)
-            };
             observation.status(status.as_u16());
             observation.record(outcome);
-            let message = format!(
-                "upstream failed: {}",
-                crate::collect::fetch::flatten_error(&error)
-            );
-            return openai_error(status, &message, "upstream_error");
+            return openai_error(status, &message, outcome.as_str());
         }
-        Ok(Ok(response)) => response,
     };
-    let status = response.status().as_u16();
     if status >= 500 {
         upstream.failed();
     } else {
@@ -212,23 +204,85 @@ async fn measured(
     }
     observation.status(status);
     let streamed = status == 200
-        && response
-            .headers()
+        && answer_headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-    let head = answer_head(status, response.headers());
+    let head = answer_head(status, &answer_headers);
     let waits = Waits {
         idle: proxy.options.idle_timeout,
         deadline,
     };
-    let relay = Relay::new(response, observation, streamed, strip_usage, waits);
+    let relay = Relay::new(source, observation, streamed, strip_usage, waits);
     let stream = futures_util::stream::unfold((relay, lease), |(mut relay, lease)| async move {
         let next = relay.next().await?;
         Some((next, (relay, lease)))
     });
     head.body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// An upstream's answer (status, headers, body), or why there is none: the status to answer
+/// with, the outcome, and a message.
+type Exchanged = Result<(u16, HeaderMap, Source), (StatusCode, Outcome, String)>;
+
+/// Sends the request upstream: on the lean client for plain HTTP, on reqwest otherwise.
+async fn exchange(
+    proxy: &Proxy,
+    upstream: &super::upstream::Upstream,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Exchanged {
+    let Some(pool) = &upstream.lean else {
+        return match send(proxy, method, &upstream.base, path, headers, body).await {
+            Ok(r) => Ok((r.status().as_u16(), r.headers().clone(), Source::Full(r))),
+            Err(e) if e.is_timeout() => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                Outcome::Timeout,
+                "upstream timed out".to_string(),
+            )),
+            Err(e) => Err((
+                StatusCode::BAD_GATEWAY,
+                Outcome::UpstreamError,
+                format!(
+                    "upstream failed: {}",
+                    crate::collect::fetch::flatten_error(&e)
+                ),
+            )),
+        };
+    };
+    let mut request = pool.request_head(method.as_str(), path);
+    for (name, value) in headers {
+        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH {
+            request.extend_from_slice(name.as_str().as_bytes());
+            request.extend_from_slice(b": ");
+            request.extend_from_slice(value.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+    }
+    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(&body);
+    match pool.send(&request).await {
+        Ok(response) => {
+            let mut answer = HeaderMap::with_capacity(response.headers.len());
+            for (name, value) in &response.headers {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    header::HeaderValue::from_bytes(value),
+                ) {
+                    answer.append(name, value);
+                }
+            }
+            Ok((response.status, answer, Source::Lean(response)))
+        }
+        Err(failure) => Err((
+            StatusCode::BAD_GATEWAY,
+            Outcome::UpstreamError,
+            format!("upstream failed: {failure:?}"),
+        )),
+    }
 }
 
 /// Sends the request upstream with the client's headers, less the hop-by-hop ones.

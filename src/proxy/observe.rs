@@ -229,9 +229,31 @@ pub struct Waits {
     pub deadline: Instant,
 }
 
+/// An upstream answer's body: read in the relaying task itself on the lean client (plain
+/// HTTP), through reqwest's connection task otherwise (TLS, HTTP/2).
+pub enum Source {
+    /// The lean HTTP/1.1 client.
+    Lean(crate::http1::Response),
+    /// reqwest.
+    Full(reqwest::Response),
+}
+
+impl Source {
+    async fn chunk(&mut self) -> Result<Option<Bytes>, ()> {
+        match self {
+            Source::Lean(response) => response
+                .chunk()
+                .await
+                .map(|data| data.map(Bytes::from))
+                .map_err(|_| ()),
+            Source::Full(response) => response.chunk().await.map_err(|_| ()),
+        }
+    }
+}
+
 /// Relays an upstream answer to the client.
 pub struct Relay {
-    upstream: reqwest::Response,
+    upstream: Source,
     observation: Observation,
     streamed: bool,
     strip_usage: bool,
@@ -247,7 +269,7 @@ pub struct Relay {
 impl Relay {
     /// A relay for `upstream`, whose body is server-sent events when `streamed`.
     pub fn new(
-        upstream: reqwest::Response,
+        upstream: Source,
         observation: Observation,
         streamed: bool,
         strip_usage: bool,

@@ -15,6 +15,8 @@ pub struct Upstream {
     pub base: String,
     /// Models it serves; empty means any (a default upstream).
     pub models: Vec<String>,
+    /// The lean HTTP/1.1 client's pool, for `http://` upstreams.
+    pub lean: Option<std::sync::Arc<crate::http1::Pool>>,
     outstanding: AtomicUsize,
     failed_at: Mutex<Option<Instant>>,
 }
@@ -49,9 +51,14 @@ impl Upstream {
                 }
             }
         }
+        let lean = match parsed.scheme() {
+            "http" => Some(std::sync::Arc::new(crate::http1::Pool::new(&parsed)?)),
+            _ => None,
+        };
         Ok(Upstream {
             base: crate::bench::base_url(url).to_string(),
             models,
+            lean,
             outstanding: AtomicUsize::new(0),
             failed_at: Mutex::new(None),
         })

@@ -63,17 +63,24 @@ fn a_length_body_ends_at_its_length() {
 #[test]
 fn response_heads_give_status_framing_and_keep_alive() {
     let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n5\r\n";
-    let parsed = parse_head(head).unwrap().unwrap();
-    assert_eq!(parsed, (200, Framing::Chunked, true, head.len() - 3));
+    let (status, headers, framing, keep_alive, len) = parse_head(head).unwrap().unwrap();
+    assert_eq!(
+        (status, framing, keep_alive, len),
+        (200, Framing::Chunked, true, head.len() - 3)
+    );
+    assert_eq!(
+        headers[0],
+        ("content-type".to_string(), b"text/event-stream".to_vec())
+    );
     let closing =
         b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\nConnection: close\r\n\r\n";
     let parsed = parse_head(closing).unwrap().unwrap();
     assert_eq!(
-        (parsed.0, parsed.1, parsed.2),
+        (parsed.0, parsed.2, parsed.3),
         (429, Framing::Length(2), false)
     );
     let unframed = b"HTTP/1.1 200 OK\r\n\r\n";
-    assert_eq!(parse_head(unframed).unwrap().unwrap().1, Framing::Close);
+    assert_eq!(parse_head(unframed).unwrap().unwrap().2, Framing::Close);
     assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nx: y").unwrap(), None);
     assert!(parse_head(b"NOT HTTP\r\n\r\n").is_err());
 }

@@ -1,31 +1,28 @@
-//! A lean HTTP/1.1 client for the load generator's plain-HTTP hot path. At 10,000 requests
-//! a second the general-purpose client's per-request work (URL handling, header maps, body
-//! channels, a connection task per connection) cost as much CPU as the system calls; this
-//! one writes a pre-formatted request in one call, parses the response head in place and
-//! decodes a chunked or length-delimited body straight into the answer reader. Connections
-//! are kept alive in a pool per sender thread; a pooled connection the server has closed is
-//! replaced once, before anything was read, as browsers and hyper do.
+//! A lean HTTP/1.1 client for plain-HTTP hot paths: the load generator's requests and the
+//! proxy's upstream answers. At thousands of requests a second a general-purpose client's
+//! per-request work (URL handling, header maps, a connection task and a body channel per
+//! connection) cost as much CPU as the system calls; this one writes a pre-formatted request
+//! in one call, parses the response head in place and decodes a chunked or length-delimited
+//! body in the task that reads it. Connections are kept alive in a pool; a pooled connection
+//! the server has closed is replaced once, before anything was read, as browsers and hyper do.
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::request::{BodyReader, ErrorClass, Timing, status_error};
-
 /// Bytes read per system call; also the largest response head accepted.
 const READ_SIZE: usize = 16 * 1024;
 /// Headers parsed in a response head.
-const MAX_HEADERS: usize = 32;
+const MAX_HEADERS: usize = 64;
 
-/// Keep-alive connections to one server, and what every request to it starts with.
+/// Keep-alive connections to one server.
 pub struct Pool {
     addr: SocketAddr,
-    /// `POST <path> HTTP/1.1`, `Host` and `Content-Type` lines.
-    head: String,
+    authority: String,
     idle: Mutex<Vec<TcpStream>>,
 }
 
@@ -40,15 +37,35 @@ enum Framing {
     Close,
 }
 
-/// Why an exchange on a connection failed; `Stale` is a pooled connection the server had
-/// already closed, worth one retry on a fresh one.
-enum Failure {
-    Stale,
-    Class(ErrorClass),
+/// Why a request got no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection, or it closed before any answer.
+    Connect,
+    /// The answer was cut short.
+    Incomplete,
+    /// The answer is not HTTP/1.1 as expected.
+    Invalid,
+}
+
+/// A response whose head has arrived; its body is read with [`Response::chunk`].
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lower case as sent or not) and values, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// When the first byte of the answer arrived.
+    pub first_byte: Instant,
+    connection: Option<TcpStream>,
+    buffer: Vec<u8>,
+    decoder: Decoder,
+    keep_alive: bool,
+    pool: Arc<Pool>,
+    done: bool,
 }
 
 impl Pool {
-    /// A pool for the `http://` URL `url` (its host must be an address or resolve now).
+    /// A pool for the `http://` server of `url` (its host must be an address or resolve now).
     pub fn new(url: &reqwest::Url) -> Result<Pool, String> {
         let host = url.host_str().ok_or("no host in the URL")?;
         let port = url.port_or_known_default().unwrap_or(80);
@@ -60,17 +77,21 @@ impl Pool {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
-        let path = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_string(),
-        };
         Ok(Pool {
             addr,
-            head: format!(
-                "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n"
-            ),
+            authority,
             idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The start of a request: its line and `Host`; the caller adds headers, `Content-Length`,
+    /// the blank line and the body.
+    pub fn request_head(&self, method: &str, path_and_query: &str) -> Vec<u8> {
+        format!(
+            "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\n",
+            self.authority
+        )
+        .into_bytes()
     }
 
     fn take(&self) -> Option<TcpStream> {
@@ -84,97 +105,104 @@ impl Pool {
             .push(connection);
     }
 
-    /// Sends one request and reads its answer into `t`.
-    pub async fn exchange(&self, body: &[u8], key: Option<&str>, stream: bool, t: &mut Timing) {
-        let mut request = Vec::with_capacity(self.head.len() + 96 + body.len());
-        request.extend_from_slice(self.head.as_bytes());
-        if let Some(key) = key {
-            request.extend_from_slice(format!("Authorization: Bearer {key}\r\n").as_bytes());
-        }
-        request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-        request.extend_from_slice(body);
+    /// Sends a whole request (head and body, as bytes) and waits for the response head.
+    pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response, Failure> {
         if let Some(pooled) = self.take() {
-            match self.on(pooled, &request, stream, t).await {
-                Err(Failure::Stale) => {}
-                Err(Failure::Class(class)) => return t.error = Some(class),
-                Ok(()) => return,
+            match self.on(pooled, request).await {
+                Err(None) => {}
+                Err(Some(failure)) => return Err(failure),
+                Ok(response) => return Ok(response),
             }
         }
-        let fresh = match TcpStream::connect(self.addr).await {
-            Ok(connection) => connection,
-            Err(_) => return t.error = Some(ErrorClass::Connect),
-        };
+        let fresh = TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| Failure::Connect)?;
         let _ = fresh.set_nodelay(true);
-        if let Err(failure) = self.on(fresh, &request, stream, t).await {
-            t.error = Some(match failure {
-                Failure::Stale => ErrorClass::Connect,
-                Failure::Class(class) => class,
-            });
-        }
+        self.on(fresh, request)
+            .await
+            .map_err(|failure| failure.unwrap_or(Failure::Connect))
     }
 
-    /// One exchange on one connection; the connection goes back to the pool only when the
-    /// answer was read to its end and the server keeps it open.
+    /// One request on one connection; `Err(None)` when the connection turned out to be
+    /// closed before anything was read (worth a retry on a fresh one).
     async fn on(
-        &self,
+        self: &Arc<Self>,
         mut connection: TcpStream,
         request: &[u8],
-        stream: bool,
-        t: &mut Timing,
-    ) -> Result<(), Failure> {
-        *t = Timing {
-            sent: Some(Instant::now()),
-            ..Timing::default()
-        };
+    ) -> Result<Response, Option<Failure>> {
         if connection.write_all(request).await.is_err() {
-            return Err(Failure::Stale);
+            return Err(None);
         }
         let mut buffer = Vec::with_capacity(READ_SIZE);
-        let (status, framing, keep_alive, head_len) = loop {
+        let mut first_byte = None;
+        let (status, headers, framing, keep_alive, head_len) = loop {
             let read = read_some(&mut connection, &mut buffer).await;
             if read == 0 {
                 return Err(if buffer.is_empty() {
-                    Failure::Stale
+                    None
                 } else {
-                    Failure::Class(ErrorClass::Incomplete)
+                    Some(Failure::Incomplete)
                 });
             }
-            t.first_byte.get_or_insert_with(Instant::now);
+            first_byte.get_or_insert_with(Instant::now);
             match parse_head(&buffer) {
                 Ok(Some(head)) => break head,
                 Ok(None) if buffer.len() < READ_SIZE => {}
-                _ => return Err(Failure::Class(ErrorClass::Invalid)),
+                _ => return Err(Some(Failure::Invalid)),
             }
         };
-        if status != 200 {
-            return Err(Failure::Class(status_error(status)));
-        }
         buffer.drain(..head_len);
-        let mut reader = BodyReader::new(stream);
-        let mut decoder = Decoder::new(framing);
-        let mut now = Instant::now();
+        Ok(Response {
+            status,
+            headers,
+            first_byte: first_byte.unwrap_or_else(Instant::now),
+            connection: Some(connection),
+            buffer,
+            decoder: Decoder::new(framing),
+            keep_alive,
+            pool: self.clone(),
+            done: false,
+        })
+    }
+}
+
+impl Response {
+    /// The next piece of the body as it arrives; `None` at its end (the connection then goes
+    /// back to the pool if the server keeps it open).
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, Failure> {
         loop {
-            let step = decoder.decode(&mut buffer, |data| reader.feed(data, now, t));
-            match step {
-                Decoded::Failed => return Ok(()),
-                Decoded::Invalid => return Err(Failure::Class(ErrorClass::Invalid)),
+            if self.done {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            let state = self.decoder.decode(&mut self.buffer, |data| {
+                out.extend_from_slice(data);
+                ControlFlow::Continue(())
+            });
+            match state {
+                Decoded::Invalid | Decoded::Failed => return Err(Failure::Invalid),
                 Decoded::Done => {
-                    reader.end(now, t);
-                    if keep_alive && t.error.is_none() {
-                        self.put(connection);
+                    self.done = true;
+                    if let Some(connection) = self.connection.take()
+                        && self.keep_alive
+                    {
+                        self.pool.put(connection);
                     }
-                    return Ok(());
+                    return Ok((!out.is_empty()).then_some(out));
                 }
+                Decoded::More if !out.is_empty() => return Ok(Some(out)),
                 Decoded::More => {}
             }
-            if read_some(&mut connection, &mut buffer).await == 0 {
-                if framing == Framing::Close {
-                    reader.end(Instant::now(), t);
-                    return Ok(());
+            let Some(connection) = self.connection.as_mut() else {
+                return Err(Failure::Incomplete);
+            };
+            if read_some(connection, &mut self.buffer).await == 0 {
+                self.done = true;
+                if self.decoder.framing == Framing::Close {
+                    return Ok(None);
                 }
-                return Err(Failure::Class(ErrorClass::Incomplete));
+                return Err(Failure::Incomplete);
             }
-            now = Instant::now();
         }
     }
 }
@@ -185,9 +213,12 @@ async fn read_some(connection: &mut TcpStream, buffer: &mut Vec<u8>) -> usize {
     connection.read_buf(buffer).await.unwrap_or(0)
 }
 
-/// The status, body framing, whether the connection stays open, and the head's length, once
-/// the head is complete.
-fn parse_head(buffer: &[u8]) -> Result<Option<(u16, Framing, bool, usize)>, ()> {
+/// A parsed response head: status, headers, framing, whether the connection stays open, and
+/// the head's length.
+type Head = (u16, Vec<(String, Vec<u8>)>, Framing, bool, usize);
+
+/// The response head, once complete.
+fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(buffer) {
@@ -198,7 +229,9 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(u16, Framing, bool, usize)>, ()> 
     let status = response.code.ok_or(())?;
     let mut framing = Framing::Close;
     let mut keep_alive = response.version == Some(1);
+    let mut kept = Vec::with_capacity(response.headers.len());
     for header in response.headers.iter() {
+        kept.push((header.name.to_string(), header.value.to_vec()));
         let value = std::str::from_utf8(header.value).map_err(|_| ())?.trim();
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             if value.eq_ignore_ascii_case("chunked") {
@@ -212,12 +245,8 @@ fn parse_head(buffer: &[u8]) -> Result<Option<(u16, Framing, bool, usize)>, ()> 
             keep_alive = !value.eq_ignore_ascii_case("close");
         }
     }
-    Ok(Some((
-        status,
-        framing,
-        keep_alive && framing != Framing::Close,
-        head_len,
-    )))
+    let keep_alive = keep_alive && framing != Framing::Close;
+    Ok(Some((status, kept, framing, keep_alive, head_len)))
 }
 
 /// What a round of decoding found.
