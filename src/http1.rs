@@ -24,6 +24,7 @@ pub struct Pool {
     addr: SocketAddr,
     authority: String,
     idle: Mutex<Vec<TcpStream>>,
+    connect_timeout: Option<std::time::Duration>,
 }
 
 /// How a response body ends.
@@ -81,7 +82,14 @@ impl Pool {
             addr,
             authority,
             idle: Mutex::new(Vec::new()),
+            connect_timeout: None,
         })
+    }
+
+    /// Gives up connecting after `timeout` (a [`Failure::Connect`]).
+    pub fn with_connect_timeout(mut self, timeout: std::time::Duration) -> Pool {
+        self.connect_timeout = Some(timeout);
+        self
     }
 
     /// The start of a request: its line and `Host`; the caller adds headers, `Content-Length`,
@@ -114,9 +122,14 @@ impl Pool {
                 Ok(response) => return Ok(response),
             }
         }
-        let fresh = TcpStream::connect(self.addr)
-            .await
-            .map_err(|_| Failure::Connect)?;
+        let connect = TcpStream::connect(self.addr);
+        let fresh = match self.connect_timeout {
+            Some(limit) => tokio::time::timeout(limit, connect)
+                .await
+                .map_err(|_| Failure::Connect)?,
+            None => connect.await,
+        }
+        .map_err(|_| Failure::Connect)?;
         let _ = fresh.set_nodelay(true);
         self.on(fresh, request)
             .await

@@ -126,7 +126,7 @@ impl Proxy {
         }
         let upstreams = upstreams
             .iter()
-            .map(|u| Upstream::parse(u))
+            .map(|u| Upstream::parse(u, options.connect_timeout))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ProxyError::BadUpstream)?;
         crate::collect::fetch::install_tls_provider();

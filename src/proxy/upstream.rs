@@ -22,8 +22,8 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Parses `URL[,models=a|b]`.
-    pub fn parse(arg: &str) -> Result<Upstream, String> {
+    /// Parses `URL[,models=a|b]`; `connect_timeout` bounds connecting to it.
+    pub fn parse(arg: &str, connect_timeout: std::time::Duration) -> Result<Upstream, String> {
         let mut parts = arg.split(',');
         let url = parts.next().unwrap_or_default().trim();
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("upstream {url:?}: {e}"))?;
@@ -51,8 +51,17 @@ impl Upstream {
                 }
             }
         }
+        // The lean client resolves its address once, so it takes plain HTTP to addresses
+        // and localhost; names go through reqwest, which resolves them per connection.
+        let host = parsed.host_str().unwrap_or_default();
+        let literal = host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok();
         let lean = match parsed.scheme() {
-            "http" => Some(std::sync::Arc::new(crate::http1::Pool::new(&parsed)?)),
+            "http" if literal || host == "localhost" => Some(std::sync::Arc::new(
+                crate::http1::Pool::new(&parsed)?.with_connect_timeout(connect_timeout),
+            )),
             _ => None,
         };
         Ok(Upstream {
@@ -122,11 +131,13 @@ pub fn choose(upstreams: &[Upstream], model: Option<&str>) -> Option<usize> {
 mod tests {
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[test]
     fn models_route_to_their_replicas_least_outstanding_first() {
         let ups: Vec<Upstream> = ["http://a:1,models=m1", "http://b:1,models=m1", "http://c:1"]
             .iter()
-            .map(|a| Upstream::parse(a).unwrap())
+            .map(|a| Upstream::parse(a, SECOND).unwrap())
             .collect();
         let first = choose(&ups, Some("m1")).unwrap();
         let second = choose(&ups, Some("m1")).unwrap();
@@ -141,7 +152,7 @@ mod tests {
     fn a_failed_replica_is_skipped_until_none_is_left() {
         let ups: Vec<Upstream> = ["http://a:1,models=m", "http://b:1,models=m"]
             .iter()
-            .map(|a| Upstream::parse(a).unwrap())
+            .map(|a| Upstream::parse(a, SECOND).unwrap())
             .collect();
         ups[0].failed();
         for _ in 0..3 {
@@ -160,11 +171,11 @@ mod tests {
 
     #[test]
     fn bad_upstreams_are_refused() {
-        assert!(Upstream::parse("ftp://x").is_err());
-        assert!(Upstream::parse("http://u:p@x").is_err());
-        assert!(Upstream::parse("http://x,weight=2").is_err());
+        assert!(Upstream::parse("ftp://x", SECOND).is_err());
+        assert!(Upstream::parse("http://u:p@x", SECOND).is_err());
+        assert!(Upstream::parse("http://x,weight=2", SECOND).is_err());
         assert_eq!(
-            Upstream::parse("http://x:8000/v1/").unwrap().base,
+            Upstream::parse("http://x:8000/v1/", SECOND).unwrap().base,
             "http://x:8000"
         );
     }
