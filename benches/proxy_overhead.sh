@@ -4,7 +4,8 @@
 # through nginx, one run each. Prints TTFT and per-chunk ITL p50/p99, throughput, and the
 # middle process's CPU per request and peak RSS.
 # Usage: benches/proxy_overhead.sh [PROFILE]   (default instant; gpu-7b for a realistic one)
-# Env: CONCURRENCY (default "1 100 1000"), DURATION (10s), OUTPUT_TOKENS (16).
+# Env: CONCURRENCY (default "1 100 1000"), DURATION (10s), OUTPUT_TOKENS (16), LITELLM (path
+# of a `litellm` proxy binary, litellm[proxy] 1.108.7 + prometheus_client: adds a LiteLLM row).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${LLMWATCH_BIN:-target/release/llmwatch}
@@ -37,21 +38,42 @@ http {
 CONF
 nginx -c "$work/nginx.conf" -p "$work" -g "daemon off; pid $work/nginx.pid; error_log $work/error.log;" &
 nginx_master=$!
-trap 'kill $sim $proxy $nginx_master 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+paths="direct proxy nginx"
+litellm=
+if [ -n "${LITELLM:-}" ]; then
+  cat >"$work/litellm.yaml" <<CONF
+model_list:
+  - model_name: sim-vllm
+    litellm_params:
+      model: openai/sim-vllm
+      api_base: http://127.0.0.1:18730/v1
+      api_key: none
+litellm_settings:
+  callbacks: ["prometheus"]
+CONF
+  LITELLM_MASTER_KEY=sk-bench LITELLM_LOCAL_MODEL_COST_MAP=True "$LITELLM" --config "$work/litellm.yaml" \
+    --host 127.0.0.1 --port 18733 --num_workers 1 >"$work/litellm.log" 2>&1 &
+  litellm=$!
+  paths="$paths litellm"
+  for _ in $(seq 1 120); do curl -sf -H 'Authorization: Bearer sk-bench' http://127.0.0.1:18733/v1/models >/dev/null && break; sleep 0.5; done
+fi
+trap 'kill $sim $proxy $nginx_master $litellm 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 sleep 1
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 printf '| profile | streams | path | TTFT p50 | TTFT p99 | ITL/chunk p50 | ITL/chunk p99 | req/s | middle CPU per request | middle peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n'
 for c in ${CONCURRENCY:-1 100 1000}; do
-  for path in direct proxy nginx; do
+  for path in $paths; do
+    key=()
     case $path in
       direct) url=http://127.0.0.1:18730; pid= ;;
       proxy) url=http://127.0.0.1:18731; pid=$proxy ;;
       nginx) url=http://127.0.0.1:18732; pid=$nginx_worker ;;
+      litellm) url=http://127.0.0.1:18733; pid=$litellm; key=(--api-key sk-bench --model sim-vllm) ;;
     esac
     before=$([ -n "$pid" ] && cpu "$pid" || echo 0)
     "$bin" bench "$url" --concurrency "$c" --duration "$duration" --input-tokens 32 \
-      --output-tokens "$output" --json "$work/r.json" >/dev/null
+      --output-tokens "$output" --timeout 30s "${key[@]}" --json "$work/r.json" >/dev/null || true
     after=$([ -n "$pid" ] && cpu "$pid" || echo 0)
     rss=$([ -n "$pid" ] && awk '/VmHWM/ {print $2 / 1024 " MB"}' "/proc/$pid/status" || echo "–")
     python3 - "$profile" "$c" "$path" "$before" "$after" "$rss" "$work/r.json" <<'PY'
