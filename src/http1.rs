@@ -159,6 +159,13 @@ impl Pool {
             }
             first_byte.get_or_insert_with(Instant::now);
             match parse_head(&buffer) {
+                // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+                Ok(Some((100..=199, _, _, _, len))) => {
+                    buffer.drain(..len);
+                    if let Ok(Some(head)) = parse_head(&buffer) {
+                        break head;
+                    }
+                }
                 Ok(Some(head)) => break head,
                 Ok(None) if buffer.len() < READ_SIZE => {}
                 _ => return Err(Some(Failure::Invalid)),
@@ -257,6 +264,10 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
         } else if header.name.eq_ignore_ascii_case("connection") {
             keep_alive = !value.eq_ignore_ascii_case("close");
         }
+    }
+    if matches!(status, 100..=199 | 204 | 304) {
+        // No body, whatever the headers say.
+        framing = Framing::Length(0);
     }
     let keep_alive = keep_alive && framing != Framing::Close;
     Ok(Some((status, kept, framing, keep_alive, head_len)))

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Decodes `wire` fed in pieces cut at `cuts`, returning the body and the final state.
 fn decode_in_pieces(framing: Framing, wire: &[u8], cuts: &[usize]) -> (Vec<u8>, Decoded) {
@@ -82,6 +83,14 @@ fn response_heads_give_status_framing_and_keep_alive() {
     let unframed = b"HTTP/1.1 200 OK\r\n\r\n";
     assert_eq!(parse_head(unframed).unwrap().unwrap().2, Framing::Close);
     assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nx: y").unwrap(), None);
+    let empty = parse_head(b"HTTP/1.1 204 No Content\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (empty.2, empty.3),
+        (Framing::Length(0), true),
+        "no body, reusable"
+    );
     assert!(parse_head(b"NOT HTTP\r\n\r\n").is_err());
 }
 
@@ -98,4 +107,39 @@ proptest! {
         prop_assert_eq!(body, pieces.concat());
         prop_assert_eq!(state, Decoded::Done);
     }
+}
+
+/// Serves `answers` in turn, one per connection, each after reading a request.
+async fn canned(answers: Vec<&'static [u8]>) -> reqwest::Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        for answer in answers {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            socket.write_all(answer).await.unwrap();
+        }
+    });
+    reqwest::Url::parse(&url).unwrap()
+}
+
+#[tokio::test]
+async fn an_interim_answer_is_skipped_and_a_closed_pooled_connection_retried() {
+    let url = canned(vec![
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ])
+    .await;
+    let pool = Arc::new(Pool::new(&url).unwrap());
+    let request = [pool.request_head("GET", "/"), b"\r\n".to_vec()].concat();
+    let mut first = pool.send(&request).await.unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.chunk().await.unwrap(), Some(b"hi".to_vec()));
+    assert_eq!(first.chunk().await.unwrap(), None);
+    // The canned server closed that connection after answering; the pool's copy is stale,
+    // so the second request goes out again on a fresh connection.
+    let mut second = pool.send(&request).await.unwrap();
+    assert_eq!(second.chunk().await.unwrap(), Some(b"abc".to_vec()));
+    assert_eq!(second.chunk().await.unwrap(), None);
 }

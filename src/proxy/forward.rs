@@ -255,7 +255,8 @@ async fn exchange(
     };
     let mut request = pool.request_head(method.as_str(), path);
     for (name, value) in headers {
-        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH {
+        // The body is already whole: no `Expect: 100-continue` handshake upstream.
+        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && name != header::EXPECT {
             request.extend_from_slice(name.as_str().as_bytes());
             request.extend_from_slice(b": ");
             request.extend_from_slice(value.as_bytes());
