@@ -233,6 +233,44 @@ async fn read_some(connection: &mut TcpStream, buffer: &mut Vec<u8>) -> usize {
     connection.read_buf(buffer).await.unwrap_or(0)
 }
 
+/// The decoder's invariant, shared by the fuzz target and the tests: a response's body
+/// decodes to the same bytes and the same end whether it arrives whole or cut in two at
+/// `cut` (modulo its length). Inputs that are not a complete response head pass.
+pub fn check_split(wire: &[u8], cut: usize) -> Result<(), String> {
+    let Ok(Some((_, _, framing, _, len))) = parse_head(wire) else {
+        return Ok(());
+    };
+    let body = &wire[len..];
+    let cut = cut % (body.len() + 1);
+    let whole = decode_pieces(framing, &[body]);
+    let split = decode_pieces(framing, &[&body[..cut], &body[cut..]]);
+    if whole == split {
+        Ok(())
+    } else {
+        Err(format!(
+            "cut at {cut} of {}: whole {whole:?}, split {split:?}",
+            body.len()
+        ))
+    }
+}
+
+fn decode_pieces(framing: Framing, pieces: &[&[u8]]) -> (Vec<u8>, Decoded) {
+    let mut decoder = Decoder::new(framing);
+    let (mut buffer, mut out) = (Vec::new(), Vec::new());
+    let mut state = Decoded::More;
+    for piece in pieces {
+        buffer.extend_from_slice(piece);
+        state = decoder.decode(&mut buffer, |data| {
+            out.extend_from_slice(data);
+            ControlFlow::Continue(())
+        });
+        if state != Decoded::More {
+            break;
+        }
+    }
+    (out, state)
+}
+
 /// A parsed response head: status, headers, framing, whether the connection stays open, and
 /// the head's length.
 type Head = (u16, Vec<(String, Vec<u8>)>, Framing, bool, usize);

@@ -95,6 +95,22 @@ fn response_heads_give_status_framing_and_keep_alive() {
 }
 
 proptest! {
+    /// The fuzz target's invariant on arbitrary bodies after a chunked or a length head.
+    #[test]
+    fn bodies_decode_the_same_however_they_are_cut(
+        body in proptest::collection::vec(any::<u8>(), 0..300),
+        cut in any::<usize>(),
+        chunked in any::<bool>(),
+    ) {
+        let head = if chunked {
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+        } else {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len() / 2)
+        };
+        let wire = [head.as_bytes(), &body].concat();
+        prop_assert_eq!(check_split(&wire, cut), Ok(()));
+    }
+
     /// However the bytes arrive, the body is the same and the end is found.
     #[test]
     fn chunked_decoding_does_not_depend_on_how_bytes_arrive(

@@ -6,7 +6,6 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::up::get;
 use crate::util::start;
 
 /// Runs `llmwatch bench URL args…` writing JSON, CSV and HTML; returns (report, CSV rows)
@@ -90,28 +89,10 @@ fn bench_agrees_with_the_simulators_ground_truth() {
         (achieved - 25.0).abs() / 25.0 < 0.01,
         "achieved {achieved}/s"
     );
-    let (_, truth) = get(&format!("{url}/sim/requests"));
-    let truth: Vec<Value> = truth
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let truth = crate::util::sim_truth(url);
     assert_eq!(truth.len(), rows.len());
-    let sim_ttft: Vec<f64> = truth
-        .iter()
-        .map(|r| r["first_token"].as_f64().unwrap() - r["arrival"].as_f64().unwrap())
-        .collect();
-    let sim_itl: Vec<f64> = truth
-        .iter()
-        .flat_map(|r| {
-            let t: Vec<f64> = r["token_times"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
-            t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
-        })
-        .collect();
+    let sim_ttft = crate::util::truth_ttfts(&truth);
+    let sim_itl = crate::util::truth_itls(&truth);
     let bench_ttft: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
     let tokens: u64 = rows.iter().map(|r| r[10].parse::<u64>().unwrap()).sum();
     let sim_tokens: u64 = truth

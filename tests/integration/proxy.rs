@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::up::{eventually, get, sample};
-use crate::util::{KillOnDrop, http, start_with};
+use crate::util::{KillOnDrop, http, sim_truth, start_with, truth_itls, truth_ttfts};
 
 /// A running proxy and its base URL.
 struct Proxy {
@@ -80,13 +80,6 @@ fn outcome(metrics: &str, outcome: &str, class: &str) -> f64 {
         .sum()
 }
 
-fn truth(sim_base: &str) -> Vec<Value> {
-    let (_, body) = get(&format!("{sim_base}/sim/requests"));
-    body.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
@@ -101,7 +94,7 @@ fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let records = truth(&sim.urls[0].1);
+    let records = sim_truth(&sim.urls[0].1);
     assert_eq!(records.len(), 60);
     let (_, metrics) = get(&format!("{}/metrics", proxy.base));
     let count = |name: &str| sample(&metrics, &format!("{name}_count{{")).unwrap();
@@ -110,25 +103,10 @@ fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
     // Mean TTFT: the proxy's (request received → first content) against the simulator's
     // (arrival at the engine → first token); loopback both ways in between.
     let proxy_ttft = sum("llm_proxy_time_to_first_content_seconds") / 60.0;
-    let true_ttft: f64 = records
-        .iter()
-        .map(|r| r["first_token"].as_f64().unwrap() - r["arrival"].as_f64().unwrap())
-        .sum::<f64>()
-        / 60.0;
+    let true_ttft: f64 = truth_ttfts(&records).iter().sum::<f64>() / 60.0;
     let gap = proxy_ttft - true_ttft;
     assert!((-0.001..0.005).contains(&gap), "TTFT gap {gap} s");
-    let gaps: Vec<f64> = records
-        .iter()
-        .flat_map(|r| {
-            let t: Vec<f64> = r["token_times"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
-            t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
-        })
-        .collect();
+    let gaps = truth_itls(&records);
     assert_eq!(
         count("llm_proxy_time_per_output_token_seconds"),
         gaps.len() as f64
@@ -231,7 +209,7 @@ fn a_client_that_hangs_up_leaves_no_upstream_request_running() {
         });
     }
     let record = eventually(10, || {
-        truth(&sim.urls[0].1)
+        sim_truth(&sim.urls[0].1)
             .into_iter()
             .find(|r| r["outcome"] == "abort")
     });

@@ -213,3 +213,35 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The simulator's ground truth at `base`: one JSON record per finished request.
+pub fn sim_truth(base: &str) -> Vec<serde_json::Value> {
+    let (_, body) = crate::up::get(&format!("{base}/sim/requests"));
+    body.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Each record's time to first token (first token − arrival at the engine), seconds.
+pub fn truth_ttfts(records: &[serde_json::Value]) -> Vec<f64> {
+    records
+        .iter()
+        .map(|r| r["first_token"].as_f64().unwrap() - r["arrival"].as_f64().unwrap())
+        .collect()
+}
+
+/// Every gap between consecutive tokens of every record, seconds.
+pub fn truth_itls(records: &[serde_json::Value]) -> Vec<f64> {
+    records
+        .iter()
+        .flat_map(|r| {
+            let t: Vec<f64> = r["token_times"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+        })
+        .collect()
+}
