@@ -191,6 +191,8 @@ async fn measured(
     let (status, answer_headers, source) = match exchanged {
         Ok(answer) => answer,
         Err((status, outcome, message)) => {
+            // Never the request's content: the upstream, the outcome and why.
+            tracing::warn!(upstream = %upstream.base, outcome = outcome.as_str(), %message, "proxy: upstream request failed");
             upstream.failed();
             observation.status(status.as_u16());
             observation.record(outcome);
