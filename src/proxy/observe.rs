@@ -314,12 +314,13 @@ impl Relay {
                 Ok(Some(chunk)) => chunk,
             };
             let at = Instant::now();
-            let mut out = self.take(&chunk, at);
+            let mut out = Vec::with_capacity(chunk.len());
+            self.take(&chunk, at, &mut out);
             // Under load several events wait in the connection's buffer: send them in one
             // write, as a plain proxy does, rather than one write each.
             while out.len() < COALESCE {
                 match self.upstream.chunk().now_or_never() {
-                    Some(Ok(Some(more))) => out.extend_from_slice(&self.take(&more, at)),
+                    Some(Ok(Some(more))) => self.take(&more, at, &mut out),
                     Some(Ok(None)) => {
                         self.upstream_ended = Some(Ok(()));
                         break;
@@ -341,31 +342,45 @@ impl Relay {
         }
     }
 
-    /// What of `chunk` goes to the client now: whole events (observed, the injected usage
-    /// chunk removed); a whole answer passes straight through.
-    fn take(&mut self, chunk: &Bytes, at: Instant) -> Vec<u8> {
+    /// Appends to `out` what of `chunk` goes to the client now: whole events (observed, the
+    /// injected usage chunk removed); a whole answer passes straight through. Events are read
+    /// in place from the chunk when no partial event is pending (the usual case).
+    fn take(&mut self, chunk: &[u8], at: Instant, out: &mut Vec<u8>) {
         if !self.streamed {
             if self.pending.len() + chunk.len() <= MAX_WHOLE {
                 self.pending.extend_from_slice(chunk);
             }
-            return chunk.to_vec();
+            out.extend_from_slice(chunk);
+            return;
+        }
+        if self.pending.is_empty() {
+            let consumed = self.events(chunk, at, out);
+            self.pending.extend_from_slice(&chunk[consumed..]);
+            return;
         }
         self.pending.extend_from_slice(chunk);
-        let mut out = Vec::with_capacity(self.pending.len());
+        let pending = std::mem::take(&mut self.pending);
+        let consumed = self.events(&pending, at, out);
+        self.pending = pending;
+        self.pending.drain(..consumed);
+    }
+
+    /// Observes the whole events at the start of `bytes`, appending those kept to `out`;
+    /// returns how many bytes they took.
+    fn events(&mut self, bytes: &[u8], at: Instant, out: &mut Vec<u8>) -> usize {
         let mut consumed = 0;
-        while let Some((len, with_separator)) = event_end(&self.pending[consumed..]) {
-            let event = &self.pending[consumed..consumed + len];
+        while let Some((len, with_separator)) = event_end(&bytes[consumed..]) {
+            let event = &bytes[consumed..consumed + len];
             let mut keep = true;
             for data in data_lines(event) {
                 keep &= self.observation.event(data, at, self.strip_usage);
             }
             if keep {
-                out.extend_from_slice(&self.pending[consumed..consumed + with_separator]);
+                out.extend_from_slice(&bytes[consumed..consumed + with_separator]);
             }
             consumed += with_separator;
         }
-        self.pending.drain(..consumed);
-        out
+        consumed
     }
 
     fn end(&mut self) -> Option<Result<Bytes, std::io::Error>> {
