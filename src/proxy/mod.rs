@@ -212,3 +212,6 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .fallback(any(forward::handle))
         .with_state(proxy)
 }
+
+#[cfg(test)]
+mod tests;

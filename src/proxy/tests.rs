@@ -1,0 +1,81 @@
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+/// An upstream that answers one streamed chat request with its events cut at awkward places
+/// (mid-line, mid-separator), written in pieces with pauses so they arrive apart.
+async fn splitting_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 8192];
+        let _ = socket.read(&mut request).await;
+        let events = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\" world\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        for piece in [
+            &events[..20],
+            &events[20..95],
+            &events[95..96],
+            &events[96..200],
+            &events[200..],
+        ] {
+            let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
+            socket.write_all(chunk.as_bytes()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        socket.write_all(b"0\r\n\r\n").await.unwrap();
+    });
+    url
+}
+
+#[tokio::test]
+async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measured() {
+    let upstream = splitting_upstream().await;
+    let proxy = Arc::new(Proxy::new(&[upstream], ProxyOptions::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(proxy.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    crate::collect::fetch::install_tls_provider();
+    let body = serde_json::json!({"model": "m", "stream": true, "messages": []});
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<&str> = answer.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(
+        events.len(),
+        4,
+        "every event whole, the injected usage removed: {answer}"
+    );
+    assert!(events[1].contains("Hello") && events[2].contains("stop"));
+    assert_eq!(events[3], "data: [DONE]");
+    let metrics = proxy.render_metrics();
+    let line = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {metrics}"))
+            .to_string()
+    };
+    assert!(line("llm_proxy_requests_total{").contains("outcome=\"completed\""));
+    assert!(line("llm_proxy_time_to_first_content_seconds_count{").ends_with(" 1"));
+    // Two content chunks: one gap; usage came (2 tokens) though the client did not ask.
+    assert!(line("llm_proxy_time_per_output_token_seconds_count{").ends_with(" 1"));
+    assert!(line("llm_proxy_output_token_source_total{").contains("source=\"usage\""));
+}
