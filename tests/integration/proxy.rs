@@ -3,13 +3,14 @@
 //! outcome, a client that hangs up leaves no upstream request running, bad input is refused
 //! in OpenAI's error format and counted.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::up::{eventually, get, sample};
-use crate::util::{KillOnDrop, http, sim_truth, start_with, truth_itls, truth_ttfts};
+use crate::util::{
+    KillOnDrop, http, run_ok, sim_truth, spawn_serving, start_with, truth_itls, truth_ttfts,
+};
 
 /// A running proxy and its base URL.
 struct Proxy {
@@ -23,21 +24,10 @@ fn start_proxy(upstreams: &[&str], extra: &[&str]) -> Proxy {
     for upstream in upstreams {
         cmd.args(["--upstream", upstream]);
     }
-    let mut child: Child = cmd
-        .env("LLMWATCH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .find_map(|l| l.ok().filter(|l| l.contains("serving http://")))
-        .expect("the proxy printed its address");
-    let addr = line.split("serving http://").nth(1).unwrap();
-    let addr = addr.split('/').next().unwrap().to_string();
+    let (child, mut bases) = spawn_serving(cmd, &["serving http://"]);
     Proxy {
         _child: KillOnDrop(child),
-        base: format!("http://{addr}"),
+        base: bases.remove(0),
     }
 }
 
@@ -84,15 +74,11 @@ fn outcome(metrics: &str, outcome: &str, class: &str) -> f64 {
 fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
     let proxy = start_proxy(&[&sim.urls[0].1], &[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
-        .args(["bench", &proxy.base, "--rate", "20", "--requests", "60"])
-        .args(["--arrival", "constant", "--output-tokens", "16"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        &["bench", &proxy.base, "--rate", "20", "--requests", "60"]
+            .into_iter()
+            .chain(["--arrival", "constant", "--output-tokens", "16"])
+            .collect::<Vec<_>>(),
     );
     let records = sim_truth(&sim.urls[0].1);
     assert_eq!(records.len(), 60);
@@ -317,32 +303,19 @@ fn up_runs_the_proxy_and_serves_the_gap_between_client_and_engine_ttft() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
-        .args(["up", "--config"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.args(["up", "--config"])
         .arg(&config)
-        .args(["--target", &sim.urls[0].1])
-        .env("LLMWATCH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        .args(["--target", &sim.urls[0].1]);
+    let (child, bases) = spawn_serving(cmd, &["serving http://", "proxy serving http://"]);
     let _guard = KillOnDrop(child);
-    let mut address = |marker: &str| {
-        let line = lines
-            .find_map(|l| l.ok().filter(|l| l.contains(marker)))
-            .unwrap_or_else(|| panic!("up printed {marker}"));
-        let rest = line.split("http://").nth(1).unwrap();
-        format!("http://{}", rest.split('/').next().unwrap())
-    };
-    let up = address("serving http://");
-    let proxy = address("proxy serving http://");
+    let (up, proxy) = (&bases[0], &bases[1]);
     eventually(10, || {
         let (_, m) = get(&format!("{up}/metrics"));
         m.contains("llm_time_to_first_token_seconds").then_some(())
     });
     for _ in 0..10 {
-        let (status, _) = chat(&proxy, stream_request(4), &[]);
+        let (status, _) = chat(proxy, stream_request(4), &[]);
         assert_eq!(status, 200);
     }
     let gap = eventually(10, || {

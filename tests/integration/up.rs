@@ -2,9 +2,9 @@
 //! same numbers on `/metrics` and the JSON API; misbehaving targets are counted by reason
 //! without delaying the others; bad configuration exits 2; targets reload.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -39,29 +39,12 @@ pub fn start_up(config: &str, args: &[&str]) -> Up {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("llmwatch.toml");
     std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
-        .arg("up")
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .env("LLMWATCH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .find_map(|l| l.ok().filter(|l| l.contains("serving http://")))
-        .expect("up printed its address");
-    let addr = line
-        .split("serving http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap()
-        .to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.arg("up").arg("--config").arg(&path).args(args);
+    let (child, mut bases) = crate::util::spawn_serving(cmd, &["serving http://"]);
     Up {
         child,
-        base: format!("http://{addr}"),
+        base: bases.remove(0),
         dir,
     }
 }

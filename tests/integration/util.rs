@@ -245,3 +245,27 @@ pub fn truth_itls(records: &[serde_json::Value]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Spawns `cmd` (logs quiet, standard output read here), reads its output until each of
+/// `markers` has appeared on a line, in order, and returns the child and the `http://ADDR`
+/// printed on each of those lines.
+pub fn spawn_serving(mut cmd: Command, markers: &[&str]) -> (Child, Vec<String>) {
+    let mut child = cmd
+        .env("LLMWATCH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let bases = markers
+        .iter()
+        .map(|marker| {
+            let line = lines
+                .find_map(|l| l.ok().filter(|l| l.contains(marker)))
+                .unwrap_or_else(|| panic!("{cmd:?} printed no {marker:?}"));
+            let rest = line.split("http://").nth(1).unwrap();
+            format!("http://{}", rest.split('/').next().unwrap())
+        })
+        .collect();
+    (child, bases)
+}
