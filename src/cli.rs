@@ -70,6 +70,10 @@ pub struct ProxyCli {
     /// Distinct model labels kept; later models are labelled `other`.
     #[arg(long, default_value_t = 32)]
     pub max_models: usize,
+    /// A PEM file of CA certificates to trust for `https://` upstreams, besides the
+    /// system's roots (a private CA in front of the engines).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<std::path::PathBuf>,
 }
 
 /// `llmwatch bench`.

@@ -80,6 +80,9 @@ pub struct ProxyConfig {
     pub listen: String,
     /// Upstreams, each `URL[,models=a|b]` as for `llmwatch proxy --upstream`.
     pub upstream: Vec<String>,
+    /// PEM file of CA certificates trusted for `https://` upstreams besides the system's.
+    #[serde(default)]
+    pub upstream_ca: Option<std::path::PathBuf>,
 }
 
 /// The proxy's default address.

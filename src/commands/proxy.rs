@@ -18,6 +18,7 @@ pub fn options(args: &ProxyCli) -> ProxyOptions {
         total_timeout: args.total_timeout,
         inject_usage: !args.no_usage_injection,
         max_models: args.max_models,
+        upstream_ca: args.upstream_ca.clone(),
     }
 }
 

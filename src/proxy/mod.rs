@@ -71,6 +71,8 @@ pub struct ProxyOptions {
     pub inject_usage: bool,
     /// Distinct model labels kept; later ones fold into `other`.
     pub max_models: usize,
+    /// PEM certificates trusted for HTTPS upstreams besides the system's roots.
+    pub upstream_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ProxyOptions {
@@ -83,6 +85,7 @@ impl Default for ProxyOptions {
             total_timeout: Duration::from_secs(600),
             inject_usage: true,
             max_models: 32,
+            upstream_ca: None,
         }
     }
 }
@@ -99,6 +102,14 @@ pub enum ProxyError {
     /// The HTTP client could not be built.
     #[error("cannot build the upstream client: {0}")]
     Client(String),
+    /// The upstream CA file could not be read or holds no certificate.
+    #[error("upstream CA {path}: {reason}")]
+    Ca {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// What the handlers share.
@@ -129,14 +140,7 @@ impl Proxy {
             .map(|u| Upstream::parse(u, options.connect_timeout))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ProxyError::BadUpstream)?;
-        crate::collect::fetch::install_tls_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(usize::MAX)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ProxyError::Client(e.to_string()))?;
+        let client = upstream_client(&options)?;
         let (metrics, registry) = metrics::ProxyMetrics::registered(options.max_models);
         Ok(Proxy {
             upstreams,
@@ -187,6 +191,53 @@ impl Proxy {
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
         text
     }
+}
+
+/// The client for upstreams the lean client does not take: HTTPS (HTTP/2 when the server
+/// offers it by ALPN, else HTTP/1.1) and host names.
+fn upstream_client(options: &ProxyOptions) -> Result<reqwest::Client, ProxyError> {
+    crate::collect::fetch::install_tls_provider();
+    let builder = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(usize::MAX)
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match &options.upstream_ca {
+        None => builder,
+        Some(path) => with_ca(builder, path)?,
+    };
+    builder
+        .build()
+        .map_err(|e| ProxyError::Client(crate::collect::fetch::flatten_error(&e)))
+}
+
+#[cfg(feature = "tls")]
+fn with_ca(
+    builder: reqwest::ClientBuilder,
+    path: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, ProxyError> {
+    let ca_error = |reason: String| ProxyError::Ca {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ca_error(crate::collect::fetch::flatten_error(&e)))?;
+    if certificates.is_empty() {
+        return Err(ca_error("no PEM certificate in it".into()));
+    }
+    Ok(builder.tls_certs_merge(certificates))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_ca(
+    _: reqwest::ClientBuilder,
+    path: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, ProxyError> {
+    Err(ProxyError::Ca {
+        path: path.to_path_buf(),
+        reason: "this llmwatch was built without TLS (feature `tls`)".into(),
+    })
 }
 
 /// The proxy's routes: the OpenAI endpoints measured, `/metrics`, everything else passed

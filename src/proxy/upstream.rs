@@ -30,6 +30,11 @@ impl Upstream {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("upstream {url:?}: use http:// or https://"));
         }
+        if cfg!(not(feature = "tls")) && parsed.scheme() == "https" {
+            return Err(format!(
+                "upstream {url:?}: this llmwatch was built without TLS (feature `tls`)"
+            ));
+        }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(format!(
                 "upstream {url:?}: no credentials in URLs; clients' Authorization headers pass through"

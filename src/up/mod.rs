@@ -69,13 +69,13 @@ impl Sources {
             config.listen.clone_from(listen);
         }
         if !self.proxy_upstreams.is_empty() {
-            let listen = config
-                .proxy
-                .as_ref()
-                .map_or_else(crate::config::default_proxy_listen, |p| p.listen.clone());
+            let file = config.proxy.take();
             config.proxy = Some(crate::config::ProxyConfig {
-                listen,
+                listen: file
+                    .as_ref()
+                    .map_or_else(crate::config::default_proxy_listen, |p| p.listen.clone()),
                 upstream: self.proxy_upstreams.clone(),
+                upstream_ca: file.and_then(|p| p.upstream_ca),
             });
         }
         if let (Some(proxy), Some(listen)) = (config.proxy.as_mut(), &self.proxy_listen) {
@@ -225,7 +225,10 @@ async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), UpErr
 async fn start_proxy(
     settings: &crate::config::ProxyConfig,
 ) -> Result<(Arc<crate::proxy::Proxy>, SocketAddr), UpError> {
-    let options = crate::proxy::ProxyOptions::default();
+    let options = crate::proxy::ProxyOptions {
+        upstream_ca: settings.upstream_ca.clone(),
+        ..crate::proxy::ProxyOptions::default()
+    };
     let proxy = crate::proxy::Proxy::new(&settings.upstream, options)
         .map_err(|e| UpError::Proxy(e.to_string()))?;
     let proxy = Arc::new(proxy);

@@ -17,6 +17,7 @@ mod llamacpp_real;
 mod prometheus_real;
 mod promtool;
 mod proxy;
+mod proxy_tls;
 mod roundtrip;
 mod sim_server;
 mod sim_streams;
