@@ -19,11 +19,18 @@ const READ_SIZE: usize = 16 * 1024;
 /// Headers parsed in a response head.
 const MAX_HEADERS: usize = 64;
 
+/// A kept-alive connection and its read buffer (kept together, so a request on a pooled
+/// connection allocates no buffer).
+type Idle = (TcpStream, Vec<u8>);
+
+/// A read buffer that grew past this is not kept with its connection.
+const KEEP_BUFFER: usize = 4 * READ_SIZE;
+
 /// Keep-alive connections to one server.
 pub struct Pool {
     addr: SocketAddr,
     authority: String,
-    idle: Mutex<Vec<TcpStream>>,
+    idle: Mutex<Vec<Idle>>,
     connect_timeout: Option<std::time::Duration>,
 }
 
@@ -93,30 +100,43 @@ impl Pool {
     }
 
     /// The start of a request: its line and `Host`; the caller adds headers, `Content-Length`,
-    /// the blank line and the body.
-    pub fn request_head(&self, method: &str, path_and_query: &str) -> Vec<u8> {
-        format!(
-            "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\n",
-            self.authority
-        )
-        .into_bytes()
+    /// the blank line and the body (`more` bytes, reserved with it).
+    pub fn request_head(&self, method: &str, path_and_query: &str, more: usize) -> Vec<u8> {
+        let mut head = Vec::with_capacity(
+            method.len() + path_and_query.len() + self.authority.len() + 24 + more,
+        );
+        for part in [
+            method,
+            " ",
+            path_and_query,
+            " HTTP/1.1\r\nHost: ",
+            &self.authority,
+            "\r\n",
+        ] {
+            head.extend_from_slice(part.as_bytes());
+        }
+        head
     }
 
-    fn take(&self) -> Option<TcpStream> {
+    fn take(&self) -> Option<Idle> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    fn put(&self, connection: TcpStream) {
+    fn put(&self, connection: TcpStream, mut buffer: Vec<u8>) {
+        buffer.clear();
+        if buffer.capacity() > KEEP_BUFFER {
+            buffer = Vec::new();
+        }
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(connection);
+            .push((connection, buffer));
     }
 
     /// Sends a whole request (head and body, as bytes) and waits for the response head.
     pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response, Failure> {
-        if let Some(pooled) = self.take() {
-            match self.on(pooled, request).await {
+        if let Some((pooled, buffer)) = self.take() {
+            match self.on(pooled, buffer, request).await {
                 Err(None) => {}
                 Err(Some(failure)) => return Err(failure),
                 Ok(response) => return Ok(response),
@@ -131,7 +151,7 @@ impl Pool {
         }
         .map_err(|_| Failure::Connect)?;
         let _ = fresh.set_nodelay(true);
-        self.on(fresh, request)
+        self.on(fresh, Vec::with_capacity(READ_SIZE), request)
             .await
             .map_err(|failure| failure.unwrap_or(Failure::Connect))
     }
@@ -141,12 +161,12 @@ impl Pool {
     async fn on(
         self: &Arc<Self>,
         mut connection: TcpStream,
+        mut buffer: Vec<u8>,
         request: &[u8],
     ) -> Result<Response, Option<Failure>> {
         if connection.write_all(request).await.is_err() {
             return Err(None);
         }
-        let mut buffer = Vec::with_capacity(READ_SIZE);
         let mut first_byte = None;
         let (status, headers, framing, keep_alive, head_len) = loop {
             let read = read_some(&mut connection, &mut buffer).await;
@@ -190,13 +210,26 @@ impl Response {
     /// The next piece of the body as it arrives; `None` at its end (the connection then goes
     /// back to the pool if the server keeps it open).
     pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        let mut out = Vec::new();
+        let more = self.read_with(|data| out.extend_from_slice(data)).await?;
+        Ok(more.then_some(out))
+    }
+
+    /// Appends the next piece of the body to `into` as it arrives; `false` at its end.
+    pub async fn read_into(&mut self, into: &mut bytes::BytesMut) -> Result<bool, Failure> {
+        self.read_with(|data| into.extend_from_slice(data)).await
+    }
+
+    /// Hands the next piece of the body to `sink` (in one or more runs); `false` at its end.
+    async fn read_with(&mut self, mut sink: impl FnMut(&[u8])) -> Result<bool, Failure> {
         loop {
             if self.done {
-                return Ok(None);
+                return Ok(false);
             }
-            let mut out = Vec::new();
+            let mut got = false;
             let state = self.decoder.decode(&mut self.buffer, |data| {
-                out.extend_from_slice(data);
+                got |= !data.is_empty();
+                sink(data);
                 ControlFlow::Continue(())
             });
             match state {
@@ -206,11 +239,11 @@ impl Response {
                     if let Some(connection) = self.connection.take()
                         && self.keep_alive
                     {
-                        self.pool.put(connection);
+                        self.pool.put(connection, std::mem::take(&mut self.buffer));
                     }
-                    return Ok((!out.is_empty()).then_some(out));
+                    return Ok(got);
                 }
-                Decoded::More if !out.is_empty() => return Ok(Some(out)),
+                Decoded::More if got => return Ok(true),
                 Decoded::More => {}
             }
             let Some(connection) = self.connection.as_mut() else {
@@ -219,7 +252,7 @@ impl Response {
             if read_some(connection, &mut self.buffer).await == 0 {
                 self.done = true;
                 if self.decoder.framing == Framing::Close {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 return Err(Failure::Incomplete);
             }

@@ -24,11 +24,11 @@ pub struct Chunk<'a> {
 #[derive(Deserialize)]
 pub struct Choice<'a> {
     /// Chat: what this chunk adds.
-    #[serde(default, borrow)]
-    pub delta: Option<Delta<'a>>,
+    #[serde(default)]
+    pub delta: Option<Delta>,
     /// Completions: the text this chunk adds.
-    #[serde(default, borrow)]
-    pub text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub text: Option<Text>,
     /// Why generation stopped, on the last chunk.
     #[serde(default, borrow)]
     pub finish_reason: Option<Cow<'a, str>>,
@@ -36,13 +36,13 @@ pub struct Choice<'a> {
 
 /// A chat delta.
 #[derive(Deserialize)]
-pub struct Delta<'a> {
+pub struct Delta {
     /// Answer text.
-    #[serde(default, borrow)]
-    pub content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub content: Option<Text>,
     /// Reasoning text (reasoning models).
-    #[serde(default, borrow)]
-    pub reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub reasoning_content: Option<Text>,
     /// Tool-call fragments.
     #[serde(default)]
     pub tool_calls: Option<serde::de::IgnoredAny>,
@@ -59,10 +59,33 @@ pub struct Usage {
     pub completion_tokens: Option<u64>,
 }
 
+/// A string of generated text, of which only whether it is empty matters: read as raw
+/// bytes, so it is neither copied nor checked for UTF-8 (the hot path of every chunk).
+pub struct Text(bool);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        struct NonEmpty;
+        impl serde::de::Visitor<'_> for NonEmpty {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Text, E> {
+                Ok(Text(!v.is_empty()))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(!v.is_empty()))
+            }
+        }
+        d.deserialize_bytes(NonEmpty)
+    }
+}
+
 impl Choice<'_> {
     /// Whether it carries text, reasoning or a tool call (not just a role).
     pub fn has_content(&self) -> bool {
-        let some = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|t| !t.is_empty());
+        let some = |s: &Option<Text>| s.as_ref().is_some_and(|t| t.0);
         some(&self.text)
             || self.delta.as_ref().is_some_and(|d| {
                 some(&d.content) || some(&d.reasoning_content) || d.tool_calls.is_some()
@@ -70,17 +93,20 @@ impl Choice<'_> {
     }
 }
 
-/// How requests go out: a lean HTTP/1.1 client of our own for `http://` (the load
-/// generator's hot path: one write per request, answers decoded in place, a per-thread
-/// connection pool) and reqwest for everything else (TLS, proxies).
 /// The end of the first complete event in `buf`: (content length, length with separator).
+/// An event ends at a blank line, `\n\n` or `\r\n\r\n`. One pass over the line feeds, so
+/// a buffer of many events is scanned once, not once per event.
 pub fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| (i, i + 2));
-    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| (i, i + 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
+    for i in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(i + 1) {
+            Some(b'\n') => return Some((i, i + 2)),
+            Some(b'\r') if i > 0 && buf[i - 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') => {
+                return Some((i - 1, i + 3));
+            }
+            _ => {}
+        }
     }
+    None
 }
 
 /// The payloads of an event's `data:` lines.
@@ -101,6 +127,10 @@ mod tests {
         assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), Some((7, 9)));
         assert_eq!(event_end(b"data: a\r\n\r\n"), Some((7, 11)));
         assert_eq!(event_end(b"data: a\n"), None);
+        assert_eq!(event_end(b"data: a\r\ndata: b\r\n\r\n"), Some((16, 20)));
+        assert_eq!(event_end(b"data: a\r\n\n"), Some((8, 10)));
+        assert_eq!(event_end(b"data: a\r\n\r"), None);
+        assert_eq!(event_end(b"\n\n"), Some((0, 2)));
         let lines: Vec<&[u8]> = data_lines(b"event: x\r\ndata: {\"a\":1}\r\ndata:[DONE]").collect();
         assert_eq!(lines, [&b"{\"a\":1}"[..], &b"[DONE]"[..]]);
     }
@@ -113,6 +143,10 @@ mod tests {
         let null = parse(r#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#);
         assert!(!null.choices.iter().any(Choice::has_content));
         let text = parse(r#"{"choices":[{"delta":{"content":" the"}}]}"#);
+        assert!(text.choices.iter().any(Choice::has_content));
+        let escaped = parse(r#"{"choices":[{"delta":{"content":"\u00e9\n"}}]}"#);
+        assert!(escaped.choices.iter().any(Choice::has_content));
+        let text = parse(r#"{"choices":[{"text":"é","finish_reason":null}]}"#);
         assert!(text.choices.iter().any(Choice::has_content));
         let think = parse(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#);
         assert!(think.choices.iter().any(Choice::has_content));

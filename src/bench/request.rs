@@ -101,7 +101,7 @@ impl Client {
                 Some(query) => format!("{}?{query}", url.path()),
                 None => url.path().to_string(),
             };
-            let mut head = pool.request_head("POST", &path);
+            let mut head = pool.request_head("POST", &path, 256);
             head.extend_from_slice(b"Content-Type: application/json\r\n");
             return Ok(Client::Lean(Arc::new(pool), head.into()));
         }

@@ -148,7 +148,7 @@ async fn an_interim_answer_is_skipped_and_a_closed_pooled_connection_retried() {
     ])
     .await;
     let pool = Arc::new(Pool::new(&url).unwrap());
-    let request = [pool.request_head("GET", "/"), b"\r\n".to_vec()].concat();
+    let request = [pool.request_head("GET", "/", 2), b"\r\n".to_vec()].concat();
     let mut first = pool.send(&request).await.unwrap();
     assert_eq!(first.status, 200);
     assert_eq!(first.chunk().await.unwrap(), Some(b"hi".to_vec()));

@@ -9,8 +9,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::body::{RequestFields, patch};
 use super::metrics::ModelLabels;
 use super::observe::{Observation, Relay, Source, Waits};
 use super::{Outcome, Proxy};
@@ -102,26 +103,6 @@ fn openai_error(status: StatusCode, message: &str, kind: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// The request body to send upstream and whether the usage chunk must be removed: a stream
-/// whose client did not ask for usage gets `stream_options.include_usage` added.
-fn patch(mut request: Value, inject: bool) -> (Option<Vec<u8>>, bool) {
-    let streamed = request["stream"] == Value::Bool(true);
-    let asked = request["stream_options"]["include_usage"] == Value::Bool(true);
-    if !(streamed && inject && !asked) {
-        return (None, false);
-    }
-    match request
-        .get_mut("stream_options")
-        .and_then(Value::as_object_mut)
-    {
-        Some(options) => {
-            options.insert("include_usage".into(), Value::Bool(true));
-        }
-        None => request["stream_options"] = json!({"include_usage": true}),
-    }
-    (serde_json::to_vec(&request).ok(), true)
-}
-
 async fn measured(
     proxy: Arc<Proxy>,
     method: Method,
@@ -131,7 +112,7 @@ async fn measured(
     operation: &str,
     received: Instant,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&bytes) else {
+    let Some(request) = RequestFields::read(&bytes) else {
         return refuse(
             &proxy,
             "unknown",
@@ -139,14 +120,12 @@ async fn measured(
             "request body is not valid JSON",
         );
     };
-    let model = request["model"].as_str().map(str::to_string);
-    let label = proxy
-        .metrics
-        .model_label(model.as_deref().unwrap_or("unknown"));
-    let Some(index) = super::upstream::choose(&proxy.upstreams, model.as_deref()) else {
+    let model = request.model();
+    let label = proxy.metrics.model_label(model.unwrap_or("unknown"));
+    let Some(index) = super::upstream::choose(&proxy.upstreams, model) else {
         let message = format!(
             "no upstream serves model {:?} and none is a default",
-            model.as_deref().unwrap_or("")
+            model.unwrap_or("")
         );
         return refuse(&proxy, &label, StatusCode::NOT_FOUND, &message);
     };
@@ -162,8 +141,7 @@ async fn measured(
         .request_bytes
         .get_or_create(&models)
         .inc_by(bytes.len() as u64);
-    let (patched, strip_usage) = patch(request, proxy.options.inject_usage);
-    let body = patched.map_or(bytes, Bytes::from);
+    let (body, strip_usage) = patch(bytes, &request, proxy.options.inject_usage);
     let operation = Operation {
         gen_ai_operation_name: operation.to_string(),
         gen_ai_request_model: label,
@@ -210,7 +188,6 @@ async fn measured(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-    let head = answer_head(status, &answer_headers);
     let waits = Waits {
         idle: proxy.options.idle_timeout,
         deadline,
@@ -220,8 +197,7 @@ async fn measured(
         let next = relay.next().await?;
         Some((next, (relay, lease)))
     });
-    head.body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+    answer(status, answer_headers, Body::from_stream(stream))
 }
 
 /// An upstream's answer (status, headers, body), or why there is none: the status to answer
@@ -255,25 +231,33 @@ async fn exchange(
             )),
         };
     };
-    let mut request = pool.request_head(method.as_str(), path);
-    for (name, value) in headers {
-        // The body is already whole: no `Expect: 100-continue` handshake upstream.
-        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && name != header::EXPECT {
-            request.extend_from_slice(name.as_str().as_bytes());
-            request.extend_from_slice(b": ");
-            request.extend_from_slice(value.as_bytes());
-            request.extend_from_slice(b"\r\n");
-        }
+    // The body is already whole: no `Expect: 100-continue` handshake upstream.
+    let kept = |name: &HeaderName| {
+        !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && name != header::EXPECT
+    };
+    let forwarded = || headers.iter().filter(|(name, _)| kept(name));
+    let size: usize = forwarded()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let mut request = pool.request_head(method.as_str(), path, size + 40 + body.len());
+    for (name, value) in forwarded() {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
     }
-    request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(b"Content-Length: ");
+    request.extend_from_slice(body.len().to_string().as_bytes());
+    request.extend_from_slice(b"\r\n\r\n");
     request.extend_from_slice(&body);
     match pool.send(&request).await {
-        Ok(response) => {
+        Ok(mut response) => {
             let mut answer = HeaderMap::with_capacity(response.headers.len());
-            for (name, value) in &response.headers {
+            // Moved, not copied: each value's bytes become the header value as they are.
+            for (name, value) in std::mem::take(&mut response.headers) {
                 if let (Ok(name), Ok(value)) = (
                     HeaderName::from_bytes(name.as_bytes()),
-                    header::HeaderValue::from_bytes(value),
+                    header::HeaderValue::from_maybe_shared(Bytes::from(value)),
                 ) {
                     answer.append(name, value);
                 }
@@ -310,16 +294,17 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
-/// The client's answer head: the upstream's status and headers, less the hop-by-hop ones
-/// and the length (the body may lose the usage chunk).
-fn answer_head(status: u16, headers: &HeaderMap) -> axum::http::response::Builder {
-    let mut head = Response::builder().status(status);
-    for (name, value) in headers {
-        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH {
-            head = head.header(name, value);
-        }
+/// The client's answer: the upstream's status and headers, less the hop-by-hop ones and
+/// the length (the body may lose the usage chunk), and `body`.
+fn answer(status: u16, mut headers: HeaderMap, body: Body) -> Response {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
     }
-    head
+    headers.remove(header::CONTENT_LENGTH);
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Any other path: sent to a default upstream as it came, answered as it comes.
@@ -352,7 +337,7 @@ async fn pass_through(
             return openai_error(StatusCode::BAD_GATEWAY, &message, "upstream_error");
         }
     };
-    let head = answer_head(response.status().as_u16(), response.headers());
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
     let stream =
         futures_util::stream::unfold((response, lease), |(mut response, lease)| async move {
             match response.chunk().await {
@@ -361,34 +346,5 @@ async fn pass_through(
                 Err(e) => Some((Err(std::io::Error::other(e)), (response, lease))),
             }
         });
-    head.body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usage_is_asked_for_on_streams_that_did_not() {
-        let (body, strip) = patch(json!({"model": "m", "stream": true}), true);
-        let sent: Value = serde_json::from_slice(&body.unwrap()).unwrap();
-        assert_eq!(sent["stream_options"]["include_usage"], true);
-        assert!(strip);
-        let (body, strip) = patch(
-            json!({"stream": true, "stream_options": {"include_usage": true}}),
-            true,
-        );
-        assert!(body.is_none() && !strip, "the client asked: left as sent");
-        let (body, strip) = patch(json!({"stream": false}), true);
-        assert!(body.is_none() && !strip, "not streamed");
-        let (body, strip) = patch(json!({"stream": true}), false);
-        assert!(body.is_none() && !strip, "switched off");
-        let (body, _) = patch(json!({"stream": true, "stream_options": {"x": 1}}), true);
-        let sent: Value = serde_json::from_slice(&body.unwrap()).unwrap();
-        assert_eq!(
-            sent["stream_options"],
-            json!({"x": 1, "include_usage": true})
-        );
-    }
+    answer(status, headers, Body::from_stream(stream))
 }

@@ -4,6 +4,7 @@
 //! load generator uses. Streams are relayed event by event, never buffered; prompts and
 //! completions are never logged or stored.
 
+mod body;
 mod forward;
 pub mod metrics;
 mod observe;

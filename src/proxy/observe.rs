@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
 
 use super::Outcome;
@@ -20,6 +21,10 @@ use crate::sse::{Choice, Chunk, data_lines, event_end};
 const MAX_GAPS: usize = 65_536;
 /// Events gathered into one write to the client, at most (bytes).
 const COALESCE: usize = 64 * 1024;
+/// Room made in the read buffer when less than [`READ_ROOM`] is left.
+const READ_RESERVE: usize = 8192;
+/// Room below which the read buffer is grown (or reclaimed) before a read.
+const READ_ROOM: usize = 1024;
 /// Bytes of a whole (non-streamed) answer kept to read its usage.
 const MAX_WHOLE: usize = 4 << 20;
 
@@ -239,14 +244,18 @@ pub enum Source {
 }
 
 impl Source {
-    async fn chunk(&mut self) -> Result<Option<Bytes>, ()> {
+    /// Appends the next piece of the body to `into`; `false` at its end.
+    async fn read_into(&mut self, into: &mut BytesMut) -> Result<bool, ()> {
         match self {
-            Source::Lean(response) => response
-                .chunk()
-                .await
-                .map(|data| data.map(Bytes::from))
-                .map_err(|_| ()),
-            Source::Full(response) => response.chunk().await.map_err(|_| ()),
+            Source::Lean(response) => response.read_into(into).await.map_err(|_| ()),
+            Source::Full(response) => match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    into.extend_from_slice(&chunk);
+                    Ok(true)
+                }
+                Ok(None) => Ok(false),
+                Err(_) => Err(()),
+            },
         }
     }
 }
@@ -258,7 +267,12 @@ pub struct Relay {
     streamed: bool,
     strip_usage: bool,
     waits: Waits,
-    pending: Vec<u8>,
+    /// Upstream bytes not yet handed on: a partial event at most, between reads. What is
+    /// handed on is split off this buffer, so in the usual case (every event kept) nothing
+    /// is copied, and its memory is reused once the client's write let go of it.
+    raw: BytesMut,
+    /// A whole (non-streamed) answer, kept up to [`MAX_WHOLE`] to read its usage.
+    whole: Vec<u8>,
     ended: bool,
     /// The upstream body ended (or failed) while events were being gathered.
     upstream_ended: Option<Result<(), ()>>,
@@ -281,7 +295,8 @@ impl Relay {
             streamed,
             strip_usage,
             waits,
-            pending: Vec::new(),
+            raw: BytesMut::new(),
+            whole: Vec::new(),
             ended: false,
             upstream_ended: None,
             timer: Box::pin(tokio::time::sleep_until(waits.deadline.into())),
@@ -303,36 +318,40 @@ impl Relay {
             }
             let due = (Instant::now() + self.waits.idle).min(self.waits.deadline);
             self.timer.as_mut().reset(due.into());
-            let next = tokio::select! {
+            // Read into the tail left after the last split while there is room: reserving
+            // before every read would allocate each time, as the client's connection still
+            // holds the last piece handed on.
+            if self.raw.capacity() - self.raw.len() < READ_ROOM {
+                self.raw.reserve(READ_RESERVE);
+            }
+            let read = tokio::select! {
                 biased;
-                next = self.upstream.chunk() => next,
+                read = self.upstream.read_into(&mut self.raw) => read,
                 () = self.timer.as_mut() => return self.fail(Outcome::Timeout, "upstream timed out"),
             };
-            let chunk = match next {
-                Err(_) => return self.fail(Outcome::StreamError, "upstream connection failed"),
-                Ok(None) => return self.end(),
-                Ok(Some(chunk)) => chunk,
-            };
+            match read {
+                Err(()) => return self.fail(Outcome::StreamError, "upstream connection failed"),
+                Ok(false) => return self.end(),
+                Ok(true) => {}
+            }
             let at = Instant::now();
-            let mut out = Vec::with_capacity(chunk.len());
-            self.take(&chunk, at, &mut out);
             // Under load several events wait in the connection's buffer: send them in one
             // write, as a plain proxy does, rather than one write each.
-            while out.len() < COALESCE {
-                match self.upstream.chunk().now_or_never() {
-                    Some(Ok(Some(more))) => self.take(&more, at, &mut out),
-                    Some(Ok(None)) => {
+            while self.raw.len() < COALESCE {
+                match self.upstream.read_into(&mut self.raw).now_or_never() {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) => {
                         self.upstream_ended = Some(Ok(()));
                         break;
                     }
-                    Some(Err(_)) => {
+                    Some(Err(())) => {
                         self.upstream_ended = Some(Err(()));
                         break;
                     }
                     None => break,
                 }
             }
-            let out = Bytes::from(out);
+            let out = self.take(at);
             if !out.is_empty() {
                 self.observation.response_bytes += out.len() as u64;
                 let overhead = at.elapsed().as_secs_f64();
@@ -342,65 +361,68 @@ impl Relay {
         }
     }
 
-    /// Appends to `out` what of `chunk` goes to the client now: whole events (observed, the
-    /// injected usage chunk removed); a whole answer passes straight through. Events are read
-    /// in place from the chunk when no partial event is pending (the usual case).
-    fn take(&mut self, chunk: &[u8], at: Instant, out: &mut Vec<u8>) {
+    /// What of the bytes read goes to the client now: whole events (observed, the injected
+    /// usage chunk removed); a whole answer passes straight through.
+    fn take(&mut self, at: Instant) -> Bytes {
         if !self.streamed {
-            if self.pending.len() + chunk.len() <= MAX_WHOLE {
-                self.pending.extend_from_slice(chunk);
+            if self.whole.len() + self.raw.len() <= MAX_WHOLE {
+                self.whole.extend_from_slice(&self.raw);
             }
-            out.extend_from_slice(chunk);
-            return;
+            return self.raw.split().freeze();
         }
-        if self.pending.is_empty() {
-            let consumed = self.events(chunk, at, out);
-            self.pending.extend_from_slice(&chunk[consumed..]);
-            return;
+        let raw = std::mem::take(&mut self.raw);
+        let (consumed, filtered) = self.events(&raw, at);
+        self.raw = raw;
+        match filtered {
+            None => self.raw.split_to(consumed).freeze(),
+            Some(kept) => {
+                self.raw.advance(consumed);
+                Bytes::from(kept)
+            }
         }
-        self.pending.extend_from_slice(chunk);
-        let pending = std::mem::take(&mut self.pending);
-        let consumed = self.events(&pending, at, out);
-        self.pending = pending;
-        self.pending.drain(..consumed);
     }
 
-    /// Observes the whole events at the start of `bytes`, appending those kept to `out`;
-    /// returns how many bytes they took.
-    fn events(&mut self, bytes: &[u8], at: Instant, out: &mut Vec<u8>) -> usize {
+    /// Observes the whole events at the start of `bytes`; returns how many bytes they took,
+    /// and, when one of them is not for the client, a copy of those that are.
+    fn events(&mut self, bytes: &[u8], at: Instant) -> (usize, Option<Vec<u8>>) {
         let mut consumed = 0;
+        let mut kept: Option<Vec<u8>> = None;
         while let Some((len, with_separator)) = event_end(&bytes[consumed..]) {
             let event = &bytes[consumed..consumed + len];
             let mut keep = true;
             for data in data_lines(event) {
                 keep &= self.observation.event(data, at, self.strip_usage);
             }
-            if keep {
-                out.extend_from_slice(&bytes[consumed..consumed + with_separator]);
+            match (&mut kept, keep) {
+                (Some(kept), true) => {
+                    kept.extend_from_slice(&bytes[consumed..consumed + with_separator]);
+                }
+                (None, false) => kept = Some(bytes[..consumed].to_vec()),
+                _ => {}
             }
             consumed += with_separator;
         }
-        consumed
+        (consumed, kept)
     }
 
     fn end(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         self.ended = true;
         let rest = if self.streamed {
-            std::mem::take(&mut self.pending)
+            self.raw.split().freeze()
         } else {
             self.whole_answer();
-            Vec::new()
+            Bytes::new()
         };
         let outcome = self.observation.ending(self.streamed);
         self.observation.response_bytes += rest.len() as u64;
         self.observation.record(outcome);
-        (!rest.is_empty()).then(|| Ok(Bytes::from(rest)))
+        (!rest.is_empty()).then_some(Ok(rest))
     }
 
     /// Reads usage and finish reason from a whole answer.
     fn whole_answer(&mut self) {
         let at = Instant::now();
-        if let Ok(answer) = serde_json::from_slice::<Chunk<'_>>(&self.pending) {
+        if let Ok(answer) = serde_json::from_slice::<Chunk<'_>>(&self.whole) {
             self.observation.error_event = answer.error.is_some();
             if let Some(reason) = answer
                 .choices
@@ -415,7 +437,7 @@ impl Relay {
             }
         }
         self.observation.first_chunk.get_or_insert(at);
-        self.pending.clear();
+        self.whole = Vec::new();
     }
 
     /// Ends the relay after an upstream failure: a streamed answer gets an error event (so
