@@ -49,9 +49,13 @@ class Sim:
                 time.sleep(0.1)
         raise RuntimeError("the simulator did not start")
 
-    def truth(self):
+    def records(self):
+        """The simulator's ground truth: one dict per finished request."""
         with urllib.request.urlopen(self.url + "/sim/requests", timeout=30) as r:
-            records = [json.loads(line) for line in r.read().splitlines() if line.strip()]
+            return [json.loads(line) for line in r.read().splitlines() if line.strip()]
+
+    def truth(self):
+        records = self.records()
         done = [r for r in records if r.get("first_token") is not None]
         ttft = [r["first_token"] - r["arrival"] for r in done]
         itl = [b - a for r in done for a, b in zip(r["token_times"], r["token_times"][1:])]
