@@ -276,7 +276,11 @@ pub struct Relay {
     ended: bool,
     /// The upstream body ended (or failed) while events were being gathered.
     upstream_ended: Option<Result<(), ()>>,
-    /// One timer for the whole answer, moved forward per chunk (cheaper than a new one).
+    /// When the upstream last sent something.
+    heard: Instant,
+    /// One timer for the whole answer. It is not moved per chunk (each move takes the timer
+    /// driver's lock): when it fires, it is re-armed for the idle limit counted from the
+    /// last bytes heard, and only a real silence or the deadline ends the answer.
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -299,7 +303,10 @@ impl Relay {
             whole: Vec::new(),
             ended: false,
             upstream_ended: None,
-            timer: Box::pin(tokio::time::sleep_until(waits.deadline.into())),
+            heard: Instant::now(),
+            timer: Box::pin(tokio::time::sleep_until(
+                (Instant::now() + waits.idle).min(waits.deadline).into(),
+            )),
         }
     }
 
@@ -316,18 +323,24 @@ impl Relay {
                 }
                 None => {}
             }
-            let due = (Instant::now() + self.waits.idle).min(self.waits.deadline);
-            self.timer.as_mut().reset(due.into());
             // Read into the tail left after the last split while there is room: reserving
             // before every read would allocate each time, as the client's connection still
             // holds the last piece handed on.
             if self.raw.capacity() - self.raw.len() < READ_ROOM {
                 self.raw.reserve(READ_RESERVE);
             }
-            let read = tokio::select! {
-                biased;
-                read = self.upstream.read_into(&mut self.raw) => read,
-                () = self.timer.as_mut() => return self.fail(Outcome::Timeout, "upstream timed out"),
+            let read = loop {
+                tokio::select! {
+                    biased;
+                    read = self.upstream.read_into(&mut self.raw) => break read,
+                    () = self.timer.as_mut() => {
+                        let due = (self.heard + self.waits.idle).min(self.waits.deadline);
+                        if Instant::now() >= due {
+                            return self.fail(Outcome::Timeout, "upstream timed out");
+                        }
+                        self.timer.as_mut().reset(due.into());
+                    }
+                }
             };
             match read {
                 Err(()) => return self.fail(Outcome::StreamError, "upstream connection failed"),
@@ -335,6 +348,7 @@ impl Relay {
                 Ok(true) => {}
             }
             let at = Instant::now();
+            self.heard = at;
             // Under load several events wait in the connection's buffer: send them in one
             // write, as a plain proxy does, rather than one write each.
             while self.raw.len() < COALESCE {
