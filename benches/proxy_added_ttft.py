@@ -28,23 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_compare import Sim, quantile, run  # noqa: E402
 
-NGINX_CONF = """worker_processes 1;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  upstream sim { server 127.0.0.1:%d; keepalive 2048; }
-  server {
-    listen 127.0.0.1:%d;
-    location / {
-      proxy_pass http://sim;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }
-  }
-}
-"""
+NGINX_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx_reference.conf")
 
 
 def start_middle(a, kind, sim_port, port, work):
@@ -53,8 +37,9 @@ def start_middle(a, kind, sim_port, port, work):
                "--listen", f"127.0.0.1:{port}"]
     else:
         conf = os.path.join(work, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF % (sim_port, port))
+        with open(NGINX_CONF) as template, open(conf, "w") as f:
+            text = template.read().replace("UPSTREAM_PORT", str(sim_port))
+            f.write(text.replace("LISTEN_PORT", str(port)))
         cmd = ["nginx", "-c", conf, "-p", work, "-g",
                f"daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -18,24 +18,7 @@ work=$(mktemp -d)
 sim=$!
 "$bin" proxy --upstream http://127.0.0.1:18730 --listen 127.0.0.1:18731 >"$work/proxy.log" 2>&1 &
 proxy=$!
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  upstream sim { server 127.0.0.1:18730; keepalive 2048; }
-  server {
-    listen 127.0.0.1:18732;
-    location / {
-      proxy_pass http://sim;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }
-  }
-}
-CONF
+sed -e s/UPSTREAM_PORT/18730/ -e s/LISTEN_PORT/18732/ benches/nginx_reference.conf >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -p "$work" -g "daemon off; pid $work/nginx.pid; error_log $work/error.log;" &
 nginx_master=$!
 paths="direct proxy nginx"

@@ -229,25 +229,19 @@ fn proxy_counts_an_untrusted_https_upstream_as_an_upstream_error() {
 
 #[test]
 fn proxy_refuses_an_unreadable_upstream_ca_naming_the_file() {
-    let stderr = run_err(&[
-        "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "https://localhost:1",
-        "--upstream-ca",
-        "/nonexistent/ca.pem",
-    ]);
+    let refused = |ca: &str| {
+        run_err(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "https://localhost:1",
+            "--upstream-ca",
+            ca,
+        ])
+    };
+    let stderr = refused("/nonexistent/ca.pem");
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
-    let not_pem = fixture("tls/README.md");
-    let stderr = run_err(&[
-        "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "https://localhost:1",
-        "--upstream-ca",
-        not_pem.to_str().unwrap(),
-    ]);
+    let stderr = refused(fixture("tls/README.md").to_str().unwrap());
     assert!(stderr.contains("no PEM certificate"), "{stderr}");
 }
