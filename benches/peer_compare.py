@@ -34,10 +34,10 @@ def quantile(values, q):
 class Sim:
     """A fresh simulator per run, so its ground truth holds that run's requests only."""
 
-    def __init__(self, binary, port, profile):
+    def __init__(self, binary, port, profile, pin=()):
         self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [binary, "sim", "--engine", f"vllm:{port}", "--profile", profile],
+            [*pin, binary, "sim", "--engine", f"vllm:{port}", "--profile", profile],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

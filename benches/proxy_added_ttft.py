@@ -12,7 +12,7 @@ the time the path (client, network, middle) added. Each row runs on a fresh simu
 "Added" compares a middle's quantiles of that time with the direct path's.
 
 Usage: benches/proxy_added_ttft.py [--streams 10 100 1000] [--profile bench] [--step-ms 40]
-       [--output-tokens 100] [--nginx]   (nginx 1.22 from Debian, proxy_buffering off)
+       [--output-tokens 100] [--nginx] [--pin]   (nginx 1.22 from Debian, proxy_buffering off)
 Streams are concurrent answers: the rate is streams / (output tokens x step).
 """
 
@@ -42,6 +42,8 @@ def start_middle(a, kind, sim_port, port, work):
             f.write(text.replace("LISTEN_PORT", str(port)))
         cmd = ["nginx", "-c", conf, "-p", work, "-g",
                f"daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err;"]
+    if a.pin:
+        cmd = ["taskset", "-c", "1"] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.7)
     return proc
@@ -49,7 +51,7 @@ def start_middle(a, kind, sim_port, port, work):
 
 def one_path(a, kind, streams, work):
     sim_port, port = 18740, 18741
-    sim = Sim(a.llmwatch, sim_port, a.profile)
+    sim = Sim(a.llmwatch, sim_port, a.profile, pin=["taskset", "-c", "0"] if a.pin else [])
     middle = None if kind == "direct" else start_middle(a, kind, sim_port, port, work)
     try:
         rate = streams / (a.output_tokens * a.step_ms / 1e3)
@@ -61,7 +63,8 @@ def one_path(a, kind, streams, work):
                                     "output_tokens": a.output_tokens}) + "\n")
         url = f"http://127.0.0.1:{sim_port if middle is None else port}"
         out = os.path.join(work, "requests.csv")
-        run([a.llmwatch, "bench", url, "--trace", trace, "--csv", out,
+        pin = ["taskset", "-c", "0"] if a.pin else []
+        run(pin + [a.llmwatch, "bench", url, "--trace", trace, "--csv", out,
              "--json", os.path.join(work, "r.json"), "--timeout", "120s"])
         truth = {r["prompt_tokens"]: r for r in sim.records() if r.get("first_token")}
         added = []
@@ -89,6 +92,8 @@ def main():
     p.add_argument("--seconds", type=float, default=10.0, help="trace length")
     p.add_argument("--max-requests", type=int, default=2500)
     p.add_argument("--nginx", action="store_true")
+    p.add_argument("--pin", action="store_true",
+                   help="the middle alone on CPU 1; the bench and the simulator on CPU 0")
     a = p.parse_args()
     paths = ["direct", "proxy"] + (["nginx"] if a.nginx else [])
     print("| streams | path | requests paired | path time p50 | p99 | p99.9 | added p50 | added p99 |")
