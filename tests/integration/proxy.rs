@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::up::{eventually, get, sample};
 use crate::util::{
-    KillOnDrop, http, run_ok, sim_truth, spawn_serving, start_with, truth_itls, truth_ttfts,
+    KillOnDrop, http, run_ok, sim_truth, spawn_serving, start_up_with_proxy, start_with,
+    truth_itls, truth_ttfts,
 };
 
 /// A running proxy and its base URL.
@@ -293,23 +294,12 @@ fn a_real_llamacpp_server_behind_the_proxy_is_measured() {
 #[test]
 fn up_runs_the_proxy_and_serves_the_gap_between_client_and_engine_ttft() {
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("llmwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"300ms\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n",
-            sim.urls[0].1
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
-    cmd.args(["up", "--config"])
-        .arg(&config)
-        .args(["--target", &sim.urls[0].1]);
-    let (child, bases) = spawn_serving(cmd, &["serving http://", "proxy serving http://"]);
-    let _guard = KillOnDrop(child);
-    let (up, proxy) = (&bases[0], &bases[1]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"300ms\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n",
+        sim.urls[0].1
+    );
+    let (_guard, up, proxy) = start_up_with_proxy(&config, &sim.urls[0].1);
+    let (up, proxy) = (&up, &proxy);
     eventually(10, || {
         let (_, m) = get(&format!("{up}/metrics"));
         m.contains("llm_time_to_first_token_seconds").then_some(())

@@ -17,7 +17,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::up::{eventually, get};
-use crate::util::{KillOnDrop, fixture, http, run_err, spawn_serving};
+use crate::util::{KillOnDrop, fixture, http, run_err, spawn_serving, start_up_with_proxy};
 
 /// What the upstream saw of each request: its HTTP version and its body.
 type Seen = Arc<Mutex<Vec<(hyper::Version, String)>>>;
@@ -250,24 +250,12 @@ fn proxy_refuses_an_unreadable_upstream_ca_naming_the_file() {
 fn up_runs_its_proxy_to_an_https_upstream_with_the_configured_ca() {
     let (port, seen) = start_tls_upstream();
     let sim = crate::util::start(&["vllm"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("llmwatch.toml");
-    let ca = fixture("tls/ca.pem");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"https://localhost:{port}\"]\nupstream_ca = {:?}\n",
-            ca.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
-    cmd.args(["up", "--config"])
-        .arg(&config)
-        .args(["--target", &sim.urls[0].1]);
-    let (child, bases) = spawn_serving(cmd, &["serving http://", "proxy serving http://"]);
-    let _guard = KillOnDrop(child);
-    let (status, body) = stream_chat(&bases[1]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"https://localhost:{port}\"]\nupstream_ca = {:?}\n",
+        fixture("tls/ca.pem").to_str().unwrap()
+    );
+    let (_guard, _up, proxy) = start_up_with_proxy(&config, &sim.urls[0].1);
+    let (status, body) = stream_chat(&proxy);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body.matches("\"content\"").count(), 3, "{body}");
     assert_eq!(seen.lock().unwrap()[0].0, hyper::Version::HTTP_2);

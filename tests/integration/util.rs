@@ -269,3 +269,19 @@ pub fn spawn_serving(mut cmd: Command, markers: &[&str]) -> (Child, Vec<String>)
         .collect();
     (child, bases)
 }
+
+/// `llmwatch up` with a configuration file holding `config` (a `[proxy]` section included),
+/// scraping `target`: the running process and the collector's and the proxy's base URLs.
+/// The file goes with its folder on return: `up` has read it before printing its addresses.
+pub fn start_up_with_proxy(config: &str, target: &str) -> (KillOnDrop, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llmwatch.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.args(["up", "--config"])
+        .arg(&path)
+        .args(["--target", target]);
+    let (child, mut bases) = spawn_serving(cmd, &["serving http://", "proxy serving http://"]);
+    let proxy = bases.remove(1);
+    (KillOnDrop(child), bases.remove(0), proxy)
+}
