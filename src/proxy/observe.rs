@@ -119,9 +119,14 @@ impl Observation {
             Some(n) if n >= self.content_chunks && self.content_chunks > 0 => n as f64 / chunks,
             _ => 1.0,
         };
-        for gap in &self.gaps {
-            m.per_chunk.get_or_create(op).observe(*gap);
-            m.per_token.get_or_create(op).observe(gap / per_chunk);
+        if !self.gaps.is_empty() {
+            // Each family looked up once per request, not once per gap.
+            let (chunk_gaps, token_gaps) =
+                (m.per_chunk.get_or_create(op), m.per_token.get_or_create(op));
+            for gap in &self.gaps {
+                chunk_gaps.observe(*gap);
+                token_gaps.observe(gap / per_chunk);
+            }
         }
         let model = &op.gen_ai_request_model;
         let (output, source) = match self.output_tokens {
@@ -172,9 +177,6 @@ impl Observation {
         let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
             return true;
         };
-        if chunk.error.is_some() {
-            self.error_event = true;
-        }
         if chunk.choices.iter().any(Choice::has_content) {
             self.content_chunks += 1;
             if let Some(last) = self.last_content
@@ -186,6 +188,17 @@ impl Observation {
             self.first_content.get_or_insert(at);
             self.last_content = Some(at);
         }
+        self.note_ending(&chunk);
+        let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
+        !(strip_usage && usage_only)
+    }
+
+    /// Notes what a chunk, or a whole answer, says of how the answer ends: an error object,
+    /// a finish reason, token usage.
+    fn note_ending(&mut self, chunk: &Chunk<'_>) {
+        if chunk.error.is_some() {
+            self.error_event = true;
+        }
         if let Some(reason) = chunk
             .choices
             .iter()
@@ -193,12 +206,10 @@ impl Observation {
         {
             self.finish_reason = Some(reason.to_string());
         }
-        let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
-        if let Some(usage) = chunk.usage {
+        if let Some(usage) = &chunk.usage {
             self.input_tokens = usage.prompt_tokens.or(self.input_tokens);
             self.output_tokens = usage.completion_tokens.or(self.output_tokens);
         }
-        !(strip_usage && usage_only)
     }
 
     /// How a stream or body that ended by itself went.
@@ -437,18 +448,7 @@ impl Relay {
     fn whole_answer(&mut self) {
         let at = Instant::now();
         if let Ok(answer) = serde_json::from_slice::<Chunk<'_>>(&self.whole) {
-            self.observation.error_event = answer.error.is_some();
-            if let Some(reason) = answer
-                .choices
-                .iter()
-                .find_map(|c| c.finish_reason.as_deref())
-            {
-                self.observation.finish_reason = Some(reason.to_string());
-            }
-            if let Some(usage) = answer.usage {
-                self.observation.input_tokens = usage.prompt_tokens;
-                self.observation.output_tokens = usage.completion_tokens;
-            }
+            self.observation.note_ending(&answer);
         }
         self.observation.first_chunk.get_or_insert(at);
         self.whole = Vec::new();
