@@ -231,25 +231,7 @@ async fn exchange(
             )),
         };
     };
-    // The body is already whole: no `Expect: 100-continue` handshake upstream.
-    let kept = |name: &HeaderName| {
-        !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && name != header::EXPECT
-    };
-    let forwarded = || headers.iter().filter(|(name, _)| kept(name));
-    let size: usize = forwarded()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    let mut request = pool.request_head(method.as_str(), path, size + 40 + body.len());
-    for (name, value) in forwarded() {
-        request.extend_from_slice(name.as_str().as_bytes());
-        request.extend_from_slice(b": ");
-        request.extend_from_slice(value.as_bytes());
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"Content-Length: ");
-    request.extend_from_slice(body.len().to_string().as_bytes());
-    request.extend_from_slice(b"\r\n\r\n");
-    request.extend_from_slice(&body);
+    let request = lean_request(pool, &method, path, headers, &body);
     match pool.send(&request).await {
         Ok(mut response) => {
             let mut answer = HeaderMap::with_capacity(response.headers.len());
@@ -270,6 +252,38 @@ async fn exchange(
             format!("upstream failed: {failure:?}"),
         )),
     }
+}
+
+/// The whole request for the lean client, in one buffer sized up front: the client's
+/// headers less the hop-by-hop ones, then the length and the body.
+fn lean_request(
+    pool: &crate::http1::Pool,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Vec<u8> {
+    // The body is already whole: no `Expect: 100-continue` handshake upstream.
+    let kept = |name: &HeaderName| {
+        !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && name != header::EXPECT
+    };
+    let forwarded = || headers.iter().filter(|(name, _)| kept(name));
+    let size: usize = forwarded()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    // "Content-Length: " (16), at most 20 digits, and two line ends (4).
+    let mut request = pool.request_head(method.as_str(), path, size + 40 + body.len());
+    for (name, value) in forwarded() {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"Content-Length: ");
+    request.extend_from_slice(body.len().to_string().as_bytes());
+    request.extend_from_slice(b"\r\n\r\n");
+    request.extend_from_slice(body);
+    request
 }
 
 /// Sends the request upstream with the client's headers, less the hop-by-hop ones.
