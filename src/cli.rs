@@ -35,6 +35,59 @@ pub enum Command {
     Bench(Box<BenchCli>),
     /// An OpenAI-compatible streaming proxy that measures what its clients experience.
     Proxy(ProxyCli),
+    /// Write Prometheus configuration, recording and alert rules, Alertmanager, Grafana
+    /// dashboards, Compose and Kubernetes files for your engines.
+    Export(ExportCli),
+}
+
+/// `llmwatch export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportCli {
+    /// An engine: `URL[,engine=vllm|tgi|llamacpp|sglang][,name=N][,scrape=llmwatch|prometheus]
+    /// [,model=M][,label=value…]`, repeatable. `scrape=prometheus` targets are scraped by
+    /// Prometheus directly and get the schema from recording rules (needs `engine=`; `model=`
+    /// names the model of engines whose series carry none); the rest are scraped by llmwatch.
+    #[arg(long = "target", required = true)]
+    pub targets: Vec<String>,
+    /// Folder to write into (created if needed; files there with the same names are replaced).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Where Prometheus reaches llmwatch.
+    #[arg(long, default_value = "llmwatch:9464")]
+    pub llmwatch: String,
+    /// Where Prometheus reaches Alertmanager.
+    #[arg(long, default_value = "alertmanager:9093")]
+    pub alertmanager: String,
+    /// Where Grafana reaches Prometheus.
+    #[arg(long, default_value = "http://prometheus:9090")]
+    pub prometheus_url: String,
+    /// Scrape and rule-evaluation interval.
+    #[arg(long, default_value = "5s")]
+    pub scrape_interval: String,
+    /// Runbook page the alerts link to; `#alertname` is appended.
+    #[arg(long, default_value = "docs/runbook.md")]
+    pub runbook_base: String,
+    /// Run llmwatch's measuring proxy in front of this upstream.
+    #[arg(long)]
+    pub proxy_upstream: Option<String>,
+    /// Alertmanager's webhook receiver.
+    #[arg(long, default_value = "http://127.0.0.1:5001/alerts")]
+    pub webhook_url: String,
+    /// Kubernetes namespace.
+    #[arg(long, default_value = "monitoring")]
+    pub namespace: String,
+    /// llmwatch's container image.
+    #[arg(long, default_value = "llmwatch:latest")]
+    pub image: String,
+    /// Availability objective of the error-budget alerts.
+    #[arg(long, default_value_t = 0.99)]
+    pub availability_objective: f64,
+    /// Fraction of requests whose first token must come within `--ttft-threshold`.
+    #[arg(long, default_value_t = 0.99)]
+    pub ttft_objective: f64,
+    /// TTFT threshold of the latency SLO, in seconds: a bucket bound your engines export.
+    #[arg(long, default_value_t = 1.0)]
+    pub ttft_threshold: f64,
 }
 
 /// `llmwatch proxy`.
@@ -212,6 +265,9 @@ pub struct SimCli {
     /// `DIALECT:PORT`, repeatable: vllm, vllm-0.10, tgi, llamacpp or sglang; port 0 picks one.
     #[arg(long = "engine", required = true, value_parser = crate::commands::sim::parse_engine_spec)]
     pub engines: Vec<crate::commands::sim::EngineSpec>,
+    /// Address the engines listen on. Loopback by default; a container needs 0.0.0.0.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
     /// Capacity and speed: `gpu-7b` (a 7B model on an H100-class GPU), `cpu-270m`
     /// (llama.cpp with Gemma 3 270M on one CPU thread), `bench` (an upstream for load tests
     /// that is never the bottleneck) or `instant` (1 ms steps, no prefill: for measuring

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod engines;
 pub mod events;
+pub mod export;
 pub mod exposition;
 pub mod http1;
 pub mod proxy;

@@ -57,6 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .transpose()?;
             let options = sim::SimOptions {
                 engines: args.engines,
+                host: args.host,
                 profile: args.profile,
                 faults,
                 seed: args.seed,
@@ -91,6 +92,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging();
             runtime.block_on(up::demo(args.listen))?;
         }
+        Command::Export(args) => {
+            let written = llmwatch::commands::export::run(&args)?;
+            let mut stdout = std::io::stdout().lock();
+            for path in &written {
+                writeln!(stdout, "{}", args.out.join(path).display())?;
+            }
+        }
         Command::Bench(args) => {
             let options = bench::options(&args)?;
             match args.sweep.as_deref() {
@@ -124,6 +132,13 @@ fn is_bad_configuration(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.is::<llmwatch::config::ConfigError>()
             || cause.is::<llmwatch::collect::targets::TargetError>()
+            || matches!(
+                cause.downcast_ref::<llmwatch::export::ExportError>(),
+                Some(
+                    llmwatch::export::ExportError::Target { .. }
+                        | llmwatch::export::ExportError::Option { .. }
+                )
+            )
             || cause.is::<llmwatch::up::UpError>()
                 && !matches!(
                     cause.downcast_ref::<llmwatch::up::UpError>(),

@@ -152,7 +152,8 @@ fn host_port(url: &str) -> String {
     }
 }
 
-fn check_label(name: &str) -> Result<(), TargetError> {
+/// Refuses label names Prometheus or llmwatch reserve, and names that are not valid.
+pub fn check_label(name: &str) -> Result<(), TargetError> {
     let valid = name
         .chars()
         .enumerate()

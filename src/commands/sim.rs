@@ -21,7 +21,7 @@ use crate::sim::server::{Dialect, ServerConfig, router};
 pub struct EngineSpec {
     /// Which engine to imitate.
     pub dialect: Dialect,
-    /// Port on 127.0.0.1 (0 picks a free one).
+    /// Port on the `--host` address (0 picks a free one).
     pub port: u16,
 }
 
@@ -76,6 +76,8 @@ fn dialect_name(dialect: Dialect) -> &'static str {
 pub struct SimOptions {
     /// The engines to serve.
     pub engines: Vec<EngineSpec>,
+    /// Address the engines listen on (loopback unless a container needs otherwise).
+    pub host: std::net::IpAddr,
     /// Capacity and speed.
     pub profile: Profile,
     /// Fault rates.
@@ -123,6 +125,7 @@ pub async fn run(options: &SimOptions) -> anyhow::Result<()> {
 pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
     let SimOptions {
         engines,
+        host,
         profile,
         faults,
         seed,
@@ -186,7 +189,7 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
             seed,
         };
         let app = router(handle, config);
-        let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
+        let addr = SocketAddr::new(*host, spec.port);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         // Streamed chunks must leave at once: without TCP_NODELAY they wait ~40 ms.

@@ -62,6 +62,7 @@ pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
             .iter()
             .map(|d| sim::parse_engine_spec(&format!("{d}:0")).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?,
+        host: std::net::Ipv4Addr::LOCALHOST.into(),
         profile: Profile::gpu_7b(),
         faults: FaultRates::default(),
         seed: 1,
