@@ -12,6 +12,7 @@
 mod bad_input;
 mod bench;
 mod docs;
+mod export;
 mod fixtures;
 mod llamacpp_real;
 mod prometheus_real;
