@@ -1,0 +1,255 @@
+//! The exported stack on real Prometheus (Debian's 2.42): simulated engines of every dialect,
+//! scraped both by `llmwatch up` (with its proxy carrying traffic) and directly by Prometheus
+//! (rules-only mode), with the exported `prometheus.yml` and rules. Every rule evaluates
+//! without error, both modes build the same `llm:` series, and every dashboard query returns
+//! data. Skips without `prometheus` on PATH, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::up::eventually;
+use crate::util::{
+    KillOnDrop, external_program, free_port, http, run_ok, spawn_serving, start_with,
+};
+
+/// GET `path` with `query` from Prometheus at `base`; the `data` of a successful answer.
+fn prom_get(base: &str, path: &str, query: &[(&str, &str)]) -> Value {
+    let (rt, client) = http();
+    let body: Value = rt.block_on(async {
+        let url = reqwest::Url::parse_with_params(&format!("{base}{path}"), query).unwrap();
+        let resp = client.get(url).send().await.unwrap();
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+    });
+    assert_eq!(body["status"], "success", "{path} {query:?}: {body}");
+    body["data"].clone()
+}
+
+fn instant(base: &str, query: &str) -> Vec<Value> {
+    prom_get(base, "/api/v1/query", &[("query", query)])["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Sends streamed chat requests through the proxy until dropped.
+struct Traffic(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Traffic {
+    fn start(proxy: String) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (rt, client) = http();
+            while !flag.load(Ordering::Relaxed) {
+                let body = json!({"model": "sim-vllm", "stream": true, "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "hello"}]});
+                rt.block_on(async {
+                    if let Ok(resp) = client
+                        .post(format!("{proxy}/v1/chat/completions"))
+                        .body(body.to_string())
+                        .send()
+                        .await
+                    {
+                        let _ = resp.bytes().await;
+                    }
+                });
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        Traffic(stop, Some(handle))
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A dashboard query with its template variables set to "All".
+fn concrete(expr: &str) -> String {
+    let mut out = expr.replace("$__rate_interval", "30s");
+    for var in ["$service", "$engine", "$model", "$instance"] {
+        out = out.replace(var, ".*");
+    }
+    out
+}
+
+#[test]
+fn exported_rules_and_dashboards_work_on_real_prometheus() {
+    let Some(prometheus) = external_program("prometheus") else {
+        return;
+    };
+    let sim = start_with(&["vllm", "tgi", "llamacpp", "sglang"], &["--load", "20"]);
+    let url = |dialect: &str| {
+        sim.urls
+            .iter()
+            .find(|(d, _)| d == dialect)
+            .unwrap()
+            .1
+            .clone()
+    };
+    // llmwatch scrapes every engine and proxies to vLLM.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("llmwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"1s\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n",
+            url("vllm")
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
+    cmd.arg("up").arg("--config").arg(&config);
+    for (dialect, base) in &sim.urls {
+        cmd.args([
+            "--target",
+            &format!("{base},name=sim-{dialect},service=sim"),
+        ]);
+    }
+    let (up, mut bases) = spawn_serving(cmd, &["serving http://", "proxy serving http://"]);
+    let _up = KillOnDrop(up);
+    let proxy = bases.remove(1);
+    let up_addr = bases.remove(0).trim_start_matches("http://").to_string();
+    let _traffic = Traffic::start(proxy);
+    // Prometheus also scrapes every engine directly.
+    let out = dir.path().join("export");
+    let mut args = vec![
+        "export".to_string(),
+        format!("--out={}", out.display()),
+        format!("--llmwatch={up_addr}"),
+        "--alertmanager=127.0.0.1:9".to_string(),
+        "--scrape-interval=1s".to_string(),
+    ];
+    for (dialect, base) in &sim.urls {
+        args.push(format!(
+            "--target={base},engine={dialect},scrape=prometheus,model=sim-{dialect},service=direct"
+        ));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&args);
+    let port = free_port();
+    let _prom = KillOnDrop(
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                out.join("prometheus/prometheus.yml").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom = format!("http://127.0.0.1:{port}");
+    // Both modes build llm:requests_running for all four engines.
+    eventually(90, || {
+        let (rt, client) = http();
+        let ready = rt.block_on(async {
+            let resp = client.get(format!("{prom}/-/ready")).send().await.ok()?;
+            Some(resp.status().is_success())
+        });
+        ready.filter(|r| *r)?;
+        (instant(&prom, "llm:requests_running").len() == 8).then_some(())
+    });
+    // Give rates a window of samples and the proxy's gap a few requests.
+    std::thread::sleep(std::time::Duration::from_secs(12));
+
+    check_rules_are_healthy(&prom);
+    check_both_modes_build_the_same_series(&prom);
+    check_every_panel_returns_data(&prom, &out);
+}
+
+fn check_rules_are_healthy(prom: &str) {
+    let groups = prom_get(prom, "/api/v1/rules", &[]);
+    let mut count = 0;
+    for group in groups["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            count += 1;
+            assert_eq!(rule["health"], "ok", "{}: {rule}", group["name"]);
+        }
+    }
+    assert!(count > 150, "only {count} rules loaded");
+}
+
+fn check_both_modes_build_the_same_series(prom: &str) {
+    let mut names: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for series in instant(prom, "{__name__=~\"llm:[a-z_]+\"}") {
+        let m = &series["metric"];
+        let mode = if m["job"] == "llmwatch" {
+            "llmwatch"
+        } else {
+            "rules-only"
+        };
+        let key = (m["engine"].as_str().unwrap().to_string(), mode.to_string());
+        names
+            .entry(key)
+            .or_default()
+            .insert(m["__name__"].as_str().unwrap().to_string());
+    }
+    for engine in ["vllm", "tgi", "llamacpp", "sglang"] {
+        let via = &names[&(engine.to_string(), "llmwatch".to_string())];
+        let direct = &names[&(engine.to_string(), "rules-only".to_string())];
+        assert_eq!(
+            via, direct,
+            "{engine}: llmwatch and rules-only modes differ"
+        );
+        assert!(via.len() >= 5, "{engine}: {via:?}");
+    }
+}
+
+fn check_every_panel_returns_data(prom: &str, out: &std::path::Path) {
+    let mut empty = Vec::new();
+    let mut queries = 0;
+    for entry in std::fs::read_dir(out.join("grafana/dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                queries += 1;
+                let expr = concrete(target["expr"].as_str().unwrap());
+                if instant(prom, &expr).is_empty() {
+                    empty.push(format!(
+                        "{} / {}: {expr}",
+                        dashboard["title"], panel["title"]
+                    ));
+                }
+            }
+        }
+        for variable in dashboard["templating"]["list"].as_array().unwrap() {
+            let Some(query) = variable["query"]["query"].as_str() else {
+                continue;
+            };
+            // label_values(SELECTOR, LABEL): the selector must match series carrying LABEL.
+            let inner = query
+                .trim_start_matches("label_values(")
+                .trim_end_matches(')');
+            let (selector, label) = inner.rsplit_once(", ").unwrap();
+            let found = instant(prom, &concrete(selector));
+            assert!(
+                found.iter().any(|s| s["metric"][label].is_string()),
+                "variable {}: no series of {selector} has {label}",
+                variable["name"]
+            );
+        }
+    }
+    assert!(queries >= 40, "only {queries} queries");
+    assert!(
+        empty.is_empty(),
+        "panel queries with no data:\n{}",
+        empty.join("\n")
+    );
+}
