@@ -13,6 +13,7 @@ mod bad_input;
 mod bench;
 mod docs;
 mod export;
+mod export_lint;
 mod export_prometheus;
 mod fixtures;
 mod llamacpp_real;

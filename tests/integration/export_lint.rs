@@ -1,0 +1,265 @@
+//! The exported files checked without running them: every PromQL expression in the rules and
+//! dashboards parses (promql-parser) and names only series that exist — in the rules' own
+//! records, the canonical schema, a real engine capture or simulated engine, or llmwatch's
+//! own `/metrics`; every alert links a runbook section; the Compose stack mounts only files
+//! that exist and its llmwatch configuration loads.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use llmwatch::exposition::{Mode, parse};
+use promql_parser::parser::{self, Expr};
+use serde_json::Value;
+
+use crate::export::deploy;
+use crate::up::{eventually, get};
+use crate::util::{fixture, http, start, start_up_with_proxy};
+
+/// Metric names an expression selects.
+fn names(expr: &Expr, out: &mut BTreeSet<String>) {
+    match expr {
+        Expr::Aggregate(e) => {
+            names(&e.expr, out);
+            if let Some(p) = &e.param {
+                names(p, out);
+            }
+        }
+        Expr::Unary(e) => names(&e.expr, out),
+        Expr::Binary(e) => {
+            names(&e.lhs, out);
+            names(&e.rhs, out);
+        }
+        Expr::Paren(e) => names(&e.expr, out),
+        Expr::Subquery(e) => names(&e.expr, out),
+        Expr::VectorSelector(vs) => out.extend(vs.name.clone()),
+        Expr::MatrixSelector(ms) => out.extend(ms.vs.name.clone()),
+        Expr::Call(call) => call.args.args.iter().for_each(|a| names(a, out)),
+        _ => {}
+    }
+}
+
+/// Every expression in the rule files and dashboards, with where it is.
+fn expressions() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let rules = deploy().join("prometheus/rules");
+    for entry in std::fs::read_dir(&rules).unwrap() {
+        let path = entry.unwrap().path();
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for group in doc["groups"].as_sequence().unwrap() {
+            for rule in group["rules"].as_sequence().unwrap() {
+                let name = rule.get("record").or(rule.get("alert")).unwrap();
+                let at = format!("{} {}", path.display(), name.as_str().unwrap());
+                out.push((at, rule["expr"].as_str().unwrap().to_string()));
+            }
+        }
+    }
+    for entry in std::fs::read_dir(deploy().join("grafana/dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let at = format!("{} {}", path.display(), panel["title"]);
+                let expr = target["expr"].as_str().unwrap();
+                out.push((at, expr.replace("$__rate_interval", "1m")));
+            }
+        }
+        for variable in dashboard["templating"]["list"].as_array().unwrap() {
+            if let Some(query) = variable["query"]["query"].as_str() {
+                let inner = query
+                    .trim_start_matches("label_values(")
+                    .trim_end_matches(')');
+                let (selector, _) = inner.rsplit_once(", ").unwrap();
+                let at = format!("{} variable {}", path.display(), variable["name"]);
+                out.push((at, selector.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn sample_names(text: &str, into: &mut BTreeSet<String>) {
+    let exp = parse(text, Mode::Lenient).unwrap();
+    into.extend(exp.samples.iter().map(|s| s.name.to_string()));
+}
+
+/// Series that exist: recorded by the rules, in the schema, in engine captures and simulated
+/// engines, in llmwatch's own /metrics with its proxy carrying traffic, and Prometheus' own.
+fn known_series() -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = ["up", "scrape_samples_scraped"].map(String::from).into();
+    let catalog = std::fs::read_to_string(fixture("engine-catalog.txt")).unwrap();
+    known.extend(
+        catalog
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from),
+    );
+    let rules = deploy().join("prometheus/rules");
+    for entry in std::fs::read_dir(&rules).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            if let Some(name) = line.trim().strip_prefix("- record: ") {
+                known.insert(name.to_string());
+            }
+        }
+    }
+    for dir in ["reconstructed", "llamacpp"] {
+        for entry in std::fs::read_dir(fixture(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "txt") {
+                sample_names(&std::fs::read_to_string(&path).unwrap(), &mut known);
+            }
+        }
+    }
+    let sim = start(&["vllm", "tgi", "llamacpp", "sglang"]);
+    for (_, base) in &sim.urls {
+        sample_names(&get(&format!("{base}/metrics")).1, &mut known);
+    }
+    let vllm = &sim.urls[0].1;
+    let config = "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"200ms\"\n\
+                  [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"UPSTREAM\"]\n"
+        .replace("UPSTREAM", vllm);
+    let (_up, up, proxy) = start_up_with_proxy(&config, vllm);
+    let metrics = eventually(60, || {
+        let (rt, client) = http();
+        rt.block_on(async {
+            let body = r#"{"model":"sim-vllm","stream":true,"max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#;
+            let resp = client
+                .post(format!("{proxy}/v1/chat/completions"))
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            resp.bytes().await.ok()
+        });
+        let (_, text) = get(&format!("{up}/metrics"));
+        text.contains("llm_client_ttft_gap_seconds{")
+            .then_some(text)
+    });
+    sample_names(&metrics, &mut known);
+    known
+}
+
+#[test]
+fn every_expression_parses_and_names_only_series_that_exist() {
+    let known = known_series();
+    let mut unknown = Vec::new();
+    let expressions = expressions();
+    assert!(expressions.len() > 200, "{}", expressions.len());
+    for (at, expr) in &expressions {
+        let parsed = parser::parse(expr).unwrap_or_else(|e| panic!("{at}: {expr}: {e}"));
+        let mut selected = BTreeSet::new();
+        names(&parsed, &mut selected);
+        assert!(!selected.is_empty(), "{at}: selects nothing: {expr}");
+        for name in selected.difference(&known) {
+            unknown.push(format!("{at}: {name}"));
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "series that do not exist:\n{}",
+        unknown.join("\n")
+    );
+}
+
+#[test]
+fn every_alert_links_a_runbook_section_that_says_what_how_and_what_to_do() {
+    let runbook =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook.md"))
+            .unwrap();
+    let rules = std::fs::read_to_string(deploy().join("prometheus/rules/llm-alerts.yml")).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&rules).unwrap();
+    let alerts = doc["groups"][0]["rules"].as_sequence().unwrap();
+    assert_eq!(alerts.len(), llmwatch::export::alerts::alert_names().len());
+    for alert in alerts {
+        let name = alert["alert"].as_str().unwrap();
+        let annotations = &alert["annotations"];
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(annotations[key].is_string(), "{name}: no {key}");
+        }
+        assert!(
+            alert["labels"]["severity"].is_string(),
+            "{name}: no severity"
+        );
+        let url = annotations["runbook_url"].as_str().unwrap();
+        assert_eq!(url, format!("docs/runbook.md#{}", name.to_lowercase()));
+        let heading = format!("\n## {name}\n");
+        let start = runbook
+            .find(&heading)
+            .unwrap_or_else(|| panic!("no runbook for {name}"));
+        let section = &runbook[start + heading.len()..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        for part in [
+            "**What it means.**",
+            "**How to confirm.**",
+            "**What to do.**",
+        ] {
+            assert!(section.contains(part), "{name}: runbook lacks {part}");
+        }
+    }
+}
+
+#[test]
+fn compose_mounts_only_files_that_exist_and_its_config_loads() {
+    let compose_dir = deploy().join("compose");
+    let text = std::fs::read_to_string(compose_dir.join("docker-compose.yml")).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let services = doc["services"].as_mapping().unwrap();
+    for name in ["llmwatch", "prometheus", "alertmanager", "grafana"] {
+        assert!(services.contains_key(name), "no {name} service");
+    }
+    let mut mounts = 0;
+    for (name, service) in services {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let host = volume.as_str().unwrap().split(':').next().unwrap();
+            if host.starts_with('.') {
+                mounts += 1;
+                let path = compose_dir.join(host);
+                assert!(
+                    path.exists(),
+                    "{name:?} mounts {host}, which does not exist"
+                );
+            } else {
+                let volumes = doc["volumes"].as_mapping().unwrap();
+                assert!(
+                    volumes.contains_key(host),
+                    "{name:?}: undeclared volume {host}"
+                );
+            }
+        }
+        if let Some(build) = service.get("build") {
+            let context = compose_dir.join(build["context"].as_str().unwrap());
+            assert!(
+                context
+                    .join(build["dockerfile"].as_str().unwrap())
+                    .is_file()
+            );
+            assert!(
+                context.join(".dockerignore").is_file(),
+                "no .dockerignore: the context would carry target/"
+            );
+        }
+    }
+    assert!(mounts >= 6, "{mounts}");
+    let profiles: BTreeSet<&str> = services
+        .values()
+        .filter_map(|s| s["profiles"].as_sequence())
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    for profile in ["sim", "vllm", "tgi", "llamacpp"] {
+        assert!(
+            profiles.contains(profile),
+            "no {profile} profile: {profiles:?}"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(compose_dir.join("Dockerfile")).unwrap();
+    assert_eq!(dockerfile.matches("\nFROM ").count(), 2, "multi-stage");
+    assert!(dockerfile.contains("\nUSER nonroot"), "runs as non-root");
+    let config = compose_dir.join("llmwatch.toml");
+    let loaded = llmwatch::config::Config::load(&config).unwrap();
+    assert!(!loaded.targets.is_empty());
+    assert!(loaded.proxy.is_some());
+}
