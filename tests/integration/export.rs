@@ -376,3 +376,46 @@ fn schema_rules_on_real_captures_give_the_normalisers_numbers() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn alertmanager_accepts_its_config_and_groups_alerts_by_service() {
+    let text = std::fs::read_to_string(deploy().join("alertmanager/alertmanager.yml")).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let group_by: Vec<&str> = doc["route"]["group_by"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(group_by.contains(&"service"), "{group_by:?}");
+    assert!(doc["receivers"][0]["webhook_configs"][0]["url"].is_string());
+    let Some(amtool) = external_program("amtool") else {
+        return;
+    };
+    let config = deploy().join("alertmanager/alertmanager.yml");
+    let out = Command::new(&amtool)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A page and a warning both reach the webhook.
+    for severity in ["critical", "warning"] {
+        let out = Command::new(&amtool)
+            .args(["config", "routes", "test", "--verify.receivers=webhook"])
+            .arg(format!("--config.file={}", config.display()))
+            .args(["alertname=LLMTargetDown", "service=chat"])
+            .arg(format!("severity={severity}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{severity}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

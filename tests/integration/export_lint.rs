@@ -263,3 +263,95 @@ fn compose_mounts_only_files_that_exist_and_its_config_loads() {
     assert!(!loaded.targets.is_empty());
     assert!(loaded.proxy.is_some());
 }
+
+/// A validator's command, or `None` with a message saying the test is skipped (fails under
+/// `LLMWATCH_REQUIRE_EXTERNAL=1`).
+fn validator(what: &str, found: Option<std::process::Command>) -> Option<std::process::Command> {
+    if found.is_none() {
+        assert!(
+            !crate::util::require_external(),
+            "LLMWATCH_REQUIRE_EXTERNAL=1 but {what} is not installed"
+        );
+        eprintln!("skipping: {what} is not installed");
+    }
+    found
+}
+
+#[test]
+fn kubernetes_manifests_validate_against_the_kubernetes_and_operator_schemas() {
+    let base = deploy().join("kubernetes/base");
+    let kustomization: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(base.join("kustomization.yaml")).unwrap())
+            .unwrap();
+    let mut files = Vec::new();
+    for resource in kustomization["resources"].as_sequence().unwrap() {
+        let path = base.join(resource.as_str().unwrap());
+        assert!(
+            path.is_file(),
+            "kustomization lists {}, which does not exist",
+            path.display()
+        );
+        files.push(path);
+    }
+    let listed: BTreeSet<_> = files.iter().cloned().collect();
+    for entry in std::fs::read_dir(&base).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name == "kustomization.yaml" || listed.contains(&path),
+            "{name} is not in the kustomization"
+        );
+    }
+    let text = std::fs::read_to_string(base.join("monitors.yaml")).unwrap();
+    assert!(text.contains("kind: ServiceMonitor") && text.contains("kind: PodMonitor"));
+    let dashboards = std::fs::read_to_string(base.join("dashboards.yaml")).unwrap();
+    assert_eq!(
+        dashboards.matches("grafana_dashboard: '1'").count(),
+        3,
+        "{dashboards:.300}"
+    );
+
+    // Types, required fields and enums, Prometheus Operator kinds included.
+    let k8s = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/k8s");
+    let node = crate::util::external_program("node");
+    let models = node
+        .filter(|_| k8s.join("node_modules/kubernetes-models").is_dir())
+        .map(|node| {
+            let mut cmd = std::process::Command::new(node);
+            cmd.arg(k8s.join("validate.mjs")).current_dir(&k8s);
+            cmd
+        });
+    if let Some(mut cmd) = validator("tests/k8s/node_modules (npm ci --prefix tests/k8s)", models) {
+        let out = cmd.args(&files).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("12 valid, 0 invalid"), "{stdout}");
+    }
+    // Unknown fields in core kinds.
+    let strict = std::env::var_os("LLMWATCH_KUBERNETES_VALIDATE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| crate::util::external_program("kubernetes-validate"))
+        .map(std::process::Command::new);
+    if let Some(mut cmd) = validator("kubernetes-validate (PyPI)", strict) {
+        let core: Vec<_> = files
+            .iter()
+            .filter(|f| !f.ends_with("monitors.yaml") && !f.ends_with("prometheusrule.yaml"))
+            .collect();
+        let out = cmd
+            .args(["--strict", "--no-warn"])
+            .args(&core)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.matches("passed for resource").count(), 7, "{stdout}");
+    }
+}
