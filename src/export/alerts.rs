@@ -52,7 +52,7 @@ fn specs(slo: &Slo) -> Vec<Spec> {
             for_: "2m",
             severity: "critical",
             summary: "An inference server's metrics cannot be scraped",
-            description: "{{ $labels.job }} target {{ $labels.instance }} has failed every scrape for 2 minutes.".into(),
+            description: "{{ $labels.job }} target {{ $labels.instance }} has failed every scrape for 2 minutes (up = {{ $value }}).".into(),
         },
         Spec {
             name: "LLMExpectedMetricsAbsent",
@@ -63,7 +63,7 @@ fn specs(slo: &Slo) -> Vec<Spec> {
             for_: "10m",
             severity: "warning",
             summary: "An engine is scraped but its core metrics are missing",
-            description: "{{ $labels.instance }} answers scrapes but llm:requests_running or llm:generation_tokens_total is absent: an engine upgrade may have renamed its metrics, or metrics are disabled.".into(),
+            description: "{{ $labels.instance }} answers scrapes but llm:requests_running or llm:generation_tokens_total is absent: an engine upgrade may have renamed its metrics, or metrics are disabled (up = {{ $value }}).".into(),
         },
         Spec {
             name: "LLMHighErrorRatio",

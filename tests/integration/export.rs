@@ -165,6 +165,50 @@ fn selector(name: &str, labels: &BTreeMap<String, String>) -> String {
     format!("{name}{{{}}}", pairs.join(", "))
 }
 
+fn labels_of(
+    exp: &llmwatch::exposition::Exposition<'_>,
+    sample: &llmwatch::exposition::Sample<'_>,
+) -> BTreeMap<String, String> {
+    exp.labels_of(sample)
+        .iter()
+        .map(|l| (l.name.to_string(), l.value.to_string()))
+        .collect()
+}
+
+fn input_series(out: &mut String, name: &str, labels: &BTreeMap<String, String>, value: f64) {
+    let _ = writeln!(
+        out,
+        "      - series: {}\n        values: '{value}'",
+        yaml_quote(&selector(name, labels))
+    );
+}
+
+/// Expected samples per `llm:` name, written as promtool expression tests.
+#[derive(Default)]
+struct Expected(BTreeMap<String, Vec<String>>);
+
+impl Expected {
+    fn add(&mut self, name: &str, labels: &BTreeMap<String, String>, value: f64) {
+        self.0.entry(name.to_string()).or_default().push(format!(
+            "          - labels: {}\n            value: {}\n",
+            yaml_quote(&selector("", labels)),
+            rounded(value)
+        ));
+    }
+
+    /// One rounded expression per name; `matcher` narrows it (e.g. to one job).
+    fn write(self, out: &mut String, matcher: &str) {
+        out.push_str("    promql_expr_test:\n");
+        for (name, samples) in self.0 {
+            let _ = writeln!(
+                out,
+                "      - expr: round({{__name__=\"{name}\"{matcher}}}, 0.000001)\n        eval_time: 0m\n        exp_samples:\n{}",
+                samples.concat().trim_end()
+            );
+        }
+    }
+}
+
 /// One promtool test group for a capture: its samples as input series (as one target
 /// `capture:9000` of service `capture`), and per `llm:` series the value the normaliser gave.
 fn schema_case(rel: &str, covered: &mut BTreeSet<(String, String)>) -> String {
@@ -199,11 +243,7 @@ fn schema_case(rel: &str, covered: &mut BTreeSet<(String, String)>) -> String {
         if sample.value.is_nan() {
             continue;
         }
-        let mut labels: BTreeMap<String, String> = raw
-            .labels_of(sample)
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string()))
-            .collect();
+        let mut labels = labels_of(&raw, sample);
         if let Some(le) = labels.get("le") {
             let bound: f64 = le.parse().unwrap_or(f64::INFINITY);
             les.insert(bound.to_bits(), le.clone());
@@ -212,24 +252,14 @@ fn schema_case(rel: &str, covered: &mut BTreeSet<(String, String)>) -> String {
         if model_from_target {
             labels.insert("model".into(), default_model.clone());
         }
-        let series = selector(sample.name, &labels);
-        let _ = writeln!(
-            out,
-            "      - series: {}\n        values: '{}'",
-            yaml_quote(&series),
-            sample.value
-        );
+        input_series(&mut out, sample.name, &labels, sample.value);
     }
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut expect = Expected::default();
     for sample in &expected.samples {
         if sample.name == "llm_engine_info" {
             continue;
         }
-        let mut labels: BTreeMap<String, String> = expected
-            .labels_of(sample)
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string()))
-            .collect();
+        let mut labels = labels_of(&expected, sample);
         if let Some(le) = labels.get_mut("le") {
             // The rules keep the engine's own spelling of each bound.
             let bound: f64 = le.parse().unwrap_or(f64::INFINITY);
@@ -237,21 +267,10 @@ fn schema_case(rel: &str, covered: &mut BTreeSet<(String, String)>) -> String {
         }
         target(&mut labels);
         let name = sample.name.replacen("llm_", "llm:", 1);
-        covered.insert((engine.clone(), name.clone()));
-        by_name.entry(name).or_default().push(format!(
-            "          - labels: {}\n            value: {}\n",
-            yaml_quote(&selector("", &labels)),
-            rounded(sample.value)
-        ));
+        expect.add(&name, &labels, sample.value);
+        covered.insert((engine.clone(), name));
     }
-    out.push_str("    promql_expr_test:\n");
-    for (name, samples) in by_name {
-        let _ = writeln!(
-            out,
-            "      - expr: round({{__name__=\"{name}\"}}, 0.000001)\n        eval_time: 0m\n        exp_samples:\n{}",
-            samples.concat().trim_end()
-        );
-    }
+    expect.write(&mut out, "");
     out
 }
 
@@ -261,37 +280,17 @@ fn bridge_case(rel: &str, covered: &mut BTreeSet<String>) -> String {
     let canonical = run_ok(&["scrape", "--format", "prom", fixture(rel).to_str().unwrap()]);
     let exp = parse(&canonical, Mode::Strict).unwrap();
     let mut out = format!("  # {rel} through llmwatch\n  - interval: 1m\n    input_series:\n");
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut expect = Expected::default();
     for sample in exp.samples.iter().filter(|s| s.name != "llm_engine_info") {
-        let mut labels: BTreeMap<String, String> = exp
-            .labels_of(sample)
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string()))
-            .collect();
+        let mut labels = labels_of(&exp, sample);
         labels.insert("job".into(), "llmwatch".into());
         labels.insert("instance".into(), "capture".into());
-        let _ = writeln!(
-            out,
-            "      - series: {}\n        values: '{}'",
-            yaml_quote(&selector(sample.name, &labels)),
-            sample.value
-        );
+        input_series(&mut out, sample.name, &labels, sample.value);
         let name = sample.name.replacen("llm_", "llm:", 1);
-        covered.insert(name.clone());
-        by_name.entry(name).or_default().push(format!(
-            "          - labels: {}\n            value: {}\n",
-            yaml_quote(&selector("", &labels)),
-            rounded(sample.value)
-        ));
+        expect.add(&name, &labels, sample.value);
+        covered.insert(name);
     }
-    out.push_str("    promql_expr_test:\n");
-    for (name, samples) in by_name {
-        let _ = writeln!(
-            out,
-            "      - expr: round({{__name__=\"{name}\", job=\"llmwatch\"}}, 0.000001)\n        eval_time: 0m\n        exp_samples:\n{}",
-            samples.concat().trim_end()
-        );
-    }
+    expect.write(&mut out, ", job=\"llmwatch\"");
     out
 }
 

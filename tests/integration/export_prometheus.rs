@@ -5,7 +5,7 @@
 //! data. Skips without `prometheus` on PATH, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::up::eventually;
 use crate::util::{
-    KillOnDrop, external_program, free_port, http, run_ok, spawn_serving, start_with,
+    KillOnDrop, external_program, http, run_ok, spawn_serving, start_prometheus, start_with,
 };
 
 /// GET `path` with `query` from Prometheus at `base`; the `data` of a successful answer.
@@ -136,32 +136,10 @@ fn exported_rules_and_dashboards_work_on_real_prometheus() {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_ok(&args);
-    let port = free_port();
-    let _prom = KillOnDrop(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                out.join("prometheus/prometheus.yml").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prom = format!("http://127.0.0.1:{port}");
+    let config = out.join("prometheus/prometheus.yml");
+    let (_prom, prom) = start_prometheus(&prometheus, &config, &dir.path().join("data"));
     // Both modes build llm:requests_running for all four engines.
     eventually(90, || {
-        let (rt, client) = http();
-        let ready = rt.block_on(async {
-            let resp = client.get(format!("{prom}/-/ready")).send().await.ok()?;
-            Some(resp.status().is_success())
-        });
-        ready.filter(|r| *r)?;
         (instant(&prom, "llm:requests_running").len() == 8).then_some(())
     });
     // Give rates a window of samples and the proxy's gap a few requests.

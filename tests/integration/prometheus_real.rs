@@ -2,12 +2,10 @@
 //! every dialect: PromQL over the `llm_*` series returns the numbers the JSON API returns.
 //! Skips without `prometheus` on PATH, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
 
-use std::process::{Command, Stdio};
-
 use serde_json::{Value, json};
 
 use crate::up::{eventually, get, start_up};
-use crate::util::{KillOnDrop, external_program, free_port, http, start};
+use crate::util::{external_program, http, start, start_prometheus};
 
 /// `query` against Prometheus at `base`: `(labels, value)` per series of an instant vector.
 fn promql(base: &str, query: &str) -> Vec<(Value, f64)> {
@@ -78,28 +76,8 @@ fn promql_over_llm_series_equals_the_json_api() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let _prom = KillOnDrop(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prom = format!("http://127.0.0.1:{port}");
+    let (_prom, prom) = start_prometheus(&prometheus, &config, &dir.path().join("data"));
     let tokens = eventually(60, || {
-        let (rt, client) = http();
-        let ready = rt.block_on(async {
-            let resp = client.get(format!("{prom}/-/ready")).send().await.ok()?;
-            Some(resp.status().is_success())
-        });
-        ready.filter(|r| *r)?;
         let series = promql(&prom, "llm_generation_tokens_total");
         (series.len() == 4).then_some(series)
     });

@@ -285,3 +285,32 @@ pub fn start_up_with_proxy(config: &str, target: &str) -> (KillOnDrop, String, S
     let proxy = bases.remove(1);
     (KillOnDrop(child), bases.remove(0), proxy)
 }
+
+/// Starts `prometheus` on a free loopback port with `config`, storing under `data`; returns the
+/// process and its base URL once it reports ready.
+pub fn start_prometheus(
+    prometheus: &std::path::Path,
+    config: &std::path::Path,
+    data: &std::path::Path,
+) -> (KillOnDrop, String) {
+    let port = free_port();
+    let child = KillOnDrop(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    crate::up::eventually(60, || {
+        let (rt, client) = http();
+        rt.block_on(async {
+            let resp = client.get(format!("{base}/-/ready")).send().await.ok()?;
+            resp.status().is_success().then_some(())
+        })
+    });
+    (child, base)
+}
