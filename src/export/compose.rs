@@ -1,7 +1,7 @@
 //! `compose/`: a Compose stack (llmwatch with its proxy, Prometheus, Alertmanager, Grafana),
-//! llmwatch's configuration, and the multi-stage Dockerfile. Engines whose host looks like a
-//! Compose service get one: `sim-*` hosts run the simulator (profile `sim`), others an
-//! example of the real engine (profile named after the engine).
+//! llmwatch's configuration, and the multi-stage Dockerfile. An engine whose host looks like a
+//! Compose service name gets two services answering at that name: the simulator (profile
+//! `sim`) and an example of the real engine (profile named after the engine).
 
 use serde_norway::Value;
 
@@ -94,28 +94,33 @@ fn port(target: &ExportTarget) -> &str {
     target.address.rsplit_once(':').map_or("80", |(_, p)| p)
 }
 
-/// A service running the engine behind `target`, and the profile it belongs to.
-fn engine_service(target: &ExportTarget, host: &str) -> Option<(String, Value)> {
-    let engine = target.engine?;
-    let port = port(target);
-    if host.starts_with("sim-") {
-        let command = strings([
-            "sim",
-            "--host",
-            "0.0.0.0",
-            "--engine",
-            &format!("{}:{port}", engine.as_str()),
-            "--load",
-            "2",
-        ]);
-        let service = map([
-            ("image", image("llmwatch")),
-            ("profiles", strings(["sim"])),
-            ("command", command),
-            ("restart", s("unless-stopped")),
-        ]);
-        return Some((host.to_string(), service));
-    }
+/// The simulator standing in for the engine at `host` (profile `sim`): it answers at the
+/// engine's own host name, so the same targets work with simulated or real engines.
+fn sim_service(engine: Engine, host: &str, port: &str) -> (String, Value) {
+    let command = strings([
+        "sim",
+        "--host",
+        "0.0.0.0",
+        "--engine",
+        &format!("{}:{port}", engine.as_str()),
+        "--load",
+        "2",
+    ]);
+    let service = map([
+        ("image", image("llmwatch")),
+        ("profiles", strings(["sim"])),
+        ("command", command),
+        (
+            "networks",
+            map([("default", map([("aliases", strings([host]))]))]),
+        ),
+        ("restart", s("unless-stopped")),
+    ]);
+    (format!("sim-{host}"), service)
+}
+
+/// An example of the real engine at `host` (profile named after the engine).
+fn real_service(engine: Engine, host: &str, port: &str) -> (String, Value) {
     let (image, command): (&str, Vec<String>) = match engine {
         Engine::Vllm => (
             "vllm/vllm-openai:v0.11.0",
@@ -169,7 +174,7 @@ fn engine_service(target: &ExportTarget, host: &str) -> Option<(String, Value)> 
         ("command", strings(command.iter().map(String::as_str))),
         ("restart", s("unless-stopped")),
     ]);
-    Some((host.to_string(), service))
+    (host.to_string(), service)
 }
 
 fn compose(options: &ExportOptions) -> Value {
@@ -265,7 +270,14 @@ fn compose(options: &ExportOptions) -> Value {
         let Some(host) = service_host(target) else {
             continue;
         };
-        if let Some((name, service)) = engine_service(target, host) {
+        let Some(engine) = target.engine else {
+            continue;
+        };
+        let port = port(target);
+        for (name, service) in [
+            sim_service(engine, host, port),
+            real_service(engine, host, port),
+        ] {
             services.entry(s(name)).or_insert(service);
         }
     }
