@@ -86,7 +86,7 @@ pub fn dashboards() -> Vec<Dashboard> {
 }
 
 fn overview() -> Dashboard {
-    let by = "service, model";
+    let by = "service, engine, model";
     let errors = format!(
         "sum by ({by}) ({})",
         rate(
@@ -106,10 +106,10 @@ fn overview() -> Dashboard {
                 "Finished requests per second by canonical outcome.",
                 vec![q(
                     format!(
-                        "sum by (service, model, outcome) ({})",
+                        "sum by (service, engine, model, outcome) ({})",
                         rate("llm:requests_finished_total", F)
                     ),
-                    "{{service}} {{model}} {{outcome}}",
+                    "{{service}} {{engine}} {{model}} {{outcome}}",
                 )],
             ),
             panel(
@@ -119,11 +119,11 @@ fn overview() -> Dashboard {
                 vec![
                     q(
                         format!("sum by ({by}) ({})", rate("llm:prompt_tokens_total", F)),
-                        "{{service}} {{model}} prompt",
+                        "{{service}} {{engine}} {{model}} prompt",
                     ),
                     q(
                         format!("sum by ({by}) ({})", rate("llm:generation_tokens_total", F)),
-                        "{{service}} {{model}} generated",
+                        "{{service}} {{engine}} {{model}} generated",
                     ),
                 ],
             ),
@@ -133,7 +133,7 @@ fn overview() -> Dashboard {
                 "Requests that failed on the server or were rejected for overload, over all finished.",
                 vec![q(
                     format!("({errors} or {all} * 0) / ({all} > 0)"),
-                    "{{service}} {{model}}",
+                    "{{service}} {{engine}} {{model}}",
                 )],
             ),
             panel(
