@@ -112,3 +112,36 @@ fn every_file_is_valid_yaml_or_json() {
 }
 
 use serde::Deserialize;
+
+proptest::proptest! {
+    // Each case renders every file: 64 keep the unit tests quick.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a user writes after `--target`, parsing never panics, and a label value that is
+    /// accepted comes back unchanged from every YAML file it is written into.
+    #[test]
+    fn any_target_parses_or_is_refused_and_label_values_survive_yaml(
+        value in "[^,=\u{0}]{0,24}",
+        junk in ".{0,40}",
+    ) {
+        let _ = ExportTarget::parse(&junk);
+        let arg = format!("http://tgi:3000,engine=tgi,scrape=prometheus,service={value}");
+        let via_llmwatch = format!("http://vllm:8000,service={value}");
+        let opts = options(&[arg.as_str(), via_llmwatch.as_str()]);
+        let files = render(&opts).unwrap();
+        let config = files.iter().find(|f| f.path == "prometheus/prometheus.yml").unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&config.text).unwrap();
+        let labels = &doc["scrape_configs"][1]["static_configs"][0]["labels"];
+        proptest::prop_assert_eq!(labels["service"].as_str(), Some(value.as_str()));
+        let toml = files.iter().find(|f| f.path == "compose/llmwatch.toml").unwrap();
+        let config = crate::config::Config::parse(std::path::Path::new("llmwatch.toml"), &toml.text);
+        proptest::prop_assert!(config.is_ok(), "{:?}\n{}", config.err(), toml.text);
+        let config = config.unwrap();
+        proptest::prop_assert_eq!(config.targets[0].labels.get("service"), Some(&value));
+        for file in files.iter().filter(|f| f.path.ends_with(".yml") || f.path.ends_with(".yaml")) {
+            for doc in serde_norway::Deserializer::from_str(&file.text) {
+                proptest::prop_assert!(serde_norway::Value::deserialize(doc).is_ok(), "{}", file.path);
+            }
+        }
+    }
+}

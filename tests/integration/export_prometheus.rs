@@ -2,7 +2,7 @@
 //! scraped both by `llmwatch up` (with its proxy carrying traffic) and directly by Prometheus
 //! (rules-only mode), with the exported `prometheus.yml` and rules. Every rule evaluates
 //! without error, both modes build the same `llm:` series, and every dashboard query returns
-//! data. Skips without `prometheus` on PATH, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
+//! data, and stopping an engine puts LLMTargetDown in pending. Skips without `prometheus` on PATH, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -134,13 +134,19 @@ fn exported_rules_and_dashboards_work_on_real_prometheus() {
             "--target={base},engine={dialect},scrape=prometheus,model=sim-{dialect},service=direct"
         ));
     }
+    // One more engine, stopped later: its alert must go pending.
+    let doomed = start_with(&["vllm"], &[]);
+    let doomed_addr = doomed.urls[0].1.trim_start_matches("http://").to_string();
+    args.push(format!(
+        "--target=http://{doomed_addr},engine=vllm,scrape=prometheus,service=doomed"
+    ));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run_ok(&args);
     let config = out.join("prometheus/prometheus.yml");
     let (_prom, prom) = start_prometheus(&prometheus, &config, &dir.path().join("data"));
-    // Both modes build llm:requests_running for all four engines.
+    // Both modes build llm:requests_running for all four engines (and the doomed one).
     eventually(90, || {
-        (instant(&prom, "llm:requests_running").len() == 8).then_some(())
+        (instant(&prom, "llm:requests_running").len() == 9).then_some(())
     });
     // Give rates a window of samples and the proxy's gap a few requests.
     std::thread::sleep(std::time::Duration::from_secs(12));
@@ -148,6 +154,30 @@ fn exported_rules_and_dashboards_work_on_real_prometheus() {
     check_rules_are_healthy(&prom);
     check_both_modes_build_the_same_series(&prom);
     check_every_panel_returns_data(&prom, &out);
+    check_a_stopped_engine_raises_target_down(&prom, doomed, &doomed_addr);
+}
+
+fn check_a_stopped_engine_raises_target_down(prom: &str, doomed: crate::util::Sim, addr: &str) {
+    drop(doomed);
+    let alert = eventually(30, || {
+        let alerts = prom_get(prom, "/api/v1/alerts", &[]);
+        alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "LLMTargetDown")
+            .cloned()
+    });
+    assert_eq!(alert["labels"]["instance"], addr, "{alert}");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(
+        alert["state"], "pending",
+        "2 minutes must pass before it fires: {alert}"
+    );
+    assert_eq!(
+        alert["annotations"]["runbook_url"],
+        "docs/runbook.md#llmtargetdown"
+    );
 }
 
 fn check_rules_are_healthy(prom: &str) {
