@@ -1,8 +1,9 @@
 //! The exported stack on real Prometheus (Debian's 2.42): simulated engines of every dialect,
 //! scraped both by `llmwatch up` (with its proxy carrying traffic) and directly by Prometheus
 //! (rules-only mode), with the exported `prometheus.yml` and rules. Every rule evaluates
-//! without error, both modes build the same `llm:` series, and every dashboard query returns
-//! data, and stopping an engine puts LLMTargetDown in pending. Skips without `prometheus` on PATH, unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
+//! without error, both modes build the same `llm:` series, every dashboard query returns data,
+//! and stopping an engine puts LLMTargetDown in pending. Skips without `prometheus` on PATH,
+//! unless `LLMWATCH_REQUIRE_EXTERNAL=1`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
