@@ -47,6 +47,17 @@ pub fn export_example() -> (tempfile::TempDir, Vec<String>) {
     (dir, written)
 }
 
+/// Runs `cmd` and fails the test with its output unless it succeeds.
+fn succeed(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn deploy_is_the_exports_output_for_the_example_stack() {
     let (dir, written) = export_example();
@@ -108,19 +119,8 @@ fn promtool_accepts_the_config_and_rules_and_their_unit_tests_pass() {
         return;
     };
     let (dir, _) = export_example();
-    let run = |args: &[&str], cwd: &Path| {
-        let out = Command::new(&promtool)
-            .args(args)
-            .current_dir(cwd)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run =
+        |args: &[&str], cwd: &Path| succeed(Command::new(&promtool).args(args).current_dir(cwd));
     run(
         &["check", "config", "prometheus/prometheus.yml"],
         dir.path(),
@@ -364,15 +364,10 @@ fn schema_rules_on_real_captures_give_the_normalisers_numbers() {
     let Some(promtool) = external_program("promtool") else {
         return;
     };
-    let out = Command::new(promtool)
-        .args(["test", "rules", "schema_test.yml"])
-        .current_dir(deploy().join("prometheus/tests"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    succeed(
+        Command::new(promtool)
+            .args(["test", "rules", "schema_test.yml"])
+            .current_dir(deploy().join("prometheus/tests")),
     );
 }
 
@@ -392,29 +387,15 @@ fn alertmanager_accepts_its_config_and_groups_alerts_by_service() {
         return;
     };
     let config = deploy().join("alertmanager/alertmanager.yml");
-    let out = Command::new(&amtool)
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    succeed(Command::new(&amtool).arg("check-config").arg(&config));
     // A page and a warning both reach the webhook.
     for severity in ["critical", "warning"] {
-        let out = Command::new(&amtool)
-            .args(["config", "routes", "test", "--verify.receivers=webhook"])
-            .arg(format!("--config.file={}", config.display()))
-            .args(["alertname=LLMTargetDown", "service=chat"])
-            .arg(format!("severity={severity}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{severity}: {}",
-            String::from_utf8_lossy(&out.stdout)
+        succeed(
+            Command::new(&amtool)
+                .args(["config", "routes", "test", "--verify.receivers=webhook"])
+                .arg(format!("--config.file={}", config.display()))
+                .args(["alertname=LLMTargetDown", "service=chat"])
+                .arg(format!("severity={severity}")),
         );
     }
 }
