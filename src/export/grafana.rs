@@ -240,7 +240,7 @@ fn engine_detail() -> Dashboard {
             panel(
                 "Batch size",
                 "short",
-                "Requests per engine step.",
+                "Requests per engine step. For llama.cpp this is its lifetime average of busy slots per decode, not a current value: llama.cpp exports nothing better.",
                 vec![q(
                     format!("sum by (instance) (llm:batch_size{{{F}}})"),
                     "{{instance}}",

@@ -38,6 +38,35 @@ fn names(expr: &Expr, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Counters and histogram parts selected as instant vectors: a lifetime total shown or
+/// compared as if it were a rate.
+fn instant_counters(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let name = vs.name.as_deref().unwrap_or_default();
+            if ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                out.push(name.to_string());
+            }
+        }
+        Expr::Aggregate(e) => instant_counters(&e.expr, out),
+        Expr::Unary(e) => instant_counters(&e.expr, out),
+        Expr::Binary(e) => {
+            instant_counters(&e.lhs, out);
+            // `and`/`unless` test the right side's presence only; its values are unused.
+            let op = e.op.to_string();
+            if op != "and" && op != "unless" {
+                instant_counters(&e.rhs, out);
+            }
+        }
+        Expr::Paren(e) => instant_counters(&e.expr, out),
+        Expr::Call(call) => call.args.args.iter().for_each(|a| instant_counters(a, out)),
+        _ => {}
+    }
+}
+
 /// Every expression in the rule files and dashboards, with where it is.
 fn expressions() -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -144,6 +173,19 @@ fn known_series() -> BTreeSet<String> {
 
 #[test]
 fn every_expression_parses_and_names_only_series_that_exist() {
+    // The lifetime-total check can fail: a counter summed as is, not one inside rate().
+    let mut found = Vec::new();
+    instant_counters(
+        &parser::parse("sum(llm:preemptions_total) > 0").unwrap(),
+        &mut found,
+    );
+    assert_eq!(found, ["llm:preemptions_total"]);
+    found.clear();
+    instant_counters(
+        &parser::parse("sum(rate(llm:preemptions_total[5m])) > 0").unwrap(),
+        &mut found,
+    );
+    assert!(found.is_empty());
     let known = known_series();
     let mut unknown = Vec::new();
     let expressions = expressions();
@@ -155,6 +197,15 @@ fn every_expression_parses_and_names_only_series_that_exist() {
         assert!(!selected.is_empty(), "{at}: selects nothing: {expr}");
         for name in selected.difference(&known) {
             unknown.push(format!("{at}: {name}"));
+        }
+        // The schema rules copy counters; everything else must take their rate.
+        if !at.contains("llm-schema-") {
+            let mut lifetime = Vec::new();
+            instant_counters(&parsed, &mut lifetime);
+            assert!(
+                lifetime.is_empty(),
+                "{at}: lifetime totals {lifetime:?} not in a rate: {expr}"
+            );
         }
     }
     assert!(
