@@ -11,26 +11,6 @@ pub fn options(args: &ExportCli) -> Result<ExportOptions, ExportError> {
         .iter()
         .map(|t| ExportTarget::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
-    for (name, value) in [
-        ("--availability-objective", args.availability_objective),
-        ("--ttft-objective", args.ttft_objective),
-    ] {
-        if !(value > 0.0 && value < 1.0) {
-            return Err(ExportError::Option {
-                option: name,
-                reason: format!("{value} is not between 0 and 1, e.g. 0.99"),
-            });
-        }
-    }
-    if !(args.ttft_threshold.is_finite() && args.ttft_threshold > 0.0) {
-        return Err(ExportError::Option {
-            option: "--ttft-threshold",
-            reason: format!(
-                "{} is not a positive number of seconds",
-                args.ttft_threshold
-            ),
-        });
-    }
     Ok(ExportOptions {
         targets,
         llmwatch_address: args.llmwatch.clone(),

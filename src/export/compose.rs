@@ -195,7 +195,7 @@ fn real_service(engine: Engine, host: &str, port: &str) -> (String, Value) {
 
 fn compose(options: &ExportOptions) -> Value {
     let mut services = serde_norway::Mapping::new();
-    let mut llmwatch = map([
+    let llmwatch = map([
         (
             "build",
             map([
@@ -217,8 +217,8 @@ fn compose(options: &ExportOptions) -> Value {
             strings(["127.0.0.1:9464:9464", "127.0.0.1:4000:4000"]),
         ),
         ("restart", s("unless-stopped")),
+        ("read_only", Value::Bool(true)),
     ]);
-    super::yaml::insert(&mut llmwatch, "read_only", Value::Bool(true));
     services.insert(s("llmwatch"), llmwatch);
     services.insert(
         s("prometheus"),

@@ -218,19 +218,22 @@ fn monitors(options: &ExportOptions) -> Vec<Value> {
     out
 }
 
-fn prometheus_rule(options: &ExportOptions) -> Value {
+fn prometheus_rule(options: &ExportOptions) -> Result<Value, ExportError> {
     let groups: Vec<Group> = rule_files(options)
         .into_iter()
         .flat_map(|(_, _, g)| g)
         .collect();
-    let groups = serde_norway::to_value(&groups).unwrap_or(Value::Null);
-    object(
+    let groups = serde_norway::to_value(&groups).map_err(|e| ExportError::Render {
+        file: format!("{BASE}/prometheusrule.yaml"),
+        reason: e.to_string(),
+    })?;
+    Ok(object(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
         "llmwatch",
         options,
         vec![("spec", map([("groups", groups)]))],
-    )
+    ))
 }
 
 /// The kustomize base.
@@ -307,7 +310,7 @@ pub fn files(options: &ExportOptions) -> Result<Vec<File>, ExportError> {
         file(
             &path("prometheusrule.yaml"),
             HEADER,
-            &prometheus_rule(options),
+            &prometheus_rule(options)?,
         )?,
         documents(
             &path("dashboards.yaml"),

@@ -200,6 +200,24 @@ impl ExportOptions {
                 reason: e.to_string(),
             })?;
         }
+        for (option, value) in [
+            ("--availability-objective", self.slo.availability),
+            ("--ttft-objective", self.slo.ttft_objective),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(ExportError::Option {
+                    option,
+                    reason: format!("{value} is not between 0 and 1, e.g. 0.99"),
+                });
+            }
+        }
+        let threshold = self.slo.ttft_seconds;
+        if !(threshold.is_finite() && threshold > 0.0) {
+            return Err(ExportError::Option {
+                option: "--ttft-threshold",
+                reason: format!("{threshold} is not a positive number of seconds"),
+            });
+        }
         Ok(())
     }
 

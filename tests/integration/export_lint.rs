@@ -67,21 +67,29 @@ fn instant_counters(expr: &Expr, out: &mut Vec<String>) {
     }
 }
 
-/// Every expression in the rule files and dashboards, with where it is.
-fn expressions() -> Vec<(String, String)> {
+/// Every rule of every exported rule file, with its file.
+fn rules() -> Vec<(std::path::PathBuf, serde_norway::Value)> {
     let mut out = Vec::new();
-    let rules = deploy().join("prometheus/rules");
-    for entry in std::fs::read_dir(&rules).unwrap() {
+    for entry in std::fs::read_dir(deploy().join("prometheus/rules")).unwrap() {
         let path = entry.unwrap().path();
         let doc: serde_norway::Value =
             serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for group in doc["groups"].as_sequence().unwrap() {
             for rule in group["rules"].as_sequence().unwrap() {
-                let name = rule.get("record").or(rule.get("alert")).unwrap();
-                let at = format!("{} {}", path.display(), name.as_str().unwrap());
-                out.push((at, rule["expr"].as_str().unwrap().to_string()));
+                out.push((path.clone(), rule.clone()));
             }
         }
+    }
+    out
+}
+
+/// Every expression in the rule files and dashboards, with where it is.
+fn expressions() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (path, rule) in rules() {
+        let name = rule.get("record").or(rule.get("alert")).unwrap();
+        let at = format!("{} {}", path.display(), name.as_str().unwrap());
+        out.push((at, rule["expr"].as_str().unwrap().to_string()));
     }
     for entry in std::fs::read_dir(deploy().join("grafana/dashboards")).unwrap() {
         let path = entry.unwrap().path();
@@ -125,14 +133,12 @@ fn known_series() -> BTreeSet<String> {
             .filter_map(|l| l.split_whitespace().next())
             .map(String::from),
     );
-    let rules = deploy().join("prometheus/rules");
-    for entry in std::fs::read_dir(&rules).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines() {
-            if let Some(name) = line.trim().strip_prefix("- record: ") {
-                known.insert(name.to_string());
-            }
-        }
+    for (_, rule) in rules() {
+        known.extend(
+            rule.get("record")
+                .and_then(|r| r.as_str())
+                .map(String::from),
+        );
     }
     for dir in ["reconstructed", "llamacpp"] {
         for entry in std::fs::read_dir(fixture(dir)).unwrap() {
