@@ -118,8 +118,22 @@ impl Pool {
         head
     }
 
+    /// An idle connection the server has not closed. One it closed (or wrote to) while idle
+    /// is dropped here, before a request goes out on it: a request that went out is never
+    /// sent again, since the server may have acted on it (a POST cut by a reset is a
+    /// failure to report, not to hide behind a retry).
     fn take(&self) -> Option<Idle> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        loop {
+            let (connection, buffer) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let mut probe = [0u8; 1];
+            match connection.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Some((connection, buffer));
+                }
+                // Closed (0 bytes), bytes nobody asked for, or an error: not reusable.
+                _ => {}
+            }
+        }
     }
 
     fn put(&self, connection: TcpStream, mut buffer: Vec<u8>) {
@@ -156,8 +170,9 @@ impl Pool {
             .map_err(|failure| failure.unwrap_or(Failure::Connect))
     }
 
-    /// One request on one connection; `Err(None)` when the connection turned out to be
-    /// closed before anything was read (worth a retry on a fresh one).
+    /// One request on one connection; `Err(None)` when the request could not be written
+    /// (the server cannot have acted on it: worth a retry on a fresh connection). A
+    /// connection closed after the request went out is a failure, never retried.
     async fn on(
         self: &Arc<Self>,
         mut connection: TcpStream,
@@ -171,11 +186,11 @@ impl Pool {
         let (status, headers, framing, keep_alive, head_len) = loop {
             let read = read_some(&mut connection, &mut buffer).await;
             if read == 0 {
-                return Err(if buffer.is_empty() {
-                    None
+                return Err(Some(if buffer.is_empty() {
+                    Failure::Connect
                 } else {
-                    Some(Failure::Incomplete)
-                });
+                    Failure::Incomplete
+                }));
             }
             first_byte.get_or_insert_with(Instant::now);
             match parse_head(&buffer) {

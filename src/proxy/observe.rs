@@ -212,13 +212,17 @@ impl Observation {
         }
     }
 
+    /// Whether a stream has said that its answer is over: the `[DONE]` marker, or a finish
+    /// reason (the content is whole; only the usage chunk and the marker may follow).
+    fn stream_said_done(&self) -> bool {
+        self.done_marker || self.finish_reason.is_some()
+    }
+
     /// How a stream or body that ended by itself went.
     fn ending(&self, streamed: bool) -> Outcome {
         if let Some(outcome) = self.status_outcome {
             outcome
-        } else if self.error_event
-            || (streamed && !(self.done_marker || self.finish_reason.is_some()))
-        {
+        } else if self.error_event || (streamed && !self.stream_said_done()) {
             // An error event after HTTP 200, or a stream cut before it said it was done.
             Outcome::StreamError
         } else if self.finish_reason.as_deref() == Some("length") {
@@ -231,8 +235,17 @@ impl Observation {
 
 impl Drop for Observation {
     fn drop(&mut self) {
-        // Dropped before the answer ended: the client went away.
-        self.record(Outcome::ClientDisconnect);
+        // Dropped before the upstream's body ended: the client went away. A stream that had
+        // already said it was done (`[DONE]` or a finish reason) reached its end, and what
+        // the client does after that — clients often close on `[DONE]`, before the chunked
+        // body's last bytes — does not make it a disconnect. The outcome then comes from
+        // what the stream said, as if the body had ended.
+        let outcome = if self.stream_said_done() {
+            self.ending(true)
+        } else {
+            Outcome::ClientDisconnect
+        };
+        self.record(outcome);
     }
 }
 

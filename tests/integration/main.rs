@@ -21,6 +21,7 @@ mod prometheus_real;
 mod promtool;
 mod proxy;
 mod proxy_tls;
+mod real_clients;
 mod roundtrip;
 mod sim_server;
 mod sim_streams;

@@ -14,12 +14,12 @@ use crate::util::{
 };
 
 /// A running proxy and its base URL.
-struct Proxy {
+pub struct Proxy {
     _child: KillOnDrop,
-    base: String,
+    pub base: String,
 }
 
-fn start_proxy(upstreams: &[&str], extra: &[&str]) -> Proxy {
+pub fn start_proxy(upstreams: &[&str], extra: &[&str]) -> Proxy {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
     cmd.args(["proxy", "--listen", "127.0.0.1:0"]).args(extra);
     for upstream in upstreams {
@@ -62,7 +62,7 @@ fn stream_request(max_tokens: u32) -> Value {
     })
 }
 
-fn outcome(metrics: &str, outcome: &str, class: &str) -> f64 {
+pub fn outcome(metrics: &str, outcome: &str, class: &str) -> f64 {
     let wanted = format!("outcome=\"{outcome}\",http_status_class=\"{class}\"}}");
     metrics
         .lines()
@@ -79,6 +79,8 @@ fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
         &["bench", &proxy.base, "--rate", "20", "--requests", "60"]
             .into_iter()
             .chain(["--arrival", "constant", "--output-tokens", "16"])
+            // No probe requests: the simulator's ground truth holds the run's requests only.
+            .chain(["--no-calibrate"])
             .collect::<Vec<_>>(),
     );
     let records = sim_truth(&sim.urls[0].1);
@@ -292,7 +294,7 @@ fn a_real_llamacpp_server_behind_the_proxy_is_measured() {
 }
 
 #[test]
-fn up_runs_the_proxy_and_serves_the_gap_between_client_and_engine_ttft() {
+fn up_serves_the_ttft_gap_only_while_the_proxy_carries_the_engines_traffic() {
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
     let config = format!(
         "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"300ms\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n",
@@ -308,14 +310,46 @@ fn up_runs_the_proxy_and_serves_the_gap_between_client_and_engine_ttft() {
         let (status, _) = chat(proxy, stream_request(4), &[]);
         assert_eq!(status, 200);
     }
-    let gap = eventually(10, || {
-        let (_, m) = get(&format!("{up}/metrics"));
-        assert!(
-            m.contains("llm_proxy_requests_total{"),
-            "one /metrics for both views"
-        );
-        sample(&m, "llm_client_ttft_gap_seconds{model=\"sim-vllm\"}")
-    });
+    let comparison = |engine_requests: f64| {
+        eventually(10, || {
+            let (_, body) = get(&format!("{up}/api/v1/client_gap"));
+            let v: Value = serde_json::from_str(&body).ok()?;
+            let model = v["models"].get(0)?.clone();
+            (model["engine_requests"].as_f64() == Some(engine_requests)).then_some(model)
+        })
+    };
+    let all_proxied = comparison(10.0);
+    assert_eq!(all_proxied["client_requests"], 10, "{all_proxied}");
+    let (_, m) = get(&format!("{up}/metrics"));
+    assert!(
+        m.contains("llm_proxy_requests_total{"),
+        "one /metrics for both views"
+    );
+    // Exact: the two means over the same ten requests, as each side counted them.
+    let mean = |name: &str, labels: &str| {
+        sample(&m, &format!("{name}_sum{labels}")).unwrap()
+            / sample(&m, &format!("{name}_count{labels}")).unwrap()
+    };
+    let client = mean("llm_proxy_time_to_first_content_seconds", "{");
+    let engine = mean("llm_time_to_first_token_seconds", "{");
+    let published = sample(&m, "llm_client_ttft_gap_seconds{model=\"sim-vllm\"}").unwrap();
+    assert!(
+        (published - (client - engine)).abs() < 1e-9,
+        "{published} vs {client} - {engine}"
+    );
+    assert_eq!(all_proxied["gap_seconds"].as_f64(), Some(published));
     // Loopback and one proxy hop: the client waits a little longer than the engine says.
-    assert!((-0.002..0.05).contains(&gap), "gap {gap} s");
+    assert!((-0.002..0.05).contains(&published), "gap {published} s");
+
+    // Ten more straight to the engine: the means now describe different requests.
+    for _ in 0..10 {
+        let (status, _) = chat(&sim.urls[0].1, stream_request(4), &[]);
+        assert_eq!(status, 200);
+    }
+    let mixed = comparison(20.0);
+    assert!(mixed["gap_seconds"].is_null(), "{mixed}");
+    let reason = mixed["reason"].as_str().unwrap();
+    assert!(reason.contains("carried 10 of the engines' 20"), "{reason}");
+    let (_, m) = get(&format!("{up}/metrics"));
+    assert!(!m.contains("llm_client_ttft_gap_seconds"), "{m}");
 }
