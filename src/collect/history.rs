@@ -317,10 +317,45 @@ pub fn rate(points: &[&Point], key: &SeriesKey) -> Option<f64> {
     Some(increase(holding.iter().copied(), key)? / span)
 }
 
+/// A quantile read from histogram buckets: a value interpolated inside a bucket with a known
+/// lower bound, or only a bound where the buckets cannot say more. Interpolating inside the
+/// first bucket would assume observations spread evenly from zero (vLLM's e2e buckets start
+/// at 0.3 s, so a 67 ms median would read 0.15 s), and past the last finite bound there is
+/// nothing to interpolate: both come back as bounds, never as made-up values. Serialised as
+/// a number, `{"at_most": B}` or `{"above": B}`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Quantile {
+    /// Interpolated between two bucket bounds.
+    Value(f64),
+    /// In the first bucket: at most its upper bound.
+    AtMost {
+        /// The first bucket's upper bound.
+        at_most: f64,
+    },
+    /// In the `+Inf` bucket: above the highest finite bound.
+    Above {
+        /// The highest finite bound.
+        above: f64,
+    },
+}
+
+impl Quantile {
+    /// A short text for tables: the value, `≤B` or `>B`, scaled by `scale` (e.g. 1e3 for
+    /// milliseconds) with `decimals` places.
+    pub fn display(self, scale: f64, decimals: usize) -> String {
+        match self {
+            Quantile::Value(v) => format!("{:.decimals$}", v * scale),
+            Quantile::AtMost { at_most } => format!("≤{:.decimals$}", at_most * scale),
+            Quantile::Above { above } => format!(">{:.decimals$}", above * scale),
+        }
+    }
+}
+
 /// `histogram_quantile(q, increase(buckets))` over the points for one histogram series
-/// (`key` with any part): bucket increases, then linear interpolation in the bucket holding
-/// the rank. `None` when nothing was observed in the window.
-pub fn quantile(points: &[&Point], key: &SeriesKey, q: f64) -> Option<f64> {
+/// (`key` with any part): bucket increases, then the bucket holding the rank. `None` when
+/// nothing was observed in the window.
+pub fn quantile(points: &[&Point], key: &SeriesKey, q: f64) -> Option<Quantile> {
     let last = points.last()?;
     let bounds = last.layout.bounds.get(&(key.signal, key.model.clone()))?;
     let mut cumulative = Vec::with_capacity(bounds.len());
@@ -331,11 +366,13 @@ pub fn quantile(points: &[&Point], key: &SeriesKey, q: f64) -> Option<f64> {
         };
         cumulative.push((*le, increase(points.iter().copied(), &bucket)?));
     }
-    histogram_quantile(q, &cumulative)
+    bucket_quantile(q, &cumulative)
 }
 
-/// PromQL's `histogram_quantile` on `(upper bound, cumulative count)` pairs ending in `+Inf`.
-pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+/// The quantile `q` of `(upper bound, cumulative count)` pairs ending in `+Inf`: interpolated
+/// linearly inside the bucket holding the rank, as PromQL does, except in the first bucket
+/// and in `+Inf`, which give bounds (see [`Quantile`]).
+pub fn bucket_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<Quantile> {
     let &(last_le, total) = buckets.last()?;
     if !(0.0..=1.0).contains(&q) || total <= 0.0 || last_le != f64::INFINITY {
         return None;
@@ -343,19 +380,38 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     let rank = q * total;
     let i = buckets.iter().position(|(_, c)| *c >= rank)?;
     if i == buckets.len() - 1 {
-        // In the +Inf bucket: the highest finite bound is the best answer, as in PromQL.
-        return buckets.len().checked_sub(2).map(|j| buckets[j].0);
+        let above = buckets.len().checked_sub(2).map(|j| buckets[j].0)?;
+        return Some(Quantile::Above { above });
     }
     let (upper, count) = buckets[i];
-    let (lower, below) = match i {
-        0 if upper > 0.0 => (0.0, 0.0),
-        0 => return Some(upper),
-        _ => buckets[i - 1],
-    };
-    if count == below {
-        return Some(upper);
+    if i == 0 {
+        return Some(Quantile::AtMost { at_most: upper });
     }
-    Some(lower + (upper - lower) * (rank - below) / (count - below))
+    let (lower, below) = buckets[i - 1];
+    if count == below {
+        return Some(Quantile::Value(upper));
+    }
+    Some(Quantile::Value(
+        lower + (upper - lower) * (rank - below) / (count - below),
+    ))
+}
+
+/// PromQL's `histogram_quantile` on `(upper bound, cumulative count)` pairs ending in `+Inf`:
+/// the number Prometheus gives, first bucket interpolated from zero included. For showing
+/// people, [`bucket_quantile`] says where that number is only a bound.
+pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+    Some(match bucket_quantile(q, buckets)? {
+        Quantile::Value(v) | Quantile::Above { above: v } => v,
+        Quantile::AtMost { at_most } => {
+            // PromQL interpolates the first bucket from zero when its bound is positive.
+            let (total, first) = (buckets.last()?.1, buckets.first()?.1);
+            if at_most > 0.0 && first > 0.0 {
+                at_most * q * total / first
+            } else {
+                at_most
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ fn series_of(points: &[&Point], name: &str, kind: SignalKind, model: Option<&str
                 entry["rate_per_second"] = history::rate(points, key).map_or(Json::Null, number);
             }
             if kind == SignalKind::Histogram {
-                let q = |q| history::quantile(points, key, q).map_or(Json::Null, number);
+                let q = |q| history::quantile(points, key, q).map_or(Json::Null, |q| json!(q));
                 entry["quantiles"] = json!({ "0.5": q(0.5), "0.9": q(0.9), "0.99": q(0.99) });
             }
             entry

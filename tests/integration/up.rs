@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{http, start};
+use crate::util::{http, start, start_with};
 
 /// A running `llmwatch up`, killed on drop.
 pub struct Up {
@@ -228,6 +228,38 @@ fn history_gives_rates_and_quantiles_over_a_window() {
     let (status, body) = get(&format!("{}/api/v1/history?signal=nope", up.base));
     assert_eq!(status, 400);
     assert!(body.contains("unknown signal"), "{body}");
+}
+
+#[test]
+fn a_history_quantile_in_the_first_bucket_is_a_bound_not_a_value() {
+    // Instant steps: every request ends in a few milliseconds, inside vLLM's first e2e
+    // bucket (0.3 s), where interpolating from zero would say 0.15 s.
+    let sim = start_with(&["vllm"], &["--profile", "instant"]);
+    let base = sim.urls[0].1.clone();
+    let up = start_up(
+        "[scrape]\ninterval = \"200ms\"\n",
+        &[&format!("--target={base},name=v")],
+    );
+    let (rt, client) = http();
+    rt.block_on(async {
+        for i in 0..6 {
+            chat(&client, &base, i).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    });
+    let url = format!(
+        "{}/api/v1/history?signal=llm_e2e_request_latency_seconds&window=1m&target=v",
+        up.base
+    );
+    let quantiles = eventually(10, || {
+        let (_, body) = get(&url);
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let q = v["series"].get(0)?["quantiles"].clone();
+        (!q["0.5"].is_null()).then_some(q)
+    });
+    for q in ["0.5", "0.9", "0.99"] {
+        assert_eq!(quantiles[q], json!({"at_most": 0.3}), "{quantiles}");
+    }
 }
 
 /// A target that misbehaves in one way, on its own port.

@@ -127,11 +127,51 @@ fn quantiles_interpolate_within_the_window_increase() {
     let points: Vec<&Point> = window.iter().collect();
     let k = key("llm_time_to_first_token_seconds", Part::Count);
     // Rank 10 of 20 is the top of (0.1, 0.5].
-    assert_eq!(quantile(&points, &k, 0.5), Some(0.5));
+    assert_eq!(quantile(&points, &k, 0.5), Some(Quantile::Value(0.5)));
     // Rank 18: 8 of 10 into (0.5, 1].
-    let p90 = quantile(&points, &k, 0.9).unwrap();
+    let Some(Quantile::Value(p90)) = quantile(&points, &k, 0.9) else {
+        panic!("p90 is inside a bucket with a lower bound")
+    };
     assert!((p90 - 0.9).abs() < 1e-12, "{p90}");
     assert_eq!(rate(&points, &k), Some(2.0));
+}
+
+#[test]
+fn a_quantile_in_the_first_or_last_bucket_is_a_bound_not_a_value() {
+    let inf = f64::INFINITY;
+    // vLLM's e2e buckets start at 0.3 s: a fast median is only known to be at most that.
+    let buckets = [(0.3, 10.0), (0.5, 12.0), (inf, 13.0)];
+    assert_eq!(
+        bucket_quantile(0.5, &buckets),
+        Some(Quantile::AtMost { at_most: 0.3 })
+    );
+    assert_eq!(
+        serde_json::to_value(bucket_quantile(0.5, &buckets)).unwrap(),
+        serde_json::json!({"at_most": 0.3})
+    );
+    // PromQL still gets its number: interpolated from zero.
+    let promql = histogram_quantile(0.5, &buckets).unwrap();
+    assert!((promql - 0.195).abs() < 1e-12, "{promql}");
+    // Past the last finite bound.
+    assert_eq!(
+        bucket_quantile(0.99, &buckets),
+        Some(Quantile::Above { above: 0.5 })
+    );
+    assert_eq!(
+        serde_json::to_value(bucket_quantile(0.99, &buckets)).unwrap(),
+        serde_json::json!({"above": 0.5})
+    );
+    // Inside a bucket with a lower bound: a number.
+    let Some(Quantile::Value(p90)) = bucket_quantile(0.9, &buckets) else {
+        panic!("rank 11.7 lies in (0.3, 0.5]")
+    };
+    assert!((p90 - 0.47).abs() < 1e-12, "{p90}");
+    assert_eq!(
+        serde_json::to_value(Quantile::Value(0.47)).unwrap(),
+        serde_json::json!(0.47)
+    );
+    assert_eq!(Quantile::AtMost { at_most: 0.3 }.display(1e3, 1), "≤300.0");
+    assert_eq!(Quantile::Above { above: 0.5 }.display(1e3, 0), ">500");
 }
 
 #[test]
