@@ -39,6 +39,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/client_gap", get(client_gap))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -146,10 +147,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     write_raw(&mut body, &raw);
     if let Some(proxy) = &app.proxy {
         body.push_str(&proxy.render_metrics());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        super::gap::write(&mut body, proxy, &app.store, now);
+        super::gap::write(&mut body, proxy, &app.store, now_unix());
     }
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).is_err() {
         return (
@@ -185,6 +183,31 @@ async fn history(State(app): State<Arc<App>>, Query(query): Query<api::HistoryQu
         )
             .into_response(),
     }
+}
+
+/// `/api/v1/client_gap`: per model through the in-process proxy, the client and engine TTFT
+/// means, their counts, and the gap or why there is none.
+async fn client_gap(State(app): State<Arc<App>>) -> Response {
+    let body = match &app.proxy {
+        Some(proxy) => serde_json::json!({
+            "proxy": true,
+            "window_seconds": super::gap::WINDOW.as_secs_f64(),
+            "min_coverage": super::gap::MIN_COVERAGE,
+            "models": super::gap::gaps(proxy, &app.store, now_unix()),
+        }),
+        None => serde_json::json!({
+            "proxy": false,
+            "models": [],
+            "reason": "no proxy runs in this process: start up with --proxy-upstream or a [proxy] section",
+        }),
+    };
+    axum::Json(body).into_response()
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]
