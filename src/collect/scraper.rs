@@ -128,7 +128,7 @@ impl Scraper {
             let version = known
                 .probed
                 .as_ref()
-                .map_or(known.range.as_str(), |p| p.version.as_str());
+                .map_or(known.range.as_str(), |p| p.version_or(&known.range));
             EngineChanged {
                 target: &target.name,
                 engine: detection.engine.map_or("unknown", Engine::as_str),
@@ -152,7 +152,10 @@ impl Scraper {
             version: known
                 .probed
                 .as_ref()
-                .map_or_else(|| detection.version.clone(), |p| p.version.clone()),
+                .map_or(detection.version.as_str(), |p| {
+                    p.version_or(&detection.version)
+                })
+                .to_string(),
             samples: exp.sample_count(),
             readings,
             raw: target.raw.then(|| Arc::from(checked.text.as_ref())),

@@ -71,13 +71,22 @@ pub fn table(a: &Analysis) -> String {
     let _ = writeln!(out, "target   {}", a.origin);
     let _ = writeln!(out, "engine   {engine}");
     match &a.probed {
-        Some(p) => {
-            let _ = writeln!(
-                out,
-                "version  {} (from {}; metrics say {})",
-                p.version, p.path, a.detection.version
-            );
-        }
+        Some(p) => match &p.version {
+            Some(version) => {
+                let _ = writeln!(
+                    out,
+                    "version  {version} (from {}; metrics say {})",
+                    p.path, a.detection.version
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "version  {} (from the metrics; {} names no build)",
+                    a.detection.version, p.path
+                );
+            }
+        },
         None => {
             let _ = writeln!(out, "version  {} (from the metrics)", a.detection.version);
         }
@@ -220,7 +229,7 @@ pub fn to_json(a: &Analysis) -> Json {
         "target": a.origin,
         "engine": a.engine().map(|e| e.as_str()),
         "version": a.version(),
-        "version_source": if a.probed.is_some() { "endpoint" } else { "metrics" },
+        "version_source": if a.probed.as_ref().is_some_and(|p| p.version.is_some()) { "endpoint" } else { "metrics" },
         "version_range": a.detection.version,
         "evidence": a.detection.evidence,
         "version_endpoint_error": a.probe_error,

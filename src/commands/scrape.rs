@@ -111,7 +111,9 @@ impl Analysis {
     pub fn version(&self) -> &str {
         self.probed
             .as_ref()
-            .map_or(self.detection.version.as_str(), |p| p.version.as_str())
+            .map_or(self.detection.version.as_str(), |p| {
+                p.version_or(&self.detection.version)
+            })
     }
 }
 

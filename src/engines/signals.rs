@@ -161,7 +161,7 @@ pub static SIGNALS: &[Signal] = &[
         help: "Prompt tokens of requests, cached tokens included.",
         vllm: native_note(
             Expr::Series(sum(&["vllm:prompt_tokens_total"])),
-            "cached tokens included since 0.33",
+            "cached tokens included (seen on 0.32 and 0.33; earlier versions not checked)",
         ),
         tgi: derived(
             Expr::Series(sum(&["tgi_request_input_length_sum"])),
@@ -210,23 +210,26 @@ pub static SIGNALS: &[Signal] = &[
         kind: SignalKind::Counter,
         unit: "requests",
         help: "Finished requests by outcome (ok_stop, ok_length, ok, aborted, error_client, error_server, rejected_overload, other).",
-        vllm: native(Expr::Outcomes(&[
-            OutcomePart::ByLabel {
-                sel: sum(&["vllm:request_success_total"]),
-                label: "finished_reason",
-                map: &[
-                    ("stop", "ok_stop"),
-                    ("length", "ok_length"),
-                    ("repetition", "ok_stop"),
-                    ("abort", "aborted"),
-                    ("error", "error_server"),
-                ],
-            },
-            OutcomePart::Fixed {
-                outcome: "rejected_overload",
-                sel: sum(&["vllm:admission_rejections_total"]),
-            },
-        ])),
+        vllm: native_note(
+            Expr::Outcomes(&[
+                OutcomePart::ByLabel {
+                    sel: sum(&["vllm:request_success_total"]),
+                    label: "finished_reason",
+                    map: &[
+                        ("stop", "ok_stop"),
+                        ("length", "ok_length"),
+                        ("repetition", "ok_stop"),
+                        ("abort", "aborted"),
+                        ("error", "error_server"),
+                    ],
+                },
+                OutcomePart::Fixed {
+                    outcome: "rejected_overload",
+                    sel: sum(&["vllm:admission_rejections_total"]),
+                },
+            ]),
+            "a client that disconnects is not counted as aborted (seen on 0.32): the proxy's client_disconnect outcome is then the only record",
+        ),
         tgi: native_note(
             Expr::Outcomes(&[
                 OutcomePart::Fixed {
