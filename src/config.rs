@@ -71,7 +71,8 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
 }
 
-/// The proxy inside `up` (the same proxy as `llmwatch proxy`, default settings).
+/// The proxy inside `up`: the same proxy as `llmwatch proxy`, with the same settings (each
+/// one left out keeps that command's default).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
@@ -83,6 +84,69 @@ pub struct ProxyConfig {
     /// PEM file of CA certificates trusted for `https://` upstreams besides the system's.
     #[serde(default)]
     pub upstream_ca: Option<std::path::PathBuf>,
+    /// Connecting to an upstream (default 5s).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// From sending a request to the upstream's response head (default 120s).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub first_byte_timeout: Option<Duration>,
+    /// Longest gap between chunks of an answer (default 60s).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub idle_timeout: Option<Duration>,
+    /// A whole request (default 600s).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub total_timeout: Option<Duration>,
+    /// Largest request body accepted, in bytes; 413 beyond (default 8 MiB).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Add `stream_options.include_usage` to streams whose client did not ask for usage
+    /// (default true).
+    #[serde(default)]
+    pub inject_usage: Option<bool>,
+    /// Distinct model labels kept; later models are labelled `other` (default 32).
+    #[serde(default)]
+    pub max_models: Option<usize>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> ProxyConfig {
+        ProxyConfig {
+            listen: default_proxy_listen(),
+            upstream: Vec::new(),
+            upstream_ca: None,
+            connect_timeout: None,
+            first_byte_timeout: None,
+            idle_timeout: None,
+            total_timeout: None,
+            max_body_bytes: None,
+            inject_usage: None,
+            max_models: None,
+        }
+    }
+}
+
+/// Time limits for the proxy given on the command line; each one given replaces the
+/// configuration file's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyTimeouts {
+    /// `--proxy-connect-timeout`.
+    pub connect: Option<Duration>,
+    /// `--proxy-first-byte-timeout`.
+    pub first_byte: Option<Duration>,
+    /// `--proxy-idle-timeout`.
+    pub idle: Option<Duration>,
+    /// `--proxy-total-timeout`.
+    pub total: Option<Duration>,
+}
+
+impl ProxyConfig {
+    /// Applies the time limits given on the command line.
+    pub fn apply(&mut self, given: ProxyTimeouts) {
+        self.connect_timeout = given.connect.or(self.connect_timeout);
+        self.first_byte_timeout = given.first_byte.or(self.first_byte_timeout);
+        self.idle_timeout = given.idle.or(self.idle_timeout);
+        self.total_timeout = given.total.or(self.total_timeout);
+    }
 }
 
 /// The proxy's default address.

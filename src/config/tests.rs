@@ -77,3 +77,48 @@ fn line_and_column_count_from_one() {
     assert_eq!(line_column("ab\ncd", 0), (1, 1));
     assert_eq!(line_column("ab\ncd", 4), (2, 2));
 }
+
+#[test]
+fn the_samples_proxy_section_uncommented_says_the_proxys_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let sample = std::fs::read_to_string(path).unwrap();
+    // The commented-out section from `# [proxy]` to the next blank line, with its settings
+    // (lines of the form `# key = value`) uncommented.
+    let section: String = sample
+        .lines()
+        .skip_while(|l| *l != "# [proxy]")
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with('[') || l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = parse(&section).unwrap();
+    let proxy = config.proxy.expect("a [proxy] section");
+    assert_eq!(proxy.idle_timeout, Some(Duration::from_secs(60)));
+    let options = crate::up::proxy_options(&proxy);
+    let defaults = crate::proxy::ProxyOptions::default();
+    assert_eq!(options.connect_timeout, defaults.connect_timeout);
+    assert_eq!(options.first_byte_timeout, defaults.first_byte_timeout);
+    assert_eq!(options.idle_timeout, defaults.idle_timeout);
+    assert_eq!(options.total_timeout, defaults.total_timeout);
+    assert_eq!(options.max_body_bytes, defaults.max_body_bytes);
+    assert_eq!(options.inject_usage, defaults.inject_usage);
+    assert_eq!(options.max_models, defaults.max_models);
+}
+
+#[test]
+fn proxy_limits_from_the_command_line_replace_the_files() {
+    let config = parse(
+        "[proxy]\nupstream = [\"http://a:1\"]\nidle_timeout = \"2s\"\ntotal_timeout = \"9s\"\n",
+    )
+    .unwrap();
+    let mut proxy = config.proxy.unwrap();
+    proxy.apply(ProxyTimeouts {
+        idle: Some(Duration::from_millis(500)),
+        ..ProxyTimeouts::default()
+    });
+    let options = crate::up::proxy_options(&proxy);
+    assert_eq!(options.idle_timeout, Duration::from_millis(500));
+    assert_eq!(options.total_timeout, Duration::from_secs(9));
+    assert_eq!(options.connect_timeout, Duration::from_secs(5));
+}

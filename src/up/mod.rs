@@ -56,6 +56,8 @@ pub struct Sources {
     pub proxy_upstreams: Vec<String>,
     /// `--proxy-listen`, overriding the file.
     pub proxy_listen: Option<String>,
+    /// `--proxy-*-timeout`, overriding the file.
+    pub proxy_timeouts: crate::config::ProxyTimeouts,
 }
 
 impl Sources {
@@ -69,17 +71,16 @@ impl Sources {
             config.listen.clone_from(listen);
         }
         if !self.proxy_upstreams.is_empty() {
-            let file = config.proxy.take();
-            config.proxy = Some(crate::config::ProxyConfig {
-                listen: file
-                    .as_ref()
-                    .map_or_else(crate::config::default_proxy_listen, |p| p.listen.clone()),
-                upstream: self.proxy_upstreams.clone(),
-                upstream_ca: file.and_then(|p| p.upstream_ca),
-            });
+            // The file's other proxy settings stay; only its upstreams are replaced.
+            let mut proxy = config.proxy.take().unwrap_or_default();
+            proxy.upstream.clone_from(&self.proxy_upstreams);
+            config.proxy = Some(proxy);
         }
-        if let (Some(proxy), Some(listen)) = (config.proxy.as_mut(), &self.proxy_listen) {
-            proxy.listen.clone_from(listen);
+        if let Some(proxy) = config.proxy.as_mut() {
+            if let Some(listen) = &self.proxy_listen {
+                proxy.listen.clone_from(listen);
+            }
+            proxy.apply(self.proxy_timeouts);
         }
         Ok(config)
     }
@@ -220,15 +221,27 @@ async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), UpErr
     Ok((listener, bound))
 }
 
+/// The proxy's settings from `[proxy]`: the standalone proxy's defaults where it says nothing.
+pub fn proxy_options(settings: &crate::config::ProxyConfig) -> crate::proxy::ProxyOptions {
+    let d = crate::proxy::ProxyOptions::default();
+    crate::proxy::ProxyOptions {
+        max_body_bytes: settings.max_body_bytes.unwrap_or(d.max_body_bytes),
+        connect_timeout: settings.connect_timeout.unwrap_or(d.connect_timeout),
+        first_byte_timeout: settings.first_byte_timeout.unwrap_or(d.first_byte_timeout),
+        idle_timeout: settings.idle_timeout.unwrap_or(d.idle_timeout),
+        total_timeout: settings.total_timeout.unwrap_or(d.total_timeout),
+        inject_usage: settings.inject_usage.unwrap_or(d.inject_usage),
+        max_models: settings.max_models.unwrap_or(d.max_models),
+        upstream_ca: settings.upstream_ca.clone(),
+    }
+}
+
 /// Serves the proxy on its own address, and snapshots its client TTFT totals every 5 s for
 /// the windowed client-minus-engine gap.
 async fn start_proxy(
     settings: &crate::config::ProxyConfig,
 ) -> Result<(Arc<crate::proxy::Proxy>, SocketAddr), UpError> {
-    let options = crate::proxy::ProxyOptions {
-        upstream_ca: settings.upstream_ca.clone(),
-        ..crate::proxy::ProxyOptions::default()
-    };
+    let options = proxy_options(settings);
     let proxy = crate::proxy::Proxy::new(&settings.upstream, options)
         .map_err(|e| UpError::Proxy(e.to_string()))?;
     let proxy = Arc::new(proxy);
