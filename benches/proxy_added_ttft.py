@@ -65,7 +65,7 @@ def one_path(a, kind, streams, work):
         out = os.path.join(work, "requests.csv")
         pin = ["taskset", "-c", "0"] if a.pin else []
         run(pin + [a.llmwatch, "bench", url, "--trace", trace, "--csv", out,
-             "--json", os.path.join(work, "r.json"), "--timeout", "120s"])
+             "--json", os.path.join(work, "r.json"), "--timeout", "120s", "--no-calibrate"])
         truth = {r["prompt_tokens"]: r for r in sim.records() if r.get("first_token")}
         added = []
         for row in csv.DictReader(open(out)):

@@ -180,6 +180,16 @@ pub struct BenchCli {
     /// "output_tokens": M}, sent open loop at those times with those lengths.
     #[arg(long, conflicts_with_all = ["rate", "concurrency", "sweep", "dataset"])]
     pub trace: Option<std::path::PathBuf>,
+    /// The model's tokenizer.json (a local file; nothing is downloaded): prompts are cut to
+    /// exactly --input-tokens of the server's tokens, its chat template's tokens included
+    /// (measured by one probe request before the run).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<std::path::PathBuf>,
+    /// Without --tokenizer, do not calibrate: by default two probe requests before the run
+    /// measure how many tokens the server counts per prompt word and for its template, and
+    /// prompts are scaled to match.
+    #[arg(long)]
+    pub no_calibrate: bool,
     /// Share of each prompt that is the same for every request (0 to 1), for prefix caches.
     #[arg(long, default_value_t = 0.0)]
     pub prefix_ratio: f64,
@@ -211,10 +221,17 @@ pub struct BenchCli {
     /// on this address during the run, e.g. 127.0.0.1:9465.
     #[arg(long)]
     pub metrics_listen: Option<String>,
-    /// Scrape the server's own /metrics before and after the run, and report the engine's
-    /// token counts and TTFT/ITL/e2e quantiles beside the client's.
-    #[arg(long)]
-    pub engine_metrics: bool,
+    /// Scrape the engine's metrics before and after the run, and report the engine's token
+    /// counts and TTFT/ITL/e2e quantiles beside the client's: the server's own /metrics, or
+    /// the URL given (the engine's, when the benchmark goes through a proxy), e.g.
+    /// `--engine-metrics http://127.0.0.1:8000/metrics`.
+    #[arg(long, value_name = "URL", num_args = 0..=1, require_equals = false)]
+    pub engine_metrics: Option<Option<String>>,
+    /// Stop, with exit code 1 and the servers' error messages, when the first N finished
+    /// requests all failed (a wrong model, a context limit, a server that fails everything);
+    /// 0 never stops early.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub fail_fast: u64,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -249,6 +266,20 @@ pub struct UpCli {
     /// Address the in-process proxy serves on (default 127.0.0.1:4000).
     #[arg(long)]
     pub proxy_listen: Option<String>,
+    /// The in-process proxy's limit on connecting to an upstream (as `proxy
+    /// --connect-timeout`; default 5s).
+    #[arg(long, value_parser = parse_duration)]
+    pub proxy_connect_timeout: Option<Duration>,
+    /// The in-process proxy's limit from sending a request to the response head (default
+    /// 120s).
+    #[arg(long, value_parser = parse_duration)]
+    pub proxy_first_byte_timeout: Option<Duration>,
+    /// The in-process proxy's longest gap between chunks of an answer (default 60s).
+    #[arg(long, value_parser = parse_duration)]
+    pub proxy_idle_timeout: Option<Duration>,
+    /// The in-process proxy's limit on a whole request (default 600s).
+    #[arg(long, value_parser = parse_duration)]
+    pub proxy_total_timeout: Option<Duration>,
 }
 
 /// `llmwatch demo`.
@@ -292,6 +323,10 @@ pub struct SimCli {
     /// llama.cpp engines answer `/metrics` with HTTP 501, as without `--metrics`.
     #[arg(long)]
     pub llamacpp_no_metrics: bool,
+    /// Count prompt tokens with this tokenizer.json, as an engine serving that model does
+    /// (default: one token per four characters).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<std::path::PathBuf>,
     /// Run each engine thread with real-time scheduling (SCHED_FIFO) so steps stay on
     /// schedule when the HTTP side saturates the core, as in load tests; needs root or
     /// CAP_SYS_NICE, and fails with a clear message without it.

@@ -21,4 +21,5 @@ pub mod proxy;
 pub mod rng;
 pub mod sim;
 pub mod sse;
+pub mod tokenize;
 pub mod up;

@@ -70,6 +70,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     llmwatch::sim::runtime::Scheduling::Normal
                 },
+                tokenizer: match &args.tokenizer {
+                    Some(path) => Some(std::sync::Arc::new(llmwatch::tokenize::Tokenizer::load(
+                        path,
+                    )?)),
+                    None => None,
+                },
             };
             runtime.block_on(sim::run(&options))?;
         }
@@ -81,6 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: args.listen,
                 proxy_upstreams: args.proxy_upstreams,
                 proxy_listen: args.proxy_listen,
+                proxy_timeouts: llmwatch::config::ProxyTimeouts {
+                    connect: args.proxy_connect_timeout,
+                    first_byte: args.proxy_first_byte_timeout,
+                    idle: args.proxy_idle_timeout,
+                    total: args.proxy_total_timeout,
+                },
             };
             runtime.block_on(up::run(sources))?;
         }
@@ -103,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let options = bench::options(&args)?;
             match args.sweep.as_deref() {
                 Some(levels) => {
-                    let levels = bench::parse_sweep(levels, options.load)?;
+                    let levels = bench::parse_sweep(levels, args.arrival)?;
                     runtime.block_on(bench::sweep(options, levels, &args))?;
                 }
                 None => {

@@ -56,7 +56,7 @@ impl Run {
             Some(slots) => slots.clone().acquire_owned().await.ok(),
             None => None,
         };
-        let body = super::body(&self.options, &self.model, release.index);
+        let (body, asked) = super::body(&self.options, &self.model, release.index);
         if let Some(live) = &self.live {
             live.in_flight.inc();
         }
@@ -74,15 +74,16 @@ impl Run {
             live.in_flight.dec();
             live::observe(live, &self.operation, &timing);
         }
-        self.record(release, &timing);
+        self.record(release, &timing, asked);
     }
 
-    fn record(&self, release: Release, timing: &Timing) {
+    fn record(&self, release: Release, timing: &Timing, asked: Option<u32>) {
         let measured = release.intended >= self.warm_until;
         self.aggregate().add(
             release.index,
             release.intended,
             timing,
+            asked,
             self.start,
             measured,
         );
@@ -215,26 +216,69 @@ pub async fn closed_loop(
     workers_running.until_idle().await;
 }
 
-/// Waits for `ended`, ticking the progress line on a terminal; true if Ctrl-C came first
-/// (then `stop` is set and requests still running are left out of the report).
-pub async fn supervise(run: &Run, ended: impl Future<Output = ()>, stop: &AtomicBool) -> bool {
+/// How a run's sending ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Every request of the plan was sent and has ended.
+    Done,
+    /// Ctrl-C.
+    Interrupted,
+    /// The first requests all failed; why, in words.
+    FailedFast(String),
+}
+
+/// Waits for `ended`, ticking the progress line on a terminal. Ctrl-C, or the first
+/// `fail_fast` requests all failing, sets `stop`; after Ctrl-C requests still running are
+/// left out of the report, after a fast failure they are waited for (they fail fast too).
+pub async fn supervise(
+    run: &Run,
+    ended: impl Future<Output = ()>,
+    stop: &AtomicBool,
+    fail_fast: Option<u64>,
+) -> Ended {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c, ended);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Checked often, so a server that fails everything is left within a fraction of a second.
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    let mut last_progress = Instant::now();
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let interrupted = loop {
+    let mut failed_fast = None;
+    let how = loop {
         tokio::select! {
-            () = &mut ended => break false,
-            _ = tick.tick(), if terminal => {
-                let in_flight = run.in_flight.load(Ordering::Relaxed);
-                live::progress(&run.aggregate(), in_flight, run.start);
+            () = &mut ended => break failed_fast.unwrap_or(Ended::Done),
+            _ = check.tick() => {
+                if failed_fast.is_none()
+                    && let Some(why) = fail_fast.and_then(|n| all_failed(&run.aggregate(), n))
+                {
+                    // Stop releasing; the requests already out end by themselves.
+                    stop.store(true, Ordering::Relaxed);
+                    failed_fast = Some(Ended::FailedFast(why));
+                }
+                if terminal && last_progress.elapsed() >= Duration::from_secs(1) {
+                    last_progress = Instant::now();
+                    let in_flight = run.in_flight.load(Ordering::Relaxed);
+                    live::progress(&run.aggregate(), in_flight, run.start);
+                }
             }
-            _ = &mut ctrl_c => break true,
+            _ = &mut ctrl_c => break Ended::Interrupted,
         }
     };
     stop.store(true, Ordering::Relaxed);
     if terminal {
         live::eprintln_progress("\n");
     }
-    interrupted
+    how
+}
+
+/// Why the run should stop, when the first `n` finished requests (n ≥ 1) all failed.
+fn all_failed(aggregate: &Aggregate, n: u64) -> Option<String> {
+    let n = n.max(1);
+    if aggregate.sent < n || aggregate.failed_any < aggregate.sent {
+        return None;
+    }
+    let reason = aggregate.main_error().unwrap_or_default();
+    Some(format!(
+        "the first {} requests all failed ({reason})",
+        aggregate.sent
+    ))
 }

@@ -1,5 +1,7 @@
 //! The engine's own view of a benchmark: its `/metrics` scraped before and after the run and
 //! normalised, so the report can put the server's token counts and TTFT beside the client's.
+//! A body that is not an engine's (llmwatch's own proxy or collector, an unrelated exporter)
+//! is refused with a reason, never reported as an empty engine view.
 
 use serde_json::{Value as Json, json};
 
@@ -7,11 +9,21 @@ use crate::collect::fetch::FetchOptions;
 use crate::commands::scrape::{Analysis, ScrapeArgs, scrape};
 use crate::engines::{Histogram, Value};
 
-/// Scrapes the server at `url` once (its `/metrics`).
+/// The metrics URL of the engine behind `server`: `explicit` when given (a base URL gets
+/// `/metrics`), else the benchmarked server's own `/metrics`.
+pub fn metrics_url(server: &str, explicit: Option<&str>) -> String {
+    match explicit {
+        Some(url) if url.trim_end_matches('/').ends_with("/metrics") => url.to_string(),
+        Some(url) => format!("{}/metrics", super::base_url(url)),
+        None => format!("{}/metrics", super::base_url(server)),
+    }
+}
+
+/// Scrapes the engine's metrics at `url` once; an error names the URL and why no engine
+/// view can come from it.
 pub async fn snapshot(url: &str, api_key: Option<&str>) -> Result<Analysis, String> {
-    let base = super::base_url(url);
     let args = ScrapeArgs {
-        target: format!("{base}/metrics"),
+        target: url.to_string(),
         fetch: FetchOptions {
             timeout: std::time::Duration::from_secs(5),
             max_body_bytes: 16 << 20,
@@ -21,7 +33,28 @@ pub async fn snapshot(url: &str, api_key: Option<&str>) -> Result<Analysis, Stri
         model: None,
         probe_version: true,
     };
-    scrape(&args).await.map_err(|e| e.to_string())
+    let analysis = scrape(&args).await.map_err(|e| e.to_string())?;
+    match analysis.engine() {
+        Some(_) => Ok(analysis),
+        None => Err(not_an_engine(url, &analysis)),
+    }
+}
+
+/// Why a body with no engine in it gives no engine view.
+fn not_an_engine(url: &str, analysis: &Analysis) -> String {
+    let named = |prefix: &str| analysis.families.iter().any(|f| f.name.starts_with(prefix));
+    if named("llm_proxy_") || named("llmwatch_") || named("gen_ai_client_") {
+        format!(
+            "{url} is llmwatch's own exposition (a proxy or collector), not an engine's: \
+             name the engine's metrics with --engine-metrics URL"
+        )
+    } else {
+        format!(
+            "{url} holds no engine's metrics ({} families, none from vLLM, TGI, llama.cpp or \
+             SGLang): name the engine's metrics with --engine-metrics URL",
+            analysis.families.len()
+        )
+    }
 }
 
 fn scalar(a: &Analysis, signal: &str) -> Option<f64> {
@@ -56,7 +89,7 @@ fn delta_quantiles(before: &Histogram, after: &Histogram) -> Option<Json> {
         .zip(&before.buckets)
         .map(|((le, a), (_, b))| (*le, (a - b).max(0.0)))
         .collect();
-    let q = |q| crate::collect::history::histogram_quantile(q, &delta);
+    let q = |q| crate::collect::history::bucket_quantile(q, &delta);
     Some(json!({
         "count": after.count - before.count,
         "mean": (after.count > before.count).then(|| (after.sum - before.sum) / (after.count - before.count)),

@@ -4,6 +4,7 @@
 //! a shared prefix; TTFT to the first content token, ITL per chunk and per token, TPOT,
 //! end-to-end, send lag, errors by class and goodput under SLOs.
 
+mod calibration;
 pub mod dataset;
 mod drive;
 pub mod engine_view;
@@ -12,6 +13,7 @@ pub mod live;
 pub mod report;
 pub mod request;
 pub mod schedule;
+pub mod sizing;
 pub mod trace;
 pub mod workload;
 
@@ -89,12 +91,20 @@ pub struct BenchOptions {
     pub max_in_flight: Option<usize>,
     /// Serve live client metrics on this address during the run.
     pub metrics_listen: Option<String>,
-    /// Scrape the server's own `/metrics` before and after, for the engine's view.
-    pub engine_metrics: bool,
+    /// Scrape the engine's metrics before and after, for the engine's view: the server's own
+    /// `/metrics` (`Some(None)`), or this URL (`Some(Some(url))`), e.g. the engine's when the
+    /// benchmark goes through a proxy.
+    pub engine_metrics: Option<Option<String>>,
     /// Replay these requests at their times instead of `load`'s schedule.
     pub trace: Option<Arc<Vec<trace::TraceEntry>>>,
     /// Open-loop sender threads; one per core when absent.
     pub threads: Option<usize>,
+    /// Stop when the first this-many finished requests all failed (`None`: never).
+    pub fail_fast: Option<u64>,
+    /// The model's tokenizer, for exact prompt lengths.
+    pub tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
+    /// Without a tokenizer, measure the server's tokens per prompt word before the run.
+    pub calibrate: bool,
 }
 
 /// Why a benchmark could not run.
@@ -135,6 +145,8 @@ pub struct Outcome {
     pub report: serde_json::Value,
     /// Whether Ctrl-C cut the run short.
     pub interrupted: bool,
+    /// Why the run stopped before its end because its first requests all failed.
+    pub failed_fast: Option<String>,
     /// The load it ran.
     pub load: LoadMode,
 }
@@ -175,7 +187,9 @@ async fn first_model(
     Ok(body["data"][0]["id"].as_str().map(str::to_string))
 }
 
-fn body(options: &BenchOptions, model: &str, index: u64) -> String {
+/// Request `index`'s body, and the prompt length in tokens it asks for (none for a dataset
+/// entry, whose length is its own).
+fn body(options: &BenchOptions, model: &str, index: u64) -> (String, Option<u32>) {
     let mut rng = crate::rng::Rng::new(options.seed, index.wrapping_add(1_000));
     let traced = options.trace.as_ref().and_then(|t| t.get(index as usize));
     let prompt = match traced {
@@ -211,7 +225,8 @@ fn body(options: &BenchOptions, model: &str, index: u64) -> String {
     if options.ignore_eos {
         body["ignore_eos"] = json!(true);
     }
-    body.to_string()
+    let asked = entry.is_none().then_some(prompt.input_tokens);
+    (body.to_string(), asked)
 }
 
 /// The benchmark's HTTP client for `url`: one per runtime, since a pooled connection lives
@@ -237,10 +252,22 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         .ok_or_else(|| BenchError::NoModel {
             url: options.url.clone(),
         })?;
-    let engine_before = if options.engine_metrics {
-        Some(engine_view::snapshot(&options.url, options.api_key.as_deref()).await)
+    let mut options = options;
+    // A dataset's prompts have their own lengths; synthetic ones and a trace's are sized.
+    let sizing_note = if options.dataset.is_none() {
+        let (sizing, note) = calibration::prepare(&options, &model).await;
+        options.workload.sizing = sizing;
+        note
     } else {
         None
+    };
+    let engine_url = options
+        .engine_metrics
+        .as_ref()
+        .map(|explicit| engine_view::metrics_url(&options.url, explicit.as_deref()));
+    let engine_before = match &engine_url {
+        Some(url) => Some(engine_view::snapshot(url, options.api_key.as_deref()).await),
+        None => None,
     };
     let cpu_before = process_cpu_seconds();
     let options = Arc::new(options);
@@ -276,7 +303,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         options: options.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let interrupted = match options.load {
+    let ended = match options.load {
         LoadMode::Open { rate, arrival } => {
             let plan = OpenLoop {
                 rate,
@@ -293,13 +320,18 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             });
             let ended = drive::open_loop(run.clone(), plan, threads, stop.clone())?;
-            drive::supervise(&run, ended, &stop).await
+            drive::supervise(&run, ended, &stop, options.fail_fast).await
         }
         LoadMode::Closed { concurrency } => {
             let client = http_client(&run.url)?;
             let ended = drive::closed_loop(run.clone(), client, concurrency, stop.clone());
-            drive::supervise(&run, ended, &stop).await
+            drive::supervise(&run, ended, &stop, options.fail_fast).await
         }
+    };
+    let interrupted = ended == drive::Ended::Interrupted;
+    let failed_fast = match ended {
+        drive::Ended::FailedFast(why) => Some(why),
+        drive::Ended::Done | drive::Ended::Interrupted => None,
     };
     // Requests still running after Ctrl-C finish into the emptied aggregate, unreported.
     let aggregate = std::mem::replace(&mut *run.aggregate(), Aggregate::new(Vec::new()));
@@ -311,12 +343,21 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
     report["model"] = json!(model);
     report["url"] = json!(run.url.as_str());
     report["interrupted"] = json!(interrupted);
-    if let Some(before) = engine_before {
-        let after = engine_view::snapshot(&options.url, options.api_key.as_deref()).await;
-        report["engine_view"] = match (before, after) {
-            (Ok(before), Ok(after)) => engine_view::compare(&before, &after),
-            (Err(e), _) | (_, Err(e)) => json!({ "error": e }),
+    report["stopped_early"] = json!(failed_fast);
+    if options.dataset.is_none() {
+        let mut sizing = options.workload.sizing.to_json();
+        sizing["note"] = json!(sizing_note);
+        report["prompt_tokens"]["sizing"] = sizing;
+    }
+    if let (Some(before), Some(url)) = (engine_before, &engine_url) {
+        report["engine_view"] = match before {
+            Ok(before) => match engine_view::snapshot(url, options.api_key.as_deref()).await {
+                Ok(after) => engine_view::compare(&before, &after),
+                Err(e) => json!({ "error": e }),
+            },
+            Err(e) => json!({ "error": e }),
         };
+        report["engine_view"]["metrics_url"] = json!(url);
     }
     if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {
         let cpu = after - before;
@@ -330,6 +371,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         aggregate,
         report,
         interrupted,
+        failed_fast,
         load: options.load,
     })
 }

@@ -97,6 +97,8 @@ pub struct RequestRecord {
     pub tpot: Option<f64>,
     /// Longest gap between content chunks.
     pub itl_max: Option<f64>,
+    /// Prompt tokens asked for (synthetic prompts).
+    pub asked_input_tokens: Option<u32>,
     /// Prompt tokens (usage).
     pub input_tokens: Option<u64>,
     /// Output tokens (usage).
@@ -116,10 +118,27 @@ fn micros(d: f64) -> u64 {
     (d * 1e6).round().clamp(1.0, 3_600_000_000.0) as u64
 }
 
+/// Distinct error messages kept per class.
+const MESSAGES_PER_CLASS: usize = 3;
+
+/// One error message and how many failed requests of its class said it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorMessage {
+    /// The status and message, trimmed.
+    pub message: String,
+    /// Requests that failed with it.
+    pub count: u64,
+}
+
 /// Everything measured in a run.
 pub struct Aggregate {
     latencies: BTreeMap<&'static str, Histogram<u64>>,
     errors: BTreeMap<ErrorClass, u64>,
+    /// The first few distinct messages per error class, warm-up included.
+    messages: BTreeMap<ErrorClass, Vec<ErrorMessage>>,
+    /// Finished requests that failed, warm-up included (to tell a server that fails every
+    /// request from the start).
+    pub failed_any: u64,
     /// Requests sent (measured and warm-up).
     pub sent: u64,
     /// Requests sent during warm-up, not measured.
@@ -132,6 +151,9 @@ pub struct Aggregate {
     first_sent: Option<f64>,
     last_sent: Option<f64>,
     last_end: Option<f64>,
+    /// Ends of the first and last successful requests, for the rate answers completed at.
+    first_done: Option<f64>,
+    last_done: Option<f64>,
     slos: Vec<Slo>,
     /// Every measured request.
     pub records: Vec<RequestRecord>,
@@ -159,6 +181,8 @@ impl Aggregate {
                 .filter_map(|f| Some((*f, histogram()?)))
                 .collect(),
             errors: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            failed_any: 0,
             sent: 0,
             warmup: 0,
             completed: 0,
@@ -169,6 +193,8 @@ impl Aggregate {
             first_sent: None,
             last_sent: None,
             last_end: None,
+            first_done: None,
+            last_done: None,
             slos,
             records: Vec::new(),
         }
@@ -186,10 +212,15 @@ impl Aggregate {
         index: u64,
         intended: Instant,
         timing: &Timing,
+        asked: Option<u32>,
         start: Instant,
         measured: bool,
     ) {
         self.sent += 1;
+        if let Some(class) = timing.error {
+            self.failed_any += 1;
+            self.note_message(class, timing.error_detail.as_deref());
+        }
         if !measured {
             self.warmup += 1;
             return;
@@ -216,6 +247,7 @@ impl Aggregate {
             e2e_intended: gap(intended, end),
             tpot,
             itl_max: gaps.iter().copied().reduce(f64::max),
+            asked_input_tokens: asked,
             input_tokens: timing.input_tokens,
             output_tokens: output,
             content_chunks: chunks,
@@ -232,6 +264,9 @@ impl Aggregate {
         match timing.error {
             Some(class) => *self.errors.entry(class).or_default() += 1,
             None => {
+                let done = since(end);
+                self.first_done = Some(self.first_done.map_or(done, |t| t.min(done)));
+                self.last_done = Some(self.last_done.map_or(done, |t| t.max(done)));
                 self.completed += 1;
                 self.input_tokens += timing.input_tokens.unwrap_or(0);
                 self.output_tokens += output.unwrap_or(0);
@@ -270,9 +305,32 @@ impl Aggregate {
         }
     }
 
+    fn note_message(&mut self, class: ErrorClass, detail: Option<&str>) {
+        let message = detail.unwrap_or("(no message)");
+        let kept = self.messages.entry(class).or_default();
+        if let Some(seen) = kept.iter_mut().find(|m| m.message == message) {
+            seen.count += 1;
+        } else if kept.len() < MESSAGES_PER_CLASS {
+            kept.push(ErrorMessage {
+                message: message.to_string(),
+                count: 1,
+            });
+        }
+    }
+
     /// Failed requests so far.
     pub fn errors(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// The first message of the most frequent error class, for a one-line reason.
+    pub fn main_error(&self) -> Option<String> {
+        let (class, messages) = self
+            .messages
+            .iter()
+            .max_by_key(|(_, m)| m.iter().map(|m| m.count).sum::<u64>())?;
+        let first = messages.first()?;
+        Some(format!("{}: {}", class.as_str(), first.message))
     }
 
     /// The latency family's value at quantile `q`, in seconds.
@@ -291,6 +349,15 @@ impl Aggregate {
         let measured = self.records.len() as u64;
         let achieved = match (self.first_sent, self.last_sent) {
             (Some(a), Some(b)) if b > a && measured > 1 => Some((measured - 1) as f64 / (b - a)),
+            _ => None,
+        };
+        // Answers completed per second while they were completing: the server's pace,
+        // whatever the latency of the first and last request (which a rate over the whole
+        // window would count against it).
+        let completing = match (self.first_done, self.last_done) {
+            (Some(a), Some(b)) if b > a && self.completed > 1 => {
+                Some((self.completed - 1) as f64 / (b - a))
+            }
             _ => None,
         };
         let latency: serde_json::Map<String, Json> = self
@@ -341,8 +408,13 @@ impl Aggregate {
                 "measured": measured,
                 "completed": self.completed,
                 "errors": self.errors.iter().map(|(k, v)| (k.as_str().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "error_messages": self.messages.iter().map(|(k, v)| (k.as_str().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             },
-            "rate": { "target_per_second": target_rate, "achieved_per_second": achieved },
+            "rate": {
+                "target_per_second": target_rate,
+                "achieved_per_second": achieved,
+                "completed_per_second": completing,
+            },
             "window_seconds": window,
             "throughput": {
                 "requests_per_second": per_second(self.completed),
@@ -351,8 +423,36 @@ impl Aggregate {
                 "good_requests_per_second": per_second(self.good),
             },
             "tokens": { "input": self.input_tokens, "output": self.output_tokens },
+            "prompt_tokens": self.prompt_lengths(),
             "latency_seconds": latency,
             "slo": { "good_requests": self.good, "objectives": slos },
+        })
+    }
+
+    /// Asked against achieved prompt lengths, over the measured requests whose answer
+    /// reported its prompt tokens.
+    fn prompt_lengths(&self) -> Json {
+        let pairs: Vec<(f64, f64)> = self
+            .records
+            .iter()
+            .filter_map(|r| Some((f64::from(r.asked_input_tokens?), r.input_tokens? as f64)))
+            .collect();
+        if pairs.is_empty() {
+            return json!({ "requests": 0 });
+        }
+        let n = pairs.len() as f64;
+        let asked = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+        let achieved = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+        let worst = pairs
+            .iter()
+            .map(|(a, b)| (b - a).abs() / a.max(1.0))
+            .fold(0.0, f64::max);
+        json!({
+            "requests": pairs.len(),
+            "asked_mean": asked,
+            "achieved_mean": achieved,
+            "achieved_over_asked": achieved / asked.max(1.0),
+            "largest_relative_error": worst,
         })
     }
 
@@ -365,8 +465,31 @@ impl Aggregate {
             "requests   sent {} (warm-up {}), completed {}, errors {}\n",
             r["sent"], r["warmup"], r["completed"], r["errors"]
         ));
+        if let Some(messages) = r["error_messages"].as_object() {
+            for (class, list) in messages {
+                for m in list.as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "  {class:<12} {:>6} × {}\n",
+                        m["count"],
+                        m["message"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+        }
         if let Some(rate) = report["rate"]["achieved_per_second"].as_f64() {
             out.push_str(&format!("rate       achieved {rate:.2}/s\n"));
+        }
+        let p = &report["prompt_tokens"];
+        if let (Some(asked), Some(achieved)) =
+            (p["asked_mean"].as_f64(), p["achieved_mean"].as_f64())
+        {
+            out.push_str(&format!(
+                "prompts    asked {asked:.1} tokens, server counted {achieved:.1} (mean; sized by {})\n",
+                p["sizing"]["method"].as_str().unwrap_or("words")
+            ));
+        }
+        if let Some(note) = p["sizing"]["note"].as_str() {
+            out.push_str(&format!("           {note}\n"));
         }
         if let Some(cpu) = report["client_cpu"]["per_request_microseconds"].as_f64() {
             out.push_str(&format!("client CPU {cpu:.0} µs per request\n"));
@@ -379,11 +502,19 @@ impl Aggregate {
             t["good_requests_per_second"].as_f64().unwrap_or(0.0),
         ));
         let e = &report["engine_view"];
+        if let Some(error) = e["error"].as_str() {
+            out.push_str(&format!("engine     no engine view: {error}\n\n"));
+        } else if !e.is_null() && e["generation_tokens"].is_null() {
+            out.push_str(&format!(
+                "engine     {} {}: counted no generated tokens between the scrapes\n\n",
+                e["engine"].as_str().unwrap_or("?"),
+                e["version"].as_str().unwrap_or(""),
+            ));
+        }
         if let Some(tokens) = e["generation_tokens"].as_f64() {
             let ms = |k: &str, q: &str| {
-                e[k][q]
-                    .as_f64()
-                    .map_or("-".into(), |v| format!("{:.2}", v * 1e3))
+                serde_json::from_value::<crate::collect::history::Quantile>(e[k][q].clone())
+                    .map_or("-".into(), |q| q.display(1e3, 2))
             };
             out.push_str(&format!(
                 "engine     {} {}: {tokens} output tokens, TTFT p50 {} p99 {} ms, ITL p50 {} p99 {} ms\n\n",
@@ -420,13 +551,13 @@ impl Aggregate {
     /// One CSV line per measured request.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "index,intended_s,send_lag_s,ttft_s,ttft_intended_s,e2e_s,e2e_intended_s,tpot_s,itl_max_s,input_tokens,output_tokens,content_chunks,error\n",
+            "index,intended_s,send_lag_s,ttft_s,ttft_intended_s,e2e_s,e2e_intended_s,tpot_s,itl_max_s,input_tokens,output_tokens,content_chunks,error,asked_input_tokens\n",
         );
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
         let int = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
         for r in &self.records {
             out.push_str(&format!(
-                "{},{:.6},{:.6},{},{},{:.6},{:.6},{},{},{},{},{},{}\n",
+                "{},{:.6},{:.6},{},{},{:.6},{:.6},{},{},{},{},{},{},{}\n",
                 r.index,
                 r.intended,
                 r.send_lag,
@@ -440,6 +571,7 @@ impl Aggregate {
                 int(r.output_tokens),
                 r.content_chunks,
                 r.error.map(ErrorClass::as_str).unwrap_or(""),
+                int(r.asked_input_tokens.map(u64::from)),
             ));
         }
         out

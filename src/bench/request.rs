@@ -68,6 +68,47 @@ pub struct Timing {
     pub output_tokens: Option<u64>,
     /// Why it failed, if it did.
     pub error: Option<ErrorClass>,
+    /// What the server or the connection said about the failure: the status and the error
+    /// message of the body or error event, trimmed (never the prompt or the answer).
+    pub error_detail: Option<String>,
+}
+
+impl Timing {
+    fn fail(&mut self, class: ErrorClass, detail: impl Into<String>) {
+        self.error = Some(class);
+        self.error_detail = Some(detail.into());
+    }
+}
+
+/// Bytes of a failed answer's body read for its error message.
+const ERROR_BODY_LIMIT: usize = 4096;
+/// Characters of an error message kept.
+const ERROR_MESSAGE_LIMIT: usize = 200;
+
+/// The message of an error body or event: OpenAI's `error.message` (or `error` as a string,
+/// `message`, `detail`), else the text itself; whitespace folded and cut to a readable length.
+pub fn error_message(body: &[u8]) -> String {
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let from_json = json.as_ref().and_then(|v| {
+        let e = &v["error"];
+        e["message"]
+            .as_str()
+            .or_else(|| e.as_str())
+            .or_else(|| v["message"].as_str())
+            .or_else(|| v["detail"].as_str())
+            .map(str::to_string)
+    });
+    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match folded.char_indices().nth(ERROR_MESSAGE_LIMIT) {
+        Some((cut, _)) => format!("{}…", &folded[..cut]),
+        None if folded.is_empty() => "(empty body)".to_string(),
+        None => folded,
+    }
+}
+
+fn status_detail(status: u16, body: &[u8]) -> String {
+    format!("HTTP {status}: {}", error_message(body))
 }
 
 impl Timing {
@@ -140,7 +181,10 @@ pub async fn run(
         }
     };
     if timed_out {
-        timing.error = Some(ErrorClass::Timeout);
+        timing.fail(
+            ErrorClass::Timeout,
+            format!("no complete answer within {timeout:?}"),
+        );
     }
     timing.end.get_or_insert_with(Instant::now);
     timing
@@ -163,18 +207,29 @@ async fn lean_exchange(
     request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     request.extend_from_slice(body);
     t.sent = Some(Instant::now());
-    let failed = |f: Failure| match f {
-        Failure::Connect => ErrorClass::Connect,
-        Failure::Incomplete => ErrorClass::Incomplete,
-        Failure::Invalid => ErrorClass::Invalid,
+    let failed = |t: &mut Timing, f: Failure| match f {
+        Failure::Connect => t.fail(
+            ErrorClass::Connect,
+            "cannot connect, or the connection closed before an answer",
+        ),
+        Failure::Incomplete => t.fail(ErrorClass::Incomplete, "the connection was cut mid-answer"),
+        Failure::Invalid => t.fail(ErrorClass::Invalid, "not an HTTP/1.1 answer"),
     };
     let mut response = match pool.send(&request).await {
         Ok(response) => response,
-        Err(f) => return t.error = Some(failed(f)),
+        Err(f) => return failed(t, f),
     };
     t.first_byte = Some(response.first_byte);
     if response.status != 200 {
-        return t.error = Some(status_error(response.status));
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(data)) => body.extend_from_slice(&data),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let status = response.status;
+        return t.fail(status_error(status), status_detail(status, &body));
     }
     let mut reader = BodyReader::new(stream);
     loop {
@@ -185,7 +240,7 @@ async fn lean_exchange(
                 }
             }
             Ok(None) => break,
-            Err(f) => return t.error = Some(failed(f)),
+            Err(f) => return failed(t, f),
         }
     }
     reader.end(Instant::now(), t);
@@ -219,19 +274,25 @@ async fn exchange(
     let mut response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
-            t.error = Some(if e.is_timeout() {
+            let class = if e.is_timeout() {
                 ErrorClass::Timeout
             } else {
                 ErrorClass::Connect
-            });
-            return;
+            };
+            return t.fail(class, crate::collect::fetch::flatten_error(&e));
         }
     };
     t.first_byte = Some(Instant::now());
     let status = response.status().as_u16();
     if status != 200 {
-        t.error = Some(status_error(status));
-        return;
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(data)) => body.extend_from_slice(&data),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        return t.fail(status_error(status), status_detail(status, &body));
     }
     let mut reader = BodyReader::new(stream);
     loop {
@@ -242,9 +303,14 @@ async fn exchange(
                 }
             }
             Ok(None) => break,
-            Err(_) => {
-                t.error = Some(ErrorClass::Incomplete);
-                return;
+            Err(e) => {
+                return t.fail(
+                    ErrorClass::Incomplete,
+                    format!(
+                        "the answer was cut: {}",
+                        crate::collect::fetch::flatten_error(&e)
+                    ),
+                );
             }
         }
     }
@@ -288,12 +354,19 @@ impl BodyReader {
                     self.done = true;
                     continue;
                 }
-                let Ok(parsed) = serde_json::from_slice::<Chunk<'_>>(data) else {
-                    t.error = Some(ErrorClass::Invalid);
-                    return ControlFlow::Break(());
+                let parsed = match serde_json::from_slice::<Chunk<'_>>(data) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        // The error's position only: the event may hold generated text.
+                        t.fail(ErrorClass::Invalid, format!("an event is not a chunk: {e}"));
+                        return ControlFlow::Break(());
+                    }
                 };
                 if parsed.error.is_some() {
-                    t.error = Some(ErrorClass::MidStream);
+                    t.fail(
+                        ErrorClass::MidStream,
+                        format!("error event after HTTP 200: {}", error_message(data)),
+                    );
                     return ControlFlow::Break(());
                 }
                 if parsed.choices.iter().any(Choice::has_content) {
@@ -316,7 +389,10 @@ impl BodyReader {
         t.end = Some(now);
         if self.stream {
             if !(self.done || self.finished) {
-                t.error = Some(ErrorClass::Incomplete);
+                t.fail(
+                    ErrorClass::Incomplete,
+                    "the stream ended without [DONE] or a finish reason",
+                );
             }
             return;
         }
@@ -329,7 +405,14 @@ impl BodyReader {
                     t.output_tokens = usage.completion_tokens;
                 }
             }
-            _ => t.error = Some(ErrorClass::Invalid),
+            Ok(_) => t.fail(
+                ErrorClass::Invalid,
+                format!(
+                    "error object in an HTTP 200 answer: {}",
+                    error_message(&self.buffer)
+                ),
+            ),
+            Err(e) => t.fail(ErrorClass::Invalid, format!("the answer is not JSON: {e}")),
         }
     }
 }

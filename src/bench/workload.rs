@@ -1,7 +1,6 @@
-//! What a benchmark sends: prompts of a chosen length in tokens (about four characters per
-//! token, as the engines' tokenizers roughly count English), an optional shared prefix for
-//! prefix-cache studies, and a requested output length; both lengths drawn from a
-//! distribution.
+//! What a benchmark sends: prompts of a chosen length in tokens (words of four characters,
+//! sized to the server's tokens as `sizing` says), an optional shared prefix for prefix-cache
+//! studies, and a requested output length; both lengths drawn from a distribution.
 
 use crate::rng::Rng;
 
@@ -92,6 +91,8 @@ pub struct Workload {
     pub output: LengthDist,
     /// Share of each prompt that is the same across requests (0 to 1), at its start.
     pub prefix_ratio: f64,
+    /// How asked token counts become text (words, calibrated, or a tokenizer).
+    pub sizing: super::sizing::Sizing,
 }
 
 /// One request's content.
@@ -112,34 +113,46 @@ const WORDS: [&str; 16] = [
 ];
 
 impl Workload {
-    /// The `i`-th prompt: the shared prefix, then words unique to this request.
+    /// The `i`-th prompt: the shared prefix, then words unique to this request, sized by
+    /// [`Workload::sizing`].
     pub fn prompt(&self, rng: &mut Rng, i: u64) -> Prompt {
         let input_tokens = self.input.sample(rng);
         let max_tokens = self.output.sample(rng);
-        let shared = (f64::from(input_tokens) * self.prefix_ratio.clamp(0.0, 1.0)).round() as u32;
-        let mut text = String::with_capacity(input_tokens as usize * 4);
+        // The words' own draws, repeatable: sizing may ask for the same prompt at several
+        // lengths.
+        let seed = (rng.uniform() * f64::from(u32::MAX)) as u64;
+        let text = self.sizing.text(input_tokens, |n| self.words(n, i, seed));
+        Prompt {
+            text,
+            input_tokens,
+            max_tokens,
+        }
+    }
+
+    /// The first `n` words of request `i`'s prompt: the shared prefix (its share of `n`),
+    /// the request number in words, then words drawn from `seed`.
+    fn words(&self, n: u32, i: u64, seed: u64) -> String {
+        let mut rng = Rng::new(seed, i);
+        let shared = (f64::from(n) * self.prefix_ratio.clamp(0.0, 1.0)).round() as u32;
+        let mut text = String::with_capacity(n as usize * 4);
         for k in 0..shared {
             text.push_str(WORDS[k as usize % WORDS.len()]);
         }
         // The request number in words first, so prompts differ right after the prefix.
-        let mut unique = input_tokens - shared.min(input_tokens);
-        let mut n = i;
+        let mut unique = n - shared.min(n);
+        let mut number = i;
         while unique > 0 {
-            text.push_str(WORDS[(n % WORDS.len() as u64) as usize]);
-            n /= WORDS.len() as u64;
+            text.push_str(WORDS[(number % WORDS.len() as u64) as usize]);
+            number /= WORDS.len() as u64;
             unique -= 1;
-            if n == 0 {
+            if number == 0 {
                 break;
             }
         }
         for _ in 0..unique {
             text.push_str(WORDS[(rng.uniform() * WORDS.len() as f64) as usize % WORDS.len()]);
         }
-        Prompt {
-            text,
-            input_tokens,
-            max_tokens,
-        }
+        text
     }
 }
 

@@ -65,6 +65,7 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
             input: args.input_tokens.clone(),
             output: args.output_tokens.clone(),
             prefix_ratio: args.prefix_ratio,
+            sizing: crate::bench::sizing::Sizing::Words,
         },
         stream: !args.no_stream,
         ignore_eos: !args.no_ignore_eos,
@@ -78,9 +79,15 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         slos,
         max_in_flight: args.max_in_flight,
         metrics_listen: args.metrics_listen.clone(),
-        engine_metrics: args.engine_metrics,
+        engine_metrics: args.engine_metrics.clone(),
         threads: args.threads.map(usize::from),
         trace,
+        fail_fast: (args.fail_fast > 0).then_some(args.fail_fast),
+        tokenizer: match &args.tokenizer {
+            Some(path) => Some(std::sync::Arc::new(crate::tokenize::Tokenizer::load(path)?)),
+            None => None,
+        },
+        calibrate: !args.no_calibrate,
     })
 }
 
@@ -114,7 +121,10 @@ pub fn write_outputs(outcome: &Outcome, args: &BenchCli) -> anyhow::Result<()> {
         );
         write_file(path, &html)?;
     }
-    Ok(())
+    match &outcome.failed_fast {
+        Some(why) => anyhow::bail!("stopped early: {why} (--fail-fast 0 runs on regardless)"),
+        None => Ok(()),
+    }
 }
 
 /// The x value and axis name of a load level in the HTML report.
@@ -129,16 +139,15 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// The load levels of `--sweep rate:A,B,…` or `concurrency:A,B,…`; rates keep the arrival
-/// process of `base`.
-pub fn parse_sweep(text: &str, base: LoadMode) -> anyhow::Result<Vec<LoadMode>> {
+/// The load levels of `--sweep rate:A,B,…` or `concurrency:A,B,…`; rates use `arrival`
+/// (`--arrival`), so each step is paced as a single run with the same flags would be.
+pub fn parse_sweep(
+    text: &str,
+    arrival: crate::bench::schedule::Arrival,
+) -> anyhow::Result<Vec<LoadMode>> {
     let usage =
         || anyhow::anyhow!("invalid --sweep {text:?}: use rate:5,10,20 or concurrency:1,4,16");
     let (kind, values) = text.split_once(':').ok_or_else(usage)?;
-    let arrival = match base {
-        LoadMode::Open { arrival, .. } => arrival,
-        LoadMode::Closed { .. } => crate::bench::schedule::Arrival::Poisson,
-    };
     values
         .split(',')
         .map(|v| {
@@ -160,6 +169,27 @@ pub fn parse_sweep(text: &str, base: LoadMode) -> anyhow::Result<Vec<LoadMode>> 
         .collect()
 }
 
+/// Requests a step should send for its throughput to say something.
+const ENOUGH_REQUESTS: f64 = 30.0;
+
+/// A warning when a step is too short for its rate: fewer than [`ENOUGH_REQUESTS`] planned.
+fn too_short(load: LoadMode, base: &BenchOptions) -> Option<String> {
+    let LoadMode::Open { rate, .. } = load else {
+        return None;
+    };
+    let planned = match (base.duration, base.requests) {
+        (_, Some(n)) => n as f64,
+        (Some(d), None) => (rate * d.as_secs_f64()).floor(),
+        (None, None) => return None,
+    };
+    (planned < ENOUGH_REQUESTS).then(|| {
+        format!(
+            "warning: rate {rate}/s sends only {planned} requests per step: too few for its \
+             throughput to mean much; give --duration or --requests for {ENOUGH_REQUESTS} or more"
+        )
+    })
+}
+
 /// Failed requests in a report, all classes together.
 fn failed_requests(report: &serde_json::Value) -> u64 {
     report["requests"]["errors"].as_object().map_or(0, |e| {
@@ -167,24 +197,48 @@ fn failed_requests(report: &serde_json::Value) -> u64 {
     })
 }
 
-/// Why a step counts as saturated: open-loop throughput under 90 % of the offered rate,
+/// Why a step counts as saturated. Open loop: fewer than 90 % of the requests sent
+/// completed, or answers completed at under 90 % of the pace they were sent at (a server
+/// past its capacity completes at its own pace while its queue grows). Closed loop:
+/// throughput grew by under 10 % over the last step's although concurrency grew. Either:
 /// more than 5 % errors, or a percentile objective missed.
-fn saturated(report: &serde_json::Value, load: LoadMode) -> Option<String> {
-    let done = report["throughput"]["requests_per_second"]
-        .as_f64()
-        .unwrap_or(0.0);
-    if let LoadMode::Open { rate, .. } = load
-        && done < 0.9 * rate
-    {
-        return Some(format!("completed {done:.2} req/s of {rate} offered"));
-    }
-    let measured = report["requests"]["measured"].as_f64().unwrap_or(0.0);
+fn saturated(report: &serde_json::Value, load: LoadMode, previous: Option<f64>) -> Option<String> {
+    let sent = report["requests"]["measured"].as_f64().unwrap_or(0.0);
+    let completed = report["requests"]["completed"].as_f64().unwrap_or(0.0);
     let failed = failed_requests(report) as f64;
-    if measured > 0.0 && failed / measured > 0.05 {
-        return Some(format!(
-            "{:.1} % of requests failed",
-            failed / measured * 100.0
-        ));
+    if sent > 0.0 && failed / sent > 0.05 {
+        return Some(format!("{:.1} % of requests failed", failed / sent * 100.0));
+    }
+    match load {
+        LoadMode::Open { .. } => {
+            if completed < 0.9 * sent {
+                return Some(format!(
+                    "only {completed} of {sent} requests sent completed"
+                ));
+            }
+            let rate = &report["rate"];
+            if let (Some(sending), Some(completing)) = (
+                rate["achieved_per_second"].as_f64(),
+                rate["completed_per_second"].as_f64(),
+            ) && completing < 0.9 * sending
+            {
+                return Some(format!(
+                    "answers completed at {completing:.2} req/s while requests were sent at {sending:.2}/s"
+                ));
+            }
+        }
+        LoadMode::Closed { .. } => {
+            let done = report["throughput"]["requests_per_second"]
+                .as_f64()
+                .unwrap_or(0.0);
+            if let Some(before) = previous
+                && done < 1.1 * before
+            {
+                return Some(format!(
+                    "throughput {done:.2} req/s, not above the last step's {before:.2}"
+                ));
+            }
+        }
     }
     let missed = report["slo"]["objectives"]
         .as_array()
@@ -215,7 +269,12 @@ pub async fn sweep(
         "ITL p99 ms",
         "errors"
     )?;
+    let mut previous = None;
+    let mut failed_fast = None;
     for load in levels {
+        if let Some(warning) = too_short(load, &base) {
+            writeln!(std::io::stderr(), "{warning}")?;
+        }
         let outcome = crate::bench::run(BenchOptions {
             load,
             ..base.clone()
@@ -244,10 +303,15 @@ pub async fn sweep(
             ms("ttft_intended"),
             ms("itl_token"),
         )?;
-        let why = saturated(r, load);
+        let why = saturated(r, load, previous);
+        previous = r["throughput"]["requests_per_second"].as_f64();
         let mut step = r.clone();
         step["load"] = serde_json::json!(label);
         steps.push((load, step));
+        if let Some(why) = &outcome.failed_fast {
+            failed_fast = Some(format!("{label}: {why}"));
+            break;
+        }
         if let Some(why) = why {
             writeln!(std::io::stdout(), "saturated at {label}: {why}")?;
             saturated_at = Some(serde_json::json!({ "load": label, "why": why }));
@@ -271,8 +335,15 @@ pub async fn sweep(
     }
     if let Some(path) = &args.json {
         let steps: Vec<&serde_json::Value> = steps.iter().map(|(_, r)| r).collect();
-        let doc = serde_json::json!({ "steps": steps, "saturated": saturated_at });
+        let doc = serde_json::json!({
+            "steps": steps,
+            "saturated": saturated_at,
+            "stopped_early": failed_fast,
+        });
         write_file(path, &serde_json::to_string_pretty(&doc)?)?;
     }
-    Ok(())
+    match failed_fast {
+        Some(why) => anyhow::bail!("stopped early at {why} (--fail-fast 0 runs on regardless)"),
+        None => Ok(()),
+    }
 }

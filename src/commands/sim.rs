@@ -94,6 +94,8 @@ pub struct SimOptions {
     pub llamacpp_metrics: bool,
     /// How engine threads are scheduled.
     pub scheduling: Scheduling,
+    /// Count prompt tokens with this tokenizer.
+    pub tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
 }
 
 /// Simulated engines serving in the background.
@@ -134,6 +136,7 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
         api_key,
         llamacpp_metrics,
         scheduling,
+        tokenizer,
     } = options;
     let seed = *seed;
     let start = tokio::time::Instant::now();
@@ -187,6 +190,7 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
             // The cache split evenly between slots, as llama.cpp's -c / -np does.
             slot_ctx: profile.kv_blocks * profile.block_tokens / profile.max_running.max(1) as u32,
             seed,
+            tokenizer: tokenizer.clone(),
         };
         let app = router(handle, config);
         let addr = SocketAddr::new(*host, spec.port);

@@ -71,6 +71,7 @@ pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
         api_key: None,
         llamacpp_metrics: true,
         scheduling: Scheduling::Normal,
+        tokenizer: None,
     };
     let mut engines = sim::start(&options).await?;
     let sources = Sources {

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub slot_ctx: u32,
     /// Seed for answer lengths: the same seed and prompt give the same answer.
     pub seed: u64,
+    /// Counts prompts as this model's tokenizer does, instead of one token per four
+    /// characters.
+    pub tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
 }
 
 struct App {
@@ -73,6 +76,7 @@ struct App {
     slots: usize,
     slot_ctx: u32,
     seed: u64,
+    tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
     /// llama.cpp's throughput gauges cover the time since the previous scrape.
     last_scrape: Mutex<Totals>,
     scrapes: AtomicU64,
@@ -92,6 +96,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         slots: config.slots,
         slot_ctx: config.slot_ctx,
         seed: config.seed,
+        tokenizer: config.tokenizer,
         dead: AtomicBool::new(false),
         last_scrape: Mutex::new(Totals::default()),
         scrapes: AtomicU64::new(0),

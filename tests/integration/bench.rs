@@ -89,8 +89,18 @@ fn bench_agrees_with_the_simulators_ground_truth() {
         (achieved - 25.0).abs() / 25.0 < 0.01,
         "achieved {achieved}/s"
     );
-    let truth = crate::util::sim_truth(url);
+    // The two calibration probes before the run asked for one token each.
+    let truth: Vec<Value> = crate::util::sim_truth(url)
+        .into_iter()
+        .filter(|r| r["completion_tokens"] != 1)
+        .collect();
     assert_eq!(truth.len(), rows.len());
+    // Calibrated against the simulator's count: every prompt the length asked for.
+    assert_eq!(report["prompt_tokens"]["sizing"]["method"], "calibrated");
+    assert!(
+        rows.iter().all(|r| r[9] == "64" && r[13] == "64"),
+        "{rows:?}"
+    );
     let sim_ttft = crate::util::truth_ttfts(&truth);
     let sim_itl = crate::util::truth_itls(&truth);
     let bench_ttft: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
@@ -262,62 +272,199 @@ fn a_sharegpt_dataset_sets_prompts_and_output_lengths() {
     assert_eq!(lengths, [5, 5, 5, 10, 10, 10]);
 }
 
+/// Runs `llmwatch bench URL args…` and returns its output, whatever its exit status.
+fn bench_output(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .arg("bench")
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
-fn a_rate_sweep_stops_where_the_server_saturates() {
-    // llama.cpp-like capacity: 4 slots, ~50 tokens/s in all, so ~6 answers of 8 tokens a second.
-    let sim = crate::util::start_with(&["llamacpp"], &["--profile", "cpu-270m"]);
+fn a_rate_sweep_sends_every_steps_schedule_and_finds_the_knee() {
+    // The default profile completes about 100 answers a second at these lengths (a closed
+    // loop of 256 measures 99.8/s): the knee is there, and 200/s is past it.
+    let sim = crate::util::start(&["vllm"]);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sweep.json");
     let html = dir.path().join("sweep.html");
-    let out = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
-        .args([
-            "bench",
-            &sim.urls[0].1,
+    let out = bench_output(
+        &sim.urls[0].1,
+        &[
             "--sweep",
-            "rate:2,30,60",
+            "rate:25,50,100,200",
             "--arrival",
             "constant",
-        ])
-        .args([
             "--duration",
-            "2s",
+            "4s",
             "--output-tokens",
-            "8",
+            "32",
             "--input-tokens",
-            "16",
-            "--timeout",
-            "2s",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .unwrap();
+            "64",
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // One table row and one point per chart for each step run.
-    let page = std::fs::read_to_string(&html).unwrap();
-    assert_eq!(page.matches("<tr><td>").count(), 2, "{page}");
-    assert!(page.contains("<tr><td>2</td>") && page.contains("<tr><td>30</td>"));
-    assert_eq!(page.matches("<svg").count(), 5);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let steps = doc["steps"].as_array().unwrap();
-    assert_eq!(
-        steps.len(),
-        2,
-        "the sweep stopped at the first saturated step"
+    // Every step sent its whole schedule, paced as a single run is.
+    let sent: Vec<u64> = steps
+        .iter()
+        .map(|s| s["requests"]["sent"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sent, [100, 200, 400, 800][..sent.len()], "{stdout}");
+    // The knee within one step: at the capacity or the step past it, never before.
+    let knee = doc["saturated"]["load"].as_str().unwrap_or("none");
+    assert!(["rate 100/s", "rate 200/s"].contains(&knee), "{stdout}");
+    assert!(stdout.contains(&format!("saturated at {knee}")), "{stdout}");
+    // One table row and one point per chart for each step run.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<tr><td>").count(), steps.len(), "{page}");
+}
+
+#[test]
+fn a_sweep_step_too_short_for_its_rate_is_warned_about() {
+    let sim = crate::util::start_with(&["vllm"], &["--profile", "instant"]);
+    let out = bench_output(
+        &sim.urls[0].1,
+        &[
+            "--sweep",
+            "rate:5",
+            "--arrival",
+            "constant",
+            "--duration",
+            "1s",
+            "--output-tokens",
+            "4",
+        ],
     );
-    assert_eq!(doc["saturated"]["load"], "rate 30/s");
-    let first = steps[0]["throughput"]["requests_per_second"]
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rate 5/s sends only 5 requests per step: too few"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_server_that_fails_every_request_stops_the_run_with_its_message() {
+    let sim = crate::util::start_with(&["vllm"], &["--error-rate", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let started = std::time::Instant::now();
+    let out = bench_output(
+        &sim.urls[0].1,
+        &[
+            "--rate",
+            "20",
+            "--duration",
+            "60s",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "stopped within seconds, not after the 60 s asked for"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped early: the first"), "{stderr}");
+    assert!(stderr.contains("simulated engine error"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("HTTP 500: simulated engine error"),
+        "the table shows the server's message: {stdout}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let messages = &report["requests"]["error_messages"]["http_5xx"];
+    assert_eq!(
+        messages[0]["message"], "HTTP 500: simulated engine error",
+        "{report}"
+    );
+    assert!(
+        report["stopped_early"]
+            .as_str()
+            .unwrap()
+            .contains("all failed")
+    );
+    // Calibration could not run either, and the report says so.
+    assert!(
+        report["prompt_tokens"]["sizing"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("not calibrated"),
+        "{report}"
+    );
+}
+
+#[test]
+fn with_fail_fast_off_a_failing_run_goes_on_and_still_says_why() {
+    // --fail-fast 0: a run that fails throughout goes on, and still says why.
+    let sim = crate::util::start_with(&["vllm"], &["--error-rate", "1"]);
+    let out = bench_output(
+        &sim.urls[0].1,
+        &["--requests", "3", "--fail-fast", "0", "--no-calibrate"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("http_5xx") && stdout.contains("3 × HTTP 500: simulated engine error"),
+        "{stdout}"
+    );
+}
+
+/// The test tokenizer: one to three tokens per prompt word.
+fn tokenizer() -> String {
+    crate::util::fixture("tokenizer/tokenizer.json")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn prompt_lengths_are_exact_with_a_tokenizer_and_close_when_calibrated() {
+    let sim = crate::util::start_with(
+        &["vllm"],
+        &["--profile", "instant", "--tokenizer", &tokenizer()],
+    );
+    let url = &sim.urls[0].1;
+    let common = ["--requests", "12", "--output-tokens", "2", "--input-tokens"];
+    // Exact: every prompt is 256 of the server's tokens, its template's included.
+    let (report, rows) = bench(
+        url,
+        &[&common[..], &["256", "--tokenizer", &tokenizer()]].concat(),
+    );
+    assert_eq!(report["prompt_tokens"]["sizing"]["method"], "tokenizer");
+    assert_eq!(report["prompt_tokens"]["sizing"]["template_tokens"], 4);
+    assert!(rows.iter().all(|r| r[9] == "256"), "{rows:?}");
+    assert_eq!(report["prompt_tokens"]["largest_relative_error"], 0.0);
+    // Calibrated by probes: within 5 % on average.
+    let (report, _) = bench(url, &[&common[..], &["256"]].concat());
+    let p = &report["prompt_tokens"];
+    assert_eq!(p["sizing"]["method"], "calibrated", "{p}");
+    let ratio = p["achieved_over_asked"].as_f64().unwrap();
+    assert!((ratio - 1.0).abs() < 0.05, "{p}");
+    // One word per token is far off on this tokenizer: what calibration corrects.
+    let (report, _) = bench(url, &[&common[..], &["256", "--no-calibrate"]].concat());
+    let ratio = report["prompt_tokens"]["achieved_over_asked"]
         .as_f64()
         .unwrap();
-    assert!(first > 1.5, "2/s is within capacity: {first}");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("saturated at rate 30/s"), "{stdout}");
+    assert!(ratio > 1.5, "{}", report["prompt_tokens"]);
 }
 
 #[test]

@@ -53,6 +53,7 @@ fn a_single_run_adds_its_timeline() {
             e2e_intended: 0.5,
             tpot: Some(0.02),
             itl_max: Some(0.03),
+            asked_input_tokens: Some(100),
             input_tokens: Some(100),
             output_tokens: Some(20),
             content_chunks: 20,

@@ -68,6 +68,7 @@ fn prompts_have_their_length_and_share_only_the_prefix() {
         input: LengthDist::Fixed(100),
         output: LengthDist::Fixed(20),
         prefix_ratio: 0.5,
+        sizing: crate::bench::sizing::Sizing::Words,
     };
     let mut rng = Rng::new(1, 1);
     let a = w.prompt(&mut rng, 7);

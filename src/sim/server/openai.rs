@@ -103,9 +103,14 @@ fn parse_chat(body: &[u8], app: &App, route: Route) -> Result<Chat, ApiError> {
         .or_else(|| json.get("max_completion_tokens"))
         .and_then(Value::as_u64)
         .map_or(16, |n| n.clamp(1, u64::from(MAX_TOKENS)) as u32);
-    // About four characters per token, and a natural length that depends only on the
-    // prompt, so the same request always gets the same answer.
-    let prompt_tokens = (text.len() as u32).div_ceil(4).max(1) + overhead;
+    // The tokenizer's count when one is given, else about four characters per token; and a
+    // natural length that depends only on the prompt, so the same request always gets the
+    // same answer.
+    let content_tokens = match &app.tokenizer {
+        Some(tokenizer) => u32::try_from(tokenizer.count(&text)).unwrap_or(u32::MAX),
+        None => (text.len() as u32).div_ceil(4),
+    };
+    let prompt_tokens = content_tokens.max(1).saturating_add(overhead);
     // vLLM's `ignore_eos` (also honoured by SGLang and llama.cpp): generate exactly
     // `max_tokens`, as load generators ask for fixed output lengths.
     let ignore_eos = json.get("ignore_eos").and_then(Value::as_bool) == Some(true);
