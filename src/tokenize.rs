@@ -37,7 +37,14 @@ impl Tokenizer {
             path: path.to_path_buf(),
             reason,
         };
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| failed(e.to_string()))?;
+        let mut inner =
+            tokenizers::Tokenizer::from_file(path).map_err(|e| failed(e.to_string()))?;
+        // Counting, not feeding a model: a file that truncates (BERT's cut at 512, some at
+        // 128) or pads would make every long prompt look the same length.
+        inner
+            .with_truncation(None)
+            .map_err(|e| failed(format!("cannot turn truncation off: {e}")))?;
+        inner.with_padding(None);
         let tokenizer = Tokenizer {
             inner,
             path: path.to_path_buf(),

@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::sizing::{Sizing, calibrate};
-use super::workload::Workload;
+use super::workload::WORDS;
 use super::{Api, BenchOptions};
 
-/// Word counts of the two calibration probes.
-const PROBE_WORDS: (u32, u32) = (32, 160);
+/// Word counts of the two calibration probes: one and sixteen rounds of the prompt words,
+/// so that each probe holds every word equally often, as the run's prompts do.
+const PROBE_WORDS: (u32, u32) = (16, 256);
 
 /// The sizing for the run, and a note when it is not what the options asked for.
 pub async fn prepare(options: &BenchOptions, model: &str) -> (Sizing, Option<String>) {
@@ -22,17 +23,10 @@ pub async fn prepare(options: &BenchOptions, model: &str) -> (Sizing, Option<Str
                 Ok(reported) => {
                     let content = tokenizer.count(&text) as u64;
                     let overhead = u32::try_from(reported.saturating_sub(content)).unwrap_or(0);
-                    let sizing = Sizing::Exact {
-                        tokenizer: tokenizer.clone(),
-                        overhead,
-                    };
-                    (sizing, None)
+                    (Sizing::exact(tokenizer.clone(), overhead), None)
                 }
                 Err(why) => {
-                    let sizing = Sizing::Exact {
-                        tokenizer: tokenizer.clone(),
-                        overhead: 0,
-                    };
+                    let sizing = Sizing::exact(tokenizer.clone(), 0);
                     let note = format!(
                         "the server's template tokens are not counted (its probe failed: {why})"
                     );
@@ -64,15 +58,9 @@ async fn calibrated(options: &BenchOptions, model: &str) -> Result<Sizing, Strin
     })
 }
 
-/// The prompt text of `words` words, as the run's prompts are written.
+/// `words` of the prompt words, each in turn.
 fn probe_text(words: u32) -> String {
-    let workload = Workload {
-        input: super::workload::LengthDist::Fixed(words),
-        output: super::workload::LengthDist::Fixed(1),
-        prefix_ratio: 0.0,
-        sizing: Sizing::Words,
-    };
-    workload.prompt(&mut crate::rng::Rng::new(0, 0), 0).text
+    WORDS.iter().cycle().take(words as usize).copied().collect()
 }
 
 /// Sends one whole (non-streamed) request with `text` as its prompt and one output token;

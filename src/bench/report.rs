@@ -489,7 +489,7 @@ impl Aggregate {
             ));
         }
         if let Some(note) = p["sizing"]["note"].as_str() {
-            out.push_str(&format!("           {note}\n"));
+            out.push_str(&format!("prompts    {note}\n"));
         }
         if let Some(cpu) = report["client_cpu"]["per_request_microseconds"].as_f64() {
             out.push_str(&format!("client CPU {cpu:.0} µs per request\n"));

@@ -11,10 +11,12 @@
 //! - **words**: one word per token, uncorrected (`--no-calibrate`, or when the server reports
 //!   no usage).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
+use super::workload::WORDS;
 use crate::tokenize::Tokenizer;
 
 /// How asked token counts become prompt text.
@@ -36,6 +38,9 @@ pub enum Sizing {
         tokenizer: Arc<Tokenizer>,
         /// Tokens the server adds around the content.
         overhead: u32,
+        /// Each prompt word's tokens, where they add up in this tokenizer: prompts are then
+        /// sized by lookup instead of encoding each one.
+        counts: Option<Arc<WordCounts>>,
     },
 }
 
@@ -80,8 +85,132 @@ impl Sizing {
             Sizing::Exact {
                 tokenizer,
                 overhead,
-            } => exact(tokenizer, asked.saturating_sub(*overhead).max(1), words),
+                counts,
+            } => {
+                let target = asked.saturating_sub(*overhead).max(1);
+                counts
+                    .as_ref()
+                    .and_then(|c| c.text(target, &words))
+                    .unwrap_or_else(|| exact(tokenizer, target, words))
+            }
         }
+    }
+
+    /// Exact sizing with `tokenizer`, by lookup where its word counts add up.
+    pub fn exact(tokenizer: Arc<Tokenizer>, overhead: u32) -> Sizing {
+        let counts = WordCounts::measure(&tokenizer).map(Arc::new);
+        Sizing::Exact {
+            tokenizer,
+            overhead,
+            counts,
+        }
+    }
+}
+
+/// How many tokens each prompt word takes, at the start of a prompt and after another word,
+/// in a tokenizer that splits on white space (nearly all do). Kept only when the counts of
+/// sample prompts add up exactly; with them, a prompt of an exact length costs a lookup per
+/// word instead of several encodings (a real tokenizer takes milliseconds for a long one).
+#[derive(Debug)]
+pub struct WordCounts {
+    first: HashMap<&'static str, u32>,
+    after: HashMap<&'static str, u32>,
+    /// A word of one token after another word, and one at the start, to end on the exact
+    /// length.
+    one_after: Option<&'static str>,
+    one_first: Option<&'static str>,
+    mean_after: f64,
+}
+
+impl WordCounts {
+    /// The counts, or `None` where they do not add up in `tokenizer`.
+    fn measure(tokenizer: &Tokenizer) -> Option<WordCounts> {
+        let mut first = HashMap::new();
+        let mut after = HashMap::new();
+        for word in WORDS.iter().map(|w| w.trim_end()) {
+            let alone = tokenizer.count(word);
+            let two = tokenizer.count(&format!("{word} {word}"));
+            let three = tokenizer.count(&format!("{word} {word} {word}"));
+            // After a word, the same count each time: else nothing adds up.
+            if three.checked_sub(two)? != two.checked_sub(alone)? {
+                return None;
+            }
+            first.insert(word, u32::try_from(alone).ok()?);
+            after.insert(word, u32::try_from(three - two).ok()?);
+        }
+        let pick = |map: &HashMap<&'static str, u32>| {
+            WORDS
+                .iter()
+                .map(|w| w.trim_end())
+                .find(|w| map.get(w) == Some(&1))
+        };
+        let counts = WordCounts {
+            one_after: pick(&after),
+            one_first: pick(&first),
+            mean_after: after.values().map(|c| f64::from(*c)).sum::<f64>() / after.len() as f64,
+            first,
+            after,
+        };
+        // Sample prompts of every word in several orders must count as the sum says.
+        for (start, n) in [(0, 1), (3, 17), (7, 50), (11, 200)] {
+            let sample = WORDS
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(n)
+                .map(|w| w.trim_end())
+                .collect::<Vec<_>>()
+                .join(" ");
+            if counts.count(&sample)? as usize != tokenizer.count(&sample) {
+                return None;
+            }
+        }
+        (counts.mean_after > 0.0).then_some(counts)
+    }
+
+    /// Tokens of a text of prompt words, by the table.
+    fn count(&self, text: &str) -> Option<u32> {
+        text.split_whitespace()
+            .enumerate()
+            .map(|(i, word)| {
+                let table = if i == 0 { &self.first } else { &self.after };
+                table.get(word).copied()
+            })
+            .sum()
+    }
+
+    /// Words of the prompt (from `words(n)`) up to exactly `target` tokens, ended with
+    /// one-token words where the next word would go over; `None` when that cannot be done.
+    fn text(&self, target: u32, words: impl Fn(u32) -> String) -> Option<String> {
+        let estimate = (f64::from(target) / self.mean_after).ceil().max(1.0);
+        let source = words(estimate.min(f64::from(MAX_WORDS)) as u32);
+        let mut out = String::with_capacity(source.len() + 16);
+        let mut have = 0;
+        for (i, word) in source.split_whitespace().enumerate() {
+            let table = if i == 0 { &self.first } else { &self.after };
+            let tokens = *table.get(word)?;
+            if have + tokens > target {
+                break;
+            }
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(word);
+            have += tokens;
+            if have == target {
+                return Some(out);
+            }
+        }
+        while have < target {
+            if out.is_empty() {
+                out.push_str(self.one_first?);
+            } else {
+                out.push(' ');
+                out.push_str(self.one_after?);
+            }
+            have += 1;
+        }
+        Some(out)
     }
 }
 
@@ -93,9 +222,16 @@ fn exact(tokenizer: &Tokenizer, target: u32, words: impl Fn(u32) -> String) -> S
     // tokenizer merges words; then double.
     let mut n = target.max(1) as u32;
     let mut text = words(n);
-    while tokenizer.count(&text) < target && n < MAX_WORDS {
+    let mut count = tokenizer.count(&text);
+    while count < target && n < MAX_WORDS {
         n = n.saturating_mul(2).min(MAX_WORDS);
         text = words(n);
+        let longer = tokenizer.count(&text);
+        if longer <= count {
+            // More words, no more tokens: the tokenizer caps lengths; take what it gives.
+            break;
+        }
+        count = longer;
     }
     for want in [target, target + 1, target.saturating_sub(1)] {
         let Some(end) = tokenizer.end_of_token(&text, want) else {
@@ -158,17 +294,25 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/tokenizer/tokenizer.json");
         let tokenizer = Arc::new(Tokenizer::load(&path).unwrap());
-        let sizing = Sizing::Exact {
+        let by_lookup = Sizing::exact(tokenizer.clone(), 5);
+        let Sizing::Exact { counts, .. } = &by_lookup else {
+            panic!("exact")
+        };
+        assert!(counts.is_some(), "the test tokenizer's word counts add up");
+        let by_encoding = Sizing::Exact {
             tokenizer: tokenizer.clone(),
             overhead: 5,
+            counts: None,
         };
-        for asked in [6, 7, 8, 64, 65, 300] {
-            let text = sizing.text(asked, words);
-            assert_eq!(
-                tokenizer.count(&text),
-                asked as usize - 5,
-                "{asked}: {text:?}"
-            );
+        for sizing in [by_lookup, by_encoding] {
+            for asked in [6, 7, 8, 64, 65, 300] {
+                let text = sizing.text(asked, words);
+                assert_eq!(
+                    tokenizer.count(&text),
+                    asked as usize - 5,
+                    "{asked}: {text:?}"
+                );
+            }
         }
         assert_eq!(Sizing::Words.text(3, words), "sea sky fog ");
     }

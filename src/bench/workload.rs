@@ -107,7 +107,7 @@ pub struct Prompt {
 }
 
 /// Words of four characters: one token each for a four-characters-per-token count.
-const WORDS: [&str; 16] = [
+pub(super) const WORDS: [&str; 16] = [
     "sea ", "sky ", "oak ", "ice ", "sun ", "fog ", "elm ", "bay ", "ray ", "dew ", "ash ", "fir ",
     "owl ", "yak ", "ant ", "eel ",
 ];
@@ -130,7 +130,7 @@ impl Workload {
     }
 
     /// The first `n` words of request `i`'s prompt: the shared prefix (its share of `n`),
-    /// the request number in words, then words drawn from `seed`.
+    /// the request number in words, then the words in turn from a start drawn from `seed`.
     fn words(&self, n: u32, i: u64, seed: u64) -> String {
         let mut rng = Rng::new(seed, i);
         let shared = (f64::from(n) * self.prefix_ratio.clamp(0.0, 1.0)).round() as u32;
@@ -149,8 +149,12 @@ impl Workload {
                 break;
             }
         }
-        for _ in 0..unique {
-            text.push_str(WORDS[(rng.uniform() * WORDS.len() as f64) as usize % WORDS.len()]);
+        // Then every word in turn from a random start: any 16 in a row hold each word once,
+        // so a prompt's length in a real tokenizer's tokens varies little from request to
+        // request, and calibration's tokens-per-word holds for each.
+        let start = (rng.uniform() * WORDS.len() as f64) as usize;
+        for k in 0..unique as usize {
+            text.push_str(WORDS[(start + k) % WORDS.len()]);
         }
         text
     }

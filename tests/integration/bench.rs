@@ -453,12 +453,13 @@ fn prompt_lengths_are_exact_with_a_tokenizer_and_close_when_calibrated() {
     assert_eq!(report["prompt_tokens"]["sizing"]["template_tokens"], 4);
     assert!(rows.iter().all(|r| r[9] == "256"), "{rows:?}");
     assert_eq!(report["prompt_tokens"]["largest_relative_error"], 0.0);
-    // Calibrated by probes: within 5 % on average.
+    // Calibrated by probes: every prompt within 5 %.
     let (report, _) = bench(url, &[&common[..], &["256"]].concat());
     let p = &report["prompt_tokens"];
     assert_eq!(p["sizing"]["method"], "calibrated", "{p}");
     let ratio = p["achieved_over_asked"].as_f64().unwrap();
-    assert!((ratio - 1.0).abs() < 0.05, "{p}");
+    assert!((ratio - 1.0).abs() < 0.02, "{p}");
+    assert!(p["largest_relative_error"].as_f64().unwrap() <= 0.05, "{p}");
     // One word per token is far off on this tokenizer: what calibration corrects.
     let (report, _) = bench(url, &[&common[..], &["256", "--no-calibrate"]].concat());
     let ratio = report["prompt_tokens"]["achieved_over_asked"]

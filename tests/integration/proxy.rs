@@ -353,3 +353,50 @@ fn up_serves_the_ttft_gap_only_while_the_proxy_carries_the_engines_traffic() {
     let (_, m) = get(&format!("{up}/metrics"));
     assert!(!m.contains("llm_client_ttft_gap_seconds"), "{m}");
 }
+
+#[test]
+fn bench_engine_metrics_through_a_proxy_names_the_engine_or_says_why_not() {
+    let sim = start_with(&["vllm"], &["--profile", "instant"]);
+    let proxy = start_proxy(&[&sim.urls[0].1], &[]);
+    let report = |extra: &[&str]| -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("r.json");
+        let args: Vec<&str> = [
+            "bench",
+            &proxy.base,
+            "--requests",
+            "5",
+            "--output-tokens",
+            "4",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .chain(["--json", json.to_str().unwrap()])
+        .collect();
+        let table = run_ok(&args);
+        let mut report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        report["table"] = json!(table);
+        report
+    };
+    // The proxy's own /metrics is not an engine's: said so, never an empty section.
+    let own = report(&["--engine-metrics"]);
+    let error = own["engine_view"]["error"].as_str().unwrap();
+    assert!(error.contains("llmwatch's own exposition"), "{error}");
+    assert!(error.contains("--engine-metrics URL"), "{error}");
+    let table = own["table"].as_str().unwrap();
+    assert!(table.contains("engine     no engine view: "), "{table}");
+    // Named, the engine's metrics give its view of the same requests.
+    let named = format!("{}/metrics", sim.urls[0].1);
+    let engine = report(&["--engine-metrics", &named]);
+    let view = &engine["engine_view"];
+    assert_eq!(view["engine"], "vllm", "{view}");
+    assert_eq!(view["metrics_url"], named.as_str());
+    assert_eq!(view["generation_tokens"].as_f64(), Some(20.0), "{view}");
+    assert!(
+        engine["table"]
+            .as_str()
+            .unwrap()
+            .contains("engine     vllm")
+    );
+}
