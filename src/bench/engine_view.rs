@@ -40,6 +40,20 @@ pub async fn snapshot(url: &str, api_key: Option<&str>) -> Result<Analysis, Stri
     }
 }
 
+/// The engine's view of the run: a second scrape of `url`, compared with `before`; or why
+/// there is none. Names the URL either way.
+pub async fn after(before: Result<Analysis, String>, url: &str, api_key: Option<&str>) -> Json {
+    let mut view = match before {
+        Ok(before) => match snapshot(url, api_key).await {
+            Ok(after) => compare(&before, &after),
+            Err(e) => json!({ "error": e }),
+        },
+        Err(e) => json!({ "error": e }),
+    };
+    view["metrics_url"] = json!(url);
+    view
+}
+
 /// Why a body with no engine in it gives no engine view.
 fn not_an_engine(url: &str, analysis: &Analysis) -> String {
     let named = |prefix: &str| analysis.families.iter().any(|f| f.name.starts_with(prefix));

@@ -350,14 +350,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
         report["prompt_tokens"]["sizing"] = sizing;
     }
     if let (Some(before), Some(url)) = (engine_before, &engine_url) {
-        report["engine_view"] = match before {
-            Ok(before) => match engine_view::snapshot(url, options.api_key.as_deref()).await {
-                Ok(after) => engine_view::compare(&before, &after),
-                Err(e) => json!({ "error": e }),
-            },
-            Err(e) => json!({ "error": e }),
-        };
-        report["engine_view"]["metrics_url"] = json!(url);
+        report["engine_view"] = engine_view::after(before, url, options.api_key.as_deref()).await;
     }
     if let (Some(before), Some(after)) = (cpu_before, process_cpu_seconds()) {
         let cpu = after - before;

@@ -195,9 +195,11 @@ fn up_serves_every_dialect_in_one_schema_and_the_api_agrees() {
     assert_eq!(names.len(), before, "a family split in two");
 }
 
-#[test]
-fn history_gives_rates_and_quantiles_over_a_window() {
-    let sim = start(&["vllm"]);
+/// `up` scraping a simulated vLLM (started with `sim_args`) every 200 ms, after six chat
+/// requests: the `/api/v1/history` series of `signal` for it once its p50 is there, and
+/// `up` itself.
+fn history_after_six_requests(sim_args: &[&str], signal: &str) -> (Value, Up) {
+    let sim = start_with(&["vllm"], sim_args);
     let base = sim.urls[0].1.clone();
     let up = start_up(
         "[scrape]\ninterval = \"200ms\"\n",
@@ -211,15 +213,21 @@ fn history_gives_rates_and_quantiles_over_a_window() {
         }
     });
     let url = format!(
-        "{}/api/v1/history?signal=llm_time_to_first_token_seconds&window=1m&target=v",
+        "{}/api/v1/history?signal={signal}&window=1m&target=v",
         up.base
     );
     let series = eventually(10, || {
         let (_, body) = get(&url);
         let v: Value = serde_json::from_str(&body).ok()?;
         let s = v["series"].get(0)?.clone();
-        s["quantiles"]["0.99"].as_f64().map(|_| s)
+        (!s["quantiles"]["0.99"].is_null()).then_some(s)
     });
+    (series, up)
+}
+
+#[test]
+fn history_gives_rates_and_quantiles_over_a_window() {
+    let (series, up) = history_after_six_requests(&[], "llm_time_to_first_token_seconds");
     let p50 = series["quantiles"]["0.5"].as_f64().unwrap();
     let p99 = series["quantiles"]["0.99"].as_f64().unwrap();
     assert!(0.0 < p50 && p50 <= p99 && p99 < 1.0, "{series}");
@@ -234,31 +242,10 @@ fn history_gives_rates_and_quantiles_over_a_window() {
 fn a_history_quantile_in_the_first_bucket_is_a_bound_not_a_value() {
     // Instant steps: every request ends in a few milliseconds, inside vLLM's first e2e
     // bucket (0.3 s), where interpolating from zero would say 0.15 s.
-    let sim = start_with(&["vllm"], &["--profile", "instant"]);
-    let base = sim.urls[0].1.clone();
-    let up = start_up(
-        "[scrape]\ninterval = \"200ms\"\n",
-        &[&format!("--target={base},name=v")],
-    );
-    let (rt, client) = http();
-    rt.block_on(async {
-        for i in 0..6 {
-            chat(&client, &base, i).await;
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-    });
-    let url = format!(
-        "{}/api/v1/history?signal=llm_e2e_request_latency_seconds&window=1m&target=v",
-        up.base
-    );
-    let quantiles = eventually(10, || {
-        let (_, body) = get(&url);
-        let v: Value = serde_json::from_str(&body).ok()?;
-        let q = v["series"].get(0)?["quantiles"].clone();
-        (!q["0.5"].is_null()).then_some(q)
-    });
+    let (series, _up) =
+        history_after_six_requests(&["--profile", "instant"], "llm_e2e_request_latency_seconds");
     for q in ["0.5", "0.9", "0.99"] {
-        assert_eq!(quantiles[q], json!({"at_most": 0.3}), "{quantiles}");
+        assert_eq!(series["quantiles"][q], json!({"at_most": 0.3}), "{series}");
     }
 }
 
