@@ -21,7 +21,13 @@ const MAX_HEADERS: usize = 64;
 
 /// A kept-alive connection and its read buffer (kept together, so a request on a pooled
 /// connection allocates no buffer).
-type Idle = (TcpStream, Vec<u8>);
+/// A kept-alive connection, its read buffer, and since when it has been idle.
+type Idle = (TcpStream, Vec<u8>, Instant);
+
+/// Idle connections older than this are not reused. Servers close idle keep-alive
+/// connections after a few seconds (uvicorn, which serves vLLM, and cpp-httplib, which serves
+/// llama.cpp, after 5 s); a request sent as one closes would fail, and it is never resent.
+const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A read buffer that grew past this is not kept with its connection.
 const KEEP_BUFFER: usize = 4 * READ_SIZE;
@@ -124,11 +130,15 @@ impl Pool {
     /// failure to report, not to hide behind a retry).
     fn take(&self) -> Option<Idle> {
         loop {
-            let (connection, buffer) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let (connection, buffer, since) =
+                self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if since.elapsed() > MAX_IDLE {
+                continue;
+            }
             let mut probe = [0u8; 1];
             match connection.try_read(&mut probe) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Some((connection, buffer));
+                    return Some((connection, buffer, since));
                 }
                 // Closed (0 bytes), bytes nobody asked for, or an error: not reusable.
                 _ => {}
@@ -141,15 +151,16 @@ impl Pool {
         if buffer.capacity() > KEEP_BUFFER {
             buffer = Vec::new();
         }
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((connection, buffer));
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((
+            connection,
+            buffer,
+            Instant::now(),
+        ));
     }
 
     /// Sends a whole request (head and body, as bytes) and waits for the response head.
     pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response, Failure> {
-        if let Some((pooled, buffer)) = self.take() {
+        if let Some((pooled, buffer, _)) = self.take() {
             match self.on(pooled, buffer, request).await {
                 Err(None) => {}
                 Err(Some(failure)) => return Err(failure),

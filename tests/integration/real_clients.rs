@@ -34,8 +34,9 @@ fn proxy_metrics(base: &str) -> String {
 }
 
 /// Streams one chat answer over a plain socket and closes the connection the moment the
-/// `[DONE]` event has arrived, before the chunked body's end. Returns whether it came.
-fn stream_and_close_on_done(base: &str, model: &str, max_tokens: u32) -> bool {
+/// `[DONE]` event has arrived, before the chunked body's end. What arrived, when `[DONE]`
+/// did not.
+fn stream_and_close_on_done(base: &str, model: &str, max_tokens: u32) -> Result<(), String> {
     let addr = base.trim_start_matches("http://");
     let mut socket = TcpStream::connect(addr).unwrap();
     socket.set_nodelay(true).unwrap();
@@ -59,12 +60,13 @@ fn stream_and_close_on_done(base: &str, model: &str, max_tokens: u32) -> bool {
     let mut buffer = [0u8; 4096];
     loop {
         match socket.read(&mut buffer) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) => return Err(format!("closed: {}", String::from_utf8_lossy(&seen))),
+            Err(e) => return Err(format!("{e}: {}", String::from_utf8_lossy(&seen))),
             Ok(n) => seen.extend_from_slice(&buffer[..n]),
         }
         if seen.windows(12).any(|w| w == b"data: [DONE]") {
             // Dropping the socket closes it now, whatever the server still has to send.
-            return true;
+            return Ok(());
         }
     }
 }
@@ -137,7 +139,7 @@ fn a_stream_closed_by_its_client_on_done_is_completed_not_a_disconnect() {
     let upstream = slow_ending_upstream();
     let proxy = start_proxy(&[&upstream], &[]);
     for _ in 0..5 {
-        assert!(stream_and_close_on_done(&proxy.base, "slow", 2));
+        stream_and_close_on_done(&proxy.base, "slow", 2).unwrap();
     }
     eventually(10, || {
         let m = proxy_metrics(&proxy.base);
@@ -165,7 +167,7 @@ fn a_stream_closed_by_its_client_on_done_is_completed_not_a_disconnect() {
 fn raw_clients_count_no_disconnects(upstream: &str, model: &str, n: usize, max_tokens: u32) {
     let proxy = start_proxy(&[upstream], &[]);
     for _ in 0..n {
-        assert!(stream_and_close_on_done(&proxy.base, model, max_tokens));
+        stream_and_close_on_done(&proxy.base, model, max_tokens).unwrap();
     }
     let metrics = eventually(30, || {
         let m = proxy_metrics(&proxy.base);
