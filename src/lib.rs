@@ -6,6 +6,7 @@
 //! are the thin layer the binary uses.
 
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod client_metrics;
 pub mod clock;
@@ -22,4 +23,5 @@ pub mod rng;
 pub mod sim;
 pub mod sse;
 pub mod tokenize;
+pub mod ui;
 pub mod up;

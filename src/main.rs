@@ -102,7 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             init_logging();
-            runtime.block_on(up::demo(args.listen))?;
+            runtime.block_on(llmwatch::commands::demo::run(args.listen))?;
         }
         Command::Export(args) => {
             let written = llmwatch::commands::export::run(&args)?;

@@ -234,14 +234,15 @@ pub async fn supervise(
     run: &Run,
     ended: impl Future<Output = ()>,
     stop: &AtomicBool,
-    fail_fast: Option<u64>,
+    options: &BenchOptions,
 ) -> Ended {
+    let fail_fast = options.fail_fast;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c, ended);
     // Checked often, so a server that fails everything is left within a fraction of a second.
     let mut check = tokio::time::interval(Duration::from_millis(100));
     let mut last_progress = Instant::now();
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let terminal = options.progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut failed_fast = None;
     let how = loop {
         tokio::select! {

@@ -105,6 +105,8 @@ pub struct BenchOptions {
     pub tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
     /// Without a tokenizer, measure the server's tokens per prompt word before the run.
     pub calibrate: bool,
+    /// Show a progress line on a terminal (off for load that runs inside another command).
+    pub progress: bool,
 }
 
 /// Why a benchmark could not run.
@@ -320,12 +322,12 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
             });
             let ended = drive::open_loop(run.clone(), plan, threads, stop.clone())?;
-            drive::supervise(&run, ended, &stop, options.fail_fast).await
+            drive::supervise(&run, ended, &stop, &options).await
         }
         LoadMode::Closed { concurrency } => {
             let client = http_client(&run.url)?;
             let ended = drive::closed_loop(run.clone(), client, concurrency, stop.clone());
-            drive::supervise(&run, ended, &stop, options.fail_fast).await
+            drive::supervise(&run, ended, &stop, &options).await
         }
     };
     let interrupted = ended == drive::Ended::Interrupted;

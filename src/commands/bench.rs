@@ -88,6 +88,7 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
             None => None,
         },
         calibrate: !args.no_calibrate,
+        progress: true,
     })
 }
 

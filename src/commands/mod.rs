@@ -2,6 +2,7 @@
 //! commands can call it; `main.rs` only parses arguments and prints.
 
 pub mod bench;
+pub mod demo;
 pub mod export;
 pub mod proxy;
 pub mod render;

@@ -1,14 +1,8 @@
-//! `llmwatch up` and `llmwatch demo`: the collector, on given targets or on simulated engines
-//! of every dialect started in the same process.
+//! `llmwatch up`: the collector, on given targets or on engines found on their usual ports.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use crate::commands::sim::{self, SimOptions};
-use crate::sim::engine::Profile;
-use crate::sim::faults::FaultRates;
-use crate::sim::load::Load;
-use crate::sim::runtime::Scheduling;
 use crate::up::{self, Sources};
 
 /// Runs the collector until Ctrl-C. With no target anywhere, looks for engines on their
@@ -53,86 +47,9 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts simulated engines of every dialect with background traffic, and `up` on them; prints
-/// the URLs and what to try; stops everything on Ctrl-C.
-pub async fn demo(listen: Option<String>) -> anyhow::Result<()> {
-    let dialects = ["vllm", "tgi", "llamacpp", "sglang"];
-    let options = SimOptions {
-        engines: dialects
-            .iter()
-            .map(|d| sim::parse_engine_spec(&format!("{d}:0")).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<_>>()?,
-        host: std::net::Ipv4Addr::LOCALHOST.into(),
-        profile: Profile::gpu_7b(),
-        faults: FaultRates::default(),
-        seed: 1,
-        scenario: None,
-        load: Some(Load::chat(4.0)),
-        api_key: None,
-        llamacpp_metrics: true,
-        scheduling: Scheduling::Normal,
-        tokenizer: None,
-    };
-    let mut engines = sim::start(&options).await?;
-    let sources = Sources {
-        config_path: None,
-        target_args: engines
-            .engines
-            .iter()
-            .map(|(name, addr)| format!("http://{addr},name=sim-{name}"))
-            .collect(),
-        listen: Some(listen.unwrap_or_else(|| "127.0.0.1:9464".into())),
-        ..Sources::default()
-    };
-    let config = sources.config()?;
-    let targets = sources.targets(&config)?;
-    let running = up::start(sources, config, targets).await?;
-    let mut out = String::new();
-    writeln!(
-        out,
-        "llmwatch demo: simulated engines with background traffic"
-    )?;
-    for (name, addr) in &engines.engines {
-        writeln!(
-            out,
-            "  {name:<9} http://{addr}  (OpenAI API, /metrics in {name}'s own dialect)"
-        )?;
-    }
-    let addr = running.addr;
-    writeln!(out, "llmwatch up on them: http://{addr}")?;
-    writeln!(out, "Try:")?;
-    writeln!(
-        out,
-        "  curl http://{addr}/metrics                 # every engine in one llm_* schema"
-    )?;
-    writeln!(
-        out,
-        "  curl http://{addr}/api/v1/targets          # health, engine and version of each"
-    )?;
-    writeln!(
-        out,
-        "  curl 'http://{addr}/api/v1/history?signal=llm_time_to_first_token_seconds&window=1m'"
-    )?;
-    if let Some((_, vllm)) = engines.engines.first() {
-        writeln!(
-            out,
-            "  cargo run --release -- scrape http://{vllm}  # what llmwatch reads from one engine"
-        )?;
-    }
-    writeln!(out, "Ctrl-C stops everything.")?;
-    print_banner(&out);
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        Some(result) = engines.tasks.join_next() => {
-            result??;
-            Ok(())
-        }
-    }
-}
-
 /// Prints what the command started. A closed standard output (say, piped into `head`) must not
 /// stop the collector, so write errors are ignored here.
-fn print_banner(text: &str) {
+pub fn print_banner(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();

@@ -120,8 +120,7 @@ pub struct RuleFile {
 /// Labels the aggregates keep: a service's model on one engine kind.
 pub const BY: &str = "namespace, service, engine, model";
 
-/// Outcomes that spend the availability error budget: the server failed or turned the
-/// request away. Client errors and client aborts are not the server's fault.
+/// [`crate::catalog::ERROR_OUTCOMES`] as a PromQL regular expression.
 pub const ERROR_OUTCOMES: &str = "error_server|rejected_overload";
 
 /// The windows of the multi-window, multi-burn-rate alerts (the SRE workbook's pairs).

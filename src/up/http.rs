@@ -40,6 +40,11 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/history", get(history))
         .route("/api/v1/client_gap", get(client_gap))
+        .route("/api/v1/overview", get(overview))
+        .route("/api/v1/detail", get(detail))
+        .route("/", get(crate::ui::web::index))
+        .route("/assets/app.js", get(crate::ui::web::script))
+        .route("/assets/style.css", get(crate::ui::web::style))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -202,6 +207,43 @@ async fn client_gap(State(app): State<Arc<App>>) -> Response {
         }),
     };
     axum::Json(body).into_response()
+}
+
+/// A JSON error answer.
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+async fn overview(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Query>) -> Response {
+    match crate::ui::api::overview(&app.store, &q, now_unix()) {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn detail(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Query>) -> Response {
+    let now = now_unix();
+    // The client-side comparison for this model, when the proxy runs here.
+    let client = app.proxy.as_ref().and_then(|proxy| {
+        let model = q.model.as_deref()?;
+        let gap = super::gap::gaps(proxy, &app.store, now)
+            .into_iter()
+            .find(|g| g.model == model)?;
+        serde_json::to_value(gap).ok()
+    });
+    match crate::ui::api::detail(&app.store, &q, now, client) {
+        Ok(Some(body)) => axum::Json(body).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "no such target" })),
+        )
+            .into_response(),
+        Err(message) => bad_request(message),
+    }
 }
 
 fn now_unix() -> f64 {

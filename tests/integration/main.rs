@@ -28,3 +28,4 @@ mod sim_streams;
 mod up;
 mod up_config;
 mod util;
+mod web;

@@ -1,0 +1,296 @@
+//! The panels: what each one plots, over which canonical signal, aggregated how, in which
+//! unit. The overview's columns and the detail page's charts are both lists of these.
+
+use super::ERROR_OUTCOMES;
+
+/// What a number is measured in, for formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Events per second (requests, preemptions).
+    PerSecond,
+    /// Tokens per second.
+    TokensPerSecond,
+    /// A share from 0 to 1.
+    Ratio,
+    /// A duration.
+    Seconds,
+    /// A count at an instant (requests running, batch size).
+    Count,
+}
+
+/// Which finished-request outcomes a rate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcomes {
+    /// Every outcome (or a signal without outcomes).
+    All,
+    /// Only these.
+    Only(&'static [&'static str]),
+}
+
+/// How one line of a panel is computed from a target's history, per model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measure {
+    /// Per-second increase of a counter, summed over the outcomes chosen.
+    Rate(&'static str, Outcomes),
+    /// One rate over another (both of the same counter): e.g. failed over finished.
+    Ratio(&'static str, Outcomes, Outcomes),
+    /// The latest value of a gauge.
+    Gauge(&'static str),
+    /// A quantile of a histogram's observations in the window.
+    Quantile(&'static str, f64),
+    /// One line per outcome present: the rate of each.
+    RateByOutcome(&'static str),
+}
+
+impl Measure {
+    /// The canonical signal it reads.
+    pub fn signal(self) -> &'static str {
+        match self {
+            Measure::Rate(s, _)
+            | Measure::Ratio(s, ..)
+            | Measure::Gauge(s)
+            | Measure::Quantile(s, _)
+            | Measure::RateByOutcome(s) => s,
+        }
+    }
+}
+
+/// One line of a panel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// Its name in the legend (or the column's, in the overview).
+    pub label: &'static str,
+    /// How it is computed.
+    pub measure: Measure,
+}
+
+/// A chart of the detail page, or a column group of the overview.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Panel {
+    /// Stable identifier (URLs, tests).
+    pub id: &'static str,
+    /// Title.
+    pub title: &'static str,
+    /// Unit of every line.
+    pub unit: Unit,
+    /// One sentence on what it shows.
+    pub help: &'static str,
+    /// The lines.
+    pub lines: &'static [Line],
+}
+
+const FINISHED: &str = "llm_requests_finished_total";
+const ERRORS: Outcomes = Outcomes::Only(&ERROR_OUTCOMES);
+
+const fn line(label: &'static str, measure: Measure) -> Line {
+    Line { label, measure }
+}
+
+const fn quantiles(signal: &'static str) -> [Line; 3] {
+    [
+        line("p50", Measure::Quantile(signal, 0.5)),
+        line("p95", Measure::Quantile(signal, 0.95)),
+        line("p99", Measure::Quantile(signal, 0.99)),
+    ]
+}
+
+/// The overview's columns, left to right: each a panel of one or more lines, each line a
+/// number with a sparkline.
+pub const OVERVIEW: [Panel; 9] = [
+    Panel {
+        id: "requests",
+        title: "req/s",
+        unit: Unit::PerSecond,
+        help: "Finished requests per second, every outcome.",
+        lines: &[line("req/s", Measure::Rate(FINISHED, Outcomes::All))],
+    },
+    Panel {
+        id: "tokens",
+        title: "tokens/s",
+        unit: Unit::TokensPerSecond,
+        help: "Prompt and generated tokens per second.",
+        lines: &[
+            line(
+                "prompt",
+                Measure::Rate("llm_prompt_tokens_total", Outcomes::All),
+            ),
+            line(
+                "generated",
+                Measure::Rate("llm_generation_tokens_total", Outcomes::All),
+            ),
+        ],
+    },
+    Panel {
+        id: "errors",
+        title: "errors",
+        unit: Unit::Ratio,
+        help: "Requests the server failed or turned away, over all finished.",
+        lines: &[line(
+            "error ratio",
+            Measure::Ratio(FINISHED, ERRORS, Outcomes::All),
+        )],
+    },
+    Panel {
+        id: "ttft",
+        title: "TTFT",
+        unit: Unit::Seconds,
+        help: "Engine-measured time to first token.",
+        lines: &quantiles("llm_time_to_first_token_seconds"),
+    },
+    Panel {
+        id: "itl",
+        title: "ITL",
+        unit: Unit::Seconds,
+        help: "Engine-measured time between tokens.",
+        lines: &[line(
+            "p95",
+            Measure::Quantile("llm_inter_token_latency_seconds", 0.95),
+        )],
+    },
+    Panel {
+        id: "e2e",
+        title: "e2e",
+        unit: Unit::Seconds,
+        help: "Engine-measured arrival to last token.",
+        lines: &[line(
+            "p95",
+            Measure::Quantile("llm_e2e_request_latency_seconds", 0.95),
+        )],
+    },
+    Panel {
+        id: "load",
+        title: "running / waiting",
+        unit: Unit::Count,
+        help: "Requests in the batch and requests queued.",
+        lines: &[
+            line("running", Measure::Gauge("llm_requests_running")),
+            line("waiting", Measure::Gauge("llm_requests_waiting")),
+        ],
+    },
+    Panel {
+        id: "kv",
+        title: "KV cache",
+        unit: Unit::Ratio,
+        help: "Share of the KV cache in use.",
+        lines: &[line("used", Measure::Gauge("llm_kv_cache_usage_ratio"))],
+    },
+    Panel {
+        id: "preemptions",
+        title: "preemptions/s",
+        unit: Unit::PerSecond,
+        help: "Requests preempted per second for want of KV cache.",
+        lines: &[line(
+            "preemptions/s",
+            Measure::Rate("llm_preemptions_total", Outcomes::All),
+        )],
+    },
+];
+
+/// The detail page's charts, in order: traffic, errors, latency, saturation.
+pub const DETAIL: [Panel; 13] = [
+    OVERVIEW[0],
+    OVERVIEW[1],
+    Panel {
+        id: "outcomes",
+        title: "Finished requests by outcome",
+        unit: Unit::PerSecond,
+        help: "Per second, by canonical outcome (ok_stop, ok_length, aborted, error_client, error_server, rejected_overload, …).",
+        lines: &[line("", Measure::RateByOutcome(FINISHED))],
+    },
+    OVERVIEW[2],
+    Panel {
+        id: "ttft",
+        title: "Time to first token",
+        unit: Unit::Seconds,
+        help: "Engine-measured arrival to first token.",
+        lines: &quantiles("llm_time_to_first_token_seconds"),
+    },
+    Panel {
+        id: "itl",
+        title: "Inter-token latency",
+        unit: Unit::Seconds,
+        help: "Engine-measured time between successive tokens of a request.",
+        lines: &quantiles("llm_inter_token_latency_seconds"),
+    },
+    Panel {
+        id: "e2e",
+        title: "End-to-end latency",
+        unit: Unit::Seconds,
+        help: "Engine-measured arrival to last token.",
+        lines: &quantiles("llm_e2e_request_latency_seconds"),
+    },
+    Panel {
+        id: "queue",
+        title: "Queue time",
+        unit: Unit::Seconds,
+        help: "Time requests waited before being scheduled.",
+        lines: &quantiles("llm_request_queue_seconds"),
+    },
+    Panel {
+        id: "prefill",
+        title: "Prefill time",
+        unit: Unit::Seconds,
+        help: "Time spent computing each request's prompt.",
+        lines: &quantiles("llm_request_prefill_seconds"),
+    },
+    Panel {
+        id: "decode",
+        title: "Decode time",
+        unit: Unit::Seconds,
+        help: "Time spent generating each request's tokens.",
+        lines: &quantiles("llm_request_decode_seconds"),
+    },
+    OVERVIEW[6],
+    Panel {
+        id: "cache",
+        title: "KV cache and prefix cache",
+        unit: Unit::Ratio,
+        help: "Share of the KV cache in use, and of prompt tokens found in the prefix cache.",
+        lines: &[
+            line("KV used", Measure::Gauge("llm_kv_cache_usage_ratio")),
+            line("prefix hits", Measure::Gauge("llm_prefix_cache_hit_ratio")),
+        ],
+    },
+    Panel {
+        id: "pressure",
+        title: "Preemptions and batch size",
+        unit: Unit::Count,
+        help: "Preemptions per second, and requests per decode step.",
+        lines: &[
+            line(
+                "preemptions/s",
+                Measure::Rate("llm_preemptions_total", Outcomes::All),
+            ),
+            line("batch size", Measure::Gauge("llm_batch_size")),
+        ],
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_panel_reads_a_signal_of_the_table_of_the_right_kind() {
+        use crate::engines::{SignalKind, signal};
+        for panel in OVERVIEW.iter().chain(&DETAIL) {
+            for line in panel.lines {
+                let s = signal(line.measure.signal())
+                    .unwrap_or_else(|| panic!("{}: {}", panel.id, line.measure.signal()));
+                let wanted = match line.measure {
+                    Measure::Rate(..) | Measure::Ratio(..) | Measure::RateByOutcome(_) => {
+                        SignalKind::Counter
+                    }
+                    Measure::Gauge(_) => SignalKind::Gauge,
+                    Measure::Quantile(..) => SignalKind::Histogram,
+                };
+                assert_eq!(s.kind, wanted, "{} reads {}", panel.id, s.name);
+            }
+        }
+        let mut ids: Vec<&str> = DETAIL.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), DETAIL.len(), "detail panel ids are unique");
+    }
+}

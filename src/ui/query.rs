@@ -1,0 +1,158 @@
+//! Evaluating a panel's lines over a target's history: the current value over the window, and
+//! a fixed number of points for a sparkline or chart, each over its own step. Reads
+//! `collect::history`'s primitives (rates across counter resets, quantiles with their bounds)
+//! and nothing else.
+
+use crate::catalog::panels::{Measure, Outcomes};
+use crate::collect::history::{self, Part, Point, Quantile, SeriesKey};
+
+/// A value of a line: a number, or a quantile that may only be a bound.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Reading {
+    /// A quantile (a number, or a bound).
+    Quantile(Quantile),
+    /// A rate, ratio or gauge.
+    Number(f64),
+}
+
+impl Reading {
+    /// A number to plot: the value, or the bound where only a bound is known.
+    pub fn plotted(self) -> f64 {
+        match self {
+            Reading::Number(v)
+            | Reading::Quantile(Quantile::Value(v))
+            | Reading::Quantile(Quantile::AtMost { at_most: v })
+            | Reading::Quantile(Quantile::Above { above: v }) => v,
+        }
+    }
+}
+
+/// The keys of `signal` for `model` in the newest point, restricted to `outcomes`.
+fn keys<'p>(
+    last: &'p Point,
+    signal: &str,
+    model: &str,
+    part: Part,
+    outcomes: Outcomes,
+) -> impl Iterator<Item = &'p SeriesKey> {
+    last.layout().keys().iter().filter(move |k| {
+        k.signal == signal
+            && k.model == model
+            && k.part == part
+            && match (outcomes, k.outcome) {
+                (Outcomes::All, _) => true,
+                (Outcomes::Only(list), Some(o)) => list.contains(&o),
+                (Outcomes::Only(_), None) => false,
+            }
+    })
+}
+
+/// The summed rate of `signal`'s series for `model` and `outcomes`; `None` when none has two
+/// points in the window.
+fn rate(points: &[&Point], signal: &str, model: &str, outcomes: Outcomes) -> Option<f64> {
+    let last = points.last()?;
+    let rates: Vec<f64> = keys(last, signal, model, Part::Scalar, outcomes)
+        .filter_map(|k| history::rate(points, k))
+        .collect();
+    (!rates.is_empty()).then(|| rates.iter().sum())
+}
+
+/// The measure over `points` (a window's points, oldest first) for `model`.
+pub fn evaluate(measure: Measure, points: &[&Point], model: &str) -> Option<Reading> {
+    match measure {
+        Measure::Rate(signal, outcomes) => {
+            rate(points, signal, model, outcomes).map(Reading::Number)
+        }
+        Measure::Ratio(signal, part, whole) => {
+            let whole = rate(points, signal, model, whole)?;
+            // No failed series yet is no failure, once something finished.
+            let part = rate(points, signal, model, part).unwrap_or(0.0);
+            (whole > 0.0).then(|| Reading::Number(part / whole))
+        }
+        Measure::Gauge(signal) => {
+            let last = points.last()?;
+            let values: Vec<f64> = keys(last, signal, model, Part::Scalar, Outcomes::All)
+                .filter_map(|k| last.get(k))
+                .collect();
+            (!values.is_empty()).then(|| Reading::Number(values.iter().sum()))
+        }
+        Measure::Quantile(signal, q) => {
+            let key = SeriesKey {
+                signal: crate::engines::signal(signal)?.name,
+                model: model.to_string(),
+                outcome: None,
+                part: Part::Count,
+            };
+            history::quantile(points, &key, q).map(Reading::Quantile)
+        }
+        Measure::RateByOutcome(signal) => {
+            rate(points, signal, model, Outcomes::All).map(Reading::Number)
+        }
+    }
+}
+
+/// Every canonical outcome, as one-element lists a rate can be restricted to.
+static OUTCOME_LIST: [&str; 8] = crate::engines::OUTCOMES;
+
+/// The outcomes `signal` has for `model` in the newest point, in the table's order, each as
+/// a filter.
+pub fn outcomes(points: &[&Point], signal: &str, model: &str) -> Vec<Outcomes> {
+    let Some(last) = points.last() else {
+        return Vec::new();
+    };
+    OUTCOME_LIST
+        .iter()
+        .filter(|o| {
+            keys(last, signal, model, Part::Scalar, Outcomes::All).any(|k| k.outcome == Some(**o))
+        })
+        .map(|o| Outcomes::Only(std::slice::from_ref(o)))
+        .collect()
+}
+
+/// The models in the newest point, sorted.
+pub fn models(points: &[&Point]) -> Vec<String> {
+    let Some(last) = points.last() else {
+        return Vec::new();
+    };
+    let mut models: Vec<String> = last
+        .layout()
+        .keys()
+        .iter()
+        .map(|k| k.model.clone())
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    models
+}
+
+/// `steps` evaluation times ending at `now`, `span` apart, oldest first.
+pub fn grid(now: f64, window: f64, steps: usize) -> (Vec<f64>, f64) {
+    let steps = steps.max(1);
+    let span = window / steps as f64;
+    let times = (0..steps)
+        .map(|i| now - window + span * (i + 1) as f64)
+        .collect();
+    (times, span)
+}
+
+/// The measure at each grid time, over the points in the `lookback` before it (a step, or
+/// two scrape intervals when that is longer, so every step has a rate).
+pub fn series(
+    measure: Measure,
+    points: &[&Point],
+    model: &str,
+    times: &[f64],
+    lookback: f64,
+) -> Vec<Option<f64>> {
+    times
+        .iter()
+        .map(|&t| {
+            // From one point before the step, so a rate spans all of it.
+            let first = points.partition_point(|p| p.at <= t - lookback);
+            let end = points.partition_point(|p| p.at <= t);
+            let slice = points.get(first.saturating_sub(1)..end)?;
+            evaluate(measure, slice, model).map(Reading::plotted)
+        })
+        .collect()
+}
