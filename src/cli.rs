@@ -288,6 +288,12 @@ pub struct DemoCli {
     /// Address the collector serves on (default 127.0.0.1:9464; port 0 picks a free one).
     #[arg(long)]
     pub listen: Option<String>,
+    /// When vLLM's first incident starts (KV pressure, preemptions, queueing, 429s).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub incident_at: Duration,
+    /// Time between the starts of two incidents.
+    #[arg(long, default_value = "4m", value_parser = parse_duration)]
+    pub incident_every: Duration,
 }
 
 /// `llmwatch sim`.

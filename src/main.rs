@@ -26,9 +26,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     llmwatch::collect::fetch::install_tls_provider();
-    // The load generator wants every core; everything else runs on one thread.
+    // The load generator (on its own, or as the demo's clients) wants every core; everything
+    // else runs on one thread.
     let runtime = match cli.command {
-        Command::Bench(_) => tokio::runtime::Builder::new_multi_thread()
+        Command::Bench(_) | Command::Demo(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?,
         _ => tokio::runtime::Builder::new_current_thread()
@@ -102,7 +103,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             init_logging();
-            runtime.block_on(llmwatch::commands::demo::run(args.listen))?;
+            let ended = runtime.block_on(llmwatch::commands::demo::run(
+                args.listen,
+                args.incident_at,
+                args.incident_every,
+            ));
+            // Its clients' requests still in flight and the engines' threads are not waited
+            // for: Ctrl-C ends the demo now.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            ended?;
         }
         Command::Export(args) => {
             let written = llmwatch::commands::export::run(&args)?;

@@ -19,11 +19,7 @@ use crate::sim::runtime::Scheduling;
 use crate::sim::scenario::Scenario;
 use crate::up::{self, Sources};
 
-/// When the first incident starts, and how often it comes back.
-pub const INCIDENT_START: Duration = Duration::from_secs(90);
-/// Time between the starts of two incidents.
-pub const INCIDENT_EVERY: Duration = Duration::from_secs(240);
-/// Incidents scripted: an hour's worth.
+/// Incidents scripted: at the default spacing (4 min), an hour's worth.
 const INCIDENTS: u64 = 15;
 /// Client requests per second through the proxy, per model.
 const LOAD_PER_MODEL: f64 = 2.0;
@@ -104,11 +100,18 @@ fn client_load(proxy: std::net::SocketAddr, model: &str) -> BenchOptions {
     }
 }
 
-/// Runs the demo until Ctrl-C.
-pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
+/// Runs the demo until Ctrl-C; vLLM's first incident at `incident_at`, then every
+/// `incident_every`.
+pub async fn run(
+    listen: Option<String>,
+    incident_at: Duration,
+    incident_every: Duration,
+) -> anyhow::Result<()> {
+    // An incident lasts 90 s: the next cannot start before it ends.
+    let incident_every = incident_every.max(Duration::from_secs(100));
     let scenario = Scenario::parse(
         "demo incident",
-        &incident_scenario(INCIDENT_START, INCIDENT_EVERY, INCIDENTS),
+        &incident_scenario(incident_at, incident_every, INCIDENTS),
     )?;
     let mut troubled = sim::start(&engines(&["vllm"], Some(scenario))?).await?;
     let mut steady = sim::start(&engines(&["tgi", "llamacpp", "sglang"], None)?).await?;
@@ -142,7 +145,13 @@ pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
         let options = client_load(proxy, &format!("sim-{name}"));
         load.spawn(async move { crate::bench::run(options).await.map(|_| ()) });
     }
-    print_banner(&banner(running.addr, proxy, &all)?);
+    print_banner(&banner(
+        running.addr,
+        proxy,
+        &all,
+        incident_at,
+        incident_every,
+    )?);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),
         Some(result) = troubled.tasks.join_next() => Ok(result??),
@@ -155,6 +164,8 @@ fn banner(
     up: std::net::SocketAddr,
     proxy: std::net::SocketAddr,
     engines: &[(&'static str, std::net::SocketAddr)],
+    incident_at: Duration,
+    incident_every: Duration,
 ) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(out, "llmwatch demo: open the dashboard at http://{up}/")?;
@@ -172,10 +183,10 @@ fn banner(
     )?;
     writeln!(
         out,
-        "Every {} min from minute {}:{:02}, vLLM's KV cache shrinks: preemptions, a queue, a TTFT spike, 429s, then recovery.",
-        INCIDENT_EVERY.as_secs() / 60,
-        INCIDENT_START.as_secs() / 60,
-        INCIDENT_START.as_secs() % 60
+        "From {}:{:02} and every {} s after, vLLM's KV cache shrinks: preemptions, a queue, a TTFT spike, 429s, then recovery.",
+        incident_at.as_secs() / 60,
+        incident_at.as_secs() % 60,
+        incident_every.as_secs()
     )?;
     writeln!(out)?;
     writeln!(

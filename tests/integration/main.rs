@@ -11,6 +11,7 @@
 
 mod bad_input;
 mod bench;
+mod demo;
 mod docs;
 mod export;
 mod export_lint;

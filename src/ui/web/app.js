@@ -47,6 +47,7 @@ function go(changes, replace) {
 
 function number(v, unit) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (v === 0) return "0";
   switch (unit) {
     case "ratio": return (v * 100).toFixed(v < 0.1 ? 1 : 0) + " %";
     case "seconds":
