@@ -26,10 +26,13 @@ pub enum Command {
     Scrape(ScrapeCli),
     /// Serve simulated inference engines (vLLM, TGI, llama.cpp, SGLang dialects) on loopback.
     Sim(SimCli),
-    /// Scrape engines, normalise them into one schema, keep history, and serve `/metrics` and
-    /// a JSON API.
+    /// Scrape engines, normalise them into one schema, keep history, and serve a web
+    /// dashboard, `/metrics` and a JSON API.
     Up(UpCli),
-    /// `up` on simulated engines of every dialect with background traffic: no GPU needed.
+    /// The overview of a running `up` (or of engines scraped directly) in the terminal.
+    Top(TopCli),
+    /// `up` on simulated engines of every dialect, with the proxy, client load and a scripted
+    /// incident: the whole system, no GPU needed.
     Demo(DemoCli),
     /// Load an OpenAI-compatible endpoint and measure what a client sees.
     Bench(Box<BenchCli>),
@@ -280,6 +283,21 @@ pub struct UpCli {
     /// The in-process proxy's limit on a whole request (default 600s).
     #[arg(long, value_parser = parse_duration)]
     pub proxy_total_timeout: Option<Duration>,
+}
+
+/// `llmwatch top`.
+#[derive(Debug, clap::Args)]
+pub struct TopCli {
+    /// A running `llmwatch up` to read.
+    #[arg(long, default_value = "http://127.0.0.1:9464")]
+    pub url: String,
+    /// Engines to scrape directly instead (`URL[,name=NAME][,label=value…]`, repeatable), so
+    /// `top` works with nothing else running.
+    #[arg(long = "target")]
+    pub targets: Vec<String>,
+    /// Bearer token for an `up` with `[auth]`.
+    #[arg(long, env = "LLMWATCH_BEARER_TOKEN", hide_env_values = true)]
+    pub bearer_token: Option<String>,
 }
 
 /// `llmwatch demo`.

@@ -101,6 +101,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging();
             runtime.block_on(llmwatch::commands::proxy::run(&args))?;
         }
+        Command::Top(args) => {
+            runtime.block_on(llmwatch::ui::top::run(llmwatch::ui::top::TopOptions {
+                url: args.url,
+                targets: args.targets,
+                bearer_token: args.bearer_token,
+            }))?;
+        }
         Command::Demo(args) => {
             init_logging();
             let ended = runtime.block_on(llmwatch::commands::demo::run(

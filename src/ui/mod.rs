@@ -1,6 +1,8 @@
 //! What people look at: the built-in web dashboard served by `up` (its data routes and its
-//! embedded page), over `up`'s state and history and the panel catalogue.
+//! embedded page) and `top` in a terminal, over `up`'s state and history and the panel
+//! catalogue.
 
 pub mod api;
 pub mod query;
+pub mod top;
 pub mod web;

@@ -26,6 +26,7 @@ mod real_clients;
 mod roundtrip;
 mod sim_server;
 mod sim_streams;
+mod top;
 mod up;
 mod up_config;
 mod util;
