@@ -30,14 +30,16 @@ sleep "$WARMUP"
 URL="http://127.0.0.1:19464/api/v1/overview?window=5m&points=30"
 for _ in $(seq "$REPEAT"); do
   curl -s -o "$DIR/body.json" -w '%{time_total}\n' "$URL"
-done | sort -n | awk -v size="$(stat -c %s "$DIR/body.json")" \
-  '{t[NR]=$1} END { printf "overview: median %.1f ms, worst %.1f ms, %d KB, %d rows\n", t[int((NR+1)/2)]*1000, t[NR]*1000, size/1024, 0 }'
-python3 -c "import json,sys; print('rows', len(json.load(open('$DIR/body.json'))['rows']))"
+done | sort -n >"$DIR/times"
+awk -v size="$(stat -c %s "$DIR/body.json")" \
+  '{t[NR]=$1} END { printf "overview: median %.1f ms, worst %.1f ms, %d KB\n", t[int((NR+1)/2)]*1000, t[NR]*1000, size/1024 }' "$DIR/times"
+python3 -c "import json; print('rows', len(json.load(open('$DIR/body.json'))['rows']))"
 cpu() { awk '{print $14+$15}' "/proc/$UP/stat"; }
 hz=$(getconf CLK_TCK)
 t0=$(cpu); sleep "$MEASURE"; t1=$(cpu)
 echo "up idle: $(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$MEASURE" 'BEGIN{printf "%.1f", (b-a)/hz/s*100}') % of a core"
-( while :; do curl -s -o /dev/null "$URL"; sleep 5; done ) &
-PIDS+=($!)
+bash -c "while :; do curl -s -o /dev/null '$URL'; sleep 5; done" &
+POLL=$!
+PIDS+=("$POLL")
 t0=$(cpu); sleep "$MEASURE"; t1=$(cpu)
 echo "up with one dashboard refreshing every 5 s: $(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$MEASURE" 'BEGIN{printf "%.1f", (b-a)/hz/s*100}') % of a core"

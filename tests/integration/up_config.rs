@@ -141,8 +141,11 @@ fn demo_shows_every_dialect_in_one_schema_and_stops_on_ctrl_c() {
     let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let base = lines
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("llmwatch up on them: ").map(str::to_string))
-        .expect("the demo prints the collector's URL");
+        .find_map(|l| {
+            l.strip_prefix("llmwatch demo: open the dashboard at ")
+                .map(|u| u.trim_end_matches('/').to_string())
+        })
+        .expect("the demo prints the dashboard's URL");
     let metrics = eventually(20, || {
         let (_, m) = get(&format!("{base}/metrics"));
         (m.matches("llm_engine_info{").count() == 4 && m.contains("llm_generation_tokens_total"))
