@@ -287,3 +287,94 @@ fn the_page_has_a_strict_policy_and_the_same_auth_as_the_api() {
         );
     });
 }
+
+/// A target whose `/metrics` body can be swapped, or withdrawn (then it answers 503).
+struct Changing {
+    base: String,
+    body: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Changing {
+    fn start(body: String) -> Changing {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
+        let serving = shared.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let answer = match serving.lock().unwrap().clone() {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        Changing { base, body: shared }
+    }
+
+    fn set(&self, body: Option<String>) {
+        *self.body.lock().unwrap() = body;
+    }
+}
+
+fn overview_rows(up: &Up) -> Vec<Value> {
+    let (_, body) = get(&format!("{}/api/v1/overview?window=1m", up.base));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["rows"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_overview_follows_a_late_model_a_new_version_and_a_target_that_goes_away() {
+    let capture =
+        |name: &str| std::fs::read_to_string(fixture(&format!("reconstructed/{name}"))).unwrap();
+    let target = Changing::start(capture("vllm-0.33.txt"));
+    let up = start_up(
+        "[scrape]\ninterval = \"200ms\"\n",
+        &[&format!("--target={},name=engine", target.base)],
+    );
+    eventually(10, || {
+        let rows = overview_rows(&up);
+        (rows.len() == 1 && rows[0]["health"] == "up").then_some(())
+    });
+    // A second model appears (the same engine serving two): a row of its own.
+    target.set(Some(capture("vllm-0.33-multi-model.txt")));
+    let rows = eventually(10, || {
+        let rows = overview_rows(&up);
+        rows.iter()
+            .any(|r| r["model"] == "Qwen/Qwen3-8B")
+            .then_some(rows)
+    });
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // The engine is upgraded from 0.8 names to 0.33: the version follows, the rows stay.
+    target.set(Some(capture("vllm-0.8-v1.txt")));
+    let rows = eventually(10, || {
+        let rows = overview_rows(&up);
+        rows.iter()
+            .all(|r| r["version"].as_str().is_some_and(|v| !v.contains("0.33")))
+            .then_some(rows)
+    });
+    assert!(rows.iter().all(|r| r["health"] == "up"), "{rows:?}");
+    // It goes away: down, with why, and its last numbers kept rather than blanked.
+    target.set(None);
+    let rows = eventually(10, || {
+        let rows = overview_rows(&up);
+        rows.iter().all(|r| r["health"] == "down").then_some(rows)
+    });
+    let row = &rows[0];
+    assert_eq!(row["error"]["reason"], "http_status", "{row}");
+    assert!(!row["model"].is_null(), "the history's model stays: {row}");
+    assert!(
+        row["cells"][6][0]["now"].as_f64().is_some(),
+        "running still shown: {row}"
+    );
+}
