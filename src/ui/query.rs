@@ -28,68 +28,101 @@ impl Reading {
     }
 }
 
-/// The keys of `signal` for `model` in the newest point, restricted to `outcomes`.
-fn keys<'p>(
-    last: &'p Point,
+/// The keys of `signal` for `model` in `point`, restricted to `outcomes`.
+fn keys(
+    point: &Point,
     signal: &str,
     model: &str,
     part: Part,
     outcomes: Outcomes,
-) -> impl Iterator<Item = &'p SeriesKey> {
-    last.layout().keys().iter().filter(move |k| {
-        k.signal == signal
-            && k.model == model
-            && k.part == part
-            && match (outcomes, k.outcome) {
-                (Outcomes::All, _) => true,
-                (Outcomes::Only(list), Some(o)) => list.contains(&o),
-                (Outcomes::Only(_), None) => false,
-            }
-    })
+) -> Vec<SeriesKey> {
+    point
+        .layout()
+        .keys()
+        .iter()
+        .filter(|k| {
+            k.signal == signal
+                && k.model == model
+                && k.part == part
+                && match (outcomes, k.outcome) {
+                    (Outcomes::All, _) => true,
+                    (Outcomes::Only(list), Some(o)) => list.contains(&o),
+                    (Outcomes::Only(_), None) => false,
+                }
+        })
+        .cloned()
+        .collect()
 }
 
-/// The summed rate of `signal`'s series for `model` and `outcomes`; `None` when none has two
-/// points in the window.
-fn rate(points: &[&Point], signal: &str, model: &str, outcomes: Outcomes) -> Option<f64> {
-    let last = points.last()?;
-    let rates: Vec<f64> = keys(last, signal, model, Part::Scalar, outcomes)
+/// The summed rate of `keys` over `points`; `None` when none has two points there.
+fn rate(points: &[&Point], keys: &[SeriesKey]) -> Option<f64> {
+    let rates: Vec<f64> = keys
+        .iter()
         .filter_map(|k| history::rate(points, k))
         .collect();
     (!rates.is_empty()).then(|| rates.iter().sum())
 }
 
-/// The measure over `points` (a window's points, oldest first) for `model`.
-pub fn evaluate(measure: Measure, points: &[&Point], model: &str) -> Option<Reading> {
-    match measure {
-        Measure::Rate(signal, outcomes) => {
-            rate(points, signal, model, outcomes).map(Reading::Number)
-        }
-        Measure::Ratio(signal, part, whole) => {
-            let whole = rate(points, signal, model, whole)?;
-            // No failed series yet is no failure, once something finished.
-            let part = rate(points, signal, model, part).unwrap_or(0.0);
-            (whole > 0.0).then(|| Reading::Number(part / whole))
-        }
-        Measure::Gauge(signal) => {
-            let last = points.last()?;
-            let values: Vec<f64> = keys(last, signal, model, Part::Scalar, Outcomes::All)
-                .filter_map(|k| last.get(k))
-                .collect();
-            (!values.is_empty()).then(|| Reading::Number(values.iter().sum()))
-        }
-        Measure::Quantile(signal, q) => {
-            let key = SeriesKey {
-                signal: crate::engines::signal(signal)?.name,
-                model: model.to_string(),
-                outcome: None,
-                part: Part::Count,
-            };
-            history::quantile(points, &key, q).map(Reading::Quantile)
-        }
-        Measure::RateByOutcome(signal) => {
-            rate(points, signal, model, Outcomes::All).map(Reading::Number)
+/// A measure for one model with the series it reads looked up once, in a reference point (the
+/// newest): evaluating it over each step of a chart is then lookups by key only.
+pub struct Plan {
+    measure: Measure,
+    keys: Vec<SeriesKey>,
+    part: Vec<SeriesKey>,
+}
+
+impl Plan {
+    /// The plan of `measure` for `model`, its series as `reference` has them.
+    pub fn new(measure: Measure, reference: &Point, model: &str) -> Plan {
+        let scalar = |outcomes| keys(reference, measure.signal(), model, Part::Scalar, outcomes);
+        let (keys, part) = match measure {
+            Measure::Rate(_, outcomes) => (scalar(outcomes), Vec::new()),
+            Measure::Ratio(_, part, whole) => (scalar(whole), scalar(part)),
+            Measure::Gauge(_) | Measure::RateByOutcome(_) => (scalar(Outcomes::All), Vec::new()),
+            Measure::Quantile(signal, _) => {
+                let count = crate::engines::signal(signal).map(|s| SeriesKey {
+                    signal: s.name,
+                    model: model.to_string(),
+                    outcome: None,
+                    part: Part::Count,
+                });
+                (count.into_iter().collect(), Vec::new())
+            }
+        };
+        Plan {
+            measure,
+            keys,
+            part,
         }
     }
+
+    /// The measure over `points` (oldest first).
+    pub fn evaluate(&self, points: &[&Point]) -> Option<Reading> {
+        match self.measure {
+            Measure::Rate(..) | Measure::RateByOutcome(_) => {
+                rate(points, &self.keys).map(Reading::Number)
+            }
+            Measure::Ratio(..) => {
+                let whole = rate(points, &self.keys)?;
+                // No failed series yet is no failure, once something finished.
+                let part = rate(points, &self.part).unwrap_or(0.0);
+                (whole > 0.0).then(|| Reading::Number(part / whole))
+            }
+            Measure::Gauge(_) => {
+                let last = points.last()?;
+                let values: Vec<f64> = self.keys.iter().filter_map(|k| last.get(k)).collect();
+                (!values.is_empty()).then(|| Reading::Number(values.iter().sum()))
+            }
+            Measure::Quantile(_, q) => {
+                history::quantile(points, self.keys.first()?, q).map(Reading::Quantile)
+            }
+        }
+    }
+}
+
+/// The measure over `points` (a window's points, oldest first) for `model`.
+pub fn evaluate(measure: Measure, points: &[&Point], model: &str) -> Option<Reading> {
+    Plan::new(measure, points.last()?, model).evaluate(points)
 }
 
 /// Every canonical outcome, as one-element lists a rate can be restricted to.
@@ -104,7 +137,10 @@ pub fn outcomes(points: &[&Point], signal: &str, model: &str) -> Vec<Outcomes> {
     OUTCOME_LIST
         .iter()
         .filter(|o| {
-            keys(last, signal, model, Part::Scalar, Outcomes::All).any(|k| k.outcome == Some(**o))
+            last.layout()
+                .keys()
+                .iter()
+                .any(|k| k.signal == signal && k.model == model && k.outcome == Some(**o))
         })
         .map(|o| Outcomes::Only(std::slice::from_ref(o)))
         .collect()
@@ -145,6 +181,10 @@ pub fn series(
     times: &[f64],
     lookback: f64,
 ) -> Vec<Option<f64>> {
+    let Some(newest) = points.last() else {
+        return vec![None; times.len()];
+    };
+    let plan = Plan::new(measure, newest, model);
     times
         .iter()
         .map(|&t| {
@@ -152,7 +192,7 @@ pub fn series(
             let first = points.partition_point(|p| p.at <= t - lookback);
             let end = points.partition_point(|p| p.at <= t);
             let slice = points.get(first.saturating_sub(1)..end)?;
-            evaluate(measure, slice, model).map(Reading::plotted)
+            plan.evaluate(slice).map(Reading::plotted)
         })
         .collect()
 }

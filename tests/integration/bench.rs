@@ -46,9 +46,10 @@ fn bench(url: &str, args: &[&str]) -> (Value, Vec<Vec<String>>) {
 }
 
 /// How far the bench's TTFT and ITL may sit from the simulator's in a test: loopback HTTP on
-/// a busy test machine. The release-build figures are in docs/benchmarks.md; this catches a
-/// measurement that is off by an engine step (12 ms here).
-const SLACK: f64 = 0.005;
+/// a test machine whose two cores also run the suite's other tests (a browser, real servers).
+/// The release-build figures are in docs/benchmarks.md; this still catches a measurement that
+/// is off by an engine step (12 ms here).
+const SLACK: f64 = 0.009;
 
 fn quantile(mut xs: Vec<f64>, q: f64) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -58,6 +59,7 @@ fn quantile(mut xs: Vec<f64>, q: f64) -> f64 {
 
 #[test]
 fn bench_agrees_with_the_simulators_ground_truth() {
+    let _exclusive = crate::util::exclusive();
     let sim = start(&["vllm"]);
     let url = &sim.urls[0].1;
     let (report, rows) = bench(

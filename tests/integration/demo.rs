@@ -10,6 +10,7 @@ use crate::up::{eventually, get, sample};
 
 #[test]
 fn the_demo_runs_its_incident_through_the_proxy_and_stops_on_ctrl_c() {
+    let _exclusive = crate::util::exclusive();
     let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
         .args(["demo", "--listen", "127.0.0.1:0", "--incident-at", "3s"])
         .env("LLMWATCH_LOG", "warn")

@@ -28,6 +28,7 @@ fn screen(session: &str) -> String {
 
 #[test]
 fn top_in_a_real_terminal_shows_opens_resizes_and_restores() {
+    let _exclusive = crate::util::exclusive();
     if external_program("tmux").is_none() {
         return;
     }

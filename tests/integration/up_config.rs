@@ -130,6 +130,7 @@ fn auth_guards_everything_but_health() {
 
 #[test]
 fn demo_shows_every_dialect_in_one_schema_and_stops_on_ctrl_c() {
+    let _exclusive = crate::util::exclusive();
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_llmwatch"))
         .args(["demo", "--listen", "127.0.0.1:0"])

@@ -314,3 +314,11 @@ pub fn start_prometheus(
     });
     (child, base)
 }
+
+/// Held by the tests that time things to the millisecond and by the heaviest ones (a browser,
+/// the whole demo, a terminal session), so the two kinds never share the machine's two cores:
+/// a timing test then measures its subject, not the browser beside it.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -146,6 +146,7 @@ fn screenshot_path(dir: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn the_dashboard_in_a_real_browser_shows_every_row_and_chart_and_escapes_names() {
+    let _exclusive = crate::util::exclusive();
     let Some(browser) = external_program("chromium") else {
         return;
     };
