@@ -48,15 +48,6 @@ pub enum Sizing {
 const MAX_WORDS: u32 = 1 << 20;
 
 impl Sizing {
-    /// The name in reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Sizing::Words => "words",
-            Sizing::Calibrated { .. } => "calibrated",
-            Sizing::Exact { .. } => "tokenizer",
-        }
-    }
-
     /// The report's description of the sizing.
     pub fn to_json(&self) -> Json {
         match self {
