@@ -17,6 +17,60 @@ pub enum Unit {
     Seconds,
     /// A count at an instant (requests running, batch size).
     Count,
+    /// Seconds of work per second of wall time (summed over requests, so it may pass 1).
+    SecondsPerSecond,
+}
+
+impl Unit {
+    /// Grafana's unit id for it.
+    pub fn grafana(self) -> &'static str {
+        match self {
+            Unit::PerSecond => "reqps",
+            Unit::Ratio => "percentunit",
+            Unit::Seconds => "s",
+            Unit::TokensPerSecond | Unit::Count | Unit::SecondsPerSecond => "short",
+        }
+    }
+}
+
+/// How a gauge's series (several engines behind one target, or several targets in Grafana)
+/// combine: counts add up; a share does not, and the highest is the one that matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    /// Added up.
+    Sum,
+    /// The highest.
+    Max,
+}
+
+impl Aggregation {
+    /// A ratio signal's series combine by the highest, every other's by the sum.
+    pub fn of(signal: &str) -> Aggregation {
+        if signal.ends_with("_ratio") {
+            Aggregation::Max
+        } else {
+            Aggregation::Sum
+        }
+    }
+
+    /// The PromQL aggregation operator.
+    pub fn promql(self) -> &'static str {
+        match self {
+            Aggregation::Sum => "sum",
+            Aggregation::Max => "max",
+        }
+    }
+
+    /// Combines `values`; `None` when there are none.
+    pub fn combine(self, values: impl Iterator<Item = f64>) -> Option<f64> {
+        values.fold(None, |acc, v| {
+            Some(match (self, acc) {
+                (_, None) => v,
+                (Aggregation::Sum, Some(a)) => a + v,
+                (Aggregation::Max, Some(a)) => a.max(v),
+            })
+        })
+    }
 }
 
 /// Which finished-request outcomes a rate counts.
@@ -26,6 +80,17 @@ pub enum Outcomes {
     All,
     /// Only these.
     Only(&'static [&'static str]),
+}
+
+impl Outcomes {
+    /// Whether a series with `outcome` counts.
+    pub fn admits(self, outcome: Option<&str>) -> bool {
+        match (self, outcome) {
+            (Outcomes::All, _) => true,
+            (Outcomes::Only(list), Some(o)) => list.contains(&o),
+            (Outcomes::Only(_), None) => false,
+        }
+    }
 }
 
 /// How one line of a panel is computed from a target's history, per model.
@@ -44,6 +109,11 @@ pub enum Measure {
 }
 
 impl Measure {
+    /// How its series combine.
+    pub fn aggregation(self) -> Aggregation {
+        Aggregation::of(self.signal())
+    }
+
     /// The canonical signal it reads.
     pub fn signal(self) -> &'static str {
         match self {
@@ -54,6 +124,48 @@ impl Measure {
             | Measure::RateByOutcome(s) => s,
         }
     }
+}
+
+/// A quantity the collector keeps per time step for the overview (see `collect::rollup`), so
+/// that a request for 1,000 rows copies sums instead of walking each target's history. Each
+/// overview line reads one, or two for a ratio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Source {
+    /// The increase of a counter, summed over the outcomes chosen.
+    Counter(&'static str, Outcomes),
+    /// The latest value of a gauge.
+    Gauge(&'static str),
+    /// The increase of each bucket of a histogram.
+    Histogram(&'static str),
+}
+
+impl Measure {
+    /// The sources the measure reads: the rate, gauge or histogram, and a ratio's part.
+    pub fn sources(self) -> (Source, Option<Source>) {
+        match self {
+            Measure::Rate(s, outcomes) => (Source::Counter(s, outcomes), None),
+            Measure::Ratio(s, part, whole) => {
+                (Source::Counter(s, whole), Some(Source::Counter(s, part)))
+            }
+            Measure::Gauge(s) => (Source::Gauge(s), None),
+            Measure::Quantile(s, _) => (Source::Histogram(s), None),
+            Measure::RateByOutcome(s) => (Source::Counter(s, Outcomes::All), None),
+        }
+    }
+}
+
+/// Every distinct source the overview's lines read, in the order they first appear.
+pub fn overview_sources() -> Vec<Source> {
+    let mut out: Vec<Source> = Vec::new();
+    for line in OVERVIEW.iter().flat_map(|p| p.lines) {
+        let (main, part) = line.measure.sources();
+        for source in std::iter::once(main).chain(part) {
+            if !out.contains(&source) {
+                out.push(source);
+            }
+        }
+    }
+    out
 }
 
 /// One line of a panel.
@@ -187,8 +299,10 @@ pub const OVERVIEW: [Panel; 9] = [
     },
 ];
 
-/// The detail page's charts, in order: traffic, errors, latency, saturation.
-pub const DETAIL: [Panel; 13] = [
+/// The detail page's charts, in order: traffic, errors, latency, saturation. The exported
+/// Grafana dashboards draw the same list (per service, engine and model in the overview, per
+/// instance in the engine detail).
+pub const DETAIL: [Panel; 15] = [
     OVERVIEW[0],
     OVERVIEW[1],
     Panel {
@@ -241,6 +355,29 @@ pub const DETAIL: [Panel; 13] = [
         help: "Time spent generating each request's tokens.",
         lines: &quantiles("llm_request_decode_seconds"),
     },
+    Panel {
+        id: "tpot",
+        title: "Time per output token",
+        unit: Unit::Seconds,
+        help: "Per request, decode time over the tokens generated after the first.",
+        lines: &quantiles("llm_time_per_output_token_seconds"),
+    },
+    Panel {
+        id: "busy",
+        title: "Prefill vs decode time",
+        unit: Unit::SecondsPerSecond,
+        help: "Seconds spent in prefill and in decode per second of wall time, summed over requests: which phase the engine is busy with.",
+        lines: &[
+            line(
+                "prefill",
+                Measure::Rate("llm_prefill_seconds_total", Outcomes::All),
+            ),
+            line(
+                "decode",
+                Measure::Rate("llm_decode_seconds_total", Outcomes::All),
+            ),
+        ],
+    },
     OVERVIEW[6],
     Panel {
         id: "cache",
@@ -266,6 +403,19 @@ pub const DETAIL: [Panel; 13] = [
         ],
     },
 ];
+
+/// The detail page's chart of requests through the proxy by outcome, shown when the proxy
+/// runs in `up`: HTTP 429s, timeouts and streams cut after HTTP 200 that the engine's own
+/// counters never see. One line per outcome the proxy counted, from its own counters (the
+/// exported client view's `llm_proxy_requests_total`), not from a canonical signal, so it
+/// has no lines here.
+pub const PROXY_OUTCOMES: Panel = Panel {
+    id: "proxy_outcomes",
+    title: "Through the proxy: requests by outcome",
+    unit: Unit::PerSecond,
+    help: "Per second, as clients of the proxy saw them: completed, length, rate_limited (429), timeout, stream_error (cut after HTTP 200), upstream_error, client_disconnect, client_error.",
+    lines: &[],
+};
 
 #[cfg(test)]
 mod tests {

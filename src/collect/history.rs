@@ -89,6 +89,13 @@ impl Layout {
     pub fn keys(&self) -> &[SeriesKey] {
         &self.keys
     }
+
+    /// The bucket upper bounds of histogram `signal` for `model`, in order.
+    pub fn bounds(&self, signal: &'static str, model: &str) -> Option<&[f64]> {
+        self.bounds
+            .get(&(signal, model.to_string()))
+            .map(Vec::as_slice)
+    }
 }
 
 /// One past scrape, decoded.
@@ -178,6 +185,8 @@ pub struct History {
     anchor_layout: Option<Arc<Layout>>,
     /// The newest point's numbers, to encode the next against.
     newest: Vec<f64>,
+    /// The overview's sums per time step, kept as points arrive.
+    rollup: super::rollup::Rollup,
 }
 
 /// The numbers a point is encoded against: the previous point's when the layout is the
@@ -208,6 +217,7 @@ impl History {
         let mut zeros = Vec::new();
         let encoded = xor_encode(&values, base(&self.newest, same, values.len(), &mut zeros));
         self.bytes.extend(&encoded);
+        self.rollup.push(at, &layout, &values);
         self.points.push_back(Stored {
             at,
             layout,
@@ -263,6 +273,11 @@ impl History {
             previous_layout = Some(stored.layout.clone());
         }
         out
+    }
+
+    /// The overview's sums per time step.
+    pub fn rollup(&self) -> &super::rollup::Rollup {
+        &self.rollup
     }
 
     /// Number of points kept.
@@ -415,4 +430,4 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

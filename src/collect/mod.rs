@@ -6,6 +6,7 @@ pub mod body;
 pub mod fetch;
 pub mod history;
 pub mod probe;
+pub mod rollup;
 pub mod scraper;
 pub mod state;
 pub mod targets;

@@ -1,5 +1,6 @@
-//! Grafana provisioning and the three dashboards: Overview (golden signals per service, model
-//! and engine), Engine detail (per instance) and Client view (what the proxy measured).
+//! Grafana provisioning and the three dashboards: Overview (the catalogue's panels per service,
+//! model and engine), Engine detail (the same per instance) and Client view (what the proxy
+//! measured: its own series, which the built-in dashboard shows as the client-side panel).
 //! Panels read `llm:` series, so they work whether llmwatch or the rules-only mode built
 //! them, and every rate uses `$__rate_interval`, never a lifetime average.
 
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::yaml::{b, file, map, n, s, seq};
 use super::{ExportError, ExportOptions, File};
+use crate::catalog::panels::{DETAIL, PROXY_OUTCOMES};
 
 /// Every engine-side panel filters on the template variables.
 const F: &str =
@@ -43,25 +45,6 @@ fn rate(series: &str, filter: &str) -> String {
     format!("rate({series}{{{filter}}}{RATE})")
 }
 
-/// p50, p95 and p99 of a histogram, summed by `by`.
-fn quantiles(histogram: &str, filter: &str, by: &str) -> Vec<(String, String)> {
-    [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")]
-        .iter()
-        .map(|(q, name)| {
-            let expr = format!(
-                "histogram_quantile({q}, sum by ({by}, le) ({}))",
-                rate(&format!("{histogram}_bucket"), filter)
-            );
-            let legend = by
-                .split(", ")
-                .map(|l| format!("{{{{{l}}}}}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            (expr, format!("{legend} {name}"))
-        })
-        .collect()
-}
-
 fn panel(
     title: &'static str,
     unit: &'static str,
@@ -85,217 +68,30 @@ pub fn dashboards() -> Vec<Dashboard> {
     vec![overview(), engine_detail(), client_view()]
 }
 
+/// The catalogue's detail panels, per service, engine and model: what the built-in dashboard's
+/// detail page draws for one target, across the fleet.
 fn overview() -> Dashboard {
-    let by = "service, engine, model";
-    let errors = format!(
-        "sum by ({by}) ({})",
-        rate(
-            "llm:requests_finished_total",
-            &format!("{F}, outcome=~\"{}\"", super::rules::ERROR_OUTCOMES)
-        )
-    );
-    let all = format!("sum by ({by}) ({})", rate("llm:requests_finished_total", F));
     Dashboard {
         file: "llmwatch-overview.json",
         title: "LLM serving: overview",
         uid: "llmwatch-overview",
-        panels: vec![
-            panel(
-                "Requests/s by outcome",
-                "reqps",
-                "Finished requests per second by canonical outcome.",
-                vec![q(
-                    format!(
-                        "sum by (service, engine, model, outcome) ({})",
-                        rate("llm:requests_finished_total", F)
-                    ),
-                    "{{service}} {{engine}} {{model}} {{outcome}}",
-                )],
-            ),
-            panel(
-                "Tokens/s",
-                "short",
-                "Prompt and generated tokens per second.",
-                vec![
-                    q(
-                        format!("sum by ({by}) ({})", rate("llm:prompt_tokens_total", F)),
-                        "{{service}} {{engine}} {{model}} prompt",
-                    ),
-                    q(
-                        format!("sum by ({by}) ({})", rate("llm:generation_tokens_total", F)),
-                        "{{service}} {{engine}} {{model}} generated",
-                    ),
-                ],
-            ),
-            panel(
-                "Error ratio",
-                "percentunit",
-                "Requests that failed on the server or were rejected for overload, over all finished.",
-                vec![q(
-                    format!("({errors} or {all} * 0) / ({all} > 0)"),
-                    "{{service}} {{engine}} {{model}}",
-                )],
-            ),
-            panel(
-                "End-to-end latency",
-                "s",
-                "Engine-measured arrival to last token.",
-                quantiles("llm:e2e_request_latency_seconds", F, by),
-            ),
-            panel(
-                "Time to first token",
-                "s",
-                "Engine-measured arrival to first token.",
-                quantiles("llm:time_to_first_token_seconds", F, by),
-            ),
-            panel(
-                "Inter-token latency",
-                "s",
-                "Time between successive outputs of a request.",
-                quantiles("llm:inter_token_latency_seconds", F, by),
-            ),
-            panel(
-                "Queue time",
-                "s",
-                "Time requests waited before being scheduled.",
-                quantiles("llm:request_queue_seconds", F, by),
-            ),
-            panel(
-                "Running vs waiting",
-                "short",
-                "Requests in the batch and requests queued.",
-                vec![
-                    q(
-                        format!("sum by (service, instance) (llm:requests_running{{{F}}})"),
-                        "{{service}} {{instance}} running",
-                    ),
-                    q(
-                        format!("sum by (service, instance) (llm:requests_waiting{{{F}}})"),
-                        "{{service}} {{instance}} waiting",
-                    ),
-                ],
-            ),
-            panel(
-                "KV-cache usage",
-                "percentunit",
-                "Fraction of the KV cache in use (0 to 1).",
-                vec![q(
-                    format!("max by (service, instance) (llm:kv_cache_usage_ratio{{{F}}})"),
-                    "{{service}} {{instance}}",
-                )],
-            ),
-            panel(
-                "Preemptions/s",
-                "short",
-                "Requests evicted from the batch per second.",
-                vec![q(
-                    format!(
-                        "sum by (service, instance) ({})",
-                        rate("llm:preemptions_total", F)
-                    ),
-                    "{{service}} {{instance}}",
-                )],
-            ),
-        ],
+        panels: DETAIL
+            .iter()
+            .map(|p| super::panels::compile(p, F, "service, engine, model"))
+            .collect(),
     }
 }
 
+/// The same panels per instance.
 fn engine_detail() -> Dashboard {
-    let per = |series: &str| format!("sum by (instance) ({})", rate(series, F));
     Dashboard {
         file: "llmwatch-engine.json",
         title: "LLM serving: engine detail",
         uid: "llmwatch-engine",
-        panels: vec![
-            panel(
-                "Prefill vs decode time",
-                "s",
-                "Seconds spent in prefill and in decode per second of wall time (summed over requests or slots).",
-                vec![
-                    q(per("llm:prefill_seconds_total"), "{{instance}} prefill"),
-                    q(per("llm:decode_seconds_total"), "{{instance}} decode"),
-                ],
-            ),
-            panel(
-                "Per-request prefill and decode p95",
-                "s",
-                "Prefill (scheduled to first token) and decode (first to last token) per request.",
-                vec![
-                    q(
-                        format!(
-                            "histogram_quantile(0.95, sum by (instance, le) ({}))",
-                            rate("llm:request_prefill_seconds_bucket", F)
-                        ),
-                        "{{instance}} prefill p95",
-                    ),
-                    q(
-                        format!(
-                            "histogram_quantile(0.95, sum by (instance, le) ({}))",
-                            rate("llm:request_decode_seconds_bucket", F)
-                        ),
-                        "{{instance}} decode p95",
-                    ),
-                ],
-            ),
-            panel(
-                "Batch size",
-                "short",
-                "Requests per engine step. For llama.cpp this is its lifetime average of busy slots per decode, not a current value: llama.cpp exports nothing better.",
-                vec![q(
-                    format!("sum by (instance) (llm:batch_size{{{F}}})"),
-                    "{{instance}}",
-                )],
-            ),
-            panel(
-                "Prefix-cache hit ratio",
-                "percentunit",
-                "Prompt tokens found in the prefix cache over tokens looked up, in the window.",
-                vec![q(
-                    format!(
-                        "{} / ({} > 0)",
-                        per("llm:prefix_cache_hits_total"),
-                        per("llm:prefix_cache_queries_total")
-                    ),
-                    "{{instance}}",
-                )],
-            ),
-            panel(
-                "Generated tokens/s",
-                "short",
-                "Output tokens per second per instance.",
-                vec![q(per("llm:generation_tokens_total"), "{{instance}}")],
-            ),
-            panel(
-                "Time per output token",
-                "s",
-                "Per-request mean time per output token.",
-                quantiles("llm:time_per_output_token_seconds", F, "instance"),
-            ),
-            panel(
-                "Running vs waiting",
-                "short",
-                "Requests in the batch and requests queued, per instance.",
-                vec![
-                    q(
-                        format!("sum by (instance) (llm:requests_running{{{F}}})"),
-                        "{{instance}} running",
-                    ),
-                    q(
-                        format!("sum by (instance) (llm:requests_waiting{{{F}}})"),
-                        "{{instance}} waiting",
-                    ),
-                ],
-            ),
-            panel(
-                "KV-cache usage",
-                "percentunit",
-                "Fraction of the KV cache in use, per instance.",
-                vec![q(
-                    format!("max by (instance) (llm:kv_cache_usage_ratio{{{F}}})"),
-                    "{{instance}}",
-                )],
-            ),
-        ],
+        panels: DETAIL
+            .iter()
+            .map(|p| super::panels::compile(p, F, "instance"))
+            .collect(),
     }
 }
 
@@ -355,9 +151,9 @@ fn client_view() -> Dashboard {
                 )],
             ),
             panel(
-                "Outcomes/s",
-                "reqps",
-                "Requests through the proxy by outcome and HTTP status class.",
+                PROXY_OUTCOMES.title,
+                PROXY_OUTCOMES.unit.grafana(),
+                PROXY_OUTCOMES.help,
                 vec![q(
                     format!(
                         "sum by (outcome, http_status_class) ({})",

@@ -8,6 +8,7 @@ pub mod alerts;
 mod compose;
 pub mod grafana;
 mod kubernetes;
+pub mod panels;
 mod prometheus;
 pub mod rules;
 pub mod schema;

@@ -61,6 +61,8 @@ pub struct ProxyMetrics {
     pub token_source: Family<SourceLabels, Counter>,
     /// Sum and count of time to first content per model label, for the gap to the engine.
     ttft_totals: Mutex<HashMap<String, (f64, u64)>>,
+    /// Requests per model label and outcome, for the dashboard's windowed view.
+    outcome_totals: Mutex<super::recent::OutcomeTotals>,
     models: Mutex<HashSet<String>>,
     max_models: usize,
 }
@@ -87,6 +89,7 @@ impl ProxyMetrics {
             overhead,
             token_source: Family::default(),
             ttft_totals: Mutex::new(HashMap::new()),
+            outcome_totals: Mutex::new(HashMap::new()),
             models: Mutex::new(HashSet::new()),
             max_models,
         };
@@ -124,6 +127,23 @@ impl ProxyMetrics {
     /// Sum and count of time to first content per model, so far.
     pub fn ttft_totals(&self) -> HashMap<String, (f64, u64)> {
         self.ttft_totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts one request of `model` (its label) that ended with `outcome`.
+    pub fn add_outcome(&self, model: &str, outcome: &'static str) {
+        let mut totals = self
+            .outcome_totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *totals.entry((model.to_string(), outcome)).or_default() += 1;
+    }
+
+    /// Requests per model label and outcome, so far.
+    pub fn outcome_totals(&self) -> super::recent::OutcomeTotals {
+        self.outcome_totals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

@@ -8,6 +8,7 @@ mod body;
 mod forward;
 pub mod metrics;
 mod observe;
+pub mod recent;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -120,15 +121,11 @@ pub struct Proxy {
     options: ProxyOptions,
     metrics: Arc<metrics::ProxyMetrics>,
     registry: prometheus_client::registry::Registry,
-    /// Client TTFT totals taken every few seconds, oldest first, for windowed means.
-    snapshots: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Totals)>>,
+    /// The running totals copied every few seconds, for windowed views.
+    recent: recent::Recent,
 }
 
-/// Sum and count of time to first content per model label.
-pub type Totals = std::collections::HashMap<String, (f64, u64)>;
-
-/// How far back snapshots are kept.
-const SNAPSHOT_SPAN: Duration = Duration::from_secs(900);
+pub use recent::Totals;
 
 impl Proxy {
     /// A proxy to `upstreams` (each `URL[,models=a|b]`).
@@ -149,41 +146,37 @@ impl Proxy {
             options,
             metrics: Arc::new(metrics),
             registry,
-            snapshots: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            recent: recent::Recent::default(),
         })
     }
 
-    /// Keeps the current client TTFT totals for [`Proxy::ttft_over`].
-    pub fn snapshot_ttft(&self) {
-        let now = std::time::Instant::now();
-        let mut snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
-        snapshots.push_back((now, self.metrics.ttft_totals()));
-        while snapshots
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > SNAPSHOT_SPAN)
-        {
-            snapshots.pop_front();
-        }
+    /// Copies the running totals for [`Proxy::ttft_over`] and [`Proxy::outcome_rates`].
+    pub fn snapshot_totals(&self) {
+        self.recent.push(
+            std::time::Instant::now(),
+            recent::Snapshot {
+                ttft: self.metrics.ttft_totals(),
+                outcomes: self.metrics.outcome_totals(),
+            },
+        );
     }
 
     /// Sum and count of client time to first content per model over about the last
-    /// `window` (from the oldest snapshot inside it to now).
+    /// `window` (from the oldest copy inside it to now).
     pub fn ttft_over(&self, window: Duration) -> Totals {
-        let now_totals = self.metrics.ttft_totals();
-        let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        let base = snapshots
-            .iter()
-            .find(|(at, _)| now.duration_since(*at) <= window)
-            .map(|(_, totals)| totals.clone())
-            .unwrap_or_default();
-        now_totals
-            .into_iter()
-            .map(|(model, (sum, count))| {
-                let (sum0, count0) = base.get(&model).copied().unwrap_or_default();
-                (model, (sum - sum0, count.saturating_sub(count0)))
-            })
-            .collect()
+        self.recent.ttft_over(self.metrics.ttft_totals(), window)
+    }
+
+    /// Requests through the proxy for `model` (its label) by outcome, per second: over
+    /// `window` seconds and over the `step` before each of `times` (Unix seconds).
+    pub fn outcome_rates(
+        &self,
+        model: &str,
+        grid: (&[f64], f64, f64),
+        now_unix: f64,
+    ) -> Vec<recent::OutcomeRate> {
+        let current = self.metrics.outcome_totals();
+        self.recent.outcome_rates(&current, model, grid, now_unix)
     }
 
     /// The Prometheus text of the proxy's metrics.

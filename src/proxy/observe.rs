@@ -165,6 +165,7 @@ impl Observation {
                 http_status_class: self.status_class.to_string(),
             })
             .inc();
+        self.metrics.add_outcome(model, outcome.as_str());
     }
 
     /// Looks at one SSE event's data; false when it is the usage chunk to remove.

@@ -1,14 +1,14 @@
-//! The dashboard's data: `/api/v1/overview` (a row per target and model, each column's
-//! current value and a sparkline) and `/api/v1/detail` (one target and model: every chart of
-//! the detail page, and which signals the engine gives natively, derives or lacks). Computed
-//! on the server from `up`'s history, outside its locks, from the panel catalogue.
+//! The dashboard's data: `/api/v1/detail` (one target and model: every chart of the detail
+//! page, and which signals the engine gives natively, derives or lacks), computed from `up`'s
+//! history outside its locks, from the panel catalogue; and what it shares with
+//! `/api/v1/overview` (`super::overview`).
 
 use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
 use super::query::{self, Reading};
-use crate::catalog::panels::{DETAIL, Measure, OVERVIEW, Panel};
+use crate::catalog::panels::{DETAIL, Measure, PROXY_OUTCOMES, Panel};
 use crate::collect::history::Point;
 use crate::collect::state::{Store, TargetStatus};
 use crate::engines::{Engine, Source};
@@ -28,6 +28,19 @@ pub struct Query {
     pub target: Option<String>,
     /// The model (detail; the target's first by default).
     pub model: Option<String>,
+    /// Overview: `target` (default), a column `PANEL` or `PANEL.LINE` (e.g. `ttft.2`).
+    pub sort: Option<String>,
+    /// Overview: `asc` or `desc` (default: `asc` by target, `desc` by a column).
+    pub order: Option<String>,
+    /// Overview: keep rows whose target, model, engine, version, health or a `label=value`
+    /// contains this text (any case).
+    pub filter: Option<String>,
+    /// Overview: a target label to group rows by.
+    pub group: Option<String>,
+    /// Overview: rows to skip (paging).
+    pub offset: Option<usize>,
+    /// Overview: rows to send (default 100, at most 1,000).
+    pub limit: Option<usize>,
 }
 
 /// The window and grid a query asks for.
@@ -54,7 +67,7 @@ impl Span {
 
 /// A number with four significant digits: sparklines need no more, and 1,000 rows of them
 /// must stay small.
-fn compact(v: f64) -> Json {
+pub(super) fn compact(v: f64) -> Json {
     if !v.is_finite() {
         return Json::Null;
     }
@@ -65,7 +78,7 @@ fn compact(v: f64) -> Json {
     serde_json::Number::from_f64((v * scale).round() / scale).map_or(Json::Null, Json::Number)
 }
 
-fn plotted(values: &[Option<f64>]) -> Json {
+pub(super) fn plotted(values: &[Option<f64>]) -> Json {
     Json::Array(
         values
             .iter()
@@ -74,7 +87,7 @@ fn plotted(values: &[Option<f64>]) -> Json {
     )
 }
 
-fn reading(value: Option<Reading>) -> Json {
+pub(super) fn reading(value: Option<Reading>) -> Json {
     match value {
         Some(Reading::Number(v)) => compact(v),
         Some(r @ Reading::Quantile(_)) => json!(r),
@@ -90,11 +103,9 @@ fn window_points(store: &Store, status: &TargetStatus, span: &Span) -> Vec<Point
 }
 
 /// What every row and the detail say about a target, whatever its data.
-fn target_fields(status: &TargetStatus, now: f64) -> Json {
+pub(super) fn target_fields(status: &TargetStatus, now: f64) -> Json {
     let good = status.last_good.as_ref();
-    let interval = status.target.interval.as_secs_f64();
-    // Up, but the last good scrape is older than three intervals: the numbers are stale.
-    let stale = good.is_some_and(|g| now - g.at > 3.0 * interval.max(1.0));
+    let stale = super::overview::stale(status, now);
     json!({
         "target": status.target.name,
         "labels": status.target.labels,
@@ -112,7 +123,7 @@ fn lookback(status: &TargetStatus, span: &Span) -> f64 {
     span.step.max(2.0 * status.target.interval.as_secs_f64())
 }
 
-fn panel_header(panel: &Panel) -> Json {
+pub(super) fn panel_header(panel: &Panel) -> Json {
     json!({
         "id": panel.id,
         "title": panel.title,
@@ -122,59 +133,27 @@ fn panel_header(panel: &Panel) -> Json {
     })
 }
 
-/// `/api/v1/overview`.
-pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
-    let span = Span::of(q, now)?;
-    let mut rows = Vec::new();
-    for status in store.statuses() {
-        let owned = window_points(store, &status, &span);
-        let points: Vec<&Point> = owned.iter().collect();
-        let models = query::models(&points);
-        if models.is_empty() {
-            let mut row = target_fields(&status, now);
-            row["model"] = Json::Null;
-            row["cells"] = json!([]);
-            rows.push(row);
-        }
-        let back = lookback(&status, &span);
-        for model in models {
-            let cells: Vec<Json> = OVERVIEW
-                .iter()
-                .map(|panel| {
-                    let lines: Vec<Json> = panel
-                        .lines
-                        .iter()
-                        .map(|line| {
-                            json!({
-                                "now": reading(query::evaluate(line.measure, &points, &model)),
-                                "series": plotted(&query::series(line.measure, &points, &model, &span.times, back)),
-                            })
-                        })
-                        .collect();
-                    Json::Array(lines)
-                })
-                .collect();
-            let mut row = target_fields(&status, now);
-            row["model"] = json!(model);
-            row["cells"] = Json::Array(cells);
-            rows.push(row);
-        }
-    }
-    Ok(json!({
-        "now": now,
-        "window_seconds": span.window,
-        "step_seconds": span.step,
-        "columns": OVERVIEW.iter().map(panel_header).collect::<Vec<_>>(),
-        "rows": rows,
-    }))
+/// What the proxy running in `up` saw for one model: the TTFT gap to the engines, and its
+/// requests by outcome.
+#[derive(Debug, Default)]
+pub struct ClientSide {
+    /// `/api/v1/client_gap`'s entry for the model.
+    pub gap: Option<Json>,
+    /// Requests per second by outcome, over the detail's grid.
+    pub outcomes: Vec<crate::proxy::recent::OutcomeRate>,
 }
 
-/// `/api/v1/detail`: `Ok(None)` when the target is unknown.
+/// The detail's grid, for the client side: each step's end (Unix seconds), the step and the
+/// window, in seconds.
+pub type Grid<'a> = (&'a [f64], f64, f64);
+
+/// `/api/v1/detail`: `Ok(None)` when the target is unknown. `client` gives the proxy's view
+/// of the model shown, when the proxy runs.
 pub fn detail(
     store: &Store,
     q: &Query,
     now: f64,
-    client: Option<Json>,
+    client: impl FnOnce(&str, Grid<'_>) -> ClientSide,
 ) -> Result<Option<Json>, String> {
     let span = Span::of(q, now)?;
     let wanted = q.target.as_deref().ok_or("`target` is required")?;
@@ -196,17 +175,30 @@ pub fn detail(
     out["history_seconds"] = json!(points.first().map_or(0.0, |p| now - p.at));
     out["times"] = Json::Array(span.times.iter().map(|t| json!(t.round())).collect());
     let back = lookback(&status, &span);
+    let client = model
+        .as_deref()
+        .map(|m| client(m, (&span.times, span.step, span.window)))
+        .unwrap_or_default();
     out["panels"] = match &model {
-        Some(model) => Json::Array(
-            DETAIL
+        Some(model) => {
+            let mut panels: Vec<Json> = DETAIL
                 .iter()
                 .map(|p| chart(p, &points, model, &span, back))
-                .collect(),
-        ),
+                .collect();
+            if !client.outcomes.is_empty() {
+                // Beside the engine's outcomes.
+                let at = DETAIL
+                    .iter()
+                    .position(|p| p.id == "outcomes")
+                    .map_or(0, |i| i + 1);
+                panels.insert(at, proxy_chart(&client.outcomes));
+            }
+            Json::Array(panels)
+        }
         None => json!([]),
     };
     out["coverage"] = coverage(&status);
-    out["client"] = client.unwrap_or(Json::Null);
+    out["client"] = client.gap.unwrap_or(Json::Null);
     Ok(Some(out))
 }
 
@@ -236,6 +228,22 @@ fn chart(panel: &Panel, points: &[&Point], model: &str, span: &Span, back: f64) 
     }
     let mut header = panel_header(panel);
     header["lines"] = Json::Array(lines);
+    header
+}
+
+/// The proxy's outcomes as a chart of the catalogue's [`PROXY_OUTCOMES`] panel.
+fn proxy_chart(outcomes: &[crate::proxy::recent::OutcomeRate]) -> Json {
+    let mut header = panel_header(&PROXY_OUTCOMES);
+    header["lines"] = outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "label": o.outcome,
+                "now": o.now.map_or(Json::Null, compact),
+                "values": plotted(&o.values),
+            })
+        })
+        .collect();
     header
 }
 

@@ -3,6 +3,7 @@
 //! catalogue.
 
 pub mod api;
+pub mod overview;
 pub mod query;
 pub mod top;
 pub mod web;

@@ -5,6 +5,7 @@
 
 use crate::catalog::panels::{Measure, Outcomes};
 use crate::collect::history::{self, Part, Point, Quantile, SeriesKey};
+use crate::collect::rollup::Sums;
 
 /// A value of a line: a number, or a quantile that may only be a bound.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -41,14 +42,7 @@ fn keys(
         .keys()
         .iter()
         .filter(|k| {
-            k.signal == signal
-                && k.model == model
-                && k.part == part
-                && match (outcomes, k.outcome) {
-                    (Outcomes::All, _) => true,
-                    (Outcomes::Only(list), Some(o)) => list.contains(&o),
-                    (Outcomes::Only(_), None) => false,
-                }
+            k.signal == signal && k.model == model && k.part == part && outcomes.admits(k.outcome)
         })
         .cloned()
         .collect()
@@ -110,13 +104,32 @@ impl Plan {
             }
             Measure::Gauge(_) => {
                 let last = points.last()?;
-                let values: Vec<f64> = self.keys.iter().filter_map(|k| last.get(k)).collect();
-                (!values.is_empty()).then(|| Reading::Number(values.iter().sum()))
+                let values = self.keys.iter().filter_map(|k| last.get(k));
+                self.measure
+                    .aggregation()
+                    .combine(values)
+                    .map(Reading::Number)
             }
             Measure::Quantile(_, q) => {
                 history::quantile(points, self.keys.first()?, q).map(Reading::Quantile)
             }
         }
+    }
+}
+
+/// The measure over a rollup's sums (the overview's path).
+pub fn from_sums(measure: Measure, sums: &Sums) -> Option<Reading> {
+    let (main, part) = measure.sources();
+    match measure {
+        Measure::Rate(..) | Measure::RateByOutcome(_) => sums.rate(main).map(Reading::Number),
+        Measure::Ratio(..) => {
+            let whole = sums.increase(main)?;
+            // No failed series yet is no failure, once something finished.
+            let part = part.and_then(|p| sums.increase(p)).unwrap_or(0.0);
+            (whole > 0.0).then(|| Reading::Number(part / whole))
+        }
+        Measure::Gauge(_) => sums.gauge(main).map(Reading::Number),
+        Measure::Quantile(_, q) => sums.quantile(main, q).map(Reading::Quantile),
     }
 }
 

@@ -219,7 +219,7 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn overview(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Query>) -> Response {
-    match crate::ui::api::overview(&app.store, &q, now_unix()) {
+    match crate::ui::overview::overview(&app.store, &q, now_unix()) {
         Ok(body) => axum::Json(body).into_response(),
         Err(message) => bad_request(message),
     }
@@ -227,19 +227,30 @@ async fn overview(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Q
 
 async fn detail(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Query>) -> Response {
     let now = now_unix();
-    // The client-side comparison for this model, when the proxy runs here.
-    let client = app.proxy.as_ref().and_then(|proxy| {
-        let model = q.model.as_deref()?;
+    // What the proxy running here saw for the model shown.
+    let client = |model: &str, grid: crate::ui::api::Grid<'_>| {
+        let Some(proxy) = app.proxy.as_ref() else {
+            return crate::ui::api::ClientSide::default();
+        };
         let gap = super::gap::gaps(proxy, &app.store, now)
             .into_iter()
-            .find(|g| g.model == model)?;
-        serde_json::to_value(gap).ok()
-    });
+            .find(|g| g.model == model)
+            .and_then(|g| serde_json::to_value(g).ok());
+        crate::ui::api::ClientSide {
+            gap,
+            outcomes: proxy.outcome_rates(model, grid, now),
+        }
+    };
     match crate::ui::api::detail(&app.store, &q, now, client) {
         Ok(Some(body)) => axum::Json(body).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": "no such target" })),
+            axum::Json(serde_json::json!({
+                "error": format!(
+                    "no target named {:?}: it is not (or no longer) among up's targets",
+                    q.target.as_deref().unwrap_or("")
+                )
+            })),
         )
             .into_response(),
         Err(message) => bad_request(message),

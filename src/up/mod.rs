@@ -257,7 +257,7 @@ async fn start_proxy(
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;
-            ticking.snapshot_ttft();
+            ticking.snapshot_totals();
         }
     });
     Ok((proxy, addr))

@@ -1,6 +1,7 @@
 //! `llmwatch demo`: it starts everything, prints the dashboard's address first, its scripted
 //! incident shows in the engine's metrics at its time, its client load goes through the proxy,
-//! and Ctrl-C stops it at once.
+//! and Ctrl-C stops it at once. With `LLMWATCH_BLESS=1` it also writes the README's
+//! screenshots, two minutes into the incident.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -49,6 +50,7 @@ fn the_demo_runs_its_incident_through_the_proxy_and_stops_on_ctrl_c() {
             "{model} through the proxy"
         );
     }
+    bless_screenshots(&up);
     // Ctrl-C stops every part of it within a second or two.
     let stopped = Instant::now();
     Command::new("kill")
@@ -72,4 +74,32 @@ fn the_demo_runs_its_incident_through_the_proxy_and_stops_on_ctrl_c() {
         std::net::TcpStream::connect(addr).is_err(),
         "{addr} still answers"
     );
+}
+
+/// With `LLMWATCH_BLESS=1` and Chromium: the README's screenshots, two minutes into the
+/// incident, of the overview and of vLLM's detail.
+fn bless_screenshots(up: &str) {
+    if !std::env::var("LLMWATCH_BLESS").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let Some(browser) = crate::util::external_program("chromium") else {
+        return;
+    };
+    std::thread::sleep(Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    for (url, name) in [
+        (format!("{up}/?window=5m"), "dashboard-overview.png"),
+        (
+            format!("{up}/?target=sim-vllm&model=sim-vllm&window=5m"),
+            "dashboard-detail.png",
+        ),
+    ] {
+        let png = crate::web::screenshot_path(dir.path(), name);
+        let (_, log) = crate::web::chromium(&browser, &url, &png);
+        assert!(
+            crate::web::page_errors(&log).is_empty(),
+            "{:?}",
+            crate::web::page_errors(&log)
+        );
+    }
 }

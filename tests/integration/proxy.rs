@@ -294,14 +294,19 @@ fn a_real_llamacpp_server_behind_the_proxy_is_measured() {
     assert!(sample(&metrics, "llm_proxy_time_to_first_content_seconds_count{").unwrap() >= 1.0);
 }
 
+/// `up` scraping `engine` every 300 ms with its proxy in front of it: the process, the
+/// collector's and the proxy's base URLs.
+fn up_proxying(engine: &str) -> (crate::util::KillOnDrop, String, String) {
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"300ms\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{engine}\"]\n"
+    );
+    start_up_with_proxy(&config, engine)
+}
+
 #[test]
 fn up_serves_the_ttft_gap_only_while_the_proxy_carries_the_engines_traffic() {
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
-    let config = format!(
-        "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"300ms\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n",
-        sim.urls[0].1
-    );
-    let (_guard, up, proxy) = start_up_with_proxy(&config, &sim.urls[0].1);
+    let (_guard, up, proxy) = up_proxying(&sim.urls[0].1);
     let (up, proxy) = (&up, &proxy);
     eventually(10, || {
         let (_, m) = get(&format!("{up}/metrics"));
@@ -405,4 +410,53 @@ fn bench_engine_metrics_through_a_proxy_names_the_engine_or_says_why_not() {
             .unwrap()
             .contains("engine     vllm")
     );
+}
+
+#[test]
+fn the_detail_shows_the_429s_and_mid_stream_errors_the_proxy_saw() {
+    let sim = start_with(&["vllm"], &["--profile", "instant"]);
+    let (_guard, up, proxy) = up_proxying(&sim.urls[0].1);
+    for fault in ["overloaded", "overloaded", "midstream-error", "", ""] {
+        let headers: &[(&str, &str)] = if fault.is_empty() {
+            &[]
+        } else {
+            &[("x-llmwatch-sim-fault", fault)]
+        };
+        chat(&proxy, stream_request(4), headers);
+    }
+    let target = sim.urls[0].1.trim_start_matches("http://").to_string();
+    let panel = eventually(10, || {
+        let (_, body) = get(&format!("{up}/api/v1/detail?target={target}&window=1m"));
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let panels = v["panels"].as_array()?;
+        let at = panels.iter().position(|p| p["id"] == "proxy_outcomes")?;
+        assert_eq!(
+            panels[at - 1]["id"],
+            "outcomes",
+            "beside the engine's outcomes"
+        );
+        Some(panels[at].clone())
+    });
+    let line = |name: &str| {
+        panel["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["label"] == name)
+            .unwrap_or_else(|| panic!("no {name} line: {panel}"))
+            .clone()
+    };
+    // Twice as many 429s as stream errors, over the same window.
+    let limited = line("rate_limited")["now"].as_f64().unwrap();
+    let cut = line("stream_error")["now"].as_f64().unwrap();
+    // Four significant digits each.
+    assert!((limited / cut - 2.0).abs() < 0.002, "{panel}");
+    assert!(
+        line("length")["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_f64().is_some_and(|v| v > 0.0))
+    );
+    assert_eq!(panel["unit"], "per_second");
 }

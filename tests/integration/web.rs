@@ -73,7 +73,7 @@ fn dashboard() -> (Up, crate::util::Sim) {
 
 /// Headless Chromium on `url`: the DOM after the page's script ran, and what the browser
 /// logged (console messages and CSP reports included). Writes a screenshot to `png` too.
-fn chromium(browser: &Path, url: &str, png: &Path) -> (String, String) {
+pub fn chromium(browser: &Path, url: &str, png: &Path) -> (String, String) {
     let profile = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
         Command::new(browser)
@@ -112,7 +112,7 @@ fn chromium(browser: &Path, url: &str, png: &Path) -> (String, String) {
 }
 
 /// Lines of the browser log that are the page's console or a blocked resource.
-fn page_errors(log: &str) -> Vec<&str> {
+pub fn page_errors(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {
             l.contains(":CONSOLE")
@@ -133,8 +133,8 @@ fn text_after(dom: &str, marker: &str) -> String {
     rest[open..open + close].to_string()
 }
 
-/// Where screenshots go: docs/ with `LLMWATCH_BLESS=1`, else the test's temporary folder.
-fn screenshot_path(dir: &Path, name: &str) -> std::path::PathBuf {
+/// Where the README's screenshots go: docs/ with `LLMWATCH_BLESS=1`, else `dir`.
+pub fn screenshot_path(dir: &Path, name: &str) -> std::path::PathBuf {
     if std::env::var("LLMWATCH_BLESS").is_ok_and(|v| v == "1") {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("docs")
@@ -155,7 +155,7 @@ fn the_dashboard_in_a_real_browser_shows_every_row_and_chart_and_escapes_names()
     let (dom, log) = chromium(
         &browser,
         &format!("{}/?window=1m", up.base),
-        &screenshot_path(dir.path(), "dashboard-overview.png"),
+        &dir.path().join("overview.png"),
     );
     assert!(page_errors(&log).is_empty(), "{:?}", page_errors(&log));
     // A row per target and model, each with its health.
@@ -205,10 +205,14 @@ fn the_dashboard_in_a_real_browser_shows_every_row_and_chart_and_escapes_names()
     let (dom, log) = chromium(
         &browser,
         &format!("{}/?target=sim-vllm&model=sim-vllm&window=1m", up.base),
-        &screenshot_path(dir.path(), "dashboard-detail.png"),
+        &dir.path().join("detail.png"),
     );
     assert!(page_errors(&log).is_empty(), "{:?}", page_errors(&log));
-    assert_eq!(dom.matches("class=\"chart\"").count(), 13, "{dom}");
+    assert_eq!(
+        dom.matches("class=\"chart\"").count(),
+        llmwatch::catalog::panels::DETAIL.len(),
+        "{dom}"
+    );
     for panel in [
         "requests", "tokens", "outcomes", "ttft", "itl", "e2e", "load",
     ] {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::engines::{Histogram, SIGNALS, SeriesValue, Source};
 
-fn reading(name: &str, series: Vec<SeriesValue>) -> Reading {
+pub(crate) fn reading(name: &str, series: Vec<SeriesValue>) -> Reading {
     Reading {
         signal: SIGNALS.iter().find(|s| s.name == name).unwrap(),
         source: Source::Native(Vec::new()),
@@ -12,7 +12,7 @@ fn reading(name: &str, series: Vec<SeriesValue>) -> Reading {
     }
 }
 
-fn scalar(name: &str, v: f64) -> Reading {
+pub(crate) fn scalar(name: &str, v: f64) -> Reading {
     reading(
         name,
         vec![SeriesValue {
@@ -23,7 +23,7 @@ fn scalar(name: &str, v: f64) -> Reading {
     )
 }
 
-fn ttft(buckets: &[(f64, f64)], sum: f64) -> Reading {
+pub(crate) fn ttft(buckets: &[(f64, f64)], sum: f64) -> Reading {
     let count = buckets.last().map_or(0.0, |b| b.1);
     reading(
         "llm_time_to_first_token_seconds",

@@ -111,6 +111,14 @@ async fn event_loop(
     let mut tick = tokio::time::interval(REFRESH);
     let mut terminate = terminate_signal()?;
     loop {
+        // Ask the server for the rows the screen holds (the table's height less its header).
+        let rows = usize::from(terminal.size()?.height.saturating_sub(4)).max(1);
+        let rows = if view.detail { rows * 45 / 100 } else { rows }.max(1);
+        if view.page != rows {
+            view.page = rows;
+            view.selected = view.selected.min(rows - 1);
+            fetch(client, url, options, view).await;
+        }
         terminal.draw(|frame| render::draw(frame, view, label, colour))?;
         tokio::select! {
             _ = tick.tick() => fetch(client, url, options, view).await,
@@ -151,10 +159,7 @@ fn terminate_signal() -> std::io::Result<tokio::signal::unix::Signal> {
 /// kept.
 async fn fetch(client: &reqwest::Client, url: &str, options: &TopOptions, view: &mut View) {
     let mut request = client
-        .get(format!(
-            "{url}/api/v1/overview?window={}&points=30",
-            view.window()
-        ))
+        .get(format!("{url}/api/v1/overview?{}", view.query()))
         .timeout(Duration::from_secs(5));
     if let Some(token) = &options.bearer_token {
         request = request.bearer_auth(token);

@@ -127,9 +127,13 @@ fn header(view: &View, source: &str, colour: bool) -> Line<'static> {
             Style::default().add_modifier(Modifier::BOLD),
         ),
         Span::raw(format!(
-            "{source}  window {}  {} rows",
+            "{source}  window {}  {}",
             view.window(),
-            view.rows().len()
+            match (view.rows().len(), view.matching()) {
+                (0, _) => "no rows".to_string(),
+                (n, m) if n == m => format!("{n} rows"),
+                (n, m) => format!("rows {}-{} of {m}", view.offset + 1, view.offset + n),
+            }
         )),
     ];
     if let Some(column) = view.sort.and_then(|c| view.columns().get(c).copied()) {

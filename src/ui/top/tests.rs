@@ -20,6 +20,7 @@ fn cells(rate: f64, ttft_p99: Value, running: f64, kv: f64) -> Value {
     ])
 }
 
+/// An overview document in the server's default order (by target).
 fn overview() -> Value {
     let columns: Vec<Value> = crate::catalog::panels::OVERVIEW
         .iter()
@@ -32,15 +33,15 @@ fn overview() -> Value {
         "now": 1796059626.5, "window_seconds": 300.0, "step_seconds": 10.0,
         "columns": columns,
         "rows": [
-            {"target": "vllm-a", "model": "llama-3-8b", "labels": {"service": "chat"}, "health": "up",
-             "stale": false, "engine": "vllm", "version": "0.33.0", "error": null,
-             "cells": cells(4.2, json!(0.4), 12.0, 0.42)},
-            {"target": "sglang-b", "model": "qwen-7b", "labels": {"service": "batch"}, "health": "up",
-             "stale": false, "engine": "sglang", "version": "0.5.23", "error": null,
-             "cells": cells(9.5, json!({"at_most": 0.1}), 30.0, 0.91)},
             {"target": "llama", "model": null, "labels": {}, "health": "down", "stale": false,
              "engine": null, "version": null,
              "error": {"reason": "refused", "message": "connection refused"}, "cells": []},
+            {"target": "sglang-b", "model": "qwen-7b", "labels": {"service": "batch"}, "health": "up",
+             "stale": false, "engine": "sglang", "version": "0.5.23", "error": null,
+             "cells": cells(9.5, json!({"at_most": 0.1}), 30.0, 0.91)},
+            {"target": "vllm-a", "model": "llama-3-8b", "labels": {"service": "chat"}, "health": "up",
+             "stale": false, "engine": "vllm", "version": "0.33.0", "error": null,
+             "cells": cells(4.2, json!(0.4), 12.0, 0.42)}
         ]
     })
 }
@@ -67,26 +68,58 @@ fn a_narrow_terminal_drops_columns_from_the_right() {
 #[test]
 fn the_detail_of_the_selected_row() {
     let mut v = view();
-    assert_eq!(v.key("s"), Action::None, "sort by req/s");
+    assert_eq!(v.key("j"), Action::None);
     assert_eq!(v.key("Enter"), Action::None);
-    // Sorted by requests, highest first: the SGLang row is selected.
     assert_eq!(v.selected_row().unwrap()["target"], "sglang-b");
     insta::assert_snapshot!(snapshot(&v, "http://127.0.0.1:9464", 100));
 }
 
 #[test]
-fn filtering_and_windows_and_quitting() {
+fn sort_filter_window_and_scrolling_are_asked_of_the_server() {
     let mut v = view();
+    assert!(v.query().contains("sort=target&offset=0"), "{}", v.query());
+    assert_eq!(v.key("s"), Action::Refresh, "sort by req/s");
+    assert!(v.query().contains("sort=requests"), "{}", v.query());
     v.key("/");
-    for c in "chat".chars() {
-        v.key(&c.to_string());
+    for c in "a b&".chars() {
+        assert_eq!(v.key(&c.to_string()), Action::Refresh);
     }
-    v.key("Enter");
-    assert_eq!(v.rows().len(), 1);
+    assert_eq!(v.key("Enter"), Action::Refresh);
+    assert!(v.query().ends_with("&filter=a%20b%26"), "{}", v.query());
     assert_eq!(v.key("3"), Action::Refresh);
     assert_eq!(v.window(), "1h");
-    v.key("Esc");
-    assert_eq!(v.rows().len(), 3, "Esc clears the filter");
+    assert!(
+        v.query().starts_with("window=1h&points=30"),
+        "{}",
+        v.query()
+    );
+    assert_eq!(v.key("Esc"), Action::Refresh, "Esc clears the filter");
+    assert!(!v.query().contains("filter"), "{}", v.query());
+
+    // Three rows on screen of five that match: moving past the last asks for the next.
+    let mut doc = overview();
+    doc["matching"] = json!(5);
+    let mut v = View {
+        overview: Some(doc),
+        page: 3,
+        ..View::default()
+    };
+    v.key("j");
+    v.key("j");
+    assert_eq!((v.selected, v.offset), (2, 0));
+    assert_eq!(v.key("j"), Action::Refresh);
+    assert_eq!(v.offset, 1);
+    assert!(v.query().contains("offset=1&limit=3"), "{}", v.query());
+    assert_eq!(v.key("j"), Action::Refresh);
+    assert_eq!(v.key("j"), Action::None, "no row past the fifth");
+    assert_eq!(v.offset, 2);
+    for _ in 0..2 {
+        v.key("k");
+    }
+    assert_eq!(v.key("k"), Action::Refresh);
+    assert_eq!((v.selected, v.offset), (0, 1));
+    let text = snapshot(&v, "http://127.0.0.1:9464", 100);
+    assert!(text.contains("rows 2-4 of 5"), "{text}");
     assert_eq!(v.key("q"), Action::Quit);
 }
 

@@ -1,6 +1,8 @@
 //! What `top` shows and how the keys change it, apart from any terminal: the overview document
-//! (the same `/api/v1/overview` the web page draws), the selected row, sort, filter, window,
-//! and whether the detail pane is open. Rendering reads this; the event loop changes it.
+//! (the same `/api/v1/overview` the web page draws: filtered, sorted and sliced by the server,
+//! so 1,000 targets cost `top` only the rows on screen), the selected row, sort, filter,
+//! window, and whether the detail pane is open. Rendering reads this; the event loop changes
+//! it and fetches what [`View::query`] asks for.
 
 use serde_json::Value as Json;
 
@@ -14,7 +16,7 @@ pub struct View {
     pub overview: Option<Json>,
     /// Why the latest fetch failed, if it did (the last good document stays).
     pub error: Option<String>,
-    /// Index into the visible rows.
+    /// Index into the rows on screen.
     pub selected: usize,
     /// The column sorted on (an index into `columns`), descending; `None`: by target.
     pub sort: Option<usize>,
@@ -28,6 +30,10 @@ pub struct View {
     pub detail: bool,
     /// The help is shown.
     pub help: bool,
+    /// Rows above the first on screen (in the server's order).
+    pub offset: usize,
+    /// Rows that fit on screen, asked of the server (0: its default).
+    pub page: usize,
 }
 
 /// What a key asks for.
@@ -56,21 +62,42 @@ impl View {
             .unwrap_or_default()
     }
 
-    /// The rows that pass the filter, in the chosen order.
+    /// The rows on screen, in the server's order.
     pub fn rows(&self) -> Vec<&Json> {
-        let Some(all) = self.overview.as_ref().and_then(|o| o["rows"].as_array()) else {
-            return Vec::new();
-        };
-        let needle = self.filter.to_lowercase();
-        let mut rows: Vec<&Json> = all.iter().filter(|r| matches(r, &needle)).collect();
-        match self.sort {
-            None => rows.sort_by_key(|r| (text(&r["target"]), text(&r["model"]))),
-            Some(column) => rows.sort_by(|a, b| {
-                let key = |r: &Json| first_value(r, column).unwrap_or(f64::NEG_INFINITY);
-                key(b).total_cmp(&key(a))
-            }),
+        self.overview
+            .as_ref()
+            .and_then(|o| o["rows"].as_array())
+            .map(|r| r.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Rows that pass the filter, on screen or not.
+    pub fn matching(&self) -> usize {
+        self.overview
+            .as_ref()
+            .and_then(|o| o["matching"].as_u64())
+            .map_or_else(|| self.rows().len(), |n| n as usize)
+    }
+
+    /// The query of the next fetch: window, sort, filter and the rows on screen.
+    pub fn query(&self) -> String {
+        let sort = self
+            .sort
+            .and_then(|c| self.columns().get(c).and_then(|c| c["id"].as_str()))
+            .unwrap_or("target");
+        let mut query = format!(
+            "window={}&points=30&sort={sort}&offset={}",
+            self.window(),
+            self.offset
+        );
+        if self.page > 0 {
+            query.push_str(&format!("&limit={}", self.page));
         }
-        rows
+        if !self.filter.is_empty() {
+            query.push_str("&filter=");
+            query.push_str(&url_escape(&self.filter));
+        }
+        query
     }
 
     /// The selected row, if any.
@@ -88,18 +115,28 @@ impl View {
                     self.filter.pop();
                 }
                 k if k.chars().count() == 1 => self.filter.push_str(k),
-                _ => {}
+                _ => return Action::None,
             }
             self.selected = 0;
-            return Action::None;
+            self.offset = 0;
+            return Action::Refresh;
         }
         let rows = self.rows().len();
         match key {
             "q" => return Action::Quit,
             "?" => self.help = !self.help,
             "/" => self.typing = true,
-            "j" | "Down" => self.selected = (self.selected + 1).min(rows.saturating_sub(1)),
-            "k" | "Up" => self.selected = self.selected.saturating_sub(1),
+            "j" | "Down" if self.selected + 1 < rows => self.selected += 1,
+            "j" | "Down" if self.offset + rows < self.matching() => {
+                // At the bottom of the screen: the server's next row.
+                self.offset += 1;
+                return Action::Refresh;
+            }
+            "k" | "Up" if self.selected > 0 => self.selected -= 1,
+            "k" | "Up" if self.offset > 0 => {
+                self.offset -= 1;
+                return Action::Refresh;
+            }
             "Enter" => self.detail = rows > 0,
             "Esc" => {
                 self.detail = false;
@@ -107,6 +144,8 @@ impl View {
                 if !self.filter.is_empty() {
                     self.filter.clear();
                     self.selected = 0;
+                    self.offset = 0;
+                    return Action::Refresh;
                 }
             }
             "s" => {
@@ -117,6 +156,9 @@ impl View {
                     Some(c) if c + 1 < columns => Some(c + 1),
                     _ => None,
                 };
+                self.offset = 0;
+                self.selected = 0;
+                return Action::Refresh;
             }
             "1" | "2" | "3" => {
                 self.window = key.parse::<usize>().map_or(0, |n| n - 1);
@@ -128,38 +170,14 @@ impl View {
     }
 }
 
-fn text(v: &Json) -> String {
-    v.as_str().unwrap_or("").to_string()
-}
-
-/// A row's first value in `column`: a number, or a quantile's bound.
-pub fn first_value(row: &Json, column: usize) -> Option<f64> {
-    let now = &row["cells"][column][0]["now"];
-    now.as_f64()
-        .or_else(|| now["at_most"].as_f64())
-        .or_else(|| now["above"].as_f64())
-}
-
-fn matches(row: &Json, needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    let labels = row["labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(" ")
+/// `text` as a URL query value.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
         })
-        .unwrap_or_default();
-    [
-        text(&row["target"]),
-        text(&row["model"]),
-        text(&row["engine"]),
-        text(&row["version"]),
-        labels,
-    ]
-    .iter()
-    .any(|h| h.to_lowercase().contains(needle))
+        .collect()
 }

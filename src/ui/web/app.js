@@ -7,7 +7,7 @@ const REFRESH_MS = 5000;
 const PAGE_ROWS = 50;
 const SVG = "http://www.w3.org/2000/svg";
 
-const state = { rows: [], columns: [], sort: null, desc: true, page: 0, selected: 0, timer: null, busy: false };
+const state = { data: null, columns: [], sort: "target", desc: false, page: 0, selected: 0, timer: null, busy: false, typing: null };
 
 function $(id) { return document.getElementById(id); }
 
@@ -168,44 +168,13 @@ function healthOf(row) {
   return ["up", "the last scrape worked"];
 }
 
-function matches(row, needle) {
-  if (!needle) return true;
-  const hay = [row.target, row.model, row.engine, row.version, ...Object.entries(row.labels || {}).map(([k, v]) => `${k}=${v}`)];
-  return hay.some((h) => h && String(h).toLowerCase().includes(needle));
-}
-
-function sortKey(row) {
-  if (state.sort === null) return null;
-  if (state.sort === "target") return row.target + " " + (row.model || "");
-  const cell = row.cells[state.sort];
-  return cell ? reading(cell[0].now).sort : null;
-}
-
-function visibleRows() {
-  const needle = $("filter").value.trim().toLowerCase();
-  const group = $("group").value;
-  let rows = state.rows.filter((r) => matches(r, needle));
-  if (state.sort !== null) {
-    rows = rows.slice().sort((a, b) => {
-      const x = sortKey(a), y = sortKey(b);
-      if (x === y) return 0;
-      if (x === null) return 1;
-      if (y === null) return -1;
-      return (x < y ? -1 : 1) * (state.desc ? -1 : 1);
-    });
-  }
-  if (group) {
-    rows = rows.slice().sort((a, b) => String((a.labels || {})[group] || "").localeCompare(String((b.labels || {})[group] || "")));
-  }
-  return rows;
-}
-
 function headCell(label, key, help) {
   const th = el("th", { scope: "col", title: help || null, tabindex: "0" }, label);
   if (state.sort === key) th.setAttribute("aria-sort", state.desc ? "descending" : "ascending");
   const pick = () => {
     if (state.sort === key) state.desc = !state.desc; else { state.sort = key; state.desc = key !== "target"; }
-    drawOverview();
+    state.page = 0;
+    refresh();
   };
   th.addEventListener("click", pick);
   th.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
@@ -215,9 +184,9 @@ function headCell(label, key, help) {
 function drawHeads() {
   const heads = $("heads");
   heads.replaceChildren(headCell("target · model", "target"), el("th", {}, "health"));
-  state.columns.forEach((c, i) => {
+  state.columns.forEach((c) => {
     const label = c.lines.length > 1 && c.id !== "load" ? `${c.title} ${c.lines.join(" ")}` : c.title;
-    heads.append(headCell(label, i, `${c.help} (${c.lines.join(", ")})`));
+    heads.append(headCell(label, c.id, `${c.help} (${c.lines.join(", ")}; sorts on ${c.lines[0]})`));
   });
 }
 
@@ -250,30 +219,32 @@ function rowNode(row, index) {
 }
 
 function drawOverview() {
+  const data = state.data;
+  if (!data) return;
   drawHeads();
-  const rows = visibleRows();
-  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
-  state.page = Math.min(state.page, pages - 1);
-  const shown = rows.slice(state.page * PAGE_ROWS, (state.page + 1) * PAGE_ROWS);
-  const group = $("group").value;
+  const pages = Math.max(1, Math.ceil(data.matching / PAGE_ROWS));
   const body = $("body");
   const nodes = [];
-  let current = null;
-  shown.forEach((row, i) => {
-    const value = group ? String((row.labels || {})[group] || "(none)") : null;
-    if (group && value !== current) {
-      current = value;
-      nodes.push(el("tr", { class: "group" }, el("td", { colspan: state.columns.length + 2 }, `${group} = ${value}`)));
+  let current;
+  data.rows.forEach((row, i) => {
+    if (data.group && row.group !== current) {
+      current = row.group;
+      nodes.push(el("tr", { class: "group" }, el("td", { colspan: state.columns.length + 2 }, `${data.group} = ${current === null ? "(none)" : current}`)));
     }
     nodes.push(rowNode(row, i));
   });
   body.replaceChildren(...nodes);
-  state.selected = Math.min(state.selected, Math.max(0, shown.length - 1));
+  state.selected = Math.min(state.selected, Math.max(0, data.rows.length - 1));
   markSelected();
-  $("count").textContent = `${rows.length} of ${state.rows.length} rows`;
+  const health = Object.entries(data.health).map(([k, n]) => `${n} ${k}`).join(" · ");
+  $("count").textContent = `${data.matching} of ${data.rows_total} rows (${health})`;
   $("page").textContent = `page ${state.page + 1} of ${pages}`;
-  $("empty").hidden = state.rows.length > 0;
-  $("empty").textContent = "No target yet: give up --target URL, a [[target]] in the configuration, or start an engine on its usual port.";
+  $("prev").disabled = state.page === 0;
+  $("next").disabled = state.page + 1 >= pages;
+  $("empty").hidden = data.matching > 0;
+  $("empty").textContent = data.rows_total === 0
+    ? "No target yet: give up --target URL, a [[target]] in the configuration, or start an engine on its usual port."
+    : "No row matches the filter.";
 }
 
 function markSelected() {
@@ -281,23 +252,28 @@ function markSelected() {
   rows.forEach((r, i) => r.classList.toggle("selected", i === state.selected));
 }
 
-function groups(rows) {
-  const keys = new Set();
-  rows.forEach((r) => Object.keys(r.labels || {}).forEach((k) => keys.add(k)));
+function groups(labels) {
   const select = $("group");
   const current = select.value;
-  const options = [el("option", { value: "" }, "nothing"), ...[...keys].sort().map((k) => el("option", { value: k }, k))];
+  const options = [el("option", { value: "" }, "nothing"), ...labels.map((k) => el("option", { value: k }, k))];
   select.replaceChildren(...options);
-  select.value = keys.has(current) ? current : "";
+  select.value = labels.includes(current) ? current : "";
 }
 
 async function loadOverview() {
-  const span = params().get("window") || "5m";
-  const data = await getJSON(`/api/v1/overview?window=${encodeURIComponent(span)}&points=30`);
-  state.rows = data.rows;
+  const query = new URLSearchParams({
+    window: params().get("window") || "5m", points: "30", sort: state.sort, order: state.desc ? "desc" : "asc",
+    filter: $("filter").value.trim(), group: $("group").value, offset: String(state.page * PAGE_ROWS), limit: String(PAGE_ROWS),
+  });
+  const data = await getJSON("/api/v1/overview?" + query.toString());
+  const pages = Math.max(1, Math.ceil(data.matching / PAGE_ROWS));
+  if (state.page >= pages) { state.page = pages - 1; return loadOverview(); }
+  state.data = data;
   state.columns = data.columns;
-  groups(data.rows);
+  groups(data.labels);
   drawOverview();
+  // For measuring: navigation start to the first overview on screen.
+  if (!performance.getEntriesByName("llmwatch:first-overview").length) performance.mark("llmwatch:first-overview");
   setStatus(`updated ${localTime(data.now)}`);
 }
 
@@ -326,7 +302,10 @@ function drawClient(d) {
   if (!c) { box.replaceChildren(); return; }
   const gap = c.gap_seconds === null || c.gap_seconds === undefined
     ? el("span", { class: "muted" }, `no gap: ${c.reason}`)
-    : el("span", {}, `clients wait ${number(c.gap_seconds, "seconds")} longer than the engine reports`);
+    : c.gap_seconds >= 0
+      ? el("span", {}, `clients wait ${number(c.gap_seconds, "seconds")} longer than the engine reports`)
+      : el("span", { title: "the two means cover nearly but not exactly the same requests (some still in flight at the window's edges)" },
+        `clients' mean is ${number(-c.gap_seconds, "seconds")} below the engine's`);
   box.replaceChildren(el("h2", {}, "Client side (through the proxy, last 5 minutes)"),
     el("p", {}, `client TTFT mean ${number(c.client_mean_seconds, "seconds")} over ${c.client_requests} requests · engine TTFT mean ${number(c.engine_mean_seconds, "seconds")} over ${c.engine_requests} · `, gap));
 }
@@ -344,7 +323,22 @@ async function loadDetail() {
   const p = params();
   const query = new URLSearchParams({ target: p.get("target"), window: p.get("window") || "5m", points: "60" });
   if (p.get("model")) query.set("model", p.get("model"));
-  const d = await getJSON("/api/v1/detail?" + query.toString());
+  let d;
+  try {
+    d = await getJSON("/api/v1/detail?" + query.toString());
+  } catch (error) {
+    // Say what is wrong where the detail would be, not only in the header.
+    $("crumbs").textContent = p.get("target");
+    $("summary").replaceChildren(el("h1", {}, p.get("target")),
+      el("span", { class: "health down" }, String(error.message || error)),
+      el("a", { href: "/", id: "back" }, "back to the overview"));
+    $("back").addEventListener("click", (e) => { e.preventDefault(); go({ target: null, model: null }); });
+    $("client").replaceChildren();
+    $("charts").replaceChildren();
+    $("coverage-box").hidden = true;
+    throw error;
+  }
+  $("coverage-box").hidden = false;
   $("crumbs").textContent = `${d.target}${d.model ? " · " + d.model : ""}`;
   drawSummary(d);
   drawClient(d);
@@ -372,10 +366,19 @@ function render() {
   $("overview").hidden = detail;
   $("detail").hidden = !detail;
   if (!detail) $("crumbs").textContent = "overview";
-  $("window").value = params().get("window") || "5m";
+  const span = params().get("window") || "5m";
+  // A window from a shared URL that the picker does not offer gets an option of its own.
+  if (![...$("window").options].some((o) => o.value === span)) $("window").append(el("option", { value: span }, span));
+  $("window").value = span;
   clearInterval(state.timer);
   refresh();
   state.timer = setInterval(refresh, REFRESH_MS);
+}
+
+function turn(by) {
+  state.page = Math.max(0, state.page + by);
+  state.selected = 0;
+  refresh();
 }
 
 function keys(e) {
@@ -395,14 +398,20 @@ function keys(e) {
   else if (e.key === "j" || e.key === "ArrowDown") { state.selected = Math.min(state.selected + 1, rows.length - 1); markSelected(); }
   else if (e.key === "k" || e.key === "ArrowUp") { state.selected = Math.max(state.selected - 1, 0); markSelected(); }
   else if (e.key === "Enter" && rows[state.selected]) rows[state.selected].click();
+  else if (e.key === "PageDown" || e.key === "]") turn(1);
+  else if (e.key === "PageUp" || e.key === "[") turn(-1);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("window").addEventListener("change", (e) => go({ window: e.target.value }, true));
-  $("filter").addEventListener("input", () => { state.page = 0; drawOverview(); });
-  $("group").addEventListener("change", drawOverview);
-  $("prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); drawOverview(); });
-  $("next").addEventListener("click", () => { state.page += 1; drawOverview(); });
+  $("filter").addEventListener("input", () => {
+    // Asks the server once typing pauses.
+    clearTimeout(state.typing);
+    state.typing = setTimeout(() => { state.page = 0; refresh(); }, 200);
+  });
+  $("group").addEventListener("change", () => { state.page = 0; refresh(); });
+  $("prev").addEventListener("click", () => turn(-1));
+  $("next").addEventListener("click", () => turn(1));
   $("home").addEventListener("click", (e) => { e.preventDefault(); go({ target: null, model: null }); });
   document.addEventListener("keydown", keys);
   window.addEventListener("popstate", render);

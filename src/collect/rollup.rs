@@ -1,0 +1,555 @@
+//! The overview's numbers, kept current as scrapes arrive: per target and model, the increase
+//! of each counter and histogram bucket the overview reads, and the latest value of each gauge,
+//! summed into fixed time steps of three widths (10 s, 30 s and 2 min, 30 steps each: the
+//! dashboard's 5 min, 15 min and 1 h windows). A request for 1,000 rows then adds up at most
+//! 30 small arrays per row instead of decoding and walking each target's history, which is
+//! what made the overview cost hundreds of milliseconds. The detail of one target still reads
+//! the full history.
+//!
+//! Increases follow PromQL's `increase`: a drop is a counter reset, after which the new value
+//! counts; a series' first value is not an increase. A scrape's increase covers the time since
+//! the previous scrape, and is shared between the steps that time overlaps, so a scrape
+//! interval longer than a step leaves no holes; after a gap of more than three intervals
+//! (the target was down) it is not spread over the gap but counted, over the whole gap, in
+//! the step of the scrape that ends it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, LazyLock};
+
+use super::history::{Layout, Part, Quantile, SeriesKey, bucket_quantile};
+use crate::catalog::panels::{Aggregation, Source, overview_sources};
+
+/// Width of each tier's steps, in seconds.
+pub const TIERS: [f64; 3] = [10.0, 30.0, 120.0];
+/// Steps kept per tier.
+pub const STEPS: usize = 30;
+
+static SOURCES: LazyLock<Vec<Source>> = LazyLock::new(overview_sources);
+
+/// The sources kept, in the order their numbers sit in a step.
+pub fn sources() -> &'static [Source] {
+    &SOURCES
+}
+
+/// Where each source's numbers sit in a step, and a histogram's bucket bounds.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Shape {
+    /// Start of each source's numbers, and the total at the end.
+    offsets: Vec<usize>,
+    /// Per source: a histogram's bucket upper bounds.
+    bounds: Vec<Option<Arc<[f64]>>>,
+    /// Per number: a gauge's latest value (and how its series combine) rather than an
+    /// increase.
+    gauge: Vec<Option<Aggregation>>,
+}
+
+impl Shape {
+    fn of(layout: &Layout, model: &str) -> Shape {
+        let mut shape = Shape::default();
+        for source in sources() {
+            shape.offsets.push(shape.gauge.len());
+            let (width, bounds) = match source {
+                Source::Counter(..) | Source::Gauge(_) => (1, None),
+                Source::Histogram(signal) => match layout.bounds(signal, model) {
+                    Some(b) => (b.len(), Some(Arc::<[f64]>::from(b))),
+                    None => (0, None),
+                },
+            };
+            shape.bounds.push(bounds);
+            let gauge = match source {
+                Source::Gauge(signal) => Some(Aggregation::of(signal)),
+                _ => None,
+            };
+            shape.gauge.extend(std::iter::repeat_n(gauge, width));
+        }
+        shape.offsets.push(shape.gauge.len());
+        shape
+    }
+
+    fn width(&self) -> usize {
+        self.gauge.len()
+    }
+}
+
+/// A series of the layout feeding one number of a step.
+#[derive(Debug, Clone)]
+struct Input {
+    key: SeriesKey,
+    index: usize,
+    slot: usize,
+}
+
+/// The inputs of a source for `key`, if it feeds one: the slot of its number.
+fn slot_of(shape: &Shape, key: &SeriesKey) -> Option<usize> {
+    sources().iter().enumerate().find_map(|(s, source)| {
+        let offset = shape.offsets.get(s)?;
+        let within = match (source, key.part) {
+            (Source::Counter(signal, outcomes), Part::Scalar) => {
+                (*signal == key.signal && outcomes.admits(key.outcome)).then_some(0)
+            }
+            (Source::Gauge(signal), Part::Scalar) => (*signal == key.signal).then_some(0),
+            (Source::Histogram(signal), Part::Bucket(i)) => {
+                (*signal == key.signal).then_some(usize::from(i))
+            }
+            _ => None,
+        }?;
+        (offset + within < *shape.offsets.get(s + 1)?).then_some(offset + within)
+    })
+}
+
+/// One time step's sums.
+#[derive(Debug, Clone)]
+struct Step {
+    /// `floor(time / width)`.
+    index: i64,
+    /// Seconds of scraping the increases cover.
+    covered: f64,
+    /// Per number: the summed increase (a gauge's latest value); NaN while absent.
+    values: Box<[f32]>,
+}
+
+impl Step {
+    fn add(&mut self, share: f64, covered: f64, delta: &[f32], gauge: &[Option<Aggregation>]) {
+        self.covered += covered;
+        for ((value, d), gauge) in self.values.iter_mut().zip(delta).zip(gauge) {
+            if d.is_nan() {
+                continue;
+            }
+            *value = match (gauge.is_some(), value.is_nan()) {
+                (true, _) => *d,
+                (false, true) => d * share as f32,
+                (false, false) => *value + d * share as f32,
+            };
+        }
+    }
+}
+
+/// The steps of one tier, oldest first.
+#[derive(Debug, Default)]
+struct Tier {
+    steps: VecDeque<Step>,
+}
+
+impl Tier {
+    /// The step `index`, made when missing (in order).
+    fn step(&mut self, index: i64, width: usize) -> &mut Step {
+        let at = match self.steps.binary_search_by_key(&index, |s| s.index) {
+            Ok(i) => i,
+            Err(i) => {
+                let values = vec![f32::NAN; width].into_boxed_slice();
+                self.steps.insert(
+                    i,
+                    Step {
+                        index,
+                        covered: 0.0,
+                        values,
+                    },
+                );
+                i
+            }
+        };
+        &mut self.steps[at]
+    }
+
+    fn record(&mut self, width: f64, scrape: &Scrape<'_>, shape: &Shape) {
+        let end = step_of(scrape.at, width);
+        let oldest = end - STEPS as i64 + 1;
+        if scrape.spread && scrape.covered > 0.0 {
+            let since = scrape.at - scrape.covered;
+            let first = ((since / width).floor() as i64).max(oldest);
+            for index in first..=end {
+                let lo = (index as f64 * width).max(since);
+                let hi = ((index + 1) as f64 * width).min(scrape.at);
+                if hi > lo {
+                    let step = self.step(index, shape.width());
+                    step.add(
+                        (hi - lo) / scrape.covered,
+                        hi - lo,
+                        scrape.delta,
+                        &shape.gauge,
+                    );
+                }
+            }
+        } else {
+            let step = self.step(end, shape.width());
+            step.add(1.0, scrape.covered, scrape.delta, &shape.gauge);
+        }
+        while self.steps.front().is_some_and(|s| s.index < oldest) {
+            self.steps.pop_front();
+        }
+    }
+}
+
+/// The step holding time `t`: steps are `(index × width, (index + 1) × width]`, so a scrape on
+/// a boundary closes the step it ends rather than opening an empty one.
+fn step_of(t: f64, width: f64) -> i64 {
+    (t / width).ceil() as i64 - 1
+}
+
+/// What one scrape adds to a model's steps.
+struct Scrape<'a> {
+    at: f64,
+    covered: f64,
+    spread: bool,
+    delta: &'a [f32],
+}
+
+/// The rollup of one model of a target.
+#[derive(Debug)]
+struct ModelRollup {
+    layout: Option<Arc<Layout>>,
+    inputs: Vec<Input>,
+    shape: Arc<Shape>,
+    /// Each input's value at the previous scrape (NaN where absent).
+    previous: Vec<f64>,
+    /// The model was in the previous scrape.
+    present: bool,
+    seen: f64,
+    tiers: [Tier; 3],
+}
+
+impl ModelRollup {
+    fn new() -> ModelRollup {
+        ModelRollup {
+            layout: None,
+            inputs: Vec::new(),
+            shape: Arc::default(),
+            previous: Vec::new(),
+            present: false,
+            seen: 0.0,
+            tiers: Default::default(),
+        }
+    }
+
+    /// Plans the inputs for a new layout, keeping each series' previous value by key; a new
+    /// shape (another engine, other buckets) starts the steps afresh.
+    fn replan(&mut self, layout: &Arc<Layout>, model: &str) {
+        let shape = Shape::of(layout, model);
+        let mut inputs = Vec::new();
+        for (index, key) in layout.keys().iter().enumerate() {
+            if key.model == model
+                && let Some(slot) = slot_of(&shape, key)
+            {
+                inputs.push(Input {
+                    key: key.clone(),
+                    index,
+                    slot,
+                });
+            }
+        }
+        let old: BTreeMap<&SeriesKey, f64> = self
+            .inputs
+            .iter()
+            .map(|i| &i.key)
+            .zip(self.previous.iter().copied())
+            .collect();
+        let previous = inputs
+            .iter()
+            .map(|i| old.get(&i.key).copied().unwrap_or(f64::NAN))
+            .collect();
+        if *self.shape != shape {
+            self.tiers = Default::default();
+            self.shape = Arc::new(shape);
+        }
+        self.previous = previous;
+        self.inputs = inputs;
+        self.layout = Some(layout.clone());
+    }
+
+    fn record(&mut self, at: f64, values: &[f64], gap: Option<f64>, spread: bool) {
+        let mut delta = vec![f32::NAN; self.shape.width()];
+        let counted = if self.present { gap } else { None };
+        for (input, previous) in self.inputs.iter().zip(&mut self.previous) {
+            let value = values.get(input.index).copied().unwrap_or(f64::NAN);
+            let gauge = self.shape.gauge.get(input.slot).copied().flatten();
+            let increase = if gauge.is_some() {
+                Some(value)
+            } else if counted.is_some() && previous.is_finite() && value.is_finite() {
+                Some(if value >= *previous {
+                    value - *previous
+                } else {
+                    value
+                })
+            } else {
+                None
+            };
+            if let (Some(v), Some(d)) = (increase, delta.get_mut(input.slot)) {
+                let v = v as f32;
+                *d = match gauge {
+                    _ if d.is_nan() => v,
+                    Some(Aggregation::Max) => d.max(v),
+                    _ => *d + v,
+                };
+            }
+            *previous = value;
+        }
+        let scrape = Scrape {
+            at,
+            covered: counted.unwrap_or(0.0),
+            spread,
+            delta: &delta,
+        };
+        for (tier, width) in self.tiers.iter_mut().zip(TIERS) {
+            tier.record(width, &scrape, &self.shape);
+        }
+        self.present = true;
+        self.seen = at;
+    }
+
+    fn bytes(&self) -> usize {
+        let steps: usize = self.tiers.iter().map(|t| t.steps.len()).sum();
+        steps * (std::mem::size_of::<Step>() + self.shape.width() * 4)
+            + self.inputs.len() * (std::mem::size_of::<Input>() + 8)
+    }
+}
+
+/// The overview's rollup of one target.
+#[derive(Debug, Default)]
+pub struct Rollup {
+    models: BTreeMap<String, ModelRollup>,
+    /// The models of the newest scrape, sorted.
+    current: Vec<String>,
+    layout: Option<Arc<Layout>>,
+    last_at: Option<f64>,
+    last_gap: Option<f64>,
+}
+
+impl Rollup {
+    /// Adds a scrape taken at `at`, its numbers as `layout` describes them.
+    pub fn push(&mut self, at: f64, layout: &Arc<Layout>, values: &[f64]) {
+        let gap = self.last_at.map(|t| at - t).filter(|g| *g > 0.0);
+        // A gap over three intervals is an outage: its increase is not spread over it.
+        let spread = match (gap, self.last_gap) {
+            (Some(g), Some(last)) => g <= 3.0 * last,
+            _ => true,
+        };
+        let changed = !self.layout.as_ref().is_some_and(|l| Arc::ptr_eq(l, layout));
+        if changed {
+            let mut models: Vec<String> = layout.keys().iter().map(|k| k.model.clone()).collect();
+            models.sort_unstable();
+            models.dedup();
+            self.current = models;
+            self.layout = Some(layout.clone());
+        }
+        for model in &self.current {
+            let rollup = self
+                .models
+                .entry(model.clone())
+                .or_insert_with(ModelRollup::new);
+            if !rollup
+                .layout
+                .as_ref()
+                .is_some_and(|l| Arc::ptr_eq(l, layout))
+            {
+                rollup.replan(layout, model);
+            }
+            rollup.record(at, values, gap, spread);
+        }
+        let horizon = at - TIERS[TIERS.len() - 1] * STEPS as f64;
+        let current = &self.current;
+        self.models.retain(|model, rollup| {
+            rollup.present = current.binary_search(model).is_ok();
+            rollup.seen >= horizon
+        });
+        if gap.is_some() {
+            self.last_gap = gap;
+        }
+        self.last_at = Some(at);
+    }
+
+    /// The models of the newest scrape, sorted.
+    pub fn models(&self) -> &[String] {
+        &self.current
+    }
+
+    /// Bytes held by the steps and inputs.
+    pub fn bytes(&self) -> usize {
+        self.models.values().map(ModelRollup::bytes).sum()
+    }
+
+    /// `grid` ending at this target's newest scrape when that is at most a step old (so the
+    /// newest step is never one that no scrape has reached yet), else at the grid's end.
+    fn aligned(&self, grid: &Grid) -> Grid {
+        let width = TIERS[grid.tier];
+        match self.last_at {
+            Some(at) if grid.now - at <= width => Grid {
+                end: step_of(at, width),
+                ..*grid
+            },
+            _ => *grid,
+        }
+    }
+
+    /// The sums over the whole of `grid`'s window for `model`.
+    pub fn total(&self, model: &str, grid: &Grid) -> Option<Sums> {
+        let rollup = self.models.get(model)?;
+        let grid = self.aligned(grid);
+        let mut sums = Sums::empty(&rollup.shape);
+        for step in grid.steps_of(&rollup.tiers[grid.tier]) {
+            sums.add(step);
+        }
+        Some(sums)
+    }
+
+    /// The sums of each of `grid`'s steps for `model`, oldest first.
+    pub fn steps(&self, model: &str, grid: &Grid) -> Option<Vec<Sums>> {
+        let rollup = self.models.get(model)?;
+        let grid = self.aligned(grid);
+        let mut out: Vec<Sums> = (0..grid.count)
+            .map(|_| Sums::empty(&rollup.shape))
+            .collect();
+        for step in grid.steps_of(&rollup.tiers[grid.tier]) {
+            if let Some(sums) = out.get_mut(grid.position(step.index)) {
+                sums.add(step);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// The steps a request reads: a tier, how many of its steps make one of the request's, and
+/// how many of those end at the step holding `now`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    now: f64,
+    tier: usize,
+    per_step: i64,
+    count: usize,
+    end: i64,
+}
+
+impl Grid {
+    /// The grid for `window` seconds in about `points` steps ending at `now`: the coarsest
+    /// tier no wider than a step that still reaches back over the window.
+    pub fn new(now: f64, window: f64, points: usize) -> Result<Grid, String> {
+        let reach = TIERS[TIERS.len() - 1] * STEPS as f64;
+        if !(window > 0.0 && window <= reach) {
+            return Err(format!(
+                "window: the overview keeps at most {} min, not {window} s",
+                reach / 60.0
+            ));
+        }
+        let wanted = window / points.max(1) as f64;
+        let reaching = |w: &f64| w * STEPS as f64 >= window;
+        let width = TIERS
+            .iter()
+            .rfind(|w| reaching(w) && **w <= wanted)
+            .or_else(|| TIERS.iter().find(|w| reaching(w)))
+            .copied()
+            .unwrap_or(TIERS[0]);
+        let tier = TIERS.iter().position(|w| *w == width).unwrap_or(0);
+        let per_step = ((wanted / width).round() as i64).max(1);
+        let count = ((window / (width * per_step as f64)).ceil() as usize).max(1);
+        Ok(Grid {
+            now,
+            tier,
+            per_step,
+            count,
+            end: step_of(now, width),
+        })
+    }
+
+    /// Seconds per step.
+    pub fn step_seconds(&self) -> f64 {
+        TIERS[self.tier] * self.per_step as f64
+    }
+
+    /// Steps in the window.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn first(&self) -> i64 {
+        self.end - self.per_step * self.count as i64 + 1
+    }
+
+    fn position(&self, index: i64) -> usize {
+        usize::try_from((index - self.first()) / self.per_step).unwrap_or(usize::MAX)
+    }
+
+    fn steps_of<'t>(&self, tier: &'t Tier) -> impl Iterator<Item = &'t Step> {
+        let (first, end) = (self.first(), self.end);
+        tier.steps
+            .iter()
+            .filter(move |s| s.index >= first && s.index <= end)
+    }
+}
+
+/// Sums of steps for one model: the increase of each counter and histogram bucket, the seconds
+/// they cover, and each gauge's latest value.
+#[derive(Debug, Clone)]
+pub struct Sums {
+    shape: Arc<Shape>,
+    covered: f64,
+    values: Vec<f64>,
+}
+
+impl Sums {
+    fn empty(shape: &Arc<Shape>) -> Sums {
+        Sums {
+            shape: shape.clone(),
+            covered: 0.0,
+            values: vec![f64::NAN; shape.width()],
+        }
+    }
+
+    fn add(&mut self, step: &Step) {
+        self.covered += step.covered;
+        for ((value, add), gauge) in self
+            .values
+            .iter_mut()
+            .zip(&step.values)
+            .zip(&self.shape.gauge)
+        {
+            if add.is_nan() {
+                continue;
+            }
+            let add = f64::from(*add);
+            *value = if gauge.is_some() || value.is_nan() {
+                add
+            } else {
+                *value + add
+            };
+        }
+    }
+
+    fn numbers(&self, source: Source) -> Option<&[f64]> {
+        let s = sources().iter().position(|x| *x == source)?;
+        let (start, end) = (*self.shape.offsets.get(s)?, *self.shape.offsets.get(s + 1)?);
+        self.values.get(start..end)
+    }
+
+    /// A counter's increase over the steps, `None` when absent.
+    pub fn increase(&self, source: Source) -> Option<f64> {
+        self.numbers(source)?
+            .first()
+            .copied()
+            .filter(|v| v.is_finite())
+    }
+
+    /// A counter's per-second rate over the seconds the steps cover.
+    pub fn rate(&self, source: Source) -> Option<f64> {
+        let increase = self.increase(source)?;
+        (self.covered > 0.0).then(|| increase / self.covered)
+    }
+
+    /// A gauge's latest value.
+    pub fn gauge(&self, source: Source) -> Option<f64> {
+        self.increase(source)
+    }
+
+    /// A quantile of a histogram's observations over the steps.
+    pub fn quantile(&self, source: Source, q: f64) -> Option<Quantile> {
+        let s = sources().iter().position(|x| *x == source)?;
+        let bounds = self.shape.bounds.get(s)?.as_ref()?;
+        let counts = self.numbers(source)?;
+        if counts.iter().any(|c| c.is_nan()) {
+            return None;
+        }
+        let buckets: Vec<(f64, f64)> = bounds.iter().copied().zip(counts.iter().copied()).collect();
+        bucket_quantile(q, &buckets)
+    }
+}
+
+#[cfg(test)]
+mod tests;
