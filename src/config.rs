@@ -69,6 +69,42 @@ pub struct Config {
     /// A measuring proxy run in the same process (`[proxy]`): its client-side series join
     /// `/metrics`, with the gap between client and engine TTFT per model. None by default.
     pub proxy: Option<ProxyConfig>,
+    /// The alerts `up` evaluates over its own state (`[alerting]`): the same alerts
+    /// `llmwatch export` writes as Prometheus rules.
+    pub alerting: AlertingConfig,
+}
+
+/// `[alerting]`: how often the alerts are evaluated and the objectives of the burn-rate
+/// alerts (the same as `llmwatch export`'s `--slo-*` options).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Evaluate the alerts at all.
+    pub enabled: bool,
+    /// Time between two evaluation rounds.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Runbook page the alerts link to; `#alertname` is appended.
+    pub runbook_base: String,
+    /// Fraction of requests that must succeed (availability objective).
+    pub availability: f64,
+    /// Fraction of requests whose first token must come within `ttft_seconds`.
+    pub ttft_objective: f64,
+    /// The TTFT threshold: a bucket bound the engines export (vLLM and SGLang have 1.0).
+    pub ttft_seconds: f64,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            enabled: true,
+            interval: Duration::from_secs(15),
+            runbook_base: "docs/runbook.md".into(),
+            availability: 0.99,
+            ttft_objective: 0.99,
+            ttft_seconds: 1.0,
+        }
+    }
 }
 
 /// The proxy inside `up`: the same proxy as `llmwatch proxy`, with the same settings (each
@@ -165,6 +201,7 @@ impl Default for Config {
             file_sd: Vec::new(),
             file_sd_refresh: Duration::from_secs(5),
             proxy: None,
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -345,6 +382,24 @@ impl Config {
         for (i, target) in self.targets.iter().enumerate() {
             crate::collect::targets::Target::from_config(target, &self.scrape)
                 .map_err(|e| invalid(format!("target[{i}]"), e.to_string()))?;
+        }
+        let a = &self.alerting;
+        for (field, value) in [
+            ("availability", a.availability),
+            ("ttft_objective", a.ttft_objective),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(invalid(
+                    format!("alerting.{field}"),
+                    format!("{value} is not a fraction between 0 and 1, e.g. 0.99"),
+                ));
+            }
+        }
+        if a.interval.is_zero() || a.ttft_seconds.is_nan() || a.ttft_seconds <= 0.0 {
+            return Err(invalid(
+                "alerting".into(),
+                "interval and ttft_seconds must be above zero".into(),
+            ));
         }
         Ok(())
     }

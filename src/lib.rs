@@ -5,6 +5,7 @@
 //! maps it onto one canonical schema; `collect` fetches scrapes over HTTP; `cli` and `commands`
 //! are the thin layer the binary uses.
 
+pub mod alerting;
 pub mod bench;
 pub mod catalog;
 pub mod cli;

@@ -154,10 +154,15 @@ impl Measure {
     }
 }
 
-/// Every distinct source the overview's lines read, in the order they first appear.
+/// Every distinct source the overview's lines read, in the order they first appear, then
+/// those only `up`'s alerts read (queue time).
 pub fn overview_sources() -> Vec<Source> {
     let mut out: Vec<Source> = Vec::new();
-    for line in OVERVIEW.iter().flat_map(|p| p.lines) {
+    let alerts = [Line {
+        label: "queue p99",
+        measure: Measure::Quantile("llm_request_queue_seconds", 0.99),
+    }];
+    for line in OVERVIEW.iter().flat_map(|p| p.lines).chain(&alerts) {
         let (main, part) = line.measure.sources();
         for source in std::iter::once(main).chain(part) {
             if !out.contains(&source) {

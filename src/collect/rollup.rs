@@ -41,6 +41,10 @@ struct Shape {
     /// Per number: a gauge's latest value (and how its series combine) rather than an
     /// increase.
     gauge: Vec<Option<Aggregation>>,
+    /// Per number: the index of its source (a bit of a step's `present`).
+    source_of: Vec<u8>,
+    /// The gauges' numbers, with their source.
+    gauge_slots: Vec<(usize, u8)>,
 }
 
 impl Shape {
@@ -60,7 +64,12 @@ impl Shape {
                 Source::Gauge(signal) => Some(Aggregation::of(signal)),
                 _ => None,
             };
+            let index = u8::try_from(shape.offsets.len() - 1).unwrap_or(u8::MAX);
+            if gauge.is_some() {
+                shape.gauge_slots.push((shape.gauge.len(), index));
+            }
             shape.gauge.extend(std::iter::repeat_n(gauge, width));
+            shape.source_of.extend(std::iter::repeat_n(index, width));
         }
         shape.offsets.push(shape.gauge.len());
         shape
@@ -79,22 +88,27 @@ struct Input {
     slot: usize,
 }
 
-/// The inputs of a source for `key`, if it feeds one: the slot of its number.
-fn slot_of(shape: &Shape, key: &SeriesKey) -> Option<usize> {
-    sources().iter().enumerate().find_map(|(s, source)| {
-        let offset = shape.offsets.get(s)?;
-        let within = match (source, key.part) {
-            (Source::Counter(signal, outcomes), Part::Scalar) => {
-                (*signal == key.signal && outcomes.admits(key.outcome)).then_some(0)
-            }
-            (Source::Gauge(signal), Part::Scalar) => (*signal == key.signal).then_some(0),
-            (Source::Histogram(signal), Part::Bucket(i)) => {
-                (*signal == key.signal).then_some(usize::from(i))
-            }
-            _ => None,
-        }?;
-        (offset + within < *shape.offsets.get(s + 1)?).then_some(offset + within)
-    })
+/// The slots `key` feeds: one per source that reads it (a finished request with an error
+/// outcome counts for all requests and for the failed ones).
+fn slots_of(shape: &Shape, key: &SeriesKey) -> Vec<usize> {
+    sources()
+        .iter()
+        .enumerate()
+        .filter_map(|(s, source)| {
+            let offset = shape.offsets.get(s)?;
+            let within = match (source, key.part) {
+                (Source::Counter(signal, outcomes), Part::Scalar) => {
+                    (*signal == key.signal && outcomes.admits(key.outcome)).then_some(0)
+                }
+                (Source::Gauge(signal), Part::Scalar) => (*signal == key.signal).then_some(0),
+                (Source::Histogram(signal), Part::Bucket(i)) => {
+                    (*signal == key.signal).then_some(usize::from(i))
+                }
+                _ => None,
+            }?;
+            (offset + within < *shape.offsets.get(s + 1)?).then_some(offset + within)
+        })
+        .collect()
 }
 
 /// One time step's sums.
@@ -104,21 +118,26 @@ struct Step {
     index: i64,
     /// Seconds of scraping the increases cover.
     covered: f64,
-    /// Per number: the summed increase (a gauge's latest value); NaN while absent.
+    /// Bit `i`: source `i` had a value in this step (absent numbers stay 0, so adding steps
+    /// up is a plain sum).
+    present: u64,
+    /// Per number: the summed increase (a gauge's latest value).
     values: Box<[f32]>,
 }
 
 impl Step {
-    fn add(&mut self, share: f64, covered: f64, delta: &[f32], gauge: &[Option<Aggregation>]) {
+    fn add(&mut self, share: f64, covered: f64, delta: &[f32], shape: &Shape) {
         self.covered += covered;
-        for ((value, d), gauge) in self.values.iter_mut().zip(delta).zip(gauge) {
+        for (i, (value, d)) in self.values.iter_mut().zip(delta).enumerate() {
             if d.is_nan() {
                 continue;
             }
-            *value = match (gauge.is_some(), value.is_nan()) {
-                (true, _) => *d,
-                (false, true) => d * share as f32,
-                (false, false) => *value + d * share as f32,
+            if let Some(source) = shape.source_of.get(i) {
+                self.present |= 1 << source;
+            }
+            *value = match shape.gauge.get(i) {
+                Some(Some(_)) => *d,
+                _ => *value + d * share as f32,
             };
         }
     }
@@ -136,12 +155,13 @@ impl Tier {
         let at = match self.steps.binary_search_by_key(&index, |s| s.index) {
             Ok(i) => i,
             Err(i) => {
-                let values = vec![f32::NAN; width].into_boxed_slice();
+                let values = vec![0.0; width].into_boxed_slice();
                 self.steps.insert(
                     i,
                     Step {
                         index,
                         covered: 0.0,
+                        present: 0,
                         values,
                     },
                 );
@@ -162,17 +182,12 @@ impl Tier {
                 let hi = ((index + 1) as f64 * width).min(scrape.at);
                 if hi > lo {
                     let step = self.step(index, shape.width());
-                    step.add(
-                        (hi - lo) / scrape.covered,
-                        hi - lo,
-                        scrape.delta,
-                        &shape.gauge,
-                    );
+                    step.add((hi - lo) / scrape.covered, hi - lo, scrape.delta, shape);
                 }
             }
         } else {
             let step = self.step(end, shape.width());
-            step.add(1.0, scrape.covered, scrape.delta, &shape.gauge);
+            step.add(1.0, scrape.covered, scrape.delta, shape);
         }
         while self.steps.front().is_some_and(|s| s.index < oldest) {
             self.steps.pop_front();
@@ -227,9 +242,10 @@ impl ModelRollup {
         let shape = Shape::of(layout, model);
         let mut inputs = Vec::new();
         for (index, key) in layout.keys().iter().enumerate() {
-            if key.model == model
-                && let Some(slot) = slot_of(&shape, key)
-            {
+            if key.model != model {
+                continue;
+            }
+            for slot in slots_of(&shape, key) {
                 inputs.push(Input {
                     key: key.clone(),
                     index,
@@ -481,6 +497,7 @@ impl Grid {
 pub struct Sums {
     shape: Arc<Shape>,
     covered: f64,
+    present: u64,
     values: Vec<f64>,
 }
 
@@ -489,32 +506,33 @@ impl Sums {
         Sums {
             shape: shape.clone(),
             covered: 0.0,
-            values: vec![f64::NAN; shape.width()],
+            present: 0,
+            values: vec![0.0; shape.width()],
         }
     }
 
+    /// Adds `step` (steps come oldest first): a plain sum of every number, then each gauge
+    /// present in the step takes its value there, so the newest wins.
     fn add(&mut self, step: &Step) {
         self.covered += step.covered;
-        for ((value, add), gauge) in self
-            .values
-            .iter_mut()
-            .zip(&step.values)
-            .zip(&self.shape.gauge)
-        {
-            if add.is_nan() {
-                continue;
+        self.present |= step.present;
+        for (value, add) in self.values.iter_mut().zip(step.values.iter()) {
+            *value += f64::from(*add);
+        }
+        for &(slot, source) in &self.shape.gauge_slots {
+            if step.present & (1 << source) != 0
+                && let (Some(value), Some(add)) = (self.values.get_mut(slot), step.values.get(slot))
+            {
+                *value = f64::from(*add);
             }
-            let add = f64::from(*add);
-            *value = if gauge.is_some() || value.is_nan() {
-                add
-            } else {
-                *value + add
-            };
         }
     }
 
     fn numbers(&self, source: Source) -> Option<&[f64]> {
         let s = sources().iter().position(|x| *x == source)?;
+        if self.present & (1 << s) == 0 {
+            return None;
+        }
         let (start, end) = (*self.shape.offsets.get(s)?, *self.shape.offsets.get(s + 1)?);
         self.values.get(start..end)
     }
@@ -538,16 +556,22 @@ impl Sums {
         self.increase(source)
     }
 
-    /// A quantile of a histogram's observations over the steps.
-    pub fn quantile(&self, source: Source, q: f64) -> Option<Quantile> {
+    /// Seconds of scraping the increases cover.
+    pub fn covered(&self) -> f64 {
+        self.covered
+    }
+
+    /// A histogram's `(upper bound, cumulative increase)` pairs over the steps.
+    pub fn buckets(&self, source: Source) -> Option<Vec<(f64, f64)>> {
         let s = sources().iter().position(|x| *x == source)?;
         let bounds = self.shape.bounds.get(s)?.as_ref()?;
         let counts = self.numbers(source)?;
-        if counts.iter().any(|c| c.is_nan()) {
-            return None;
-        }
-        let buckets: Vec<(f64, f64)> = bounds.iter().copied().zip(counts.iter().copied()).collect();
-        bucket_quantile(q, &buckets)
+        Some(bounds.iter().copied().zip(counts.iter().copied()).collect())
+    }
+
+    /// A quantile of a histogram's observations over the steps.
+    pub fn quantile(&self, source: Source, q: f64) -> Option<Quantile> {
+        bucket_quantile(q, &self.buckets(source)?)
     }
 }
 

@@ -29,6 +29,8 @@ pub struct App {
     pub auth: Option<AuthConfig>,
     /// The proxy running in this process, if any.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
+    /// The alerts evaluated here, unless `[alerting] enabled = false`.
+    pub alerts: Option<Arc<std::sync::Mutex<crate::alerting::Alerts>>>,
 }
 
 /// The routes.
@@ -42,6 +44,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/client_gap", get(client_gap))
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/detail", get(detail))
+        .route("/api/v1/alerts", get(alerts))
         .route("/", get(crate::ui::web::index))
         .route("/assets/app.js", get(crate::ui::web::script))
         .route("/assets/style.css", get(crate::ui::web::style))
@@ -154,6 +157,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         body.push_str(&proxy.render_metrics());
         super::gap::write(&mut body, proxy, &app.store, now_unix());
     }
+    if let Some(alerts) = &app.alerts {
+        alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_metrics(&mut body);
+    }
     if prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).is_err() {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -169,6 +178,17 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         body,
     )
         .into_response()
+}
+
+async fn alerts(State(app): State<Arc<App>>) -> Response {
+    let body = match &app.alerts {
+        Some(alerts) => alerts.lock().unwrap_or_else(|e| e.into_inner()).api(),
+        None => serde_json::json!({
+            "status": "success",
+            "data": {"alerts": [], "not_enough_data": [], "disabled": "[alerting] enabled = false"}
+        }),
+    };
+    axum::Json(body).into_response()
 }
 
 async fn targets(State(app): State<Arc<App>>) -> Response {

@@ -190,11 +190,16 @@ pub async fn start(
         }
         None => (None, None),
     };
+    let alerts = config
+        .alerting
+        .enabled
+        .then(|| start_alerting(store.clone(), &config.alerting));
     let app = http::router(http::App {
         store: store.clone(),
         registry: Arc::new(registry),
         auth: config.auth.clone(),
         proxy,
+        alerts,
     });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -261,6 +266,37 @@ async fn start_proxy(
         }
     });
     Ok((proxy, addr))
+}
+
+/// Evaluates the alerts every `settings.interval`, from now on; returns their shared state.
+fn start_alerting(
+    store: Arc<Store>,
+    settings: &crate::config::AlertingConfig,
+) -> Arc<std::sync::Mutex<crate::alerting::Alerts>> {
+    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Alerts::default()));
+    let shared = alerts.clone();
+    let evaluation = crate::alerting::Settings {
+        objective: crate::alerting::eval::Objective {
+            error_budget: 1.0 - settings.availability,
+            ttft_budget: 1.0 - settings.ttft_objective,
+            ttft_seconds: settings.ttft_seconds,
+        },
+        runbook_base: settings.runbook_base.clone(),
+    };
+    let interval = settings.interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let mut alerts = shared.lock().unwrap_or_else(|e| e.into_inner());
+            alerts.evaluate(&store, &evaluation, now);
+        }
+    });
+    alerts
 }
 
 /// Re-reads the sources on SIGHUP, and when a watched `file_sd` file changes.

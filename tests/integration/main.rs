@@ -9,6 +9,7 @@
     clippy::print_stderr
 )]
 
+mod alerts;
 mod bad_input;
 mod bench;
 mod demo;

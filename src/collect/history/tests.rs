@@ -12,6 +12,21 @@ pub(crate) fn reading(name: &str, series: Vec<SeriesValue>) -> Reading {
     }
 }
 
+/// `llm_requests_finished_total` of model `m`, a series per `(outcome, count)`.
+pub(crate) fn finished(outcomes: &[(&'static str, f64)]) -> Reading {
+    reading(
+        "llm_requests_finished_total",
+        outcomes
+            .iter()
+            .map(|(o, v)| SeriesValue {
+                model: "m".into(),
+                outcome: Some(o),
+                value: Value::Scalar(*v),
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn scalar(name: &str, v: f64) -> Reading {
     reading(
         name,

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::catalog::panels::Outcomes;
-use crate::collect::history::tests::{reading, scalar, ttft};
+use crate::collect::history::tests::{finished, reading, scalar, ttft};
 use crate::collect::history::{self, History, Point};
 use crate::engines::{SeriesValue, Value};
 
@@ -14,20 +14,6 @@ const RUNNING: &str = "llm_requests_running";
 
 fn tokens() -> Source {
     Source::Counter(TOKENS, Outcomes::All)
-}
-
-fn finished(outcomes: &[(&'static str, f64)]) -> crate::engines::Reading {
-    reading(
-        FINISHED,
-        outcomes
-            .iter()
-            .map(|(o, v)| SeriesValue {
-                model: "m".into(),
-                outcome: Some(o),
-                value: Value::Scalar(*v),
-            })
-            .collect(),
-    )
 }
 
 /// Pushes `tokens` at each `(time, value)`.
@@ -290,4 +276,25 @@ fn steps_leave_the_ring_after_an_hour_and_gone_models_after_it() {
     let steps: usize = rollup.models["m"].tiers.iter().map(|t| t.steps.len()).sum();
     assert!(steps <= 3 * STEPS, "{steps} steps kept");
     assert!(rollup.bytes() > 0);
+}
+
+#[test]
+fn a_failed_request_counts_for_all_requests_and_for_the_failed_ones() {
+    let mut h = History::default();
+    for i in 0..=10 {
+        let at = f64::from(i) * 5.0;
+        let counts = [
+            ("ok_stop", f64::from(i) * 3.0),
+            ("error_server", f64::from(i)),
+        ];
+        h.push(at, &[finished(&counts)], 100);
+    }
+    let grid = Grid::new(50.0, 300.0, 30).unwrap();
+    let total = h.rollup().total("m", &grid).unwrap();
+    let errors = Source::Counter(FINISHED, Outcomes::Only(&crate::catalog::ERROR_OUTCOMES));
+    assert_eq!(
+        total.increase(Source::Counter(FINISHED, Outcomes::All)),
+        Some(40.0)
+    );
+    assert_eq!(total.increase(errors), Some(10.0));
 }

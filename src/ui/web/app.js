@@ -349,10 +349,29 @@ async function loadDetail() {
 
 // ---- Page ------------------------------------------------------------------------------------
 
+// The alerts `up` evaluates: a count in the header, and on the overview (or the detail, for
+// its target) a line per pending or firing alert.
+async function loadAlerts() {
+  const data = await getJSON("/api/v1/alerts").catch(() => null);
+  const alerts = (data && data.data && data.data.alerts) || [];
+  const target = params().get("target");
+  const shown = target ? alerts.filter((a) => a.labels.instance === target) : alerts;
+  const firing = alerts.filter((a) => a.state === "firing").length;
+  $("alert-count").textContent = alerts.length ? `${firing} firing · ${alerts.length - firing} pending` : "";
+  $("alert-count").className = firing ? "health down" : "muted";
+  $("alerts").hidden = shown.length === 0;
+  $("alert-list").replaceChildren(...shown.slice(0, 20).map((a) => el("li", { class: "alert " + a.state },
+    el("span", { class: a.state === "firing" ? "health down" : "health stale" }, a.state),
+    " ", el("strong", {}, a.labels.alertname), " ",
+    el("span", {}, a.annotations.description || a.annotations.summary || ""), " ",
+    /^https?:\/\//.test(a.annotations.runbook_url || "") ? el("a", { href: a.annotations.runbook_url, rel: "noreferrer" }, "runbook") : null)));
+}
+
 async function refresh() {
   if (state.busy) return;
   state.busy = true;
   try {
+    await loadAlerts();
     if (params().get("target")) await loadDetail(); else await loadOverview();
   } catch (error) {
     setStatus(String(error.message || error), true);

@@ -1,0 +1,369 @@
+//! One alert's condition over `up`'s state, per target (and model, for the alerts over a
+//! model's numbers): true with its value, false, or not enough data to say. Windows are read
+//! from each target's rollup (`collect::rollup`, up to 1 h), the queue's slope from its
+//! history. A window the target's data does not cover (90 % of it) is "not enough data",
+//! never a false "ok".
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::catalog::alerts::{Alert, Condition, Quantity, Sli};
+use crate::catalog::panels::{Outcomes, Source};
+use crate::collect::history::{Part, SeriesKey, histogram_quantile};
+use crate::collect::rollup::{Grid, Rollup, Sums};
+use crate::collect::state::{Health, Store, TargetStatus};
+
+/// Labels of an alert's series.
+pub type Labels = BTreeMap<String, String>;
+
+/// What a condition says about one series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// True, with the value the description shows.
+    True(f64),
+    /// False.
+    False,
+    /// The data does not reach back over the alert's window, or is not kept at all.
+    NotEnoughData(String),
+}
+
+/// One series of an alert: its labels and what the condition says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// `instance`, the target's static labels, and `engine` and `model` for a model's alert;
+    /// shared by every alert of the target or model.
+    pub labels: Arc<Labels>,
+    /// A hash of the labels, which names the series across rounds.
+    pub fingerprint: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// The objective the burn-rate alerts measure against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    /// The error budget of availability (1 − objective).
+    pub error_budget: f64,
+    /// The error budget of the TTFT objective.
+    pub ttft_budget: f64,
+    /// The TTFT threshold, a bucket bound.
+    pub ttft_seconds: f64,
+}
+
+const FINISHED: &str = "llm_requests_finished_total";
+const ERRORS: Outcomes = Outcomes::Only(&crate::catalog::ERROR_OUTCOMES);
+const TTFT: &str = "llm_time_to_first_token_seconds";
+const WAITING: &str = "llm_requests_waiting";
+
+fn seconds(window: &str) -> f64 {
+    crate::cli::parse_duration(window).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The labels every series of a target carries.
+fn target_labels(status: &TargetStatus) -> Labels {
+    let mut labels: Labels = status.target.labels.clone().into_iter().collect();
+    labels.insert("instance".into(), status.target.name.clone());
+    labels
+}
+
+/// Shared labels and their fingerprint.
+fn identified(labels: Labels) -> (Arc<Labels>, u64) {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&labels, &mut hasher);
+    (Arc::new(labels), std::hash::Hasher::finish(&hasher))
+}
+
+/// Every alert of `alerts` over every target of `store` at `now`: per alert, its series.
+/// Target by target, so each model's window sums are added up once for all alerts.
+pub fn evaluate(
+    alerts: &[Alert],
+    store: &Store,
+    objective: &Objective,
+    now: f64,
+) -> Vec<Vec<Series>> {
+    let mut out: Vec<Vec<Series>> = alerts.iter().map(|_| Vec::new()).collect();
+    for status in store.statuses() {
+        let labels = target_labels(&status);
+        let (shared, fingerprint) = identified(labels.clone());
+        for (alert, series) in alerts.iter().zip(&mut out) {
+            if let Some(verdict) = target_verdict(alert, &status) {
+                series.push(Series {
+                    labels: shared.clone(),
+                    fingerprint,
+                    verdict,
+                });
+            }
+        }
+        if status.health != Health::Up {
+            // Prometheus has no fresh series of a target that is down: no verdict.
+            continue;
+        }
+        let engine = status
+            .last_good
+            .as_ref()
+            .and_then(|g| g.engine)
+            .map(|e| e.as_str().to_string());
+        let found = store.with_history(&status.target.name, |history| {
+            let rollup = history.rollup();
+            rollup
+                .models()
+                .iter()
+                .map(|model| {
+                    let at = At {
+                        rollup,
+                        history,
+                        status: &status,
+                        model,
+                        now,
+                        windows: RefCell::default(),
+                    };
+                    let verdicts: Vec<Option<Verdict>> = alerts
+                        .iter()
+                        .map(|alert| model_verdict(alert, objective, &at))
+                        .collect();
+                    (model.clone(), verdicts)
+                })
+                .collect::<Vec<_>>()
+        });
+        for (model, verdicts) in found.unwrap_or_default() {
+            let mut labels = labels.clone();
+            labels.insert("model".into(), model);
+            if let Some(engine) = &engine {
+                labels.insert("engine".into(), engine.clone());
+            }
+            let (shared, fingerprint) = identified(labels);
+            for (verdict, series) in verdicts.into_iter().zip(&mut out) {
+                if let Some(verdict) = verdict {
+                    series.push(Series {
+                        labels: shared.clone(),
+                        fingerprint,
+                        verdict,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The verdict of an alert about a whole target; `None` for an alert about a model's numbers.
+fn target_verdict(alert: &Alert, status: &TargetStatus) -> Option<Verdict> {
+    Some(match alert.condition {
+        Condition::TargetDown => match status.health {
+            Health::Down => Verdict::True(0.0),
+            Health::Up => Verdict::False,
+            Health::Unknown => Verdict::NotEnoughData("not scraped yet".into()),
+        },
+        Condition::CoreSignalsAbsent => core_signals(status),
+        Condition::SamplesExploding { window, .. } => Verdict::NotEnoughData(format!(
+            "needs the sample count's median over {window}; up keeps no history of it"
+        )),
+        _ => return None,
+    })
+}
+
+/// True (value 1) when the last good scrape has no running requests or no generated tokens.
+fn core_signals(status: &TargetStatus) -> Verdict {
+    let Some(good) = (status.health == Health::Up)
+        .then_some(status.last_good.as_ref())
+        .flatten()
+    else {
+        return Verdict::False;
+    };
+    let has = |signal: &str| {
+        good.readings
+            .iter()
+            .any(|r| r.signal.name == signal && !r.series.is_empty())
+    };
+    if has("llm_requests_running") && has("llm_generation_tokens_total") {
+        Verdict::False
+    } else {
+        Verdict::True(1.0)
+    }
+}
+
+/// The sums over the last `window` for one model, or why there are none (added up once per
+/// round and window).
+fn window_sums(at: &At<'_>, window: &'static str) -> Result<Sums, String> {
+    if let Some(found) = at.windows.borrow().get(window) {
+        return found.clone();
+    }
+    let result = (|| {
+        let span = seconds(window);
+        let grid = Grid::new(at.now, span, crate::collect::rollup::STEPS)?;
+        let sums = at
+            .rollup
+            .total(at.model, &grid)
+            .ok_or_else(|| format!("no data for {}", at.model))?;
+        if sums.covered() < 0.9 * span {
+            return Err(format!(
+                "{:.0} s of data, the alert reads {window}",
+                sums.covered()
+            ));
+        }
+        Ok(sums)
+    })();
+    at.windows.borrow_mut().insert(window, result.clone());
+    result
+}
+
+/// The error ratio, or the share of requests slower than the TTFT threshold, over `window`;
+/// `None` when nothing finished (Prometheus divides by `(all > 0)`: no series).
+fn sli(sli: Sli, objective: &Objective, sums: &Sums) -> Option<f64> {
+    match sli {
+        Sli::Errors => {
+            let all = sums.increase(Source::Counter(FINISHED, Outcomes::All))?;
+            let failed = sums
+                .increase(Source::Counter(FINISHED, ERRORS))
+                .unwrap_or(0.0);
+            (all > 0.0).then(|| failed / all)
+        }
+        Sli::SlowTtft => {
+            let buckets = sums.buckets(Source::Histogram(TTFT))?;
+            let count = buckets.last()?.1;
+            let fast = buckets
+                .iter()
+                .find(|(le, _)| (le - objective.ttft_seconds).abs() < 1e-9)?
+                .1;
+            (count > 0.0).then(|| 1.0 - fast / count)
+        }
+    }
+}
+
+/// One model of one target at one time: what its conditions read.
+struct At<'a> {
+    rollup: &'a Rollup,
+    history: &'a crate::collect::history::History,
+    status: &'a TargetStatus,
+    model: &'a str,
+    now: f64,
+    /// Window sums already added up, by window.
+    windows: RefCell<BTreeMap<&'static str, Result<Sums, String>>>,
+}
+
+/// A gauge's value in the last good scrape, exactly as scraped.
+fn latest_gauge(status: &TargetStatus, signal: &str, model: &str) -> Option<f64> {
+    let good = status.last_good.as_ref()?;
+    let reading = good.readings.iter().find(|r| r.signal.name == signal)?;
+    let values = reading
+        .series
+        .iter()
+        .filter(|s| s.model == model)
+        .filter_map(|s| match s.value {
+            crate::engines::Value::Scalar(v) => Some(v),
+            crate::engines::Value::Histogram(_) => None,
+        });
+    crate::catalog::panels::Aggregation::of(signal).combine(values)
+}
+
+fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, String> {
+    Ok(match q {
+        Quantity::ErrorRatio(window) => {
+            let objective = Objective {
+                error_budget: 1.0,
+                ttft_budget: 1.0,
+                ttft_seconds: 1.0,
+            };
+            sli(Sli::Errors, &objective, &window_sums(at, window)?)
+        }
+        Quantity::Quantile(signal, q, window) => window_sums(at, window)?
+            .buckets(Source::Histogram(signal))
+            .and_then(|b| histogram_quantile(q, &b)),
+        Quantity::Gauge(signal) => latest_gauge(at.status, signal, at.model),
+        Quantity::Rate(signal, window) => {
+            window_sums(at, window)?.rate(Source::Counter(signal, Outcomes::All))
+        }
+    })
+}
+
+/// The verdict of an alert about one model's numbers; `None` for an alert about a target.
+fn model_verdict(alert: &Alert, objective: &Objective, at: &At<'_>) -> Option<Verdict> {
+    let result = match alert.condition {
+        Condition::Above(q, threshold) => quantity(q, at).map(|v| v.filter(|v| *v > threshold)),
+        Condition::Burn {
+            sli: which,
+            factor,
+            long,
+            short,
+        } => (|| {
+            let budget = match which {
+                Sli::Errors => objective.error_budget,
+                Sli::SlowTtft => objective.ttft_budget,
+            };
+            let threshold = factor * budget;
+            let long = sli(which, objective, &window_sums(at, long)?);
+            let short = sli(which, objective, &window_sums(at, short)?);
+            Ok(long.filter(|l| *l > threshold && short.is_some_and(|s| s > threshold)))
+        })(),
+        Condition::BacklogGrowing { above, window } => (|| {
+            // `and` as PromQL reads it: the slope (a walk over the history) only when the
+            // queue is long.
+            let Some(waiting) = quantity(Quantity::Gauge(WAITING), at)?.filter(|w| *w > above)
+            else {
+                return Ok(None);
+            };
+            let slope = slope(at.history, at.model, seconds(window), at.now)?;
+            Ok((slope > 0.0).then_some(waiting))
+        })(),
+        Condition::ThroughputCollapse {
+            fraction,
+            short,
+            long,
+        } => (|| {
+            if !quantity(Quantity::Gauge(WAITING), at)?.is_some_and(|w| w > 0.0) {
+                return Ok(None);
+            }
+            let tokens = Source::Counter("llm_generation_tokens_total", Outcomes::All);
+            let recent = window_sums(at, short)?.rate(tokens);
+            let reference = window_sums(at, long)?.rate(tokens);
+            Ok(match (recent, reference) {
+                (Some(r), Some(l)) if r <= fraction * l => Some(r),
+                _ => None,
+            })
+        })(),
+        Condition::TargetDown
+        | Condition::CoreSignalsAbsent
+        | Condition::SamplesExploding { .. } => return None,
+    };
+    Some(match result {
+        Ok(Some(value)) => Verdict::True(value),
+        Ok(None) => Verdict::False,
+        Err(why) => Verdict::NotEnoughData(why),
+    })
+}
+
+/// PromQL's `deriv`: the least-squares slope, per second, of `model`'s waiting requests over
+/// the last `window` seconds of history.
+fn slope(
+    history: &crate::collect::history::History,
+    model: &str,
+    window: f64,
+    now: f64,
+) -> Result<f64, String> {
+    let points = history.window(now - window);
+    let key = SeriesKey {
+        signal: WAITING,
+        model: model.to_string(),
+        outcome: None,
+        part: Part::Scalar,
+    };
+    let samples: Vec<(f64, f64)> = points
+        .iter()
+        .filter_map(|p| p.get(&key).map(|v| (p.at, v)))
+        .collect();
+    let span = samples.last().map_or(0.0, |l| l.0) - samples.first().map_or(0.0, |f| f.0);
+    if samples.len() < 2 || span < 0.9 * window {
+        return Err(format!(
+            "{span:.0} s of history of the queue, the alert reads {window:.0} s"
+        ));
+    }
+    let n = samples.len() as f64;
+    let (mt, mv) = samples
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (t, v)| (a + t / n, b + v / n));
+    let (num, den) = samples.iter().fold((0.0, 0.0), |(num, den), (t, v)| {
+        (num + (t - mt) * (v - mv), den + (t - mt) * (t - mt))
+    });
+    Ok(if den > 0.0 { num / den } else { 0.0 })
+}

@@ -1,0 +1,296 @@
+//! Alerts evaluated inside `up`: the same alerts `llmwatch export` writes as Prometheus rules
+//! (`crate::catalog::alerts`), evaluated over `up`'s state on a fixed interval, with
+//! Prometheus's states — inactive, pending while the condition has held for less than the
+//! alert's `for`, firing after, and resolved when it stops (kept 15 minutes, as Prometheus
+//! keeps sending resolved alerts). A series whose data does not reach back over the alert's
+//! window is listed as "not enough data", never as fine.
+//!
+//! Served as `/api/v1/alerts` (Prometheus's shape) and as `llmwatch_alerts` on `/metrics`.
+//! Differences from Prometheus, documented in docs/alerts.md: series are per target and model
+//! (with `instance`), not summed per service; windows reach back at most 1 h.
+
+pub mod eval;
+pub mod template;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write;
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+
+use crate::catalog::alerts::{ALERTS, Alert};
+use crate::collect::state::Store;
+use eval::{Labels, Objective, Verdict};
+
+/// How long a resolved alert is kept (and would be sent again).
+const RESOLVED_KEPT: f64 = 900.0;
+
+/// Where an alert stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// True for less than its `for`.
+    Pending,
+    /// True for at least its `for`.
+    Firing,
+    /// It was firing and is not true any more.
+    Resolved,
+}
+
+impl State {
+    /// The word Prometheus uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Firing => "firing",
+            State::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert of one series, active or recently resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Active {
+    /// The alert.
+    pub alert: &'static Alert,
+    /// The alert's name.
+    pub name: &'static str,
+    /// The series' labels (without `alertname` and `severity`, see [`Active::labels`]).
+    pub series: Arc<Labels>,
+    /// Where it stands.
+    pub state: State,
+    /// When the condition became true (Unix seconds).
+    pub active_at: f64,
+    /// When it fired.
+    pub fired_at: Option<f64>,
+    /// When it resolved.
+    pub resolved_at: Option<f64>,
+    /// The condition's latest value.
+    pub value: f64,
+}
+
+impl Active {
+    /// The alert's labels: the series' with `alertname` and `severity`.
+    pub fn labels(&self) -> Labels {
+        let mut labels = (*self.series).clone();
+        labels.insert("alertname".into(), self.name.into());
+        labels.insert("severity".into(), self.alert.severity.as_str().into());
+        labels
+    }
+
+    /// `summary`, `description` (rendered with the labels and value) and `runbook_url`.
+    pub fn annotations(&self, settings: &Settings) -> BTreeMap<&'static str, String> {
+        annotations(self.alert, &self.labels(), self.value, settings)
+    }
+}
+
+/// A series the alert could not judge, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unjudged {
+    /// The alert's name.
+    pub name: &'static str,
+    /// The series' labels.
+    pub labels: Arc<Labels>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Every alert's state after the latest round.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    /// By alert and series fingerprint.
+    active: HashMap<(&'static str, u64), Active>,
+    unjudged: Vec<Unjudged>,
+    evaluated_at: Option<f64>,
+    settings: Option<Settings>,
+}
+
+/// What the evaluator needs besides the store.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The objectives of the burn-rate alerts.
+    pub objective: Objective,
+    /// Where the runbook's sections are (`#alertname` is appended).
+    pub runbook_base: String,
+}
+
+impl Alerts {
+    /// One round: every alert over `store` at `now`.
+    pub fn evaluate(&mut self, store: &Store, settings: &Settings, now: f64) {
+        self.unjudged.clear();
+        let all = eval::evaluate(&ALERTS, store, &settings.objective, now);
+        let mut seen = HashSet::new();
+        for (alert, series) in ALERTS.iter().zip(all) {
+            self.update(alert, series, now, &mut seen);
+        }
+        // Not true any more: a pending alert goes away, a firing one resolves.
+        self.active.retain(|key, a| {
+            if seen.contains(key) {
+                return true;
+            }
+            match a.state {
+                State::Pending => false,
+                State::Firing => {
+                    a.state = State::Resolved;
+                    a.resolved_at = Some(now);
+                    true
+                }
+                State::Resolved => a.resolved_at.is_some_and(|r| now - r < RESOLVED_KEPT),
+            }
+        });
+        self.evaluated_at = Some(now);
+        self.settings = Some(settings.clone());
+    }
+
+    fn update(
+        &mut self,
+        alert: &'static Alert,
+        series: Vec<eval::Series>,
+        now: f64,
+        seen: &mut HashSet<(&'static str, u64)>,
+    ) {
+        let for_ = crate::cli::parse_duration(alert.for_).map_or(0.0, |d| d.as_secs_f64());
+        for s in series {
+            let value = match s.verdict {
+                Verdict::True(v) => v,
+                Verdict::False => continue,
+                Verdict::NotEnoughData(reason) => {
+                    self.unjudged.push(Unjudged {
+                        name: alert.name,
+                        labels: s.labels,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let key = (alert.name, s.fingerprint);
+            seen.insert(key);
+            let entry = self.active.entry(key).or_insert_with(|| Active {
+                alert,
+                name: alert.name,
+                series: s.labels.clone(),
+                state: State::Pending,
+                active_at: now,
+                fired_at: None,
+                resolved_at: None,
+                value,
+            });
+            if entry.state == State::Resolved {
+                // True again: a new activation.
+                entry.state = State::Pending;
+                entry.active_at = now;
+                entry.fired_at = None;
+                entry.resolved_at = None;
+            }
+            entry.value = value;
+            if entry.state == State::Pending && now - entry.active_at >= for_ {
+                entry.state = State::Firing;
+                entry.fired_at = Some(now);
+            }
+        }
+    }
+
+    /// The active and recently resolved alerts.
+    pub fn active(&self) -> impl Iterator<Item = &Active> {
+        self.active.values()
+    }
+
+    /// The series no alert could judge, and why.
+    pub fn unjudged(&self) -> &[Unjudged] {
+        &self.unjudged
+    }
+
+    /// `/api/v1/alerts`: Prometheus's shape (pending and firing alerts), with the series that
+    /// could not be judged beside them.
+    pub fn api(&self) -> Json {
+        let settings = self.settings.clone().unwrap_or(Settings {
+            objective: Objective {
+                error_budget: 0.01,
+                ttft_budget: 0.01,
+                ttft_seconds: 1.0,
+            },
+            runbook_base: String::new(),
+        });
+        let mut active: Vec<&Active> = self
+            .active()
+            .filter(|a| a.state != State::Resolved)
+            .collect();
+        active.sort_by(|a, b| (a.name, &a.series).cmp(&(b.name, &b.series)));
+        let alerts: Vec<Json> = active
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "labels": a.labels(),
+                    "annotations": a.annotations(&settings),
+                    "state": a.state.as_str(),
+                    "activeAt": template::rfc3339(a.active_at),
+                    "value": template::api_value(a.value),
+                })
+            })
+            .collect();
+        let unjudged: Vec<Json> = self
+            .unjudged
+            .iter()
+            .map(|u| json!({"alertname": u.name, "labels": *u.labels, "reason": u.reason}))
+            .collect();
+        json!({
+            "status": "success",
+            "data": {
+                "alerts": alerts,
+                "not_enough_data": unjudged,
+                "evaluated_at": self.evaluated_at.map(template::rfc3339),
+            }
+        })
+    }
+
+    /// `llmwatch_alerts{alertname, state, …} 1` for every pending and firing alert.
+    pub fn write_metrics(&self, out: &mut String) {
+        out.push_str(
+            "# HELP llmwatch_alerts Alerts evaluated inside up that are pending or firing, as Prometheus's ALERTS series.\n\
+             # TYPE llmwatch_alerts gauge\n",
+        );
+        let mut active: Vec<&Active> = self
+            .active()
+            .filter(|a| a.state != State::Resolved)
+            .collect();
+        active.sort_by(|a, b| (a.name, &a.series).cmp(&(b.name, &b.series)));
+        for a in active {
+            out.push_str("llmwatch_alerts{");
+            for (k, v) in &a.labels() {
+                let _ = write!(out, "{k}=\"");
+                crate::exposition::write::escape_label_value_into(out, v);
+                out.push_str("\",");
+            }
+            let _ = writeln!(out, "state=\"{}\"}} 1", a.state.as_str());
+        }
+    }
+}
+
+fn annotations(
+    alert: &Alert,
+    labels: &Labels,
+    value: f64,
+    settings: &Settings,
+) -> BTreeMap<&'static str, String> {
+    let budget = match alert.condition {
+        crate::catalog::alerts::Condition::Burn {
+            sli: crate::catalog::alerts::Sli::Errors,
+            ..
+        } => settings.objective.error_budget,
+        crate::catalog::alerts::Condition::Burn { .. } => settings.objective.ttft_budget,
+        _ => 1.0,
+    };
+    BTreeMap::from([
+        ("summary", alert.summary.to_string()),
+        (
+            "description",
+            template::render(&alert.description(budget), labels, value),
+        ),
+        (
+            "runbook_url",
+            format!("{}#{}", settings.runbook_base, alert.name.to_lowercase()),
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests;

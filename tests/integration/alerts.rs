@@ -1,0 +1,112 @@
+//! Alerts evaluated inside `up`: a full KV cache and a target that is down go pending within
+//! one evaluation, in Prometheus's `/api/v1/alerts` shape and as `llmwatch_alerts` on
+//! `/metrics`; windowed alerts that the new data does not cover yet say so instead of "ok".
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::up::{eventually, get, start_up};
+use crate::util::{Canned, fixture, serve};
+
+#[test]
+fn a_full_kv_cache_and_a_down_target_go_pending_and_short_windows_say_not_enough_data() {
+    let body = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt"))
+        .unwrap()
+        .replace(
+            "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 0.4231",
+            "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 0.97",
+        );
+    let full = serve(HashMap::from([("/metrics", Canned::ok(body))]));
+    let up = start_up(
+        "[scrape]\ninterval = \"200ms\"\n[alerting]\ninterval = \"200ms\"\nrunbook_base = \"https://runbook.test/\"\n",
+        &[
+            &format!("--target={},name=full,service=chat", full.base),
+            "--target=http://127.0.0.1:9,name=gone",
+        ],
+    );
+    let alerts = eventually(10, || {
+        let (_, body) = get(&format!("{}/api/v1/alerts", up.base));
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let alerts = v["data"]["alerts"].as_array()?.clone();
+        (alerts.len() >= 2).then_some(v)
+    });
+    assert_eq!(alerts["status"], "success");
+    let find = |name: &str| {
+        alerts["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {alerts}"))
+            .clone()
+    };
+    let kv = find("LLMKVCacheNearlyFull");
+    assert_eq!(kv["state"], "pending", "its `for` is 15 minutes");
+    assert_eq!(kv["labels"]["instance"], "full");
+    assert_eq!(kv["labels"]["service"], "chat");
+    assert_eq!(kv["labels"]["engine"], "vllm");
+    assert_eq!(kv["labels"]["severity"], "warning");
+    assert_eq!(kv["value"], "9.7e-01", "as Prometheus writes it");
+    assert_eq!(
+        kv["annotations"]["description"],
+        "full: KV cache 97% full; expect preemptions and queueing."
+    );
+    assert_eq!(
+        kv["annotations"]["runbook_url"],
+        "https://runbook.test/#llmkvcachenearlyfull"
+    );
+    let down = find("LLMTargetDown");
+    assert_eq!(down["labels"]["instance"], "gone");
+    assert_eq!(down["state"], "pending");
+    // A 5-minute window is not covered a second after start: not enough data, not "ok".
+    let unjudged = alerts["data"]["not_enough_data"].as_array().unwrap();
+    let error_ratio = unjudged
+        .iter()
+        .find(|u| u["alertname"] == "LLMHighErrorRatio" && u["labels"]["instance"] == "full")
+        .unwrap_or_else(|| panic!("{alerts}"));
+    assert!(
+        error_ratio["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the alert reads 5m"),
+        "{error_ratio}"
+    );
+    let (_, metrics) = get(&format!("{}/metrics", up.base));
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("llmwatch_alerts{") && l.contains("LLMKVCacheNearlyFull"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        line.contains("state=\"pending\"") && line.ends_with(" 1"),
+        "{line}"
+    );
+}
+
+#[test]
+fn alerting_can_be_turned_off_and_bad_objectives_are_refused() {
+    let up = start_up(
+        "[alerting]\nenabled = false\n",
+        &["--target=http://127.0.0.1:9,name=gone"],
+    );
+    let (status, body) = get(&format!("{}/api/v1/alerts", up.base));
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["alerts"], serde_json::json!([]));
+    assert!(v["data"]["disabled"].is_string(), "{v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llmwatch.toml");
+    std::fs::write(&path, "[alerting]\navailability = 99\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["up", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("alerting.availability") && stderr.contains("between 0 and 1"),
+        "{stderr}"
+    );
+}
