@@ -92,6 +92,11 @@ pub struct AlertingConfig {
     pub ttft_objective: f64,
     /// The TTFT threshold: a bucket bound the engines export (vLLM and SGLang have 1.0).
     pub ttft_seconds: f64,
+    /// An Alertmanager's base URL (e.g. `http://127.0.0.1:9093`): firing and resolved alerts
+    /// go to its v2 API, resent every minute as Prometheus does. None by default.
+    pub alertmanager_url: Option<String>,
+    /// A URL that gets the same alerts as `POST {"alerts": [...]}`. None by default.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for AlertingConfig {
@@ -103,6 +108,8 @@ impl Default for AlertingConfig {
             availability: 0.99,
             ttft_objective: 0.99,
             ttft_seconds: 1.0,
+            alertmanager_url: None,
+            webhook_url: None,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct SelfMetrics {
     pub history_points: Gauge,
     /// Bytes the history's points hold.
     pub history_bytes: Gauge,
+    /// Alert deliveries to an Alertmanager or webhook, by result.
+    pub alert_deliveries: Family<ResultLabel, Counter>,
 }
 
 impl SelfMetrics {
@@ -103,6 +105,11 @@ impl SelfMetrics {
             "history_bytes",
             "Bytes held by the in-memory history's points, all targets",
             metrics.history_bytes.clone(),
+        );
+        registry.register(
+            "alert_deliveries",
+            "Sends of alerts to an Alertmanager or webhook, by result",
+            metrics.alert_deliveries.clone(),
         );
         (metrics, registry)
     }
@@ -246,5 +253,38 @@ impl Reloaded<'_> {
             .inc();
         m.targets
             .set(i64::try_from(self.targets).unwrap_or(i64::MAX));
+    }
+}
+
+/// Alerts sent to an Alertmanager or webhook, or not.
+#[derive(Debug)]
+pub struct AlertsDelivered<'a> {
+    /// How many alerts the send carried.
+    pub alerts: usize,
+    /// Why it failed, if it did.
+    pub error: Option<&'a str>,
+}
+
+impl AlertsDelivered<'_> {
+    /// Logs (debug, or a warning on failure) and counts the delivery by result.
+    pub fn emit(&self, m: &SelfMetrics) {
+        let result = match self.error {
+            None => {
+                tracing::debug!(alerts = self.alerts, "alerts delivered");
+                "ok"
+            }
+            Some(error) => {
+                tracing::warn!(
+                    alerts = self.alerts,
+                    "alert delivery failed: {error}; trying again next round"
+                );
+                "error"
+            }
+        };
+        m.alert_deliveries
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
     }
 }

@@ -9,6 +9,7 @@
 //! Differences from Prometheus, documented in docs/alerts.md: series are per target and model
 //! (with `instance`), not summed per service; windows reach back at most 1 h.
 
+pub mod deliver;
 pub mod eval;
 pub mod template;
 
@@ -66,6 +67,10 @@ pub struct Active {
     pub resolved_at: Option<f64>,
     /// The condition's latest value.
     pub value: f64,
+    /// When it was last sent to an Alertmanager or webhook.
+    pub sent_at: Option<f64>,
+    /// Its state when last sent.
+    pub sent_state: Option<State>,
 }
 
 impl Active {
@@ -173,6 +178,8 @@ impl Alerts {
                 fired_at: None,
                 resolved_at: None,
                 value,
+                sent_at: None,
+                sent_state: None,
             });
             if entry.state == State::Resolved {
                 // True again: a new activation.

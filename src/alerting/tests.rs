@@ -211,3 +211,51 @@ fn a_target_down_for_its_for_fires_and_a_full_kv_cache_fires_after_15_minutes() 
         "{description}"
     );
 }
+
+#[test]
+fn firing_alerts_are_sent_then_resent_each_minute_and_a_resolution_at_once() {
+    let store = store();
+    let mut alerts = Alerts::default();
+    let s = settings();
+    scrape(&store, 0.0, (0.0, 0.0), 0.95);
+    alerts.evaluate(&store, &s, 0.0);
+    assert!(
+        alerts.due(0.0, "http://up").1.is_empty(),
+        "pending alerts are not sent"
+    );
+    for i in 1..=180 {
+        scrape(&store, f64::from(i) * 5.0, (0.0, 0.0), 0.95);
+    }
+    alerts.evaluate(&store, &s, 900.0);
+    let (keys, due) = alerts.due(900.0, "http://up");
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0]["labels"]["alertname"], "LLMKVCacheNearlyFull");
+    assert_eq!(due[0]["startsAt"], "1970-01-01T00:15:00.000Z");
+    assert_eq!(
+        due[0]["endsAt"], "1970-01-01T00:19:00.000Z",
+        "four resends ahead"
+    );
+    assert_eq!(due[0]["generatorURL"], "http://up/api/v1/alerts");
+    assert!(
+        alerts.due(930.0, "http://up").1.is_empty(),
+        "not again within a minute"
+    );
+    alerts.unsent(&keys);
+    assert_eq!(
+        alerts.due(931.0, "http://up").1.len(),
+        1,
+        "a failed send is tried again"
+    );
+    assert_eq!(
+        alerts.due(991.0, "http://up").1.len(),
+        1,
+        "resent after a minute"
+    );
+    for i in 181..=200 {
+        scrape(&store, f64::from(i) * 5.0, (0.0, 0.0), 0.5);
+    }
+    alerts.evaluate(&store, &s, 1000.0);
+    let (_, due) = alerts.due(1000.0, "http://up");
+    assert_eq!(due.len(), 1, "the resolution goes out at once");
+    assert_eq!(due[0]["endsAt"], "1970-01-01T00:16:40.000Z");
+}

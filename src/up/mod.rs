@@ -190,10 +190,13 @@ pub async fn start(
         }
         None => (None, None),
     };
-    let alerts = config
-        .alerting
-        .enabled
-        .then(|| start_alerting(store.clone(), &config.alerting));
+    let alerts = config.alerting.enabled.then(|| {
+        start_alerting(
+            store.clone(),
+            &config.alerting,
+            (metrics.clone(), format!("http://{addr}")),
+        )
+    });
     let app = http::router(http::App {
         store: store.clone(),
         registry: Arc::new(registry),
@@ -269,9 +272,11 @@ async fn start_proxy(
 }
 
 /// Evaluates the alerts every `settings.interval`, from now on; returns their shared state.
+/// Delivers due alerts to the configured Alertmanager and webhook after each round.
 fn start_alerting(
     store: Arc<Store>,
     settings: &crate::config::AlertingConfig,
+    (metrics, base_url): (SelfMetrics, String),
 ) -> Arc<std::sync::Mutex<crate::alerting::Alerts>> {
     let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Alerts::default()));
     let shared = alerts.clone();
@@ -284,6 +289,12 @@ fn start_alerting(
         runbook_base: settings.runbook_base.clone(),
     };
     let interval = settings.interval;
+    let targets = (
+        settings.alertmanager_url.clone(),
+        settings.webhook_url.clone(),
+    );
+    let delivers = targets.0.is_some() || targets.1.is_some();
+    let client = reqwest::Client::new();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -292,8 +303,41 @@ fn start_alerting(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            let mut alerts = shared.lock().unwrap_or_else(|e| e.into_inner());
-            alerts.evaluate(&store, &evaluation, now);
+            let (keys, due) = {
+                let mut alerts = shared.lock().unwrap_or_else(|e| e.into_inner());
+                alerts.evaluate(&store, &evaluation, now);
+                if delivers {
+                    alerts.due(now, &base_url)
+                } else {
+                    (Vec::new(), Vec::new())
+                }
+            };
+            let count = due.len();
+            if count == 0 {
+                continue;
+            }
+            let errors = crate::alerting::deliver::send(
+                &client,
+                (targets.0.as_deref(), targets.1.as_deref()),
+                due,
+            )
+            .await;
+            if !errors.is_empty() {
+                shared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unsent(&keys);
+            }
+            let error = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            crate::events::AlertsDelivered {
+                alerts: count,
+                error: (!errors.is_empty()).then_some(error.as_str()),
+            }
+            .emit(&metrics);
         }
     });
     alerts

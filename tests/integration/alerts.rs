@@ -110,3 +110,97 @@ fn alerting_can_be_turned_off_and_bad_objectives_are_refused() {
         "{stderr}"
     );
 }
+
+/// A real Alertmanager on a free loopback port, its data under `dir`: the process and its
+/// base URL once ready.
+fn start_alertmanager(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+) -> (crate::util::KillOnDrop, String) {
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+    )
+    .unwrap();
+    let port = crate::util::free_port();
+    let child = std::process::Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let guard = crate::util::KillOnDrop(child);
+    eventually(30, || {
+        (get(&format!("{base}/-/ready")).0 == 200).then_some(())
+    });
+    (guard, base)
+}
+
+/// The alerts a real Alertmanager holds named `name`.
+fn held(alertmanager: &str, name: &str) -> Vec<Value> {
+    let (_, body) = get(&format!("{alertmanager}/api/v2/alerts"));
+    let all: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    all.as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["labels"]["alertname"] == name)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_fired_alert_reaches_a_real_alertmanager_and_resolves_there() {
+    let Some(binary) = crate::util::external_program("prometheus-alertmanager") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_am, alertmanager) = start_alertmanager(&binary, dir.path());
+    let capture = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
+    let target = crate::web::Changing::start(capture.clone());
+    target.set(None);
+    let up = start_up(
+        &format!(
+            "[scrape]\ninterval = \"200ms\"\n[alerting]\ninterval = \"1s\"\nrunbook_base = \"https://runbook.test/\"\nalertmanager_url = \"{alertmanager}\"\n"
+        ),
+        &[&format!("--target={},name=flaky,service=chat", target.base)],
+    );
+    // LLMTargetDown fires after its `for` of 2 minutes and is delivered.
+    let alert = eventually(200, || {
+        held(&alertmanager, "LLMTargetDown").into_iter().next()
+    });
+    assert_eq!(alert["labels"]["instance"], "flaky");
+    assert_eq!(alert["labels"]["service"], "chat");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(
+        alert["annotations"]["runbook_url"],
+        "https://runbook.test/#llmtargetdown"
+    );
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("flaky")
+    );
+    assert_eq!(alert["status"]["state"], "active");
+    let (_, mine) = get(&format!("{}/api/v1/alerts", up.base));
+    assert!(mine.contains("\"firing\""), "{mine}");
+    // It comes back: resolved in up, and the Alertmanager lets it go.
+    target.set(Some(capture));
+    eventually(30, || {
+        held(&alertmanager, "LLMTargetDown")
+            .is_empty()
+            .then_some(())
+    });
+    let (_, metrics) = get(&format!("{}/metrics", up.base));
+    assert!(
+        metrics.contains("llmwatch_alert_deliveries_total{result=\"ok\"}"),
+        "{metrics}"
+    );
+}

@@ -294,13 +294,13 @@ fn the_page_has_a_strict_policy_and_the_same_auth_as_the_api() {
 }
 
 /// A target whose `/metrics` body can be swapped, or withdrawn (then it answers 503).
-struct Changing {
-    base: String,
+pub struct Changing {
+    pub base: String,
     body: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Changing {
-    fn start(body: String) -> Changing {
+    pub fn start(body: String) -> Changing {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -327,7 +327,7 @@ impl Changing {
         Changing { base, body: shared }
     }
 
-    fn set(&self, body: Option<String>) {
+    pub fn set(&self, body: Option<String>) {
         *self.body.lock().unwrap() = body;
     }
 }
