@@ -64,8 +64,8 @@ impl Alerts {
     }
 }
 
-/// Which alert a send carried: its name and series fingerprint.
-pub type Sent = (&'static str, u64);
+/// Which alert a send carried: the fingerprint of its name and series.
+pub type Sent = u64;
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]

@@ -67,11 +67,24 @@ fn target_labels(status: &TargetStatus) -> Labels {
     labels
 }
 
-/// Shared labels and their fingerprint.
+/// FNV-1a over `bytes`: a fingerprint, cheap to compute every round.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Shared labels and their fingerprint (names and values separated by bytes no UTF-8 text
+/// holds).
 fn identified(labels: Labels) -> (Arc<Labels>, u64) {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&labels, &mut hasher);
-    (Arc::new(labels), std::hash::Hasher::finish(&hasher))
+    let mut bytes = Vec::with_capacity(128);
+    for (k, v) in &labels {
+        bytes.extend_from_slice(k.as_bytes());
+        bytes.push(0xff);
+        bytes.extend_from_slice(v.as_bytes());
+        bytes.push(0xfe);
+    }
+    (Arc::new(labels), fingerprint(&bytes))
 }
 
 /// Every alert of `alerts` over every target of `store` at `now`: per alert, its series.

@@ -26,6 +26,27 @@ use eval::{Labels, Objective, Verdict};
 /// How long a resolved alert is kept (and would be sent again).
 const RESOLVED_KEPT: f64 = 900.0;
 
+/// Keys that are fingerprints already: hashed as they are.
+type Fingerprinted = std::hash::BuildHasherDefault<PassThrough>;
+
+/// A hasher for `u64` fingerprints, which are hashes already.
+#[derive(Debug, Default)]
+pub struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = eval::fingerprint(bytes) ^ self.0.rotate_left(5);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Where an alert stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -103,7 +124,7 @@ pub struct Unjudged {
 #[derive(Debug, Default)]
 pub struct Alerts {
     /// By alert and series fingerprint.
-    active: HashMap<(&'static str, u64), Active>,
+    active: HashMap<u64, Active, Fingerprinted>,
     unjudged: Vec<Unjudged>,
     evaluated_at: Option<f64>,
     settings: Option<Settings>,
@@ -123,7 +144,7 @@ impl Alerts {
     pub fn evaluate(&mut self, store: &Store, settings: &Settings, now: f64) {
         self.unjudged.clear();
         let all = eval::evaluate(&ALERTS, store, &settings.objective, now);
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_hasher(Fingerprinted::default());
         for (alert, series) in ALERTS.iter().zip(all) {
             self.update(alert, series, now, &mut seen);
         }
@@ -151,7 +172,7 @@ impl Alerts {
         alert: &'static Alert,
         series: Vec<eval::Series>,
         now: f64,
-        seen: &mut HashSet<(&'static str, u64)>,
+        seen: &mut HashSet<u64, Fingerprinted>,
     ) {
         let for_ = crate::cli::parse_duration(alert.for_).map_or(0.0, |d| d.as_secs_f64());
         for s in series {
@@ -167,7 +188,7 @@ impl Alerts {
                     continue;
                 }
             };
-            let key = (alert.name, s.fingerprint);
+            let key = s.fingerprint ^ eval::fingerprint(alert.name.as_bytes());
             seen.insert(key);
             let entry = self.active.entry(key).or_insert_with(|| Active {
                 alert,

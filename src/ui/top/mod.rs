@@ -157,14 +157,36 @@ fn terminate_signal() -> std::io::Result<tokio::signal::unix::Signal> {
 
 /// Fetches the overview for the view's window; a failure is shown and the last good document
 /// kept.
+/// Fetches the overview for the view's window, and the alerts; a failure is shown and the
+/// last good document kept.
 async fn fetch(client: &reqwest::Client, url: &str, options: &TopOptions, view: &mut View) {
-    let mut request = client
-        .get(format!("{url}/api/v1/overview?{}", view.query()))
-        .timeout(Duration::from_secs(5));
+    let overview = format!("{url}/api/v1/overview?{}", view.query());
+    match get_json(client, &overview, options).await {
+        Ok(overview) => {
+            view.overview = Some(overview);
+            view.error = None;
+            let rows = view.rows().len();
+            view.selected = view.selected.min(rows.saturating_sub(1));
+        }
+        Err(error) => view.error = Some(error),
+    }
+    // Alerts are extra: an up without them (or an older one) leaves the count out.
+    view.alerts = get_json(client, &format!("{url}/api/v1/alerts"), options)
+        .await
+        .ok();
+}
+
+/// A JSON document from `url`, or why not.
+async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    options: &TopOptions,
+) -> Result<serde_json::Value, String> {
+    let mut request = client.get(url).timeout(Duration::from_secs(5));
     if let Some(token) = &options.bearer_token {
         request = request.bearer_auth(token);
     }
-    let result = match request.send().await {
+    match request.send().await {
         Ok(response) if response.status() == 401 => {
             Err("up asks for credentials: give --bearer-token".to_string())
         }
@@ -175,22 +197,11 @@ async fn fetch(client: &reqwest::Client, url: &str, options: &TopOptions, view: 
             .bytes()
             .await
             .map_err(|e| e.to_string())
-            .and_then(|b| {
-                serde_json::from_slice(&b).map_err(|e| format!("{url}: not an overview: {e}"))
-            }),
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{url}: not JSON: {e}"))),
         Err(e) => Err(format!(
             "{url}: {}",
             crate::collect::fetch::flatten_error(&e)
         )),
-    };
-    match result {
-        Ok(overview) => {
-            view.overview = Some(overview);
-            view.error = None;
-            let rows = view.rows().len();
-            view.selected = view.selected.min(rows.saturating_sub(1));
-        }
-        Err(error) => view.error = Some(error),
     }
 }
 

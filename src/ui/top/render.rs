@@ -142,6 +142,18 @@ fn header(view: &View, source: &str, colour: bool) -> Line<'static> {
             column["title"].as_str().unwrap_or("")
         )));
     }
+    let alerts = view.alerts();
+    if !alerts.is_empty() {
+        let firing = alerts.iter().filter(|a| a["state"] == "firing").count();
+        spans.push(Span::styled(
+            format!("  {firing} firing · {} pending", alerts.len() - firing),
+            if colour && firing > 0 {
+                Style::default().fg(Color::Red)
+            } else {
+                Style::default()
+            },
+        ));
+    }
     if view.typing || !view.filter.is_empty() {
         spans.push(Span::raw(format!(
             "  filter /{}{}",
@@ -273,6 +285,18 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, view: &View) {
             .map(|m| format!(": {m}"))
             .unwrap_or_default(),
     ))];
+    for alert in view
+        .alerts()
+        .into_iter()
+        .filter(|a| a["labels"]["instance"] == row["target"])
+    {
+        lines.push(Line::from(format!(
+            "{} {}: {}",
+            alert["state"].as_str().unwrap_or(""),
+            alert["labels"]["alertname"].as_str().unwrap_or(""),
+            alert["annotations"]["summary"].as_str().unwrap_or("")
+        )));
+    }
     let spark = usize::from(area.width.saturating_sub(40)).clamp(8, 60);
     for (i, column) in columns.iter().enumerate() {
         let unit = column["unit"].as_str().unwrap_or("");

@@ -133,3 +133,32 @@ fn no_overview_yet_and_a_fetch_error_are_said() {
     assert!(text.contains("connection refused"), "{text}");
     assert!(text.contains("waiting for the first overview"), "{text}");
 }
+
+#[test]
+fn alerts_are_counted_in_the_header_and_listed_in_the_targets_detail() {
+    let mut v = view();
+    v.alerts = Some(json!({"status": "success", "data": {"alerts": [
+        {"labels": {"alertname": "LLMKVCacheNearlyFull", "instance": "sglang-b"},
+         "annotations": {"summary": "KV cache above 90% for 15 minutes"}, "state": "firing"},
+        {"labels": {"alertname": "LLMTargetDown", "instance": "llama"},
+         "annotations": {"summary": "An inference server's metrics cannot be scraped"}, "state": "pending"}
+    ]}}));
+    v.key("j");
+    v.key("Enter");
+    let text = snapshot(&v, "http://127.0.0.1:9464", 120);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("1 firing · 1 pending"),
+        "{text}"
+    );
+    assert!(
+        text.contains("firing LLMKVCacheNearlyFull: KV cache above 90% for 15 minutes"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("LLMTargetDown:"),
+        "another target's alert: {text}"
+    );
+}

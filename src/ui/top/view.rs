@@ -34,6 +34,8 @@ pub struct View {
     pub offset: usize,
     /// Rows that fit on screen, asked of the server (0: its default).
     pub page: usize,
+    /// The latest `/api/v1/alerts` document, when `up` serves one.
+    pub alerts: Option<Json>,
 }
 
 /// What a key asks for.
@@ -68,6 +70,15 @@ impl View {
             .as_ref()
             .and_then(|o| o["rows"].as_array())
             .map(|r| r.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The pending and firing alerts.
+    pub fn alerts(&self) -> Vec<&Json> {
+        self.alerts
+            .as_ref()
+            .and_then(|a| a["data"]["alerts"].as_array())
+            .map(|a| a.iter().collect())
             .unwrap_or_default()
     }
 
