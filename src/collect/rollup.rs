@@ -126,52 +126,97 @@ struct Step {
 }
 
 impl Step {
-    fn add(&mut self, share: f64, covered: f64, delta: &[f32], shape: &Shape) {
+    /// Adds a scrape's `delta` (its `share` of it) to this step and the same amounts to
+    /// `running`, the tier's sum of its steps.
+    fn add(
+        &mut self,
+        (share, covered): (f64, f64),
+        delta: &[f32],
+        shape: &Shape,
+        running: &mut Running,
+    ) {
         self.covered += covered;
+        running.covered += covered;
         for (i, (value, d)) in self.values.iter_mut().zip(delta).enumerate() {
             if d.is_nan() {
                 continue;
             }
-            if let Some(source) = shape.source_of.get(i) {
-                self.present |= 1 << source;
+            if let Some(&source) = shape.source_of.get(i) {
+                let bit = 1 << source;
+                if self.present & bit == 0 {
+                    self.present |= bit;
+                    running.present[usize::from(source)] += 1;
+                }
             }
+            let before = *value;
             *value = match shape.gauge.get(i) {
                 Some(Some(_)) => *d,
                 _ => *value + d * share as f32,
             };
+            if let Some(sum) = running.sum.get_mut(i) {
+                *sum += f64::from(*value) - f64::from(before);
+            }
         }
     }
 }
 
-/// The steps of one tier, oldest first.
+/// A tier's steps added up as they change, so a window of the whole tier (the dashboard's
+/// and the alerts' 5 minutes and 1 hour) is one read rather than 30 steps added up.
+#[derive(Debug, Default)]
+struct Running {
+    sum: Vec<f64>,
+    covered: f64,
+    /// Per source: kept steps where it had a value.
+    present: Vec<u32>,
+}
+
+impl Running {
+    fn remove(&mut self, step: &Step) {
+        self.covered -= step.covered;
+        for (sum, value) in self.sum.iter_mut().zip(step.values.iter()) {
+            *sum -= f64::from(*value);
+        }
+        for (s, count) in self.present.iter_mut().enumerate() {
+            if step.present & (1 << s) != 0 {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// The steps of one tier, oldest first, and their running sum.
 #[derive(Debug, Default)]
 struct Tier {
     steps: VecDeque<Step>,
+    running: Running,
+}
+
+/// The step `index` of `steps`, made when missing (in order).
+fn step_at(steps: &mut VecDeque<Step>, index: i64, width: usize) -> Option<&mut Step> {
+    let at = match steps.binary_search_by_key(&index, |s| s.index) {
+        Ok(i) => i,
+        Err(i) => {
+            let values = vec![0.0; width].into_boxed_slice();
+            steps.insert(
+                i,
+                Step {
+                    index,
+                    covered: 0.0,
+                    present: 0,
+                    values,
+                },
+            );
+            i
+        }
+    };
+    steps.get_mut(at)
 }
 
 impl Tier {
-    /// The step `index`, made when missing (in order).
-    fn step(&mut self, index: i64, width: usize) -> &mut Step {
-        let at = match self.steps.binary_search_by_key(&index, |s| s.index) {
-            Ok(i) => i,
-            Err(i) => {
-                let values = vec![0.0; width].into_boxed_slice();
-                self.steps.insert(
-                    i,
-                    Step {
-                        index,
-                        covered: 0.0,
-                        present: 0,
-                        values,
-                    },
-                );
-                i
-            }
-        };
-        &mut self.steps[at]
-    }
-
     fn record(&mut self, width: f64, scrape: &Scrape<'_>, shape: &Shape) {
+        let Tier { steps, running } = self;
+        running.sum.resize(shape.width(), 0.0);
+        running.present.resize(sources().len(), 0);
         let end = step_of(scrape.at, width);
         let oldest = end - STEPS as i64 + 1;
         if scrape.spread && scrape.covered > 0.0 {
@@ -180,18 +225,52 @@ impl Tier {
             for index in first..=end {
                 let lo = (index as f64 * width).max(since);
                 let hi = ((index + 1) as f64 * width).min(scrape.at);
-                if hi > lo {
-                    let step = self.step(index, shape.width());
-                    step.add((hi - lo) / scrape.covered, hi - lo, scrape.delta, shape);
+                if hi > lo
+                    && let Some(step) = step_at(steps, index, shape.width())
+                {
+                    let share = ((hi - lo) / scrape.covered, hi - lo);
+                    step.add(share, scrape.delta, shape, running);
                 }
             }
-        } else {
-            let step = self.step(end, shape.width());
-            step.add(1.0, scrape.covered, scrape.delta, shape);
+        } else if let Some(step) = step_at(steps, end, shape.width()) {
+            step.add((1.0, scrape.covered), scrape.delta, shape, running);
         }
-        while self.steps.front().is_some_and(|s| s.index < oldest) {
-            self.steps.pop_front();
+        while steps.front().is_some_and(|s| s.index < oldest) {
+            if let Some(gone) = steps.pop_front() {
+                running.remove(&gone);
+            }
         }
+    }
+
+    /// The running sum as the sums of the whole tier, when `grid` reads exactly the steps
+    /// kept (one tier step per grid step, all of them, ending at the newest).
+    fn whole(&self, grid: &Grid, shape: &Arc<Shape>) -> Option<Sums> {
+        let newest = self.steps.back()?;
+        if grid.per_step != 1 || grid.count != STEPS || newest.index != grid.end {
+            return None;
+        }
+        let mut sums = Sums::empty(shape);
+        sums.covered = self.running.covered;
+        sums.values
+            .copy_from_slice(self.running.sum.get(..shape.width())?);
+        for (s, count) in self.running.present.iter().enumerate() {
+            if *count > 0 {
+                sums.present |= 1 << s;
+            }
+        }
+        // A gauge is its newest value, not a sum.
+        for &(slot, source) in &shape.gauge_slots {
+            let value = self
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.present & (1 << source) != 0)
+                .and_then(|s| s.values.get(slot));
+            if let (Some(value), Some(out)) = (value, sums.values.get_mut(slot)) {
+                *out = f64::from(*value);
+            }
+        }
+        Some(sums)
     }
 }
 
@@ -396,10 +475,21 @@ impl Rollup {
         }
     }
 
-    /// The sums over the whole of `grid`'s window for `model`.
+    /// The sums over the whole of `grid`'s window for `model`: the tier's running sum when
+    /// the window is the whole tier, else its steps added up.
     pub fn total(&self, model: &str, grid: &Grid) -> Option<Sums> {
         let rollup = self.models.get(model)?;
         let grid = self.aligned(grid);
+        let tier = rollup.tiers.get(grid.tier)?;
+        if let Some(sums) = tier.whole(&grid, &rollup.shape) {
+            return Some(sums);
+        }
+        self.total_by_steps(model, &grid)
+    }
+
+    /// The sums over `grid` (already aligned), its steps added up one by one.
+    fn total_by_steps(&self, model: &str, grid: &Grid) -> Option<Sums> {
+        let rollup = self.models.get(model)?;
         let mut sums = Sums::empty(&rollup.shape);
         for step in grid.steps_of(&rollup.tiers[grid.tier]) {
             sums.add(step);

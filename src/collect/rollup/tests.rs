@@ -298,3 +298,43 @@ fn a_failed_request_counts_for_all_requests_and_for_the_failed_ones() {
     );
     assert_eq!(total.increase(errors), Some(10.0));
 }
+
+proptest::proptest! {
+    /// The running sum a whole-tier window reads equals the tier's steps added up, through
+    /// irregular intervals, outages, counter resets, histograms and gauges.
+    #[test]
+    fn the_running_sum_equals_the_steps_added_up(
+        scrapes in proptest::collection::vec((1u32..40, 0u32..50, proptest::bool::weighted(0.05), 0u32..100), 2..400)
+    ) {
+        let mut h = History::default();
+        let (mut at, mut count, mut fast) = (0.0, 0.0, 0.0);
+        for (gap, add, reset, gauge) in scrapes {
+            at += f64::from(gap);
+            if reset {
+                (count, fast) = (0.0, 0.0);
+            }
+            count += f64::from(add);
+            fast += f64::from(add / 2);
+            let buckets = [(0.1, fast), (1.0, count), (f64::INFINITY, count)];
+            let readings = [
+                scalar(TOKENS, count),
+                scalar(RUNNING, f64::from(gauge)),
+                ttft(&buckets, 0.0),
+            ];
+            h.push(at, &readings, 10_000);
+            for window in [300.0, 3600.0] {
+                let grid = Grid::new(at, window, STEPS).unwrap();
+                let rollup = h.rollup();
+                let aligned = rollup.aligned(&grid);
+                let (Some(quick), Some(slow)) = (rollup.total("m", &grid), rollup.total_by_steps("m", &aligned)) else {
+                    continue;
+                };
+                proptest::prop_assert!((quick.covered - slow.covered).abs() < 1e-6);
+                proptest::prop_assert_eq!(quick.present, slow.present);
+                for (q, s) in quick.values.iter().zip(&slow.values) {
+                    proptest::prop_assert!((q - s).abs() <= 1e-6 * s.abs().max(1.0), "{} vs {}", q, s);
+                }
+            }
+        }
+    }
+}
