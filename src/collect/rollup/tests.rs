@@ -4,7 +4,7 @@
 use super::*;
 use crate::catalog::panels::Outcomes;
 use crate::collect::history::tests::{finished, reading, scalar, ttft};
-use crate::collect::history::{self, History, Point};
+use crate::collect::history::{self, History, Point, Quantile};
 use crate::engines::{SeriesValue, Value};
 
 const TOKENS: &str = "llm_generation_tokens_total";
