@@ -96,10 +96,31 @@ pub fn evaluate(
     now: f64,
 ) -> Vec<Vec<Series>> {
     let mut out: Vec<Vec<Series>> = alerts.iter().map(|_| Vec::new()).collect();
+    // An alert that reads further back than `up` keeps is one series that says so, not one
+    // per target every round.
+    let reachable: Vec<bool> = alerts
+        .iter()
+        .zip(&mut out)
+        .map(|(alert, series)| match beyond_reach(alert) {
+            Some(reason) => {
+                let (labels, fingerprint) = identified(Labels::new());
+                series.push(Series {
+                    labels,
+                    fingerprint,
+                    verdict: Verdict::NotEnoughData(reason),
+                });
+                false
+            }
+            None => true,
+        })
+        .collect();
     for status in store.statuses() {
         let labels = target_labels(&status);
         let (shared, fingerprint) = identified(labels.clone());
-        for (alert, series) in alerts.iter().zip(&mut out) {
+        for ((alert, series), reachable) in alerts.iter().zip(&mut out).zip(&reachable) {
+            if !reachable {
+                continue;
+            }
             if let Some(verdict) = target_verdict(alert, &status) {
                 series.push(Series {
                     labels: shared.clone(),
@@ -133,7 +154,12 @@ pub fn evaluate(
                     };
                     let verdicts: Vec<Option<Verdict>> = alerts
                         .iter()
-                        .map(|alert| model_verdict(alert, objective, &at))
+                        .zip(&reachable)
+                        .map(|(alert, reachable)| {
+                            reachable
+                                .then(|| model_verdict(alert, objective, &at))
+                                .flatten()
+                        })
                         .collect();
                     (model.clone(), verdicts)
                 })
@@ -160,6 +186,23 @@ pub fn evaluate(
     out
 }
 
+/// Why `alert` can never be judged in `up`, if it cannot: a window longer than the rollup's
+/// longest, or a history `up` does not keep.
+fn beyond_reach(alert: &Alert) -> Option<String> {
+    let reach = crate::collect::rollup::TIERS[crate::collect::rollup::TIERS.len() - 1]
+        * crate::collect::rollup::STEPS as f64;
+    match alert.condition {
+        Condition::SamplesExploding { window, .. } => Some(format!(
+            "needs the sample count's median over {window}; up keeps no history of it"
+        )),
+        Condition::Burn { long, .. } if seconds(long) > reach => Some(format!(
+            "reads {long}; up keeps {} min (Prometheus with the exported rules evaluates it)",
+            reach / 60.0
+        )),
+        _ => None,
+    }
+}
+
 /// The verdict of an alert about a whole target; `None` for an alert about a model's numbers.
 fn target_verdict(alert: &Alert, status: &TargetStatus) -> Option<Verdict> {
     Some(match alert.condition {
@@ -169,9 +212,6 @@ fn target_verdict(alert: &Alert, status: &TargetStatus) -> Option<Verdict> {
             Health::Unknown => Verdict::NotEnoughData("not scraped yet".into()),
         },
         Condition::CoreSignalsAbsent => core_signals(status),
-        Condition::SamplesExploding { window, .. } => Verdict::NotEnoughData(format!(
-            "needs the sample count's median over {window}; up keeps no history of it"
-        )),
         _ => return None,
     })
 }
