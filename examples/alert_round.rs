@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use llmwatch::alerting::eval::Objective;
 use llmwatch::alerting::{Alerts, Settings};
 use llmwatch::collect::state::{Scraped, Store};
 use llmwatch::collect::targets::Target;
@@ -73,20 +72,15 @@ fn main() {
         bytes / 1_048_576,
         start.elapsed().as_secs_f64()
     );
-    let settings = Settings {
-        objective: Objective {
-            error_budget: 0.01,
-            ttft_budget: 0.01,
-            ttft_seconds: 1.0,
-        },
+    let mut alerts = Alerts::new(Settings {
+        slo: llmwatch::catalog::alerts::Slo::default(),
         runbook_base: "docs/runbook.md".into(),
-    };
-    let mut alerts = Alerts::default();
+    });
     let now = t0 + 719.0 * 5.0 + 1.0;
     let mut times: Vec<Duration> = (0..repeat)
         .map(|_| {
             let start = Instant::now();
-            alerts.evaluate(&store, &settings, now);
+            alerts.evaluate(&store, now);
             start.elapsed()
         })
         .collect();

@@ -33,10 +33,8 @@ impl Alerts {
     /// state changed since), and resolved ones not yet sent as resolved or due again; marks
     /// them sent (see [`Alerts::unsent`] when the send fails).
     pub fn due(&mut self, now: f64, base_url: &str) -> (Vec<Sent>, Vec<Json>) {
-        let Some(settings) = self.settings.clone() else {
-            return (Vec::new(), Vec::new());
-        };
         let (mut keys, mut out) = (Vec::new(), Vec::new());
+        let settings = &self.settings;
         for (key, alert) in &mut self.active {
             if alert.state == State::Pending {
                 continue;
@@ -44,7 +42,7 @@ impl Alerts {
             let changed = alert.sent_state != Some(alert.state);
             let stale = alert.sent_at.is_none_or(|at| now - at >= RESEND);
             if changed || stale {
-                out.push(payload(alert, &settings, now, base_url));
+                out.push(payload(alert, settings, now, base_url));
                 keys.push(*key);
                 alert.sent_at = Some(now);
                 alert.sent_state = Some(alert.state);

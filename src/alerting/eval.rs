@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::catalog::alerts::{Alert, Condition, Quantity, Sli};
+use crate::catalog::alerts::{Alert, Condition, Quantity, Sli, Slo};
 use crate::catalog::panels::{Outcomes, Source};
 use crate::collect::history::{Part, SeriesKey, histogram_quantile};
 use crate::collect::rollup::{Grid, Rollup, Sums};
@@ -38,17 +38,6 @@ pub struct Series {
     pub fingerprint: u64,
     /// The verdict.
     pub verdict: Verdict,
-}
-
-/// The objective the burn-rate alerts measure against.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Objective {
-    /// The error budget of availability (1 − objective).
-    pub error_budget: f64,
-    /// The error budget of the TTFT objective.
-    pub ttft_budget: f64,
-    /// The TTFT threshold, a bucket bound.
-    pub ttft_seconds: f64,
 }
 
 const FINISHED: &str = "llm_requests_finished_total";
@@ -89,12 +78,7 @@ fn identified(labels: Labels) -> (Arc<Labels>, u64) {
 
 /// Every alert of `alerts` over every target of `store` at `now`: per alert, its series.
 /// Target by target, so each model's window sums are added up once for all alerts.
-pub fn evaluate(
-    alerts: &[Alert],
-    store: &Store,
-    objective: &Objective,
-    now: f64,
-) -> Vec<Vec<Series>> {
+pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec<Series>> {
     let mut out: Vec<Vec<Series>> = alerts.iter().map(|_| Vec::new()).collect();
     // An alert that reads further back than `up` keeps is one series that says so, not one
     // per target every round.
@@ -156,9 +140,7 @@ pub fn evaluate(
                         .iter()
                         .zip(&reachable)
                         .map(|(alert, reachable)| {
-                            reachable
-                                .then(|| model_verdict(alert, objective, &at))
-                                .flatten()
+                            reachable.then(|| model_verdict(alert, slo, &at)).flatten()
                         })
                         .collect();
                     (model.clone(), verdicts)
@@ -261,26 +243,32 @@ fn window_sums(at: &At<'_>, window: &'static str) -> Result<Sums, String> {
     result
 }
 
-/// The error ratio, or the share of requests slower than the TTFT threshold, over `window`;
-/// `None` when nothing finished (Prometheus divides by `(all > 0)`: no series).
-fn sli(sli: Sli, objective: &Objective, sums: &Sums) -> Option<f64> {
+/// Failed over finished requests in `sums`; `None` when nothing finished (Prometheus divides
+/// by `(all > 0)`: no series).
+fn error_ratio(sums: &Sums) -> Option<f64> {
+    let all = sums.increase(Source::Counter(FINISHED, Outcomes::All))?;
+    let failed = sums
+        .increase(Source::Counter(FINISHED, ERRORS))
+        .unwrap_or(0.0);
+    (all > 0.0).then(|| failed / all)
+}
+
+/// The share of first tokens later than `threshold` (a bucket bound) in `sums`.
+fn slow_ratio(sums: &Sums, threshold: f64) -> Option<f64> {
+    let buckets = sums.buckets(Source::Histogram(TTFT))?;
+    let count = buckets.last()?.1;
+    let fast = buckets
+        .iter()
+        .find(|(le, _)| (le - threshold).abs() < 1e-9)?
+        .1;
+    (count > 0.0).then(|| 1.0 - fast / count)
+}
+
+/// An SLI's ratio of misses in `sums`, under `slo`.
+fn sli(sli: Sli, slo: &Slo, sums: &Sums) -> Option<f64> {
     match sli {
-        Sli::Errors => {
-            let all = sums.increase(Source::Counter(FINISHED, Outcomes::All))?;
-            let failed = sums
-                .increase(Source::Counter(FINISHED, ERRORS))
-                .unwrap_or(0.0);
-            (all > 0.0).then(|| failed / all)
-        }
-        Sli::SlowTtft => {
-            let buckets = sums.buckets(Source::Histogram(TTFT))?;
-            let count = buckets.last()?.1;
-            let fast = buckets
-                .iter()
-                .find(|(le, _)| (le - objective.ttft_seconds).abs() < 1e-9)?
-                .1;
-            (count > 0.0).then(|| 1.0 - fast / count)
-        }
+        Sli::Errors => error_ratio(sums),
+        Sli::SlowTtft => slow_ratio(sums, slo.ttft_seconds),
     }
 }
 
@@ -312,14 +300,7 @@ fn latest_gauge(status: &TargetStatus, signal: &str, model: &str) -> Option<f64>
 
 fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, String> {
     Ok(match q {
-        Quantity::ErrorRatio(window) => {
-            let objective = Objective {
-                error_budget: 1.0,
-                ttft_budget: 1.0,
-                ttft_seconds: 1.0,
-            };
-            sli(Sli::Errors, &objective, &window_sums(at, window)?)
-        }
+        Quantity::ErrorRatio(window) => error_ratio(&window_sums(at, window)?),
         Quantity::Quantile(signal, q, window) => window_sums(at, window)?
             .buckets(Source::Histogram(signal))
             .and_then(|b| histogram_quantile(q, &b)),
@@ -331,7 +312,7 @@ fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, String> {
 }
 
 /// The verdict of an alert about one model's numbers; `None` for an alert about a target.
-fn model_verdict(alert: &Alert, objective: &Objective, at: &At<'_>) -> Option<Verdict> {
+fn model_verdict(alert: &Alert, slo: &Slo, at: &At<'_>) -> Option<Verdict> {
     let result = match alert.condition {
         Condition::Above(q, threshold) => quantity(q, at).map(|v| v.filter(|v| *v > threshold)),
         Condition::Burn {
@@ -340,13 +321,9 @@ fn model_verdict(alert: &Alert, objective: &Objective, at: &At<'_>) -> Option<Ve
             long,
             short,
         } => (|| {
-            let budget = match which {
-                Sli::Errors => objective.error_budget,
-                Sli::SlowTtft => objective.ttft_budget,
-            };
-            let threshold = factor * budget;
-            let long = sli(which, objective, &window_sums(at, long)?);
-            let short = sli(which, objective, &window_sums(at, short)?);
+            let threshold = factor * slo.budget(which);
+            let long = sli(which, slo, &window_sums(at, long)?);
+            let short = sli(which, slo, &window_sums(at, short)?);
             Ok(long.filter(|l| *l > threshold && short.is_some_and(|s| s > threshold)))
         })(),
         Condition::BacklogGrowing { above, window } => (|| {

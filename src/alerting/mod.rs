@@ -19,9 +19,10 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
+use crate::catalog::alerts::Slo;
 use crate::catalog::alerts::{ALERTS, Alert};
 use crate::collect::state::Store;
-use eval::{Labels, Objective, Verdict};
+use eval::{Labels, Verdict};
 
 /// How long a resolved alert is kept (and would be sent again).
 const RESOLVED_KEPT: f64 = 900.0;
@@ -105,7 +106,21 @@ impl Active {
 
     /// `summary`, `description` (rendered with the labels and value) and `runbook_url`.
     pub fn annotations(&self, settings: &Settings) -> BTreeMap<&'static str, String> {
-        annotations(self.alert, &self.labels(), self.value, settings)
+        BTreeMap::from([
+            ("summary", self.alert.summary.to_string()),
+            (
+                "description",
+                template::render(
+                    &self.alert.description(&settings.slo),
+                    &self.labels(),
+                    self.value,
+                ),
+            ),
+            (
+                "runbook_url",
+                format!("{}#{}", settings.runbook_base, self.name.to_lowercase()),
+            ),
+        ])
     }
 }
 
@@ -127,23 +142,31 @@ pub struct Alerts {
     active: HashMap<u64, Active, Fingerprinted>,
     unjudged: Vec<Unjudged>,
     evaluated_at: Option<f64>,
-    settings: Option<Settings>,
+    settings: Settings,
 }
 
 /// What the evaluator needs besides the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// The objectives of the burn-rate alerts.
-    pub objective: Objective,
+    pub slo: Slo,
     /// Where the runbook's sections are (`#alertname` is appended).
     pub runbook_base: String,
 }
 
 impl Alerts {
+    /// No alert yet, evaluated under `settings`.
+    pub fn new(settings: Settings) -> Alerts {
+        Alerts {
+            settings,
+            ..Alerts::default()
+        }
+    }
+
     /// One round: every alert over `store` at `now`.
-    pub fn evaluate(&mut self, store: &Store, settings: &Settings, now: f64) {
+    pub fn evaluate(&mut self, store: &Store, now: f64) {
         self.unjudged.clear();
-        let all = eval::evaluate(&ALERTS, store, &settings.objective, now);
+        let all = eval::evaluate(&ALERTS, store, &self.settings.slo, now);
         let mut seen = HashSet::with_hasher(Fingerprinted::default());
         for (alert, series) in ALERTS.iter().zip(all) {
             self.update(alert, series, now, &mut seen);
@@ -164,7 +187,6 @@ impl Alerts {
             }
         });
         self.evaluated_at = Some(now);
-        self.settings = Some(settings.clone());
     }
 
     fn update(
@@ -222,6 +244,16 @@ impl Alerts {
         self.active.values()
     }
 
+    /// The pending and firing alerts, by name and series.
+    fn listed(&self) -> Vec<&Active> {
+        let mut active: Vec<&Active> = self
+            .active()
+            .filter(|a| a.state != State::Resolved)
+            .collect();
+        active.sort_by(|a, b| (a.name, &a.series).cmp(&(b.name, &b.series)));
+        active
+    }
+
     /// The series no alert could judge, and why.
     pub fn unjudged(&self) -> &[Unjudged] {
         &self.unjudged
@@ -230,25 +262,13 @@ impl Alerts {
     /// `/api/v1/alerts`: Prometheus's shape (pending and firing alerts), with the series that
     /// could not be judged beside them.
     pub fn api(&self) -> Json {
-        let settings = self.settings.clone().unwrap_or(Settings {
-            objective: Objective {
-                error_budget: 0.01,
-                ttft_budget: 0.01,
-                ttft_seconds: 1.0,
-            },
-            runbook_base: String::new(),
-        });
-        let mut active: Vec<&Active> = self
-            .active()
-            .filter(|a| a.state != State::Resolved)
-            .collect();
-        active.sort_by(|a, b| (a.name, &a.series).cmp(&(b.name, &b.series)));
-        let alerts: Vec<Json> = active
+        let alerts: Vec<Json> = self
+            .listed()
             .into_iter()
             .map(|a| {
                 json!({
                     "labels": a.labels(),
-                    "annotations": a.annotations(&settings),
+                    "annotations": a.annotations(&self.settings),
                     "state": a.state.as_str(),
                     "activeAt": template::rfc3339(a.active_at),
                     "value": template::api_value(a.value),
@@ -276,12 +296,7 @@ impl Alerts {
             "# HELP llmwatch_alerts Alerts evaluated inside up that are pending or firing, as Prometheus's ALERTS series.\n\
              # TYPE llmwatch_alerts gauge\n",
         );
-        let mut active: Vec<&Active> = self
-            .active()
-            .filter(|a| a.state != State::Resolved)
-            .collect();
-        active.sort_by(|a, b| (a.name, &a.series).cmp(&(b.name, &b.series)));
-        for a in active {
+        for a in self.listed() {
             out.push_str("llmwatch_alerts{");
             for (k, v) in &a.labels() {
                 let _ = write!(out, "{k}=\"");
@@ -291,33 +306,6 @@ impl Alerts {
             let _ = writeln!(out, "state=\"{}\"}} 1", a.state.as_str());
         }
     }
-}
-
-fn annotations(
-    alert: &Alert,
-    labels: &Labels,
-    value: f64,
-    settings: &Settings,
-) -> BTreeMap<&'static str, String> {
-    let budget = match alert.condition {
-        crate::catalog::alerts::Condition::Burn {
-            sli: crate::catalog::alerts::Sli::Errors,
-            ..
-        } => settings.objective.error_budget,
-        crate::catalog::alerts::Condition::Burn { .. } => settings.objective.ttft_budget,
-        _ => 1.0,
-    };
-    BTreeMap::from([
-        ("summary", alert.summary.to_string()),
-        (
-            "description",
-            template::render(&alert.description(budget), labels, value),
-        ),
-        (
-            "runbook_url",
-            format!("{}#{}", settings.runbook_base, alert.name.to_lowercase()),
-        ),
-    ])
 }
 
 #[cfg(test)]

@@ -11,15 +11,11 @@ use crate::collect::targets::Target;
 use crate::config::{HistoryConfig, ScrapeConfig};
 use crate::engines::Engine;
 
-fn settings() -> Settings {
-    Settings {
-        objective: Objective {
-            error_budget: 0.01,
-            ttft_budget: 0.01,
-            ttft_seconds: 1.0,
-        },
+fn alerts() -> Alerts {
+    Alerts::new(Settings {
+        slo: Slo::default(),
         runbook_base: "https://example.test/runbook".into(),
-    }
+    })
 }
 
 fn store() -> Store {
@@ -63,8 +59,7 @@ fn states(alerts: &Alerts, name: &str) -> Vec<(State, f64)> {
 #[test]
 fn an_error_burst_goes_pending_then_firing_then_resolved() {
     let store = store();
-    let mut alerts = Alerts::default();
-    let s = settings();
+    let mut alerts = alerts();
     // Five healthy minutes, then 20 % of requests fail for ten, then healthy again.
     let (mut ok, mut failed) = (0.0, 0.0);
     let mut t = 0.0;
@@ -76,7 +71,7 @@ fn an_error_burst_goes_pending_then_firing_then_resolved() {
         failed += if failing { 2.0 } else { 0.0 };
         scrape(&store, t, (ok, failed), 0.5);
         if (t as u64).is_multiple_of(15) {
-            alerts.evaluate(&store, &s, t);
+            alerts.evaluate(&store, t);
             seen.push((t, states(&alerts, "LLMHighErrorRatio")));
             if firing_view.is_none() && alerts.active().any(|a| a.state == State::Firing) {
                 let mut metrics = String::new();
@@ -141,12 +136,11 @@ fn an_error_burst_goes_pending_then_firing_then_resolved() {
 #[test]
 fn a_window_not_yet_covered_is_not_enough_data_and_a_healthy_target_fires_nothing() {
     let store = store();
-    let mut alerts = Alerts::default();
-    let s = settings();
+    let mut alerts = alerts();
     for i in 0..=12 {
         scrape(&store, f64::from(i) * 5.0, (f64::from(i) * 10.0, 0.0), 0.5);
     }
-    alerts.evaluate(&store, &s, 60.0);
+    alerts.evaluate(&store, 60.0);
     assert_eq!(alerts.active().count(), 0);
     let unjudged: Vec<&str> = alerts.unjudged().iter().map(|u| u.name).collect();
     assert!(unjudged.contains(&"LLMHighErrorRatio"), "{unjudged:?}");
@@ -162,7 +156,7 @@ fn a_window_not_yet_covered_is_not_enough_data_and_a_healthy_target_fires_nothin
     for i in 13..=730 {
         scrape(&store, f64::from(i) * 5.0, (f64::from(i) * 10.0, 0.0), 0.5);
     }
-    alerts.evaluate(&store, &s, 3650.0);
+    alerts.evaluate(&store, 3650.0);
     assert_eq!(alerts.active().count(), 0, "{:?}", alerts.api());
     let unjudged: Vec<&str> = alerts.unjudged().iter().map(|u| u.name).collect();
     assert!(!unjudged.contains(&"LLMHighErrorRatio"), "{unjudged:?}");
@@ -175,10 +169,9 @@ fn a_window_not_yet_covered_is_not_enough_data_and_a_healthy_target_fires_nothin
 #[test]
 fn a_target_down_for_its_for_fires_and_a_full_kv_cache_fires_after_15_minutes() {
     let store = store();
-    let mut alerts = Alerts::default();
-    let s = settings();
+    let mut alerts = alerts();
     scrape(&store, 0.0, (0.0, 0.0), 0.95);
-    alerts.evaluate(&store, &s, 0.0);
+    alerts.evaluate(&store, 0.0);
     assert_eq!(
         states(&alerts, "LLMKVCacheNearlyFull"),
         [(State::Pending, 0.95)]
@@ -186,7 +179,7 @@ fn a_target_down_for_its_for_fires_and_a_full_kv_cache_fires_after_15_minutes() 
     for i in 1..=180 {
         scrape(&store, f64::from(i) * 5.0, (0.0, 0.0), 0.95);
     }
-    alerts.evaluate(&store, &s, 900.0);
+    alerts.evaluate(&store, 900.0);
     assert_eq!(
         states(&alerts, "LLMKVCacheNearlyFull"),
         [(State::Firing, 0.95)]
@@ -196,14 +189,14 @@ fn a_target_down_for_its_for_fires_and_a_full_kv_cache_fires_after_15_minutes() 
         message: "connection refused".into(),
     };
     store.record_failure("vllm-0", 905.0, 0.001, failure);
-    alerts.evaluate(&store, &s, 905.0);
+    alerts.evaluate(&store, 905.0);
     assert_eq!(states(&alerts, "LLMTargetDown"), [(State::Pending, 0.0)]);
     // Down: the KV alert has no fresh series and resolves, as in Prometheus.
     assert_eq!(
         states(&alerts, "LLMKVCacheNearlyFull")[0].0,
         State::Resolved
     );
-    alerts.evaluate(&store, &s, 1025.0);
+    alerts.evaluate(&store, 1025.0);
     assert_eq!(states(&alerts, "LLMTargetDown"), [(State::Firing, 0.0)]);
     let description = alerts.api()["data"]["alerts"][0]["annotations"]["description"].clone();
     assert!(
@@ -215,10 +208,9 @@ fn a_target_down_for_its_for_fires_and_a_full_kv_cache_fires_after_15_minutes() 
 #[test]
 fn firing_alerts_are_sent_then_resent_each_minute_and_a_resolution_at_once() {
     let store = store();
-    let mut alerts = Alerts::default();
-    let s = settings();
+    let mut alerts = alerts();
     scrape(&store, 0.0, (0.0, 0.0), 0.95);
-    alerts.evaluate(&store, &s, 0.0);
+    alerts.evaluate(&store, 0.0);
     assert!(
         alerts.due(0.0, "http://up").1.is_empty(),
         "pending alerts are not sent"
@@ -226,7 +218,7 @@ fn firing_alerts_are_sent_then_resent_each_minute_and_a_resolution_at_once() {
     for i in 1..=180 {
         scrape(&store, f64::from(i) * 5.0, (0.0, 0.0), 0.95);
     }
-    alerts.evaluate(&store, &s, 900.0);
+    alerts.evaluate(&store, 900.0);
     let (keys, due) = alerts.due(900.0, "http://up");
     assert_eq!(due.len(), 1, "{due:?}");
     assert_eq!(due[0]["labels"]["alertname"], "LLMKVCacheNearlyFull");
@@ -254,7 +246,7 @@ fn firing_alerts_are_sent_then_resent_each_minute_and_a_resolution_at_once() {
     for i in 181..=200 {
         scrape(&store, f64::from(i) * 5.0, (0.0, 0.0), 0.5);
     }
-    alerts.evaluate(&store, &s, 1000.0);
+    alerts.evaluate(&store, 1000.0);
     let (_, due) = alerts.due(1000.0, "http://up");
     assert_eq!(due.len(), 1, "the resolution goes out at once");
     assert_eq!(due[0]["endsAt"], "1970-01-01T00:16:40.000Z");

@@ -21,6 +21,37 @@ pub enum Sli {
     SlowTtft,
 }
 
+/// The objectives the burn-rate alerts measure against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slo {
+    /// Fraction of requests that must succeed (availability objective), e.g. 0.99.
+    pub availability: f64,
+    /// Fraction of requests whose first token must come within `ttft_seconds`.
+    pub ttft_objective: f64,
+    /// TTFT threshold; must be a bucket bound the engines export (vLLM and SGLang have 1.0).
+    pub ttft_seconds: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Slo {
+        Slo {
+            availability: 0.99,
+            ttft_objective: 0.99,
+            ttft_seconds: 1.0,
+        }
+    }
+}
+
+impl Slo {
+    /// The error budget of `sli`: the share of requests allowed to miss.
+    pub fn budget(&self, sli: Sli) -> f64 {
+        match sli {
+            Sli::Errors => 1.0 - self.availability,
+            Sli::SlowTtft => 1.0 - self.ttft_objective,
+        }
+    }
+}
+
 /// A number an alert compares with its threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quantity {
@@ -118,9 +149,16 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// The description template, for an objective whose error budget is `budget` (a burn
-    /// alert's text names it).
-    pub fn description(&self, budget: f64) -> String {
+    /// The error budget the alert burns, under `slo` (1 for an alert that burns none).
+    pub fn budget(&self, slo: &Slo) -> f64 {
+        match self.condition {
+            Condition::Burn { sli, .. } => slo.budget(sli),
+            _ => 1.0,
+        }
+    }
+
+    /// The description template under `slo` (a burn alert's text names its budget).
+    pub fn description(&self, slo: &Slo) -> String {
         if let Some(text) = self.description {
             return text.to_string();
         }
@@ -135,7 +173,7 @@ impl Alert {
         };
         format!(
             "{WHERE}: {{{{ $value | humanizePercentage }}}} of requests missed the objective over {long} (and over {short}); at {factor}x the budget of {:.1}% lasts {:.1} days of a 30-day window.",
-            budget * 100.0,
+            self.budget(slo) * 100.0,
             30.0 / factor
         )
     }
@@ -327,7 +365,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ALERTS.len());
         for alert in ALERTS {
-            let text = alert.description(0.01);
+            let text = alert.description(&Slo::default());
             assert!(!text.is_empty(), "{}", alert.name);
             if matches!(alert.condition, Condition::Burn { .. }) {
                 assert!(text.contains("budget of 1.0%"), "{text}");

@@ -14,7 +14,7 @@ pub fn alert_group(slo: &Slo, runbook_base: &str) -> Group {
             Rule::alert(alert.name, &promql(alert, slo), alert.for_)
                 .label("severity", alert.severity.as_str())
                 .annotation("summary", alert.summary)
-                .annotation("description", &alert.description(budget(alert, slo)))
+                .annotation("description", &alert.description(slo))
                 .annotation(
                     "runbook_url",
                     &format!("{runbook_base}#{}", alert.name.to_lowercase()),
@@ -27,19 +27,6 @@ pub fn alert_group(slo: &Slo, runbook_base: &str) -> Group {
 /// The names of every alert, in file order.
 pub fn alert_names() -> Vec<&'static str> {
     ALERTS.iter().map(|a| a.name).collect()
-}
-
-/// The error budget of the SLI a burn alert watches (1 for the others).
-pub fn budget(alert: &Alert, slo: &Slo) -> f64 {
-    match alert.condition {
-        Condition::Burn {
-            sli: Sli::Errors, ..
-        } => 1.0 - slo.availability,
-        Condition::Burn {
-            sli: Sli::SlowTtft, ..
-        } => 1.0 - slo.ttft_objective,
-        _ => 1.0,
-    }
 }
 
 /// The recorded series of an SLI's ratio (the window appended).
@@ -80,7 +67,7 @@ pub fn promql(alert: &Alert, slo: &Slo) -> String {
             long,
             short,
         } => {
-            let threshold = factor * budget(alert, slo);
+            let threshold = factor * slo.budget(sli);
             let series = sli_series(sli);
             format!("{series}{long} > {threshold:.4} and {series}{short} > {threshold:.4}")
         }

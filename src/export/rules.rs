@@ -126,26 +126,8 @@ pub const ERROR_OUTCOMES: &str = "error_server|rejected_overload";
 /// The windows of the multi-window, multi-burn-rate alerts (the SRE workbook's pairs).
 pub const SLO_WINDOWS: [&str; 4] = ["5m", "30m", "1h", "6h"];
 
-/// Latency-SLO thresholds and objectives.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Slo {
-    /// Fraction of requests that must succeed (availability objective), e.g. 0.99.
-    pub availability: f64,
-    /// Fraction of requests whose first token must come within `ttft_seconds`.
-    pub ttft_objective: f64,
-    /// TTFT threshold; must be a bucket bound the engines export (vLLM and SGLang have 1.0).
-    pub ttft_seconds: f64,
-}
-
-impl Default for Slo {
-    fn default() -> Slo {
-        Slo {
-            availability: 0.99,
-            ttft_objective: 0.99,
-            ttft_seconds: 1.0,
-        }
-    }
-}
+/// The objectives of the SLO rules and alerts (one definition, with the alerts).
+pub use crate::catalog::alerts::Slo;
 
 /// A regular expression matching a bucket bound however the engine formats it (`1`, `1.0`).
 pub fn le_matcher(bound: f64) -> String {

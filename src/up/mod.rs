@@ -278,16 +278,17 @@ fn start_alerting(
     settings: &crate::config::AlertingConfig,
     (metrics, base_url): (SelfMetrics, String),
 ) -> Arc<std::sync::Mutex<crate::alerting::Alerts>> {
-    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Alerts::default()));
-    let shared = alerts.clone();
-    let evaluation = crate::alerting::Settings {
-        objective: crate::alerting::eval::Objective {
-            error_budget: 1.0 - settings.availability,
-            ttft_budget: 1.0 - settings.ttft_objective,
-            ttft_seconds: settings.ttft_seconds,
+    let alerts = Arc::new(std::sync::Mutex::new(crate::alerting::Alerts::new(
+        crate::alerting::Settings {
+            slo: crate::catalog::alerts::Slo {
+                availability: settings.availability,
+                ttft_objective: settings.ttft_objective,
+                ttft_seconds: settings.ttft_seconds,
+            },
+            runbook_base: settings.runbook_base.clone(),
         },
-        runbook_base: settings.runbook_base.clone(),
-    };
+    )));
+    let shared = alerts.clone();
     let interval = settings.interval;
     let targets = (
         settings.alertmanager_url.clone(),
@@ -305,7 +306,7 @@ fn start_alerting(
                 .map_or(0.0, |d| d.as_secs_f64());
             let (keys, due) = {
                 let mut alerts = shared.lock().unwrap_or_else(|e| e.into_inner());
-                alerts.evaluate(&store, &evaluation, now);
+                alerts.evaluate(&store, now);
                 if delivers {
                     alerts.due(now, &base_url)
                 } else {
