@@ -242,6 +242,15 @@ impl Tier {
         }
     }
 
+    /// The sums over `grid` (already aligned), its steps added up one by one.
+    fn added_up(&self, grid: &Grid, shape: &Arc<Shape>) -> Sums {
+        let mut sums = Sums::empty(shape);
+        for step in grid.steps_of(self) {
+            sums.add(step);
+        }
+        sums
+    }
+
     /// The running sum as the sums of the whole tier, when `grid` reads exactly the steps
     /// kept (one tier step per grid step, all of them, ending at the newest).
     fn whole(&self, grid: &Grid, shape: &Arc<Shape>) -> Option<Sums> {
@@ -481,20 +490,8 @@ impl Rollup {
         let rollup = self.models.get(model)?;
         let grid = self.aligned(grid);
         let tier = rollup.tiers.get(grid.tier)?;
-        if let Some(sums) = tier.whole(&grid, &rollup.shape) {
-            return Some(sums);
-        }
-        self.total_by_steps(model, &grid)
-    }
-
-    /// The sums over `grid` (already aligned), its steps added up one by one.
-    fn total_by_steps(&self, model: &str, grid: &Grid) -> Option<Sums> {
-        let rollup = self.models.get(model)?;
-        let mut sums = Sums::empty(&rollup.shape);
-        for step in grid.steps_of(&rollup.tiers[grid.tier]) {
-            sums.add(step);
-        }
-        Some(sums)
+        tier.whole(&grid, &rollup.shape)
+            .or_else(|| Some(tier.added_up(&grid, &rollup.shape)))
     }
 
     /// The sums of each of `grid`'s steps for `model`, oldest first.
