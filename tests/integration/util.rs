@@ -69,6 +69,14 @@ impl Canned {
 pub struct CannedServer {
     pub base: String,
     pub auth_headers: Arc<Mutex<Vec<Option<String>>>>,
+    routes: Arc<Mutex<HashMap<&'static str, Canned>>>,
+}
+
+impl CannedServer {
+    /// Answers `path` with `canned` from now on.
+    pub fn set(&self, path: &'static str, canned: Canned) {
+        self.routes.lock().unwrap().insert(path, canned);
+    }
 }
 
 pub fn serve(routes: HashMap<&'static str, Canned>) -> CannedServer {
@@ -76,6 +84,8 @@ pub fn serve(routes: HashMap<&'static str, Canned>) -> CannedServer {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let auth_headers = Arc::new(Mutex::new(Vec::new()));
     let seen = auth_headers.clone();
+    let routes = Arc::new(Mutex::new(routes));
+    let serving = routes.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -102,11 +112,16 @@ pub fn serve(routes: HashMap<&'static str, Canned>) -> CannedServer {
                 }
             }
             seen.lock().unwrap().push(auth);
-            let canned = routes.get(path.as_str()).cloned().unwrap_or(Canned {
-                status: 404,
-                content_type: "text/plain",
-                body: b"not found".to_vec(),
-            });
+            let canned = serving
+                .lock()
+                .unwrap()
+                .get(path.as_str())
+                .cloned()
+                .unwrap_or(Canned {
+                    status: 404,
+                    content_type: "text/plain",
+                    body: b"not found".to_vec(),
+                });
             let head = format!(
                 "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 canned.status,
@@ -117,7 +132,11 @@ pub fn serve(routes: HashMap<&'static str, Canned>) -> CannedServer {
             let _ = stream.write_all(&canned.body);
         }
     });
-    CannedServer { base, auth_headers }
+    CannedServer {
+        base,
+        auth_headers,
+        routes,
+    }
 }
 
 /// Whether tests that need external programs must fail rather than skip.

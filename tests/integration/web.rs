@@ -295,40 +295,29 @@ fn the_page_has_a_strict_policy_and_the_same_auth_as_the_api() {
 
 /// A target whose `/metrics` body can be swapped, or withdrawn (then it answers 503).
 pub struct Changing {
+    server: crate::util::CannedServer,
     pub base: String,
-    body: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Changing {
     pub fn start(body: String) -> Changing {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
-        let serving = shared.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let answer = match serving.lock().unwrap().clone() {
-                    Some(body) => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    ),
-                    None => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
-                };
-                let _ = stream.write_all(answer.as_bytes());
-            }
-        });
-        Changing { base, body: shared }
+        let server = serve(HashMap::from([("/metrics", Canned::ok(body))]));
+        Changing {
+            base: server.base.clone(),
+            server,
+        }
     }
 
     pub fn set(&self, body: Option<String>) {
-        *self.body.lock().unwrap() = body;
+        let canned = body.map_or(
+            Canned {
+                status: 503,
+                content_type: "text/plain",
+                body: Vec::new(),
+            },
+            Canned::ok,
+        );
+        self.server.set("/metrics", canned);
     }
 }
 
