@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,8 +22,14 @@ const MAX_HEADERS: usize = 64;
 
 /// A kept-alive connection and its read buffer (kept together, so a request on a pooled
 /// connection allocates no buffer).
-/// A kept-alive connection, its read buffer, and since when it has been idle.
-type Idle = (TcpStream, Vec<u8>, Instant);
+struct Idle {
+    connection: TcpStream,
+    buffer: Vec<u8>,
+    /// Since when it has been idle.
+    since: Instant,
+    /// Whether its last answer was a chunked (streamed) body.
+    after_stream: bool,
+}
 
 /// Idle connections older than this are not reused. Servers close idle keep-alive
 /// connections after a few seconds (uvicorn, which serves vLLM, and cpp-httplib, which serves
@@ -38,6 +45,11 @@ pub struct Pool {
     authority: String,
     idle: Mutex<Vec<Idle>>,
     connect_timeout: Option<std::time::Duration>,
+    /// Learnt: the server closes a connection once it has streamed an answer on it, whatever
+    /// its `Keep-Alive` header says (llama.cpp's server does). Such a connection is then not
+    /// kept: its close arrives a moment after the body's end, and a request sent on it in
+    /// that moment would be lost.
+    closes_after_streams: AtomicBool,
 }
 
 /// How a response body ends.
@@ -96,6 +108,7 @@ impl Pool {
             authority,
             idle: Mutex::new(Vec::new()),
             connect_timeout: None,
+            closes_after_streams: AtomicBool::new(false),
         })
     }
 
@@ -130,40 +143,57 @@ impl Pool {
     /// failure to report, not to hide behind a retry).
     fn take(&self) -> Option<Idle> {
         loop {
-            let (connection, buffer, since) =
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
-            if since.elapsed() > MAX_IDLE {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if idle.since.elapsed() > MAX_IDLE {
                 continue;
             }
             let mut probe = [0u8; 1];
-            match connection.try_read(&mut probe) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return Some((connection, buffer, since));
-                }
+            match idle.connection.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(idle),
                 // Closed (0 bytes), bytes nobody asked for, or an error: not reusable.
-                _ => {}
+                _ => self.closed_while_idle(&idle),
             }
         }
     }
 
-    fn put(&self, connection: TcpStream, mut buffer: Vec<u8>) {
+    /// Notes that the server closed `idle` before its keep-alive time was up.
+    fn closed_while_idle(&self, idle: &Idle) {
+        if idle.after_stream {
+            self.closes_after_streams.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn put(&self, connection: TcpStream, mut buffer: Vec<u8>, after_stream: bool) {
+        if after_stream && self.closes_after_streams.load(Ordering::Relaxed) {
+            return;
+        }
         buffer.clear();
         if buffer.capacity() > KEEP_BUFFER {
             buffer = Vec::new();
         }
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((
-            connection,
-            buffer,
-            Instant::now(),
-        ));
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Idle {
+                connection,
+                buffer,
+                since: Instant::now(),
+                after_stream,
+            });
     }
 
     /// Sends a whole request (head and body, as bytes) and waits for the response head.
     pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response, Failure> {
-        if let Some((pooled, buffer, _)) = self.take() {
-            match self.on(pooled, buffer, request).await {
+        if let Some(pooled) = self.take() {
+            let after_stream = pooled.after_stream;
+            match self.on(pooled.connection, pooled.buffer, request).await {
                 Err(None) => {}
-                Err(Some(failure)) => return Err(failure),
+                Err(Some(failure)) => {
+                    if failure == Failure::Connect && after_stream {
+                        self.closes_after_streams.store(true, Ordering::Relaxed);
+                    }
+                    return Err(failure);
+                }
                 Ok(response) => return Ok(response),
             }
         }
@@ -265,7 +295,9 @@ impl Response {
                     if let Some(connection) = self.connection.take()
                         && self.keep_alive
                     {
-                        self.pool.put(connection, std::mem::take(&mut self.buffer));
+                        let after_stream = self.decoder.framing == Framing::Chunked;
+                        let buffer = std::mem::take(&mut self.buffer);
+                        self.pool.put(connection, buffer, after_stream);
                     }
                     return Ok(got);
                 }

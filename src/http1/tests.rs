@@ -159,3 +159,48 @@ async fn an_interim_answer_is_skipped_and_a_closed_pooled_connection_retried() {
     assert_eq!(second.chunk().await.unwrap(), Some(b"abc".to_vec()));
     assert_eq!(second.chunk().await.unwrap(), None);
 }
+
+/// Streams one chunked answer per connection, claims keep-alive, and closes the connection
+/// 20 ms later without reading another request: what llama.cpp's server does.
+async fn closes_after_each_stream() -> reqwest::Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+                let _ = socket.write_all(answer).await;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            });
+        }
+    });
+    reqwest::Url::parse(&url).unwrap()
+}
+
+async fn stream_whole(pool: &Arc<Pool>, request: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut response = pool.send(request).await?;
+    let mut body = Vec::new();
+    while let Some(piece) = response.chunk().await? {
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
+}
+
+#[tokio::test]
+async fn a_server_seen_closing_after_a_stream_gets_no_request_on_such_a_connection_again() {
+    let url = closes_after_each_stream().await;
+    let pool = Arc::new(Pool::new(&url).unwrap());
+    let request = [pool.request_head("POST", "/", 2), b"\r\n".to_vec()].concat();
+    assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    // The close has arrived by now: the pool sees it, learns, and connects afresh.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    // Straight after a stream, before its close arrives: without what the pool learnt, this
+    // request would go out on a connection about to close, and be lost.
+    for _ in 0..5 {
+        assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    }
+}

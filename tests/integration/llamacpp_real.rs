@@ -33,19 +33,6 @@ fn external() -> Option<(String, String)> {
     }
 }
 
-pub async fn wait_healthy(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("llama-server at {base} not healthy within 120 s");
-}
-
 async fn chat(client: &reqwest::Client, base: &str, prompt: &str) -> Value {
     let body = json!({
         "model": "gemma3-270m",
@@ -63,44 +50,104 @@ async fn chat(client: &reqwest::Client, base: &str, prompt: &str) -> Value {
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
-/// Starts a real llama-server on a free port: the guard that stops it and its base URL.
-/// `None` (after saying why) when it is not installed.
-pub fn start_llama_server() -> Option<(KillOnDrop, String)> {
+/// A real llama-server that answered its health check: stopped and reaped on drop. Its
+/// standard error goes to a file, so a test that loses it can say why.
+pub struct LlamaServer {
+    pub base: String,
+    child: KillOnDrop,
+    log: tempfile::NamedTempFile,
+}
+
+impl LlamaServer {
+    /// Why the server is gone (exit status and the end of its log), or `None` while it runs.
+    pub fn gone(&mut self) -> Option<String> {
+        let status = self.child.0.try_wait().ok().flatten()?;
+        Some(format!(
+            "llama-server exited ({status}): {}",
+            log_tail(self.log.path())
+        ))
+    }
+}
+
+fn log_tail(path: &std::path::Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = bytes.len().saturating_sub(2000);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// Starts a real llama-server on a free port and waits until it is healthy. `None` (after
+/// saying why) when it is not installed. The port is chosen before the server binds it, so
+/// another test can take it in between: a server that exits while starting is tried again on
+/// another port, and health only counts while our own process still runs.
+pub fn start_llama_server() -> Option<LlamaServer> {
     let (server, model) = external()?;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(&server)
-        .args([
-            "-m",
-            &model,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .args([
-            "--metrics",
-            "--no-repack",
-            "-np",
-            "2",
-            "-c",
-            "2048",
-            "-t",
-            "1",
-        ])
-        .args(["-a", "gemma3-270m", "--no-webui"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Some((KillOnDrop(child), base))
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let port = free_port();
+        let child = Command::new(&server)
+            .args([
+                "-m",
+                &model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args([
+                "--metrics",
+                "--no-repack",
+                "-np",
+                "2",
+                "-c",
+                "2048",
+                "-t",
+                "1",
+            ])
+            .args(["-a", "gemma3-270m", "--no-webui"])
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let mut started = LlamaServer {
+            base: format!("http://127.0.0.1:{port}"),
+            child: KillOnDrop(child),
+            log,
+        };
+        match wait_healthy(&mut started) {
+            Ok(()) => return Some(started),
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("llama-server did not start: {failures:#?}");
+}
+
+/// Waits up to 120 s for `/health` to answer 200 while the server's process is alive.
+fn wait_healthy(server: &mut LlamaServer) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let health = format!("{}/health", server.base);
+    while Instant::now() < deadline {
+        if let Some(why) = server.gone() {
+            return Err(why);
+        }
+        let healthy = crate::util::try_get(&health).is_some_and(|(status, _)| status == 200);
+        if healthy && server.gone().is_none() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(format!(
+        "not healthy within 120 s: {}",
+        log_tail(server.log.path())
+    ))
 }
 
 #[test]
 fn real_llamacpp_token_counters_match_usage() {
-    let Some((_guard, base)) = start_llama_server() else {
+    let Some(server) = start_llama_server() else {
         return;
     };
+    let base = server.base.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -108,7 +155,6 @@ fn real_llamacpp_token_counters_match_usage() {
     llmwatch::collect::fetch::install_tls_provider();
     let client = reqwest::Client::new();
     let (prompt_sum, completion_sum) = rt.block_on(async {
-        wait_healthy(&client, &base).await;
         let prompts = [
             "Write one sentence about the sea.",
             "Write one sentence about the sea and the sky.",

@@ -259,12 +259,11 @@ fn bad_requests_are_refused_in_openai_format_and_counted() {
 
 #[test]
 fn a_real_llamacpp_server_behind_the_proxy_is_measured() {
-    let Some((_guard, base)) = crate::llamacpp_real::start_llama_server() else {
+    let Some(server) = crate::llamacpp_real::start_llama_server() else {
         return;
     };
+    let base = server.base.clone();
     let proxy = start_proxy(&[&base], &[]);
-    let (rt, client) = http();
-    rt.block_on(crate::llamacpp_real::wait_healthy(&client, &base));
     let body = json!({
         "model": "gemma3-270m",
         "messages": [{"role": "user", "content": "Name three colours."}],

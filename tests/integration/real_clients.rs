@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::proxy::{outcome, start_proxy};
 use crate::up::{eventually, get};
-use crate::util::{http, require_external, start_with};
+use crate::util::{require_external, start_with};
 
 /// Sums the samples of `name` whose labels contain every one of `labels`.
 fn total(metrics: &str, name: &str, labels: &[&str]) -> f64 {
@@ -163,11 +163,20 @@ fn a_stream_closed_by_its_client_on_done_is_completed_not_a_disconnect() {
 }
 
 /// Sends `n` raw streams that close on `[DONE]` through a proxy in front of `upstream` and
-/// checks every one is counted as a finished answer.
-fn raw_clients_count_no_disconnects(upstream: &str, model: &str, n: usize, max_tokens: u32) {
+/// checks every one is counted as a finished answer. `upstream_gone` says why the upstream
+/// went away, if it did, for the message of a stream that failed.
+fn raw_clients_count_no_disconnects(
+    upstream: &str,
+    model: &str,
+    n: usize,
+    max_tokens: u32,
+    mut upstream_gone: impl FnMut() -> Option<String>,
+) {
     let proxy = start_proxy(&[upstream], &[]);
-    for _ in 0..n {
-        stream_and_close_on_done(&proxy.base, model, max_tokens).unwrap();
+    for i in 0..n {
+        if let Err(e) = stream_and_close_on_done(&proxy.base, model, max_tokens) {
+            panic!("stream {i}: {e}; upstream: {:?}", upstream_gone());
+        }
     }
     let metrics = eventually(30, || {
         let m = proxy_metrics(&proxy.base);
@@ -185,17 +194,16 @@ fn raw_clients_count_no_disconnects(upstream: &str, model: &str, n: usize, max_t
 #[test]
 fn raw_clients_closing_on_done_through_the_proxy_are_never_disconnects() {
     let sim = start_with(&["vllm"], &["--profile", "instant"]);
-    raw_clients_count_no_disconnects(&sim.urls[0].1, "sim-vllm", 30, 8);
+    raw_clients_count_no_disconnects(&sim.urls[0].1, "sim-vllm", 30, 8, || None);
 }
 
 #[test]
 fn raw_clients_closing_on_done_before_a_real_llamacpp_server_are_never_disconnects() {
-    let Some((_guard, base)) = crate::llamacpp_real::start_llama_server() else {
+    let Some(mut server) = crate::llamacpp_real::start_llama_server() else {
         return;
     };
-    let (rt, client) = http();
-    rt.block_on(crate::llamacpp_real::wait_healthy(&client, &base));
-    raw_clients_count_no_disconnects(&base, "gemma3-270m", 20, 8);
+    let base = server.base.clone();
+    raw_clients_count_no_disconnects(&base, "gemma3-270m", 20, 8, || server.gone());
 }
 
 /// The Python that has the OpenAI SDK, or `None` (then the test skips) when there is none.
@@ -355,10 +363,9 @@ fn the_openai_python_sdk_before_a_real_llamacpp_server_counts_what_the_client_sa
     let Some(python) = openai_python() else {
         return;
     };
-    let Some((_guard, base)) = crate::llamacpp_real::start_llama_server() else {
+    let Some(server) = crate::llamacpp_real::start_llama_server() else {
         return;
     };
-    let (rt, client) = http();
-    rt.block_on(crate::llamacpp_real::wait_healthy(&client, &base));
+    let base = server.base.clone();
     sdk_modes_agree(&python, &base, "gemma3-270m", false);
 }

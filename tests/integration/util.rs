@@ -223,6 +223,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// One plain HTTP/1.0 GET of `url` (`http://host:port/path`) with a 2 s timeout: the status
+/// and body, or `None` when nothing answered. For polling a server that may not be up yet.
+pub fn try_get(url: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let addr: std::net::SocketAddr = host.parse().ok()?;
+    let timeout = std::time::Duration::from_secs(2);
+    let mut socket = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    socket.set_read_timeout(Some(timeout)).ok()?;
+    write!(socket, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut reply = Vec::new();
+    socket.read_to_end(&mut reply).ok()?;
+    let reply = String::from_utf8_lossy(&reply);
+    let status = reply.split(' ').nth(1)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((status, body.to_string()))
+}
+
 /// A child process killed and reaped on drop.
 pub struct KillOnDrop(pub Child);
 
