@@ -41,6 +41,38 @@ pub enum Command {
     /// Write Prometheus configuration, recording and alert rules, Alertmanager, Grafana
     /// dashboards, Compose and Kubernetes files for your engines.
     Export(ExportCli),
+    /// Check Prometheus rule files, Grafana dashboards and Prometheus scrape configurations
+    /// against what the engines really export. Exit 0 clean, 1 findings at or above
+    /// --fail-on, 2 could not run.
+    Lint(LintCli),
+}
+
+/// How findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FindingsFormat {
+    /// For people, grouped by file or target (coloured on a terminal).
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `llmwatch lint`.
+#[derive(Debug, clap::Args)]
+pub struct LintCli {
+    /// Prometheus rule files (also Kubernetes PrometheusRule), Grafana dashboard JSON (also
+    /// exported for sharing, with library panels) and Prometheus configurations.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FindingsFormat,
+    /// Exit 1 when a finding is at least this severe: info, warning or critical.
+    #[arg(long, default_value = "warning", value_parser = crate::findings::Severity::parse)]
+    pub fail_on: crate::findings::Severity,
+    /// The scrape interval rate() windows are checked against, when no Prometheus
+    /// configuration is given among the files.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub scrape_interval: Duration,
 }
 
 /// `llmwatch export`.

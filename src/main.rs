@@ -10,6 +10,10 @@ use llmwatch::commands::{bench, render, scrape, sim, up};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Lint has exit codes of its own (0 clean, 1 findings, 2 could not run).
+    if let Command::Lint(args) = &cli.command {
+        return ExitCode::from(llmwatch::commands::lint::run(args));
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -127,6 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 writeln!(stdout, "{}", args.out.join(path).display())?;
             }
         }
+        // Handled in `main`, before a runtime starts.
+        Command::Lint(_) => {}
         Command::Bench(args) => {
             let options = bench::options(&args)?;
             match args.sweep.as_deref() {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod demo;
 pub mod export;
+pub mod lint;
 pub mod proxy;
 pub mod render;
 pub mod scrape;

@@ -7,6 +7,7 @@
 
 pub mod canonical;
 mod detect;
+pub mod families;
 mod index;
 mod normalise;
 pub mod recipe;

@@ -258,6 +258,18 @@ pub fn render(options: &ExportOptions) -> Result<Vec<File>, ExportError> {
     Ok(files)
 }
 
+/// Every series llmwatch's recording rules write (the `llm:` schema and its aggregates).
+pub fn record_names() -> Vec<String> {
+    let mut groups: Vec<rules::Group> = Engine::ALL.into_iter().map(schema::engine_group).collect();
+    groups.push(schema::llmwatch_group());
+    groups.push(rules::aggregate_group(&rules::Slo::default()));
+    groups
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .filter_map(|r| r.record.clone())
+        .collect()
+}
+
 /// Renders every file and writes it under `out`; returns the paths written.
 pub fn write(options: &ExportOptions, out: &Path) -> Result<Vec<PathBuf>, ExportError> {
     let files = render(options)?;

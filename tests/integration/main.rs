@@ -18,6 +18,7 @@ mod export;
 mod export_lint;
 mod export_prometheus;
 mod fixtures;
+mod lint;
 mod llamacpp_real;
 mod overview;
 mod prometheus_real;
