@@ -45,6 +45,37 @@ pub enum Command {
     /// against what the engines really export. Exit 0 clean, 1 findings at or above
     /// --fail-on, 2 could not run.
     Lint(LintCli),
+    /// Diagnose a running `up` from its live numbers: targets down, KV-, queue-, prefill- or
+    /// decode-bound engines, error and 429 bursts, time lost before the engine, unbalanced
+    /// replicas — each with the evidence and the engine's flags to change. Exit 0 healthy,
+    /// 1 findings at or above --fail-on, 2 could not run.
+    Doctor(DoctorCli),
+}
+
+/// `llmwatch doctor`.
+#[derive(Debug, clap::Args)]
+pub struct DoctorCli {
+    /// The running `llmwatch up` to read.
+    #[arg(long, default_value = "http://127.0.0.1:9464")]
+    pub url: String,
+    /// The window the rates and quantiles are read over.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FindingsFormat,
+    /// Exit 1 when a finding is at least this severe: info, warning or critical.
+    #[arg(long, default_value = "warning", value_parser = crate::findings::Severity::parse)]
+    pub fail_on: crate::findings::Severity,
+    /// TTFT p95 above this many seconds is slow.
+    #[arg(long, default_value_t = 1.0)]
+    pub ttft_seconds: f64,
+    /// Inter-token latency p95 above this many seconds is slow.
+    #[arg(long, default_value_t = 0.1)]
+    pub itl_seconds: f64,
+    /// Bearer token for an `up` with `[auth]`.
+    #[arg(long, env = "LLMWATCH_BEARER_TOKEN", hide_env_values = true)]
+    pub bearer_token: Option<String>,
 }
 
 /// How findings are printed.

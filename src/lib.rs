@@ -14,6 +14,7 @@ pub mod clock;
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod engines;
 pub mod events;
 pub mod export;

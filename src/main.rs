@@ -14,6 +14,11 @@ fn main() -> ExitCode {
     if let Command::Lint(args) = &cli.command {
         return ExitCode::from(llmwatch::commands::lint::run(args));
     }
+    // So has doctor.
+    if let Command::Doctor(args) = &cli.command {
+        llmwatch::collect::fetch::install_tls_provider();
+        return ExitCode::from(llmwatch::commands::doctor::run(args));
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -132,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         // Handled in `main`, before a runtime starts.
-        Command::Lint(_) => {}
+        Command::Lint(_) | Command::Doctor(_) => {}
         Command::Bench(args) => {
             let options = bench::options(&args)?;
             match args.sweep.as_deref() {

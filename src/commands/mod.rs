@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod doctor;
 pub mod export;
 pub mod lint;
 pub mod proxy;

@@ -14,6 +14,7 @@ mod bad_input;
 mod bench;
 mod demo;
 mod docs;
+mod doctor;
 mod export;
 mod export_lint;
 mod export_prometheus;

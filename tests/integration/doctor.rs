@@ -1,0 +1,125 @@
+//! `llmwatch doctor` against a running `up`: a simulated vLLM whose KV cache is far too small
+//! under load is diagnosed KV-bound with vLLM's flags, a llama.cpp without `--metrics` is a
+//! target down with the flag to turn on, a healthy engine gives no finding, and an `up` that
+//! is not there exits 2.
+
+use serde_json::Value;
+
+use crate::up::{eventually, start_up};
+use crate::util::{llmwatch, start_with};
+
+/// Runs `llmwatch doctor --format json args…`: the exit code and the findings.
+fn doctor(args: &[&str]) -> (i32, Vec<Value>) {
+    let out = llmwatch()
+        .args(["doctor", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let doc: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    (
+        out.status.code().unwrap_or(-1),
+        doc["findings"].as_array().unwrap().clone(),
+    )
+}
+
+fn find<'a>(findings: &'a [Value], check: &str) -> Option<&'a Value> {
+    findings.iter().find(|f| f["check"] == check)
+}
+
+#[test]
+fn a_kv_starved_vllm_and_a_llamacpp_without_metrics_are_diagnosed_with_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("small-kv.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"small-kv\"\n[[step]]\nat = \"0s\"\nkv_blocks = 120\n",
+    )
+    .unwrap();
+    let sims = start_with(
+        &["vllm", "llamacpp"],
+        &[
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--load",
+            "12",
+            "--llamacpp-no-metrics",
+        ],
+    );
+    let up = start_up(
+        "[scrape]\ninterval = \"500ms\"\n",
+        &[
+            &format!("--target={},name=vllm", sims.urls[0].1),
+            &format!("--target={},name=llama", sims.urls[1].1),
+        ],
+    );
+    let findings = eventually(90, || {
+        let (code, findings) = doctor(&["--url", &up.base, "--window", "10s"]);
+        (code == 1 && find(&findings, "kv-bound").is_some()).then_some(findings)
+    });
+    let kv = find(&findings, "kv-bound").unwrap();
+    assert_eq!(kv["severity"], "critical");
+    assert_eq!(kv["subject"], "vllm (vllm 0.33.0)");
+    assert_eq!(kv["place"], "model sim-vllm");
+    assert!(
+        kv["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--gpu-memory-utilization"),
+        "{kv}"
+    );
+    assert!(
+        kv["evidence"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("KV cache usage = "),
+        "{kv}"
+    );
+    assert_eq!(kv["runbook"], "docs/runbook.md#llmkvcachenearlyfull");
+    let down = find(&findings, "target-down").unwrap();
+    assert_eq!(down["subject"], "llama");
+    assert!(
+        down["message"]
+            .as_str()
+            .unwrap()
+            .contains("metrics are turned off"),
+        "{down}"
+    );
+    assert!(
+        down["fix"].as_str().unwrap().contains("--metrics"),
+        "{down}"
+    );
+}
+
+#[test]
+fn a_healthy_engine_has_no_finding_and_a_missing_up_exits_2() {
+    let sim = start_with(&["vllm"], &["--load", "2"]);
+    let up = start_up(
+        "[scrape]\ninterval = \"500ms\"\n",
+        &[&format!("--target={},name=calm", sim.urls[0].1)],
+    );
+    // Not enough data first, then a clean bill.
+    let (code, early) = doctor(&["--url", &up.base, "--window", "8s", "--fail-on", "info"]);
+    assert_eq!(code, 1);
+    assert_eq!(early[0]["check"], "not-enough-data", "{early:?}");
+    let findings = eventually(60, || {
+        let (code, findings) = doctor(&["--url", &up.base, "--window", "8s", "--fail-on", "info"]);
+        (code == 0).then_some(findings)
+    });
+    assert_eq!(findings, Vec::<Value>::new());
+    let out = llmwatch()
+        .args(["doctor", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(
+            "llmwatch doctor: http://127.0.0.1:9/api/v1/targets: cannot reach llmwatch up"
+        ),
+        "{stderr}"
+    );
+}
