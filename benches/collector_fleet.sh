@@ -15,14 +15,8 @@ N=${N:-1000} INTERVAL=${INTERVAL:-5s} WARMUP=${WARMUP:-20} MEASURE=${MEASURE:-60
 RETENTION=${RETENTION:-1h} SKIP_PROMETHEUS=${SKIP_PROMETHEUS:-0} KEEP_ALIVE=${KEEP_ALIVE:-true}
 cargo build --release --example fixture_farm -q
 cargo build --release -q
-ulimit -n 20000
-DIR=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
-
-taskset -c 1 target/release/examples/fixture_farm "$N" 20000 "$DIR/targets.json" >/dev/null &
-PIDS+=($!)
-sleep 2
+source benches/fleet_up.sh
+start_farm
 
 # measure PID NAME: CPU % of one core over MEASURE s after WARMUP s, then RSS and peak RSS.
 measure() {

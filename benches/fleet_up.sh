@@ -1,8 +1,8 @@
-# Sourced by the dashboard benchmarks: starts the collector_fleet farm (N fixture targets,
-# core 1) and `up` scraping it every INTERVAL on 127.0.0.1:$1 (core 0), then waits WARMUP
-# seconds. Sets DIR (a scratch folder, removed on exit), UP (up's pid) and PIDS.
-start_fleet_up() {
-  local port=$1
+# Sourced by the collector and dashboard benchmarks.
+#
+# start_farm: starts the fixture farm (N fixture targets, core 1) writing its file_sd list to
+# $DIR/targets.json. Sets DIR (a scratch folder, removed on exit) and PIDS (killed on exit).
+start_farm() {
   ulimit -n 20000
   DIR=$(mktemp -d)
   PIDS=()
@@ -10,6 +10,13 @@ start_fleet_up() {
   taskset -c 1 target/release/examples/fixture_farm "$N" 20000 "$DIR/targets.json" >/dev/null &
   PIDS+=($!)
   sleep 2
+}
+
+# start_fleet_up PORT: start_farm, then `up` scraping it every INTERVAL on 127.0.0.1:PORT
+# (core 0), then waits WARMUP seconds. Sets UP (up's pid) too.
+start_fleet_up() {
+  local port=$1
+  start_farm
   cat >"$DIR/llmwatch.toml" <<CONF
 listen = "127.0.0.1:$port"
 file_sd = ["$DIR/targets.json"]

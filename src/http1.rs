@@ -151,14 +151,15 @@ impl Pool {
             match idle.connection.try_read(&mut probe) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(idle),
                 // Closed (0 bytes), bytes nobody asked for, or an error: not reusable.
-                _ => self.closed_while_idle(&idle),
+                _ => self.closed_early(idle.after_stream),
             }
         }
     }
 
-    /// Notes that the server closed `idle` before its keep-alive time was up.
-    fn closed_while_idle(&self, idle: &Idle) {
-        if idle.after_stream {
+    /// Notes that the server closed a pooled connection before its keep-alive time was up
+    /// (seen while idle, or when a request on it got no answer).
+    fn closed_early(&self, after_stream: bool) {
+        if after_stream {
             self.closes_after_streams.store(true, Ordering::Relaxed);
         }
     }
@@ -189,8 +190,8 @@ impl Pool {
             match self.on(pooled.connection, pooled.buffer, request).await {
                 Err(None) => {}
                 Err(Some(failure)) => {
-                    if failure == Failure::Connect && after_stream {
-                        self.closes_after_streams.store(true, Ordering::Relaxed);
+                    if failure == Failure::Connect {
+                        self.closed_early(after_stream);
                     }
                     return Err(failure);
                 }

@@ -46,6 +46,6 @@ pub fn run(args: &DoctorCli) -> u8 {
         1 => "1 target".to_string(),
         n => format!("{n} targets"),
     };
-    super::lint::print(&found, &checked, args.format);
+    super::report::print(&found, &checked, args.format);
     findings::exit_code(&found, args.fail_on)
 }

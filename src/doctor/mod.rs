@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use thiserror::Error;
 
+use crate::ui::url_escape;
+
 pub use rules::{Thresholds, diagnose};
 
 /// Why doctor could not run (exit code 2).
@@ -205,10 +207,10 @@ pub async fn from_up(
         let query = |model: Option<&str>| {
             let mut q = format!(
                 "/api/v1/detail?target={}&window={window}&points=1",
-                encode(&name)
+                url_escape(&name)
             );
             if let Some(model) = model {
-                q.push_str(&format!("&model={}", encode(model)));
+                q.push_str(&format!("&model={}", url_escape(model)));
             }
             q
         };
@@ -260,17 +262,4 @@ async fn fetch_json(
         url: url.to_string(),
         reason: e.to_string(),
     })
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -291,7 +291,7 @@ fn decode_bound(e: &Evidence, t: &Thresholds) -> Option<Finding> {
             "decode-bound",
             format!(
                 "decode-bound: tokens come {} apart at p95, slower than {} s",
-                Evidence::fmt(itl),
+                number(itl),
                 t.itl_seconds
             ),
             lines(
@@ -360,8 +360,8 @@ fn client_gap(e: &Evidence, t: &Thresholds) -> Option<Finding> {
     let gap = e.client_gap?;
     (gap.gap > t.gap_seconds && gap.gap > 0.2 * gap.engine_mean).then(|| {
         finding(e, Severity::Warning, "client-gap",
-            format!("clients wait {} s longer for the first token than the engine measures: time lost in a gateway, the network or the proxy", Evidence::fmt(gap.gap)),
-            vec![format!("client TTFT mean = {} s, engine TTFT mean = {} s (last 5 min)", Evidence::fmt(gap.client_mean), Evidence::fmt(gap.engine_mean))],
+            format!("clients wait {} s longer for the first token than the engine measures: time lost in a gateway, the network or the proxy", number(gap.gap)),
+            vec![format!("client TTFT mean = {} s, engine TTFT mean = {} s (last 5 min)", number(gap.client_mean), number(gap.engine_mean))],
             "look at what sits between clients and the engine: gateway queues and retries, TLS and DNS, a proxy's own overhead (llm_proxy_overhead_seconds)".into(), "")
     })
 }
@@ -414,10 +414,9 @@ fn percent(ratio: f64) -> String {
     format!("{:.0} %", ratio * 100.0)
 }
 
-impl Evidence {
-    fn fmt(v: f64) -> String {
-        super::Reading::Value(v).show()
-    }
+/// A number as evidence lines show it.
+fn number(v: f64) -> String {
+    super::Reading::Value(v).show()
 }
 
 #[cfg(test)]

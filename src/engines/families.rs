@@ -84,11 +84,14 @@ impl Family {
         match self.kind {
             Kind::Counter | Kind::Gauge | Kind::Info => series == self.name,
             Kind::Prefix => series.starts_with(self.name),
-            Kind::Histogram => suffix_of(series, self.name)
+            Kind::Histogram => series
+                .strip_prefix(self.name)
                 .is_some_and(|s| matches!(s, "_bucket" | "_sum" | "_count")),
             Kind::Summary => {
                 series == self.name
-                    || suffix_of(series, self.name).is_some_and(|s| matches!(s, "_sum" | "_count"))
+                    || series
+                        .strip_prefix(self.name)
+                        .is_some_and(|s| matches!(s, "_sum" | "_count"))
             }
         }
     }
@@ -114,10 +117,6 @@ impl Family {
             (from, until) => format!("{engine} {from} to {until}"),
         }
     }
-}
-
-fn suffix_of<'a>(series: &'a str, base: &str) -> Option<&'a str> {
-    series.strip_prefix(base)
 }
 
 /// The engine a series name belongs to, by its prefix.

@@ -184,7 +184,6 @@ pub fn lint(inputs: &[Input], options: &LintOptions) -> Result<Vec<Finding>, Lin
                 scrape_interval: interval.0,
                 interval_from: &interval.1,
                 kind: query.kind,
-                selected: &[],
             };
             findings.extend(promql::check(&expr, &ctx).into_iter().map(|issue| Finding {
                 severity: issue.severity,

@@ -81,8 +81,13 @@ pub struct Context<'a> {
     /// Where `scrape_interval` comes from, for messages.
     pub interval_from: &'a str,
     pub kind: QueryKind,
-    /// Every name the expression selects (filled in by [`check`]).
-    pub selected: &'a [&'a str],
+}
+
+/// The context of one expression's walk: the caller's, and every name the expression
+/// selects (an old name beside its replacement bridges versions).
+struct Scope<'a> {
+    ctx: &'a Context<'a>,
+    selected: Vec<&'a str>,
 }
 
 /// Every metric name `expr` selects.
@@ -117,20 +122,19 @@ struct Position {
 }
 
 /// Every issue in `expr`, each reported once.
-pub fn check(expr: &Expr, ctx: &Context<'_>) -> Vec<Issue> {
+pub fn check<'a>(expr: &'a Expr, ctx: &'a Context<'a>) -> Vec<Issue> {
     let mut issues = Vec::new();
-    let mut names = Vec::new();
-    selected_names(expr, &mut names);
-    let ctx = Context {
-        selected: &names,
-        ..*ctx
+    let mut scope = Scope {
+        ctx,
+        selected: Vec::new(),
     };
-    visit(expr, &ctx, Position::default(), &mut issues);
+    selected_names(expr, &mut scope.selected);
+    visit(expr, &scope, Position::default(), &mut issues);
     issues.dedup_by(|a, b| a.check == b.check && a.message == b.message);
     issues
 }
 
-fn visit(expr: &Expr, ctx: &Context<'_>, at: Position, out: &mut Vec<Issue>) {
+fn visit(expr: &Expr, ctx: &Scope<'_>, at: Position, out: &mut Vec<Issue>) {
     match expr {
         Expr::VectorSelector(vs) => selected(vs, ctx, at, out),
         Expr::MatrixSelector(ms) => selected(&ms.vs, ctx, Position { counter_safe: true }, out),
@@ -144,19 +148,20 @@ fn visit(expr: &Expr, ctx: &Context<'_>, at: Position, out: &mut Vec<Issue>) {
     }
 }
 
-fn selected(vs: &VectorSelector, ctx: &Context<'_>, at: Position, out: &mut Vec<Issue>) {
+fn selected(vs: &VectorSelector, ctx: &Scope<'_>, at: Position, out: &mut Vec<Issue>) {
     let Some(name) = selector_name(vs) else {
         return;
     };
+    let kind = ctx.ctx.kind;
     out.extend(check_name(
         name,
-        ctx.known,
-        ctx.selected,
-        ctx.kind == QueryKind::Record,
+        ctx.ctx.known,
+        &ctx.selected,
+        kind == QueryKind::Record,
     ));
-    let shown = matches!(ctx.kind, QueryKind::Alert | QueryKind::Panel);
-    if shown && !at.counter_safe && is_cumulative(name) && !ctx.known.has_rate_name(name) {
-        let severity = match ctx.kind {
+    let shown = matches!(kind, QueryKind::Alert | QueryKind::Panel);
+    if shown && !at.counter_safe && is_cumulative(name) && !ctx.ctx.known.has_rate_name(name) {
+        let severity = match kind {
             QueryKind::Alert => Severity::Warning,
             _ => Severity::Info,
         };
@@ -181,7 +186,7 @@ fn selector_name(vs: &VectorSelector) -> Option<&str> {
         .map(|m| m.value.as_str())
 }
 
-fn aggregate(agg: &AggregateExpr, ctx: &Context<'_>, at: Position, out: &mut Vec<Issue>) {
+fn aggregate(agg: &AggregateExpr, ctx: &Scope<'_>, at: Position, out: &mut Vec<Issue>) {
     let op = agg.op.to_string();
     let presence_only = matches!(op.as_str(), "count" | "group" | "count_values");
     let inner = Position {
@@ -193,7 +198,7 @@ fn aggregate(agg: &AggregateExpr, ctx: &Context<'_>, at: Position, out: &mut Vec
     }
 }
 
-fn binary(e: &BinaryExpr, ctx: &Context<'_>, at: Position, out: &mut Vec<Issue>) {
+fn binary(e: &BinaryExpr, ctx: &Scope<'_>, at: Position, out: &mut Vec<Issue>) {
     let op = e.op.to_string();
     if op == "/"
         && let Some(base) = lifetime_average(&e.lhs, &e.rhs)
@@ -280,50 +285,54 @@ fn fraction_name(expr: &Expr) -> Option<&str> {
             let name = call.func.name;
             let keeps_scale = name.ends_with("_over_time") && name != "count_over_time"
                 || matches!(name, "clamp" | "clamp_max" | "clamp_min" | "abs" | "round");
-            let first = call.args.args.iter().find(|a| {
-                matches!(
-                    a.as_ref(),
-                    Expr::VectorSelector(_) | Expr::MatrixSelector(_)
-                ) || !matches!(a.as_ref(), Expr::NumberLiteral(_))
-            })?;
+            // The series argument: quantile_over_time's first argument is the quantile.
+            let first = call
+                .args
+                .args
+                .iter()
+                .find(|a| !matches!(a.as_ref(), Expr::NumberLiteral(_)))?;
             keeps_scale.then(|| fraction_name(first)).flatten()
         }
         _ => None,
     }
 }
 
-fn function(call: &Call, ctx: &Context<'_>, at: Position, out: &mut Vec<Issue>) {
+fn function(call: &Call, ctx: &Scope<'_>, at: Position, out: &mut Vec<Issue>) {
     let name = call.func.name;
     match name {
         "rate" | "irate" | "increase" => {
             if let Some(Expr::MatrixSelector(ms)) = call.args.args.first().map(AsRef::as_ref) {
                 rate_of_gauge(name, ms, out);
-                short_window(name, ms, ctx, out);
+                short_window(name, ms, ctx.ctx, out);
             }
         }
         "histogram_quantile" => {
             if let Some(buckets) = call.args.args.get(1) {
-                quantile_buckets(buckets, ctx, out);
+                quantile_buckets(buckets, ctx.ctx, out);
             }
         }
         _ => {}
     }
-    let takes_range = call
-        .args
-        .args
-        .iter()
-        .any(|a| matches!(a.as_ref(), Expr::MatrixSelector(_) | Expr::Subquery(_)));
     // histogram_quantile's buckets are judged by quantile_buckets, once.
     let presence_only = matches!(
         name,
         "absent" | "timestamp" | "changes" | "resets" | "histogram_quantile"
     );
     let inner = Position {
-        counter_safe: at.counter_safe || takes_range || presence_only,
+        counter_safe: at.counter_safe || takes_range(call) || presence_only,
     };
     for arg in &call.args.args {
         visit(arg, ctx, inner, out);
     }
+}
+
+/// Whether a call reads a range (a range selector or a subquery argument): `rate`,
+/// `increase`, `*_over_time` and the like.
+fn takes_range(call: &Call) -> bool {
+    call.args
+        .args
+        .iter()
+        .any(|a| matches!(a.as_ref(), Expr::MatrixSelector(_) | Expr::Subquery(_)))
 }
 
 fn rate_of_gauge(function: &str, ms: &MatrixSelector, out: &mut Vec<Issue>) {
@@ -420,12 +429,7 @@ fn unrated_buckets(expr: &Expr, rated: bool, ctx: &Context<'_>, out: &mut Vec<St
             }
         }
         Expr::Call(call) => {
-            let rated = rated
-                || call
-                    .args
-                    .args
-                    .iter()
-                    .any(|a| matches!(a.as_ref(), Expr::MatrixSelector(_) | Expr::Subquery(_)));
+            let rated = rated || takes_range(call);
             call.args
                 .args
                 .iter()

@@ -390,7 +390,7 @@ pub fn scrape_interval(config: &Yaml) -> Option<(Duration, String)> {
         v.and_then(Yaml::as_str)
             .and_then(|s| promql_parser::util::parse_duration(s).ok())
     };
-    let global = parse(config.pointer_path(&["global", "scrape_interval"]))
+    let global = parse(config.get("global").and_then(|g| g.get("scrape_interval")))
         .unwrap_or(Duration::from_secs(60));
     config
         .get("scrape_configs")
@@ -402,17 +402,6 @@ pub fn scrape_interval(config: &Yaml) -> Option<(Duration, String)> {
             (parse(job.get("scrape_interval")).unwrap_or(global), name)
         })
         .max_by_key(|(interval, _)| *interval)
-}
-
-/// Looking up nested keys in YAML.
-trait PointerPath {
-    fn pointer_path(&self, keys: &[&str]) -> Option<&Yaml>;
-}
-
-impl PointerPath for Yaml {
-    fn pointer_path(&self, keys: &[&str]) -> Option<&Yaml> {
-        keys.iter().try_fold(self, |v, k| v.get(*k))
-    }
 }
 
 /// Scrape jobs that set a target label named `engine`: vLLM labels every series with

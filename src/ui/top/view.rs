@@ -106,7 +106,7 @@ impl View {
         }
         if !self.filter.is_empty() {
             query.push_str("&filter=");
-            query.push_str(&url_escape(&self.filter));
+            query.push_str(&crate::ui::url_escape(&self.filter));
         }
         query
     }
@@ -179,16 +179,4 @@ impl View {
         }
         Action::None
     }
-}
-
-/// `text` as a URL query value.
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
