@@ -62,6 +62,7 @@ fn main() {
                 samples: exposition.sample_count(),
                 readings: readings.clone(),
                 raw: None,
+                problems: vec![],
             };
             store.record_success(&target.name, scraped, 0.001);
         }

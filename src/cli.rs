@@ -55,10 +55,19 @@ pub enum Command {
 /// `llmwatch doctor`.
 #[derive(Debug, clap::Args)]
 pub struct DoctorCli {
+    /// Engines to scrape for `--for` and diagnose, instead of reading a running `up`:
+    /// `URL[,name=N][,model=M]…` as `up --target` takes them.
+    pub targets: Vec<String>,
+    /// With engine URLs: how long to scrape them before judging.
+    #[arg(long = "for", default_value = "60s", value_parser = parse_duration)]
+    pub for_: Duration,
+    /// With engine URLs: the scrape interval.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: Duration,
     /// The running `llmwatch up` to read.
     #[arg(long, default_value = "http://127.0.0.1:9464")]
     pub url: String,
-    /// The window the rates and quantiles are read over.
+    /// The window the rates and quantiles are read over (with engine URLs: `--for`).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub window: Duration,
     /// Output format.

@@ -25,6 +25,15 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// Labels of the integrity-problem counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProblemLabels {
+    /// Target name.
+    pub instance: String,
+    /// `counter_backwards`, `non_cumulative_histogram` or `scrape_window_reset`.
+    pub kind: String,
+}
+
 /// Labels of the reload counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -47,6 +56,8 @@ pub struct SelfMetrics {
     pub scrapes: Family<InstanceLabel, Counter>,
     /// Times a target's engine or version was first seen or changed.
     pub engine_changes: Family<InstanceLabel, Counter>,
+    /// Integrity problems found in good scrapes, by kind.
+    pub integrity_problems: Family<ProblemLabels, Counter>,
     /// Targets scraped.
     pub targets: Gauge,
     /// Configuration and target-file reloads.
@@ -90,6 +101,11 @@ impl SelfMetrics {
             "Times a target's engine or version was first seen or changed",
             metrics.engine_changes.clone(),
         );
+        registry.register(
+            "integrity_problems",
+            "Problems in good scrapes that would corrupt rates or quantiles (a counter falling without a restart, histogram buckets not cumulative) or llama.cpp gauges reset by another scraper, by target and kind",
+            metrics.integrity_problems.clone(),
+        );
         registry.register("targets", "Targets scraped", metrics.targets.clone());
         registry.register(
             "reloads",
@@ -124,6 +140,12 @@ impl SelfMetrics {
         self.scrape_samples.remove(&label);
         self.scrapes.remove(&label);
         self.engine_changes.remove(&label);
+        for kind in crate::collect::integrity::ProblemKind::ALL {
+            self.integrity_problems.remove(&ProblemLabels {
+                instance: instance.to_string(),
+                kind: kind.as_str().to_string(),
+            });
+        }
     }
 }
 
@@ -191,6 +213,33 @@ impl ScrapeFailed<'_> {
             .get_or_create(&FailureLabels {
                 instance: self.target.to_string(),
                 reason: self.reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// A good scrape had an integrity problem.
+pub struct IntegrityProblem<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// What the check found.
+    pub problem: &'a crate::collect::integrity::Problem,
+}
+
+impl IntegrityProblem<'_> {
+    /// Logs a warning and counts the problem by kind.
+    pub fn emit(&self, m: &SelfMetrics) {
+        tracing::warn!(
+            instance = self.target,
+            kind = self.problem.kind.as_str(),
+            series = self.problem.series,
+            "scrape integrity: {}",
+            self.problem.detail
+        );
+        m.integrity_problems
+            .get_or_create(&ProblemLabels {
+                instance: self.target.to_string(),
+                kind: self.problem.kind.as_str().to_string(),
             })
             .inc();
     }

@@ -44,6 +44,7 @@ fn scrape(store: &Store, at: f64, (ok, failed): (f64, f64), kv: f64) {
         samples: 100,
         readings,
         raw: None,
+        problems: vec![],
     };
     store.record_success("vllm-0", scraped, 0.01);
 }

@@ -5,8 +5,10 @@
 pub mod body;
 pub mod fetch;
 pub mod history;
+pub mod integrity;
 pub mod probe;
 pub mod rollup;
+pub mod samples;
 pub mod scraper;
 pub mod state;
 pub mod targets;

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::body::{self, BodyError};
 use super::fetch::{self, ACCEPT, FetchError, FetchOptions};
+use super::integrity::Checker;
 use super::probe::{Probed, probe};
 use super::state::{Failure, Scraped, Store};
 use super::targets::Target;
 use crate::config::ScrapeConfig;
 use crate::engines::{Engine, Index, detect, normalise};
-use crate::events::{EngineChanged, ScrapeFailed, ScrapeSucceeded, SelfMetrics};
+use crate::events::{EngineChanged, IntegrityProblem, ScrapeFailed, ScrapeSucceeded, SelfMetrics};
 use crate::exposition::{self, Mode};
 
 /// Shared by every scrape task.
@@ -33,6 +34,7 @@ struct Known {
     engine: Option<Engine>,
     range: String,
     probed: Option<Probed>,
+    checker: Checker,
 }
 
 impl Scraper {
@@ -79,6 +81,13 @@ impl Scraper {
                     samples: scraped.samples,
                 }
                 .emit(&self.metrics);
+                for problem in &scraped.problems {
+                    IntegrityProblem {
+                        target: &target.name,
+                        problem,
+                    }
+                    .emit(&self.metrics);
+                }
                 self.store.record_success(&target.name, scraped, duration);
             }
             Err(failure) => {
@@ -146,6 +155,7 @@ impl Scraper {
             Some(engine) => normalise(&index, engine, model),
             None => Vec::new(),
         };
+        let problems = known.checker.check(&readings, &index);
         Ok(Scraped {
             at,
             engine: detection.engine,
@@ -159,6 +169,7 @@ impl Scraper {
             samples: exp.sample_count(),
             readings,
             raw: target.raw.then(|| Arc::from(checked.text.as_ref())),
+            problems,
         })
     }
 

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::history::History;
+use super::integrity::{Problem, Seen, merge};
+use super::samples::SampleCounts;
 use super::targets::Target;
 use crate::config::HistoryConfig;
 use crate::engines::{Engine, Reading};
@@ -26,6 +28,8 @@ pub struct Scraped {
     pub readings: Vec<Reading>,
     /// The body as served, kept only for targets whose raw series are re-exported.
     pub raw: Option<Arc<str>>,
+    /// What the integrity checks found in this scrape.
+    pub problems: Vec<Problem>,
 }
 
 /// Whether the latest scrape worked.
@@ -64,11 +68,14 @@ pub struct TargetStatus {
     pub last_error: Option<Failure>,
     /// The last good scrape, kept through failures.
     pub last_good: Option<Arc<Scraped>>,
+    /// Integrity problems seen in its scrapes so far.
+    pub integrity: Arc<Vec<Seen>>,
 }
 
 struct Slot {
     status: Mutex<Arc<TargetStatus>>,
     history: Mutex<History>,
+    samples: Mutex<SampleCounts>,
 }
 
 /// All targets' state.
@@ -141,12 +148,14 @@ impl Store {
                         last_duration: None,
                         last_error: None,
                         last_good: None,
+                        integrity: Arc::default(),
                     };
                     slots.insert(
                         target.name.clone(),
                         Arc::new(Slot {
                             status: Mutex::new(Arc::new(status)),
                             history: Mutex::new(History::default()),
+                            samples: Mutex::new(SampleCounts::default()),
                         }),
                     );
                 }
@@ -177,9 +186,15 @@ impl Store {
             self.history_bytes.fetch_add(h.bytes(), Ordering::Relaxed);
             self.history_bytes.fetch_sub(bytes, Ordering::Relaxed);
         });
+        locked(&slot.samples, |c| c.push(at, scraped.samples));
         let scraped = Arc::new(scraped);
         locked(&slot.status, |s| {
             let mut status = (**s).clone();
+            if !scraped.problems.is_empty() {
+                let mut seen = (*status.integrity).clone();
+                merge(&mut seen, &scraped.problems, at);
+                status.integrity = Arc::new(seen);
+            }
             status.health = Health::Up;
             status.last_attempt = Some(at);
             status.last_duration = Some(duration);
@@ -229,6 +244,16 @@ impl Store {
     pub fn with_history<R>(&self, name: &str, f: impl FnOnce(&History) -> R) -> Option<R> {
         let slot = self.slots().get(name).cloned()?;
         Some(locked(&slot.history, |h| f(h)))
+    }
+
+    /// Runs `f` on the sample counts of target `name`.
+    pub fn with_sample_counts<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&SampleCounts) -> R,
+    ) -> Option<R> {
+        let slot = self.slots().get(name).cloned()?;
+        Some(locked(&slot.samples, |c| f(c)))
     }
 
     /// Whether every target has been tried at least once (the readiness condition).

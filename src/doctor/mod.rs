@@ -28,6 +28,8 @@ pub enum DoctorError {
     },
     #[error("{url}: not the answer of llmwatch up: {reason}")]
     Answer { url: String, reason: String },
+    #[error("{0}")]
+    Targets(String),
 }
 
 /// A reading from the detail page: a value, or a bound when a quantile fell in an open
@@ -89,6 +91,26 @@ pub struct Evidence {
     pub readings: BTreeMap<(String, String), Reading>,
     /// The proxy's client-side TTFT comparison for this model, when the proxy runs.
     pub client_gap: Option<ClientGap>,
+    /// How the target's scrapes go.
+    pub scrape: ScrapeHealth,
+}
+
+/// A target's scrapes: interval, sample counts, integrity problems.
+#[derive(Debug, Clone, Default)]
+pub struct ScrapeHealth {
+    pub interval_seconds: Option<f64>,
+    pub samples: Option<f64>,
+    pub samples_at_window_start: Option<f64>,
+    pub integrity: Vec<IntegrityProblem>,
+}
+
+/// One integrity problem seen in the target's scrapes.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct IntegrityProblem {
+    pub kind: String,
+    pub series: String,
+    pub detail: String,
+    pub count: u64,
 }
 
 /// Client-side against engine TTFT for a model.
@@ -167,6 +189,25 @@ impl Evidence {
                 .unwrap_or(0.0),
             readings,
             client_gap,
+            scrape: ScrapeHealth::from_detail(detail.get("scrape")),
+        }
+    }
+}
+
+impl ScrapeHealth {
+    fn from_detail(scrape: Option<&Json>) -> ScrapeHealth {
+        let Some(scrape) = scrape else {
+            return ScrapeHealth::default();
+        };
+        let number = |key: &str| scrape.get(key).and_then(Json::as_f64);
+        ScrapeHealth {
+            interval_seconds: number("interval_seconds"),
+            samples: number("samples"),
+            samples_at_window_start: number("samples_at_window_start"),
+            integrity: scrape
+                .get("integrity")
+                .and_then(|i| serde_json::from_value(i.clone()).ok())
+                .unwrap_or_default(),
         }
     }
 }

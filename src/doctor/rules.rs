@@ -42,7 +42,11 @@ impl Default for Thresholds {
 /// Every finding for `evidence`.
 pub fn diagnose(evidence: &[Evidence], t: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
+    let mut targets_seen = std::collections::BTreeSet::new();
     for e in evidence {
+        if targets_seen.insert(e.target.as_str()) {
+            out.extend(scrape::scrape_findings(e, t));
+        }
         if e.health == "down" {
             out.push(target_down(e, t));
             continue;
@@ -419,5 +423,6 @@ fn number(v: f64) -> String {
     super::Reading::Value(v).show()
 }
 
+mod scrape;
 #[cfg(test)]
 mod tests;

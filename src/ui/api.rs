@@ -198,8 +198,23 @@ pub fn detail(
         None => json!([]),
     };
     out["coverage"] = coverage(&status);
+    out["scrape"] = scrape_health(store, &status, now - span.window);
     out["client"] = client.gap.unwrap_or(Json::Null);
     Ok(Some(out))
+}
+
+/// How the target's scrapes go: its interval, its sample count now and at the window's
+/// start (a label's cardinality growing), and the integrity problems seen.
+fn scrape_health(store: &Store, status: &TargetStatus, since: f64) -> Json {
+    let first = store
+        .with_sample_counts(&status.target.name, |c| c.first_since(since))
+        .flatten();
+    json!({
+        "interval_seconds": status.target.interval.as_secs_f64(),
+        "samples": status.last_good.as_ref().map(|g| g.samples),
+        "samples_at_window_start": first.map(|(_, n)| n),
+        "integrity": *status.integrity,
+    })
 }
 
 /// One chart: its header and a line per catalogue line (per outcome for a by-outcome line).

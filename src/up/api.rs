@@ -38,6 +38,7 @@ pub fn targets(statuses: &[Arc<TargetStatus>]) -> Json {
                 "engine": good.and_then(|g| g.engine).map(Engine::as_str),
                 "version": good.map(|g| g.version.as_str()),
                 "samples": good.map(|g| g.samples),
+                "integrity": *s.integrity,
                 "last_scrape_unix": s.last_attempt,
                 "last_good_unix": good.map(|g| g.at),
                 "last_duration_seconds": s.last_duration,

@@ -5,8 +5,10 @@
 
 use serde_json::Value;
 
+use std::collections::HashMap;
+
 use crate::up::{eventually, start_up};
-use crate::util::{llmwatch, start_with};
+use crate::util::{Canned, fixture, llmwatch, serve, start_with};
 
 /// Runs `llmwatch doctor --format json args…`: the exit code and the findings.
 fn doctor(args: &[&str]) -> (i32, Vec<Value>) {
@@ -121,5 +123,80 @@ fn a_healthy_engine_has_no_finding_and_a_missing_up_exits_2() {
             "llmwatch doctor: http://127.0.0.1:9/api/v1/targets: cannot reach llmwatch up"
         ),
         "{stderr}"
+    );
+}
+
+#[test]
+fn doctor_scraping_a_llamacpp_itself_sees_another_scraper_resetting_its_gauges() {
+    let sim = start_with(&["llamacpp"], &["--load", "4"]);
+    let base = sim.urls[0].1.clone();
+    // The other scraper: polls /metrics three times a second while doctor runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (stop, url) = (stop.clone(), format!("{base}/metrics"));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = crate::util::try_get(&url);
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        })
+    };
+    let (code, findings) = doctor(&[&base, "--for", "8s", "--interval", "1s"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.join().unwrap();
+    assert_eq!(code, 1, "{findings:?}");
+    let other = find(&findings, "another-scraper").unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        other["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("reads 0 although llamacpp:"),
+        "{other}"
+    );
+    // Alone, the same server is healthy.
+    let (code, findings) = doctor(&[&base, "--for", "8s", "--interval", "1s"]);
+    assert_eq!((code, findings), (0, vec![]));
+}
+
+#[test]
+fn a_counter_falling_without_a_restart_is_counted_by_up_and_diagnosed() {
+    let good = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
+    let line = "vllm:generation_tokens_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 41877.0";
+    assert!(good.contains(line));
+    let fallen = good.replace(line, &line.replace("41877.0", "40000.0"));
+    let server = serve(HashMap::from([("/metrics", Canned::ok(good))]));
+    let up = start_up(
+        "[scrape]\ninterval = \"200ms\"\n",
+        &[&format!("--target={},name=odd", server.base)],
+    );
+    eventually(10, || {
+        let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
+        metrics
+            .contains("llmwatch_target_up{instance=\"odd\"} 1")
+            .then_some(())
+    });
+    server.set("/metrics", Canned::ok(fallen));
+    let line = eventually(10, || {
+        let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("llmwatch_integrity_problems_total{")
+                    && l.contains("counter_backwards")
+            })
+            .map(str::to_string)
+    });
+    assert!(
+        line.contains("instance=\"odd\"") && line.ends_with(" 1"),
+        "{line}"
+    );
+    let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
+    let fallen = find(&findings, "counter-backwards").unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(fallen["subject"], "odd (vllm > 0.13)");
+    assert!(
+        fallen["evidence"][0].as_str().unwrap().starts_with(
+            "llm_generation_tokens_total: model meta-llama/Llama-3.1-8B-Instruct: 41877 then 40000"
+        ),
+        "{fallen}"
     );
 }

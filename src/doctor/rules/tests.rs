@@ -143,3 +143,52 @@ fn a_short_history_is_not_enough_data_not_a_clean_bill() {
     young.history_seconds = 20.0;
     assert_eq!(checks(&[young]), vec!["not-enough-data"]);
 }
+
+#[test]
+fn how_a_target_is_scraped_is_judged_once_per_target() {
+    let mut slow = with(&[]);
+    slow.scrape.interval_seconds = Some(120.0);
+    let mut second_model = slow.clone();
+    second_model.model = Some("n".into());
+    assert_eq!(
+        checks(&[slow.clone(), second_model]),
+        vec!["scrape-interval-too-long"]
+    );
+    slow.scrape.interval_seconds = Some(15.0);
+    assert_eq!(checks(&[slow.clone()]), Vec::<&str>::new());
+
+    let mut growing = slow.clone();
+    growing.scrape.samples_at_window_start = Some(400.0);
+    growing.scrape.samples = Some(900.0);
+    assert_eq!(
+        checks(&[growing.clone()]),
+        vec!["label-cardinality-growing"]
+    );
+    growing.scrape.samples = Some(430.0);
+    assert_eq!(checks(&[growing]), Vec::<&str>::new(), "a few new series");
+
+    let problem = |kind: &str| crate::doctor::IntegrityProblem {
+        kind: kind.into(),
+        series: "llm_x".into(),
+        detail: "d".into(),
+        count: 3,
+    };
+    let mut broken = slow;
+    broken.scrape.integrity = vec![
+        problem("counter_backwards"),
+        problem("non_cumulative_histogram"),
+        problem("scrape_window_reset"),
+    ];
+    let found = diagnose(&[broken], &Thresholds::default());
+    let names: Vec<&str> = found.iter().map(|f| f.check).collect();
+    assert_eq!(
+        names,
+        vec![
+            "counter-backwards",
+            "non-cumulative-histogram",
+            "another-scraper"
+        ]
+    );
+    assert_eq!(found[0].evidence, vec!["llm_x: d (3 scrapes)"]);
+    assert!(found[2].fix.contains("scrape llama.cpp once"), "{found:?}");
+}
