@@ -67,6 +67,10 @@ pub struct DoctorCli {
     /// The running `llmwatch up` to read.
     #[arg(long, default_value = "http://127.0.0.1:9464")]
     pub url: String,
+    /// Your Prometheus rule file or Grafana dashboard (repeatable): every series it queries
+    /// that the engines running no longer export (renamed by an upgrade) is a finding.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<std::path::PathBuf>,
     /// The window the rates and quantiles are read over (with engine URLs: `--for`).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub window: Duration,

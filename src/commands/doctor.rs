@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::cli::DoctorCli;
-use crate::doctor::{DoctorError, Evidence, Thresholds, diagnose, from_up};
+use crate::doctor::{DoctorError, Thresholds, diagnose, from_up, live_targets, renamed_findings};
 use crate::findings::{self, EXIT_COULD_NOT_RUN};
 
 /// Runs doctor; the exit code (0 healthy, 1 findings at or above `--fail-on`, 2 could not
@@ -20,18 +20,36 @@ pub fn run(args: &DoctorCli) -> u8 {
             return EXIT_COULD_NOT_RUN;
         }
     };
+    // Read first: a bad file stops doctor before it scrapes for a minute.
+    let selections = match crate::lint::read(&args.rules).and_then(|i| crate::lint::selections(&i))
+    {
+        Ok(selections) => selections,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "llmwatch doctor: {err}");
+            return EXIT_COULD_NOT_RUN;
+        }
+    };
     let window = if args.targets.is_empty() {
         args.window
     } else {
         args.for_
     };
-    let gathered = if args.targets.is_empty() {
-        runtime.block_on(from_up(&args.url, window, args.bearer_token.as_deref()))
-    } else {
-        runtime.block_on(scrape_for(args))
-    };
-    let evidence = match gathered {
-        Ok(evidence) => evidence,
+    let gathered = runtime.block_on(async {
+        let (base, token) = if args.targets.is_empty() {
+            (args.url.clone(), args.bearer_token.as_deref())
+        } else {
+            (scrape_for(args).await?, None)
+        };
+        let evidence = from_up(&base, window, token).await?;
+        let live = if selections.is_empty() {
+            Vec::new()
+        } else {
+            live_targets(&base, token).await
+        };
+        Ok::<_, DoctorError>((evidence, live))
+    });
+    let (evidence, live) = match gathered {
+        Ok(gathered) => gathered,
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "llmwatch doctor: {err}");
             return EXIT_COULD_NOT_RUN;
@@ -45,7 +63,9 @@ pub fn run(args: &DoctorCli) -> u8 {
         min_history_seconds: 0.8 * window.as_secs_f64().min(60.0),
         ..Thresholds::default()
     };
-    let found = findings::sorted(diagnose(&evidence, &thresholds));
+    let mut found = diagnose(&evidence, &thresholds);
+    found.extend(renamed_findings(&selections, &live));
+    let found = findings::sorted(found);
     let targets: std::collections::BTreeSet<&str> =
         evidence.iter().map(|e| e.target.as_str()).collect();
     let checked = match targets.len() {
@@ -57,8 +77,9 @@ pub fn run(args: &DoctorCli) -> u8 {
 }
 
 /// Scrapes the engines named on the command line for `--for` with the collector `up` runs
-/// (on a loopback port of its own), then reads it as `--url` would.
-async fn scrape_for(args: &DoctorCli) -> Result<Vec<Evidence>, DoctorError> {
+/// (on a loopback port of its own, alive as long as the runtime); returns its base URL, to be
+/// read as `--url` would.
+async fn scrape_for(args: &DoctorCli) -> Result<String, DoctorError> {
     let could_not = |reason: String| DoctorError::Unreachable {
         url: args.targets.join(" "),
         reason,
@@ -86,5 +107,5 @@ async fn scrape_for(args: &DoctorCli) -> Result<Vec<Evidence>, DoctorError> {
         args.for_
     );
     tokio::time::sleep(args.for_).await;
-    from_up(&format!("http://{}", running.addr), args.for_, None).await
+    Ok(format!("http://{}", running.addr))
 }

@@ -3,6 +3,7 @@
 //! [`rules::diagnose`] turns them into findings with the likely cause and the engine's own
 //! flags to change.
 
+mod renamed;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use thiserror::Error;
 
 use crate::ui::url_escape;
 
+pub use renamed::{LiveTarget, live_targets, renamed_findings};
 pub use rules::{Thresholds, diagnose};
 
 /// Why doctor could not run (exit code 2).
@@ -271,7 +273,7 @@ pub async fn from_up(
     Ok(out)
 }
 
-async fn fetch_json(
+pub(crate) async fn fetch_json(
     client: &reqwest::Client,
     url: &str,
     bearer_token: Option<&str>,

@@ -133,6 +133,46 @@ pub fn read(paths: &[std::path::PathBuf]) -> Result<Vec<Input>, LintError> {
         .collect()
 }
 
+/// One query of a rule file or dashboard and the metric names it selects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub path: String,
+    pub place: String,
+    pub written: String,
+    pub names: Vec<String>,
+}
+
+/// Every query in `inputs` (rule files and dashboards; scrape configurations have none) with
+/// the names it selects: what `doctor --rules` checks against the engines running.
+pub fn selections(inputs: &[Input]) -> Result<Vec<Selection>, LintError> {
+    let mut out = Vec::new();
+    let mut valid_regexes = std::collections::HashSet::new();
+    for input in inputs {
+        let queries = match sources::classify(&input.path, &input.text)? {
+            Source::Rules(groups) => sources::rule_queries(&input.path, &groups)?,
+            Source::Dashboard(doc) => sources::dashboard_queries(&doc),
+            Source::Scrape(_) => continue,
+        };
+        for query in queries {
+            let expr = promql::parse(&query.expr, &mut valid_regexes).map_err(|reason| {
+                LintError::Expression {
+                    path: input.path.clone(),
+                    place: query.place.clone(),
+                    expr: query.written.clone(),
+                    reason,
+                }
+            })?;
+            out.push(Selection {
+                path: input.path.clone(),
+                place: query.place,
+                written: one_line(&query.written),
+                names: promql::names(&expr),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Lints `inputs` together: recording rules in one file are known to the others, and a
 /// scrape configuration among them sets the interval the rate windows are checked against.
 pub fn lint(inputs: &[Input], options: &LintOptions) -> Result<Vec<Finding>, LintError> {

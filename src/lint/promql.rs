@@ -90,6 +90,19 @@ struct Scope<'a> {
     selected: Vec<&'a str>,
 }
 
+/// Every metric name `expr` selects, in order, once each.
+pub fn names(expr: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    selected_names(expr, &mut out);
+    let mut names: Vec<String> = Vec::with_capacity(out.len());
+    for name in out {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
 /// Every metric name `expr` selects.
 fn selected_names<'e>(expr: &'e Expr, out: &mut Vec<&'e str>) {
     match expr {

@@ -200,3 +200,50 @@ fn a_counter_falling_without_a_restart_is_counted_by_up_and_diagnosed() {
         "{fallen}"
     );
 }
+
+#[test]
+fn a_rule_still_querying_a_name_the_running_vllm_dropped_is_found_and_a_bad_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n- name: old\n  rules:\n  - alert: KVFull\n    expr: vllm:gpu_cache_usage_perc > 0.9\n  - alert: Busy\n    expr: vllm:num_requests_running > 100\n",
+    )
+    .unwrap();
+    let sim = start_with(&["vllm"], &[]);
+    let rules_arg = rules.to_str().unwrap();
+    let (code, findings) = doctor(&[
+        &sim.urls[0].1,
+        "--for",
+        "2s",
+        "--interval",
+        "500ms",
+        "--rules",
+        rules_arg,
+    ]);
+    assert_eq!(code, 1, "{findings:?}");
+    let renamed: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["check"] == "renamed-series")
+        .collect();
+    assert_eq!(renamed.len(), 1, "only the dropped name: {findings:?}");
+    assert_eq!(renamed[0]["subject"], rules_arg);
+    assert_eq!(renamed[0]["place"], "group old, alert KVFull");
+    assert!(
+        renamed[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("vllm:kv_cache_usage_perc"),
+        "{renamed:?}"
+    );
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(&broken, "groups: [ {").unwrap();
+    let out = llmwatch()
+        .args(["doctor", "--rules"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("broken.yml"), "{stderr}");
+}
