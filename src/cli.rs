@@ -67,6 +67,10 @@ pub struct DoctorCli {
     /// The running `llmwatch up` to read.
     #[arg(long, default_value = "http://127.0.0.1:9464")]
     pub url: String,
+    /// Read a Prometheus instead of `up`: the `llm:` schema (from llmwatch's series or the
+    /// rules-only recording rules) through its query API.
+    #[arg(long, value_name = "URL", conflicts_with = "targets")]
+    pub prometheus: Option<String>,
     /// Your Prometheus rule file or Grafana dashboard (repeatable): every series it queries
     /// that the engines running no longer export (renamed by an upgrade) is a finding.
     #[arg(long = "rules", value_name = "FILE")]

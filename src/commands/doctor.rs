@@ -4,7 +4,9 @@
 use std::io::Write;
 
 use crate::cli::DoctorCli;
-use crate::doctor::{DoctorError, Thresholds, diagnose, from_up, live_targets, renamed_findings};
+use crate::doctor::{
+    DoctorError, Prometheus, Thresholds, diagnose, from_up, live_targets, renamed_findings,
+};
 use crate::findings::{self, EXIT_COULD_NOT_RUN};
 
 /// Runs doctor; the exit code (0 healthy, 1 findings at or above `--fail-on`, 2 could not
@@ -35,6 +37,16 @@ pub fn run(args: &DoctorCli) -> u8 {
         args.for_
     };
     let gathered = runtime.block_on(async {
+        if let Some(url) = &args.prometheus {
+            let prometheus = Prometheus::new(url, window, args.bearer_token.as_deref())?;
+            let evidence = prometheus.evidence().await?;
+            let live = if selections.is_empty() {
+                Vec::new()
+            } else {
+                prometheus.live_targets().await?
+            };
+            return Ok((evidence, live));
+        }
         let (base, token) = if args.targets.is_empty() {
             (args.url.clone(), args.bearer_token.as_deref())
         } else {

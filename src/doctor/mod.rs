@@ -3,6 +3,7 @@
 //! [`rules::diagnose`] turns them into findings with the likely cause and the engine's own
 //! flags to change.
 
+mod prometheus;
 mod renamed;
 pub mod rules;
 
@@ -14,6 +15,7 @@ use thiserror::Error;
 
 use crate::ui::url_escape;
 
+pub use prometheus::Prometheus;
 pub use renamed::{LiveTarget, live_targets, renamed_findings};
 pub use rules::{Thresholds, diagnose};
 

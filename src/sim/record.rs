@@ -236,8 +236,11 @@ impl Recorder {
         for event in events {
             match *event {
                 Event::Scheduled { id, at } => {
+                    // A preempted request is scheduled again, perhaps after its first token;
+                    // vLLM keeps the first scheduling ("ignore preemptions"), so queue and
+                    // prefill times never go negative.
                     if let Some(r) = self.open.get_mut(&id) {
-                        r.scheduled = Some(at);
+                        r.scheduled.get_or_insert(at);
                     }
                 }
                 Event::Token { id, at, .. } => {

@@ -247,3 +247,77 @@ fn a_rule_still_querying_a_name_the_running_vllm_dropped_is_found_and_a_bad_file
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("broken.yml"), "{stderr}");
 }
+
+/// The checks of `findings` about subjects starting with `subject`, sorted.
+fn checks_of(findings: &[Value], subject: &str) -> Vec<String> {
+    let mut checks: Vec<String> = findings
+        .iter()
+        .filter(|f| {
+            f["subject"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(subject)
+        })
+        .map(|f| f["check"].as_str().unwrap_or_default().to_string())
+        .collect();
+    checks.sort();
+    checks
+}
+
+#[test]
+fn doctor_reading_prometheus_rules_only_schema_agrees_with_doctor_reading_up() {
+    let Some(prometheus) = crate::util::external_program("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("small-kv.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"small-kv\"\n[[step]]\nat = \"0s\"\nkv_blocks = 120\n",
+    )
+    .unwrap();
+    let sims = start_with(
+        &["vllm"],
+        &["--scenario", scenario.to_str().unwrap(), "--load", "12"],
+    );
+    let base = sims.urls[0].1.clone();
+    let addr = base.trim_start_matches("http://").to_string();
+    let up = start_up(
+        "[scrape]\ninterval = \"1s\"\n",
+        &[&format!("--target={base},name=vllm")],
+    );
+    let out = dir.path().join("export");
+    crate::util::run_ok(&[
+        "export",
+        &format!("--out={}", out.display()),
+        "--llmwatch=127.0.0.1:9",
+        "--alertmanager=127.0.0.1:9",
+        "--scrape-interval=1s",
+        &format!("--target={base},engine=vllm,scrape=prometheus,service=direct"),
+    ]);
+    let (_prom, prom) = crate::util::start_prometheus(
+        &prometheus,
+        &out.join("prometheus/prometheus.yml"),
+        &dir.path().join("data"),
+    );
+    let mut last = (Vec::new(), Vec::new());
+    let agreed = (0..40).any(|_| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let (_, via_up) = doctor(&["--url", &up.base, "--window", "15s"]);
+        let (_, via_prom) = doctor(&["--prometheus", &prom, "--window", "15s"]);
+        last = (checks_of(&via_up, "vllm"), checks_of(&via_prom, &addr));
+        last.0.contains(&"kv-bound".to_string()) && last.0 == last.1
+    });
+    assert!(agreed, "up then Prometheus: {last:?}");
+    // A Prometheus that is not there, or a URL that is not a Prometheus: exit 2.
+    let (code, _) = (
+        llmwatch()
+            .args(["doctor", "--prometheus", &up.base])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        (),
+    );
+    assert_eq!(code, Some(2));
+}

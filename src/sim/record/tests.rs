@@ -120,6 +120,30 @@ fn preemptions_are_counted_per_request() {
 }
 
 #[test]
+fn a_request_preempted_after_its_first_token_keeps_its_first_scheduling() {
+    let tight = Profile {
+        kv_blocks: 6,
+        block_tokens: 4,
+        ..Profile::cpu_270m()
+    };
+    let mut engine = Engine::new(tight);
+    let mut recorder = Recorder::new(&buckets(), 8);
+    for id in 1..=2 {
+        let s = spec(id, 8, 8);
+        recorder.arrive(&s, 0.0);
+        engine.submit(s);
+    }
+    drive(&mut engine, &mut recorder);
+    assert!(recorder.finished().any(|r| r.preemptions > 0));
+    for r in recorder.finished() {
+        let scheduled = r.scheduled.unwrap();
+        assert!(scheduled <= r.token_times[0], "{r:?}");
+    }
+    let latencies = recorder.latencies();
+    assert!(latencies.prefill.sum >= 0.0 && latencies.queue.sum >= 0.0);
+}
+
+#[test]
 fn quantile_bounds_are_the_holding_buckets() {
     let mut h = Histogram::new(&[1.0, 2.0, 5.0]);
     assert_eq!(h.quantile_bound(0.5), None);
