@@ -32,15 +32,21 @@ fn find<'a>(findings: &'a [Value], check: &str) -> Option<&'a Value> {
     findings.iter().find(|f| f["check"] == check)
 }
 
-#[test]
-fn a_kv_starved_vllm_and_a_llamacpp_without_metrics_are_diagnosed_with_their_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("small-kv.toml");
+/// A scenario whose KV cache is far too small for 12 requests a second, written under `dir`.
+fn small_kv(dir: &std::path::Path) -> std::path::PathBuf {
+    let scenario = dir.join("small-kv.toml");
     std::fs::write(
         &scenario,
         "name = \"small-kv\"\n[[step]]\nat = \"0s\"\nkv_blocks = 120\n",
     )
     .unwrap();
+    scenario
+}
+
+#[test]
+fn a_kv_starved_vllm_and_a_llamacpp_without_metrics_are_diagnosed_with_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_kv(dir.path());
     let sims = start_with(
         &["vllm", "llamacpp"],
         &[
@@ -270,12 +276,7 @@ fn doctor_reading_prometheus_rules_only_schema_agrees_with_doctor_reading_up() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("small-kv.toml");
-    std::fs::write(
-        &scenario,
-        "name = \"small-kv\"\n[[step]]\nat = \"0s\"\nkv_blocks = 120\n",
-    )
-    .unwrap();
+    let scenario = small_kv(dir.path());
     let sims = start_with(
         &["vllm"],
         &["--scenario", scenario.to_str().unwrap(), "--load", "12"],

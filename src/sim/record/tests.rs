@@ -99,8 +99,8 @@ fn the_finished_ring_is_bounded() {
     assert!(recorder.open(9).is_none());
 }
 
-#[test]
-fn preemptions_are_counted_per_request() {
+/// Two requests through a KV cache too small for both: one is preempted.
+fn preempting_run() -> (Engine, Recorder) {
     let tight = Profile {
         kv_blocks: 6,
         block_tokens: 4,
@@ -114,6 +114,12 @@ fn preemptions_are_counted_per_request() {
         engine.submit(s);
     }
     drive(&mut engine, &mut recorder);
+    (engine, recorder)
+}
+
+#[test]
+fn preemptions_are_counted_per_request() {
+    let (engine, recorder) = preempting_run();
     let preempted: u32 = recorder.finished().map(|r| r.preemptions).sum();
     assert_eq!(u64::from(preempted), engine.totals().preemptions);
     assert!(preempted > 0);
@@ -121,19 +127,7 @@ fn preemptions_are_counted_per_request() {
 
 #[test]
 fn a_request_preempted_after_its_first_token_keeps_its_first_scheduling() {
-    let tight = Profile {
-        kv_blocks: 6,
-        block_tokens: 4,
-        ..Profile::cpu_270m()
-    };
-    let mut engine = Engine::new(tight);
-    let mut recorder = Recorder::new(&buckets(), 8);
-    for id in 1..=2 {
-        let s = spec(id, 8, 8);
-        recorder.arrive(&s, 0.0);
-        engine.submit(s);
-    }
-    drive(&mut engine, &mut recorder);
+    let (_, recorder) = preempting_run();
     assert!(recorder.finished().any(|r| r.preemptions > 0));
     for r in recorder.finished() {
         let scheduled = r.scheduled.unwrap();
