@@ -105,7 +105,7 @@ pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec
             if !reachable {
                 continue;
             }
-            if let Some(verdict) = target_verdict(alert, &status) {
+            if let Some(verdict) = target_verdict(alert, &status, store, now) {
                 series.push(Series {
                     labels: shared.clone(),
                     fingerprint,
@@ -174,9 +174,6 @@ fn beyond_reach(alert: &Alert) -> Option<String> {
     let reach = crate::collect::rollup::TIERS[crate::collect::rollup::TIERS.len() - 1]
         * crate::collect::rollup::STEPS as f64;
     match alert.condition {
-        Condition::SamplesExploding { window, .. } => Some(format!(
-            "needs the sample count's median over {window}; up keeps no history of it"
-        )),
         Condition::Burn { long, .. } if seconds(long) > reach => Some(format!(
             "reads {long}; up keeps {} min (Prometheus with the exported rules evaluates it)",
             reach / 60.0
@@ -186,8 +183,16 @@ fn beyond_reach(alert: &Alert) -> Option<String> {
 }
 
 /// The verdict of an alert about a whole target; `None` for an alert about a model's numbers.
-fn target_verdict(alert: &Alert, status: &TargetStatus) -> Option<Verdict> {
+fn target_verdict(
+    alert: &Alert,
+    status: &TargetStatus,
+    store: &Store,
+    now: f64,
+) -> Option<Verdict> {
     Some(match alert.condition {
+        Condition::SamplesExploding { factor, window } => {
+            samples_exploding(status, store, now, factor, window)?
+        }
         Condition::TargetDown => match status.health {
             Health::Down => Verdict::True(0.0),
             Health::Up => Verdict::False,
@@ -195,6 +200,37 @@ fn target_verdict(alert: &Alert, status: &TargetStatus) -> Option<Verdict> {
         },
         Condition::CoreSignalsAbsent => core_signals(status),
         _ => return None,
+    })
+}
+
+/// The sample count against `factor` times its median over `window`, from the per-minute
+/// counts `up` keeps (Prometheus takes the median of every scrape; per-minute highs differ
+/// from it only while the count moves within a minute). `None` while the target is not up.
+fn samples_exploding(
+    status: &TargetStatus,
+    store: &Store,
+    now: f64,
+    factor: f64,
+    window: &str,
+) -> Option<Verdict> {
+    let samples = status
+        .last_good
+        .as_ref()
+        .filter(|_| status.health == Health::Up)?
+        .samples as f64;
+    let span = seconds(window);
+    let (median, covered) = store
+        .with_sample_counts(&status.target.name, |c| c.median_since(now - span))
+        .flatten()?;
+    Some(if covered < 0.9 * span {
+        Verdict::NotEnoughData(format!(
+            "the alert reads {window}; the sample counts cover {:.0} min",
+            covered / 60.0
+        ))
+    } else if samples > factor * median {
+        Verdict::True(samples)
+    } else {
+        Verdict::False
     })
 }
 

@@ -30,7 +30,12 @@ fn store() -> Store {
 }
 
 /// A scrape at `at`: `finished` ok and `failed` server errors so far, `kv` KV use.
-fn scrape(store: &Store, at: f64, (ok, failed): (f64, f64), kv: f64) {
+fn scrape(store: &Store, at: f64, counts: (f64, f64), kv: f64) {
+    scrape_samples(store, at, counts, kv, 100);
+}
+
+/// A scrape as [`scrape`] whose body held `samples` samples.
+fn scrape_samples(store: &Store, at: f64, (ok, failed): (f64, f64), kv: f64, samples: usize) {
     let readings = vec![
         finished(&[("ok_stop", ok), ("error_server", failed)]),
         scalar("llm_kv_cache_usage_ratio", kv),
@@ -41,7 +46,7 @@ fn scrape(store: &Store, at: f64, (ok, failed): (f64, f64), kv: f64) {
         at,
         engine: Some(Engine::Vllm),
         version: "0.33.0".into(),
-        samples: 100,
+        samples,
         readings,
         raw: None,
         problems: vec![],
@@ -251,4 +256,56 @@ fn firing_alerts_are_sent_then_resent_each_minute_and_a_resolution_at_once() {
     let (_, due) = alerts.due(1000.0, "http://up");
     assert_eq!(due.len(), 1, "the resolution goes out at once");
     assert_eq!(due[0]["endsAt"], "1970-01-01T00:16:40.000Z");
+}
+
+#[test]
+fn a_sample_count_past_twice_its_six_hour_median_fires_after_15_minutes_and_resolves() {
+    let store = store();
+    let mut alerts = alerts();
+    let name = "LLMScrapeSamplesExploding";
+    let mut seen = Vec::new();
+    let mut t = 0.0;
+    // Six hours at 100 samples, then 250 for half an hour (a label exploding), then 100.
+    while t <= 6.0 * 3600.0 + 3600.0 {
+        let exploding = (6.0 * 3600.0..6.5 * 3600.0).contains(&t);
+        let samples = if exploding { 250 } else { 100 };
+        scrape_samples(&store, t, (t, 0.0), 0.5, samples);
+        if (t as u64).is_multiple_of(60) {
+            alerts.evaluate(&store, t);
+            seen.push((t, states(&alerts, name)));
+            if t == 3600.0 {
+                let api = alerts.api();
+                let unjudged = api["data"]["not_enough_data"].as_array().unwrap();
+                assert!(
+                    unjudged.iter().any(|u| u["alertname"] == name
+                        && u["reason"].as_str().unwrap().contains("reads 6h")),
+                    "an hour in, six hours are not covered: {api}"
+                );
+            }
+        }
+        t += 30.0;
+    }
+    let first = |state: State| {
+        seen.iter()
+            .find(|(_, s)| s.first().is_some_and(|s| s.0 == state))
+            .map(|(t, s)| (*t, s[0].1))
+    };
+    assert!(
+        seen.iter()
+            .filter(|(t, _)| *t < 6.0 * 3600.0)
+            .all(|(_, s)| s.is_empty())
+    );
+    let (pending, value) = first(State::Pending).unwrap();
+    assert_eq!((pending, value), (6.0 * 3600.0, 250.0));
+    assert_eq!(
+        first(State::Firing).unwrap().0,
+        pending + 900.0,
+        "its `for` is 15m"
+    );
+    let (resolved, _) = first(State::Resolved).unwrap();
+    assert_eq!(
+        resolved,
+        6.5 * 3600.0,
+        "resolved at the first evaluation after the drop"
+    );
 }
