@@ -10,6 +10,7 @@
 )]
 
 mod alerts;
+mod alerts_agreement;
 mod bad_input;
 mod bench;
 mod demo;
