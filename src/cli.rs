@@ -45,10 +45,12 @@ pub enum Command {
     /// against what the engines really export. Exit 0 clean, 1 findings at or above
     /// --fail-on, 2 could not run.
     Lint(LintCli),
-    /// Diagnose a running `up` from its live numbers: targets down, KV-, queue-, prefill- or
-    /// decode-bound engines, error and 429 bursts, time lost before the engine, unbalanced
-    /// replicas — each with the evidence and the engine's flags to change. Exit 0 healthy,
-    /// 1 findings at or above --fail-on, 2 could not run.
+    /// Diagnose engines from their live numbers (a running `up`, engine URLs scraped for a
+    /// while, or a Prometheus): targets down, KV-, queue-, prefill- or decode-bound engines,
+    /// error and 429 bursts, time lost before the engine, unbalanced replicas, scrapes that
+    /// corrupt the numbers, and your rules' renamed series — each with the evidence and the
+    /// engine's flags to change. Exit 0 healthy, 1 findings at or above --fail-on, 2 could not
+    /// run.
     Doctor(DoctorCli),
 }
 
