@@ -24,6 +24,8 @@ pub use rules::{Thresholds, diagnose};
 pub enum DoctorError {
     #[error("{url}: cannot reach llmwatch up: {reason}")]
     Unreachable { url: String, reason: String },
+    #[error("{url}: cannot reach Prometheus: {reason}")]
+    PrometheusUnreachable { url: String, reason: String },
     #[error("{url}: answered {status}: {body}")]
     Status {
         url: String,

@@ -51,7 +51,15 @@ impl<'a> Prometheus<'a> {
 
     async fn get(&self, path: &str) -> Result<Json, DoctorError> {
         let url = format!("{}{path}", self.base);
-        let doc = fetch_json(&self.client, &url, self.bearer_token).await?;
+        let doc = fetch_json(&self.client, &url, self.bearer_token)
+            .await
+            .map_err(|e| match e {
+                DoctorError::Unreachable { reason, .. } => DoctorError::PrometheusUnreachable {
+                    url: self.base.to_string(),
+                    reason,
+                },
+                other => other,
+            })?;
         if doc.get("status").and_then(Json::as_str) != Some("success") {
             return Err(DoctorError::Answer {
                 url,

@@ -311,6 +311,16 @@ fn doctor_reading_prometheus_rules_only_schema_agrees_with_doctor_reading_up() {
     });
     assert!(agreed, "up then Prometheus: {last:?}");
     // A Prometheus that is not there, or a URL that is not a Prometheus: exit 2.
+    let out = llmwatch()
+        .args(["doctor", "--prometheus", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("llmwatch doctor: http://127.0.0.1:9: cannot reach Prometheus: "),
+        "{stderr}"
+    );
     let (code, _) = (
         llmwatch()
             .args(["doctor", "--prometheus", &up.base])
