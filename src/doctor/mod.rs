@@ -218,19 +218,24 @@ impl ScrapeHealth {
     }
 }
 
+/// An HTTP client for reading `base` (an `up` or a Prometheus) with `timeout` per request.
+pub(crate) fn client(base: &str, timeout: Duration) -> Result<reqwest::Client, DoctorError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| DoctorError::Unreachable {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Reads every target and model of the `up` at `base` over `window`.
 pub async fn from_up(
     base: &str,
     window: Duration,
     bearer_token: Option<&str>,
 ) -> Result<Vec<Evidence>, DoctorError> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| DoctorError::Unreachable {
-            url: base.to_string(),
-            reason: e.to_string(),
-        })?;
+    let client = client(base, Duration::from_secs(10))?;
     let base = base.trim_end_matches('/');
     let get = |path: String| {
         let client = client.clone();

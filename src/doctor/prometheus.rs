@@ -34,15 +34,8 @@ impl<'a> Prometheus<'a> {
         window: Duration,
         bearer_token: Option<&'a str>,
     ) -> Result<Prometheus<'a>, DoctorError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| DoctorError::Unreachable {
-                url: base.to_string(),
-                reason: e.to_string(),
-            })?;
         Ok(Prometheus {
-            client,
+            client: super::client(base, Duration::from_secs(30))?,
             base: base.trim_end_matches('/'),
             bearer_token,
             window: format!("{}s", window.as_secs().max(1)),
@@ -187,8 +180,7 @@ impl<'a> Prometheus<'a> {
                 let error = text("/lastError");
                 down.push(Evidence {
                     target: instance.to_string(),
-                    engine: Some(job.to_string())
-                        .filter(|j| Engine::ALL.iter().any(|e| e.as_str() == j)),
+                    engine: Some(job.to_string()).filter(|j| Engine::from_name(j).is_some()),
                     health: "down".into(),
                     error_reason: Some(reason(error).into()),
                     error_message: Some(error.to_string()),

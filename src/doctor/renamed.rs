@@ -40,10 +40,7 @@ impl LiveTarget {
 /// Fetches the `/metrics` of every engine the `up` at `base` scrapes (one extra scrape each).
 /// Targets that cannot be read are left out: `target-down` already speaks of them.
 pub async fn live_targets(base: &str, bearer_token: Option<&str>) -> Vec<LiveTarget> {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    else {
+    let Ok(client) = super::client(base, Duration::from_secs(10)) else {
         return Vec::new();
     };
     let url = format!("{}/api/v1/targets", base.trim_end_matches('/'));
@@ -58,10 +55,7 @@ pub async fn live_targets(base: &str, bearer_token: Option<&str>) -> Vec<LiveTar
         .flatten()
     {
         let text = |key: &str| t.get(key).and_then(Json::as_str).unwrap_or_default();
-        let Some(engine) = Engine::ALL
-            .into_iter()
-            .find(|e| e.as_str() == text("engine"))
-        else {
+        let Some(engine) = Engine::from_name(text("engine")) else {
             continue;
         };
         let Ok(response) = client.get(text("url")).send().await else {

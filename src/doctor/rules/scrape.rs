@@ -22,6 +22,10 @@ pub fn scrape_findings(e: &Evidence, t: &Thresholds) -> Vec<Finding> {
         .flatten()
         .collect();
     out.extend(integrity(e));
+    // About the target, not the model whose evidence carried them.
+    for f in &mut out {
+        f.place.clear();
+    }
     out
 }
 
@@ -29,7 +33,7 @@ fn interval(e: &Evidence) -> Option<Finding> {
     let interval = e.scrape.interval_seconds?;
     let longest = RATE_WINDOW / SCRAPES_PER_WINDOW;
     (interval > longest).then(|| {
-        let mut f = finding(
+        finding(
             e,
             Severity::Warning,
             "scrape-interval-too-long",
@@ -39,16 +43,14 @@ fn interval(e: &Evidence) -> Option<Finding> {
             vec![format!("scrape interval = {interval:.0} s; the alerts' rate windows are 5 m")],
             format!("scrape every {longest:.0} s or less (the target's interval, or [scrape] interval)"),
             "",
-        );
-        f.place = String::new();
-        f
+        )
     })
 }
 
 fn cardinality(e: &Evidence, t: &Thresholds) -> Option<Finding> {
     let (now, then) = (e.scrape.samples?, e.scrape.samples_at_window_start?);
     (now > GROWTH * then && now - then >= MIN_NEW_SAMPLES).then(|| {
-        let mut f = finding(
+        finding(
             e,
             Severity::Warning,
             "label-cardinality-growing",
@@ -58,9 +60,7 @@ fn cardinality(e: &Evidence, t: &Thresholds) -> Option<Finding> {
             vec![format!("samples per scrape = {then:.0} then {now:.0} (last {:.0} s)", e.window_seconds)],
             "find the label with `llmwatch scrape URL` and drop it with metric_relabel_configs, or cap what the engine exports (vLLM --max-loras)".into(),
             &runbook(t, "LLMScrapeSamplesExploding"),
-        );
-        f.place = String::new();
-        f
+        )
     })
 }
 
@@ -86,9 +86,15 @@ fn integrity(e: &Evidence) -> Vec<Finding> {
             ),
             _ => continue,
         };
-        let mut f = finding(e, Severity::Warning, check, message, evidence, fix, "");
-        f.place = String::new();
-        out.push(f);
+        out.push(finding(
+            e,
+            Severity::Warning,
+            check,
+            message,
+            evidence,
+            fix,
+            "",
+        ));
     }
     out
 }

@@ -190,5 +190,9 @@ fn how_a_target_is_scraped_is_judged_once_per_target() {
         ]
     );
     assert_eq!(found[0].evidence, vec!["llm_x: d (3 scrapes)"]);
+    assert!(
+        found.iter().all(|f| f.place.is_empty()),
+        "about the target, not a model: {found:?}"
+    );
     assert!(found[2].fix.contains("scrape llama.cpp once"), "{found:?}");
 }
