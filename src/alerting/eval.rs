@@ -341,6 +341,10 @@ fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, String> {
             .buckets(Source::Histogram(signal))
             .and_then(|b| histogram_quantile(q, &b)),
         Quantity::Gauge(signal) => latest_gauge(at.status, signal, at.model),
+        Quantity::Average(signal, window) => {
+            let samples = gauge_samples(at.history, signal, at.model, seconds(window), at.now)?;
+            Some(samples.iter().map(|(_, v)| v).sum::<f64>() / samples.len() as f64)
+        }
         Quantity::Rate(signal, window) => {
             window_sums(at, window)?.rate(Source::Counter(signal, Outcomes::All))
         }
@@ -407,23 +411,7 @@ fn slope(
     window: f64,
     now: f64,
 ) -> Result<f64, String> {
-    let points = history.window(now - window);
-    let key = SeriesKey {
-        signal: WAITING,
-        model: model.to_string(),
-        outcome: None,
-        part: Part::Scalar,
-    };
-    let samples: Vec<(f64, f64)> = points
-        .iter()
-        .filter_map(|p| p.get(&key).map(|v| (p.at, v)))
-        .collect();
-    let span = samples.last().map_or(0.0, |l| l.0) - samples.first().map_or(0.0, |f| f.0);
-    if samples.len() < 2 || span < 0.9 * window {
-        return Err(format!(
-            "{span:.0} s of history of the queue, the alert reads {window:.0} s"
-        ));
-    }
+    let samples = gauge_samples(history, WAITING, model, window, now)?;
     let n = samples.len() as f64;
     let (mt, mv) = samples
         .iter()
@@ -432,4 +420,33 @@ fn slope(
         (num + (t - mt) * (v - mv), den + (t - mt) * (t - mt))
     });
     Ok(if den > 0.0 { num / den } else { 0.0 })
+}
+
+/// `model`'s samples of a gauge signal over the last `window` seconds of history, or why
+/// they do not cover it.
+fn gauge_samples(
+    history: &crate::collect::history::History,
+    signal: &'static str,
+    model: &str,
+    window: f64,
+    now: f64,
+) -> Result<Vec<(f64, f64)>, String> {
+    let key = SeriesKey {
+        signal,
+        model: model.to_string(),
+        outcome: None,
+        part: Part::Scalar,
+    };
+    let samples: Vec<(f64, f64)> = history
+        .window(now - window)
+        .iter()
+        .filter_map(|p| p.get(&key).map(|v| (p.at, v)))
+        .collect();
+    let span = samples.last().map_or(0.0, |l| l.0) - samples.first().map_or(0.0, |f| f.0);
+    if samples.len() < 2 || span < 0.9 * window {
+        return Err(format!(
+            "{span:.0} s of history of {signal}, the alert reads {window:.0} s"
+        ));
+    }
+    Ok(samples)
 }

@@ -61,6 +61,10 @@ pub enum Quantity {
     Quantile(&'static str, f64, &'static str),
     /// The latest value of a gauge signal.
     Gauge(&'static str),
+    /// The mean of a gauge signal's samples over a window (PromQL's `avg_over_time`): a
+    /// gauge that oscillates near its limit, as KV usage does while sequences are preempted
+    /// and readmitted, would reset a `for` at every low scrape.
+    Average(&'static str, &'static str),
     /// The per-second rate of a counter signal over a window.
     Rate(&'static str, &'static str),
 }
@@ -307,10 +311,10 @@ pub const ALERTS: [Alert; 14] = [
     },
     Alert {
         name: "LLMKVCacheNearlyFull",
-        condition: Condition::Above(Quantity::Gauge("llm_kv_cache_usage_ratio"), 0.9),
-        for_: "15m",
+        condition: Condition::Above(Quantity::Average("llm_kv_cache_usage_ratio", "5m"), 0.9),
+        for_: "10m",
         severity: Severity::Warning,
-        summary: "KV cache above 90% for 15 minutes",
+        summary: "KV cache above 90% on average for 15 minutes",
         description: Some(
             "{{ $labels.instance }}: KV cache {{ $value | humanizePercentage }} full; expect preemptions and queueing.",
         ),

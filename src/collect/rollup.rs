@@ -1,7 +1,8 @@
 //! The overview's numbers, kept current as scrapes arrive: per target and model, the increase
 //! of each counter and histogram bucket the overview reads, and the latest value of each gauge,
-//! summed into fixed time steps of three widths (10 s, 30 s and 2 min, 30 steps each: the
-//! dashboard's 5 min, 15 min and 1 h windows). A request for 1,000 rows then adds up at most
+//! summed into fixed time steps of four widths (10 s, 30 s, 2 min and 12 min, 30 steps each:
+//! the dashboard's 5 min, 15 min and 1 h windows, and the 6 h that slow burn-rate alerts
+//! read). A request for 1,000 rows then adds up at most
 //! 30 small arrays per row instead of decoding and walking each target's history, which is
 //! what made the overview cost hundreds of milliseconds. The detail of one target still reads
 //! the full history.
@@ -20,7 +21,7 @@ use super::history::{Layout, Part, SeriesKey};
 use crate::catalog::panels::{Aggregation, Source, overview_sources};
 
 /// Width of each tier's steps, in seconds.
-pub const TIERS: [f64; 3] = [10.0, 30.0, 120.0];
+pub const TIERS: [f64; 4] = [10.0, 30.0, 120.0, 720.0];
 /// Steps kept per tier.
 pub const STEPS: usize = 30;
 
@@ -308,7 +309,7 @@ struct ModelRollup {
     /// The model was in the previous scrape.
     present: bool,
     seen: f64,
-    tiers: [Tier; 3],
+    tiers: [Tier; TIERS.len()],
 }
 
 impl ModelRollup {

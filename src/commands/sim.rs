@@ -10,6 +10,7 @@ use crate::sim::engine::{Engine, Profile};
 use std::sync::{Arc, Mutex};
 
 use crate::sim::faults::{FaultDice, FaultRates};
+use crate::sim::front::{Exposure, Front};
 use crate::sim::load::{Arrivals, Load, drive};
 use crate::sim::record::Recorder;
 use crate::sim::runtime::{EngineHandle, Scheduling, keep_finished};
@@ -159,8 +160,15 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
         let name = dialect_name(spec.dialect);
         let model = format!("sim-{name}");
         let dice = Arc::new(Mutex::new(FaultDice::new(faults.clone(), seed)));
+        let front = Arc::new(Front::default());
+        let exposure = Arc::new(Mutex::new(Exposure::default()));
         if let Some(load) = load {
-            let feeder = drive(handle.clone(), Arrivals::new(load.clone(), seed));
+            let feeder = drive(
+                handle.clone(),
+                Arrivals::new(load.clone(), seed),
+                dice.clone(),
+                front.clone(),
+            );
             servers.spawn(async move {
                 feeder.await;
                 Ok(())
@@ -173,6 +181,7 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
                 profile.clone(),
                 handle.clone(),
                 dice.clone(),
+                exposure.clone(),
             );
             servers.spawn(async move {
                 driver.await;
@@ -184,6 +193,8 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
             model,
             started_unix,
             dice,
+            front,
+            exposure,
             api_key: api_key.clone(),
             metrics_enabled: *llamacpp_metrics,
             slots: profile.max_running,
@@ -216,6 +227,7 @@ async fn play(
     mut profile: Profile,
     engine: EngineHandle,
     dice: Arc<Mutex<FaultDice>>,
+    exposure: Arc<Mutex<Exposure>>,
 ) {
     for step in &scenario.steps {
         let Some(at) = step_time(step) else { continue };
@@ -231,6 +243,10 @@ async fn play(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let rates = step.apply_faults(d.rates());
         d.set_rates(rates);
+        let mut e = exposure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *e = step.apply_exposure(&e);
     }
 }
 

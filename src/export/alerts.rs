@@ -46,6 +46,10 @@ fn quantity(q: Quantity) -> String {
             (quantile * 100.0).round()
         ),
         Quantity::Gauge(signal) => super::schema::schema_name(signal),
+        Quantity::Average(signal, window) => format!(
+            "avg_over_time({}[{window}])",
+            super::schema::schema_name(signal)
+        ),
         Quantity::Rate(signal, window) => {
             format!("rate({}[{window}])", super::schema::schema_name(signal))
         }

@@ -5,7 +5,11 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use super::engine::RequestSpec;
+use super::faults::FaultDice;
+use super::front::{Front, admit_detached};
 use super::runtime::EngineHandle;
 use crate::rng::Rng;
 
@@ -72,15 +76,30 @@ impl Arrivals {
     }
 }
 
-/// Feeds `engine` until the task is dropped. A full queue drops the arrival (as a client
-/// that got 503 would go away).
-pub async fn drive(engine: EngineHandle, mut arrivals: Arrivals) {
+/// Feeds `engine` until the task is dropped. Each arrival meets the front end first, as an
+/// HTTP request would: injected faults and the queue limit refuse some, and are counted. A
+/// full submission queue drops the arrival (as a client that got 503 would go away).
+pub async fn drive(
+    engine: EngineHandle,
+    mut arrivals: Arrivals,
+    dice: Arc<Mutex<FaultDice>>,
+    front: Arc<Front>,
+) {
     let mut next_at = tokio::time::Instant::now();
     loop {
         let (gap, spec) = arrivals.next_arrival();
         next_at += gap;
         tokio::time::sleep_until(next_at).await;
-        let _ = engine.submit_detached(spec);
+        let admitted = {
+            let mut dice = dice.lock().unwrap_or_else(PoisonError::into_inner);
+            admit_detached(&mut dice, engine.waiting())
+        };
+        match admitted {
+            Ok(_) => {
+                let _ = engine.submit_detached(spec);
+            }
+            Err(refusal) => front.count(refusal),
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 pub mod dialect;
 pub mod engine;
 pub mod faults;
+pub mod front;
 pub mod load;
 pub mod record;
+pub mod replay;
 pub mod runtime;
 pub mod scenario;
 pub mod server;

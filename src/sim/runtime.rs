@@ -218,6 +218,11 @@ impl EngineHandle {
             })
     }
 
+    /// Requests queued, without copying the rest of the state.
+    pub fn waiting(&self) -> usize {
+        with(&self.shared, |s| s.waiting)
+    }
+
     /// The latest state.
     pub fn state(&self) -> State {
         with(&self.shared, |s| State {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::engine::Profile;
 use super::faults::FaultRates;
+use super::front::Exposure;
 
 /// A scenario file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -60,6 +61,13 @@ pub struct Step {
     pub reset_rate: Option<f64>,
     /// Queue length at which requests get HTTP 429 (0 rejects everything).
     pub max_waiting: Option<usize>,
+    /// `true`: `/metrics` answers HTTP 503 until a later step sets it `false`.
+    pub metrics_down: Option<bool>,
+    /// `false`: the engine's own families disappear from `/metrics` (only process and
+    /// HTTP families stay), as after a restart with vLLM's `--disable-log-stats`.
+    pub engine_metrics: Option<bool>,
+    /// LoRA adapters in use: vLLM writes a `vllm:lora_requests_info` series for each one.
+    pub lora_adapters: Option<u32>,
 }
 
 /// Why a scenario file is unusable.
@@ -159,6 +167,15 @@ impl Step {
         }
     }
 
+    /// `exposure` with this step's changes.
+    pub fn apply_exposure(&self, exposure: &Exposure) -> Exposure {
+        Exposure {
+            metrics_down: self.metrics_down.unwrap_or(exposure.metrics_down),
+            engine_families: self.engine_metrics.unwrap_or(exposure.engine_families),
+            lora_adapters: self.lora_adapters.unwrap_or(exposure.lora_adapters),
+        }
+    }
+
     /// Whether the step changes the engine (not only faults).
     pub fn changes_profile(&self) -> bool {
         self.max_running.is_some()
@@ -175,17 +192,21 @@ mod tests {
 
     #[test]
     fn shipped_scenarios_parse() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
+        let files = [root.clone(), root.join("alerts")]
+            .into_iter()
+            .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"));
+        for path in files {
             let text = std::fs::read_to_string(&path).unwrap();
             let scenario = Scenario::parse(&path.display().to_string(), &text).unwrap();
             assert!(!scenario.steps.is_empty(), "{}", path.display());
             assert!(!scenario.description.is_empty(), "{}", path.display());
             seen += 1;
         }
-        assert!(seen >= 4, "at least four scenarios ship");
+        assert!(seen >= 9, "four scenarios and five alert scenarios ship");
     }
 
     #[test]

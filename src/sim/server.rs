@@ -2,7 +2,7 @@
 //! `/v1/models`, `/health`, the engine's info endpoint and `/metrics` in its dialect.
 //! Generated text is a deterministic function of the prompt; no prompt text is logged.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::dialect::{self, ScrapeWindow, Snapshot, VllmVersion};
-use super::engine::Totals;
+use super::dialect::{Renderer, Snapshot, VllmVersion};
 use super::faults::FaultDice;
+use super::front::{Exposure, Front};
 use super::runtime::EngineHandle;
 
 /// Largest request body accepted.
@@ -25,18 +25,7 @@ const MAX_TOKENS: u32 = 4096;
 mod openai;
 mod tgi;
 
-/// Which engine the simulated server imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// vLLM of the given release.
-    Vllm(VllmVersion),
-    /// TGI 3.x.
-    Tgi,
-    /// llama.cpp server.
-    LlamaCpp,
-    /// SGLang 0.5.
-    Sglang,
-}
+pub use super::dialect::Dialect;
 
 /// How one simulated engine serves.
 #[derive(Debug, Clone)]
@@ -49,6 +38,10 @@ pub struct ServerConfig {
     pub started_unix: f64,
     /// Fault rates and their seeded generator, shared with the scenario driver.
     pub dice: Arc<Mutex<FaultDice>>,
+    /// Refusal counters, shared with the background load.
+    pub front: Arc<Front>,
+    /// How `/metrics` behaves, shared with the scenario driver.
+    pub exposure: Arc<Mutex<Exposure>>,
     /// API key guarding `/v1` (and, as llama.cpp does, `/metrics` on llama.cpp engines).
     pub api_key: Option<String>,
     /// llama.cpp without `--metrics`: `/metrics` answers HTTP 501.
@@ -77,9 +70,9 @@ struct App {
     slot_ctx: u32,
     seed: u64,
     tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
-    /// llama.cpp's throughput gauges cover the time since the previous scrape.
-    last_scrape: Mutex<Totals>,
-    scrapes: AtomicU64,
+    renderer: Mutex<Renderer>,
+    front: Arc<Front>,
+    exposure: Arc<Mutex<Exposure>>,
 }
 
 /// The router for one simulated engine.
@@ -98,8 +91,9 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         seed: config.seed,
         tokenizer: config.tokenizer,
         dead: AtomicBool::new(false),
-        last_scrape: Mutex::new(Totals::default()),
-        scrapes: AtomicU64::new(0),
+        renderer: Mutex::new(Renderer::new(dialect, std::process::id())),
+        front: config.front,
+        exposure: config.exposure,
     });
     let info_path = match dialect {
         Dialect::Vllm(_) => "/version",
@@ -180,6 +174,10 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             return llamacpp_refusal(StatusCode::NOT_IMPLEMENTED);
         }
     }
+    let exposure = *lock(&app.exposure);
+    if exposure.metrics_down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n").into_response();
+    }
     let state = app.engine.state();
     let snap = Snapshot {
         model: &app.model,
@@ -190,43 +188,11 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         latencies: &state.latencies,
         started_unix: app.started_unix,
         profile: &state.profile,
+        front: app.front.counts(),
+        exposure,
     };
-    let scrape = app.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
-    let (body, content_type) = match app.dialect {
-        Dialect::Vllm(version) => (
-            dialect::render_vllm(&snap, version),
-            "text/plain; version=1.0.0; charset=utf-8",
-        ),
-        Dialect::Tgi => (
-            dialect::render_tgi(&snap, scrape),
-            "text/plain; charset=utf-8",
-        ),
-        Dialect::Sglang => (
-            dialect::render_sglang(&snap, std::process::id()),
-            "text/plain; version=0.0.4; charset=utf-8",
-        ),
-        Dialect::LlamaCpp => {
-            // One lock for read and replace, so two scrapes never share a window.
-            let previous = std::mem::replace(&mut *lock(&app.last_scrape), state.totals.clone());
-            let t = &state.totals;
-            let window = ScrapeWindow {
-                prompt_tokens: (t.prompt_tokens - t.cached_tokens)
-                    .saturating_sub(previous.prompt_tokens - previous.cached_tokens),
-                prompt_seconds: t.prefill_seconds - previous.prefill_seconds,
-                generated_tokens: t.generated_tokens - previous.generated_tokens,
-                generated_seconds: t.decode_seconds - previous.decode_seconds,
-            };
-            let busy = if t.steps > 0 {
-                t.generated_tokens as f64 / t.steps as f64
-            } else {
-                0.0
-            };
-            (
-                dialect::render_llamacpp(&snap, &window, busy),
-                "text/plain; version=0.0.4",
-            )
-        }
-    };
+    // One lock for the whole render, so two scrapes never share llama.cpp's window.
+    let (body, content_type) = lock(&app.renderer).render(&snap);
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 

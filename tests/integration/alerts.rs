@@ -1,6 +1,7 @@
-//! Alerts evaluated inside `up`: a full KV cache and a target that is down go pending within
-//! one evaluation, in Prometheus's `/api/v1/alerts` shape and as `llmwatch_alerts` on
-//! `/metrics`; windowed alerts that the new data does not cover yet say so instead of "ok".
+//! Alerts evaluated inside `up`: an engine without its core series and a target that is down
+//! go pending within one evaluation, in Prometheus's `/api/v1/alerts` shape and as
+//! `llmwatch_alerts` on `/metrics`; windowed alerts that the new data does not cover yet say
+//! so instead of "ok".
 
 use std::collections::HashMap;
 
@@ -10,18 +11,19 @@ use crate::up::{eventually, get, start_up};
 use crate::util::{Canned, fixture, serve};
 
 #[test]
-fn a_full_kv_cache_and_a_down_target_go_pending_and_short_windows_say_not_enough_data() {
-    let body = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt"))
+fn missing_core_series_and_a_down_target_go_pending_and_short_windows_say_not_enough_data() {
+    // vLLM without its running-requests gauge (renamed by an upgrade, say).
+    let body: String = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt"))
         .unwrap()
-        .replace(
-            "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 0.4231",
-            "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 0.97",
-        );
-    let full = serve(HashMap::from([("/metrics", Canned::ok(body))]));
+        .lines()
+        .filter(|l| !l.contains("vllm:num_requests_running"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let renamed = serve(HashMap::from([("/metrics", Canned::ok(body))]));
     let up = start_up(
         "[scrape]\ninterval = \"200ms\"\n[alerting]\ninterval = \"200ms\"\nrunbook_base = \"https://runbook.test/\"\n",
         &[
-            &format!("--target={},name=full,service=chat", full.base),
+            &format!("--target={},name=renamed,service=chat", renamed.base),
             "--target=http://127.0.0.1:9,name=gone",
         ],
     );
@@ -41,41 +43,45 @@ fn a_full_kv_cache_and_a_down_target_go_pending_and_short_windows_say_not_enough
             .unwrap_or_else(|| panic!("no {name}: {alerts}"))
             .clone()
     };
-    let kv = find("LLMKVCacheNearlyFull");
-    assert_eq!(kv["state"], "pending", "its `for` is 15 minutes");
-    assert_eq!(kv["labels"]["instance"], "full");
-    assert_eq!(kv["labels"]["service"], "chat");
-    assert_eq!(kv["labels"]["engine"], "vllm");
-    assert_eq!(kv["labels"]["severity"], "warning");
-    assert_eq!(kv["value"], "9.7e-01", "as Prometheus writes it");
-    assert_eq!(
-        kv["annotations"]["description"],
-        "full: KV cache 97% full; expect preemptions and queueing."
+    let absent = find("LLMExpectedMetricsAbsent");
+    assert_eq!(absent["state"], "pending", "its `for` is 10 minutes");
+    assert_eq!(absent["labels"]["instance"], "renamed");
+    assert_eq!(absent["labels"]["service"], "chat");
+    assert_eq!(absent["labels"]["severity"], "warning");
+    assert_eq!(absent["value"], "1e+00", "as Prometheus writes it");
+    assert!(
+        absent["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("renamed answers scrapes but llm:requests_running"),
+        "{absent}"
     );
     assert_eq!(
-        kv["annotations"]["runbook_url"],
-        "https://runbook.test/#llmkvcachenearlyfull"
+        absent["annotations"]["runbook_url"],
+        "https://runbook.test/#llmexpectedmetricsabsent"
     );
     let down = find("LLMTargetDown");
     assert_eq!(down["labels"]["instance"], "gone");
     assert_eq!(down["state"], "pending");
     // A 5-minute window is not covered a second after start: not enough data, not "ok".
     let unjudged = alerts["data"]["not_enough_data"].as_array().unwrap();
-    let error_ratio = unjudged
-        .iter()
-        .find(|u| u["alertname"] == "LLMHighErrorRatio" && u["labels"]["instance"] == "full")
-        .unwrap_or_else(|| panic!("{alerts}"));
-    assert!(
-        error_ratio["reason"]
-            .as_str()
-            .unwrap()
-            .contains("the alert reads 5m"),
-        "{error_ratio}"
-    );
+    for (name, says) in [
+        ("LLMHighErrorRatio", "the alert reads 5m"),
+        ("LLMKVCacheNearlyFull", "the alert reads 300 s"),
+    ] {
+        let verdict = unjudged
+            .iter()
+            .find(|u| u["alertname"] == name && u["labels"]["instance"] == "renamed")
+            .unwrap_or_else(|| panic!("{name}: {alerts}"));
+        assert!(
+            verdict["reason"].as_str().unwrap().contains(says),
+            "{verdict}"
+        );
+    }
     let (_, metrics) = get(&format!("{}/metrics", up.base));
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("llmwatch_alerts{") && l.contains("LLMKVCacheNearlyFull"))
+        .find(|l| l.starts_with("llmwatch_alerts{") && l.contains("LLMExpectedMetricsAbsent"))
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(
         line.contains("state=\"pending\"") && line.ends_with(" 1"),

@@ -367,27 +367,13 @@ fn up_and_prometheus_with_the_exported_rules_fire_the_same_alerts_through_an_inc
             "{name}: {firing} firing and {quiet} quiet minutes compared"
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    let deployed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules");
-    for file in [
-        "llm-schema-llmwatch.yml",
-        "llm-aggregates.yml",
-        "llm-alerts.yml",
-    ] {
-        std::fs::copy(deployed.join(file), rules.join(file)).unwrap();
-    }
-    std::fs::write(dir.path().join("agreement_test.yml"), &test).unwrap();
-    let out = std::process::Command::new(promtool)
-        .args(["test", "rules", "agreement_test.yml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let report =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "Prometheus disagrees with up:\n{report}"
+    crate::alert_scenarios::promtool_agrees(
+        &promtool,
+        &[
+            "llm-schema-llmwatch.yml",
+            "llm-aggregates.yml",
+            "llm-alerts.yml",
+        ],
+        &test,
     );
 }

@@ -9,6 +9,7 @@
     clippy::print_stderr
 )]
 
+mod alert_scenarios;
 mod alerts;
 mod alerts_agreement;
 mod bad_input;

@@ -163,7 +163,7 @@ fn the_overview_is_filtered_grouped_sorted_and_paged_on_the_server() {
         ("sort=nonsense", "ttft.2"),
         ("sort=ttft.7", "not `target` or a column"),
         ("order=up", "`asc` or `desc`"),
-        ("window=2h", "at most 60 min"),
+        ("window=7h", "at most 360 min"),
     ] {
         let (status, body) = get(&format!("{}/api/v1/overview?{query}", up.base));
         assert_eq!(status, 400, "{query}: {body}");

@@ -14,6 +14,7 @@ pub use tgi::{render_tgi, tgi_buckets};
 pub use vllm::{VllmVersion, render_vllm};
 
 use super::engine::{Profile, Totals};
+use super::front::{Exposure, FrontCounts};
 use super::record::{Buckets, Histogram, Latencies};
 use crate::exposition::{write_family_header, write_series};
 
@@ -36,6 +37,86 @@ pub struct Snapshot<'a> {
     pub started_unix: f64,
     /// Capacity in force (vLLM's `cache_config_info`).
     pub profile: &'a Profile,
+    /// Requests the front end refused before the engine saw them.
+    pub front: FrontCounts,
+    /// What a scenario changed about the endpoint.
+    pub exposure: Exposure,
+}
+
+/// Which engine a simulated server imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// vLLM of the given release.
+    Vllm(VllmVersion),
+    /// TGI 3.x.
+    Tgi,
+    /// llama.cpp server.
+    LlamaCpp,
+    /// SGLang 0.5.
+    Sglang,
+}
+
+/// Renders one engine's `/metrics` scrape after scrape, keeping what a dialect carries
+/// between them: llama.cpp's throughput gauges cover the time since the previous scrape,
+/// and TGI's family order changes per scrape.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    dialect: Dialect,
+    previous: Totals,
+    scrapes: u64,
+    pid: u32,
+}
+
+impl Renderer {
+    /// A renderer for `dialect`; `pid` is the process id SGLang writes in its labels.
+    pub fn new(dialect: Dialect, pid: u32) -> Renderer {
+        Renderer {
+            dialect,
+            previous: Totals::default(),
+            scrapes: 0,
+            pid,
+        }
+    }
+
+    /// The next scrape's body and its content type. Without the engine's own families
+    /// only vLLM has anything left to write (its HTTP and process families).
+    pub fn render(&mut self, s: &Snapshot<'_>) -> (String, &'static str) {
+        self.scrapes += 1;
+        if !s.exposure.engine_families && !matches!(self.dialect, Dialect::Vllm(_)) {
+            return (String::new(), "text/plain; version=0.0.4; charset=utf-8");
+        }
+        match self.dialect {
+            Dialect::Vllm(version) => (
+                render_vllm(s, version),
+                "text/plain; version=1.0.0; charset=utf-8",
+            ),
+            Dialect::Tgi => (render_tgi(s, self.scrapes), "text/plain; charset=utf-8"),
+            Dialect::Sglang => (
+                render_sglang(s, self.pid),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            Dialect::LlamaCpp => {
+                let previous = std::mem::replace(&mut self.previous, s.totals.clone());
+                let t = s.totals;
+                let window = ScrapeWindow {
+                    prompt_tokens: (t.prompt_tokens - t.cached_tokens)
+                        .saturating_sub(previous.prompt_tokens - previous.cached_tokens),
+                    prompt_seconds: t.prefill_seconds - previous.prefill_seconds,
+                    generated_tokens: t.generated_tokens - previous.generated_tokens,
+                    generated_seconds: t.decode_seconds - previous.decode_seconds,
+                };
+                let busy = if t.steps > 0 {
+                    t.generated_tokens as f64 / t.steps as f64
+                } else {
+                    0.0
+                };
+                (
+                    render_llamacpp(s, &window, busy),
+                    "text/plain; version=0.0.4",
+                )
+            }
+        }
+    }
 }
 
 /// vLLM's bucket families (`vllm/v1/metrics/buckets.py`), token buckets for a

@@ -39,6 +39,8 @@ fn snapshot<'a>(engine: &'a Engine, recorder: &'a Recorder) -> Snapshot<'a> {
         latencies: recorder.latencies(),
         started_unix: 1_795_813_765.756_2,
         profile: engine.profile(),
+        front: FrontCounts::default(),
+        exposure: Exposure::default(),
     }
 }
 

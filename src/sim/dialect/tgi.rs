@@ -101,10 +101,20 @@ pub fn render_tgi(s: &Snapshot<'_>, order_seed: u64) -> String {
             },
         ),
     ];
-    if t.rejected_too_long > 0 {
+    // Each `err` child appears with its first failure, as the exporter creates it on use.
+    let failures: Vec<(&str, u64)> = [
+        ("validation", t.rejected_too_long),
+        ("generation", s.front.server_errors),
+        ("overloaded", s.front.overloaded),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
+    if !failures.is_empty() {
         families.push(family("tgi_request_failure", None, "counter", |out| {
-            let n = t.rejected_too_long.to_string();
-            write_raw(out, "tgi_request_failure", [("err", "validation")], &n);
+            for (err, n) in &failures {
+                write_raw(out, "tgi_request_failure", [("err", *err)], &n.to_string());
+            }
         }));
     }
     if l.e2e.count > 0 {

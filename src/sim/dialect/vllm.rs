@@ -80,6 +80,126 @@ impl Writer<'_> {
         write_raw(&mut self.out, name, labels, "1.0");
     }
 
+    /// Front-end queue-limit rejections (HTTP 429): labelled by model only, no `engine`.
+    fn admission_rejections(&mut self, model: &str, n: u64) {
+        let base = "vllm:admission_rejections";
+        let help = "Number of requests rejected by admission control.";
+        let labels = [("model_name", model), ("reason", "max_num_queued_reqs")];
+        header(&mut self.out, &format!("{base}_total"), help, "counter");
+        write_raw(
+            &mut self.out,
+            &format!("{base}_total"),
+            labels,
+            &py_float(n as f64),
+        );
+        header(&mut self.out, &format!("{base}_created"), help, "gauge");
+        write_raw(
+            &mut self.out,
+            &format!("{base}_created"),
+            labels,
+            &self.created,
+        );
+    }
+
+    /// `lora_requests_info`: one series per set of running adapters seen, its value a Unix
+    /// time; the simulator has seen each adapter running alone.
+    fn lora_requests(&mut self, adapters: u32, started_unix: f64) {
+        if adapters == 0 {
+            return;
+        }
+        let name = "vllm:lora_requests_info";
+        header(
+            &mut self.out,
+            name,
+            "Running stats on lora requests.",
+            "gauge",
+        );
+        let max_lora = adapters.to_string();
+        for i in 0..adapters {
+            let running = format!("adapter-{i}");
+            let labels = [
+                ("max_lora", max_lora.as_str()),
+                ("running_lora_adapters", running.as_str()),
+                ("waiting_lora_adapters", ""),
+            ];
+            write_raw(
+                &mut self.out,
+                name,
+                labels,
+                &py_float(started_unix + f64::from(i)),
+            );
+        }
+    }
+
+    /// What the API server's instrumentation and `prometheus_client`'s default collectors
+    /// add: HTTP requests by status class and the process. Present whatever the engine's
+    /// own families do.
+    fn http_and_process(&mut self, s: &Snapshot<'_>) {
+        let t = s.totals;
+        let name = "http_requests_total";
+        header(
+            &mut self.out,
+            name,
+            "Total number of requests by method, status and handler.",
+            "counter",
+        );
+        let answered = [
+            ("2xx", t.finished_stop + t.finished_length + t.aborted),
+            ("4xx", t.rejected_too_long + s.front.overloaded),
+            ("5xx", s.front.server_errors),
+        ];
+        for (status, n) in answered {
+            let labels = [
+                ("handler", "/v1/chat/completions"),
+                ("method", "POST"),
+                ("status", status),
+            ];
+            write_raw(&mut self.out, name, labels, &py_float(n as f64));
+        }
+        let busy = t.prefill_seconds + t.decode_seconds;
+        for (name, help, kind, value) in [
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                "gauge",
+                3.4e10,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                "gauge",
+                2.9e9,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                "gauge",
+                s.started_unix,
+            ),
+            (
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
+                "counter",
+                0.15 * busy,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                "gauge",
+                83.0,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                "gauge",
+                1_048_576.0,
+            ),
+        ] {
+            header(&mut self.out, name, help, kind);
+            write_raw(&mut self.out, name, [], &py_float(value));
+        }
+    }
+
     fn finish_reasons(&mut self, reasons: &[(&str, u64)]) {
         let name = "vllm:request_success_total";
         let help = "Count of successfully processed requests.";
@@ -104,6 +224,10 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
         labels: [("engine", "0"), ("model_name", s.model)],
         created: py_float(s.started_unix),
     };
+    if !s.exposure.engine_families {
+        w.http_and_process(s);
+        return w.out;
+    }
     let t = s.totals;
     let old = version == VllmVersion::V0_10;
     w.gauge(
@@ -195,11 +319,14 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
             ("stop", t.finished_stop),
             ("length", t.finished_length),
             ("abort", t.aborted),
-            ("error", 0),
+            ("error", s.front.server_errors),
             ("repetition", 0),
         ]
     };
     w.finish_reasons(reasons);
+    if !old {
+        w.admission_rejections(s.model, s.front.overloaded);
+    }
     let l = s.latencies;
     w.histogram(
         "vllm:request_prompt_tokens",
@@ -262,6 +389,8 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
         w.histogram(&format!("vllm:{name}_seconds"), &help, h);
     }
     w.cache_config(s.profile);
+    w.lora_requests(s.exposure.lora_adapters, s.started_unix);
+    w.http_and_process(s);
     w.out
 }
 

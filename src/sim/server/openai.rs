@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::{App, Dialect, MAX_TOKENS, authorised, lock};
 use crate::sim::engine::{Event, Finish, RequestSpec};
 use crate::sim::faults::{FAULT_HEADER, Fault};
+use crate::sim::front::Refusal;
 
 /// An OpenAI-style error answer.
 pub(super) struct ApiError {
@@ -216,6 +217,7 @@ async fn serve(app: Arc<App>, headers: &HeaderMap, body: &[u8], route: Route) ->
         );
     }
     if app.dead.load(Ordering::SeqCst) {
+        app.front.count(Refusal::ServerError);
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the engine is dead",
@@ -231,21 +233,27 @@ async fn serve(app: Arc<App>, headers: &HeaderMap, body: &[u8], route: Route) ->
         Err(e) => return e.into_response(),
     };
     let max_waiting = lock(&app.dice).rates().max_waiting;
-    if max_waiting.is_some_and(|limit| app.engine.state().waiting >= limit) {
+    if max_waiting.is_some_and(|limit| app.engine.waiting() >= limit) {
+        app.front.count(Refusal::Overloaded);
         return overloaded();
     }
     match fault {
         Some(Fault::Error) => {
+            app.front.count(Refusal::ServerError);
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "simulated engine error",
                 "server_error",
             );
         }
-        Some(Fault::Overloaded) => return overloaded(),
+        Some(Fault::Overloaded) => {
+            app.front.count(Refusal::Overloaded);
+            return overloaded();
+        }
         Some(Fault::Reset) => return reset(),
         Some(Fault::Die) => {
             app.dead.store(true, Ordering::SeqCst);
+            app.front.count(Refusal::ServerError);
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the engine died",

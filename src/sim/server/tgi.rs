@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::openai::{ApiError, api_error, error, natural_length, word};
 use super::{App, MAX_TOKENS, authorised};
 use crate::sim::engine::{Event, Finish, RequestSpec};
+use crate::sim::front::Refusal;
 
 fn parse(body: &[u8], seed: u64) -> Result<(RequestSpec, bool), ApiError> {
     let json: Value = serde_json::from_slice(body).map_err(|e| {
@@ -68,6 +69,7 @@ async fn admit(
         ));
     }
     if app.dead.load(Ordering::SeqCst) {
+        app.front.count(Refusal::ServerError);
         return Err(api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the engine is dead",
@@ -75,10 +77,10 @@ async fn admit(
         ));
     }
     let (spec, details) = parse(body, app.seed)?;
-    let events = app
-        .engine
-        .submit(spec)
-        .map_err(|e| api_error(StatusCode::TOO_MANY_REQUESTS, &e.to_string(), "overloaded"))?;
+    let events = app.engine.submit(spec).map_err(|e| {
+        app.front.count(Refusal::Overloaded);
+        api_error(StatusCode::TOO_MANY_REQUESTS, &e.to_string(), "overloaded")
+    })?;
     Ok((events, details))
 }
 
