@@ -1,6 +1,6 @@
 //! One alert's condition over `up`'s state, per target (and model, for the alerts over a
 //! model's numbers): true with its value, false, or not enough data to say. Windows are read
-//! from each target's rollup (`collect::rollup`, up to 1 h), the queue's slope from its
+//! from each target's rollup (`collect::rollup`, up to 6 h), the queue's slope from its
 //! history. A window the target's data does not cover (90 % of it) is "not enough data",
 //! never a false "ok".
 
@@ -279,6 +279,24 @@ fn window_sums(at: &At<'_>, window: &'static str) -> Result<Sums, String> {
     result
 }
 
+/// A gauge's mean over the last `window`, from the rollup's steps (30 at most) rather than a
+/// walk over the decoded history; `None` without the gauge.
+fn gauge_mean(
+    at: &At<'_>,
+    signal: &'static str,
+    window: &'static str,
+) -> Result<Option<f64>, String> {
+    let span = seconds(window);
+    let grid = Grid::new(at.now, span, crate::collect::rollup::STEPS)?;
+    let Some((mean, covered)) = at.rollup.gauge_mean(at.model, &grid, Source::Gauge(signal)) else {
+        return Ok(None);
+    };
+    if covered < 0.9 * span {
+        return Err(format!("{covered:.0} s of data, the alert reads {window}"));
+    }
+    Ok(Some(mean))
+}
+
 /// Failed over finished requests in `sums`; `None` when nothing finished (Prometheus divides
 /// by `(all > 0)`: no series).
 fn error_ratio(sums: &Sums) -> Option<f64> {
@@ -341,10 +359,7 @@ fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, String> {
             .buckets(Source::Histogram(signal))
             .and_then(|b| histogram_quantile(q, &b)),
         Quantity::Gauge(signal) => latest_gauge(at.status, signal, at.model),
-        Quantity::Average(signal, window) => {
-            let samples = gauge_samples(at.history, signal, at.model, seconds(window), at.now)?;
-            Some(samples.iter().map(|(_, v)| v).sum::<f64>() / samples.len() as f64)
-        }
+        Quantity::Average(signal, window) => gauge_mean(at, signal, window)?,
         Quantity::Rate(signal, window) => {
             window_sums(at, window)?.rate(Source::Counter(signal, Outcomes::All))
         }

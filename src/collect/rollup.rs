@@ -495,6 +495,27 @@ impl Rollup {
             .or_else(|| Some(tier.added_up(&grid, &rollup.shape)))
     }
 
+    /// The mean of a gauge over `grid`'s steps (each step's latest value, in the steps that
+    /// have one: with scrapes 10 s or more apart, the mean of the scraped values) and the
+    /// seconds of scraping the steps cover; `None` without the model or the gauge. At most
+    /// 30 steps are read, whatever the history holds.
+    pub fn gauge_mean(&self, model: &str, grid: &Grid, source: Source) -> Option<(f64, f64)> {
+        let rollup = self.models.get(model)?;
+        let grid = self.aligned(grid);
+        let tier = rollup.tiers.get(grid.tier)?;
+        let s = sources().iter().position(|x| *x == source)?;
+        let slot = *rollup.shape.offsets.get(s)?;
+        let (mut sum, mut n, mut covered) = (0.0, 0u32, 0.0);
+        for step in grid.steps_of(tier) {
+            covered += step.covered;
+            if step.present & (1 << s) != 0 {
+                sum += f64::from(*step.values.get(slot)?);
+                n += 1;
+            }
+        }
+        (n > 0).then(|| (sum / f64::from(n), covered))
+    }
+
     /// The sums of each of `grid`'s steps for `model`, oldest first.
     pub fn steps(&self, model: &str, grid: &Grid) -> Option<Vec<Sums>> {
         let rollup = self.models.get(model)?;

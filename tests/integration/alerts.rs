@@ -67,7 +67,7 @@ fn missing_core_series_and_a_down_target_go_pending_and_short_windows_say_not_en
     let unjudged = alerts["data"]["not_enough_data"].as_array().unwrap();
     for (name, says) in [
         ("LLMHighErrorRatio", "the alert reads 5m"),
-        ("LLMKVCacheNearlyFull", "the alert reads 300 s"),
+        ("LLMKVCacheNearlyFull", "the alert reads 5m"),
     ] {
         let verdict = unjudged
             .iter()
