@@ -5,7 +5,7 @@
 //! never a false "ok".
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::catalog::alerts::{Alert, Condition, Quantity, Sli, Slo};
@@ -14,8 +14,8 @@ use crate::collect::history::{Part, SeriesKey, histogram_quantile};
 use crate::collect::rollup::{Grid, Rollup, Sums};
 use crate::collect::state::{Health, Store, TargetStatus};
 
-/// Labels of an alert's series.
-pub type Labels = BTreeMap<String, String>;
+use super::labels::{LabelCache, identified};
+pub use super::labels::{Labels, fingerprint};
 
 /// What a condition says about one series.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,39 @@ pub enum Verdict {
     /// False.
     False,
     /// The data does not reach back over the alert's window, or is not kept at all.
-    NotEnoughData(String),
+    NotEnoughData(Shortfall),
+}
+
+/// Why a verdict cannot be given. Formatted only when read: while history is short a round
+/// has thousands of them, and formatting each cost more than judging it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shortfall {
+    /// Only `seconds` of data for a window of `window`.
+    Covered {
+        /// Seconds of scraping covered.
+        seconds: f64,
+        /// The window the alert reads.
+        window: &'static str,
+    },
+    /// Anything else, said in words.
+    Said(String),
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shortfall::Covered { seconds, window } => {
+                write!(f, "{seconds:.0} s of data, the alert reads {window}")
+            }
+            Shortfall::Said(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<String> for Shortfall {
+    fn from(text: String) -> Shortfall {
+        Shortfall::Said(text)
+    }
 }
 
 /// One series of an alert: its labels and what the condition says.
@@ -49,36 +81,16 @@ fn seconds(window: &str) -> f64 {
     crate::cli::parse_duration(window).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The labels every series of a target carries.
-fn target_labels(status: &TargetStatus) -> Labels {
-    let mut labels: Labels = status.target.labels.clone().into_iter().collect();
-    labels.insert("instance".into(), status.target.name.clone());
-    labels
-}
-
-/// FNV-1a over `bytes`: a fingerprint, cheap to compute every round.
-pub fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Shared labels and their fingerprint (names and values separated by bytes no UTF-8 text
-/// holds).
-fn identified(labels: Labels) -> (Arc<Labels>, u64) {
-    let mut bytes = Vec::with_capacity(128);
-    for (k, v) in &labels {
-        bytes.extend_from_slice(k.as_bytes());
-        bytes.push(0xff);
-        bytes.extend_from_slice(v.as_bytes());
-        bytes.push(0xfe);
-    }
-    (Arc::new(labels), fingerprint(&bytes))
-}
-
 /// Every alert of `alerts` over every target of `store` at `now`: per alert, its series.
 /// Target by target, so each model's window sums are added up once for all alerts.
-pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec<Series>> {
+pub fn evaluate(
+    alerts: &[Alert],
+    store: &Store,
+    slo: &Slo,
+    now: f64,
+    cache: &mut LabelCache,
+) -> Vec<Vec<Series>> {
+    cache.begin();
     let mut out: Vec<Vec<Series>> = alerts.iter().map(|_| Vec::new()).collect();
     // An alert that reads further back than `up` keeps is one series that says so, not one
     // per target every round.
@@ -91,7 +103,7 @@ pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec
                 series.push(Series {
                     labels,
                     fingerprint,
-                    verdict: Verdict::NotEnoughData(reason),
+                    verdict: Verdict::NotEnoughData(Shortfall::Said(reason)),
                 });
                 false
             }
@@ -99,8 +111,8 @@ pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec
         })
         .collect();
     for status in store.statuses() {
-        let labels = target_labels(&status);
-        let (shared, fingerprint) = identified(labels.clone());
+        let mut labels = cache.target(&status);
+        let (shared, fingerprint) = labels.identified();
         for ((alert, series), reachable) in alerts.iter().zip(&mut out).zip(&reachable) {
             if !reachable {
                 continue;
@@ -121,7 +133,7 @@ pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec
             .last_good
             .as_ref()
             .and_then(|g| g.engine)
-            .map(|e| e.as_str().to_string());
+            .map(crate::engines::Engine::as_str);
         let found = store.with_history(&status.target.name, |history| {
             let rollup = history.rollup();
             rollup
@@ -148,12 +160,7 @@ pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec
                 .collect::<Vec<_>>()
         });
         for (model, verdicts) in found.unwrap_or_default() {
-            let mut labels = labels.clone();
-            labels.insert("model".into(), model);
-            if let Some(engine) = &engine {
-                labels.insert("engine".into(), engine.clone());
-            }
-            let (shared, fingerprint) = identified(labels);
+            let (shared, fingerprint) = labels.model(&model, engine);
             for (verdict, series) in verdicts.into_iter().zip(&mut out) {
                 if let Some(verdict) = verdict {
                     series.push(Series {
@@ -165,6 +172,7 @@ pub fn evaluate(alerts: &[Alert], store: &Store, slo: &Slo, now: f64) -> Vec<Vec
             }
         }
     }
+    cache.end();
     out
 }
 
@@ -196,7 +204,7 @@ fn target_verdict(
         Condition::TargetDown => match status.health {
             Health::Down => Verdict::True(0.0),
             Health::Up => Verdict::False,
-            Health::Unknown => Verdict::NotEnoughData("not scraped yet".into()),
+            Health::Unknown => Verdict::NotEnoughData(Shortfall::Said("not scraped yet".into())),
         },
         Condition::CoreSignalsAbsent => core_signals(status),
         _ => return None,
@@ -211,7 +219,7 @@ fn samples_exploding(
     store: &Store,
     now: f64,
     factor: f64,
-    window: &str,
+    window: &'static str,
 ) -> Option<Verdict> {
     let samples = status
         .last_good
@@ -219,18 +227,24 @@ fn samples_exploding(
         .filter(|_| status.health == Health::Up)?
         .samples as f64;
     let span = seconds(window);
-    let (median, covered) = store
-        .with_sample_counts(&status.target.name, |c| c.median_since(now - span))
+    // The span first: a median over too short a span is not needed.
+    let median = store
+        .with_sample_counts(&status.target.name, |c| {
+            let covered = c.span_since(now - span)?;
+            Some(if covered < 0.9 * span {
+                Err(covered)
+            } else {
+                Ok(c.median_since(now - span)?.0)
+            })
+        })
         .flatten()?;
-    Some(if covered < 0.9 * span {
-        Verdict::NotEnoughData(format!(
-            "the alert reads {window}; the sample counts cover {:.0} min",
-            covered / 60.0
-        ))
-    } else if samples > factor * median {
-        Verdict::True(samples)
-    } else {
-        Verdict::False
+    Some(match median {
+        Err(covered) => Verdict::NotEnoughData(Shortfall::Covered {
+            seconds: covered,
+            window,
+        }),
+        Ok(median) if samples > factor * median => Verdict::True(samples),
+        Ok(_) => Verdict::False,
     })
 }
 
@@ -256,8 +270,11 @@ fn core_signals(status: &TargetStatus) -> Verdict {
 
 /// The sums over the last `window` for one model, or why there are none (added up once per
 /// round and window).
-fn window_sums(at: &At<'_>, window: &'static str) -> Result<Sums, String> {
-    if let Some(found) = at.windows.borrow().get(window) {
+/// One window's sums, shared, or why there are none.
+type WindowSums = Result<Rc<Sums>, Shortfall>;
+
+fn window_sums(at: &At<'_>, window: &'static str) -> WindowSums {
+    if let Some((_, found)) = at.windows.borrow().iter().find(|(w, _)| *w == window) {
         return found.clone();
     }
     let result = (|| {
@@ -268,14 +285,14 @@ fn window_sums(at: &At<'_>, window: &'static str) -> Result<Sums, String> {
             .total(at.model, &grid)
             .ok_or_else(|| format!("no data for {}", at.model))?;
         if sums.covered() < 0.9 * span {
-            return Err(format!(
-                "{:.0} s of data, the alert reads {window}",
-                sums.covered()
-            ));
+            return Err(Shortfall::Covered {
+                seconds: sums.covered(),
+                window,
+            });
         }
-        Ok(sums)
+        Ok(Rc::new(sums))
     })();
-    at.windows.borrow_mut().insert(window, result.clone());
+    at.windows.borrow_mut().push((window, result.clone()));
     result
 }
 
@@ -285,14 +302,17 @@ fn gauge_mean(
     at: &At<'_>,
     signal: &'static str,
     window: &'static str,
-) -> Result<Option<f64>, String> {
+) -> Result<Option<f64>, Shortfall> {
     let span = seconds(window);
     let grid = Grid::new(at.now, span, crate::collect::rollup::STEPS)?;
     let Some((mean, covered)) = at.rollup.gauge_mean(at.model, &grid, Source::Gauge(signal)) else {
         return Ok(None);
     };
     if covered < 0.9 * span {
-        return Err(format!("{covered:.0} s of data, the alert reads {window}"));
+        return Err(Shortfall::Covered {
+            seconds: covered,
+            window,
+        });
     }
     Ok(Some(mean))
 }
@@ -333,8 +353,9 @@ struct At<'a> {
     status: &'a TargetStatus,
     model: &'a str,
     now: f64,
-    /// Window sums already added up, by window.
-    windows: RefCell<BTreeMap<&'static str, Result<Sums, String>>>,
+    /// Window sums already added up, by window (shared, not copied, by the alerts reading
+    /// the same window).
+    windows: RefCell<Vec<(&'static str, WindowSums)>>,
 }
 
 /// A gauge's value in the last good scrape, exactly as scraped.
@@ -352,9 +373,9 @@ fn latest_gauge(status: &TargetStatus, signal: &str, model: &str) -> Option<f64>
     crate::catalog::panels::Aggregation::of(signal).combine(values)
 }
 
-fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, String> {
+fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, Shortfall> {
     Ok(match q {
-        Quantity::ErrorRatio(window) => error_ratio(&window_sums(at, window)?),
+        Quantity::ErrorRatio(window) => error_ratio(window_sums(at, window)?.as_ref()),
         Quantity::Quantile(signal, q, window) => window_sums(at, window)?
             .buckets(Source::Histogram(signal))
             .and_then(|b| histogram_quantile(q, &b)),
@@ -377,8 +398,8 @@ fn model_verdict(alert: &Alert, slo: &Slo, at: &At<'_>) -> Option<Verdict> {
             short,
         } => (|| {
             let threshold = factor * slo.budget(which);
-            let long = sli(which, slo, &window_sums(at, long)?);
-            let short = sli(which, slo, &window_sums(at, short)?);
+            let long = sli(which, slo, window_sums(at, long)?.as_ref());
+            let short = sli(which, slo, window_sums(at, short)?.as_ref());
             Ok(long.filter(|l| *l > threshold && short.is_some_and(|s| s > threshold)))
         })(),
         Condition::BacklogGrowing { above, window } => (|| {

@@ -11,6 +11,7 @@
 
 pub mod deliver;
 pub mod eval;
+mod labels;
 pub mod template;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -132,7 +133,7 @@ pub struct Unjudged {
     /// The series' labels.
     pub labels: Arc<Labels>,
     /// Why.
-    pub reason: String,
+    pub reason: eval::Shortfall,
 }
 
 /// Every alert's state after the latest round.
@@ -143,6 +144,8 @@ pub struct Alerts {
     unjudged: Vec<Unjudged>,
     evaluated_at: Option<f64>,
     settings: Settings,
+    /// Series labels kept between rounds.
+    labels: labels::LabelCache,
 }
 
 /// What the evaluator needs besides the store.
@@ -166,7 +169,7 @@ impl Alerts {
     /// One round: every alert over `store` at `now`.
     pub fn evaluate(&mut self, store: &Store, now: f64) {
         self.unjudged.clear();
-        let all = eval::evaluate(&ALERTS, store, &self.settings.slo, now);
+        let all = eval::evaluate(&ALERTS, store, &self.settings.slo, now, &mut self.labels);
         let mut seen = HashSet::with_hasher(Fingerprinted::default());
         for (alert, series) in ALERTS.iter().zip(all) {
             self.update(alert, series, now, &mut seen);
@@ -278,7 +281,7 @@ impl Alerts {
         let unjudged: Vec<Json> = self
             .unjudged
             .iter()
-            .map(|u| json!({"alertname": u.name, "labels": *u.labels, "reason": u.reason}))
+            .map(|u| json!({"alertname": u.name, "labels": *u.labels, "reason": u.reason.to_string()}))
             .collect();
         json!({
             "status": "success",

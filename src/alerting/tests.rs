@@ -156,7 +156,8 @@ fn a_window_not_yet_covered_is_not_enough_data_and_a_healthy_target_fires_nothin
         .iter()
         .find(|u| u.name == "LLMHighErrorRatio")
         .unwrap()
-        .reason;
+        .reason
+        .to_string();
     assert!(reason.contains("the alert reads 5m"), "{reason}");
     // After an hour of health: judged, and nothing fires.
     for i in 13..=730 {

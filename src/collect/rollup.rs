@@ -252,11 +252,37 @@ impl Tier {
         sums
     }
 
+    /// Whether `grid` reads exactly the steps kept (one tier step per grid step, all of them,
+    /// ending at the newest), so the running sum answers it.
+    fn is_whole(&self, grid: &Grid) -> bool {
+        self.steps.back().is_some_and(|newest| {
+            grid.per_step == 1 && grid.count == STEPS && newest.index == grid.end
+        })
+    }
+
+    /// A gauge's mean over `grid` (each step's latest value, in the steps that have one) and
+    /// the seconds covered: from the running sum when the grid is the whole tier.
+    fn gauge_mean(&self, grid: &Grid, slot: usize, source: usize) -> Option<(f64, f64)> {
+        if self.is_whole(grid) {
+            let n = *self.running.present.get(source)?;
+            let sum = *self.running.sum.get(slot)?;
+            return (n > 0).then(|| (sum / f64::from(n), self.running.covered));
+        }
+        let (mut sum, mut n, mut covered) = (0.0, 0u32, 0.0);
+        for step in grid.steps_of(self) {
+            covered += step.covered;
+            if step.present & (1 << source) != 0 {
+                sum += f64::from(*step.values.get(slot)?);
+                n += 1;
+            }
+        }
+        (n > 0).then(|| (sum / f64::from(n), covered))
+    }
+
     /// The running sum as the sums of the whole tier, when `grid` reads exactly the steps
-    /// kept (one tier step per grid step, all of them, ending at the newest).
+    /// kept.
     fn whole(&self, grid: &Grid, shape: &Arc<Shape>) -> Option<Sums> {
-        let newest = self.steps.back()?;
-        if grid.per_step != 1 || grid.count != STEPS || newest.index != grid.end {
+        if !self.is_whole(grid) {
             return None;
         }
         let mut sums = Sums::empty(shape);
@@ -497,23 +523,15 @@ impl Rollup {
 
     /// The mean of a gauge over `grid`'s steps (each step's latest value, in the steps that
     /// have one: with scrapes 10 s or more apart, the mean of the scraped values) and the
-    /// seconds of scraping the steps cover; `None` without the model or the gauge. At most
-    /// 30 steps are read, whatever the history holds.
+    /// seconds of scraping the steps cover; `None` without the model or the gauge. A window
+    /// of a whole tier reads its running sum; any other, at most 30 steps.
     pub fn gauge_mean(&self, model: &str, grid: &Grid, source: Source) -> Option<(f64, f64)> {
         let rollup = self.models.get(model)?;
         let grid = self.aligned(grid);
         let tier = rollup.tiers.get(grid.tier)?;
         let s = sources().iter().position(|x| *x == source)?;
         let slot = *rollup.shape.offsets.get(s)?;
-        let (mut sum, mut n, mut covered) = (0.0, 0u32, 0.0);
-        for step in grid.steps_of(tier) {
-            covered += step.covered;
-            if step.present & (1 << s) != 0 {
-                sum += f64::from(*step.values.get(slot)?);
-                n += 1;
-            }
-        }
-        (n > 0).then(|| (sum / f64::from(n), covered))
+        tier.gauge_mean(&grid, slot, s)
     }
 
     /// The sums of each of `grid`'s steps for `model`, oldest first.

@@ -2,6 +2,7 @@
 //! label's cardinality growing (doctor) and to compare the count with its 6-hour median (the
 //! `LLMScrapeSamplesExploding` alert), at 6 KB per target whatever the scrape interval.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 /// Minutes kept.
@@ -11,7 +12,15 @@ const MINUTES: usize = 6 * 60;
 #[derive(Debug, Clone, Default)]
 pub struct SampleCounts {
     points: VecDeque<(f64, usize)>,
+    /// The last median computed and what it was computed from: past minutes never change, so
+    /// the alert round sorts 360 counts once a minute (or when the newest minute's count
+    /// rises), not for every target every round.
+    median: Cell<Option<(MedianKey, f64)>>,
 }
+
+/// What a median depends on: the first minute read, how many points there were, and the
+/// newest point.
+type MedianKey = (f64, usize, (f64, usize));
 
 impl SampleCounts {
     /// Records `samples` scraped at `at` (Unix seconds).
@@ -38,15 +47,17 @@ impl SampleCounts {
     /// first minute's start to the last's end).
     pub fn median_since(&self, since: f64) -> Option<(f64, f64)> {
         let floor = (since / 60.0).floor() * 60.0;
-        let mut counts: Vec<usize> = Vec::new();
-        let mut first = None;
-        let mut last = 0.0;
-        for (m, n) in self.points.iter().filter(|(m, _)| *m >= floor) {
-            first.get_or_insert(*m);
-            last = *m;
-            counts.push(*n);
+        let start = self.points.partition_point(|(m, _)| *m < floor);
+        let (first, _) = *self.points.get(start)?;
+        let newest = *self.points.back()?;
+        let span = newest.0 + 60.0 - first;
+        let key = (first, self.points.len() - start, newest);
+        if let Some((cached, median)) = self.median.get()
+            && cached == key
+        {
+            return Some((median, span));
         }
-        let first = first?;
+        let mut counts: Vec<usize> = self.points.range(start..).map(|(_, n)| *n).collect();
         counts.sort_unstable();
         let mid = counts.len() / 2;
         let median = if counts.len() % 2 == 1 {
@@ -54,7 +65,16 @@ impl SampleCounts {
         } else {
             (counts[mid - 1] + counts[mid]) as f64 / 2.0
         };
-        Some((median, last + 60.0 - first))
+        self.median.set(Some((key, median)));
+        Some((median, span))
+    }
+
+    /// The seconds the minutes since `since` span, without the median.
+    pub fn span_since(&self, since: f64) -> Option<f64> {
+        let floor = (since / 60.0).floor() * 60.0;
+        let start = self.points.partition_point(|(m, _)| *m < floor);
+        let (first, _) = *self.points.get(start)?;
+        Some(self.points.back()?.0 + 60.0 - first)
     }
 }
 
