@@ -7,12 +7,14 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::LazyLock;
 
 use crate::catalog::alerts::{Alert, Condition, Quantity, Sli, Slo};
 use crate::catalog::panels::{Outcomes, Source};
 use crate::collect::history::{Part, SeriesKey, histogram_quantile};
 use crate::collect::rollup::{Grid, Rollup, Sums};
-use crate::collect::state::{Health, Store, TargetStatus};
+use crate::collect::state::{Health, Store, TargetState, TargetStatus};
+use crate::engines::{Reading, Signal, signal};
 
 use super::labels::{LabelCache, identified};
 pub use super::labels::{Labels, fingerprint};
@@ -76,6 +78,8 @@ const FINISHED: &str = "llm_requests_finished_total";
 const ERRORS: Outcomes = Outcomes::Only(&crate::catalog::ERROR_OUTCOMES);
 const TTFT: &str = "llm_time_to_first_token_seconds";
 const WAITING: &str = "llm_requests_waiting";
+const RUNNING: &str = "llm_requests_running";
+const TOKENS: &str = "llm_generation_tokens_total";
 
 fn seconds(window: &str) -> f64 {
     crate::cli::parse_duration(window).map_or(0.0, |d| d.as_secs_f64())
@@ -110,14 +114,15 @@ pub fn evaluate(
             None => true,
         })
         .collect();
-    for status in store.statuses() {
-        let mut labels = cache.target(&status);
+    for target in store.targets() {
+        let status = &target.status;
+        let mut labels = cache.target(status);
         let (shared, fingerprint) = labels.identified();
         for ((alert, series), reachable) in alerts.iter().zip(&mut out).zip(&reachable) {
             if !reachable {
                 continue;
             }
-            if let Some(verdict) = target_verdict(alert, &status, store, now) {
+            if let Some(verdict) = target_verdict(alert, &target, now) {
                 series.push(Series {
                     labels: shared.clone(),
                     fingerprint,
@@ -134,7 +139,7 @@ pub fn evaluate(
             .as_ref()
             .and_then(|g| g.engine)
             .map(crate::engines::Engine::as_str);
-        let found = store.with_history(&status.target.name, |history| {
+        let found = target.with_history(|history| {
             let rollup = history.rollup();
             rollup
                 .models()
@@ -143,7 +148,7 @@ pub fn evaluate(
                     let at = At {
                         rollup,
                         history,
-                        status: &status,
+                        status,
                         model,
                         now,
                         windows: RefCell::default(),
@@ -159,7 +164,7 @@ pub fn evaluate(
                 })
                 .collect::<Vec<_>>()
         });
-        for (model, verdicts) in found.unwrap_or_default() {
+        for (model, verdicts) in found {
             let (shared, fingerprint) = labels.model(&model, engine);
             for (verdict, series) in verdicts.into_iter().zip(&mut out) {
                 if let Some(verdict) = verdict {
@@ -191,15 +196,11 @@ fn beyond_reach(alert: &Alert) -> Option<String> {
 }
 
 /// The verdict of an alert about a whole target; `None` for an alert about a model's numbers.
-fn target_verdict(
-    alert: &Alert,
-    status: &TargetStatus,
-    store: &Store,
-    now: f64,
-) -> Option<Verdict> {
+fn target_verdict(alert: &Alert, target: &TargetState, now: f64) -> Option<Verdict> {
+    let status = &target.status;
     Some(match alert.condition {
         Condition::SamplesExploding { factor, window } => {
-            samples_exploding(status, store, now, factor, window)?
+            samples_exploding(target, now, factor, window)?
         }
         Condition::TargetDown => match status.health {
             Health::Down => Verdict::True(0.0),
@@ -215,29 +216,19 @@ fn target_verdict(
 /// counts `up` keeps (Prometheus takes the median of every scrape; per-minute highs differ
 /// from it only while the count moves within a minute). `None` while the target is not up.
 fn samples_exploding(
-    status: &TargetStatus,
-    store: &Store,
+    target: &TargetState,
     now: f64,
     factor: f64,
     window: &'static str,
 ) -> Option<Verdict> {
+    let status = &target.status;
     let samples = status
         .last_good
         .as_ref()
         .filter(|_| status.health == Health::Up)?
         .samples as f64;
     let span = seconds(window);
-    // The span first: a median over too short a span is not needed.
-    let median = store
-        .with_sample_counts(&status.target.name, |c| {
-            let covered = c.span_since(now - span)?;
-            Some(if covered < 0.9 * span {
-                Err(covered)
-            } else {
-                Ok(c.median_since(now - span)?.0)
-            })
-        })
-        .flatten()?;
+    let median = target.with_sample_counts(|c| c.median_since(now - span, 0.9 * span))?;
     Some(match median {
         Err(covered) => Verdict::NotEnoughData(Shortfall::Covered {
             seconds: covered,
@@ -256,12 +247,10 @@ fn core_signals(status: &TargetStatus) -> Verdict {
     else {
         return Verdict::False;
     };
-    let has = |signal: &str| {
-        good.readings
-            .iter()
-            .any(|r| r.signal.name == signal && !r.series.is_empty())
+    let has = |signal: &'static str| {
+        find_reading(&good.readings, signal).is_some_and(|r| !r.series.is_empty())
     };
-    if has("llm_requests_running") && has("llm_generation_tokens_total") {
+    if has(RUNNING) && has(TOKENS) {
         Verdict::False
     } else {
         Verdict::True(1.0)
@@ -358,10 +347,24 @@ struct At<'a> {
     windows: RefCell<Vec<(&'static str, WindowSums)>>,
 }
 
+/// The signal-table rows of the signals the evaluator reads itself, looked up once, so a
+/// reading is found by identity rather than by comparing names.
+static OWN_SIGNALS: LazyLock<[(&'static str, Option<&'static Signal>); 3]> =
+    LazyLock::new(|| [WAITING, RUNNING, TOKENS].map(|name| (name, signal(name))));
+
+/// The reading of signal `name` among `readings`.
+fn find_reading<'r>(readings: &'r [Reading], name: &'static str) -> Option<&'r Reading> {
+    let wanted = OWN_SIGNALS
+        .iter()
+        .find(|(own, _)| std::ptr::eq(*own, name))
+        .map_or_else(|| signal(name), |(_, row)| *row)?;
+    readings.iter().find(|r| std::ptr::eq(r.signal, wanted))
+}
+
 /// A gauge's value in the last good scrape, exactly as scraped.
-fn latest_gauge(status: &TargetStatus, signal: &str, model: &str) -> Option<f64> {
+fn latest_gauge(status: &TargetStatus, signal: &'static str, model: &str) -> Option<f64> {
     let good = status.last_good.as_ref()?;
-    let reading = good.readings.iter().find(|r| r.signal.name == signal)?;
+    let reading = find_reading(&good.readings, signal)?;
     let values = reading
         .series
         .iter()
@@ -420,7 +423,7 @@ fn model_verdict(alert: &Alert, slo: &Slo, at: &At<'_>) -> Option<Verdict> {
             if !quantity(Quantity::Gauge(WAITING), at)?.is_some_and(|w| w > 0.0) {
                 return Ok(None);
             }
-            let tokens = Source::Counter("llm_generation_tokens_total", Outcomes::All);
+            let tokens = Source::Counter(TOKENS, Outcomes::All);
             let recent = window_sums(at, short)?.rate(tokens);
             let reference = window_sums(at, long)?.rate(tokens);
             Ok(match (recent, reference) {

@@ -38,19 +38,30 @@ pub fn identified(labels: Labels) -> Identified {
 /// One target's labels and its models'.
 #[derive(Debug)]
 struct Cached {
-    /// The target they were built from: a reconfigured target is a new `Arc`.
-    target: Arc<Target>,
+    /// The target they were built from, held so its address stays its own.
+    _target: Arc<Target>,
     labels: Labels,
     identified: Identified,
-    /// By model and engine, with the round that last used them.
-    models: HashMap<(String, Option<&'static str>), (Identified, u64)>,
+    /// By model and engine, with the round that last used them (a target serves one model
+    /// or a few: a list, not a map).
+    models: Vec<CachedModel>,
     round: u64,
 }
 
-/// Labels by target name, kept while the targets and models are.
+#[derive(Debug)]
+struct CachedModel {
+    model: String,
+    engine: Option<&'static str>,
+    identified: Identified,
+    used: u64,
+}
+
+/// Labels by target, kept while the targets and models are. Keyed by the target's address:
+/// the entry holds the `Arc`, so no other target can take that address while it is kept, and
+/// a reconfigured target (a new `Arc`) gets a new entry.
 #[derive(Debug, Default)]
 pub struct LabelCache {
-    targets: HashMap<String, Cached>,
+    targets: HashMap<usize, Cached>,
     round: u64,
 }
 
@@ -59,10 +70,10 @@ impl Cached {
         let mut labels: Labels = status.target.labels.clone().into_iter().collect();
         labels.insert("instance".into(), status.target.name.clone());
         Cached {
-            target: status.target.clone(),
+            _target: status.target.clone(),
             identified: identified(labels.clone()),
             labels,
-            models: HashMap::new(),
+            models: Vec::new(),
             round: 0,
         }
     }
@@ -78,7 +89,7 @@ impl LabelCache {
     pub fn end(&mut self) {
         let round = self.round;
         self.targets.retain(|_, t| {
-            t.models.retain(|_, (_, used)| *used == round);
+            t.models.retain(|m| m.used == round);
             t.round == round
         });
     }
@@ -87,11 +98,8 @@ impl LabelCache {
     pub fn target(&mut self, status: &TargetStatus) -> TargetLabels<'_> {
         let cached = self
             .targets
-            .entry(status.target.name.clone())
+            .entry(Arc::as_ptr(&status.target) as usize)
             .or_insert_with(|| Cached::of(status));
-        if !Arc::ptr_eq(&cached.target, &status.target) {
-            *cached = Cached::of(status);
-        }
         cached.round = self.round;
         TargetLabels {
             cached,
@@ -115,10 +123,14 @@ impl TargetLabels<'_> {
 
     /// The labels of one of its models, served by `engine`.
     pub fn model(&mut self, model: &str, engine: Option<&'static str>) -> Identified {
-        let key = (model.to_string(), engine);
-        if let Some((identified, used)) = self.cached.models.get_mut(&key) {
-            *used = self.round;
-            return identified.clone();
+        if let Some(cached) = self
+            .cached
+            .models
+            .iter_mut()
+            .find(|m| m.engine == engine && m.model == model)
+        {
+            cached.used = self.round;
+            return cached.identified.clone();
         }
         let mut labels = self.cached.labels.clone();
         labels.insert("model".into(), model.to_string());
@@ -126,9 +138,12 @@ impl TargetLabels<'_> {
             labels.insert("engine".into(), engine.to_string());
         }
         let identified = identified(labels);
-        self.cached
-            .models
-            .insert(key, (identified.clone(), self.round));
+        self.cached.models.push(CachedModel {
+            model: model.to_string(),
+            engine,
+            identified: identified.clone(),
+            used: self.round,
+        });
         identified
     }
 }

@@ -32,6 +32,14 @@ pub fn sources() -> &'static [Source] {
     &SOURCES
 }
 
+/// Where `source` sits among [`sources`]: found by identity first, by value otherwise.
+fn source_index(source: &Source) -> Option<usize> {
+    let all = sources();
+    all.iter()
+        .position(|x| x.is_identical(source))
+        .or_else(|| all.iter().position(|x| x == source))
+}
+
 /// Where each source's numbers sit in a step, and a histogram's bucket bounds.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Shape {
@@ -138,6 +146,8 @@ impl Step {
     ) {
         self.covered += covered;
         running.covered += covered;
+        // Unshared by now: the sums a round read were dropped with it.
+        let sums = Arc::make_mut(&mut running.sum);
         for (i, (value, d)) in self.values.iter_mut().zip(delta).enumerate() {
             if d.is_nan() {
                 continue;
@@ -154,7 +164,7 @@ impl Step {
                 Some(Some(_)) => *d,
                 _ => *value + d * share as f32,
             };
-            if let Some(sum) = running.sum.get_mut(i) {
+            if let Some(sum) = sums.get_mut(i) {
                 *sum += f64::from(*value) - f64::from(before);
             }
         }
@@ -165,16 +175,26 @@ impl Step {
 /// and the alerts' 5 minutes and 1 hour) is one read rather than 30 steps added up.
 #[derive(Debug, Default)]
 struct Running {
-    sum: Vec<f64>,
+    /// Shared with the sums of a whole-tier window read since (no copy per read); copied on
+    /// the next change only while such a read still holds it.
+    sum: Arc<Vec<f64>>,
     covered: f64,
     /// Per source: kept steps where it had a value.
     present: Vec<u32>,
+    /// Bit `i`: source `i` has a value in some kept step (from `present`, after each scrape).
+    present_bits: u64,
+    /// Each gauge's newest value in the kept steps, by slot (after each scrape), so a read of
+    /// the whole tier need not look through its steps.
+    newest: Arc<Vec<(usize, f64)>>,
 }
 
 impl Running {
     fn remove(&mut self, step: &Step) {
         self.covered -= step.covered;
-        for (sum, value) in self.sum.iter_mut().zip(step.values.iter()) {
+        for (sum, value) in Arc::make_mut(&mut self.sum)
+            .iter_mut()
+            .zip(step.values.iter())
+        {
             *sum -= f64::from(*value);
         }
         for (s, count) in self.present.iter_mut().enumerate() {
@@ -216,7 +236,7 @@ fn step_at(steps: &mut VecDeque<Step>, index: i64, width: usize) -> Option<&mut 
 impl Tier {
     fn record(&mut self, width: f64, scrape: &Scrape<'_>, shape: &Shape) {
         let Tier { steps, running } = self;
-        running.sum.resize(shape.width(), 0.0);
+        Arc::make_mut(&mut running.sum).resize(shape.width(), 0.0);
         running.present.resize(sources().len(), 0);
         let end = step_of(scrape.at, width);
         let oldest = end - STEPS as i64 + 1;
@@ -241,6 +261,21 @@ impl Tier {
                 running.remove(&gone);
             }
         }
+        running.present_bits = running
+            .present
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .fold(0, |bits, (s, _)| bits | (1 << s));
+        let newest = Arc::make_mut(&mut running.newest);
+        newest.clear();
+        newest.extend(shape.gauge_slots.iter().filter_map(|&(slot, source)| {
+            let step = steps
+                .iter()
+                .rev()
+                .find(|s| s.present & (1 << source) != 0)?;
+            Some((slot, f64::from(*step.values.get(slot)?)))
+        }));
     }
 
     /// The sums over `grid` (already aligned), its steps added up one by one.
@@ -285,27 +320,13 @@ impl Tier {
         if !self.is_whole(grid) {
             return None;
         }
-        let mut sums = Sums::empty(shape);
-        sums.covered = self.running.covered;
-        sums.values
-            .copy_from_slice(self.running.sum.get(..shape.width())?);
-        for (s, count) in self.running.present.iter().enumerate() {
-            if *count > 0 {
-                sums.present |= 1 << s;
-            }
-        }
-        // A gauge is its newest value, not a sum.
-        for &(slot, source) in &shape.gauge_slots {
-            let value = self
-                .steps
-                .iter()
-                .rev()
-                .find(|s| s.present & (1 << source) != 0)
-                .and_then(|s| s.values.get(slot));
-            if let (Some(value), Some(out)) = (value, sums.values.get_mut(slot)) {
-                *out = f64::from(*value);
-            }
-        }
+        let sums = Sums {
+            shape: shape.clone(),
+            covered: self.running.covered,
+            present: self.running.present_bits,
+            values: self.running.sum.clone(),
+            newest: self.running.newest.clone(),
+        };
         Some(sums)
     }
 }
@@ -529,7 +550,7 @@ impl Rollup {
         let rollup = self.models.get(model)?;
         let grid = self.aligned(grid);
         let tier = rollup.tiers.get(grid.tier)?;
-        let s = sources().iter().position(|x| *x == source)?;
+        let s = source_index(&source)?;
         let slot = *rollup.shape.offsets.get(s)?;
         tier.gauge_mean(&grid, slot, s)
     }

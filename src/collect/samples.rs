@@ -43,19 +43,23 @@ impl SampleCounts {
         self.points.iter().find(|(m, _)| *m >= floor).copied()
     }
 
-    /// The median count of the minutes since `since`, and the seconds they span (from the
-    /// first minute's start to the last's end).
-    pub fn median_since(&self, since: f64) -> Option<(f64, f64)> {
+    /// The median count of the minutes since `since` when they span at least `min_span`
+    /// seconds (from the first minute's start to the last's end), else how long they span;
+    /// `None` without counts.
+    pub fn median_since(&self, since: f64, min_span: f64) -> Option<Result<f64, f64>> {
         let floor = (since / 60.0).floor() * 60.0;
         let start = self.points.partition_point(|(m, _)| *m < floor);
         let (first, _) = *self.points.get(start)?;
         let newest = *self.points.back()?;
         let span = newest.0 + 60.0 - first;
+        if span < min_span {
+            return Some(Err(span));
+        }
         let key = (first, self.points.len() - start, newest);
         if let Some((cached, median)) = self.median.get()
             && cached == key
         {
-            return Some((median, span));
+            return Some(Ok(median));
         }
         let mut counts: Vec<usize> = self.points.range(start..).map(|(_, n)| *n).collect();
         counts.sort_unstable();
@@ -66,15 +70,7 @@ impl SampleCounts {
             (counts[mid - 1] + counts[mid]) as f64 / 2.0
         };
         self.median.set(Some((key, median)));
-        Some((median, span))
-    }
-
-    /// The seconds the minutes since `since` span, without the median.
-    pub fn span_since(&self, since: f64) -> Option<f64> {
-        let floor = (since / 60.0).floor() * 60.0;
-        let start = self.points.partition_point(|(m, _)| *m < floor);
-        let (first, _) = *self.points.get(start)?;
-        Some(self.points.back()?.0 + 60.0 - first)
+        Some(Ok(median))
     }
 }
 
@@ -93,9 +89,17 @@ mod tests {
         assert_eq!(counts.points.len(), MINUTES);
         let start = counts.points[0].0;
         assert_eq!(counts.first_since(0.0), Some((start, 140)));
-        let (median, span) = counts.median_since(0.0).unwrap();
-        assert_eq!(span, 6.0 * 3600.0);
-        assert_eq!(median, (319 + 320) as f64 / 2.0);
-        assert_eq!(counts.median_since(f64::MAX), None);
+        let median = (319 + 320) as f64 / 2.0;
+        assert_eq!(counts.median_since(0.0, 6.0 * 3600.0), Some(Ok(median)));
+        // Cached, and the cache follows a new count.
+        assert_eq!(counts.median_since(0.0, 0.0), Some(Ok(median)));
+        counts.push(1_000_020.0 + 400.0 * 60.0, 10_000);
+        assert_eq!(counts.median_since(0.0, 0.0), Some(Ok(320.5)));
+        // Too short a span says how long it is.
+        assert_eq!(
+            counts.median_since(0.0, 7.0 * 3600.0),
+            Some(Err(6.0 * 3600.0))
+        );
+        assert_eq!(counts.median_since(f64::MAX, 0.0), None);
     }
 }

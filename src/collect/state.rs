@@ -72,6 +72,25 @@ pub struct TargetStatus {
     pub integrity: Arc<Vec<Seen>>,
 }
 
+/// One target's status, with its history and sample counts at hand.
+pub struct TargetState {
+    /// The status when the state was taken.
+    pub status: Arc<TargetStatus>,
+    slot: Arc<Slot>,
+}
+
+impl TargetState {
+    /// Runs `f` on the target's history.
+    pub fn with_history<R>(&self, f: impl FnOnce(&History) -> R) -> R {
+        locked(&self.slot.history, |h| f(h))
+    }
+
+    /// Runs `f` on the target's sample counts.
+    pub fn with_sample_counts<R>(&self, f: impl FnOnce(&SampleCounts) -> R) -> R {
+        locked(&self.slot.samples, |c| f(c))
+    }
+}
+
 struct Slot {
     status: Mutex<Arc<TargetStatus>>,
     history: Mutex<History>,
@@ -237,6 +256,19 @@ impl Store {
         slots
             .iter()
             .map(|slot| locked(&slot.status, |s| s.clone()))
+            .collect()
+    }
+
+    /// Every target's state, in name order, each with its slot so its history and sample
+    /// counts are read without a lookup by name (a round over 1,000 targets made 2,000).
+    pub fn targets(&self) -> Vec<TargetState> {
+        let slots: Vec<Arc<Slot>> = self.slots().values().cloned().collect();
+        slots
+            .into_iter()
+            .map(|slot| TargetState {
+                status: locked(&slot.status, |s| s.clone()),
+                slot,
+            })
             .collect()
     }
 

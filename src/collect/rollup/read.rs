@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{STEPS, Shape, Step, TIERS, Tier, sources, step_of};
+use super::{STEPS, Shape, Step, TIERS, Tier, source_index, step_of};
 use crate::catalog::panels::Source;
 use crate::collect::history::{Quantile, bucket_quantile};
 
@@ -82,7 +82,11 @@ pub struct Sums {
     pub(super) shape: Arc<Shape>,
     pub(super) covered: f64,
     pub(super) present: u64,
-    pub(super) values: Vec<f64>,
+    /// Per number: the sum, or a gauge's newest value unless `newest` has it. Shared with a
+    /// tier's running sum when the window is the whole tier.
+    pub(super) values: Arc<Vec<f64>>,
+    /// The gauges' newest values, by slot, where `values` holds sums (a whole-tier window).
+    pub(super) newest: Arc<Vec<(usize, f64)>>,
 }
 
 impl Sums {
@@ -91,7 +95,8 @@ impl Sums {
             shape: shape.clone(),
             covered: 0.0,
             present: 0,
-            values: vec![0.0; shape.width()],
+            values: Arc::new(vec![0.0; shape.width()]),
+            newest: Arc::default(),
         }
     }
 
@@ -100,12 +105,13 @@ impl Sums {
     pub(super) fn add(&mut self, step: &Step) {
         self.covered += step.covered;
         self.present |= step.present;
-        for (value, add) in self.values.iter_mut().zip(step.values.iter()) {
+        let values = Arc::make_mut(&mut self.values);
+        for (value, add) in values.iter_mut().zip(step.values.iter()) {
             *value += f64::from(*add);
         }
         for &(slot, source) in &self.shape.gauge_slots {
             if step.present & (1 << source) != 0
-                && let (Some(value), Some(add)) = (self.values.get_mut(slot), step.values.get(slot))
+                && let (Some(value), Some(add)) = (values.get_mut(slot), step.values.get(slot))
             {
                 *value = f64::from(*add);
             }
@@ -113,11 +119,14 @@ impl Sums {
     }
 
     fn numbers(&self, source: Source) -> Option<&[f64]> {
-        let s = sources().iter().position(|x| *x == source)?;
+        let s = source_index(&source)?;
         if self.present & (1 << s) == 0 {
             return None;
         }
         let (start, end) = (*self.shape.offsets.get(s)?, *self.shape.offsets.get(s + 1)?);
+        if let Some((_, newest)) = self.newest.iter().find(|(slot, _)| *slot == start) {
+            return Some(std::slice::from_ref(newest));
+        }
         self.values.get(start..end)
     }
 
@@ -147,7 +156,7 @@ impl Sums {
 
     /// A histogram's `(upper bound, cumulative increase)` pairs over the steps.
     pub fn buckets(&self, source: Source) -> Option<Vec<(f64, f64)>> {
-        let s = sources().iter().position(|x| *x == source)?;
+        let s = source_index(&source)?;
         let bounds = self.shape.bounds.get(s)?.as_ref()?;
         let counts = self.numbers(source)?;
         Some(bounds.iter().copied().zip(counts.iter().copied()).collect())
