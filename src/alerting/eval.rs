@@ -257,11 +257,23 @@ fn core_signals(status: &TargetStatus) -> Verdict {
     }
 }
 
-/// The sums over the last `window` for one model, or why there are none (added up once per
-/// round and window).
 /// One window's sums, shared, or why there are none.
 type WindowSums = Result<Rc<Sums>, Shortfall>;
 
+/// Fails with what was covered when `covered` seconds of data are less than 90 % of
+/// `window`, as every windowed alert requires.
+fn covering(covered: f64, window: &'static str) -> Result<(), Shortfall> {
+    if covered < 0.9 * seconds(window) {
+        return Err(Shortfall::Covered {
+            seconds: covered,
+            window,
+        });
+    }
+    Ok(())
+}
+
+/// The sums over the last `window` for one model, or why there are none (added up once per
+/// round and window).
 fn window_sums(at: &At<'_>, window: &'static str) -> WindowSums {
     if let Some((_, found)) = at.windows.borrow().iter().find(|(w, _)| *w == window) {
         return found.clone();
@@ -273,12 +285,7 @@ fn window_sums(at: &At<'_>, window: &'static str) -> WindowSums {
             .rollup
             .total(at.model, &grid)
             .ok_or_else(|| format!("no data for {}", at.model))?;
-        if sums.covered() < 0.9 * span {
-            return Err(Shortfall::Covered {
-                seconds: sums.covered(),
-                window,
-            });
-        }
+        covering(sums.covered(), window)?;
         Ok(Rc::new(sums))
     })();
     at.windows.borrow_mut().push((window, result.clone()));
@@ -297,12 +304,7 @@ fn gauge_mean(
     let Some((mean, covered)) = at.rollup.gauge_mean(at.model, &grid, Source::Gauge(signal)) else {
         return Ok(None);
     };
-    if covered < 0.9 * span {
-        return Err(Shortfall::Covered {
-            seconds: covered,
-            window,
-        });
-    }
+    covering(covered, window)?;
     Ok(Some(mean))
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::serve::ListenerExt;
 
-use crate::sim::dialect::{VllmVersion, sglang_buckets, tgi_buckets, vllm_buckets};
+use crate::sim::dialect::{VllmVersion, buckets_for};
 use crate::sim::engine::{Engine, Profile};
 use std::sync::{Arc, Mutex};
 
@@ -147,11 +147,7 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
     let mut servers = tokio::task::JoinSet::new();
     let mut started = Vec::new();
     for spec in engines {
-        let buckets = match spec.dialect {
-            Dialect::Vllm(_) | Dialect::LlamaCpp => vllm_buckets(),
-            Dialect::Tgi => tgi_buckets(),
-            Dialect::Sglang => sglang_buckets(),
-        };
+        let buckets = buckets_for(spec.dialect);
         let handle = EngineHandle::start(
             Engine::new(profile.clone()),
             Recorder::new(&buckets, keep_finished()),

@@ -7,12 +7,12 @@
 //! seeded [`Arrivals`], the front end's faults and queue limit ([`admit_detached`]), the
 //! scenario's steps and the dialect's [`Renderer`]; only the clock differs.
 
-use super::dialect::{Dialect, Renderer, Snapshot, sglang_buckets, tgi_buckets, vllm_buckets};
+use super::dialect::{Dialect, Renderer, Snapshot, buckets_for};
 use super::engine::{Engine, Profile};
 use super::faults::{FaultDice, FaultRates};
 use super::front::{Exposure, FrontCounts, admit_detached};
 use super::load::{Arrivals, Load};
-use super::record::{Buckets, Recorder};
+use super::record::Recorder;
 use super::scenario::{Scenario, Step, step_time};
 
 /// Finished requests kept for ground truth: a replay reads the histograms, not the records.
@@ -56,15 +56,6 @@ pub struct Replay {
     pending: Vec<(f64, Step)>,
     model: String,
     started_unix: f64,
-}
-
-/// The histogram bounds a dialect's engine uses.
-pub fn buckets_for(dialect: Dialect) -> Buckets {
-    match dialect {
-        Dialect::Vllm(_) | Dialect::LlamaCpp => vllm_buckets(),
-        Dialect::Tgi => tgi_buckets(),
-        Dialect::Sglang => sglang_buckets(),
-    }
 }
 
 impl Replay {

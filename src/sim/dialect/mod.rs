@@ -56,6 +56,16 @@ pub enum Dialect {
     Sglang,
 }
 
+/// The histogram bounds a dialect's engine uses (llama.cpp exports no histograms; its
+/// recorder keeps vLLM's).
+pub fn buckets_for(dialect: Dialect) -> Buckets {
+    match dialect {
+        Dialect::Vllm(_) | Dialect::LlamaCpp => vllm_buckets(),
+        Dialect::Tgi => tgi_buckets(),
+        Dialect::Sglang => sglang_buckets(),
+    }
+}
+
 /// Renders one engine's `/metrics` scrape after scrape, keeping what a dialect carries
 /// between them: llama.cpp's throughput gauges cover the time since the previous scrape,
 /// and TGI's family order changes per scrape.
