@@ -85,8 +85,20 @@ fn main() {
             start.elapsed()
         })
         .collect();
-    times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    // Rounds in blocks of 100, in order: whether the first rounds cost more than later ones.
+    if times.len() >= 200 {
+        let blocks: Vec<String> = times
+            .chunks(100)
+            .map(|block| {
+                let mut block = block.to_vec();
+                block.sort();
+                format!("{:.1}", ms(block[block.len() / 2]))
+            })
+            .collect();
+        println!("median of each 100 rounds, ms: {}", blocks.join(" "));
+    }
+    times.sort();
     let mut active = std::collections::BTreeMap::<&str, usize>::new();
     for a in alerts.active() {
         *active.entry(a.name).or_default() += 1;

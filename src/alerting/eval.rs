@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use crate::catalog::alerts::{Alert, Condition, Quantity, Sli, Slo};
 use crate::catalog::panels::{Outcomes, Source};
 use crate::collect::history::{Part, SeriesKey, histogram_quantile};
-use crate::collect::rollup::{Grid, Rollup, Sums};
+use crate::collect::rollup::{Grid, ModelView, Sums};
 use crate::collect::state::{Health, Store, TargetState, TargetStatus};
 use crate::engines::{Reading, Signal, signal};
 
@@ -81,8 +81,20 @@ const WAITING: &str = "llm_requests_waiting";
 const RUNNING: &str = "llm_requests_running";
 const TOKENS: &str = "llm_generation_tokens_total";
 
+/// Seconds in a catalogue window (`5m`, `1h`). Read several times per model and round: the
+/// common form (whole number, one-letter unit) is read here without the general parser.
 fn seconds(window: &str) -> f64 {
-    crate::cli::parse_duration(window).map_or(0.0, |d| d.as_secs_f64())
+    let (digits, unit) = window.split_at(window.len().saturating_sub(1));
+    let per = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => 0.0,
+    };
+    match digits.parse::<u32>() {
+        Ok(n) if per > 0.0 => f64::from(n) * per,
+        _ => crate::cli::parse_duration(window).map_or(0.0, |d| d.as_secs_f64()),
+    }
 }
 
 /// Every alert of `alerts` over every target of `store` at `now`: per alert, its series.
@@ -139,43 +151,22 @@ pub fn evaluate(
             .as_ref()
             .and_then(|g| g.engine)
             .map(crate::engines::Engine::as_str);
-        let found = target.with_history(|history| {
-            let rollup = history.rollup();
-            rollup
-                .models()
-                .iter()
-                .map(|model| {
-                    let at = At {
-                        rollup,
-                        history,
-                        status,
-                        model,
-                        now,
-                        windows: RefCell::default(),
-                    };
-                    let verdicts: Vec<Option<Verdict>> = alerts
-                        .iter()
-                        .zip(&reachable)
-                        .map(|(alert, reachable)| {
-                            reachable.then(|| model_verdict(alert, slo, &at)).flatten()
-                        })
-                        .collect();
-                    (model.clone(), verdicts)
-                })
-                .collect::<Vec<_>>()
-        });
-        for (model, verdicts) in found {
-            let (shared, fingerprint) = labels.model(&model, engine);
-            for (verdict, series) in verdicts.into_iter().zip(&mut out) {
-                if let Some(verdict) = verdict {
-                    series.push(Series {
-                        labels: shared.clone(),
-                        fingerprint,
-                        verdict,
-                    });
+        target.with_history(|history| {
+            for (model, view) in history.rollup().current() {
+                let at = At::new(view, history, status, model, now);
+                let (shared, fingerprint) = labels.model(model, engine);
+                let judged = alerts.iter().zip(&mut out).zip(&reachable);
+                for ((alert, series), _) in judged.filter(|(_, reachable)| **reachable) {
+                    if let Some(verdict) = model_verdict(alert, slo, &at) {
+                        series.push(Series {
+                            labels: shared.clone(),
+                            fingerprint,
+                            verdict,
+                        });
+                    }
                 }
             }
-        }
+        });
     }
     cache.end();
     out
@@ -247,10 +238,14 @@ fn core_signals(status: &TargetStatus) -> Verdict {
     else {
         return Verdict::False;
     };
-    let has = |signal: &'static str| {
-        find_reading(&good.readings, signal).is_some_and(|r| !r.series.is_empty())
-    };
-    if has(RUNNING) && has(TOKENS) {
+    // One pass over the readings for both signals.
+    let [running, tokens] = [RUNNING, TOKENS].map(own_signal);
+    let (mut has_running, mut has_tokens) = (false, false);
+    for r in good.readings.iter().filter(|r| !r.series.is_empty()) {
+        has_running |= running.is_some_and(|s| std::ptr::eq(r.signal, s));
+        has_tokens |= tokens.is_some_and(|s| std::ptr::eq(r.signal, s));
+    }
+    if has_running && has_tokens {
         Verdict::False
     } else {
         Verdict::True(1.0)
@@ -275,15 +270,24 @@ fn covering(covered: f64, window: &'static str) -> Result<(), Shortfall> {
 /// The sums over the last `window` for one model, or why there are none (added up once per
 /// round and window).
 fn window_sums(at: &At<'_>, window: &'static str) -> WindowSums {
-    if let Some((_, found)) = at.windows.borrow().iter().find(|(w, _)| *w == window) {
-        return found.clone();
+    // By address first: the catalogue's windows are constants, so the same text is usually
+    // the same string.
+    let known = |windows: &[(&'static str, WindowSums)]| {
+        windows
+            .iter()
+            .find(|(w, _)| std::ptr::eq(*w, window))
+            .or_else(|| windows.iter().find(|(w, _)| *w == window))
+            .map(|(_, found)| found.clone())
+    };
+    if let Some(found) = known(&at.windows.borrow()) {
+        return found;
     }
     let result = (|| {
         let span = seconds(window);
         let grid = Grid::new(at.now, span, crate::collect::rollup::STEPS)?;
         let sums = at
-            .rollup
-            .total(at.model, &grid)
+            .view
+            .total(&grid)
             .ok_or_else(|| format!("no data for {}", at.model))?;
         covering(sums.covered(), window)?;
         Ok(Rc::new(sums))
@@ -301,7 +305,7 @@ fn gauge_mean(
 ) -> Result<Option<f64>, Shortfall> {
     let span = seconds(window);
     let grid = Grid::new(at.now, span, crate::collect::rollup::STEPS)?;
-    let Some((mean, covered)) = at.rollup.gauge_mean(at.model, &grid, Source::Gauge(signal)) else {
+    let Some((mean, covered)) = at.view.gauge_mean(&grid, Source::Gauge(signal)) else {
         return Ok(None);
     };
     covering(covered, window)?;
@@ -320,10 +324,9 @@ fn error_ratio(sums: &Sums) -> Option<f64> {
 
 /// The share of first tokens later than `threshold` (a bucket bound) in `sums`.
 fn slow_ratio(sums: &Sums, threshold: f64) -> Option<f64> {
-    let buckets = sums.buckets(Source::Histogram(TTFT))?;
-    let count = buckets.last()?.1;
-    let fast = buckets
-        .iter()
+    let count = sums.bucket_pairs(Source::Histogram(TTFT))?.next_back()?.1;
+    let fast = sums
+        .bucket_pairs(Source::Histogram(TTFT))?
         .find(|(le, _)| (le - threshold).abs() < 1e-9)?
         .1;
     (count > 0.0).then(|| 1.0 - fast / count)
@@ -339,7 +342,8 @@ fn sli(sli: Sli, slo: &Slo, sums: &Sums) -> Option<f64> {
 
 /// One model of one target at one time: what its conditions read.
 struct At<'a> {
-    rollup: &'a Rollup,
+    /// The model's rollup.
+    view: ModelView<'a>,
     history: &'a crate::collect::history::History,
     status: &'a TargetStatus,
     model: &'a str,
@@ -347,6 +351,31 @@ struct At<'a> {
     /// Window sums already added up, by window (shared, not copied, by the alerts reading
     /// the same window).
     windows: RefCell<Vec<(&'static str, WindowSums)>>,
+    /// Room for a histogram's buckets, reused by each quantile.
+    buckets: RefCell<Vec<(f64, f64)>>,
+    /// The waiting requests in the last good scrape, once read (two alerts ask).
+    waiting: std::cell::OnceCell<Option<f64>>,
+}
+
+impl<'a> At<'a> {
+    fn new(
+        view: ModelView<'a>,
+        history: &'a crate::collect::history::History,
+        status: &'a TargetStatus,
+        model: &'a str,
+        now: f64,
+    ) -> At<'a> {
+        At {
+            view,
+            history,
+            status,
+            model,
+            now,
+            windows: RefCell::default(),
+            buckets: RefCell::default(),
+            waiting: std::cell::OnceCell::new(),
+        }
+    }
 }
 
 /// The signal-table rows of the signals the evaluator reads itself, looked up once, so a
@@ -354,12 +383,17 @@ struct At<'a> {
 static OWN_SIGNALS: LazyLock<[(&'static str, Option<&'static Signal>); 3]> =
     LazyLock::new(|| [WAITING, RUNNING, TOKENS].map(|name| (name, signal(name))));
 
-/// The reading of signal `name` among `readings`.
-fn find_reading<'r>(readings: &'r [Reading], name: &'static str) -> Option<&'r Reading> {
-    let wanted = OWN_SIGNALS
+/// The signal-table row of `name`.
+fn own_signal(name: &'static str) -> Option<&'static Signal> {
+    OWN_SIGNALS
         .iter()
         .find(|(own, _)| std::ptr::eq(*own, name))
-        .map_or_else(|| signal(name), |(_, row)| *row)?;
+        .map_or_else(|| signal(name), |(_, row)| *row)
+}
+
+/// The reading of signal `name` among `readings`.
+fn find_reading<'r>(readings: &'r [Reading], name: &'static str) -> Option<&'r Reading> {
+    let wanted = own_signal(name)?;
     readings.iter().find(|r| std::ptr::eq(r.signal, wanted))
 }
 
@@ -381,9 +415,22 @@ fn latest_gauge(status: &TargetStatus, signal: &'static str, model: &str) -> Opt
 fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, Shortfall> {
     Ok(match q {
         Quantity::ErrorRatio(window) => error_ratio(window_sums(at, window)?.as_ref()),
-        Quantity::Quantile(signal, q, window) => window_sums(at, window)?
-            .buckets(Source::Histogram(signal))
-            .and_then(|b| histogram_quantile(q, &b)),
+        Quantity::Quantile(signal, q, window) => {
+            let sums = window_sums(at, window)?;
+            let mut buckets = at.buckets.borrow_mut();
+            buckets.clear();
+            buckets.extend(
+                sums.bucket_pairs(Source::Histogram(signal))
+                    .into_iter()
+                    .flatten(),
+            );
+            (!buckets.is_empty())
+                .then(|| histogram_quantile(q, &buckets))
+                .flatten()
+        }
+        Quantity::Gauge(signal) if std::ptr::eq(signal, WAITING) => *at
+            .waiting
+            .get_or_init(|| latest_gauge(at.status, signal, at.model)),
         Quantity::Gauge(signal) => latest_gauge(at.status, signal, at.model),
         Quantity::Average(signal, window) => gauge_mean(at, signal, window)?,
         Quantity::Rate(signal, window) => {

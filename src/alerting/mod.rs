@@ -14,7 +14,7 @@ pub mod eval;
 mod labels;
 pub mod template;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -94,6 +94,8 @@ pub struct Active {
     pub sent_at: Option<f64>,
     /// Its state when last sent.
     pub sent_state: Option<State>,
+    /// The round that last found the condition true.
+    round: u64,
 }
 
 impl Active {
@@ -146,6 +148,8 @@ pub struct Alerts {
     settings: Settings,
     /// Series labels kept between rounds.
     labels: labels::LabelCache,
+    /// Rounds evaluated so far.
+    round: u64,
 }
 
 /// What the evaluator needs besides the store.
@@ -170,13 +174,14 @@ impl Alerts {
     pub fn evaluate(&mut self, store: &Store, now: f64) {
         self.unjudged.clear();
         let all = eval::evaluate(&ALERTS, store, &self.settings.slo, now, &mut self.labels);
-        let mut seen = HashSet::with_hasher(Fingerprinted::default());
+        self.round += 1;
         for (alert, series) in ALERTS.iter().zip(all) {
-            self.update(alert, series, now, &mut seen);
+            self.update(alert, series, now);
         }
         // Not true any more: a pending alert goes away, a firing one resolves.
-        self.active.retain(|key, a| {
-            if seen.contains(key) {
+        let round = self.round;
+        self.active.retain(|_, a| {
+            if a.round == round {
                 return true;
             }
             match a.state {
@@ -192,14 +197,10 @@ impl Alerts {
         self.evaluated_at = Some(now);
     }
 
-    fn update(
-        &mut self,
-        alert: &'static Alert,
-        series: Vec<eval::Series>,
-        now: f64,
-        seen: &mut HashSet<u64, Fingerprinted>,
-    ) {
+    fn update(&mut self, alert: &'static Alert, series: Vec<eval::Series>, now: f64) {
         let for_ = crate::cli::parse_duration(alert.for_).map_or(0.0, |d| d.as_secs_f64());
+        let named = eval::fingerprint(alert.name.as_bytes());
+        let round = self.round;
         for s in series {
             let value = match s.verdict {
                 Verdict::True(v) => v,
@@ -213,8 +214,7 @@ impl Alerts {
                     continue;
                 }
             };
-            let key = s.fingerprint ^ eval::fingerprint(alert.name.as_bytes());
-            seen.insert(key);
+            let key = s.fingerprint ^ named;
             let entry = self.active.entry(key).or_insert_with(|| Active {
                 alert,
                 name: alert.name,
@@ -226,7 +226,9 @@ impl Alerts {
                 value,
                 sent_at: None,
                 sent_state: None,
+                round,
             });
+            entry.round = round;
             if entry.state == State::Resolved {
                 // True again: a new activation.
                 entry.state = State::Pending;

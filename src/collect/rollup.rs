@@ -32,12 +32,32 @@ pub fn sources() -> &'static [Source] {
     &SOURCES
 }
 
+thread_local! {
+    /// Sources that equal one of [`sources`] without being the same constants (the same name
+    /// written in another module), with their index: found by identity next time.
+    static ALIASES: std::cell::RefCell<Vec<(Source, Option<usize>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most sources ever kept as aliases (callers pass constants: a handful).
+const MAX_ALIASES: usize = 64;
+
 /// Where `source` sits among [`sources`]: found by identity first, by value otherwise.
 fn source_index(source: &Source) -> Option<usize> {
     let all = sources();
-    all.iter()
-        .position(|x| x.is_identical(source))
-        .or_else(|| all.iter().position(|x| x == source))
+    if let Some(i) = all.iter().position(|x| x.is_identical(source)) {
+        return Some(i);
+    }
+    ALIASES.with_borrow_mut(|aliases| {
+        if let Some((_, i)) = aliases.iter().find(|(x, _)| x.is_identical(source)) {
+            return *i;
+        }
+        let i = all.iter().position(|x| x == source);
+        if aliases.len() < MAX_ALIASES {
+            aliases.push((*source, i));
+        }
+        i
+    })
 }
 
 /// Where each source's numbers sit in a step, and a histogram's bucket bounds.
@@ -532,27 +552,36 @@ impl Rollup {
         }
     }
 
-    /// The sums over the whole of `grid`'s window for `model`: the tier's running sum when
-    /// the window is the whole tier, else its steps added up.
+    /// The sums over the whole of `grid`'s window for `model` (see [`ModelView::total`]).
     pub fn total(&self, model: &str, grid: &Grid) -> Option<Sums> {
-        let rollup = self.models.get(model)?;
-        let grid = self.aligned(grid);
-        let tier = rollup.tiers.get(grid.tier)?;
-        tier.whole(&grid, &rollup.shape)
-            .or_else(|| Some(tier.added_up(&grid, &rollup.shape)))
+        self.model(model)?.total(grid)
     }
 
-    /// The mean of a gauge over `grid`'s steps (each step's latest value, in the steps that
-    /// have one: with scrapes 10 s or more apart, the mean of the scraped values) and the
-    /// seconds of scraping the steps cover; `None` without the model or the gauge. A window
-    /// of a whole tier reads its running sum; any other, at most 30 steps.
+    /// The mean of a gauge over `grid`'s steps for `model` (see [`ModelView::gauge_mean`]).
     pub fn gauge_mean(&self, model: &str, grid: &Grid, source: Source) -> Option<(f64, f64)> {
-        let rollup = self.models.get(model)?;
-        let grid = self.aligned(grid);
-        let tier = rollup.tiers.get(grid.tier)?;
-        let s = source_index(&source)?;
-        let slot = *rollup.shape.offsets.get(s)?;
-        tier.gauge_mean(&grid, slot, s)
+        self.model(model)?.gauge_mean(grid, source)
+    }
+
+    /// The models of the newest scrape, sorted, each with its rollup.
+    pub fn current(&self) -> impl Iterator<Item = (&str, ModelView<'_>)> {
+        self.models
+            .iter()
+            .filter(|(_, model)| model.present)
+            .map(|(name, model)| {
+                let view = ModelView {
+                    rollup: self,
+                    model,
+                };
+                (name.as_str(), view)
+            })
+    }
+
+    /// `model`'s rollup, found once for several reads.
+    pub fn model(&self, model: &str) -> Option<ModelView<'_>> {
+        Some(ModelView {
+            rollup: self,
+            model: self.models.get(model)?,
+        })
     }
 
     /// The sums of each of `grid`'s steps for `model`, oldest first.
@@ -572,7 +601,7 @@ impl Rollup {
 }
 
 mod read;
-pub use read::{Grid, Sums};
+pub use read::{Grid, ModelView, Sums};
 
 #[cfg(test)]
 mod tests;

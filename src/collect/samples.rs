@@ -48,7 +48,11 @@ impl SampleCounts {
     /// `None` without counts.
     pub fn median_since(&self, since: f64, min_span: f64) -> Option<Result<f64, f64>> {
         let floor = (since / 60.0).floor() * 60.0;
-        let start = self.points.partition_point(|(m, _)| *m < floor);
+        // While the counts reach back less far than asked (the first hours), no search.
+        let start = match self.points.front() {
+            Some((oldest, _)) if *oldest >= floor => 0,
+            _ => self.points.partition_point(|(m, _)| *m < floor),
+        };
         let (first, _) = *self.points.get(start)?;
         let newest = *self.points.back()?;
         let span = newest.0 + 60.0 - first;

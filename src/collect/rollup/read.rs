@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{STEPS, Shape, Step, TIERS, Tier, source_index, step_of};
+use super::{ModelRollup, Rollup, STEPS, Shape, Step, TIERS, Tier, source_index, step_of};
 use crate::catalog::panels::Source;
 use crate::collect::history::{Quantile, bucket_quantile};
 
@@ -72,6 +72,36 @@ impl Grid {
         tier.steps
             .iter()
             .filter(move |s| s.index >= first && s.index <= end)
+    }
+}
+
+/// One model's rollup in a target's, found once for several reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelView<'r> {
+    pub(super) rollup: &'r Rollup,
+    pub(super) model: &'r ModelRollup,
+}
+
+impl ModelView<'_> {
+    /// The sums over the whole of `grid`'s window: the tier's running sum when the window is
+    /// the whole tier, else its steps added up.
+    pub fn total(&self, grid: &Grid) -> Option<Sums> {
+        let grid = self.rollup.aligned(grid);
+        let tier = self.model.tiers.get(grid.tier)?;
+        tier.whole(&grid, &self.model.shape)
+            .or_else(|| Some(tier.added_up(&grid, &self.model.shape)))
+    }
+
+    /// The mean of a gauge over `grid`'s steps (each step's latest value, in the steps that
+    /// have one: with scrapes 10 s or more apart, the mean of the scraped values) and the
+    /// seconds of scraping the steps cover; `None` without the gauge. A window of a whole
+    /// tier reads its running sum; any other, at most 30 steps.
+    pub fn gauge_mean(&self, grid: &Grid, source: Source) -> Option<(f64, f64)> {
+        let grid = self.rollup.aligned(grid);
+        let tier = self.model.tiers.get(grid.tier)?;
+        let s = source_index(&source)?;
+        let slot = *self.model.shape.offsets.get(s)?;
+        tier.gauge_mean(&grid, slot, s)
     }
 }
 
@@ -156,10 +186,18 @@ impl Sums {
 
     /// A histogram's `(upper bound, cumulative increase)` pairs over the steps.
     pub fn buckets(&self, source: Source) -> Option<Vec<(f64, f64)>> {
+        Some(self.bucket_pairs(source)?.collect())
+    }
+
+    /// The same pairs, read in place.
+    pub fn bucket_pairs(
+        &self,
+        source: Source,
+    ) -> Option<impl DoubleEndedIterator<Item = (f64, f64)> + '_> {
         let s = source_index(&source)?;
         let bounds = self.shape.bounds.get(s)?.as_ref()?;
         let counts = self.numbers(source)?;
-        Some(bounds.iter().copied().zip(counts.iter().copied()).collect())
+        Some(bounds.iter().copied().zip(counts.iter().copied()))
     }
 
     /// A quantile of a histogram's observations over the steps.
