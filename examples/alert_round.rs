@@ -63,6 +63,7 @@ fn main() {
                 readings: readings.clone(),
                 raw: None,
                 problems: vec![],
+                gpu: None,
             };
             store.record_success(&target.name, scraped, 0.001);
         }

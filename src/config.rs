@@ -314,6 +314,11 @@ pub struct TargetConfig {
     /// labels added), for scraping everything through llmwatch.
     #[serde(default)]
     pub raw: bool,
+    /// GPUs this engine uses, by UUID (`GPU-…` or without the prefix, any case): a GPU
+    /// exporter's numbers for them are attributed to this engine when the exporter's own
+    /// pod labels do not say.
+    #[serde(default)]
+    pub gpus: Vec<String>,
 }
 
 impl TargetConfig {
@@ -328,6 +333,7 @@ impl TargetConfig {
             bearer_token: None,
             model: None,
             raw: false,
+            gpus: Vec::new(),
         }
     }
 }

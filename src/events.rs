@@ -68,6 +68,10 @@ pub struct SelfMetrics {
     pub history_bytes: Gauge,
     /// Alert deliveries to an Alertmanager or webhook, by result.
     pub alert_deliveries: Family<ResultLabel, Counter>,
+    /// A GPU exporter's families that llmwatch does not read (kept in its raw body).
+    pub gpu_unknown_families: Family<InstanceLabel, Gauge>,
+    /// A GPU exporter's samples that name no GPU, so are not read.
+    pub gpu_samples_without_gpu: Family<InstanceLabel, Gauge>,
 }
 
 impl SelfMetrics {
@@ -127,6 +131,16 @@ impl SelfMetrics {
             "Sends of alerts to an Alertmanager or webhook, by result",
             metrics.alert_deliveries.clone(),
         );
+        registry.register(
+            "gpu_unknown_families",
+            "Families of a GPU exporter's latest scrape that llmwatch does not read (still served raw with raw = true)",
+            metrics.gpu_unknown_families.clone(),
+        );
+        registry.register(
+            "gpu_samples_without_gpu",
+            "Samples of a GPU exporter's latest scrape that carry no GPU UUID, so cannot be attributed",
+            metrics.gpu_samples_without_gpu.clone(),
+        );
         (metrics, registry)
     }
 
@@ -140,6 +154,8 @@ impl SelfMetrics {
         self.scrape_samples.remove(&label);
         self.scrapes.remove(&label);
         self.engine_changes.remove(&label);
+        self.gpu_unknown_families.remove(&label);
+        self.gpu_samples_without_gpu.remove(&label);
         for kind in crate::collect::integrity::ProblemKind::ALL {
             self.integrity_problems.remove(&ProblemLabels {
                 instance: instance.to_string(),
@@ -265,6 +281,48 @@ impl EngineChanged<'_> {
             "engine detected"
         );
         m.engine_changes.get_or_create(&instance(self.target)).inc();
+    }
+}
+
+/// A GPU exporter's scrape was read differently from the one before: first seen, or its GPUs,
+/// unknown families or unattributable samples changed in number.
+pub struct GpuExporterRead<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// Which exporter.
+    pub source: &'a str,
+    /// GPUs (and MIG instances) described.
+    pub gpus: usize,
+    /// Families not read, by name.
+    pub unknown: &'a [String],
+    /// Samples without a GPU UUID.
+    pub without_gpu: usize,
+}
+
+impl GpuExporterRead<'_> {
+    /// Logs at info level and sets the two gauges.
+    pub fn emit(&self, m: &SelfMetrics) {
+        tracing::info!(
+            instance = self.target,
+            source = self.source,
+            gpus = self.gpus,
+            unknown_families = self.unknown.len(),
+            samples_without_gpu = self.without_gpu,
+            "GPU exporter read{}",
+            if self.unknown.is_empty() {
+                String::new()
+            } else {
+                format!(" (not read: {})", self.unknown.join(", "))
+            }
+        );
+        let label = instance(self.target);
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        m.gpu_unknown_families
+            .get_or_create(&label)
+            .set(gauge(self.unknown.len()));
+        m.gpu_samples_without_gpu
+            .get_or_create(&label)
+            .set(gauge(self.without_gpu));
     }
 }
 

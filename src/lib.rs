@@ -20,6 +20,7 @@ pub mod events;
 pub mod export;
 pub mod exposition;
 pub mod findings;
+pub mod gpu;
 pub mod http1;
 pub mod lint;
 pub mod proxy;

@@ -230,7 +230,8 @@ fn samples_exploding(
     })
 }
 
-/// True (value 1) when the last good scrape has no running requests or no generated tokens.
+/// True (value 1) when the last good scrape of an engine has no running requests or no
+/// generated tokens.
 fn core_signals(status: &TargetStatus) -> Verdict {
     let Some(good) = (status.health == Health::Up)
         .then_some(status.last_good.as_ref())
@@ -238,6 +239,10 @@ fn core_signals(status: &TargetStatus) -> Verdict {
     else {
         return Verdict::False;
     };
+    if good.gpu.is_some() {
+        // A GPU exporter serves no requests.
+        return Verdict::False;
+    }
     // One pass over the readings for both signals.
     let [running, tokens] = [RUNNING, TOKENS].map(own_signal);
     let (mut has_running, mut has_tokens) = (false, false);

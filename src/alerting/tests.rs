@@ -50,6 +50,7 @@ fn scrape_samples(store: &Store, at: f64, (ok, failed): (f64, f64), kv: f64, sam
         readings,
         raw: None,
         problems: vec![],
+        gpu: None,
     };
     store.record_success("vllm-0", scraped, 0.01);
 }

@@ -16,7 +16,9 @@ use super::state::{Failure, Scraped, Store};
 use super::targets::Target;
 use crate::config::ScrapeConfig;
 use crate::engines::{Engine, Index, detect, normalise};
-use crate::events::{EngineChanged, IntegrityProblem, ScrapeFailed, ScrapeSucceeded, SelfMetrics};
+use crate::events::{
+    EngineChanged, GpuExporterRead, IntegrityProblem, ScrapeFailed, ScrapeSucceeded, SelfMetrics,
+};
 use crate::exposition::{self, Mode};
 
 /// Shared by every scrape task.
@@ -35,6 +37,9 @@ struct Known {
     range: String,
     probed: Option<Probed>,
     checker: Checker,
+    /// A GPU exporter's source, GPUs, unknown families and samples without a GPU, as last
+    /// reported.
+    gpu_shape: Option<(crate::gpu::GpuSource, usize, usize, usize)>,
 }
 
 impl Scraper {
@@ -126,6 +131,12 @@ impl Scraper {
         self.check_limits(target, &exp)?;
         let index = Index::new(&exp);
         let detection = detect(&index);
+        // Not an engine: perhaps a GPU exporter.
+        let gpu_source = detection
+            .engine
+            .is_none()
+            .then(|| crate::gpu::detect(&index))
+            .flatten();
         if !known.seen || detection.engine != known.engine || detection.version != known.range {
             known.seen = true;
             known.engine = detection.engine;
@@ -140,7 +151,11 @@ impl Scraper {
                 .map_or(known.range.as_str(), |p| p.version_or(&known.range));
             EngineChanged {
                 target: &target.name,
-                engine: detection.engine.map_or("unknown", Engine::as_str),
+                engine: detection
+                    .engine
+                    .map(Engine::as_str)
+                    .or(gpu_source.map(crate::gpu::GpuSource::as_str))
+                    .unwrap_or("unknown"),
                 version,
             }
             .emit(&self.metrics);
@@ -155,6 +170,10 @@ impl Scraper {
             Some(engine) => normalise(&index, engine, model),
             None => Vec::new(),
         };
+        let gpu = gpu_source.map(|source| Arc::new(crate::gpu::normalise(&exp, source)));
+        if let Some(scrape) = &gpu {
+            self.note_gpu_exporter(target, known, scrape);
+        }
         let problems = known.checker.check(&readings, &index);
         Ok(Scraped {
             at,
@@ -170,10 +189,37 @@ impl Scraper {
             readings,
             raw: target.raw.then(|| Arc::from(checked.text.as_ref())),
             problems,
+            gpu,
         })
     }
 
     /// Prometheus' sample and label limits, and its refusal of duplicate series.
+    /// Emits [`GpuExporterRead`] when the shape of a GPU exporter's scrape changed.
+    fn note_gpu_exporter(
+        &self,
+        target: &Target,
+        known: &mut Known,
+        scrape: &crate::gpu::GpuScrape,
+    ) {
+        let shape = (
+            scrape.source,
+            scrape.devices.len(),
+            scrape.unknown.len(),
+            scrape.without_gpu,
+        );
+        if known.gpu_shape != Some(shape) {
+            known.gpu_shape = Some(shape);
+            GpuExporterRead {
+                target: &target.name,
+                source: scrape.source.as_str(),
+                gpus: scrape.devices.len(),
+                unknown: &scrape.unknown,
+                without_gpu: scrape.without_gpu,
+            }
+            .emit(&self.metrics);
+        }
+    }
+
     fn check_limits(
         &self,
         target: &Target,

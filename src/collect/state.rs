@@ -30,6 +30,8 @@ pub struct Scraped {
     pub raw: Option<Arc<str>>,
     /// What the integrity checks found in this scrape.
     pub problems: Vec<Problem>,
+    /// A GPU exporter's numbers, when the target is one rather than an engine.
+    pub gpu: Option<Arc<crate::gpu::GpuScrape>>,
 }
 
 /// Whether the latest scrape worked.

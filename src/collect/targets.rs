@@ -30,6 +30,8 @@ pub struct Target {
     pub model: Option<String>,
     /// Serve the engine's own series too.
     pub raw: bool,
+    /// The GPUs the engine uses, by normalised UUID (see `gpu::normalise_uuid`).
+    pub gpus: Vec<String>,
 }
 
 /// Why a target was refused.
@@ -57,7 +59,7 @@ pub enum TargetError {
     },
     /// A `--target` option that is not `key=value`.
     #[error(
-        "{option:?}: expected name=…, raw=true|false, a label as key=value, or nothing after the URL"
+        "{option:?}: expected name=…, raw=true|false, gpus=UUID+UUID…, a label as key=value, or nothing after the URL"
     )]
     Option {
         /// The option.
@@ -95,10 +97,16 @@ impl Target {
             bearer_token: c.bearer_token.clone(),
             model: c.model.clone(),
             raw: c.raw,
+            gpus: c
+                .gpus
+                .iter()
+                .map(|g| crate::gpu::normalise_uuid(g))
+                .collect(),
         })
     }
 
-    /// Parses `URL[,name=NAME][,raw=true][,label=value…]`, the `--target` syntax.
+    /// Parses `URL[,name=NAME][,raw=true][,gpus=UUID+UUID…][,label=value…]`, the `--target`
+    /// syntax.
     pub fn from_arg(arg: &str, scrape: &ScrapeConfig) -> Result<Target, TargetError> {
         let mut parts = arg.split(',');
         let url = parts.next().unwrap_or_default().trim().to_string();
@@ -111,6 +119,8 @@ impl Target {
             };
             if key == "name" {
                 config.name = Some(value.to_string());
+            } else if key == "gpus" {
+                config.gpus = value.split('+').map(str::to_owned).collect();
             } else if key == "raw" {
                 config.raw = value.parse().map_err(|_| TargetError::Option {
                     option: option.to_string(),

@@ -24,8 +24,13 @@ fn the_sample_config_loads_and_says_the_defaults() {
     assert_eq!(config.scrape, defaults.scrape);
     assert_eq!(config.history, defaults.history);
     assert_eq!(config.file_sd_refresh, defaults.file_sd_refresh);
-    assert_eq!(config.targets.len(), 2);
+    assert_eq!(config.targets.len(), 3);
     assert_eq!(config.targets[0].labels["service"], "chat");
+    assert_eq!(
+        config.targets[0].gpus,
+        ["GPU-8f0b0c1e-4a5d-4b7e-9c1d-2e3f4a5b6c7d"]
+    );
+    assert_eq!(config.targets[2].name.as_deref(), Some("dcgm-node-7"));
     assert_eq!(config.targets[1].interval, Some(Duration::from_secs(10)));
     assert_eq!(config.targets[1].bearer_token.as_deref(), Some("llama-key"));
 }

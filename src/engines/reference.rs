@@ -11,8 +11,9 @@ use super::signals::SIGNALS;
 pub fn reference_markdown() -> String {
     let mut out = String::from(
         "# Canonical metrics\n\n\
-         Generated from `src/engines/signals.rs` (the one table the normaliser evaluates); a test\n\
-         fails when this file is out of date. Regenerate with\n\
+         Generated from `src/engines/signals.rs` (the one table the normaliser evaluates) and,\n\
+         for the GPU and host signals at the end, `src/gpu/signals.rs`; a test fails when this\n\
+         file is out of date. Regenerate with\n\
          `LLMWATCH_BLESS=1 cargo test --test integration docs`.\n\n\
          Every series carries `engine` (vllm, tgi, llamacpp, sglang) and `model` labels;\n\
          `llm_requests_finished_total` adds `outcome`. Histograms keep the engine's own buckets.\n\

@@ -45,6 +45,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/detail", get(detail))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/gpus", get(gpus))
         .route("/", get(crate::ui::web::index))
         .route("/assets/app.js", get(crate::ui::web::script))
         .route("/assets/style.css", get(crate::ui::web::style))
@@ -141,6 +142,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .collect();
     let mut body = String::with_capacity(64 * 1024);
     write_canonical(&mut body, &views);
+    super::gpus::write(&mut body, &statuses);
     let raw: Vec<RawView<'_>> = statuses
         .iter()
         .filter(|s| s.health == Health::Up)
@@ -189,6 +191,10 @@ async fn alerts(State(app): State<Arc<App>>) -> Response {
         }),
     };
     axum::Json(body).into_response()
+}
+
+async fn gpus(State(app): State<Arc<App>>) -> Response {
+    axum::Json(super::gpus::api(&app.store.statuses())).into_response()
 }
 
 async fn targets(State(app): State<Arc<App>>) -> Response {

@@ -6,6 +6,7 @@
 
 mod api;
 mod gap;
+mod gpus;
 mod http;
 mod raw;
 

@@ -229,6 +229,7 @@ fn up_verdicts(bodies: &[Body], retention: Duration) -> BTreeMap<&'static str, V
                     readings,
                     raw: None,
                     problems: vec![],
+                    gpu: None,
                 };
                 store.record_success("t", scraped, 0.01);
             }

@@ -189,6 +189,7 @@ fn up_states(scrapes: &[Option<Numbers>], t0: f64) -> BTreeMap<&'static str, Vec
                     readings: readings(n),
                     raw: None,
                     problems: vec![],
+                    gpu: None,
                 },
                 0.01,
             ),

@@ -21,6 +21,7 @@ mod export;
 mod export_lint;
 mod export_prometheus;
 mod fixtures;
+mod gpu;
 mod lint;
 mod llamacpp_real;
 mod overview;

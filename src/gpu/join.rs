@@ -1,0 +1,162 @@
+//! The join: which model server(s) each GPU of an exporter serves. By the pod the exporter
+//! says holds the GPU, matched against an engine target's `pod` (and `namespace`) labels; else
+//! by the GPU UUIDs an engine target lists (`gpus`). A GPU no rule attaches is reported as
+//! unattributed, never dropped. A shared GPU (time-slicing, MPS) attaches to every server on it:
+//! its numbers are the device's, so summing them over servers counts the GPU more than once.
+
+use std::collections::BTreeMap;
+
+use super::device::Device;
+
+/// A model server the join can attach GPUs to: an engine target.
+#[derive(Debug, Clone, Copy)]
+pub struct Server<'a> {
+    /// The target's name (`instance` of its series).
+    pub name: &'a str,
+    /// Its static labels (`pod`, `namespace` when it runs in Kubernetes).
+    pub labels: &'a BTreeMap<String, String>,
+    /// The GPUs its configuration lists, normalised UUIDs.
+    pub gpus: &'a [String],
+}
+
+/// How a GPU was attached to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Via {
+    /// The exporter's pod labels equal the server's.
+    Pod,
+    /// The server's `gpus` lists the GPU's UUID.
+    Config,
+}
+
+impl Via {
+    /// The `via` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Pod => "pod",
+            Via::Config => "config",
+        }
+    }
+}
+
+/// Label names a target may use for its pod and namespace (as written, or as Kubernetes
+/// service discovery names them before relabelling).
+const POD_LABELS: [&str; 2] = ["pod", "kubernetes_pod_name"];
+const NAMESPACE_LABELS: [&str; 2] = ["namespace", "kubernetes_namespace"];
+
+fn label<'l>(labels: &'l BTreeMap<String, String>, names: &[&str]) -> Option<&'l str> {
+    names
+        .iter()
+        .find_map(|name| labels.get(*name))
+        .map(String::as_str)
+}
+
+/// The servers `device` serves, each with how it was found; empty when unattributed.
+pub fn servers_of<'s>(device: &Device, servers: &[Server<'s>]) -> Vec<(&'s str, Via)> {
+    let by_pod: Vec<(&str, Via)> = servers
+        .iter()
+        .filter(|server| {
+            let Some(pod) = label(server.labels, &POD_LABELS) else {
+                return false;
+            };
+            let namespace = label(server.labels, &NAMESPACE_LABELS);
+            device.pods.iter().any(|held| {
+                held.pod == pod
+                    && match (namespace, held.namespace.as_deref()) {
+                        (Some(want), Some(have)) => want == have,
+                        _ => true,
+                    }
+            })
+        })
+        .map(|server| (server.name, Via::Pod))
+        .collect();
+    if !by_pod.is_empty() {
+        return by_pod;
+    }
+    servers
+        .iter()
+        .filter(|server| server.gpus.contains(&device.key.uuid))
+        .map(|server| (server.name, Via::Config))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::device::{GpuKey, PodRef};
+
+    fn device(uuid: &str, pods: &[(&str, &str)]) -> Device {
+        Device {
+            key: GpuKey {
+                uuid: uuid.into(),
+                instance: None,
+            },
+            uuid: format!("GPU-{uuid}"),
+            index: Some("0".into()),
+            model: None,
+            profile: None,
+            hostname: None,
+            pods: pods
+                .iter()
+                .map(|(ns, pod)| PodRef {
+                    namespace: Some(ns.to_string()),
+                    pod: pod.to_string(),
+                    container: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn pods_win_then_configured_uuids_and_otherwise_nothing() {
+        let in_llm = labels(&[("pod", "llama-0"), ("namespace", "llm")]);
+        let other_ns = labels(&[("pod", "llama-0"), ("namespace", "test")]);
+        let sd_names = labels(&[("kubernetes_pod_name", "llama-1")]);
+        let none = labels(&[]);
+        let listed = vec!["bbbb".to_string()];
+        let servers = [
+            Server {
+                name: "a",
+                labels: &in_llm,
+                gpus: &[],
+            },
+            Server {
+                name: "b",
+                labels: &other_ns,
+                gpus: &[],
+            },
+            Server {
+                name: "c",
+                labels: &sd_names,
+                gpus: &[],
+            },
+            Server {
+                name: "d",
+                labels: &none,
+                gpus: &listed,
+            },
+        ];
+        // Same pod name in another namespace is another pod.
+        let held = device("aaaa", &[("llm", "llama-0")]);
+        assert_eq!(servers_of(&held, &servers), [("a", Via::Pod)]);
+        // Shared: both pods' servers.
+        let shared = device("aaaa", &[("llm", "llama-0"), ("llm", "llama-1")]);
+        assert_eq!(
+            servers_of(&shared, &servers),
+            [("a", Via::Pod), ("c", Via::Pod)]
+        );
+        // No pod labels: the configured UUID.
+        assert_eq!(
+            servers_of(&device("bbbb", &[]), &servers),
+            [("d", Via::Config)]
+        );
+        // Neither: unattributed.
+        assert!(servers_of(&device("cccc", &[("x", "y")]), &servers).is_empty());
+    }
+}

@@ -1,0 +1,97 @@
+//! GPU exporters among `up`'s targets: their series on `/metrics` and `/api/v1/gpus`, each GPU
+//! attached to the model servers it serves (`gpu::join`).
+
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+
+use crate::collect::state::{Health, TargetStatus};
+use crate::gpu::join::{Server, servers_of};
+use crate::gpu::{GpuView, write_gpus};
+
+/// The GPU exporters that are up, with their latest scrape.
+fn views(statuses: &[Arc<TargetStatus>]) -> Vec<GpuView<'_>> {
+    statuses
+        .iter()
+        .filter(|s| s.health == Health::Up)
+        .filter_map(|s| {
+            let scrape = s.last_good.as_ref()?.gpu.as_deref()?;
+            Some(GpuView {
+                instance: s.target.name.as_str(),
+                labels: &s.target.labels,
+                scrape,
+            })
+        })
+        .collect()
+}
+
+/// Every target that is not a GPU exporter, as a server GPUs can attach to (whether it is up
+/// or not: a GPU still serves a server whose scrape just failed).
+fn servers(statuses: &[Arc<TargetStatus>]) -> Vec<Server<'_>> {
+    statuses
+        .iter()
+        .filter(|s| s.last_good.as_ref().is_none_or(|g| g.gpu.is_none()))
+        .map(|s| Server {
+            name: s.target.name.as_str(),
+            labels: &s.target.labels,
+            gpus: &s.target.gpus,
+        })
+        .collect()
+}
+
+/// Appends the GPU series to `/metrics`.
+pub fn write(out: &mut String, statuses: &[Arc<TargetStatus>]) {
+    write_gpus(out, &views(statuses), &servers(statuses));
+}
+
+/// `/api/v1/gpus`: every GPU of every exporter that is up, with its latest numbers and the
+/// servers it serves.
+pub fn api(statuses: &[Arc<TargetStatus>]) -> Json {
+    let servers = servers(statuses);
+    let mut gpus = Vec::new();
+    for view in views(statuses) {
+        for (i, device) in view.scrape.devices.iter().enumerate() {
+            let mut values = serde_json::Map::new();
+            let mut throttled = serde_json::Map::new();
+            for reading in &view.scrape.readings {
+                for sample in reading.samples.iter().filter(|s| s.device == i) {
+                    match (sample.reason, sample.pid) {
+                        (Some(reason), _) => {
+                            throttled.insert(reason.into(), json!(sample.value));
+                        }
+                        (None, None) => {
+                            values.insert(reading.signal.name.into(), json!(sample.value));
+                        }
+                        (None, Some(_)) => {}
+                    }
+                }
+            }
+            if !throttled.is_empty() {
+                values.insert("llm_gpu_throttled_seconds_total".into(), throttled.into());
+            }
+            let attached: Vec<Json> = servers_of(device, &servers)
+                .into_iter()
+                .map(|(server, via)| json!({"server": server, "via": via.as_str()}))
+                .collect();
+            let pods: Vec<Json> = device
+                .pods
+                .iter()
+                .map(|p| json!({"namespace": p.namespace, "pod": p.pod, "container": p.container}))
+                .collect();
+            gpus.push(json!({
+                "exporter": view.instance,
+                "source": view.scrape.source.as_str(),
+                "gpu": device.index,
+                "gpu_instance": device.key.instance,
+                "uuid": device.key.uuid,
+                "gpu_model": device.model,
+                "mig_profile": device.profile,
+                "hostname": device.hostname,
+                "pods": pods,
+                "servers": attached,
+                "values": values,
+            }));
+        }
+    }
+    json!({"status": "success", "data": {"gpus": gpus}})
+}

@@ -1,0 +1,169 @@
+//! GPU exporters as `up` targets: dcgm-exporter and nvidia_gpu_exporter bodies (the reconstructed
+//! fixtures, served by a canned server) are read into the `llm_gpu_*` signals, each GPU attached
+//! to the simulated model server it serves by pod labels or by configured UUID, or reported as
+//! unattributed; a GPU that disappears from the body disappears from the output.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::up::{eventually, get, sample, start_up};
+use crate::util::{Canned, fixture, serve, start};
+
+fn body(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(&format!("gpu/{name}"))).unwrap()
+}
+
+#[test]
+fn up_reads_gpu_exporters_and_attaches_each_gpu_to_its_model_server() {
+    let sim = start(&["vllm"]);
+    let engine = &sim.urls[0].1;
+    let dcgm = serve(HashMap::from([(
+        "/metrics",
+        Canned::ok(body("dcgm-exporter-h100-pods.txt")),
+    )]));
+    let smi = serve(HashMap::from([(
+        "/metrics",
+        Canned::ok(body("nvidia-gpu-exporter-h100.txt")),
+    )]));
+    let config = format!(
+        r#"
+[scrape]
+interval = "1s"
+
+[alerting]
+interval = "1s"
+
+[[target]]
+url = "{engine}"
+name = "vllm-a"
+labels = {{ pod = "llama-0", namespace = "llm" }}
+
+[[target]]
+url = "{engine}"
+name = "vllm-b"
+gpus = ["GPU-1A2B3C4D-5E6F-4A8B-9C0D-1E2F3A4B5C6D"]
+
+[[target]]
+url = "{dcgm}/metrics"
+name = "dcgm-node-7"
+
+[[target]]
+url = "{smi}/metrics"
+name = "smi"
+"#,
+        dcgm = dcgm.base,
+        smi = smi.base,
+    );
+    let up = start_up(&config, &[]);
+    let metrics = eventually(20, || {
+        let (_, text) = get(&format!("{}/metrics", up.base));
+        let ready = ["smi", "dcgm-node-7"]
+            .iter()
+            .all(|t| text.contains(&format!("llm_gpu_info{{instance=\"{t}\"")));
+        (ready && text.contains("llm_engine_info")).then_some(text)
+    });
+    llmwatch::exposition::parse(&metrics, llmwatch::exposition::Mode::Strict)
+        .expect("/metrics parses strictly");
+    let busy = "instance=\"dcgm-node-7\",gpu=\"0\"";
+    let model = "gpu_model=\"NVIDIA H100 80GB HBM3\"";
+    let value = |name: &str, labels: &str| sample(&metrics, &format!("{name}{{{labels}}}"));
+    assert_eq!(
+        value("llm_gpu_utilization_ratio", &format!("{busy},{model}")),
+        Some(0.97)
+    );
+    assert_eq!(
+        value("llm_gpu_memory_used_bytes", &format!("{busy},{model}")),
+        Some(74211.0 * 1_048_576.0)
+    );
+    assert_eq!(
+        value(
+            "llm_gpu_throttled_seconds_total",
+            &format!("{busy},{model},reason=\"power\"")
+        ),
+        Some(4.2)
+    );
+    assert_eq!(
+        value(
+            "llm_gpu_info",
+            &format!("{busy},{model},uuid=\"8f0b0c1e-4a5d-4b7e-9c1d-2e3f4a5b6c7d\"")
+        ),
+        Some(1.0)
+    );
+    // The join: by pod, by configured UUID (any case, with GPU-), and unattributed.
+    assert_eq!(
+        value(
+            "llm_gpu_server_info",
+            &format!("{busy},server=\"vllm-a\",via=\"pod\"")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "llm_gpu_server_info",
+            "instance=\"dcgm-node-7\",gpu=\"1\",server=\"vllm-b\",via=\"config\""
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "llm_gpu_server_info",
+            "instance=\"smi\",gpu=\"0\",via=\"none\""
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("llmwatch_gpu_unknown_families", "instance=\"dcgm-node-7\""),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("llmwatch_gpu_unknown_families", "instance=\"smi\""),
+        Some(1.0)
+    );
+
+    let (status, api) = get(&format!("{}/api/v1/gpus", up.base));
+    assert_eq!(status, 200);
+    let api: Value = serde_json::from_str(&api).unwrap();
+    let gpus = api["data"]["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 3);
+    let held = gpus
+        .iter()
+        .find(|g| g["exporter"] == "dcgm-node-7" && g["gpu"] == "0")
+        .unwrap();
+    assert_eq!(held["source"], "dcgm-exporter");
+    assert_eq!(held["servers"][0]["server"], "vllm-a");
+    assert_eq!(held["pods"][0]["pod"], "llama-0");
+    assert_eq!(held["values"]["llm_gpu_power_watts"], 612.304);
+    assert_eq!(
+        held["values"]["llm_gpu_throttled_seconds_total"]["thermal"],
+        1.5
+    );
+
+    // A GPU exporter is not an engine: no "expected metrics absent" alert for it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, alerts) = get(&format!("{}/api/v1/alerts", up.base));
+    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    let active = alerts["data"]["alerts"].as_array().unwrap();
+    assert!(
+        active.iter().all(|a| {
+            let instance = &a["labels"]["instance"];
+            instance != "dcgm-node-7" && instance != "smi"
+        }),
+        "{active:?}"
+    );
+
+    // GPU 1 falls off the bus: its series leave the body, and the output.
+    let text = String::from_utf8(body("dcgm-exporter-h100-pods.txt")).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.contains("1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    dcgm.set("/metrics", Canned::ok(without));
+    eventually(20, || {
+        let (_, text) = get(&format!("{}/metrics", up.base));
+        (!text.contains("instance=\"dcgm-node-7\",gpu=\"1\"")
+            && text.contains("instance=\"dcgm-node-7\",gpu=\"0\""))
+        .then_some(())
+    });
+}
