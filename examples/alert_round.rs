@@ -64,6 +64,7 @@ fn main() {
                 raw: None,
                 problems: vec![],
                 gpu: None,
+                process: None,
             };
             store.record_success(&target.name, scraped, 0.001);
         }

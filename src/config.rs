@@ -238,6 +238,9 @@ pub struct ScrapeConfig {
     /// buffer as large as the largest body it carried (~100 KB for a TGI scrape): with
     /// hundreds of targets, `false` saves that memory for a little CPU (docs/benchmarks.md).
     pub keep_alive: bool,
+    /// Read the CPU time and resident memory of engines on this machine (targets on a
+    /// loopback address) from `/proc`: the process listening on the port and its children.
+    pub processes: bool,
 }
 
 impl Default for ScrapeConfig {
@@ -250,6 +253,7 @@ impl Default for ScrapeConfig {
             max_labels: 64,
             probe_version: true,
             keep_alive: true,
+            processes: true,
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct SelfMetrics {
     pub gpu_unknown_families: Family<InstanceLabel, Gauge>,
     /// A GPU exporter's samples that name no GPU, so are not read.
     pub gpu_samples_without_gpu: Family<InstanceLabel, Gauge>,
+    /// Failed reads of a local engine's processes from `/proc`.
+    pub process_read_failures: Family<InstanceLabel, Counter>,
 }
 
 impl SelfMetrics {
@@ -141,6 +143,11 @@ impl SelfMetrics {
             "Samples of a GPU exporter's latest scrape that carry no GPU UUID, so cannot be attributed",
             metrics.gpu_samples_without_gpu.clone(),
         );
+        registry.register(
+            "process_read_failures",
+            "Failed reads of a local engine's processes from /proc (no listener found, /proc unreadable)",
+            metrics.process_read_failures.clone(),
+        );
         (metrics, registry)
     }
 
@@ -156,6 +163,7 @@ impl SelfMetrics {
         self.engine_changes.remove(&label);
         self.gpu_unknown_families.remove(&label);
         self.gpu_samples_without_gpu.remove(&label);
+        self.process_read_failures.remove(&label);
         for kind in crate::collect::integrity::ProblemKind::ALL {
             self.integrity_problems.remove(&ProblemLabels {
                 instance: instance.to_string(),
@@ -323,6 +331,33 @@ impl GpuExporterRead<'_> {
         m.gpu_samples_without_gpu
             .get_or_create(&label)
             .set(gauge(self.without_gpu));
+    }
+}
+
+/// A local engine's processes could not be read from `/proc`. Counted every time; logged
+/// when the reason differs from the last one logged for the target.
+pub struct ProcessUnreadable<'a> {
+    /// Target name.
+    pub target: &'a str,
+    /// Why.
+    pub error: &'a str,
+    /// Whether to log (the reason changed).
+    pub log: bool,
+}
+
+impl ProcessUnreadable<'_> {
+    /// Logs a warning when asked and counts the failure.
+    pub fn emit(&self, m: &SelfMetrics) {
+        if self.log {
+            tracing::warn!(
+                instance = self.target,
+                error = self.error,
+                "cannot read the engine's processes; no llm_process_* series for it"
+            );
+        }
+        m.process_read_failures
+            .get_or_create(&instance(self.target))
+            .inc();
     }
 }
 

@@ -51,6 +51,7 @@ fn scrape_samples(store: &Store, at: f64, (ok, failed): (f64, f64), kv: f64, sam
         raw: None,
         problems: vec![],
         gpu: None,
+        process: None,
     };
     store.record_success("vllm-0", scraped, 0.01);
 }

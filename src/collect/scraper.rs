@@ -17,7 +17,8 @@ use super::targets::Target;
 use crate::config::ScrapeConfig;
 use crate::engines::{Engine, Index, detect, normalise};
 use crate::events::{
-    EngineChanged, GpuExporterRead, IntegrityProblem, ScrapeFailed, ScrapeSucceeded, SelfMetrics,
+    EngineChanged, GpuExporterRead, IntegrityProblem, ProcessUnreadable, ScrapeFailed,
+    ScrapeSucceeded, SelfMetrics,
 };
 use crate::exposition::{self, Mode};
 
@@ -40,6 +41,10 @@ struct Known {
     /// A GPU exporter's source, GPUs, unknown families and samples without a GPU, as last
     /// reported.
     gpu_shape: Option<(crate::gpu::GpuSource, usize, usize, usize)>,
+    /// The reader of a local engine's processes, made when the engine is first seen.
+    processes: Option<crate::gpu::procfs::ProcessReader>,
+    /// The last reason the processes could not be read, logged once.
+    process_error: Option<String>,
 }
 
 impl Scraper {
@@ -175,6 +180,10 @@ impl Scraper {
             self.note_gpu_exporter(target, known, scrape);
         }
         let problems = known.checker.check(&readings, &index);
+        let process = match detection.engine {
+            Some(_) if self.limits.processes => self.read_processes(target, known),
+            _ => None,
+        };
         Ok(Scraped {
             at,
             engine: detection.engine,
@@ -190,6 +199,7 @@ impl Scraper {
             raw: target.raw.then(|| Arc::from(checked.text.as_ref())),
             problems,
             gpu,
+            process,
         })
     }
 
@@ -217,6 +227,35 @@ impl Scraper {
                 without_gpu: scrape.without_gpu,
             }
             .emit(&self.metrics);
+        }
+    }
+
+    /// The engine's processes, when it listens on a loopback address of this machine.
+    fn read_processes(
+        &self,
+        target: &Target,
+        known: &mut Known,
+    ) -> Option<crate::gpu::procfs::Usage> {
+        if known.processes.is_none() {
+            let port = local_port(&target.url)?;
+            known.processes = Some(crate::gpu::procfs::ProcessReader::new("/proc", port));
+        }
+        match known.processes.as_mut()?.read() {
+            Ok(usage) => {
+                known.process_error = None;
+                Some(usage)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                ProcessUnreadable {
+                    target: &target.name,
+                    error: &error,
+                    log: known.process_error.as_ref() != Some(&error),
+                }
+                .emit(&self.metrics);
+                known.process_error = Some(error);
+                None
+            }
         }
     }
 
@@ -309,4 +348,18 @@ fn body_failure(e: BodyError) -> Failure {
         reason,
         message: e.to_string(),
     }
+}
+
+/// The port of `url` when its host is a loopback address (an engine on this machine).
+fn local_port(url: &str) -> Option<u16> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let local = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    local.then(|| url.port_or_known_default()).flatten()
 }

@@ -32,6 +32,8 @@ pub struct Scraped {
     pub problems: Vec<Problem>,
     /// A GPU exporter's numbers, when the target is one rather than an engine.
     pub gpu: Option<Arc<crate::gpu::GpuScrape>>,
+    /// CPU and memory of the engine's processes, when it runs on this machine.
+    pub process: Option<crate::gpu::procfs::Usage>,
 }
 
 /// Whether the latest scrape worked.

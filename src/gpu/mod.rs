@@ -7,6 +7,7 @@
 pub mod device;
 pub mod join;
 mod normalise;
+pub mod procfs;
 mod reference;
 pub mod signals;
 mod write;

@@ -230,6 +230,7 @@ fn up_verdicts(bodies: &[Body], retention: Duration) -> BTreeMap<&'static str, V
                     raw: None,
                     problems: vec![],
                     gpu: None,
+                    process: None,
                 };
                 store.record_success("t", scraped, 0.01);
             }

@@ -190,6 +190,7 @@ fn up_states(scrapes: &[Option<Numbers>], t0: f64) -> BTreeMap<&'static str, Vec
                     raw: None,
                     problems: vec![],
                     gpu: None,
+                    process: None,
                 },
                 0.01,
             ),

@@ -1,7 +1,8 @@
 //! GPU exporters as `up` targets: dcgm-exporter and nvidia_gpu_exporter bodies (the reconstructed
 //! fixtures, served by a canned server) are read into the `llm_gpu_*` signals, each GPU attached
 //! to the simulated model server it serves by pod labels or by configured UUID, or reported as
-//! unattributed; a GPU that disappears from the body disappears from the output.
+//! unattributed; a GPU that disappears from the body disappears from the output. The simulated
+//! engine runs on this machine, so its CPU and memory are read from `/proc`.
 
 use std::collections::HashMap;
 
@@ -61,7 +62,12 @@ name = "smi"
         let ready = ["smi", "dcgm-node-7"]
             .iter()
             .all(|t| text.contains(&format!("llm_gpu_info{{instance=\"{t}\"")));
-        (ready && text.contains("llm_engine_info")).then_some(text)
+        let engines = ["vllm-a", "vllm-b"].iter().all(|t| {
+            text.contains(&format!(
+                "llm_engine_info{{engine=\"vllm\",instance=\"{t}\""
+            ))
+        });
+        (ready && engines).then_some(text)
     });
     llmwatch::exposition::parse(&metrics, llmwatch::exposition::Mode::Strict)
         .expect("/metrics parses strictly");
@@ -121,6 +127,15 @@ name = "smi"
         Some(1.0)
     );
 
+    // The simulator runs on this machine: its process, found through its port.
+    #[cfg(target_os = "linux")]
+    {
+        let engine_labels = "engine=\"vllm\",instance=\"vllm-a\",namespace=\"llm\",pod=\"llama-0\"";
+        let resident = value("llm_process_resident_memory_bytes", engine_labels);
+        assert!(resident.is_some_and(|r| r > 1e6), "{resident:?}");
+        assert!(value("llm_process_cpu_seconds_total", engine_labels).is_some());
+    }
+
     let (status, api) = get(&format!("{}/api/v1/gpus", up.base));
     assert_eq!(status, 200);
     let api: Value = serde_json::from_str(&api).unwrap();
@@ -138,6 +153,13 @@ name = "smi"
         held["values"]["llm_gpu_throttled_seconds_total"]["thermal"],
         1.5
     );
+    #[cfg(target_os = "linux")]
+    {
+        let processes = api["data"]["processes"].as_array().unwrap();
+        // Both engine targets point at the one simulator; the GPU exporters are not engines.
+        assert_eq!(processes.len(), 2, "{processes:?}");
+        assert!(processes.iter().all(|p| p["pid"] == sim.pid()));
+    }
 
     // A GPU exporter is not an engine: no "expected metrics absent" alert for it.
     std::thread::sleep(std::time::Duration::from_secs(3));

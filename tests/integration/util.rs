@@ -161,6 +161,13 @@ pub struct Sim {
     pub urls: Vec<(String, String)>,
 }
 
+impl Sim {
+    /// The simulator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();
