@@ -50,7 +50,10 @@ fn main() {
         .map(|(_, port)| ProcessReader::new("/proc", *port))
         .collect();
     let start = Instant::now();
-    let processes: usize = readers.iter_mut().map(|r| r.read().unwrap().processes).sum();
+    let processes: usize = readers
+        .iter_mut()
+        .map(|r| r.read().unwrap().processes)
+        .sum();
     let first = start.elapsed();
     let mut times: Vec<Duration> = (0..rounds)
         .map(|_| {

@@ -100,6 +100,19 @@ fn client_load(proxy: std::net::SocketAddr, model: &str) -> BenchOptions {
     }
 }
 
+/// The `--target`s of one simulated engine: the engine, with the pod labels its simulated
+/// dcgm-exporter names, and that exporter (every engine but llama.cpp, which runs on the CPU).
+fn demo_targets(name: &str, addr: std::net::SocketAddr) -> Vec<String> {
+    if name == "llamacpp" {
+        return vec![format!("http://{addr},name=sim-{name},service=demo")];
+    }
+    let pod = format!("{name}-{}", addr.port());
+    vec![
+        format!("http://{addr},name=sim-{name},service=demo,pod={pod},namespace=sim"),
+        format!("http://{addr}/dcgm/metrics,name=gpu-{name}"),
+    ]
+}
+
 /// Runs the demo until Ctrl-C; vLLM's first incident at `incident_at`, then every
 /// `incident_every`.
 pub async fn run(
@@ -124,7 +137,7 @@ pub async fn run(
     let sources = Sources {
         target_args: all
             .iter()
-            .map(|(name, addr)| format!("http://{addr},name=sim-{name},service=demo"))
+            .flat_map(|(name, addr)| demo_targets(name, *addr))
             .collect(),
         listen: Some(listen.unwrap_or_else(|| "127.0.0.1:9464".into())),
         proxy_upstreams: all

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::sim::faults::{FaultDice, FaultRates};
 use crate::sim::front::{Exposure, Front};
+use crate::sim::gpu::SimGpu;
 use crate::sim::load::{Arrivals, Load, drive};
 use crate::sim::record::Recorder;
 use crate::sim::runtime::{EngineHandle, Scheduling, keep_finished};
@@ -198,11 +199,14 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
             slot_ctx: profile.kv_blocks * profile.block_tokens / profile.max_running.max(1) as u32,
             seed,
             tokenizer: tokenizer.clone(),
+            gpu: None,
         };
-        let app = router(handle, config);
         let addr = SocketAddr::new(*host, spec.port);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        // Every engine but llama.cpp (on the CPU) has a GPU, named after its port.
+        let gpu = (spec.dialect != Dialect::LlamaCpp).then(|| SimGpu::new(name, local.port()));
+        let app = router(handle, ServerConfig { gpu, ..config });
         // Streamed chunks must leave at once: without TCP_NODELAY they wait ~40 ms.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

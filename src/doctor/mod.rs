@@ -251,6 +251,8 @@ pub async fn from_up(
             reason: "no `targets` list".into(),
         })?
         .iter()
+        // GPU exporters serve no requests: nothing of theirs is diagnosed as a server.
+        .filter(|t| t.get("gpu_exporter").is_none_or(Json::is_null))
         .filter_map(|t| t.get("name").and_then(Json::as_str).map(str::to_string))
         .collect();
     let window = format!("{}s", window.as_secs().max(1));

@@ -101,6 +101,8 @@ pub struct Exposure {
     /// running adapters it has seen and never forgets one: with many adapters the series
     /// count grows with every new combination.
     pub lora_adapters: u32,
+    /// What happened to the engine's GPU (`/dcgm/metrics`).
+    pub gpu: super::gpu::GpuFaults,
 }
 
 impl Default for Exposure {
@@ -109,6 +111,7 @@ impl Default for Exposure {
             metrics_down: false,
             engine_families: true,
             lora_adapters: 0,
+            gpu: super::gpu::GpuFaults::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod dialect;
 pub mod engine;
 pub mod faults;
 pub mod front;
+pub mod gpu;
 pub mod load;
 pub mod record;
 pub mod replay;

@@ -68,6 +68,12 @@ pub struct Step {
     pub engine_metrics: Option<bool>,
     /// LoRA adapters in use: vLLM writes a `vllm:lora_requests_info` series for each one.
     pub lora_adapters: Option<u32>,
+    /// The GPU's clocks held down: `"power"`, `"thermal"`, or `"none"` to end it.
+    pub gpu_throttle: Option<String>,
+    /// An XID error of this code (its gauge keeps the last code, as dcgm-exporter's does).
+    pub gpu_xid: Option<u32>,
+    /// GiB of GPU memory another process takes (outside the engine's KV cache).
+    pub gpu_foreign_memory_gib: Option<u32>,
 }
 
 /// Why a scenario file is unusable.
@@ -119,6 +125,14 @@ impl Scenario {
             ];
             if rates.iter().flatten().any(|r| !(0.0..=1.0).contains(r)) {
                 return Err(invalid("fault rates must be between 0 and 1".into()));
+            }
+            if let Some(throttle) = &step.gpu_throttle {
+                super::gpu::Throttle::parse(throttle).map_err(invalid)?;
+            }
+            if step.gpu_foreign_memory_gib.is_some_and(|g| g > 1024) {
+                return Err(invalid(
+                    "gpu_foreign_memory_gib must be at most 1024".into(),
+                ));
             }
             if step.kv_blocks == Some(0) || step.max_running == Some(0) {
                 return Err(invalid(
@@ -173,6 +187,16 @@ impl Step {
             metrics_down: self.metrics_down.unwrap_or(exposure.metrics_down),
             engine_families: self.engine_metrics.unwrap_or(exposure.engine_families),
             lora_adapters: self.lora_adapters.unwrap_or(exposure.lora_adapters),
+            gpu: super::gpu::GpuFaults {
+                throttle: match &self.gpu_throttle {
+                    Some(text) => super::gpu::Throttle::parse(text).unwrap_or(None),
+                    None => exposure.gpu.throttle,
+                },
+                xid: self.gpu_xid.unwrap_or(exposure.gpu.xid),
+                foreign_memory_gib: self
+                    .gpu_foreign_memory_gib
+                    .unwrap_or(exposure.gpu.foreign_memory_gib),
+            },
         }
     }
 

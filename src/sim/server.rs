@@ -15,7 +15,8 @@ use serde_json::json;
 use super::dialect::{Renderer, Snapshot, VllmVersion};
 use super::faults::FaultDice;
 use super::front::{Exposure, Front};
-use super::runtime::EngineHandle;
+use super::gpu::SimGpu;
+use super::runtime::{EngineHandle, State as EngineState};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     /// Counts prompts as this model's tokenizer does, instead of one token per four
     /// characters.
     pub tokenizer: Option<Arc<crate::tokenize::Tokenizer>>,
+    /// The GPU under the engine, served as dcgm-exporter on `/dcgm/metrics`.
+    pub gpu: Option<SimGpu>,
 }
 
 struct App {
@@ -73,6 +76,7 @@ struct App {
     renderer: Mutex<Renderer>,
     front: Arc<Front>,
     exposure: Arc<Mutex<Exposure>>,
+    gpu: Option<Mutex<SimGpu>>,
 }
 
 /// The router for one simulated engine.
@@ -94,6 +98,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
         renderer: Mutex::new(Renderer::new(dialect, std::process::id())),
         front: config.front,
         exposure: config.exposure,
+        gpu: config.gpu.map(Mutex::new),
     });
     let info_path = match dialect {
         Dialect::Vllm(_) => "/version",
@@ -113,6 +118,7 @@ pub fn router(engine: EngineHandle, config: ServerConfig) -> Router {
     routes
         .route("/health", get(|| async { "" }))
         .route("/metrics", get(metrics))
+        .route("/dcgm/metrics", get(dcgm_metrics))
         .route("/v1/models", get(models))
         .route(info_path, get(info))
         .route("/v1/chat/completions", post(openai::chat))
@@ -179,7 +185,15 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n").into_response();
     }
     let state = app.engine.state();
-    let snap = Snapshot {
+    let snap = snapshot(&app, &state, exposure);
+    // One lock for the whole render, so two scrapes never share llama.cpp's window.
+    let (body, content_type) = lock(&app.renderer).render(&snap);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// What the dialects and the GPU render, read from the engine now.
+fn snapshot<'a>(app: &'a App, state: &'a EngineState, exposure: Exposure) -> Snapshot<'a> {
+    Snapshot {
         model: &app.model,
         running: state.running,
         waiting: state.waiting,
@@ -190,10 +204,26 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         profile: &state.profile,
         front: app.front.counts(),
         exposure,
+    }
+}
+
+/// The engine's GPU as dcgm-exporter shows it; 404 for an engine on the CPU.
+async fn dcgm_metrics(State(app): State<Arc<App>>) -> Response {
+    let Some(gpu) = &app.gpu else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this engine runs on the CPU: no GPU\n",
+        )
+            .into_response();
     };
-    // One lock for the whole render, so two scrapes never share llama.cpp's window.
-    let (body, content_type) = lock(&app.renderer).render(&snap);
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    let state = app.engine.state();
+    let snap = snapshot(&app, &state, *lock(&app.exposure));
+    let faults = snap.exposure.gpu;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let body = lock(gpu).render(now, &snap, faults);
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 /// Ground truth as JSON lines, one finished request each, oldest first. Times are seconds of

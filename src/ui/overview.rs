@@ -122,15 +122,20 @@ pub fn stale(status: &TargetStatus, now: f64) -> bool {
         .is_some_and(|g| now - g.at > 3.0 * interval.max(1.0))
 }
 
-/// Every row (a target without a model yet is one row), with the value of `by` over the
-/// window when sorting on a column.
+/// Every row (a target without a model yet is one row; a GPU exporter none), with the value
+/// of `by` over the window when sorting on a column.
 fn rows(store: &Store, grid: &Grid, group: Option<&str>, by: SortBy) -> Vec<Row> {
     let line = match by {
         SortBy::Column(p, l) => Some(OVERVIEW[p].lines[l].measure),
         SortBy::Target => None,
     };
     let mut rows = Vec::new();
-    for status in store.statuses() {
+    // GPU exporters describe hardware, not model servers: /api/v1/gpus lists them.
+    let servers = store
+        .statuses()
+        .into_iter()
+        .filter(|s| s.last_good.as_ref().is_none_or(|g| g.gpu.is_none()));
+    for status in servers {
         let found = store
             .with_history(&status.target.name, |h| {
                 let rollup = h.rollup();

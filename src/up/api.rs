@@ -36,6 +36,7 @@ pub fn targets(statuses: &[Arc<TargetStatus>]) -> Json {
                 "interval_seconds": s.target.interval.as_secs_f64(),
                 "health": s.health,
                 "engine": good.and_then(|g| g.engine).map(Engine::as_str),
+                "gpu_exporter": good.and_then(|g| g.gpu.as_ref()).map(|g| g.source.as_str()),
                 "version": good.map(|g| g.version.as_str()),
                 "samples": good.map(|g| g.samples),
                 "integrity": *s.integrity,

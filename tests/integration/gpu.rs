@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::up::{eventually, get, sample, start_up};
-use crate::util::{Canned, fixture, serve, start};
+use crate::util::{Canned, fixture, serve, start, start_with};
 
 fn body(name: &str) -> Vec<u8> {
     std::fs::read(fixture(&format!("gpu/{name}"))).unwrap()
@@ -174,6 +174,18 @@ name = "smi"
         "{active:?}"
     );
 
+    // Nor does doctor diagnose them as model servers.
+    let out = crate::util::llmwatch()
+        .args(["doctor", "--url", &up.base, "--window", "1s"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("vllm-a"), "{report}");
+    assert!(
+        !report.contains("dcgm-node-7") && !report.contains("smi"),
+        "{report}"
+    );
+
     // GPU 1 falls off the bus: its series leave the body, and the output.
     let text = String::from_utf8(body("dcgm-exporter-h100-pods.txt")).unwrap();
     let without: String = text
@@ -188,4 +200,65 @@ name = "smi"
             && text.contains("instance=\"dcgm-node-7\",gpu=\"0\""))
         .then_some(())
     });
+}
+
+#[test]
+fn the_simulator_s_gpu_follows_its_engine_and_scenario_faults_reach_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("gpu.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"gpu\"\n[[step]]\nat = \"1s\"\ngpu_throttle = \"thermal\"\ngpu_xid = 79\ngpu_foreign_memory_gib = 40\n",
+    )
+    .unwrap();
+    let sim = start_with(
+        &["vllm", "llamacpp"],
+        &["--scenario", scenario.to_str().unwrap(), "--load", "2"],
+    );
+    let vllm = &sim.urls[0].1;
+    let port = vllm.rsplit(':').next().unwrap();
+    // llama.cpp runs on the CPU: no GPU to show.
+    let (status, _) = get(&format!("{}/dcgm/metrics", sim.urls[1].1));
+    assert_eq!(status, 404);
+    let config = format!(
+        r#"
+[scrape]
+interval = "1s"
+
+[[target]]
+url = "{vllm}"
+name = "vllm"
+labels = {{ pod = "vllm-{port}", namespace = "sim" }}
+
+[[target]]
+url = "{vllm}/dcgm/metrics"
+name = "gpu"
+"#
+    );
+    let up = start_up(&config, &[]);
+    let metrics = eventually(20, || {
+        let (_, text) = get(&format!("{}/metrics", up.base));
+        text.contains("llm_gpu_last_xid{").then_some(text)
+    });
+    let value = |prefix: &str| sample(&metrics, prefix);
+    assert_eq!(
+        value("llm_gpu_server_info{instance=\"gpu\",gpu=\"0\",server=\"vllm\",via=\"pod\"}"),
+        Some(1.0)
+    );
+    assert_eq!(value("llm_gpu_last_xid{instance=\"gpu\""), Some(79.0));
+    assert_eq!(
+        value("llm_gpu_sm_clock_hertz{instance=\"gpu\""),
+        Some(1410e6)
+    );
+    let used = value("llm_gpu_memory_used_bytes{instance=\"gpu\"").unwrap();
+    assert!(used >= 40.0 * 1024.0 * 1_048_576.0, "{used}");
+    let throttled = eventually(10, || {
+        let (_, text) = get(&format!("{}/metrics", up.base));
+        sample(
+            &text,
+            "llm_gpu_throttled_seconds_total{instance=\"gpu\",gpu=\"0\",gpu_model=\"NVIDIA H100 80GB HBM3\",reason=\"thermal\"}",
+        )
+        .filter(|v| *v > 0.0)
+    });
+    assert!(throttled > 0.0);
 }
