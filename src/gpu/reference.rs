@@ -15,7 +15,8 @@ pub fn reference_markdown() -> String {
          `llm_gpu_throttled_seconds_total` adds `reason` (power, thermal, hardware). Process\n\
          series are per engine target. Per source a cell says **native** (the exporter's series,\n\
          renamed and scaled to base units), **derived** (a formula), **read** (what `up` calls\n\
-         or reads itself), **labels** (identity from labels) or **missing** (why).\n",
+         or reads itself; `/proc` today, NVML not yet: see docs/gpu.md), **labels** (identity\n\
+         from labels) or **missing** (why).\n",
     );
     for signal in GPU_SIGNALS {
         let subject = match signal.subject {
