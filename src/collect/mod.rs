@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod fetch;
+pub mod gpus;
 pub mod history;
 pub mod integrity;
 pub mod probe;

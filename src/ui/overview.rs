@@ -234,6 +234,29 @@ fn cells(store: &Store, row: &Row, grid: &Grid) -> Json {
     Json::Array(columns.collect())
 }
 
+/// The latest numbers of the GPUs a row's server uses (none without a GPU exporter that
+/// attaches one).
+fn gpu_cells(attached: Option<&Vec<crate::collect::gpus::Attached<'_>>>) -> Json {
+    let gpus = attached.into_iter().flatten().map(|a| {
+        let device = a.view.scrape.devices.get(a.device);
+        json!({
+            "exporter": a.view.instance,
+            "gpu": device.and_then(|d| d.index.as_deref()),
+            "gpu_instance": device.and_then(|d| d.key.instance.as_deref()),
+            "gpu_model": device.and_then(|d| d.model.as_deref()),
+            "via": a.via.as_str(),
+            "utilization": a.value("llm_gpu_utilization_ratio"),
+            "memory_used_bytes": a.value("llm_gpu_memory_used_bytes"),
+            "memory_total_bytes": a.value("llm_gpu_memory_total_bytes"),
+            "temperature_celsius": a.value("llm_gpu_temperature_celsius"),
+            "power_watts": a.value("llm_gpu_power_watts"),
+            "sm_clock_hertz": a.value("llm_gpu_sm_clock_hertz"),
+            "last_xid": a.value("llm_gpu_last_xid"),
+        })
+    });
+    Json::Array(gpus.collect())
+}
+
 /// `/api/v1/overview`.
 pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
     let window = crate::cli::parse_duration(q.window.as_deref().unwrap_or("5m"))?;
@@ -265,6 +288,8 @@ pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
         .filter(|r| r.matches(&needle, now))
         .collect();
     sort(&mut kept, by, descending);
+    let statuses = store.statuses();
+    let attached = crate::collect::gpus::by_server(&statuses);
     let page: Vec<Json> = kept
         .iter()
         .skip(offset)
@@ -274,6 +299,7 @@ pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
             out["model"] = json!(row.model);
             out["group"] = json!(row.group);
             out["cells"] = cells(store, row, &grid);
+            out["gpus"] = gpu_cells(attached.get(row.status.target.name.as_str()));
             out
         })
         .collect();
@@ -289,6 +315,7 @@ pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
         "labels": labels,
         "health": health,
         "rows_total": count,
+        "gpus": !attached.is_empty(),
         "matching": kept.len(),
         "offset": offset,
         "limit": limit,

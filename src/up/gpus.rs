@@ -6,41 +6,12 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
+use crate::collect::gpus::{servers, views};
 use crate::collect::state::{Health, TargetStatus};
 use crate::exposition::{write_family_header, write_sample};
-use crate::gpu::join::{Server, servers_of};
+use crate::gpu::join::servers_of;
 use crate::gpu::procfs::Usage;
-use crate::gpu::{GpuView, gpu_signal, write_gpus};
-
-/// The GPU exporters that are up, with their latest scrape.
-fn views(statuses: &[Arc<TargetStatus>]) -> Vec<GpuView<'_>> {
-    statuses
-        .iter()
-        .filter(|s| s.health == Health::Up)
-        .filter_map(|s| {
-            let scrape = s.last_good.as_ref()?.gpu.as_deref()?;
-            Some(GpuView {
-                instance: s.target.name.as_str(),
-                labels: &s.target.labels,
-                scrape,
-            })
-        })
-        .collect()
-}
-
-/// Every target that is not a GPU exporter, as a server GPUs can attach to (whether it is up
-/// or not: a GPU still serves a server whose scrape just failed).
-fn servers(statuses: &[Arc<TargetStatus>]) -> Vec<Server<'_>> {
-    statuses
-        .iter()
-        .filter(|s| s.last_good.as_ref().is_none_or(|g| g.gpu.is_none()))
-        .map(|s| Server {
-            name: s.target.name.as_str(),
-            labels: &s.target.labels,
-            gpus: &s.target.gpus,
-        })
-        .collect()
-}
+use crate::gpu::{gpu_signal, write_gpus};
 
 /// Appends the GPU series and the local engines' process series to `/metrics`.
 pub fn write(out: &mut String, statuses: &[Arc<TargetStatus>]) {

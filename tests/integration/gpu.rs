@@ -161,6 +161,19 @@ name = "smi"
         assert!(processes.iter().all(|p| p["pid"] == sim.pid()));
     }
 
+    // The overview (the dashboard and top) shows each server's GPUs, and no row for the
+    // exporters themselves.
+    let (_, overview) = get(&format!("{}/api/v1/overview?limit=50", up.base));
+    let overview: Value = serde_json::from_str(&overview).unwrap();
+    assert_eq!(overview["gpus"], true);
+    let rows = overview["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let row = |target: &str| rows.iter().find(|r| r["target"] == target).unwrap();
+    assert_eq!(row("vllm-a")["gpus"][0]["utilization"], 0.97);
+    assert_eq!(row("vllm-a")["gpus"][0]["via"], "pod");
+    assert_eq!(row("vllm-b")["gpus"][0]["gpu"], "1");
+    assert_eq!(row("vllm-b")["gpus"][0]["last_xid"], 79.0);
+
     // A GPU exporter is not an engine: no "expected metrics absent" alert for it.
     std::thread::sleep(std::time::Duration::from_secs(3));
     let (_, alerts) = get(&format!("{}/api/v1/alerts", up.base));

@@ -26,6 +26,40 @@ const SHOWN: [(&str, usize, &str, u16); 9] = [
     ("kv", 0, "KV", 5),
 ];
 
+/// Width of the GPU column.
+const GPU_WIDTH: u16 = 14;
+
+/// The first GPU of a row's server: utilisation (or `XID N` when it reported one) and memory
+/// used of the total in GiB, `+N` for more GPUs; `-` without one.
+pub fn gpu_text(gpus: &Json) -> String {
+    let Some(list) = gpus.as_array().filter(|l| !l.is_empty()) else {
+        return "-".into();
+    };
+    let first = &list[0];
+    let gib = |key: &str| {
+        first[key]
+            .as_f64()
+            .map_or("-".into(), |b| format!("{:.0}", b / 1_073_741_824.0))
+    };
+    // A GPU that reported an XID error shows it where its utilisation would be: after an
+    // XID the utilisation says little (79: the GPU fell off the bus).
+    let mut text = match first["last_xid"].as_f64() {
+        Some(code) if code > 0.0 => format!("XID {code:.0}"),
+        _ => first["utilization"]
+            .as_f64()
+            .map_or("-".into(), |u| number(u, "ratio")),
+    };
+    text.push_str(&format!(
+        " {}/{}G",
+        gib("memory_used_bytes"),
+        gib("memory_total_bytes")
+    ));
+    if list.len() > 1 {
+        text.push_str(&format!(" +{}", list.len() - 1));
+    }
+    text
+}
+
 /// A number as the web page writes it.
 pub fn number(v: f64, unit: &str) -> String {
     if !v.is_finite() {
@@ -191,14 +225,26 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, view: &View, colour: bool) {
             shown.push((index, line, title, width));
         }
     }
+    // The GPUs beside KV, when some server has one and the column fits.
+    let any_gpu = view.overview.as_ref().is_some_and(|o| o["gpus"] == true);
+    let show_gpu = any_gpu && budget > GPU_WIDTH;
+    if show_gpu {
+        budget -= GPU_WIDTH + 1;
+    }
     let spark = budget.saturating_sub(1).min(20);
     let mut widths = vec![Constraint::Length(name_width), Constraint::Length(7)];
     widths.extend(shown.iter().map(|s| Constraint::Length(s.3)));
+    if show_gpu {
+        widths.push(Constraint::Length(GPU_WIDTH));
+    }
     if spark >= 4 {
         widths.push(Constraint::Length(spark));
     }
     let mut head = vec![Cell::from("target · model"), Cell::from("health")];
     head.extend(shown.iter().map(|s| Cell::from(s.2)));
+    if show_gpu {
+        head.push(Cell::from("GPU util mem"));
+    }
     if spark >= 4 {
         head.push(Cell::from("req/s"));
     }
@@ -230,6 +276,9 @@ fn draw_table(frame: &mut Frame<'_>, area: Rect, view: &View, colour: bool) {
                     &row["cells"][*index][*line]["now"],
                     unit,
                 )));
+            }
+            if show_gpu {
+                cells.push(Cell::from(gpu_text(&row["gpus"])));
             }
             if spark >= 4 {
                 let series = requests

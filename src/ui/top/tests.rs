@@ -162,3 +162,34 @@ fn alerts_are_counted_in_the_header_and_listed_in_the_targets_detail() {
         "another target's alert: {text}"
     );
 }
+
+#[test]
+fn the_gpu_column_shows_each_server_s_first_gpu_beside_kv_when_any_has_one() {
+    let gib = 1_073_741_824.0;
+    let mut doc = overview();
+    doc["gpus"] = json!(true);
+    doc["rows"][2]["gpus"] = json!([
+        {"utilization": 0.97, "memory_used_bytes": 72.0 * gib, "memory_total_bytes": 80.0 * gib, "last_xid": null},
+        {"utilization": 0.5, "memory_used_bytes": 10.0 * gib, "memory_total_bytes": 80.0 * gib}
+    ]);
+    doc["rows"][1]["gpus"] = json!([
+        {"utilization": 0.0, "memory_used_bytes": 16.0 * gib, "memory_total_bytes": 80.0 * gib, "last_xid": 79.0}
+    ]);
+    let v = View {
+        overview: Some(doc),
+        ..View::default()
+    };
+    let text = snapshot(&v, "http://127.0.0.1:9464", 140);
+    assert!(text.contains("GPU util mem"), "{text}");
+    let line = |target: &str| {
+        text.lines()
+            .find(|l| l.contains(target))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("vllm-a").contains("97% 72/80G +1"), "{text}");
+    assert!(line("sglang-b").contains("XID 79 16/80G"), "{text}");
+    assert!(line("llama").contains(" - "), "{text}");
+    // Without GPUs anywhere the column is not drawn.
+    assert!(!snapshot(&view(), "http://127.0.0.1:9464", 140).contains("GPU util"));
+}

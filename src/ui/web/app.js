@@ -188,6 +188,33 @@ function drawHeads() {
     const label = c.lines.length > 1 && c.id !== "load" ? `${c.title} ${c.lines.join(" ")}` : c.title;
     heads.append(headCell(label, c.id, `${c.help} (${c.lines.join(", ")}; sorts on ${c.lines[0]})`));
   });
+  if (state.data && state.data.gpus) {
+    heads.append(el("th", { scope: "col", title: "The GPUs this server uses, from its GPU exporter: utilisation and memory used of the total (hover for temperature, power, clock, XID)" }, "GPU util · memory"));
+  }
+}
+
+function gibibytes(bytes) {
+  return bytes === null || bytes === undefined ? "–" : (bytes / 1073741824).toFixed(0);
+}
+
+// One line per GPU the row's server uses: utilisation, memory used / total in GiB, an XID.
+function gpuCell(gpus) {
+  const td = el("td", { "data-column": "gpu" });
+  if (!gpus || gpus.length === 0) {
+    td.append(el("span", { class: "muted", title: "no GPU exporter names this server's pod, and its target lists no gpus" }, "–"));
+    return td;
+  }
+  gpus.forEach((g) => {
+    const name = `${g.exporter} gpu ${g.gpu ?? "?"}${g.gpu_instance ? " / " + g.gpu_instance : ""}`;
+    const details = [name, g.gpu_model, `${number(g.temperature_celsius)} °C`, `${number(g.power_watts)} W`,
+      g.sm_clock_hertz ? `SM ${(g.sm_clock_hertz / 1e6).toFixed(0)} MHz` : null, `attached by ${g.via}`].filter(Boolean).join(" · ");
+    const line = el("div", { class: "cell", title: details },
+      el("span", { class: "num" }, number(g.utilization, "ratio")),
+      el("span", { class: "muted" }, `${gibibytes(g.memory_used_bytes)}/${gibibytes(g.memory_total_bytes)} GiB`),
+      g.last_xid ? el("span", { class: "badge bad", title: "the GPU reported this XID error" }, `XID ${g.last_xid}`) : null);
+    td.append(line);
+  });
+  return td;
 }
 
 function rowNode(row, index) {
@@ -214,6 +241,7 @@ function rowNode(row, index) {
     }
     tr.append(td);
   });
+  if (state.data && state.data.gpus) tr.append(gpuCell(row.gpus));
   tr.addEventListener("click", () => go({ target: row.target, model: row.model }));
   return tr;
 }
@@ -229,7 +257,7 @@ function drawOverview() {
   data.rows.forEach((row, i) => {
     if (data.group && row.group !== current) {
       current = row.group;
-      nodes.push(el("tr", { class: "group" }, el("td", { colspan: state.columns.length + 2 }, `${data.group} = ${current === null ? "(none)" : current}`)));
+      nodes.push(el("tr", { class: "group" }, el("td", { colspan: state.columns.length + (data.gpus ? 3 : 2) }, `${data.group} = ${current === null ? "(none)" : current}`)));
     }
     nodes.push(rowNode(row, i));
   });
