@@ -6,6 +6,7 @@
 
 pub mod alerts;
 mod compose;
+pub mod gpu_schema;
 pub mod grafana;
 mod kubernetes;
 pub mod panels;
@@ -262,6 +263,7 @@ pub fn render(options: &ExportOptions) -> Result<Vec<File>, ExportError> {
 pub fn record_names() -> Vec<String> {
     let mut groups: Vec<rules::Group> = Engine::ALL.into_iter().map(schema::engine_group).collect();
     groups.push(schema::llmwatch_group());
+    groups.extend(prometheus::gpu_groups());
     groups.push(rules::aggregate_group(&rules::Slo::default()));
     groups
         .iter()

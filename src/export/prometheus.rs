@@ -3,6 +3,7 @@
 use serde_norway::Value;
 
 use super::alerts::alert_group;
+use super::gpu_schema::{EXPORTERS, exporter_group, llmwatch_gpu_group};
 use super::rules::{Group, RuleFile, aggregate_group};
 use super::schema::{engine_group, llmwatch_group};
 use super::yaml::{b, file, map, s, seq, string_map, strings};
@@ -25,6 +26,11 @@ pub fn rule_files(options: &ExportOptions) -> Vec<(&'static str, &'static str, V
             vec![llmwatch_group()],
         ),
         (
+            "prometheus/rules/llm-schema-gpu.yml",
+            "The GPU part of the llm: schema: from dcgm-exporter's and nvidia_gpu_exporter's own\nseries (rules-only mode), and from llmwatch's llm_gpu_* series. Generated from llmwatch's\nGPU signal table.",
+            gpu_groups(),
+        ),
+        (
             "prometheus/rules/llm-aggregates.yml",
             "Rates, error and SLO ratios and p99s over the llm: schema, for alerts and dashboards.",
             vec![aggregate_group(&options.slo)],
@@ -35,6 +41,13 @@ pub fn rule_files(options: &ExportOptions) -> Vec<(&'static str, &'static str, V
             vec![alert_group(&options.slo, &options.runbook_base)],
         ),
     ]
+}
+
+/// The GPU schema's groups: one per exporter, then the copies of llmwatch's series.
+pub fn gpu_groups() -> Vec<Group> {
+    let mut groups: Vec<Group> = EXPORTERS.into_iter().map(exporter_group).collect();
+    groups.push(llmwatch_gpu_group());
+    groups
 }
 
 /// Every Prometheus and Alertmanager file.

@@ -73,7 +73,7 @@ fn is_exporters(source: GpuSource, name: &str) -> bool {
 /// Every series name a cell's expression reads.
 fn names_of(expr: &GpuExpr, out: &mut Vec<&'static str>) {
     match expr {
-        GpuExpr::First(names, _) | GpuExpr::SumOf(names, _) => out.extend_from_slice(names),
+        GpuExpr::First(names, _) | GpuExpr::SumOf(names, _, _) => out.extend_from_slice(names),
         GpuExpr::Either(a, b) => {
             names_of(a, out);
             names_of(b, out);
@@ -124,7 +124,8 @@ struct Reader<'x, 'e, 'a> {
 impl Reader<'_, '_, '_> {
     /// The values of series `name`, scaled. Per GPU, the series without pod labels (the
     /// device's own) wins over the copies dcgm-exporter makes for each pod on a shared GPU;
-    /// without one, the copies (equal) give one value.
+    /// without one, the copies (equal) give one value. Several series of the device itself
+    /// (a counter split by a label such as `xid`) add up.
     fn series(&mut self, name: &'static str, reason: Option<&'static str>, scale: f64) -> Values {
         let mut by: BTreeMap<Slot, (bool, f64)> = BTreeMap::new();
         let exp = self.exp;
@@ -138,13 +139,16 @@ impl Reader<'_, '_, '_> {
             let pid = exp.label(sample, "pid").and_then(|p| p.parse().ok());
             let value = sample.value * scale;
             by.entry((key, reason, pid))
-                .and_modify(|(had_own, old)| {
-                    if own && !*had_own {
+                .and_modify(|(had_own, old)| match (own, *had_own) {
+                    // Two series of the device itself split by another label (XIDs by code):
+                    // their sum.
+                    (true, true) => *old += value,
+                    (true, false) => {
                         *old = value;
                         *had_own = true;
-                    } else if !own && !*had_own {
-                        *old = old.max(value);
                     }
+                    (false, false) => *old = old.max(value),
+                    (false, true) => {}
                 })
                 .or_insert((own, value));
         }
@@ -167,12 +171,32 @@ impl Reader<'_, '_, '_> {
                 }
                 Values::default()
             }
-            GpuExpr::SumOf(names, scale) => {
+            GpuExpr::SumOf(names, required, scale) => {
                 let parts: Vec<Values> = names
                     .iter()
                     .map(|name| self.series(name, None, *scale))
                     .collect();
-                added(parts)
+                // Only GPUs with every required part get a sum.
+                let needed: Vec<Slot> = parts
+                    .iter()
+                    .take(*required)
+                    .fold(None, |kept: Option<Vec<Slot>>, part| {
+                        let here = part.by.keys();
+                        Some(match kept {
+                            None => here.cloned().collect(),
+                            Some(kept) => kept
+                                .into_iter()
+                                .filter(|s| part.by.contains_key(s))
+                                .collect(),
+                        })
+                    })
+                    .unwrap_or_default();
+                let mut sum = added(parts);
+                sum.by.retain(|slot, _| needed.contains(slot));
+                if sum.by.is_empty() {
+                    sum.used.clear();
+                }
+                sum
             }
             GpuExpr::ByReason(pairs, scale) => {
                 let parts: Vec<Values> = pairs

@@ -22,8 +22,9 @@ pub enum Subject {
 pub enum GpuExpr {
     /// The first of `names` present (newest name first, older spellings after).
     First(&'static [&'static str], f64),
-    /// The sum of those of `names` present, per GPU (all of them needed for a total).
-    SumOf(&'static [&'static str], f64),
+    /// The sum of `names` per GPU: the first `required` must all be there, the rest count
+    /// where the exporter has them (a field a later version added).
+    SumOf(&'static [&'static str], usize, f64),
     /// `a` where the exporter has it, else `b`.
     Either(&'static GpuExpr, &'static GpuExpr),
     /// Each series names a throttle reason: `(series, reason)`, summed per reason.
@@ -48,7 +49,14 @@ impl GpuExpr {
                 }
                 scaled(text, *scale)
             }
-            GpuExpr::SumOf(names, scale) => scaled(format!("({})", names.join(" + ")), *scale),
+            GpuExpr::SumOf(names, required, scale) => {
+                let (all, extra) = names.split_at((*required).min(names.len()));
+                let mut text = all.join(" + ");
+                for name in extra {
+                    text.push_str(&format!(" + {name} where present"));
+                }
+                scaled(format!("({text})"), *scale)
+            }
             GpuExpr::Either(a, b) => format!("{}, else {}", a.describe(), b.describe()),
             GpuExpr::ByReason(pairs, scale) => {
                 let parts: Vec<String> = pairs
@@ -263,10 +271,11 @@ pub const GPU_SIGNALS: &[GpuSignal] = &[
                         "DCGM_FI_DEV_FB_USED",
                         "DCGM_FI_DEV_FB_RESERVED",
                     ],
+                    2,
                     MIB,
                 ),
             ),
-            "FB_TOTAL is not in the default counters: free + used + reserved, within 2 MiB of the card",
+            "FB_TOTAL is not in the default counters: free + used + reserved (reserved since 4.3.1), within 2 MiB of the card",
         ),
         smi: native(GpuExpr::First(&["nvidia_smi_memory_total_bytes"], 1.0), ""),
         nvml: read("Device::memory_info().total", ""),

@@ -192,6 +192,8 @@ fn dcgm_old_namespace_mig_instances_are_their_own_gpus_and_fall_back_to_engine_a
         util.used,
         ["dcgm_gpu_utilization", "dcgm_fi_prof_gr_engine_active"]
     );
+    // Only used memory in 1.x names: no total (free + used needs both).
+    assert!(scrape.reading("llm_gpu_memory_total_bytes").is_none());
     let used = scrape.reading("llm_gpu_memory_used_bytes").unwrap();
     assert!(
         used.samples
@@ -245,6 +247,8 @@ fn nvidia_gpu_exporter_reads_identity_from_the_info_series_and_processes_by_pid(
     // Software power cap and hardware power brake are both "power".
     assert!(close(reason("power"), 13.0));
     assert!(close(reason("thermal"), 3.0));
+    // XIDs split by code add up.
+    assert!(close(value("llm_gpu_xid_errors_total"), 3.0));
     let process = scrape.reading("llm_process_gpu_memory_bytes").unwrap();
     assert_eq!(process.samples.len(), 1);
     assert_eq!(process.samples[0].pid, Some(11327));

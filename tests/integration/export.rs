@@ -48,7 +48,7 @@ pub fn export_example() -> (tempfile::TempDir, Vec<String>) {
 }
 
 /// Runs `cmd` and fails the test with its output unless it succeeds.
-fn succeed(cmd: &mut Command) {
+pub(crate) fn succeed(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -165,7 +165,7 @@ fn selector(name: &str, labels: &BTreeMap<String, String>) -> String {
     format!("{name}{{{}}}", pairs.join(", "))
 }
 
-fn labels_of(
+pub(crate) fn labels_of(
     exp: &llmwatch::exposition::Exposition<'_>,
     sample: &llmwatch::exposition::Sample<'_>,
 ) -> BTreeMap<String, String> {
@@ -175,7 +175,12 @@ fn labels_of(
         .collect()
 }
 
-fn input_series(out: &mut String, name: &str, labels: &BTreeMap<String, String>, value: f64) {
+pub(crate) fn input_series(
+    out: &mut String,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    value: f64,
+) {
     let _ = writeln!(
         out,
         "      - series: {}\n        values: '{value}'",
@@ -185,10 +190,10 @@ fn input_series(out: &mut String, name: &str, labels: &BTreeMap<String, String>,
 
 /// Expected samples per `llm:` name, written as promtool expression tests.
 #[derive(Default)]
-struct Expected(BTreeMap<String, Vec<String>>);
+pub(crate) struct Expected(BTreeMap<String, Vec<String>>);
 
 impl Expected {
-    fn add(&mut self, name: &str, labels: &BTreeMap<String, String>, value: f64) {
+    pub(crate) fn add(&mut self, name: &str, labels: &BTreeMap<String, String>, value: f64) {
         self.0.entry(name.to_string()).or_default().push(format!(
             "          - labels: {}\n            value: {}\n",
             yaml_quote(&selector("", labels)),
@@ -197,7 +202,7 @@ impl Expected {
     }
 
     /// One rounded expression per name; `matcher` narrows it (e.g. to one job).
-    fn write(self, out: &mut String, matcher: &str) {
+    pub(crate) fn write(self, out: &mut String, matcher: &str) {
         out.push_str("    promql_expr_test:\n");
         for (name, samples) in self.0 {
             let _ = writeln!(
@@ -294,7 +299,21 @@ fn bridge_case(rel: &str, covered: &mut BTreeSet<String>) -> String {
     out
 }
 
-fn yaml_quote(text: &str) -> String {
+/// Fails unless `deploy/REL` holds `text`; with `LLMWATCH_BLESS=1` writes it first.
+pub(crate) fn assert_generated(rel: &str, text: &str) {
+    let path = deploy().join(rel);
+    if std::env::var("LLMWATCH_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{} is out of date; rerun this test with LLMWATCH_BLESS=1",
+        path.display()
+    );
+}
+
+pub(crate) fn yaml_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -326,16 +345,7 @@ fn schema_rules_on_real_captures_give_the_normalisers_numbers() {
         text.push_str(&schema_case(rel, &mut covered));
         text.push_str(&bridge_case(rel, &mut bridged));
     }
-    let path = deploy().join("prometheus/tests/schema_test.yml");
-    if std::env::var("LLMWATCH_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &text).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == text,
-        "{} is out of date; rerun this test with LLMWATCH_BLESS=1",
-        path.display()
-    );
+    assert_generated("prometheus/tests/schema_test.yml", &text);
     // Rules for series no capture holds are tested by hand in schema_extra_test.yml.
     let extra =
         std::fs::read_to_string(deploy().join("prometheus/tests/schema_extra_test.yml")).unwrap();

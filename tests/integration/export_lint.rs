@@ -88,13 +88,30 @@ fn expressions() -> Vec<(String, String)> {
     out
 }
 
+/// What llmwatch's `/metrics` holds for a GPU exporter's body.
+fn llmwatch_gpu_series(body: &str) -> String {
+    let exp = parse(body, Mode::Lenient).unwrap();
+    let source = llmwatch::gpu::detect(&llmwatch::engines::Index::new(&exp)).unwrap();
+    let scrape = llmwatch::gpu::normalise(&exp, source);
+    let labels = std::collections::BTreeMap::new();
+    let view = llmwatch::gpu::GpuView {
+        instance: "gpu",
+        labels: &labels,
+        scrape: &scrape,
+    };
+    let mut out = String::new();
+    llmwatch::gpu::write_gpus(&mut out, &[view], &[]);
+    out
+}
+
 fn sample_names(text: &str, into: &mut BTreeSet<String>) {
     let exp = parse(text, Mode::Lenient).unwrap();
     into.extend(exp.samples.iter().map(|s| s.name.to_string()));
 }
 
-/// Series that exist: recorded by the rules, in the schema, in engine captures and simulated
-/// engines, in llmwatch's own /metrics with its proxy carrying traffic, and Prometheus' own.
+/// Series that exist: recorded by the rules, in the schema, in engine and GPU exporter captures
+/// and simulated engines and GPUs, in llmwatch's own /metrics with its proxy carrying traffic,
+/// and Prometheus' own.
 fn known_series() -> BTreeSet<String> {
     let mut known: BTreeSet<String> = ["up", "scrape_samples_scraped"].map(String::from).into();
     let catalog = std::fs::read_to_string(fixture("engine-catalog.txt")).unwrap();
@@ -112,7 +129,7 @@ fn known_series() -> BTreeSet<String> {
                 .map(String::from),
         );
     }
-    for dir in ["reconstructed", "llamacpp"] {
+    for dir in ["reconstructed", "llamacpp", "gpu"] {
         for entry in std::fs::read_dir(fixture(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "txt") {
@@ -123,6 +140,15 @@ fn known_series() -> BTreeSet<String> {
     let sim = start(&["vllm", "tgi", "llamacpp", "sglang"]);
     for (_, base) in &sim.urls {
         sample_names(&get(&format!("{base}/metrics")).1, &mut known);
+    }
+    // The simulated GPU (llama.cpp has none), and what llmwatch writes for each GPU body.
+    let gpu = get(&format!("{}/dcgm/metrics", sim.urls[0].1)).1;
+    sample_names(&gpu, &mut known);
+    let bodies = std::fs::read_dir(fixture("gpu"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap());
+    for body in bodies.chain([gpu]) {
+        sample_names(&llmwatch_gpu_series(&body), &mut known);
     }
     let vllm = &sim.urls[0].1;
     let config = "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"200ms\"\n\

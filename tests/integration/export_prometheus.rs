@@ -199,6 +199,14 @@ fn check_both_modes_build_the_same_series(prom: &str) {
         } else {
             "rules-only"
         };
+        // Engines' processes are read from /proc by llmwatch; engine series have no such
+        // number (vLLM's own process_* families describe its API server alone).
+        if m["__name__"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("llm:process_"))
+        {
+            continue;
+        }
         let key = (m["engine"].as_str().unwrap().to_string(), mode.to_string());
         names
             .entry(key)

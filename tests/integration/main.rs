@@ -18,6 +18,7 @@ mod demo;
 mod docs;
 mod doctor;
 mod export;
+mod export_gpu;
 mod export_lint;
 mod export_prometheus;
 mod fixtures;

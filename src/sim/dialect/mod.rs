@@ -43,6 +43,29 @@ pub struct Snapshot<'a> {
     pub exposure: Exposure,
 }
 
+impl<'a> Snapshot<'a> {
+    /// An engine and its recorder at rest: no refusals, the endpoint as configured, started
+    /// at the epoch (tests and made-up-time renders).
+    pub fn of_engine(
+        model: &'a str,
+        engine: &'a super::engine::Engine,
+        recorder: &'a super::record::Recorder,
+    ) -> Snapshot<'a> {
+        Snapshot {
+            model,
+            running: engine.running(),
+            waiting: engine.waiting(),
+            kv_usage: engine.kv_usage(),
+            totals: engine.totals(),
+            latencies: recorder.latencies(),
+            started_unix: 0.0,
+            profile: engine.profile(),
+            front: FrontCounts::default(),
+            exposure: Exposure::default(),
+        }
+    }
+}
+
 /// Which engine a simulated server imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

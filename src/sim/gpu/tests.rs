@@ -7,7 +7,6 @@ use crate::gpu::{GpuScrape, GpuSource, detect, normalise};
 use crate::sim::dialect::buckets_for;
 use crate::sim::dialect::{Dialect, VllmVersion};
 use crate::sim::engine::{Engine, Profile, RequestSpec};
-use crate::sim::front::{Exposure, FrontCounts};
 use crate::sim::record::Recorder;
 
 const MIB: f64 = 1_048_576.0;
@@ -32,7 +31,11 @@ fn memory_follows_the_kv_cache_and_utilisation_the_engine_s_busy_time() {
         });
     }
     let mut gpu = SimGpu::new("vllm", 8000);
-    let idle = read(&gpu.render(0.0, &dummy(&engine, &recorder), GpuFaults::default()));
+    let idle = read(&gpu.render(
+        0.0,
+        &Snapshot::of_engine("m", &engine, &recorder),
+        GpuFaults::default(),
+    ));
     let uuid = crate::gpu::normalise_uuid(gpu.uuid());
     assert_eq!(idle.value("llm_gpu_utilization_ratio", &uuid), Some(0.0));
     assert_eq!(
@@ -51,7 +54,11 @@ fn memory_follows_the_kv_cache_and_utilisation_the_engine_s_busy_time() {
     let (kv, now) = (engine.kv_usage(), engine.now());
     let busy = engine.totals().prefill_seconds + engine.totals().decode_seconds;
     assert!(kv > 0.1, "{kv}");
-    let loaded = read(&gpu.render(now, &dummy(&engine, &recorder), GpuFaults::default()));
+    let loaded = read(&gpu.render(
+        now,
+        &Snapshot::of_engine("m", &engine, &recorder),
+        GpuFaults::default(),
+    ));
     let util = loaded.value("llm_gpu_utilization_ratio", &uuid).unwrap();
     assert!(
         (util - (busy / now).min(1.0)).abs() <= 0.01,
@@ -65,21 +72,6 @@ fn memory_follows_the_kv_cache_and_utilisation_the_engine_s_busy_time() {
     assert!(loaded.value("llm_gpu_energy_joules_total", &uuid).unwrap() > 1_000.0);
 }
 
-fn dummy<'a>(engine: &'a Engine, recorder: &'a Recorder) -> Snapshot<'a> {
-    Snapshot {
-        model: "m",
-        running: engine.running(),
-        waiting: engine.waiting(),
-        kv_usage: engine.kv_usage(),
-        totals: engine.totals(),
-        latencies: recorder.latencies(),
-        started_unix: 0.0,
-        profile: engine.profile(),
-        front: FrontCounts::default(),
-        exposure: Exposure::default(),
-    }
-}
-
 #[test]
 fn faults_throttle_the_clocks_record_an_xid_and_fill_memory_outside_the_kv_cache() {
     let engine = Engine::new(Profile::gpu_7b());
@@ -91,8 +83,8 @@ fn faults_throttle_the_clocks_record_an_xid_and_fill_memory_outside_the_kv_cache
         xid: 79,
         foreign_memory_gib: 60,
     };
-    gpu.render(10.0, &dummy(&engine, &recorder), faults);
-    let body = gpu.render(40.0, &dummy(&engine, &recorder), faults);
+    gpu.render(10.0, &Snapshot::of_engine("m", &engine, &recorder), faults);
+    let body = gpu.render(40.0, &Snapshot::of_engine("m", &engine, &recorder), faults);
     let scrape = read(&body);
     let throttled = scrape.reading("llm_gpu_throttled_seconds_total").unwrap();
     let thermal = throttled
