@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Why the processes could not be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ProcError {
     /// A file of `/proc` that every Linux has could not be read.
     #[error("{path}: {reason}")]
@@ -54,7 +54,16 @@ pub struct ProcessReader {
     root: PathBuf,
     port: u16,
     found: Option<Found>,
+    /// When a scan last found nothing, and why: scanning every process's descriptors costs
+    /// about 15 ms, so a port nobody of this user listens on is scanned again only after
+    /// [`RESCAN_AFTER`], not at every scrape.
+    failed: Option<(std::time::Instant, ProcError)>,
+    /// Scans made (each one reads every process's descriptors).
+    scans: u64,
 }
+
+/// How long a failed scan stands before the next.
+pub const RESCAN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn unreadable(path: &Path, e: &std::io::Error) -> ProcError {
     ProcError::Unreadable {
@@ -70,6 +79,8 @@ impl ProcessReader {
             root: root.into(),
             port,
             found: None,
+            failed: None,
+            scans: 0,
         }
     }
 
@@ -80,7 +91,22 @@ impl ProcessReader {
         });
         if !still {
             self.found = None;
-            self.found = Some(self.find()?);
+            if let Some((at, why)) = &self.failed
+                && at.elapsed() < RESCAN_AFTER
+            {
+                return Err(why.clone());
+            }
+            self.scans += 1;
+            match self.find() {
+                Ok(found) => {
+                    self.failed = None;
+                    self.found = Some(found);
+                }
+                Err(why) => {
+                    self.failed = Some((std::time::Instant::now(), why.clone()));
+                    return Err(why);
+                }
+            }
         }
         let pid = self.found.as_ref().map_or(0, |f| f.pid);
         let pids = descendants(&self.root, pid);
@@ -99,6 +125,11 @@ impl ProcessReader {
             cpu_seconds,
             resident_bytes,
         })
+    }
+
+    /// Scans made so far.
+    pub fn scans(&self) -> u64 {
+        self.scans
     }
 
     /// Scans for the listening socket of the port and the process holding it.

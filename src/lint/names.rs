@@ -42,6 +42,9 @@ impl Known {
             }
         }
         names.insert("llm_engine_info".to_string());
+        // The GPU and host signals and the GPU join (src/gpu/signals.rs).
+        names.extend(crate::gpu::GPU_SIGNALS.iter().map(|s| s.name.to_string()));
+        names.insert("llm_gpu_server_info".to_string());
         names.extend(crate::export::record_names());
         Known { names, rated }
     }

@@ -61,9 +61,18 @@ fn the_listener_and_its_descendants_are_summed_and_a_vanished_child_is_skipped()
     assert_eq!(usage.processes, 3);
     assert!((usage.cpu_seconds - 600.0 / ticks).abs() < 1e-9);
     assert!((usage.resident_bytes - 6000.0 * page).abs() < 1e-6);
+    assert_eq!(reader.read().unwrap().pid, 100);
+    assert_eq!(
+        reader.scans(),
+        1,
+        "the second read checks the remembered socket"
+    );
     // The engine restarts elsewhere: its socket is gone, so the port has no listener.
     std::fs::remove_file(root.path().join("100/fd/5")).unwrap();
     assert_eq!(reader.read(), Err(ProcError::NoListener { port: 8000 }));
+    // The failure stands for a while: the next scrapes do not scan every process again.
+    assert_eq!(reader.read(), Err(ProcError::NoListener { port: 8000 }));
+    assert_eq!(reader.scans(), 2);
     assert_eq!(
         ProcessReader::new(root.path(), 3000).read(),
         Err(ProcError::NoListener { port: 3000 })
