@@ -8,6 +8,7 @@ pub mod export;
 pub mod lint;
 pub mod proxy;
 pub mod render;
+pub mod render_gpu;
 pub mod report;
 pub mod scrape;
 pub mod sim;

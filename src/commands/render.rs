@@ -64,11 +64,9 @@ fn source_detail(reading: &Reading) -> String {
     detail
 }
 
-/// The human table.
-pub fn table(a: &Analysis) -> String {
-    let mut out = String::new();
+/// The engine and version lines of the table.
+fn engine_lines(out: &mut String, a: &Analysis) {
     let engine = a.engine().map_or("unknown engine", |e| e.as_str());
-    let _ = writeln!(out, "target   {}", a.origin);
     let _ = writeln!(out, "engine   {engine}");
     match &a.probed {
         Some(p) => match &p.version {
@@ -94,6 +92,23 @@ pub fn table(a: &Analysis) -> String {
     if let Some(err) = &a.probe_error {
         let _ = writeln!(out, "         version endpoint unavailable: {err}");
     }
+}
+
+/// The human table.
+pub fn table(a: &Analysis) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "target   {}", a.origin);
+    match &a.gpu {
+        // A GPU exporter: no engine or version to speak of.
+        Some(gpu) => {
+            let _ = writeln!(
+                out,
+                "exporter {} (GPUs, not an engine)",
+                gpu.source.as_str()
+            );
+        }
+        None => engine_lines(&mut out, a),
+    }
     let _ = writeln!(
         out,
         "body     {} families, {} samples",
@@ -104,6 +119,10 @@ pub fn table(a: &Analysis) -> String {
         let _ = writeln!(out, "warning  {w}");
     }
     out.push('\n');
+    if let Some(gpu) = &a.gpu {
+        out.push_str(&super::render_gpu::table(gpu));
+        return out;
+    }
     if a.engine().is_none() {
         let _ = writeln!(out, "unknown engine: raw families follow");
         let _ = writeln!(out, "{:<60} {:<10} SAMPLES", "FAMILY", "TYPE");
@@ -225,7 +244,7 @@ pub fn to_json(a: &Analysis) -> Json {
         .iter()
         .map(|f| json!({"name": f.name, "type": f.kind.as_text_004(), "samples": f.samples}))
         .collect();
-    json!({
+    let mut out = json!({
         "target": a.origin,
         "engine": a.engine().map(|e| e.as_str()),
         "version": a.version(),
@@ -237,13 +256,29 @@ pub fn to_json(a: &Analysis) -> Json {
         "warnings": a.warnings,
         "signals": signals,
         "families": families,
-    })
+    });
+    // Only a GPU exporter's answer has GPUs.
+    if let Some(gpu) = &a.gpu {
+        out["gpu"] = super::render_gpu::to_json(gpu);
+    }
+    out
 }
 
 /// The canonical exposition: `llm_engine_info` and every present signal with `engine` and
-/// `model` labels. An unknown engine yields only a comment, since nothing maps.
+/// `model` labels; a GPU exporter's `llm_gpu_*` series (`instance` is the origin). An unknown
+/// engine yields only a comment, since nothing maps.
 pub fn prom(a: &Analysis) -> String {
     let mut out = String::new();
+    if let Some(gpu) = &a.gpu {
+        let labels = std::collections::BTreeMap::new();
+        let view = crate::gpu::GpuView {
+            instance: &a.origin,
+            labels: &labels,
+            scrape: gpu,
+        };
+        crate::gpu::write_gpus(&mut out, &[view], &[]);
+        return out;
+    }
     let Some(engine) = a.engine() else {
         out.push_str("# unknown engine: no canonical series\n");
         return out;

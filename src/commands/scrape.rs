@@ -99,6 +99,8 @@ pub struct Analysis {
     pub samples: usize,
     /// Things the user should know (skipped lines, decoded bodies).
     pub warnings: Vec<String>,
+    /// A GPU exporter's GPUs, when the body is one rather than an engine's.
+    pub gpu: Option<crate::gpu::GpuScrape>,
 }
 
 impl Analysis {
@@ -175,6 +177,12 @@ fn summarise(
         Some(engine) => normalise(index, engine, model.unwrap_or("unknown")),
         None => Vec::new(),
     };
+    let gpu = detection
+        .engine
+        .is_none()
+        .then(|| crate::gpu::detect(index))
+        .flatten()
+        .map(|source| crate::gpu::normalise(exp, source));
     let families = exp
         .families
         .iter()
@@ -193,6 +201,7 @@ fn summarise(
         families,
         samples: exp.sample_count(),
         warnings,
+        gpu,
     }
 }
 

@@ -27,7 +27,7 @@ pub fn normalise_uuid(uuid: &str) -> String {
 }
 
 /// A Kubernetes pod that holds a GPU, as the exporter labelled it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct PodRef {
     /// `namespace` (or `exported_namespace`, `pod_namespace`).
     pub namespace: Option<String>,
@@ -108,6 +108,24 @@ impl Device {
         self.model = self.model.take().or(other.model);
         self.profile = self.profile.take().or(other.profile);
         self.hostname = self.hostname.take().or(other.hostname);
+    }
+
+    /// Its identity as the JSON answers show it: index, MIG instance, UUID, model, MIG
+    /// profile, host and pods.
+    pub fn identity(&self) -> serde_json::Map<String, serde_json::Value> {
+        let json = serde_json::json!({
+            "gpu": self.index,
+            "gpu_instance": self.key.instance,
+            "uuid": self.key.uuid,
+            "gpu_model": self.model,
+            "mig_profile": self.profile,
+            "hostname": self.hostname,
+            "pods": self.pods,
+        });
+        match json {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
     }
 
     /// Adds `pod` unless known.

@@ -101,24 +101,12 @@ pub fn api(statuses: &[Arc<TargetStatus>]) -> Json {
                 .into_iter()
                 .map(|(server, via)| json!({"server": server, "via": via.as_str()}))
                 .collect();
-            let pods: Vec<Json> = device
-                .pods
-                .iter()
-                .map(|p| json!({"namespace": p.namespace, "pod": p.pod, "container": p.container}))
-                .collect();
-            gpus.push(json!({
-                "exporter": view.instance,
-                "source": view.scrape.source.as_str(),
-                "gpu": device.index,
-                "gpu_instance": device.key.instance,
-                "uuid": device.key.uuid,
-                "gpu_model": device.model,
-                "mig_profile": device.profile,
-                "hostname": device.hostname,
-                "pods": pods,
-                "servers": attached,
-                "values": values,
-            }));
+            let mut gpu = device.identity();
+            gpu.insert("exporter".into(), json!(view.instance));
+            gpu.insert("source".into(), json!(view.scrape.source.as_str()));
+            gpu.insert("servers".into(), attached.into());
+            gpu.insert("values".into(), values.into());
+            gpus.push(Json::Object(gpu));
         }
     }
     let processes: Vec<Json> = processes(statuses)

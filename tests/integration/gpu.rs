@@ -275,3 +275,38 @@ name = "gpu"
     });
     assert!(throttled > 0.0);
 }
+
+#[test]
+fn scrape_reads_a_gpu_exporter_as_a_table_json_and_the_llm_gpu_exposition() {
+    let path = fixture("gpu/dcgm-exporter-h100-pods.txt");
+    let path = path.to_str().unwrap();
+    let table = crate::util::run_ok(&["scrape", path]);
+    assert!(
+        table.contains("exporter dcgm-exporter (GPUs, not an engine)"),
+        "{table}"
+    );
+    let first = table.lines().find(|l| l.starts_with("0 ")).unwrap();
+    assert!(
+        first.contains("97 %") && first.contains("72.5 GiB"),
+        "{table}"
+    );
+    assert!(table.contains("held by pod llm/llama-0"), "{table}");
+    assert!(table.contains("last XID error: 79"), "{table}");
+    assert!(
+        table.contains("not read: DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL"),
+        "{table}"
+    );
+    let json: Value =
+        serde_json::from_str(&crate::util::run_ok(&["scrape", "--format", "json", path])).unwrap();
+    assert_eq!(json["gpu"]["source"], "dcgm-exporter");
+    assert_eq!(json["gpu"]["gpus"].as_array().unwrap().len(), 2);
+    let prom = crate::util::run_ok(&["scrape", "--format", "prom", path]);
+    llmwatch::exposition::parse(&prom, llmwatch::exposition::Mode::Strict).unwrap();
+    assert!(
+        prom.lines()
+            .any(|l| l.starts_with("llm_gpu_utilization_ratio{")
+                && l.contains("gpu=\"0\"")
+                && l.ends_with(" 0.97")),
+        "{prom}"
+    );
+}
