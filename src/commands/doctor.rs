@@ -5,7 +5,8 @@ use std::io::Write;
 
 use crate::cli::DoctorCli;
 use crate::doctor::{
-    DoctorError, Prometheus, Thresholds, diagnose, from_up, live_targets, renamed_findings,
+    DoctorError, Prometheus, Thresholds, diagnose, from_up, gpus_of_up, live_targets,
+    renamed_findings,
 };
 use crate::findings::{self, EXIT_COULD_NOT_RUN};
 
@@ -45,7 +46,7 @@ pub fn run(args: &DoctorCli) -> u8 {
             } else {
                 prometheus.live_targets().await?
             };
-            return Ok((evidence, live));
+            return Ok((evidence, live, Vec::new()));
         }
         let (base, token) = if args.targets.is_empty() {
             (args.url.clone(), args.bearer_token.as_deref())
@@ -58,9 +59,10 @@ pub fn run(args: &DoctorCli) -> u8 {
         } else {
             live_targets(&base, token).await
         };
-        Ok::<_, DoctorError>((evidence, live))
+        let gpus = gpus_of_up(&base, token).await;
+        Ok::<_, DoctorError>((evidence, live, gpus))
     });
-    let (evidence, live) = match gathered {
+    let (evidence, live, gpus) = match gathered {
         Ok(gathered) => gathered,
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "llmwatch doctor: {err}");
@@ -77,6 +79,7 @@ pub fn run(args: &DoctorCli) -> u8 {
     };
     let mut found = diagnose(&evidence, &thresholds);
     found.extend(renamed_findings(&selections, &live));
+    found.extend(gpus);
     let found = findings::sorted(found);
     let targets: std::collections::BTreeSet<&str> =
         evidence.iter().map(|e| e.target.as_str()).collect();

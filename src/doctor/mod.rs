@@ -3,6 +3,7 @@
 //! [`rules::diagnose`] turns them into findings with the likely cause and the engine's own
 //! flags to change.
 
+mod gpu;
 mod prometheus;
 mod renamed;
 pub mod rules;
@@ -13,8 +14,10 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use thiserror::Error;
 
+use crate::findings::Finding;
 use crate::ui::url_escape;
 
+pub use gpu::gpu_findings;
 pub use prometheus::Prometheus;
 pub use renamed::{LiveTarget, live_targets, renamed_findings};
 pub use rules::{Thresholds, diagnose};
@@ -227,6 +230,19 @@ pub(crate) fn client(base: &str, timeout: Duration) -> Result<reqwest::Client, D
             url: base.to_string(),
             reason: e.to_string(),
         })
+}
+
+/// The GPU findings of the `up` at `base`; none when it has no GPU route (an older `up`) or
+/// no GPU exporter.
+pub async fn gpus_of_up(base: &str, bearer_token: Option<&str>) -> Vec<Finding> {
+    let Ok(client) = client(base, Duration::from_secs(10)) else {
+        return Vec::new();
+    };
+    let url = format!("{}/api/v1/gpus", base.trim_end_matches('/'));
+    match fetch_json(&client, &url, bearer_token).await {
+        Ok(answer) => gpu_findings(&answer),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Reads every target and model of the `up` at `base` over `window`.

@@ -187,15 +187,39 @@ name = "smi"
         "{active:?}"
     );
 
-    // Nor does doctor diagnose them as model servers.
+    // Doctor does not diagnose the exporters as model servers; of their GPUs it says which
+    // one no server claims and which one reported an XID.
     let out = crate::util::llmwatch()
-        .args(["doctor", "--url", &up.base, "--window", "1s"])
+        .args([
+            "doctor", "--url", &up.base, "--window", "1s", "--format", "json",
+        ])
         .output()
         .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("vllm-a"), "{report}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"));
+    let about_exporters: Vec<(String, String, String)> = findings
+        .iter()
+        .filter(|f| f["subject"] == "smi" || f["subject"] == "dcgm-node-7")
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (text("subject"), text("place"), text("check"))
+        })
+        .collect();
+    let expect = |s: &str, p: &str, c: &str| (s.to_string(), p.to_string(), c.to_string());
+    assert_eq!(
+        about_exporters,
+        [
+            expect("dcgm-node-7", "gpu 1", "gpu-xid"),
+            expect("smi", "gpu 0", "gpu-unattributed"),
+        ],
+        "{report}"
+    );
     assert!(
-        !report.contains("dcgm-node-7") && !report.contains("smi"),
+        findings.iter().any(|f| f["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("vllm-a"))),
         "{report}"
     );
 
