@@ -1,6 +1,14 @@
 //! Seeded random numbers for the simulator and the load generator: xorshift64*. Small, fast
 //! and reproducible, which is all fault draws, arrival times and lengths need; not for
-//! anything secret.
+//! anything secret. And FNV-1a, the stable hash the same code (and alert fingerprints) derive
+//! numbers from text with.
+
+/// FNV-1a over `bytes`: a stable 64-bit hash, cheap to compute (not for anything secret).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// A seeded generator of uniform numbers in [0, 1).
 #[derive(Debug, Clone)]

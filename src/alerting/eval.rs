@@ -239,7 +239,7 @@ fn core_signals(status: &TargetStatus) -> Verdict {
     else {
         return Verdict::False;
     };
-    if good.gpu.is_some() {
+    if status.is_gpu_exporter() {
         // A GPU exporter serves no requests.
         return Verdict::False;
     }

@@ -15,12 +15,8 @@ pub type Labels = BTreeMap<String, String>;
 /// Shared labels and the hash that names their series across rounds.
 pub type Identified = (Arc<Labels>, u64);
 
-/// FNV-1a over `bytes`: a fingerprint, cheap to compute.
-pub fn fingerprint(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// A fingerprint of `bytes`: FNV-1a, cheap to compute.
+pub use crate::rng::fnv1a as fingerprint;
 
 /// Shared labels and their fingerprint (names and values separated by bytes no UTF-8 text
 /// holds).

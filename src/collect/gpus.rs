@@ -29,7 +29,7 @@ pub fn views(statuses: &[Arc<TargetStatus>]) -> Vec<GpuView<'_>> {
 pub fn servers(statuses: &[Arc<TargetStatus>]) -> Vec<Server<'_>> {
     statuses
         .iter()
-        .filter(|s| s.last_good.as_ref().is_none_or(|g| g.gpu.is_none()))
+        .filter(|s| !s.is_gpu_exporter())
         .map(|s| Server {
             name: s.target.name.as_str(),
             labels: &s.target.labels,
@@ -52,13 +52,7 @@ pub struct Attached<'a> {
 impl Attached<'_> {
     /// The device's latest value of GPU signal `name` (whole device: no reason, no process).
     pub fn value(&self, name: &str) -> Option<f64> {
-        self.view
-            .scrape
-            .reading(name)?
-            .samples
-            .iter()
-            .find(|s| s.device == self.device && s.reason.is_none() && s.pid.is_none())
-            .map(|s| s.value)
+        self.view.scrape.device_value(name, self.device)
     }
 }
 

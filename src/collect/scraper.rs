@@ -203,7 +203,6 @@ impl Scraper {
         })
     }
 
-    /// Prometheus' sample and label limits, and its refusal of duplicate series.
     /// Emits [`GpuExporterRead`] when the shape of a GPU exporter's scrape changed.
     fn note_gpu_exporter(
         &self,
@@ -259,6 +258,7 @@ impl Scraper {
         }
     }
 
+    /// Prometheus' sample and label limits, and its refusal of duplicate series.
     fn check_limits(
         &self,
         target: &Target,

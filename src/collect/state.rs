@@ -76,6 +76,14 @@ pub struct TargetStatus {
     pub integrity: Arc<Vec<Seen>>,
 }
 
+impl TargetStatus {
+    /// Whether its last good scrape was a GPU exporter's (GPUs, not a model server). A
+    /// target never scraped successfully counts as a server.
+    pub fn is_gpu_exporter(&self) -> bool {
+        self.last_good.as_ref().is_some_and(|g| g.gpu.is_some())
+    }
+}
+
 /// One target's status, with its history and sample counts at hand.
 pub struct TargetState {
     /// The status when the state was taken.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 use crate::gpu::GpuScrape;
 
@@ -28,16 +28,6 @@ fn written(name: &str, value: f64) -> String {
         "llm_gpu_sm_clock_hertz" => format!("{:.0} MHz", value / 1e6),
         _ => format!("{value}"),
     }
-}
-
-/// The value of `name` for device `index` (whole device: no reason, no process).
-fn value(scrape: &GpuScrape, name: &str, index: usize) -> Option<f64> {
-    scrape
-        .reading(name)?
-        .samples
-        .iter()
-        .find(|s| s.device == index && s.reason.is_none() && s.pid.is_none())
-        .map(|s| s.value)
 }
 
 /// The GPUs as a table, then throttling, XIDs and what was not read.
@@ -65,7 +55,9 @@ pub fn table(scrape: &GpuScrape) -> String {
         let model = device.model.as_deref().unwrap_or("unknown");
         let _ = write!(out, "{gpu:<6} {model:<24} ");
         for (name, _) in COLUMNS {
-            let text = value(scrape, name, i).map_or("-".into(), |v| written(name, v));
+            let text = scrape
+                .device_value(name, i)
+                .map_or("-".into(), |v| written(name, v));
             let _ = write!(out, "{text:<10} ");
         }
         let _ = writeln!(out, "{}", device.key.uuid);
@@ -73,7 +65,7 @@ pub fn table(scrape: &GpuScrape) -> String {
             let namespace = pod.namespace.as_deref().unwrap_or("-");
             let _ = writeln!(out, "       held by pod {namespace}/{}", pod.pod);
         }
-        if let Some(code) = value(scrape, "llm_gpu_last_xid", i) {
+        if let Some(code) = scrape.device_value("llm_gpu_last_xid", i) {
             let _ = writeln!(out, "       last XID error: {code}");
         }
         if let Some(throttled) = scrape.reading("llm_gpu_throttled_seconds_total") {
@@ -96,30 +88,14 @@ pub fn table(scrape: &GpuScrape) -> String {
     out
 }
 
-/// The GPUs as JSON: per GPU its identity, pods and every signal's latest value.
+/// The GPUs as JSON: per GPU its identity, pods and every signal's latest value
+/// ([`GpuScrape::device_json`]).
 pub fn to_json(scrape: &GpuScrape) -> Json {
     let gpus: Vec<Json> = scrape
         .devices
         .iter()
         .enumerate()
-        .map(|(i, device)| {
-            let mut values = Map::new();
-            for reading in &scrape.readings {
-                for s in reading.samples.iter().filter(|s| s.device == i) {
-                    let key = match (s.reason, s.pid) {
-                        (Some(reason), _) => {
-                            format!("{}{{reason=\"{reason}\"}}", reading.signal.name)
-                        }
-                        (None, Some(pid)) => format!("{}{{pid=\"{pid}\"}}", reading.signal.name),
-                        (None, None) => reading.signal.name.to_string(),
-                    };
-                    values.insert(key, json!(s.value));
-                }
-            }
-            let mut gpu = device.identity();
-            gpu.insert("values".into(), values.into());
-            Json::Object(gpu)
-        })
+        .map(|(i, _)| Json::Object(scrape.device_json(i)))
         .collect();
     json!({
         "source": scrape.source.as_str(),

@@ -18,6 +18,7 @@ pub use detect::{Detection, detect};
 pub use index::Index;
 pub use normalise::{Histogram, Reading, SeriesValue, Source, Value, normalise};
 pub use reference::reference_markdown;
+pub(crate) use reference::write_mapping_row;
 pub use signals::{OUTCOMES, SIGNALS, Signal, SignalKind, signal};
 
 /// The inference servers llmwatch understands.

@@ -38,18 +38,24 @@ pub fn reference_markdown() -> String {
                 How::Derived(expr) => ("derived", expr.describe()),
                 How::Missing => ("missing", String::new()),
             };
-            let from = if from.is_empty() {
-                String::new()
-            } else {
-                format!("`{from}`")
-            };
-            let _ = writeln!(
-                out,
-                "| {engine} | {how} | {} | {} |",
-                from.replace('|', "\\|"),
-                mapping.note.replace('|', "\\|")
-            );
+            write_mapping_row(&mut out, engine.as_str(), how, &from, mapping.note);
         }
     }
     out
+}
+
+/// One row of a signal's table: who gives it, how, from what (as code, when anything) and
+/// the note, with `|` escaped so Markdown keeps the columns.
+pub(crate) fn write_mapping_row(out: &mut String, who: &str, how: &str, from: &str, note: &str) {
+    let from = if from.is_empty() {
+        String::new()
+    } else {
+        format!("`{from}`")
+    };
+    let _ = writeln!(
+        out,
+        "| {who} | {how} | {} | {} |",
+        from.replace('|', "\\|"),
+        note.replace('|', "\\|")
+    );
 }

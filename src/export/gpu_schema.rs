@@ -15,15 +15,11 @@
 use crate::gpu::signals::{GPU_SIGNALS, GpuExpr, GpuHow, GpuSource, Subject};
 
 use super::rules::{Group, Rule};
+use super::schema::schema_name;
 
 /// Labels every `llm:gpu_*` series keeps. Not `namespace`: on an exporter's series it names
 /// the pod holding the GPU, not where the exporter runs.
 pub const GPU_KEEP: &str = "service, job, instance, gpu, gpu_model, gpu_instance";
-
-/// The `llm:` name of a GPU signal.
-fn schema_name(signal: &str) -> String {
-    format!("llm:{}", signal.trim_start_matches("llm_"))
-}
 
 /// One exporter series with the schema's labels, one value per GPU.
 fn select(source: GpuSource, name: &str, scale: f64) -> String {

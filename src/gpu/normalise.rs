@@ -51,10 +51,13 @@ pub struct GpuScrape {
 /// families (or 1.x `dcgm_`), nvidia_gpu_exporter's `nvidia_smi_`.
 pub fn detect(index: &Index<'_, '_>) -> Option<GpuSource> {
     let families = &index.exposition().families;
-    let count = |test: fn(&str) -> bool| families.iter().filter(|f| test(f.name)).count();
-    let dcgm = count(|name| name.starts_with("DCGM_") || name.starts_with("dcgm_"));
-    let smi = count(|name| name.starts_with("nvidia_smi_"));
-    match (dcgm, smi) {
+    let count = |source| {
+        families
+            .iter()
+            .filter(|f| is_exporters(source, f.name))
+            .count()
+    };
+    match (count(GpuSource::Dcgm), count(GpuSource::NvidiaSmi)) {
         (0, 0) => None,
         (d, s) if d >= s => Some(GpuSource::Dcgm),
         _ => Some(GpuSource::NvidiaSmi),
@@ -91,11 +94,14 @@ struct Devices {
 impl Devices {
     fn note(&mut self, device: Device, pod: Option<PodRef>) -> GpuKey {
         let key = device.key.clone();
-        let known = self.by_key.entry(key.clone()).or_insert_with(|| Device {
-            pods: Vec::new(),
-            ..device.clone()
-        });
-        known.merge(device);
+        let known = match self.by_key.entry(key.clone()) {
+            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(device),
+            std::collections::btree_map::Entry::Occupied(entry) => {
+                let known = entry.into_mut();
+                known.merge(device);
+                known
+            }
+        };
         if let Some(pod) = pod {
             known.add_pod(pod);
         }
@@ -327,17 +333,59 @@ impl GpuScrape {
     }
 
     /// The value of signal `name` for the device with normalised UUID `uuid` (whole GPU, no
-    /// reason, no process), as tests and the join read it.
+    /// reason, no process), as tests read it.
     pub fn value(&self, name: &str, uuid: &str) -> Option<f64> {
         let device = self
             .devices
             .iter()
             .position(|d| d.key.uuid == uuid && d.key.instance.is_none())?;
+        self.device_value(name, device)
+    }
+
+    /// The value of signal `name` for device `index` of [`GpuScrape::devices`]: the whole
+    /// device's, not a throttle reason's or a process's.
+    pub fn device_value(&self, name: &str, index: usize) -> Option<f64> {
         self.reading(name)?
             .samples
             .iter()
-            .filter(|s| s.device == device && s.reason.is_none() && s.pid.is_none())
+            .find(|s| s.device == index && s.reason.is_none() && s.pid.is_none())
             .map(|s| s.value)
-            .next()
+    }
+
+    /// Device `index` as the JSON answers show it: its identity, and under `values` every
+    /// signal's value, a signal split by throttle reason or by process (host PID) as an
+    /// object keyed by reason or PID.
+    pub fn device_json(&self, index: usize) -> serde_json::Map<String, serde_json::Value> {
+        let mut values = serde_json::Map::new();
+        for reading in &self.readings {
+            for s in reading.samples.iter().filter(|s| s.device == index) {
+                let name = reading.signal.name.to_string();
+                let split = match (s.reason, s.pid) {
+                    (Some(reason), _) => Some(reason.to_string()),
+                    (None, Some(pid)) => Some(pid.to_string()),
+                    (None, None) => None,
+                };
+                match split {
+                    None => {
+                        values.insert(name, s.value.into());
+                    }
+                    Some(key) => {
+                        let entry = values
+                            .entry(name)
+                            .or_insert_with(|| serde_json::Map::new().into());
+                        if let Some(by) = entry.as_object_mut() {
+                            by.insert(key, s.value.into());
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = self
+            .devices
+            .get(index)
+            .map(super::Device::identity)
+            .unwrap_or_default();
+        out.insert("values".into(), values.into());
+        out
     }
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::signals::{GPU_SIGNALS, GpuHow, GpuSource, Subject};
+use crate::engines::write_mapping_row;
 
 /// Renders the GPU and host signals as Markdown, to follow the engines' reference.
 pub fn reference_markdown() -> String {
@@ -34,19 +35,13 @@ pub fn reference_markdown() -> String {
         for source in GpuSource::ALL {
             let mapping = signal.mapping(source);
             let (how, from) = match &mapping.how {
-                GpuHow::Native(expr) => ("native", format!("`{}`", expr.describe())),
-                GpuHow::Derived(expr) => ("derived", format!("`{}`", expr.describe())),
-                GpuHow::Read(call) => ("read", format!("`{call}`")),
-                GpuHow::Labels(which) => ("labels", format!("`{which}`")),
+                GpuHow::Native(expr) => ("native", expr.describe()),
+                GpuHow::Derived(expr) => ("derived", expr.describe()),
+                GpuHow::Read(call) => ("read", call.to_string()),
+                GpuHow::Labels(which) => ("labels", which.to_string()),
                 GpuHow::Missing => ("missing", String::new()),
             };
-            let _ = writeln!(
-                out,
-                "| {} | {how} | {} | {} |",
-                source.as_str(),
-                from.replace('|', "\\|"),
-                mapping.note.replace('|', "\\|")
-            );
+            write_mapping_row(&mut out, source.as_str(), how, &from, mapping.note);
         }
     }
     out

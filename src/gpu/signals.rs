@@ -209,7 +209,7 @@ pub const GPU_SIGNALS: &[GpuSignal] = &[
         name: "llm_gpu_info",
         kind: SignalKind::Gauge,
         unit: "info",
-        help: "1 per GPU, with its index (gpu), product name (gpu_model) and UUID (uuid, only here).",
+        help: "1 per GPU (or MIG instance), with its index (gpu), product name (gpu_model) and UUID (uuid, only here).",
         subject: Subject::Gpu,
         dcgm: labels("gpu, UUID (uuid), modelName on every series"),
         smi: labels("nvidia_smi_gpu_info{index, name, uuid}: uuid lower-case without GPU-"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::join::{Server, servers_of};
 use super::normalise::GpuScrape;
-use super::signals::{GPU_SIGNALS, Subject};
+use super::signals::{GPU_SIGNALS, Subject, gpu_signal};
 use crate::exposition::{write_family_header, write_sample};
 
 /// One scraped GPU exporter to write.
@@ -60,14 +60,9 @@ pub fn write_gpus(out: &mut String, views: &[GpuView<'_>], servers: &[Server<'_>
     if views.iter().all(|v| v.scrape.devices.is_empty()) {
         return;
     }
-    write_family_header(
-        out,
-        "llm_gpu_info",
-        Some(
-            "One per GPU (or MIG instance) a GPU exporter describes, with its product name and UUID (value is always 1).",
-        ),
-        "gauge",
-    );
+    // Its help is the signal table's, like every other GPU series'.
+    let info = gpu_signal("llm_gpu_info").map(|s| s.help);
+    write_family_header(out, "llm_gpu_info", info, "gauge");
     for view in views {
         for (i, device) in view.scrape.devices.iter().enumerate() {
             let mut labels = device_labels(view, i);

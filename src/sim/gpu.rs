@@ -72,10 +72,8 @@ impl SimGpu {
     /// The GPU of the engine `container` (its dialect) listening on `port`: the UUID and the
     /// pod name are made from both, so every engine of one simulator has its own.
     pub fn new(container: &'static str, port: u16) -> SimGpu {
-        // FNV-1a of the dialect: a stable tail for the UUID.
-        let tag = container.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        }) & 0xffff_ffff_ffff;
+        // A hash of the dialect: a stable tail for the UUID.
+        let tag = crate::rng::fnv1a(container.as_bytes()) & 0xffff_ffff_ffff;
         SimGpu {
             uuid: format!("GPU-{port:08x}-5100-4000-8000-{tag:012x}"),
             pod: format!("{container}-{port}"),
@@ -90,11 +88,6 @@ impl SimGpu {
     /// The UUID as dcgm-exporter writes it (`GPU-…`).
     pub fn uuid(&self) -> &str {
         &self.uuid
-    }
-
-    /// The pod dcgm-exporter would name (namespace `sim`).
-    pub fn pod(&self) -> &str {
-        &self.pod
     }
 
     /// Moves the counters to `now` (seconds) and renders the body.

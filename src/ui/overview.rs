@@ -124,18 +124,20 @@ pub fn stale(status: &TargetStatus, now: f64) -> bool {
 
 /// Every row (a target without a model yet is one row; a GPU exporter none), with the value
 /// of `by` over the window when sorting on a column.
-fn rows(store: &Store, grid: &Grid, group: Option<&str>, by: SortBy) -> Vec<Row> {
+fn rows(
+    store: &Store,
+    statuses: &[Arc<TargetStatus>],
+    grid: &Grid,
+    group: Option<&str>,
+    by: SortBy,
+) -> Vec<Row> {
     let line = match by {
         SortBy::Column(p, l) => Some(OVERVIEW[p].lines[l].measure),
         SortBy::Target => None,
     };
     let mut rows = Vec::new();
     // GPU exporters describe hardware, not model servers: /api/v1/gpus lists them.
-    let servers = store
-        .statuses()
-        .into_iter()
-        .filter(|s| s.last_good.as_ref().is_none_or(|g| g.gpu.is_none()));
-    for status in servers {
+    for status in statuses.iter().filter(|s| !s.is_gpu_exporter()) {
         let found = store
             .with_history(&status.target.name, |h| {
                 let rollup = h.rollup();
@@ -271,7 +273,8 @@ pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
     let offset = q.offset.unwrap_or(0);
     let group = q.group.as_deref().filter(|g| !g.is_empty());
-    let all = rows(store, &grid, group, by);
+    let statuses = store.statuses();
+    let all = rows(store, &statuses, &grid, group, by);
     let mut health = std::collections::BTreeMap::<&str, usize>::new();
     for row in &all {
         *health.entry(row.health(now)).or_default() += 1;
@@ -288,7 +291,6 @@ pub fn overview(store: &Store, q: &Query, now: f64) -> Result<Json, String> {
         .filter(|r| r.matches(&needle, now))
         .collect();
     sort(&mut kept, by, descending);
-    let statuses = store.statuses();
     let attached = crate::collect::gpus::by_server(&statuses);
     let page: Vec<Json> = kept
         .iter()

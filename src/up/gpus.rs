@@ -79,33 +79,14 @@ pub fn api(statuses: &[Arc<TargetStatus>]) -> Json {
     let mut gpus = Vec::new();
     for view in views(statuses) {
         for (i, device) in view.scrape.devices.iter().enumerate() {
-            let mut values = serde_json::Map::new();
-            let mut throttled = serde_json::Map::new();
-            for reading in &view.scrape.readings {
-                for sample in reading.samples.iter().filter(|s| s.device == i) {
-                    match (sample.reason, sample.pid) {
-                        (Some(reason), _) => {
-                            throttled.insert(reason.into(), json!(sample.value));
-                        }
-                        (None, None) => {
-                            values.insert(reading.signal.name.into(), json!(sample.value));
-                        }
-                        (None, Some(_)) => {}
-                    }
-                }
-            }
-            if !throttled.is_empty() {
-                values.insert("llm_gpu_throttled_seconds_total".into(), throttled.into());
-            }
             let attached: Vec<Json> = servers_of(device, &servers)
                 .into_iter()
                 .map(|(server, via)| json!({"server": server, "via": via.as_str()}))
                 .collect();
-            let mut gpu = device.identity();
+            let mut gpu = view.scrape.device_json(i);
             gpu.insert("exporter".into(), json!(view.instance));
             gpu.insert("source".into(), json!(view.scrape.source.as_str()));
             gpu.insert("servers".into(), attached.into());
-            gpu.insert("values".into(), values.into());
             gpus.push(Json::Object(gpu));
         }
     }

@@ -139,14 +139,8 @@ fn parse_chat(body: &[u8], app: &App, route: Route) -> Result<Chat, ApiError> {
 /// How many tokens the simulated model "wants" to write for `prompt` (it stops there unless
 /// `max_tokens` comes first): a function of the seed and the prompt only.
 pub(super) fn natural_length(seed: u64, prompt: &str, max_tokens: u32) -> u32 {
-    let hash = fnv(&[&seed.to_le_bytes()[..], prompt.as_bytes()].concat());
+    let hash = crate::rng::fnv1a(&[&seed.to_le_bytes()[..], prompt.as_bytes()].concat());
     1 + (hash % u64::from(2 * max_tokens)) as u32
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The deterministic text of token `index`.
