@@ -5,6 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+/// Seconds since the Unix epoch, as scrape times and history points are stamped (0 on a clock
+/// set before 1970).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Asks the kernel to wake this thread's sleeps on time: Linux pads each sleep by the thread's
 /// timer slack (50 µs by default) to batch wake-ups; a pacer wants its deadlines instead.
 /// Measured on the 2-core VM: a 100 µs sleep overshoots by 76 µs at the median with the

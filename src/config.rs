@@ -241,6 +241,10 @@ pub struct ScrapeConfig {
     /// Read the CPU time and resident memory of engines on this machine (targets on a
     /// loopback address) from `/proc`: the process listening on the port and its children.
     pub processes: bool,
+    /// Read this machine's NVIDIA GPUs through NVML (the driver's library, opened when `up`
+    /// starts; without it `up` says "no NVIDIA driver" once and goes on). They appear as the
+    /// target `nvml`, attached to local engines whose processes hold their memory.
+    pub nvml: bool,
 }
 
 impl Default for ScrapeConfig {
@@ -254,6 +258,7 @@ impl Default for ScrapeConfig {
             probe_version: true,
             keep_alive: true,
             processes: true,
+            nvml: true,
         }
     }
 }

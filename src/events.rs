@@ -74,6 +74,10 @@ pub struct SelfMetrics {
     pub gpu_samples_without_gpu: Family<InstanceLabel, Gauge>,
     /// Failed reads of a local engine's processes from `/proc`.
     pub process_read_failures: Family<InstanceLabel, Counter>,
+    /// 1 while NVML reads this machine's GPUs.
+    pub nvml_up: Gauge,
+    /// Reads of one local GPU through NVML that failed.
+    pub nvml_gpu_read_failures: Counter,
 }
 
 impl SelfMetrics {
@@ -147,6 +151,16 @@ impl SelfMetrics {
             "process_read_failures",
             "Failed reads of a local engine's processes from /proc (no listener found, /proc unreadable)",
             metrics.process_read_failures.clone(),
+        );
+        registry.register(
+            "nvml_up",
+            "1 while this machine's GPUs are read through NVML; 0 without an NVIDIA driver, with NVML off, or with no GPU",
+            metrics.nvml_up.clone(),
+        );
+        registry.register(
+            "nvml_gpu_read_failures",
+            "Reads of one of this machine's GPUs through NVML that failed (fell off the bus, driver error); the GPU is left out of that round",
+            metrics.nvml_gpu_read_failures.clone(),
         );
         (metrics, registry)
     }
@@ -358,6 +372,52 @@ impl ProcessUnreadable<'_> {
         m.process_read_failures
             .get_or_create(&instance(self.target))
             .inc();
+    }
+}
+
+/// NVML was opened when `up` started, or could not be.
+pub struct NvmlOpened<'a> {
+    /// The GPUs it lists, or why it is not read.
+    pub result: Result<usize, &'a str>,
+}
+
+impl NvmlOpened<'_> {
+    /// Logs one line and sets `llmwatch_nvml_up`.
+    pub fn emit(&self, m: &SelfMetrics) {
+        match self.result {
+            Ok(gpus) => {
+                tracing::info!(gpus, "reading this machine's GPUs through NVML");
+                m.nvml_up.set(1);
+            }
+            Err(why) => {
+                tracing::info!("{why}: this machine's GPUs are not read (GPU exporters still are)");
+                m.nvml_up.set(0);
+            }
+        }
+    }
+}
+
+/// One local GPU could not be read through NVML this round.
+pub struct NvmlGpuUnreadable<'a> {
+    /// Its NVML index.
+    pub gpu: u32,
+    /// NVML's error.
+    pub error: &'a str,
+    /// Whether to log (the error changed).
+    pub log: bool,
+}
+
+impl NvmlGpuUnreadable<'_> {
+    /// Logs a warning when asked and counts the failure.
+    pub fn emit(&self, m: &SelfMetrics) {
+        if self.log {
+            tracing::warn!(
+                gpu = self.gpu,
+                error = self.error,
+                "cannot read a GPU through NVML; it is left out until it answers again"
+            );
+        }
+        m.nvml_gpu_read_failures.inc();
     }
 }
 

@@ -34,6 +34,11 @@ pub fn servers(statuses: &[Arc<TargetStatus>]) -> Vec<Server<'_>> {
             name: s.target.name.as_str(),
             labels: &s.target.labels,
             gpus: &s.target.gpus,
+            pids: s
+                .last_good
+                .as_ref()
+                .and_then(|g| g.process.as_ref())
+                .map_or(&[], |usage| usage.pids.as_slice()),
         })
         .collect()
 }

@@ -79,7 +79,7 @@ impl Scraper {
     }
 
     async fn scrape_once(&self, target: &Target, known: &mut Known) {
-        let at = unix_now();
+        let at = crate::clock::unix_now();
         let started = Instant::now();
         let result = self.read(target, known, at).await;
         let duration = started.elapsed().as_secs_f64();
@@ -311,12 +311,6 @@ fn offset(name: &str, interval: Duration) -> Duration {
     name.hash(&mut hasher);
     let nanos = interval.as_nanos().max(1);
     Duration::from_nanos(u64::try_from(u128::from(hasher.finish()) % nanos).unwrap_or(0))
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn fetch_failure(e: FetchError) -> Failure {

@@ -147,7 +147,9 @@ pub async fn run(
         proxy_listen: Some("127.0.0.1:0".into()),
         ..Sources::default()
     };
-    let config = sources.config()?;
+    let mut config = sources.config()?;
+    // The demo's GPUs are simulated; real ones would sit unattached beside them.
+    config.scrape.nvml = false;
     let targets = sources.targets(&config)?;
     let running = up::start(sources, config, targets).await?;
     let proxy = running

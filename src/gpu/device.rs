@@ -54,6 +54,8 @@ pub struct Device {
     pub hostname: Option<String>,
     /// Pods the exporter says hold it (several on a shared GPU).
     pub pods: Vec<PodRef>,
+    /// Host PIDs holding its memory, sorted (NVML only: exporters do not say).
+    pub pids: Vec<u32>,
 }
 
 /// The first of `names` on `sample` with a non-empty value (old exporters wrote `pod=""`).
@@ -96,6 +98,7 @@ pub fn device_of(exp: &Exposition<'_>, sample: &Sample<'_>) -> Option<(Device, O
         model: first(exp, sample, &["modelName", "name"]).map(str::to_owned),
         profile: first(exp, sample, &["GPU_I_PROFILE", "profile"]).map(str::to_owned),
         hostname: first(exp, sample, &["Hostname", "hostname"]).map(str::to_owned),
+        pids: Vec::new(),
         pods: Vec::new(),
     };
     Some((device, pod))
@@ -121,6 +124,7 @@ impl Device {
             "mig_profile": self.profile,
             "hostname": self.hostname,
             "pods": self.pods,
+            "pids": self.pids,
         });
         match json {
             serde_json::Value::Object(map) => map,

@@ -1,6 +1,8 @@
 //! The join: which model server(s) each GPU of an exporter serves. By the pod the exporter
 //! says holds the GPU, matched against an engine target's `pod` (and `namespace`) labels; else
-//! by the GPU UUIDs an engine target lists (`gpus`). A GPU no rule attaches is reported as
+//! by process (NVML lists the host PIDs holding a GPU's memory; a local engine's are the
+//! port's owner and its descendants, read from `/proc`); else by the GPU UUIDs an engine
+//! target lists (`gpus`). A GPU no rule attaches is reported as
 //! unattributed, never dropped. A shared GPU (time-slicing, MPS) attaches to every server on it:
 //! its numbers are the device's, so summing them over servers counts the GPU more than once.
 
@@ -17,6 +19,9 @@ pub struct Server<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// The GPUs its configuration lists, normalised UUIDs.
     pub gpus: &'a [String],
+    /// Its processes on this machine (the port's owner and descendants), sorted; empty when
+    /// it runs elsewhere.
+    pub pids: &'a [u32],
 }
 
 /// How a GPU was attached to a server.
@@ -24,6 +29,8 @@ pub struct Server<'a> {
 pub enum Via {
     /// The exporter's pod labels equal the server's.
     Pod,
+    /// One of the server's processes holds memory on the GPU (NVML).
+    Process,
     /// The server's `gpus` lists the GPU's UUID.
     Config,
 }
@@ -33,6 +40,7 @@ impl Via {
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Pod => "pod",
+            Via::Process => "process",
             Via::Config => "config",
         }
     }
@@ -72,6 +80,19 @@ pub fn servers_of<'s>(device: &Device, servers: &[Server<'s>]) -> Vec<(&'s str, 
     if !by_pod.is_empty() {
         return by_pod;
     }
+    let by_process: Vec<(&str, Via)> = servers
+        .iter()
+        .filter(|server| {
+            device
+                .pids
+                .iter()
+                .any(|pid| server.pids.binary_search(pid).is_ok())
+        })
+        .map(|server| (server.name, Via::Process))
+        .collect();
+    if !by_process.is_empty() {
+        return by_process;
+    }
     servers
         .iter()
         .filter(|server| server.gpus.contains(&device.key.uuid))
@@ -103,6 +124,7 @@ mod tests {
                     container: None,
                 })
                 .collect(),
+            pids: Vec::new(),
         }
     }
 
@@ -125,21 +147,25 @@ mod tests {
                 name: "a",
                 labels: &in_llm,
                 gpus: &[],
+                pids: &[],
             },
             Server {
                 name: "b",
                 labels: &other_ns,
                 gpus: &[],
+                pids: &[],
             },
             Server {
                 name: "c",
                 labels: &sd_names,
                 gpus: &[],
+                pids: &[],
             },
             Server {
                 name: "d",
                 labels: &none,
                 gpus: &listed,
+                pids: &[],
             },
         ];
         // Same pod name in another namespace is another pod.
@@ -158,5 +184,32 @@ mod tests {
         );
         // Neither: unattributed.
         assert!(servers_of(&device("cccc", &[("x", "y")]), &servers).is_empty());
+    }
+
+    #[test]
+    fn a_gpu_holding_memory_of_a_servers_process_attaches_to_it() {
+        let none = labels(&[]);
+        let listed = vec!["aaaa".to_string()];
+        // vLLM: the API server (100) listens; the engine core (101) holds the memory.
+        let servers = [
+            Server {
+                name: "vllm",
+                labels: &none,
+                gpus: &[],
+                pids: &[100, 101, 102],
+            },
+            Server {
+                name: "listed",
+                labels: &none,
+                gpus: &listed,
+                pids: &[],
+            },
+        ];
+        let mut held = device("aaaa", &[]);
+        held.pids = vec![101];
+        // The process wins over a configured UUID.
+        assert_eq!(servers_of(&held, &servers), [("vllm", Via::Process)]);
+        held.pids = vec![999];
+        assert_eq!(servers_of(&held, &servers), [("listed", Via::Config)]);
     }
 }

@@ -26,10 +26,13 @@ pub enum ProcError {
 }
 
 /// CPU time and resident memory of an engine's processes, summed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Usage {
     /// The process listening on the port.
     pub pid: u32,
+    /// It and the descendants read, sorted: the PIDs NVML's per-process memory is matched
+    /// against.
+    pub pids: Vec<u32>,
     /// Processes counted: it and its descendants.
     pub processes: usize,
     /// User plus system CPU seconds since each started.
@@ -110,18 +113,21 @@ impl ProcessReader {
         }
         let pid = self.found.as_ref().map_or(0, |f| f.pid);
         let pids = descendants(&self.root, pid);
-        let (mut cpu_seconds, mut resident_bytes, mut processes) = (0.0, 0.0, 0);
+        let (mut cpu_seconds, mut resident_bytes) = (0.0, 0.0);
+        let mut read = Vec::with_capacity(pids.len());
         for pid in pids {
             // A process that exits between listing and reading is simply not counted.
             if let Some((cpu, resident)) = read_process(&self.root, pid) {
                 cpu_seconds += cpu;
                 resident_bytes += resident;
-                processes += 1;
+                read.push(pid);
             }
         }
+        read.sort_unstable();
         Ok(Usage {
             pid,
-            processes,
+            processes: read.len(),
+            pids: read,
             cpu_seconds,
             resident_bytes,
         })

@@ -157,7 +157,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     write_raw(&mut body, &raw);
     if let Some(proxy) = &app.proxy {
         body.push_str(&proxy.render_metrics());
-        super::gap::write(&mut body, proxy, &app.store, now_unix());
+        super::gap::write(&mut body, proxy, &app.store, crate::clock::unix_now());
     }
     if let Some(alerts) = &app.alerts {
         alerts
@@ -224,7 +224,7 @@ async fn client_gap(State(app): State<Arc<App>>) -> Response {
             "proxy": true,
             "window_seconds": super::gap::WINDOW.as_secs_f64(),
             "min_coverage": super::gap::MIN_COVERAGE,
-            "models": super::gap::gaps(proxy, &app.store, now_unix()),
+            "models": super::gap::gaps(proxy, &app.store, crate::clock::unix_now()),
         }),
         None => serde_json::json!({
             "proxy": false,
@@ -245,14 +245,14 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn overview(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Query>) -> Response {
-    match crate::ui::overview::overview(&app.store, &q, now_unix()) {
+    match crate::ui::overview::overview(&app.store, &q, crate::clock::unix_now()) {
         Ok(body) => axum::Json(body).into_response(),
         Err(message) => bad_request(message),
     }
 }
 
 async fn detail(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Query>) -> Response {
-    let now = now_unix();
+    let now = crate::clock::unix_now();
     // What the proxy running here saw for the model shown.
     let client = |model: &str, grid: crate::ui::api::Grid<'_>| {
         let Some(proxy) = app.proxy.as_ref() else {
@@ -281,12 +281,6 @@ async fn detail(State(app): State<Arc<App>>, Query(q): Query<crate::ui::api::Que
             .into_response(),
         Err(message) => bad_request(message),
     }
-}
-
-fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

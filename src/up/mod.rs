@@ -125,12 +125,15 @@ struct Tasks {
     store: Arc<Store>,
     metrics: SelfMetrics,
     running: BTreeMap<String, (Arc<Target>, tokio::task::JoinHandle<()>)>,
+    /// NVML's pseudo-target, kept through reloads and read by its own thread.
+    local: Option<Arc<Target>>,
 }
 
 impl Tasks {
     /// Makes the running tasks match `targets`.
     fn reconcile(&mut self, targets: &[Arc<Target>]) {
-        let (_, removed) = self.store.set_targets(targets);
+        let with_local: Vec<Arc<Target>> = targets.iter().chain(&self.local).cloned().collect();
+        let (_, removed) = self.store.set_targets(&with_local);
         for name in removed {
             if let Some((_, task)) = self.running.remove(&name) {
                 task.abort();
@@ -170,13 +173,18 @@ pub async fn start(
         config.scrape.clone(),
     ));
     let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+    let local = start_local_gpus(&config, &targets, &store, &metrics).await;
     let mut tasks = Tasks {
         scraper,
         store: store.clone(),
         metrics: metrics.clone(),
         running: BTreeMap::new(),
+        local: local.as_ref().map(|l| l.target.clone()),
     };
     tasks.reconcile(&targets);
+    if let Some(local) = &local {
+        local.go();
+    }
     Reloaded {
         what: "targets loaded",
         error: None,
@@ -217,6 +225,34 @@ pub async fn start(
         store,
         targets,
     })
+}
+
+/// Opens NVML for this machine's GPUs unless `[scrape] nvml = false`.
+async fn start_local_gpus(
+    config: &Config,
+    targets: &[Arc<Target>],
+    store: &Arc<Store>,
+    metrics: &SelfMetrics,
+) -> Option<crate::collect::local_gpus::LocalGpus> {
+    use crate::gpu::nvml::NVML_TARGET;
+    if !config.scrape.nvml {
+        return None;
+    }
+    if targets.iter().any(|t| t.name == NVML_TARGET) {
+        crate::events::NvmlOpened {
+            result: Err("a target is named \"nvml\", the name NVML's GPUs would take"),
+        }
+        .emit(metrics);
+        return None;
+    }
+    let interval = config.scrape.interval;
+    crate::collect::local_gpus::start(
+        crate::gpu::nvml::open,
+        store.clone(),
+        metrics.clone(),
+        interval,
+    )
+    .await
 }
 
 /// A listener on `addr` and the address it got.

@@ -334,3 +334,79 @@ fn scrape_reads_a_gpu_exporter_as_a_table_json_and_the_llm_gpu_exposition() {
         "{prom}"
     );
 }
+
+/// `up` with its log (info level) in a file, and the log read after a round of scrapes.
+fn up_with_log(config: &str) -> (std::process::Child, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llmwatch.toml");
+    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llmwatch"))
+        .args(["up", "--config"])
+        .arg(&path)
+        .env("LLMWATCH_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .find_map(|l| l.ok().filter(|l| l.contains("serving http://")))
+        .expect("up printed its address");
+    let rest = line.split("http://").nth(1).unwrap();
+    let base = format!("http://{}", rest.split('/').next().unwrap());
+    (child, base, dir)
+}
+
+#[test]
+fn without_an_nvidia_driver_up_says_so_once_and_serves_no_local_gpu() {
+    let sim = start(&["vllm"]);
+    let engine = &sim.urls[0].1;
+    let config = format!(
+        "[scrape]\ninterval = \"200ms\"\n\n[[target]]\nurl = \"{engine}\"\nname = \"vllm\"\n"
+    );
+    let (mut child, base, dir) = up_with_log(&config);
+    // Several scrape rounds, so a per-round message would show more than once.
+    let metrics = eventually(20, || {
+        let (_, text) = get(&format!("{base}/metrics"));
+        sample(&text, "llmwatch_scrapes_total{instance=\"vllm\"}")
+            .filter(|n| *n >= 5.0)
+            .map(|_| text)
+    });
+    let (_, targets) = get(&format!("{base}/api/v1/targets"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let opened = log
+        .lines()
+        .any(|l| l.contains("reading this machine's GPUs through NVML"));
+    if opened {
+        // A machine with a driver and a GPU: the GPUs are a target of their own.
+        assert_eq!(sample(&metrics, "llmwatch_nvml_up "), Some(1.0), "{log}");
+        assert!(targets.contains("\"nvml\""), "{targets}");
+        assert!(
+            metrics.contains("llm_gpu_info{instance=\"nvml\""),
+            "{metrics}"
+        );
+        return;
+    }
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no NVIDIA driver"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(
+        said[0].contains("this machine's GPUs are not read"),
+        "{}",
+        said[0]
+    );
+    assert_eq!(
+        sample(&metrics, "llmwatch_nvml_up "),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("llm_gpu_"), "{metrics}");
+    assert!(!targets.contains("\"nvml\""), "{targets}");
+    // The engine is read as ever.
+    assert!(metrics.contains("llm_requests_running{"), "{metrics}");
+}
