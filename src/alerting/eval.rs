@@ -83,7 +83,7 @@ const TOKENS: &str = "llm_generation_tokens_total";
 
 /// Seconds in a catalogue window (`5m`, `1h`). Read several times per model and round: the
 /// common form (whole number, one-letter unit) is read here without the general parser.
-fn seconds(window: &str) -> f64 {
+pub(super) fn seconds(window: &str) -> f64 {
     let (digits, unit) = window.split_at(window.len().saturating_sub(1));
     let per = match unit {
         "s" => 1.0,
@@ -104,7 +104,7 @@ pub fn evaluate(
     store: &Store,
     slo: &Slo,
     now: f64,
-    cache: &mut LabelCache,
+    (cache, gpus): (&mut LabelCache, &mut super::gpu::GpuHistory),
 ) -> Vec<Vec<Series>> {
     cache.begin();
     let mut out: Vec<Vec<Series>> = alerts.iter().map(|_| Vec::new()).collect();
@@ -169,6 +169,7 @@ pub fn evaluate(
         });
     }
     cache.end();
+    super::gpu::evaluate(alerts, store, now, gpus, &mut out);
     out
 }
 
@@ -403,7 +404,11 @@ fn find_reading<'r>(readings: &'r [Reading], name: &'static str) -> Option<&'r R
 }
 
 /// A gauge's value in the last good scrape, exactly as scraped.
-fn latest_gauge(status: &TargetStatus, signal: &'static str, model: &str) -> Option<f64> {
+pub(super) fn latest_gauge(
+    status: &TargetStatus,
+    signal: &'static str,
+    model: &str,
+) -> Option<f64> {
     let good = status.last_good.as_ref()?;
     let reading = find_reading(&good.readings, signal)?;
     let values = reading
@@ -487,7 +492,11 @@ fn model_verdict(alert: &Alert, slo: &Slo, at: &At<'_>) -> Option<Verdict> {
         })(),
         Condition::TargetDown
         | Condition::CoreSignalsAbsent
-        | Condition::SamplesExploding { .. } => return None,
+        | Condition::SamplesExploding { .. }
+        | Condition::GpuMemoryOutsideKv { .. }
+        | Condition::GpuThrottled { .. }
+        | Condition::GpuXid { .. }
+        | Condition::GpuIdleWhileWaiting { .. } => return None,
     };
     Some(match result {
         Ok(Some(value)) => Verdict::True(value),

@@ -11,6 +11,7 @@
 
 pub mod deliver;
 pub mod eval;
+mod gpu;
 mod labels;
 pub mod template;
 
@@ -148,6 +149,8 @@ pub struct Alerts {
     settings: Settings,
     /// Series labels kept between rounds.
     labels: labels::LabelCache,
+    /// GPU scrapes of earlier rounds, for the GPU alerts' windows.
+    gpus: gpu::GpuHistory,
     /// Rounds evaluated so far.
     round: u64,
 }
@@ -173,7 +176,13 @@ impl Alerts {
     /// One round: every alert over `store` at `now`.
     pub fn evaluate(&mut self, store: &Store, now: f64) {
         self.unjudged.clear();
-        let all = eval::evaluate(&ALERTS, store, &self.settings.slo, now, &mut self.labels);
+        let all = eval::evaluate(
+            &ALERTS,
+            store,
+            &self.settings.slo,
+            now,
+            (&mut self.labels, &mut self.gpus),
+        );
         self.round += 1;
         for (alert, series) in ALERTS.iter().zip(all) {
             self.update(alert, series, now);

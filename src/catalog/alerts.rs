@@ -106,6 +106,34 @@ pub enum Condition {
         /// The reference window.
         long: &'static str,
     },
+    /// A GPU's device memory above `memory_above` of its total while the KV cache of a model
+    /// server it serves is under `kv_below`: memory is held outside the KV cache.
+    GpuMemoryOutsideKv {
+        /// Used over total.
+        memory_above: f64,
+        /// The server's KV-cache usage.
+        kv_below: f64,
+    },
+    /// A GPU held back by its power or thermal limit more than `share` of the time over
+    /// `window`.
+    GpuThrottled {
+        /// Throttled seconds per second.
+        share: f64,
+        /// The window of the rate.
+        window: &'static str,
+    },
+    /// A GPU reported a critical XID error: its last XID code (dcgm-exporter, NVML), or XIDs
+    /// counted over `window` (nvidia_gpu_exporter).
+    GpuXid {
+        /// The window of the count.
+        window: &'static str,
+    },
+    /// A GPU busy less than `utilization_below` while a model server it serves has requests
+    /// waiting: the scheduler, not the GPU, holds them.
+    GpuIdleWhileWaiting {
+        /// Utilisation, 0 to 1.
+        utilization_below: f64,
+    },
     /// A target's sample count above `factor` times its median over `window`.
     SamplesExploding {
         /// How many times the median.
@@ -211,7 +239,7 @@ const fn burn(
 }
 
 /// Every alert, in the rule file's order.
-pub const ALERTS: [Alert; 14] = [
+pub const ALERTS: [Alert; 18] = [
     Alert {
         name: "LLMTargetDown",
         condition: Condition::TargetDown,
@@ -354,6 +382,54 @@ pub const ALERTS: [Alert; 14] = [
         summary: "A target's sample count more than doubled",
         description: Some(
             "{{ $labels.instance }} now exposes {{ $value }} samples, over twice its 6-hour median: a label's cardinality is exploding.",
+        ),
+    },
+    Alert {
+        name: "LLMGPUMemoryFullOutsideKVCache",
+        condition: Condition::GpuMemoryOutsideKv {
+            memory_above: 0.95,
+            kv_below: 0.5,
+        },
+        for_: "10m",
+        severity: Severity::Warning,
+        summary: "GPU memory nearly full while the KV cache is not",
+        description: Some(
+            "{{ $labels.instance }} GPU {{ $labels.gpu }}, serving {{ $labels.server }}: {{ $value | humanizePercentage }} of device memory in use while the server's KV cache is under half full: something outside the KV cache holds the memory.",
+        ),
+    },
+    Alert {
+        name: "LLMGPUThrottled",
+        condition: Condition::GpuThrottled {
+            share: 0.25,
+            window: "5m",
+        },
+        for_: "10m",
+        severity: Severity::Warning,
+        summary: "A GPU is held back by its power or thermal limit",
+        description: Some(
+            "{{ $labels.instance }} GPU {{ $labels.gpu }}: clocks held down by the power or thermal limit {{ $value | humanizePercentage }} of the last 5 minutes; tokens/s fall with the clock.",
+        ),
+    },
+    Alert {
+        name: "LLMGPUXIDError",
+        condition: Condition::GpuXid { window: "10m" },
+        for_: "0m",
+        severity: Severity::Critical,
+        summary: "A GPU reported a critical XID error",
+        description: Some(
+            "{{ $labels.instance }} GPU {{ $labels.gpu }} reported a critical XID error (value {{ $value }}: the XID code, or from nvidia_gpu_exporter the count over 10 minutes).",
+        ),
+    },
+    Alert {
+        name: "LLMGPUIdleWhileRequestsWait",
+        condition: Condition::GpuIdleWhileWaiting {
+            utilization_below: 0.1,
+        },
+        for_: "5m",
+        severity: Severity::Warning,
+        summary: "A GPU idles while its server's requests wait",
+        description: Some(
+            "{{ $labels.instance }} GPU {{ $labels.gpu }} is {{ $value | humanizePercentage }} busy while {{ $labels.server }} has requests waiting: the scheduler, not the GPU, is the bottleneck.",
         ),
     },
 ];

@@ -4,6 +4,7 @@
 //! normaliser and the recording rules. Renderers read these; none re-derives a signal.
 
 pub mod alerts;
+pub mod gpu_panels;
 pub mod panels;
 
 /// Outcomes that spend the availability error budget: the server failed or turned the request

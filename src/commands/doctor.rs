@@ -46,7 +46,8 @@ pub fn run(args: &DoctorCli) -> u8 {
             } else {
                 prometheus.live_targets().await?
             };
-            return Ok((evidence, live, Vec::new()));
+            let gpus = prometheus.gpu_findings().await?;
+            return Ok((evidence, live, gpus));
         }
         let (base, token) = if args.targets.is_empty() {
             (args.url.clone(), args.bearer_token.as_deref())

@@ -79,6 +79,51 @@ impl<'a> Prometheus<'a> {
             .collect())
     }
 
+    /// The GPU findings from the `llm:` GPU schema (llmwatch's series or the rules-only
+    /// rules): the join `llm:gpu_server_info` and the last XID, read into the shape of `up`'s
+    /// `/api/v1/gpus` so both say the same. None when Prometheus has no GPU series.
+    pub async fn gpu_findings(&self) -> Result<Vec<crate::findings::Finding>, DoctorError> {
+        let gpu_key =
+            |labels: &BTreeMap<String, String>| (label(labels, "instance"), label(labels, "gpu"));
+        let mut gpus: BTreeMap<(String, String), serde_json::Map<String, Json>> = BTreeMap::new();
+        for (labels, _) in self.query("llm:gpu_server_info").await? {
+            let gpu = gpus.entry(gpu_key(&labels)).or_insert_with(|| {
+                let mut gpu = serde_json::Map::new();
+                gpu.insert("exporter".into(), label(&labels, "instance").into());
+                gpu.insert("gpu".into(), label(&labels, "gpu").into());
+                gpu.insert("servers".into(), Json::Array(Vec::new()));
+                gpu
+            });
+            if let (Some(server), Some(Json::Array(servers))) =
+                (labels.get("server"), gpu.get_mut("servers"))
+            {
+                servers.push(serde_json::json!({"server": server, "via": labels.get("via")}));
+            }
+        }
+        for (labels, uuid) in self
+            .query("llm:gpu_info")
+            .await?
+            .into_iter()
+            .filter_map(|(l, _)| Some((l.clone(), l.get("uuid")?.clone())))
+        {
+            if let Some(gpu) = gpus.get_mut(&gpu_key(&labels)) {
+                gpu.insert("uuid".into(), uuid.into());
+            }
+        }
+        for (labels, code) in self.query("llm:gpu_last_xid > 0").await? {
+            if let Some(gpu) = gpus.get_mut(&gpu_key(&labels)) {
+                gpu.insert(
+                    "values".into(),
+                    serde_json::json!({"llm_gpu_last_xid": code}),
+                );
+            }
+        }
+        let gpus: Vec<Json> = gpus.into_values().map(Json::Object).collect();
+        Ok(super::gpu_findings(
+            &serde_json::json!({"data": {"gpus": gpus}}),
+        ))
+    }
+
     /// Every engine and model Prometheus knows, with its readings over the window.
     pub async fn evidence(&self) -> Result<Vec<Evidence>, DoctorError> {
         let window_seconds = self.window.trim_end_matches('s').parse().unwrap_or(0.0);

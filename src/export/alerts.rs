@@ -56,6 +56,28 @@ fn quantity(q: Quantity) -> String {
     }
 }
 
+/// The labels naming one GPU: the exporter (`instance`), its index and its MIG instance.
+pub const GPU: &str = "instance, gpu, gpu_instance";
+
+/// `expr` (one series per GPU) once per model server the GPU serves, with the server's
+/// name in `server` (`llm:gpu_server_info` says which; a GPU may serve several).
+fn on_servers(expr: &str) -> String {
+    on_servers_matching(expr, "server!=\"\"")
+}
+
+/// [`on_servers`] for the servers `matcher` selects.
+pub fn on_servers_matching(expr: &str, matcher: &str) -> String {
+    format!(
+        "max by ({GPU}, server) (llm:gpu_server_info{{{matcher}}} * on ({GPU}) group_left () ({expr}))"
+    )
+}
+
+/// `expr`, a model server's series by `instance`, with the instance copied to `server` for
+/// matching GPUs.
+pub fn as_server(expr: &str) -> String {
+    format!("label_replace({expr}, \"server\", \"$1\", \"instance\", \"(.*)\")")
+}
+
 /// An alert's condition as PromQL.
 pub fn promql(alert: &Alert, slo: &Slo) -> String {
     match alert.condition {
@@ -84,6 +106,27 @@ pub fn promql(alert: &Alert, slo: &Slo) -> String {
             long,
         } => format!(
             "llm:generation_tokens:rate{short} <= {fraction} * llm:generation_tokens:rate{long} and sum by ({BY}, instance) (llm:requests_waiting) > 0"
+        ),
+        Condition::GpuMemoryOutsideKv {
+            memory_above,
+            kv_below,
+        } => format!(
+            "{} > {memory_above} unless on (server) {}",
+            on_servers("llm:gpu_memory_used_bytes / llm:gpu_memory_total_bytes"),
+            as_server(&format!(
+                "max by (instance) (llm:kv_cache_usage_ratio) >= {kv_below}"
+            )),
+        ),
+        Condition::GpuThrottled { share, window } => format!(
+            "sum by ({GPU}, gpu_model) (rate(llm:gpu_throttled_seconds_total{{reason=~\"power|thermal\"}}[{window}])) > {share}"
+        ),
+        Condition::GpuXid { window } => format!(
+            "max by ({GPU}, gpu_model) (llm:gpu_last_xid) > 0 or max by ({GPU}, gpu_model) (increase(llm:gpu_xid_errors_total[{window}])) > 0"
+        ),
+        Condition::GpuIdleWhileWaiting { utilization_below } => format!(
+            "{} < {utilization_below} and on (server) {}",
+            on_servers("llm:gpu_utilization_ratio"),
+            as_server("sum by (instance) (llm:requests_waiting) > 0"),
         ),
         Condition::SamplesExploding { factor, window } => format!(
             "(scrape_samples_scraped{{job=~\"{JOBS}\"}} > {factor} * quantile_over_time(0.5, scrape_samples_scraped{{job=~\"{JOBS}\"}}[{window}])) \

@@ -116,15 +116,38 @@ pub fn exporter_group(source: GpuSource) -> Group {
             rules.extend(signal_rules(source, signal.name, &expr));
         }
     }
+    if source == GpuSource::Dcgm {
+        rules.push(pod_join());
+    }
     Group::new(&group_name(source), rules)
+}
+
+/// The join in rules-only mode: a GPU whose dcgm-exporter series name a pod serves the engine
+/// target scraped from that pod (its `pod` and `namespace` target labels). Behind a
+/// ServiceMonitor without `honorLabels` the pod holding the GPU is `exported_pod`.
+fn pod_join() -> Rule {
+    let held = "label_replace(label_replace(label_replace(DCGM_FI_DEV_FB_USED{pod!=\"\"} or DCGM_FI_DEV_FB_USED{exported_pod!=\"\"}, \
+                \"pod\", \"$1\", \"exported_pod\", \"(.+)\"), \"namespace\", \"$1\", \"exported_namespace\", \"(.+)\"), \
+                \"gpu_instance\", \"$1\", \"GPU_I_ID\", \"(.+)\")";
+    let engines = crate::catalog::alerts::ENGINE_JOBS;
+    let servers = format!(
+        "label_replace(max by (instance, namespace, pod) (up{{job=~\"{engines}\", pod!=\"\"}}), \"server\", \"$1\", \"instance\", \"(.*)\")"
+    );
+    Rule::record(
+        "llm:gpu_server_info",
+        &format!(
+            "group by (job, instance, gpu, gpu_instance, server) ({held} * on (namespace, pod) group_left (server) {servers})"
+        ),
+    )
+    .label("via", "pod")
 }
 
 /// The rules that copy llmwatch's GPU and process series to their `llm:` names, and the join.
 pub fn llmwatch_gpu_group() -> Group {
-    // What llmwatch writes: every GPU signal, the join, and the processes `/proc` gives.
+    // What llmwatch writes: every GPU and process signal (the processes' from `/proc` and
+    // NVML), and the join.
     let names = GPU_SIGNALS
         .iter()
-        .filter(|s| s.subject == Subject::Gpu || s.procfs.how != GpuHow::Missing)
         .map(|s| s.name)
         .chain(["llm_gpu_server_info"]);
     let rules = names

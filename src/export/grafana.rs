@@ -1,6 +1,7 @@
-//! Grafana provisioning and the three dashboards: Overview (the catalogue's panels per service,
-//! model and engine), Engine detail (the same per instance) and Client view (what the proxy
-//! measured: its own series, which the built-in dashboard shows as the client-side panel).
+//! Grafana provisioning and the four dashboards: Overview (the catalogue's panels per service,
+//! model and engine), Engine detail (the same per instance), Client view (what the proxy
+//! measured: its own series, which the built-in dashboard shows as the client-side panel) and
+//! GPUs (the GPU panels: per server through the join, per GPU).
 //! Panels read `llm:` series, so they work whether llmwatch or the rules-only mode built
 //! them, and every rate uses `$__rate_interval`, never a lifetime average.
 
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::yaml::{b, file, map, n, s, seq};
 use super::{ExportError, ExportOptions, File};
+use crate::catalog::gpu_panels::GPU_PANELS;
 use crate::catalog::panels::{DETAIL, PROXY_OUTCOMES};
 
 /// Every engine-side panel filters on the template variables.
@@ -65,7 +67,17 @@ fn q(expr: String, legend: &str) -> (String, String) {
 
 /// The dashboards.
 pub fn dashboards() -> Vec<Dashboard> {
-    vec![overview(), engine_detail(), client_view()]
+    vec![overview(), engine_detail(), client_view(), gpus()]
+}
+
+/// The GPU panels: per model server (the `instance` variable) and per GPU.
+fn gpus() -> Dashboard {
+    Dashboard {
+        file: "llmwatch-gpu.json",
+        title: "LLM serving: GPUs",
+        uid: "llmwatch-gpu",
+        panels: GPU_PANELS.iter().map(super::panels::compile_gpu).collect(),
+    }
 }
 
 /// The catalogue's detail panels, per service, engine and model: what the built-in dashboard's

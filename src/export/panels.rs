@@ -3,8 +3,10 @@
 //! query, aggregated by the labels the dashboard groups on. A user who moves from the
 //! built-in dashboard to Grafana sees the same panels with the same meaning.
 
+use super::alerts::{GPU, as_server, on_servers_matching};
 use super::grafana::Panel;
 use super::schema::schema_name;
+use crate::catalog::gpu_panels::{GpuMeasure, GpuPanel};
 use crate::catalog::panels::{Measure, Outcomes, Panel as Catalogued};
 
 const RATE: &str = "[$__rate_interval]";
@@ -86,6 +88,85 @@ pub fn compile(panel: &Catalogued, filter: &str, by: &str) -> Panel {
     }
 }
 
+/// A GPU panel as a Grafana panel: per GPU (`{{instance}} GPU {{gpu}}`), or per model server
+/// selected by the `instance` variable.
+pub fn compile_gpu(panel: &GpuPanel) -> Panel {
+    let queries = panel
+        .lines
+        .iter()
+        .map(|line| {
+            let (expr, legend) = gpu_promql(line.measure);
+            let legend = match line.label {
+                "" => legend.to_string(),
+                label => format!("{legend} {label}"),
+            };
+            (expr, legend)
+        })
+        .collect();
+    Panel {
+        title: panel.title,
+        unit: panel.unit.grafana(),
+        description: panel.help,
+        queries,
+    }
+}
+
+/// One GPU measure as PromQL, and its legend.
+fn gpu_promql(measure: GpuMeasure) -> (String, &'static str) {
+    let per_gpu = "{{instance}} GPU {{gpu}}";
+    let servers = "server=~\"$instance\"";
+    let by = GPU;
+    match measure {
+        GpuMeasure::Gauge(s) => (format!("max by ({by}) ({})", schema_name(s)), per_gpu),
+        GpuMeasure::Share(a, b) => (
+            format!(
+                "max by ({by}) ({}) / max by ({by}) ({})",
+                schema_name(a),
+                schema_name(b)
+            ),
+            per_gpu,
+        ),
+        GpuMeasure::Rate(s) => (
+            format!("sum by ({by}, reason) (rate({}{RATE}))", schema_name(s)),
+            "{{instance}} GPU {{gpu}} {{reason}}",
+        ),
+        GpuMeasure::HourlyIncrease(s) => (
+            format!("sum by ({by}) (increase({}[1h]))", schema_name(s)),
+            per_gpu,
+        ),
+        GpuMeasure::ServerShare(a, b) => {
+            let share = format!("{} / {}", schema_name(a), schema_name(b));
+            let joined = on_servers_matching(&share, servers);
+            (format!("max by (server) ({joined})"), "{{server}}")
+        }
+        GpuMeasure::ServerGauge(s) => {
+            let joined = on_servers_matching(&schema_name(s), servers);
+            (format!("max by (server) ({joined})"), "{{server}}")
+        }
+        GpuMeasure::Server(s) => (
+            as_server(&format!(
+                "max by (instance) ({}{{instance=~\"$instance\"}})",
+                schema_name(s)
+            )),
+            "{{server}}",
+        ),
+        GpuMeasure::ProcessRate(s) => (
+            format!(
+                "sum by (instance) (rate({}{{instance=~\"$instance\"}}{RATE}))",
+                schema_name(s)
+            ),
+            "{{instance}}",
+        ),
+        GpuMeasure::Process(s) => (
+            format!(
+                "sum by (instance) ({}{{instance=~\"$instance\"}})",
+                schema_name(s)
+            ),
+            "{{instance}}",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +217,29 @@ mod tests {
                 .starts_with("sum by (service, model) (llm:requests_waiting{")
         );
         assert_eq!(load.queries[1].1, "{{service}} {{model}} waiting");
+    }
+
+    #[test]
+    fn gpu_panels_join_each_gpu_to_the_servers_it_serves() {
+        use crate::catalog::gpu_panels::GPU_PANELS;
+        let memory = compile_gpu(&GPU_PANELS[0]);
+        assert_eq!(memory.unit, "percentunit");
+        let (gpu, legend) = &memory.queries[0];
+        assert!(
+            gpu.starts_with("max by (server) (max by (instance, gpu, gpu_instance, server) (llm:gpu_server_info{server=~\"$instance\"} * on (instance, gpu, gpu_instance) group_left () (llm:gpu_memory_used_bytes / llm:gpu_memory_total_bytes)))"),
+            "{gpu}"
+        );
+        assert_eq!(legend, "{{server}} GPU memory");
+        assert_eq!(
+            memory.queries[1].0,
+            "label_replace(max by (instance) (llm:kv_cache_usage_ratio{instance=~\"$instance\"}), \"server\", \"$1\", \"instance\", \"(.*)\")"
+        );
+        let throttled = GPU_PANELS.iter().find(|p| p.id == "throttled").unwrap();
+        let (expr, legend) = &compile_gpu(throttled).queries[0];
+        assert_eq!(
+            expr,
+            "sum by (instance, gpu, gpu_instance, reason) (rate(llm:gpu_throttled_seconds_total[$__rate_interval]))"
+        );
+        assert_eq!(legend, "{{instance}} GPU {{gpu}} {{reason}}");
     }
 }

@@ -28,6 +28,9 @@ pub struct Profile {
     pub decode_base: f64,
     /// Extra decode step time per additional running sequence.
     pub decode_per_seq: f64,
+    /// Whether the scheduler moves waiting requests into the batch; `false` is a stalled
+    /// scheduler (requests pile up while the GPU idles).
+    pub admitting: bool,
 }
 
 impl Profile {
@@ -41,6 +44,7 @@ impl Profile {
             prefill_per_token: 0.000_1,
             decode_base: 0.012,
             decode_per_seq: 0.000_05,
+            admitting: true,
         }
     }
 
@@ -55,6 +59,7 @@ impl Profile {
             prefill_per_token: 0.002_5,
             decode_base: 0.043,
             decode_per_seq: 0.011_3,
+            admitting: true,
         }
     }
 
@@ -68,6 +73,7 @@ impl Profile {
             prefill_per_token: 0.000_001,
             decode_base: 0.040,
             decode_per_seq: 0.0,
+            admitting: true,
         }
     }
 
@@ -81,6 +87,7 @@ impl Profile {
             prefill_per_token: 0.0,
             decode_base: 0.001,
             decode_per_seq: 0.0,
+            admitting: true,
         }
     }
 
@@ -356,9 +363,10 @@ impl Engine {
         })
     }
 
-    /// Whether a step would do anything.
+    /// Whether a step would do anything: nothing running, and nothing waiting that the
+    /// scheduler would admit (a stalled one admits nothing; its waiting requests stay).
     pub fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.running.is_empty()
+        self.running.is_empty() && (self.waiting.is_empty() || !self.profile.admitting)
     }
 
     /// Runs one engine iteration and returns what happened. Simulated time advances by the
@@ -388,7 +396,7 @@ impl Engine {
     /// prompt tokens to prefill.
     fn admit(&mut self, at: f64, events: &mut Vec<Event>) -> u32 {
         let mut prefill = 0;
-        while self.running.len() < self.profile.max_running {
+        while self.profile.admitting && self.running.len() < self.profile.max_running {
             let Some(front) = self.waiting.front() else {
                 break;
             };

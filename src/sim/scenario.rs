@@ -74,6 +74,9 @@ pub struct Step {
     pub gpu_xid: Option<u32>,
     /// GiB of GPU memory another process takes (outside the engine's KV cache).
     pub gpu_foreign_memory_gib: Option<u32>,
+    /// `true`: the scheduler stops moving waiting requests into the batch (the running ones
+    /// finish), so requests wait while the GPU idles; `false` ends it.
+    pub scheduler_stall: Option<bool>,
 }
 
 /// Why a scenario file is unusable.
@@ -165,6 +168,9 @@ impl Step {
                 .map_or(profile.prefill_per_token, ms),
             decode_base: self.decode_base_ms.map_or(profile.decode_base, ms),
             decode_per_seq: self.decode_per_seq_ms.map_or(profile.decode_per_seq, ms),
+            admitting: self
+                .scheduler_stall
+                .map_or(profile.admitting, |stall| !stall),
         }
     }
 

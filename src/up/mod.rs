@@ -6,7 +6,7 @@
 
 mod api;
 mod gap;
-mod gpus;
+pub mod gpus;
 mod http;
 mod raw;
 

@@ -308,16 +308,36 @@ fn promtool_test(
         "up{job=\"llmwatch\",instance=\"llmwatch:9464\"}".into(),
         vec!["1"; scrapes.len()].join(" "),
     ));
-    let mut text = String::from(
-        "rule_files:\n  - rules/llm-schema-llmwatch.yml\n  - rules/llm-aggregates.yml\n  - rules/llm-alerts.yml\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n",
-    );
-    for (name, values) in &series {
+    let rules = [
+        "llm-schema-llmwatch.yml",
+        "llm-aggregates.yml",
+        "llm-alerts.yml",
+    ];
+    steady_test(&rules, &series, up, MINUTES)
+}
+
+/// A promtool test over `series` (promtool input: name with labels, values at 15 s steps)
+/// with `rules`: at every minute of `minutes` where `up`'s state of an alert is steady for two
+/// minutes either side, Prometheus must agree whether it fires. Also per alert how many
+/// firing and quiet minutes were compared.
+pub fn steady_test(
+    rules: &[&str],
+    series: &[(String, String)],
+    up: &BTreeMap<&'static str, Vec<bool>>,
+    minutes: usize,
+) -> (String, BTreeMap<&'static str, (usize, usize)>) {
+    let mut text = String::from("rule_files:\n");
+    for file in rules {
+        writeln!(text, "  - rules/{file}").unwrap();
+    }
+    text.push_str("evaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n");
+    for (name, values) in series {
         writeln!(text, "      - series: '{name}'\n        values: '{values}'").unwrap();
     }
     text.push_str("    promql_expr_test:\n");
     let mut checks: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
     let steady = 8; // two minutes either side
-    for minute in 1..MINUTES {
+    for minute in 1..minutes {
         let i = minute * 4;
         for (name, states) in up {
             let Some(around) =

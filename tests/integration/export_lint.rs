@@ -104,6 +104,48 @@ fn llmwatch_gpu_series(body: &str) -> String {
     out
 }
 
+/// What llmwatch's `/metrics` holds for this machine's GPUs read through NVML, one of them
+/// holding memory of a local engine's process.
+fn llmwatch_nvml_series() -> String {
+    use llmwatch::collect::state::{Scraped, Store};
+    use std::sync::Arc;
+    let store = Store::new(llmwatch::config::HistoryConfig::default());
+    let scrape = llmwatch::config::ScrapeConfig::default();
+    let engine =
+        llmwatch::collect::targets::Target::from_arg("http://127.0.0.1:8000,name=e", &scrape);
+    let nvml = llmwatch::collect::local_gpus::nvml_target(std::time::Duration::from_secs(5));
+    store.set_targets(&[Arc::new(engine.unwrap()), Arc::new(nvml)]);
+    let scraped = |gpu, process| Scraped {
+        at: 1.0,
+        engine: None,
+        version: String::new(),
+        samples: 1,
+        readings: vec![],
+        raw: None,
+        problems: vec![],
+        gpu,
+        process,
+    };
+    let usage = llmwatch::gpu::procfs::Usage {
+        pid: 7,
+        pids: vec![7, 8],
+        processes: 2,
+        cpu_seconds: 1.0,
+        resident_bytes: 1e9,
+    };
+    store.record_success("e", scraped(None, Some(usage)), 0.01);
+    let gpu = llmwatch::gpu::nvml::NvmlGpu {
+        uuid: "GPU-0".into(),
+        processes: vec![(8, 1 << 30)],
+        ..Default::default()
+    };
+    let gpus = Arc::new(llmwatch::gpu::nvml::scrape_of(&[gpu]));
+    store.record_success("nvml", scraped(Some(gpus), None), 0.01);
+    let mut out = String::new();
+    llmwatch::up::gpus::write(&mut out, &store.statuses());
+    out
+}
+
 fn sample_names(text: &str, into: &mut BTreeSet<String>) {
     let exp = parse(text, Mode::Lenient).unwrap();
     into.extend(exp.samples.iter().map(|s| s.name.to_string()));
@@ -150,6 +192,9 @@ fn known_series() -> BTreeSet<String> {
     for body in bodies.chain([gpu]) {
         sample_names(&llmwatch_gpu_series(&body), &mut known);
     }
+    let nvml = llmwatch_nvml_series();
+    assert!(nvml.contains("llm_process_gpu_memory_bytes{"), "{nvml}");
+    sample_names(&nvml, &mut known);
     let vllm = &sim.urls[0].1;
     let config = "listen = \"127.0.0.1:0\"\n[scrape]\ninterval = \"200ms\"\n\
                   [proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"UPSTREAM\"]\n"
@@ -340,7 +385,7 @@ fn kubernetes_manifests_validate_against_the_kubernetes_and_operator_schemas() {
     let dashboards = std::fs::read_to_string(base.join("dashboards.yaml")).unwrap();
     assert_eq!(
         dashboards.matches("grafana_dashboard: '1'").count(),
-        3,
+        4,
         "{dashboards:.300}"
     );
 
@@ -395,6 +440,6 @@ fn kubernetes_manifests_validate_against_the_kubernetes_and_operator_schemas() {
             "{stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(stdout.matches("passed for resource").count(), 7, "{stdout}");
+        assert_eq!(stdout.matches("passed for resource").count(), 8, "{stdout}");
     }
 }

@@ -91,7 +91,22 @@ fn exported_rules_and_dashboards_work_on_real_prometheus() {
     let loaded = start_with(&["tgi", "llamacpp", "sglang"], &["--load", "20"]);
     // vLLM serves only what comes through the proxy: the client-minus-engine TTFT gap is
     // published only while the proxy carries the engine's traffic.
-    let quiet = start_with(&["vllm"], &[]);
+    // Its GPU (the simulator's dcgm-exporter dialect) reports an XID, so the XID panel has data.
+    let faults = tempfile::tempdir().unwrap();
+    let scenario = faults.path().join("xid.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"xid\"\n[[step]]\nat = \"0s\"\ngpu_xid = 13\n",
+    )
+    .unwrap();
+    let quiet = start_with(&["vllm"], &["--scenario", scenario.to_str().unwrap()]);
+    // nvidia_gpu_exporter's XID counter, for the XIDs-per-hour line.
+    let smi = crate::util::serve(std::collections::HashMap::from([(
+        "/metrics",
+        crate::util::Canned::ok(
+            std::fs::read(crate::util::fixture("gpu/nvidia-gpu-exporter-h100.txt")).unwrap(),
+        ),
+    )]));
     let urls: Vec<(String, String)> = quiet.urls.iter().chain(&loaded.urls).cloned().collect();
     let url = |dialect: &str| urls.iter().find(|(d, _)| d == dialect).unwrap().1.clone();
     // llmwatch scrapes every engine and proxies to vLLM.
@@ -108,11 +123,24 @@ fn exported_rules_and_dashboards_work_on_real_prometheus() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
     cmd.arg("up").arg("--config").arg(&config);
     for (dialect, base) in &urls {
+        // The simulated vLLM runs in pod vllm-PORT of namespace sim, as its GPU says.
+        let pod = match dialect.as_str() {
+            "vllm" => format!(
+                ",pod=vllm-{},namespace=sim",
+                base.rsplit(':').next().unwrap()
+            ),
+            _ => String::new(),
+        };
         cmd.args([
             "--target",
-            &format!("{base},name=sim-{dialect},service=sim"),
+            &format!("{base},name=sim-{dialect},service=sim{pod}"),
         ]);
     }
+    cmd.args([
+        "--target",
+        &format!("{}/dcgm/metrics,name=sim-gpu", url("vllm")),
+    ]);
+    cmd.args(["--target", &format!("{}/metrics,name=smi", smi.base)]);
     let (up, mut bases) = spawn_serving(cmd, &["serving http://", "proxy serving http://"]);
     let _up = KillOnDrop(up);
     let proxy = bases.remove(1);
@@ -201,9 +229,10 @@ fn check_both_modes_build_the_same_series(prom: &str) {
         };
         // Engines' processes are read from /proc by llmwatch; engine series have no such
         // number (vLLM's own process_* families describe its API server alone).
+        // GPUs are no engine's: export_gpu compares both modes' GPU series.
         if m["__name__"]
             .as_str()
-            .is_some_and(|n| n.starts_with("llm:process_"))
+            .is_some_and(|n| n.starts_with("llm:process_") || n.starts_with("llm:gpu_"))
         {
             continue;
         }
@@ -235,6 +264,11 @@ fn check_every_panel_returns_data(prom: &str, out: &std::path::Path) {
             for target in panel["targets"].as_array().unwrap() {
                 queries += 1;
                 let expr = concrete(target["expr"].as_str().unwrap());
+                // Device memory per engine process comes from NVML alone: a machine with an
+                // NVIDIA driver (docs/gpu.md).
+                if expr.contains("llm:process_gpu_memory_bytes") {
+                    continue;
+                }
                 if instant(prom, &expr).is_empty() {
                     empty.push(format!(
                         "{} / {}: {expr}",

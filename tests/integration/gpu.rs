@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::prometheus_real::promql;
 use crate::up::{eventually, get, sample, start_up};
 use crate::util::{Canned, fixture, serve, start, start_with};
 
@@ -174,7 +175,8 @@ name = "smi"
     assert_eq!(row("vllm-b")["gpus"][0]["gpu"], "1");
     assert_eq!(row("vllm-b")["gpus"][0]["last_xid"], 79.0);
 
-    // A GPU exporter is not an engine: no "expected metrics absent" alert for it.
+    // A GPU exporter is not an engine: no "expected metrics absent" alert for it; its GPU
+    // with an XID fires the XID alert.
     std::thread::sleep(std::time::Duration::from_secs(3));
     let (_, alerts) = get(&format!("{}/api/v1/alerts", up.base));
     let alerts: Value = serde_json::from_str(&alerts).unwrap();
@@ -182,10 +184,18 @@ name = "smi"
     assert!(
         active.iter().all(|a| {
             let instance = &a["labels"]["instance"];
-            instance != "dcgm-node-7" && instance != "smi"
+            a["labels"]["alertname"] != "LLMExpectedMetricsAbsent"
+                || (instance != "dcgm-node-7" && instance != "smi")
         }),
         "{active:?}"
     );
+    let xid = active
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "LLMGPUXIDError")
+        .unwrap_or_else(|| panic!("no XID alert: {active:?}"));
+    assert_eq!(xid["labels"]["instance"], "dcgm-node-7");
+    assert_eq!(xid["labels"]["gpu"], "1");
+    assert_eq!(xid["state"], "firing");
 
     // Doctor does not diagnose the exporters as model servers; of their GPUs it says which
     // one no server claims and which one reported an XID.
@@ -409,4 +419,72 @@ fn without_an_nvidia_driver_up_says_so_once_and_serves_no_local_gpu() {
     assert!(!targets.contains("\"nvml\""), "{targets}");
     // The engine is read as ever.
     assert!(metrics.contains("llm_requests_running{"), "{metrics}");
+}
+
+#[test]
+fn real_prometheus_with_the_exported_rules_raises_the_gpu_alerts_and_doctor_reads_them() {
+    let Some(prometheus) = crate::util::external_program("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("gpu.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"gpu\"\n[[step]]\nat = \"1s\"\ngpu_xid = 79\ngpu_foreign_memory_gib = 64\n",
+    )
+    .unwrap();
+    let sim = start_with(&["vllm"], &["--scenario", scenario.to_str().unwrap()]);
+    let vllm = &sim.urls[0].1;
+    let port = vllm.rsplit(':').next().unwrap();
+    let config = format!(
+        "[scrape]\ninterval = \"1s\"\n\n[[target]]\nurl = \"{vllm}\"\nname = \"vllm\"\nlabels = {{ pod = \"vllm-{port}\", namespace = \"sim\" }}\n\n[[target]]\nurl = \"{vllm}/dcgm/metrics\"\nname = \"gpu\"\n"
+    );
+    let up = start_up(&config, &[]);
+    let out = dir.path().join("export");
+    crate::util::run_ok(&[
+        "export",
+        &format!("--out={}", out.display()),
+        &format!("--llmwatch={}", up.base.trim_start_matches("http://")),
+        "--alertmanager=127.0.0.1:9",
+        "--scrape-interval=1s",
+        &format!("--target={vllm},engine=vllm,service=sim"),
+    ]);
+    let (_prom, prom) = crate::util::start_prometheus(
+        &prometheus,
+        &out.join("prometheus/prometheus.yml"),
+        &dir.path().join("data"),
+    );
+    // The XID alert has no wait; the memory alert waits 10 minutes, so pending is the proof
+    // that its join of the GPU to the server's KV cache matched.
+    let alerts = eventually(90, || {
+        let alerts = promql(&prom, "ALERTS{alertname=~\"LLMGPU.*\"}");
+        let state = |name: &str| {
+            alerts
+                .iter()
+                .find(|(l, _)| l["alertname"] == name)
+                .map(|(l, _)| l["alertstate"].as_str().unwrap_or("").to_string())
+        };
+        (state("LLMGPUXIDError").as_deref() == Some("firing")
+            && state("LLMGPUMemoryFullOutsideKVCache").is_some())
+        .then_some(alerts)
+    });
+    let memory = alerts
+        .iter()
+        .find(|(l, _)| l["alertname"] == "LLMGPUMemoryFullOutsideKVCache")
+        .unwrap();
+    assert_eq!(memory.0["server"], "vllm", "{alerts:?}");
+    assert_eq!(memory.0["instance"], "gpu", "{alerts:?}");
+    let out = crate::util::llmwatch()
+        .args(["doctor", "--format", "json", "--prometheus", &prom])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let xid = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "gpu-xid")
+        .unwrap_or_else(|| panic!("no gpu-xid finding: {doc}"));
+    assert!(xid["message"].as_str().unwrap().contains("XID 79"), "{xid}");
+    assert_eq!(xid["subject"], "gpu");
 }

@@ -12,6 +12,7 @@
 mod alert_scenarios;
 mod alerts;
 mod alerts_agreement;
+mod alerts_agreement_gpu;
 mod bad_input;
 mod bench;
 mod demo;

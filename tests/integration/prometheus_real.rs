@@ -8,7 +8,7 @@ use crate::up::{eventually, get, start_up};
 use crate::util::{external_program, http, start, start_prometheus};
 
 /// `query` against Prometheus at `base`: `(labels, value)` per series of an instant vector.
-fn promql(base: &str, query: &str) -> Vec<(Value, f64)> {
+pub fn promql(base: &str, query: &str) -> Vec<(Value, f64)> {
     let (rt, client) = http();
     let body: Value = rt.block_on(async {
         let url =

@@ -20,6 +20,7 @@ fn tiny(max_running: usize, kv_blocks: u32) -> Profile {
         prefill_per_token: 0.001,
         decode_base: 0.010,
         decode_per_seq: 0.002,
+        admitting: true,
     }
 }
 
@@ -338,4 +339,22 @@ fn an_aborted_request_leaves_the_batch_and_frees_its_blocks() {
         engine.totals().finished_stop + engine.totals().finished_length,
         0
     );
+}
+
+#[test]
+fn a_stalled_scheduler_leaves_requests_waiting_without_busy_time_until_it_resumes() {
+    let stalled = Profile {
+        admitting: false,
+        ..tiny(4, 100)
+    };
+    let mut engine = Engine::new(stalled);
+    engine.submit(spec(1, 10, 5, 100));
+    engine.submit(spec(2, 10, 5, 100));
+    assert!(run(&mut engine).is_empty());
+    assert_eq!((engine.waiting(), engine.running()), (2, 0));
+    // No step ran: the GPU was idle, not busy doing nothing.
+    assert_eq!(engine.totals().steps, 0);
+    engine.set_profile(tiny(4, 100));
+    let done = finished(&run(&mut engine));
+    assert_eq!(done.len(), 2);
 }
