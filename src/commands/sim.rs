@@ -63,16 +63,6 @@ pub fn parse_profile(text: &str) -> Result<Profile, String> {
     }
 }
 
-fn dialect_name(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Vllm(VllmVersion::V0_33) => "vllm",
-        Dialect::Vllm(VllmVersion::V0_10) => "vllm-0.10",
-        Dialect::Tgi => "tgi",
-        Dialect::LlamaCpp => "llamacpp",
-        Dialect::Sglang => "sglang",
-    }
-}
-
 /// Everything `llmwatch sim` runs with.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
@@ -154,7 +144,7 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
             Recorder::new(&buckets, keep_finished()),
             *scheduling,
         )?;
-        let name = dialect_name(spec.dialect);
+        let name = spec.dialect.name();
         let model = format!("sim-{name}");
         let dice = Arc::new(Mutex::new(FaultDice::new(faults.clone(), seed)));
         let front = Arc::new(Front::default());
@@ -205,7 +195,10 @@ pub async fn start(options: &SimOptions) -> anyhow::Result<Started> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         // Every engine but llama.cpp (on the CPU) has a GPU, named after its port.
-        let gpu = (spec.dialect != Dialect::LlamaCpp).then(|| SimGpu::new(name, local.port()));
+        let gpu = spec
+            .dialect
+            .runs_on_gpu()
+            .then(|| SimGpu::new(name, local.port()));
         let app = router(handle, ServerConfig { gpu, ..config });
         // Streamed chunks must leave at once: without TCP_NODELAY they wait ~40 ms.
         let listener = listener.tap_io(|tcp| {

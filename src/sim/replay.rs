@@ -56,7 +56,12 @@ pub struct Replay {
     pending: Vec<(f64, Step)>,
     model: String,
     started_unix: f64,
+    /// The engine's GPU, for a dialect that runs on one.
+    gpu: Option<super::gpu::SimGpu>,
 }
+
+/// The port the replayed engine pretends to listen on (its GPU's pod is `DIALECT-PORT`).
+pub const REPLAY_PORT: u16 = 8000;
 
 impl Replay {
     /// A replay at simulated time zero.
@@ -84,6 +89,10 @@ impl Replay {
             pending,
             model: config.model,
             started_unix: config.started_unix,
+            gpu: config
+                .dialect
+                .runs_on_gpu()
+                .then(|| super::gpu::SimGpu::new(config.dialect.name(), REPLAY_PORT)),
         }
     }
 
@@ -94,19 +103,34 @@ impl Replay {
         if self.exposure.metrics_down {
             return None;
         }
-        let snapshot = Snapshot {
-            model: &self.model,
-            running: self.engine.running(),
-            waiting: self.engine.waiting(),
-            kv_usage: self.engine.kv_usage(),
-            totals: self.engine.totals(),
-            latencies: self.recorder.latencies(),
-            started_unix: self.started_unix,
-            profile: self.engine.profile(),
-            front: self.front,
-            exposure: self.exposure,
-        };
+        let snapshot = snapshot(
+            &self.engine,
+            &self.recorder,
+            &self.model,
+            self.front_and_exposure(),
+        );
         Some(self.renderer.render(&snapshot))
+    }
+
+    /// Runs to `at` seconds of simulated time and scrapes the GPU's `/dcgm/metrics` (which
+    /// answers while the engine's `/metrics` is down); `None` for an engine on the CPU.
+    pub fn gpu_scrape_at(&mut self, at: f64) -> Option<String> {
+        self.run_until(at);
+        let mut gpu = self.gpu.take()?;
+        let faults = self.exposure.gpu;
+        let snap = snapshot(
+            &self.engine,
+            &self.recorder,
+            &self.model,
+            self.front_and_exposure(),
+        );
+        let body = gpu.render(self.started_unix + at, &snap, faults);
+        self.gpu = Some(gpu);
+        Some(body)
+    }
+
+    fn front_and_exposure(&self) -> (f64, FrontCounts, Exposure) {
+        (self.started_unix, self.front, self.exposure)
     }
 
     /// The engine, for checks against ground truth.
@@ -190,6 +214,27 @@ impl Replay {
             }
             Err(refusal) => self.front.count(refusal),
         }
+    }
+}
+
+/// What the dialects render, from the replay's parts (borrowed apart from its renderer).
+fn snapshot<'a>(
+    engine: &'a Engine,
+    recorder: &'a Recorder,
+    model: &'a str,
+    (started_unix, front, exposure): (f64, FrontCounts, Exposure),
+) -> Snapshot<'a> {
+    Snapshot {
+        model,
+        running: engine.running(),
+        waiting: engine.waiting(),
+        kv_usage: engine.kv_usage(),
+        totals: engine.totals(),
+        latencies: recorder.latencies(),
+        started_unix,
+        profile: engine.profile(),
+        front,
+        exposure,
     }
 }
 

@@ -213,6 +213,7 @@ impl Step {
             || self.prefill_ms_per_token.is_some()
             || self.decode_base_ms.is_some()
             || self.decode_per_seq_ms.is_some()
+            || self.scheduler_stall.is_some()
     }
 }
 

@@ -63,7 +63,7 @@ struct Case {
     fires: &'static [(&'static str, f64, f64)],
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case {
         file: "kv-cache-full.toml",
         minutes: 60,
@@ -141,6 +141,27 @@ const CASES: [Case; 5] = [
             ),
         ],
     },
+    Case {
+        file: "gpu-trouble.toml",
+        minutes: 65,
+        load: chat,
+        // Memory taken 10 to 30, heat throttling 20 to 40 (the 5-minute rate passes a
+        // quarter within two minutes), the scheduler stalled 45 to 52 (the GPU idles at once
+        // while requests wait), XID 79 at 55 and kept.
+        fires: &[
+            ("LLMGPUMemoryFullOutsideKVCache", 10.0 + 10.0 + 0.25, 30.5),
+            ("LLMGPUThrottled", 20.0 + 2.0 + 10.0 + 0.25, 45.0),
+            (
+                "LLMGPUIdleWhileRequestsWait",
+                45.0 + 0.25 + 5.0 + 0.25,
+                52.5,
+            ),
+            ("LLMGPUXIDError", 55.0 + 0.25, 66.0),
+            // The stalled requests' late first tokens, once `up` holds nine tenths of the
+            // hour (minute 54) and while they are in the 5-minute window.
+            ("LLMTTFTBudgetBurnFast", 54.0 + 2.0 + 0.25, 58.0),
+        ],
+    },
 ];
 
 /// Retrieval-style traffic: a request a second with prompts up to 2,000 tokens,
@@ -173,7 +194,8 @@ fn long_requests() -> Load {
 /// One scrape: `None` while the endpoint is down.
 type Body = Option<String>;
 
-fn replay(scenario: Option<Scenario>, minutes: usize, load: Load) -> Vec<Body> {
+/// The engine's `/metrics` bodies and its GPU's `/dcgm/metrics` bodies, every 15 s.
+fn replay(scenario: Option<Scenario>, minutes: usize, load: Load) -> (Vec<Body>, Vec<String>) {
     let mut replay = Replay::new(ReplayConfig {
         dialect: Dialect::Vllm(VllmVersion::V0_33),
         profile: Profile::gpu_7b(),
@@ -185,9 +207,17 @@ fn replay(scenario: Option<Scenario>, minutes: usize, load: Load) -> Vec<Body> {
         started_unix: T0,
     });
     (0..minutes * 4)
-        .map(|i| replay.scrape_at(i as f64 * STEP).map(|(body, _)| body))
-        .collect()
+        .map(|i| {
+            let at = i as f64 * STEP;
+            let body = replay.scrape_at(at).map(|(body, _)| body);
+            (body, replay.gpu_scrape_at(at).unwrap_or_default())
+        })
+        .unzip()
 }
+
+/// The engine target: in pod `vllm-8000` of namespace `sim`, where the GPU's exporter says
+/// its GPU is held.
+const SERVER: &str = "http://127.0.0.1:8000,name=t,pod=vllm-8000,namespace=sim";
 
 fn scenario(file: &str) -> Scenario {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -197,14 +227,18 @@ fn scenario(file: &str) -> Scenario {
 }
 
 /// `up`'s verdict on every alert at every scrape, through `up`'s own scrape path.
-fn up_verdicts(bodies: &[Body], retention: Duration) -> BTreeMap<&'static str, Vec<Seen>> {
+fn up_verdicts(
+    (bodies, gpus): (&[Body], &[String]),
+    retention: Duration,
+) -> BTreeMap<&'static str, Vec<Seen>> {
     let store = Store::new(HistoryConfig {
         retention,
         ..HistoryConfig::default()
     });
-    let target =
-        Target::from_arg("http://127.0.0.1:8000,name=t", &ScrapeConfig::default()).unwrap();
-    store.set_targets(&[Arc::new(target)]);
+    let scrape = ScrapeConfig::default();
+    let target = Target::from_arg(SERVER, &scrape).unwrap();
+    let exporter = Target::from_arg("http://127.0.0.1:8000/dcgm/metrics,name=gpu", &scrape);
+    store.set_targets(&[Arc::new(target), Arc::new(exporter.unwrap())]);
     let mut alerts = Alerts::new(Settings {
         slo: Slo::default(),
         runbook_base: "docs/runbook.md".into(),
@@ -244,6 +278,7 @@ fn up_verdicts(bodies: &[Body], retention: Duration) -> BTreeMap<&'static str, V
                 },
             ),
         }
+        record_gpu(&store, at, &gpus[i]);
         alerts.evaluate(&store, at);
         for alert in &ALERTS {
             let states: Vec<State> = alerts
@@ -264,6 +299,24 @@ fn up_verdicts(bodies: &[Body], retention: Duration) -> BTreeMap<&'static str, V
         }
     }
     out
+}
+
+/// Records the GPU exporter's scrape at `at`, as `up`'s scraper reads it.
+fn record_gpu(store: &Store, at: f64, body: &str) {
+    let exp = parse(body, Mode::Strict).unwrap();
+    let source = llmwatch::gpu::detect(&Index::new(&exp)).unwrap();
+    let scraped = Scraped {
+        at,
+        engine: None,
+        version: String::new(),
+        samples: exp.sample_count(),
+        readings: vec![],
+        raw: None,
+        problems: vec![],
+        gpu: Some(Arc::new(llmwatch::gpu::normalise(&exp, source))),
+        process: None,
+    };
+    store.record_success("gpu", scraped, 0.01);
 }
 
 /// Every alert's states, one character per evaluation: `.` quiet, `p` pending, `F` firing,
@@ -346,50 +399,67 @@ fn values(points: &[Option<f64>]) -> String {
 
 /// Every raw series the scrapes carried, as Prometheus would store it with `job` and
 /// `instance`, plus `up` and `scrape_samples_scraped`.
-fn input_series(bodies: &[Body]) -> BTreeMap<String, Vec<Option<f64>>> {
+fn input_series((bodies, gpus): (&[Body], &[String])) -> BTreeMap<String, Vec<Option<f64>>> {
     let mut series: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
     let n = bodies.len();
-    for (i, body) in bodies.iter().enumerate() {
+    for (i, (body, gpu)) in bodies.iter().zip(gpus).enumerate() {
         let mut put = |key: String, v: f64| {
             series.entry(key).or_insert_with(|| vec![None; n])[i] = Some(v);
         };
+        // Kubernetes service discovery gives the engine's target its pod and namespace.
         put(
-            "up{job=\"vllm\",instance=\"t\"}".into(),
+            "up{job=\"vllm\",instance=\"t\",pod=\"vllm-8000\",namespace=\"sim\"}".into(),
             if body.is_some() { 1.0 } else { 0.0 },
         );
+        put_samples(&mut put, gpu, "job=\"dcgm\",instance=\"gpu\"");
         let Some(text) = body else { continue };
-        let exp = parse(text, Mode::Strict).unwrap();
+        let samples = put_samples(&mut put, text, "job=\"vllm\",instance=\"t\"");
         put(
             "scrape_samples_scraped{job=\"vllm\",instance=\"t\"}".into(),
-            exp.sample_count() as f64,
+            samples as f64,
         );
-        for sample in &exp.samples {
-            // `_created` series matter to no rule; leaving them out halves the input.
-            if sample.name.ends_with("_created") {
-                continue;
-            }
-            let mut key = format!("{}{{job=\"vllm\",instance=\"t\"", sample.name);
-            for label in exp.labels_of(sample) {
-                write!(key, ",{}=\"{}\"", label.name, label.value).unwrap();
-            }
-            key.push('}');
-            put(key, sample.value);
-        }
     }
     series
+}
+
+/// Puts every sample of `text` as Prometheus stores it with the target labels `target`;
+/// returns how many the body held.
+fn put_samples(put: &mut impl FnMut(String, f64), text: &str, target: &str) -> usize {
+    let exp = parse(text, Mode::Strict).unwrap();
+    for sample in &exp.samples {
+        // `_created` series matter to no rule; leaving them out halves the input.
+        if sample.name.ends_with("_created") {
+            continue;
+        }
+        let mut key = format!("{}{{{target}", sample.name);
+        for label in exp.labels_of(sample) {
+            write!(key, ",{}=\"{}\"", label.name, label.value).unwrap();
+        }
+        key.push('}');
+        put(key, sample.value);
+    }
+    exp.sample_count()
 }
 
 /// Runs promtool over the raw series with the rules-only rules, checking `up`'s state of
 /// every alert at every steady, judged minute. Returns how many minutes were compared.
 fn agree_with_prometheus(
     promtool: &std::path::Path,
-    bodies: &[Body],
+    (bodies, gpus): (&[Body], &[String]),
     up: &BTreeMap<&'static str, Vec<Seen>>,
 ) -> usize {
-    let mut text = String::from(
-        "rule_files:\n  - rules/llm-schema-engines.yml\n  - rules/llm-aggregates.yml\n  - rules/llm-alerts.yml\nevaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n",
-    );
-    for (name, points) in input_series(bodies) {
+    let rules = [
+        "llm-schema-engines.yml",
+        "llm-schema-gpu.yml",
+        "llm-aggregates.yml",
+        "llm-alerts.yml",
+    ];
+    let mut text = String::from("rule_files:\n");
+    for file in rules {
+        writeln!(text, "  - rules/{file}").unwrap();
+    }
+    text.push_str("evaluation_interval: 15s\ntests:\n  - interval: 15s\n    input_series:\n");
+    for (name, points) in input_series((bodies, gpus)) {
         writeln!(
             text,
             "      - series: '{name}'\n        values: '{}'",
@@ -420,15 +490,7 @@ fn agree_with_prometheus(
             .unwrap();
         }
     }
-    promtool_agrees(
-        promtool,
-        &[
-            "llm-schema-engines.yml",
-            "llm-aggregates.yml",
-            "llm-alerts.yml",
-        ],
-        &text,
-    );
+    promtool_agrees(promtool, &rules, &text);
     compared
 }
 
@@ -457,9 +519,9 @@ pub fn promtool_agrees(promtool: &std::path::Path, files: &[&str], test: &str) {
 }
 
 fn run_case(case: &Case, promtool: Option<&std::path::Path>) {
-    let bodies = replay(Some(scenario(case.file)), case.minutes, (case.load)());
+    let (bodies, gpus) = replay(Some(scenario(case.file)), case.minutes, (case.load)());
     // Enough history for the longest window an alert reads.
-    let up = up_verdicts(&bodies, Duration::from_secs(7 * 3600));
+    let up = up_verdicts((&bodies, &gpus), Duration::from_secs(7 * 3600));
     let expected: BTreeSet<&str> = case.fires.iter().map(|(name, ..)| *name).collect();
     assert_eq!(
         fired(&up),
@@ -472,7 +534,7 @@ fn run_case(case: &Case, promtool: Option<&std::path::Path>) {
         check_timeline(name, &up[name], *by, *resolved_by);
     }
     if let Some(promtool) = promtool {
-        let compared = agree_with_prometheus(promtool, &bodies, &up);
+        let compared = agree_with_prometheus(promtool, (&bodies, &gpus), &up);
         assert!(
             compared > case.minutes,
             "{}: {compared} comparisons",
@@ -509,14 +571,19 @@ fn a_long_error_burst_fires_the_error_alerts_in_up_and_in_prometheus() {
 #[test]
 fn a_healthy_engine_fires_nothing_in_up_or_in_prometheus() {
     let minutes = CASES.iter().map(|c| c.minutes).max().unwrap();
-    let bodies = replay(None, minutes, chat());
-    let up = up_verdicts(&bodies, Duration::from_secs(7 * 3600));
+    let (bodies, gpus) = replay(None, minutes, chat());
+    let up = up_verdicts((&bodies, &gpus), Duration::from_secs(7 * 3600));
     assert_eq!(fired(&up), BTreeSet::new(), "\n{}", timelines(&up));
     assert!(
         up.values().all(|seen| !seen.contains(&Seen::Pending)),
         "nothing even goes pending"
     );
     if let Some(promtool) = external_program("promtool") {
-        agree_with_prometheus(&promtool, &bodies, &up);
+        agree_with_prometheus(&promtool, (&bodies, &gpus), &up);
     }
+}
+
+#[test]
+fn gpu_trouble_fires_the_gpu_alerts_in_up_and_in_prometheus() {
+    run_case(&CASES[5], external_program("promtool").as_deref());
 }

@@ -79,6 +79,24 @@ pub enum Dialect {
     Sglang,
 }
 
+impl Dialect {
+    /// Its name on the command line, in model names (`sim-NAME`) and GPU pods (`NAME-PORT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Vllm(VllmVersion::V0_33) => "vllm",
+            Dialect::Vllm(VllmVersion::V0_10) => "vllm-0.10",
+            Dialect::Tgi => "tgi",
+            Dialect::LlamaCpp => "llamacpp",
+            Dialect::Sglang => "sglang",
+        }
+    }
+
+    /// Whether its engine runs on a GPU (llama.cpp's runs on the CPU here).
+    pub fn runs_on_gpu(self) -> bool {
+        self != Dialect::LlamaCpp
+    }
+}
+
 /// The histogram bounds a dialect's engine uses (llama.cpp exports no histograms; its
 /// recorder keeps vLLM's).
 pub fn buckets_for(dialect: Dialect) -> Buckets {
