@@ -10,9 +10,8 @@ use std::sync::Arc;
 use super::eval::{Labels, Series, Shortfall, Verdict, seconds};
 use super::labels::identified;
 use crate::catalog::alerts::{Alert, Condition};
-use crate::collect::gpus::{servers, views};
+use crate::collect::gpus::{join, views};
 use crate::collect::state::{Health, Store, TargetStatus};
-use crate::gpu::join::{Server, servers_of};
 use crate::gpu::{GpuKey, GpuScrape, GpuView};
 
 /// Scrapes kept per GPU source: the longest GPU window at a 1 s interval, and then some.
@@ -262,7 +261,7 @@ pub fn evaluate(
     }
     let statuses = store.statuses();
     history.note(&statuses, now, reach(alerts));
-    let servers: Vec<Server<'_>> = servers(&statuses);
+    let join = join(&statuses);
     let by_name: HashMap<&str, &TargetStatus> = statuses
         .iter()
         .map(|s| (s.target.name.as_str(), s.as_ref()))
@@ -276,7 +275,7 @@ pub fn evaluate(
                 history,
             };
             let labels = gpu_labels(&view, device);
-            let attached = servers_of(gpu, &servers);
+            let attached = join.servers(gpu);
             for (alert, series) in alerts.iter().zip(out.iter_mut()) {
                 if let Some(verdict) = gpu_verdict(alert, &judged) {
                     let mut own = labels.clone();
@@ -285,7 +284,7 @@ pub fn evaluate(
                     }
                     push(series, own, verdict);
                 }
-                for (server, _) in &attached {
+                for (server, _) in attached {
                     let Some(status) = by_name.get(server) else {
                         continue;
                     };

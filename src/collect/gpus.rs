@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::state::{Health, TargetStatus};
 use crate::gpu::GpuView;
-use crate::gpu::join::{Server, Via, servers_of};
+use crate::gpu::join::{Join, Server, Via};
 
 /// The GPU exporters that are up, with their latest scrape.
 pub fn views(statuses: &[Arc<TargetStatus>]) -> Vec<GpuView<'_>> {
@@ -61,13 +61,20 @@ impl Attached<'_> {
     }
 }
 
+/// The join of every GPU source's GPUs to the servers among `statuses`.
+pub fn join(statuses: &[Arc<TargetStatus>]) -> Join<'_> {
+    let views = views(statuses);
+    let devices = views.iter().flat_map(|v| v.scrape.devices.iter());
+    Join::new(devices, &servers(statuses))
+}
+
 /// Each server's GPUs, by server name.
 pub fn by_server<'a>(statuses: &'a [Arc<TargetStatus>]) -> BTreeMap<&'a str, Vec<Attached<'a>>> {
-    let servers = servers(statuses);
+    let join = join(statuses);
     let mut out: BTreeMap<&str, Vec<Attached<'_>>> = BTreeMap::new();
     for view in views(statuses) {
         for (device, gpu) in view.scrape.devices.iter().enumerate() {
-            for (server, via) in servers_of(gpu, &servers) {
+            for &(server, via) in join.servers(gpu) {
                 out.entry(server)
                     .or_default()
                     .push(Attached { view, device, via });

@@ -276,7 +276,7 @@ pub fn prom(a: &Analysis) -> String {
             labels: &labels,
             scrape: gpu,
         };
-        crate::gpu::write_gpus(&mut out, &[view], &[]);
+        crate::gpu::write_gpus(&mut out, &[view], &Default::default());
         return out;
     }
     let Some(engine) = a.engine() else {

@@ -6,9 +6,9 @@
 //! unattributed, never dropped. A shared GPU (time-slicing, MPS) attaches to every server on it:
 //! its numbers are the device's, so summing them over servers counts the GPU more than once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::device::Device;
+use super::device::{Device, GpuKey};
 
 /// A model server the join can attach GPUs to: an engine target.
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +98,41 @@ pub fn servers_of<'s>(device: &Device, servers: &[Server<'s>]) -> Vec<(&'s str, 
         .filter(|server| server.gpus.contains(&device.key.uuid))
         .map(|server| (server.name, Via::Config))
         .collect()
+}
+
+/// The join over every GPU source at once. A GPU (by normalised UUID and MIG instance) serves
+/// whatever any source's view of it attaches it to: nvidia_gpu_exporter's series of a GPU whose
+/// pod only dcgm-exporter names, or dcgm-exporter's of one whose engine process only NVML sees,
+/// are attached too.
+#[derive(Debug, Default)]
+pub struct Join<'s> {
+    by_key: HashMap<GpuKey, Vec<(&'s str, Via)>>,
+}
+
+impl<'s> Join<'s> {
+    /// The join of `devices` (every source's) to `servers`.
+    pub fn new<'d>(devices: impl IntoIterator<Item = &'d Device>, servers: &[Server<'s>]) -> Self {
+        let mut by_key: HashMap<GpuKey, Vec<(&'s str, Via)>> = HashMap::new();
+        for device in devices {
+            let found = servers_of(device, servers);
+            let known = by_key.entry(device.key.clone()).or_default();
+            for (server, via) in found {
+                match known.iter_mut().find(|(s, _)| *s == server) {
+                    Some(seen) => seen.1 = seen.1.min(via),
+                    None => known.push((server, via)),
+                }
+            }
+        }
+        for attached in by_key.values_mut() {
+            attached.sort_unstable();
+        }
+        Join { by_key }
+    }
+
+    /// The servers `device` serves, each with how it was found; empty when unattributed.
+    pub fn servers(&self, device: &Device) -> &[(&'s str, Via)] {
+        self.by_key.get(&device.key).map_or(&[], Vec::as_slice)
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +246,37 @@ mod tests {
         assert_eq!(servers_of(&held, &servers), [("vllm", Via::Process)]);
         held.pids = vec![999];
         assert_eq!(servers_of(&held, &servers), [("listed", Via::Config)]);
+    }
+
+    #[test]
+    fn a_gpu_is_attached_by_what_any_source_knows_of_it() {
+        let held = labels(&[("pod", "llama-0"), ("namespace", "llm")]);
+        let none = labels(&[]);
+        let servers = [
+            Server {
+                name: "llama",
+                labels: &held,
+                gpus: &[],
+                pids: &[],
+            },
+            Server {
+                name: "vllm",
+                labels: &none,
+                gpus: &[],
+                pids: &[40, 41],
+            },
+        ];
+        // dcgm-exporter names the pod; nvidia_gpu_exporter's view of the same GPU does not.
+        let dcgm = device("aaaa", &[("llm", "llama-0")]);
+        let smi = device("aaaa", &[]);
+        // NVML sees vLLM's process on another GPU, which dcgm-exporter also lists.
+        let mut nvml = device("bbbb", &[]);
+        nvml.pids = vec![41];
+        let dcgm_b = device("bbbb", &[]);
+        let other = device("cccc", &[]);
+        let join = Join::new([&dcgm, &smi, &nvml, &dcgm_b, &other], &servers);
+        assert_eq!(join.servers(&smi), [("llama", Via::Pod)]);
+        assert_eq!(join.servers(&dcgm_b), [("vllm", Via::Process)]);
+        assert!(join.servers(&other).is_empty());
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::join::{Server, servers_of};
+use super::join::Join;
 use super::normalise::GpuScrape;
 use super::signals::{GPU_SIGNALS, Subject, gpu_signal};
 use crate::exposition::{write_family_header, write_sample};
@@ -55,8 +55,8 @@ fn statics<'a>(view: &GpuView<'a>) -> impl Iterator<Item = (&'a str, &'a str)> {
         .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
-/// Appends the GPU exposition of `views` to `out`, attaching GPUs to `servers`.
-pub fn write_gpus(out: &mut String, views: &[GpuView<'_>], servers: &[Server<'_>]) {
+/// Appends the GPU exposition of `views` to `out`, attaching GPUs as `join` says.
+pub fn write_gpus(out: &mut String, views: &[GpuView<'_>], join: &Join<'_>) {
     if views.iter().all(|v| v.scrape.devices.is_empty()) {
         return;
     }
@@ -87,12 +87,12 @@ pub fn write_gpus(out: &mut String, views: &[GpuView<'_>], servers: &[Server<'_>
     );
     for view in views {
         for (i, device) in view.scrape.devices.iter().enumerate() {
-            let attached = servers_of(device, servers);
+            let attached = join.servers(device);
             if attached.is_empty() {
                 let labels = device_labels(view, i).into_iter().chain([("via", "none")]);
                 write_sample(out, "llm_gpu_server_info", labels, 1.0, None);
             }
-            for (server, via) in attached {
+            for &(server, via) in attached {
                 let labels = device_labels(view, i)
                     .into_iter()
                     .chain([("server", server), ("via", via.as_str())]);

@@ -7,17 +7,16 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
-use crate::collect::gpus::{servers, views};
+use crate::collect::gpus::{join, views};
 use crate::collect::state::{Health, TargetStatus};
 use crate::exposition::{write_family_header, write_sample};
-use crate::gpu::join::servers_of;
 use crate::gpu::procfs::Usage;
 use crate::gpu::{GpuView, gpu_signal, write_gpus};
 
 /// Appends the GPU series and the local engines' process series to `/metrics`.
 pub fn write(out: &mut String, statuses: &[Arc<TargetStatus>]) {
     let views = views(statuses);
-    write_gpus(out, &views, &servers(statuses));
+    write_gpus(out, &views, &join(statuses));
     write_processes(out, statuses);
     write_process_gpu_memory(out, statuses, &views);
 }
@@ -139,12 +138,13 @@ fn write_processes(out: &mut String, statuses: &[Arc<TargetStatus>]) {
 /// `/api/v1/gpus`: every GPU of every exporter that is up, with its latest numbers and the
 /// servers it serves.
 pub fn api(statuses: &[Arc<TargetStatus>]) -> Json {
-    let servers = servers(statuses);
+    let join = join(statuses);
     let mut gpus = Vec::new();
     for view in views(statuses) {
         for (i, device) in view.scrape.devices.iter().enumerate() {
-            let attached: Vec<Json> = servers_of(device, &servers)
-                .into_iter()
+            let attached: Vec<Json> = join
+                .servers(device)
+                .iter()
                 .map(|(server, via)| json!({"server": server, "via": via.as_str()}))
                 .collect();
             let mut gpu = view.scrape.device_json(i);

@@ -75,7 +75,7 @@ fn gpu_case(name: &str, text: &str) -> String {
         scrape: &scrape,
     };
     let mut written = String::new();
-    write_gpus(&mut written, &[view], &[]);
+    write_gpus(&mut written, &[view], &Default::default());
     let canonical = parse(&written, Mode::Strict).unwrap();
     let mut out = format!(
         "  # {name} ({})\n  - interval: 1m\n    input_series:\n",

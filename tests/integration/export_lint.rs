@@ -100,7 +100,7 @@ fn llmwatch_gpu_series(body: &str) -> String {
         scrape: &scrape,
     };
     let mut out = String::new();
-    llmwatch::gpu::write_gpus(&mut out, &[view], &[]);
+    llmwatch::gpu::write_gpus(&mut out, &[view], &Default::default());
     out
 }
 
