@@ -54,8 +54,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     writeln!(stderr, "llmwatch: warning: {warning}")?;
                 }
             }
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(render::render(&analysis, args.format).as_bytes())?;
+            let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            render::write_to(&analysis, args.format, &mut stdout)?;
             stdout.flush()?;
         }
         Command::Sim(args) => {

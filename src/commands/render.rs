@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::Value as Json;
 
 use super::scrape::Analysis;
 use crate::engines::canonical::{View, write_canonical};
@@ -20,15 +20,28 @@ pub enum Format {
     Prom,
 }
 
+/// Writes `analysis` in `format` to `out`. The JSON answer is streamed, never held whole: a
+/// 400-model scrape's answer is 7 MB, and each fresh page of a buffer that size costs a page
+/// fault.
+pub fn write_to(
+    analysis: &Analysis,
+    format: Format,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, &analysis_json(analysis))?;
+            out.write_all(b"\n")
+        }
+        Format::Table | Format::Prom => out.write_all(render(analysis, format).as_bytes()),
+    }
+}
+
 /// Renders `analysis` in `format`.
 pub fn render(analysis: &Analysis, format: Format) -> String {
     match format {
         Format::Table => table(analysis),
-        Format::Json => {
-            let mut out = serde_json::to_string_pretty(&to_json(analysis)).unwrap_or_default();
-            out.push('\n');
-            out
-        }
+        Format::Json => json_text(analysis),
         Format::Prom => prom(analysis),
     }
 }
@@ -186,82 +199,189 @@ pub fn table(a: &Analysis) -> String {
     out
 }
 
-fn histogram_json(h: &Histogram) -> Json {
-    let buckets: Vec<Json> = h
-        .buckets
-        .iter()
-        .map(|(le, count)| json!({"le": fmt_number(*le), "count": count}))
-        .collect();
-    json!({"buckets": buckets, "sum": h.sum, "count": h.count})
+/// A number written as the exposition writes it (`+Inf`, `0.005`), as a JSON string.
+struct ExpositionNumber(f64);
+
+impl serde::Serialize for ExpositionNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(24);
+        write_value(&mut text, self.0);
+        serializer.serialize_str(&text)
+    }
 }
 
-fn reading_json(r: &Reading) -> Json {
-    let values: Vec<Json> = r
+// The JSON answer is serialised straight from the analysis: building a `serde_json::Value`
+// tree first (and dropping it) was a third of `scrape --format json` on a 400-model body.
+// Fields are declared in alphabetical order, the order the tree's sorted maps gave.
+
+#[derive(serde::Serialize)]
+struct BucketJson {
+    count: f64,
+    le: ExpositionNumber,
+}
+
+#[derive(serde::Serialize)]
+struct HistogramJson {
+    buckets: Vec<BucketJson>,
+    count: f64,
+    sum: f64,
+}
+
+#[derive(serde::Serialize)]
+struct SeriesJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    histogram: Option<HistogramJson>,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+}
+
+#[derive(serde::Serialize)]
+struct ReadingJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    formula: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    note: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    series: Option<&'a [String]>,
+    source: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    unit: &'static str,
+    values: Vec<SeriesJson<'a>>,
+}
+
+fn histogram_json(h: &Histogram) -> HistogramJson {
+    let buckets = h
+        .buckets
+        .iter()
+        .map(|(le, count)| BucketJson {
+            count: *count,
+            le: ExpositionNumber(*le),
+        })
+        .collect();
+    HistogramJson {
+        buckets,
+        count: h.count,
+        sum: h.sum,
+    }
+}
+
+fn reading_json(r: &Reading) -> ReadingJson<'_> {
+    let values = r
         .series
         .iter()
         .map(|s| {
-            let mut obj = Map::new();
-            obj.insert("model".into(), json!(s.model));
-            if let Some(outcome) = s.outcome {
-                obj.insert("outcome".into(), json!(outcome));
-            }
-            match &s.value {
-                Value::Scalar(v) => obj.insert("value".into(), json!(v)),
-                Value::Histogram(h) => obj.insert("histogram".into(), histogram_json(h)),
+            let (value, histogram) = match &s.value {
+                Value::Scalar(v) => (Some(*v), None),
+                Value::Histogram(h) => (None, Some(histogram_json(h))),
             };
-            Json::Object(obj)
+            SeriesJson {
+                histogram,
+                model: &s.model,
+                outcome: s.outcome,
+                value,
+            }
         })
         .collect();
-    let mut obj = json!({
-        "type": r.signal.kind.as_str(),
-        "unit": r.signal.unit,
-        "source": r.source.kind(),
-        "values": values,
-    });
-    let fields = match &r.source {
-        Source::Native(used) => json!({"series": used}),
-        Source::Derived { formula, used } => json!({"formula": formula, "series": used}),
-        Source::Missing(reason) => json!({"reason": reason}),
+    let (formula, series, reason) = match &r.source {
+        Source::Native(used) => (None, Some(used.as_slice()), None),
+        Source::Derived { formula, used } => (Some(formula.as_str()), Some(used.as_slice()), None),
+        Source::Missing(reason) => (None, None, Some(reason.as_str())),
     };
-    if let (Some(obj), Json::Object(extra)) = (obj.as_object_mut(), fields) {
-        obj.extend(extra);
-        if !r.note.is_empty() {
-            obj.insert("note".into(), json!(r.note));
-        }
+    ReadingJson {
+        formula,
+        note: r.note,
+        reason,
+        series,
+        source: r.source.kind(),
+        kind: r.signal.kind.as_str(),
+        unit: r.signal.unit,
+        values,
     }
-    obj
 }
 
-/// The JSON object: `engine`, `version`, `signals` keyed by canonical name, and more.
-pub fn to_json(a: &Analysis) -> Json {
-    let signals: Map<String, Json> = a
-        .readings
-        .iter()
-        .map(|r| (r.signal.name.to_string(), reading_json(r)))
-        .collect();
-    let families: Vec<Json> = a
+/// The readings as one JSON object keyed by canonical name, in name order.
+struct SignalsJson<'a>(&'a [Reading]);
+
+impl serde::Serialize for SignalsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut sorted: Vec<&Reading> = self.0.iter().collect();
+        sorted.sort_by_key(|r| r.signal.name);
+        let mut map = serializer.serialize_map(Some(sorted.len()))?;
+        for r in sorted {
+            map.serialize_entry(r.signal.name, &reading_json(r))?;
+        }
+        map.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct FamilyJson<'a> {
+    name: &'a str,
+    samples: usize,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct AnalysisJson<'a> {
+    engine: Option<&'static str>,
+    evidence: &'a [String],
+    families: Vec<FamilyJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu: Option<Json>,
+    samples: usize,
+    signals: SignalsJson<'a>,
+    target: &'a str,
+    version: &'a str,
+    version_endpoint_error: Option<&'a str>,
+    version_range: &'a str,
+    version_source: &'static str,
+    warnings: &'a [String],
+}
+
+fn analysis_json(a: &Analysis) -> AnalysisJson<'_> {
+    let families = a
         .families
         .iter()
-        .map(|f| json!({"name": f.name, "type": f.kind.as_text_004(), "samples": f.samples}))
+        .map(|f| FamilyJson {
+            name: &f.name,
+            samples: f.samples,
+            kind: f.kind.as_text_004(),
+        })
         .collect();
-    let mut out = json!({
-        "target": a.origin,
-        "engine": a.engine().map(|e| e.as_str()),
-        "version": a.version(),
-        "version_source": if a.probed.as_ref().is_some_and(|p| p.version.is_some()) { "endpoint" } else { "metrics" },
-        "version_range": a.detection.version,
-        "evidence": a.detection.evidence,
-        "version_endpoint_error": a.probe_error,
-        "samples": a.samples,
-        "warnings": a.warnings,
-        "signals": signals,
-        "families": families,
-    });
-    // Only a GPU exporter's answer has GPUs.
-    if let Some(gpu) = &a.gpu {
-        out["gpu"] = super::render_gpu::to_json(gpu);
+    let probed = a.probed.as_ref().is_some_and(|p| p.version.is_some());
+    AnalysisJson {
+        engine: a.engine().map(|e| e.as_str()),
+        evidence: &a.detection.evidence,
+        families,
+        // Only a GPU exporter's answer has GPUs.
+        gpu: a.gpu.as_ref().map(super::render_gpu::to_json),
+        samples: a.samples,
+        signals: SignalsJson(&a.readings),
+        target: &a.origin,
+        version: a.version(),
+        version_endpoint_error: a.probe_error.as_deref(),
+        version_range: &a.detection.version,
+        version_source: if probed { "endpoint" } else { "metrics" },
+        warnings: &a.warnings,
     }
-    out
+}
+
+/// The JSON answer (`engine`, `version`, `signals` keyed by canonical name, and more),
+/// pretty-printed, with a final newline.
+fn json_text(a: &Analysis) -> String {
+    let mut out = Vec::with_capacity(a.samples.saturating_mul(64));
+    // Serialising borrowed strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer_pretty(&mut out, &analysis_json(a));
+    out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The canonical exposition: `llm_engine_info` and every present signal with `engine` and

@@ -139,6 +139,57 @@ pub fn normalise(index: &Index<'_, '_>, engine: Engine, default_model: &str) -> 
 /// Per-model scalar totals.
 type Scalars = BTreeMap<String, f64>;
 
+/// The model a sample belongs to: its model label, or `default`.
+fn model_in<'x, 'a>(
+    exp: &'x crate::exposition::Exposition<'a>,
+    engine: Engine,
+    default: &'x str,
+    sample: &Sample<'a>,
+) -> &'x str {
+    engine
+        .model_label()
+        .and_then(|l| exp.label(sample, l))
+        .unwrap_or(default)
+}
+
+/// Histograms by model, borrowing the model names. A histogram's buckets come one series at a
+/// time, so the last model used is checked first: a lookup by name (and a new `String`) for
+/// every bucket was most of normalising a 400-model scrape.
+#[derive(Default)]
+struct PerModel<'m> {
+    models: Vec<(&'m str, Histogram)>,
+    slot: std::collections::HashMap<&'m str, usize>,
+    last: usize,
+}
+
+impl<'m> PerModel<'m> {
+    fn get(&mut self, model: &'m str) -> &mut Histogram {
+        let hit = self.models.get(self.last).is_some_and(|(m, _)| *m == model);
+        if !hit {
+            self.last = match self.slot.get(model) {
+                Some(i) => *i,
+                None => {
+                    self.models.push((model, empty()));
+                    self.slot.insert(model, self.models.len() - 1);
+                    self.models.len() - 1
+                }
+            };
+        }
+        let last = self.last;
+        &mut self.models[last].1
+    }
+
+    fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// By model name, as the series of a reading are ordered.
+    fn into_sorted(mut self) -> impl Iterator<Item = (&'m str, Histogram)> {
+        self.models.sort_by(|a, b| a.0.cmp(b.0));
+        self.models.into_iter()
+    }
+}
+
 struct Eval<'i, 'e, 'a> {
     index: &'i Index<'e, 'a>,
     engine: Engine,
@@ -288,15 +339,13 @@ impl<'e, 'a> Eval<'_, 'e, 'a> {
     fn histogram(&mut self, sel: &Sel) -> Option<Vec<SeriesValue>> {
         for name in sel.names {
             let bucket_name = format!("{name}_bucket");
-            let mut per_model = BTreeMap::<String, Histogram>::new();
-            let exp = self.index.exposition();
+            let mut per_model = PerModel::default();
+            let (exp, engine, default) = (self.index.exposition(), self.engine, self.default_model);
             for s in self.matching(&bucket_name, sel) {
                 let Some(le) = exp.label(s, "le").and_then(|v| v.parse::<f64>().ok()) else {
                     continue;
                 };
-                let h = per_model
-                    .entry(self.model_of(s).to_string())
-                    .or_insert_with(empty);
+                let h = per_model.get(model_in(exp, engine, default, s));
                 h.buckets.push((le, s.value));
             }
             if per_model.is_empty() {
@@ -305,9 +354,7 @@ impl<'e, 'a> Eval<'_, 'e, 'a> {
             for (suffix, is_sum) in [("_sum", true), ("_count", false)] {
                 let part = format!("{name}{suffix}");
                 for s in self.matching(&part, sel) {
-                    let h = per_model
-                        .entry(self.model_of(s).to_string())
-                        .or_insert_with(empty);
+                    let h = per_model.get(model_in(exp, engine, default, s));
                     if is_sum {
                         h.sum += s.value;
                     } else {
@@ -315,20 +362,19 @@ impl<'e, 'a> Eval<'_, 'e, 'a> {
                     }
                 }
             }
+            let values = per_model
+                .into_sorted()
+                .map(|(model, mut h)| {
+                    merge_buckets(&mut h.buckets);
+                    SeriesValue {
+                        model: model.to_string(),
+                        outcome: None,
+                        value: Value::Histogram(h),
+                    }
+                })
+                .collect();
             self.used.push(format!("{name}{}", sel.describe_matchers()));
-            return Some(
-                per_model
-                    .into_iter()
-                    .map(|(model, mut h)| {
-                        merge_buckets(&mut h.buckets);
-                        SeriesValue {
-                            model,
-                            outcome: None,
-                            value: Value::Histogram(h),
-                        }
-                    })
-                    .collect(),
-            );
+            return Some(values);
         }
         None
     }

@@ -173,21 +173,84 @@ impl<'a> Exposition<'a> {
     }
 
     /// Series that appear more than once (same sample name and the same label set, in any
-    /// label order). Returns `(series, first line index in sample order, count)` descriptions;
-    /// empty when every series is unique. Prometheus rejects such samples, so callers report
-    /// them rather than silently picking one.
+    /// label order, at the same timestamp: OpenMetrics allows one series several points at
+    /// distinct times). Returns `series (N times)` descriptions, sorted; empty when every
+    /// series is unique. Prometheus rejects such samples, so callers report them rather than
+    /// silently picking one.
+    ///
+    /// Each sample is hashed without allocating (its labels' hashes added up, so label order
+    /// does not matter) and only samples of equal hash are compared: building a text key per
+    /// sample was most of the time `scrape` spent on a 15 MB body.
     pub fn duplicate_series(&self) -> Vec<String> {
-        let mut seen = std::collections::HashMap::<String, usize>::new();
-        for sample in &self.samples {
-            *seen.entry(self.series_key(sample)).or_default() += 1;
-        }
-        let mut dups: Vec<String> = seen
-            .into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(key, n)| format!("{key} ({n} times)"))
+        let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        let samples = self.samples.iter().enumerate();
+        let mut hashed: Vec<(u64, u32)> = samples
+            .map(|(i, s)| (series_hash(s.name, self.labels_of(s)), index(i)))
             .collect();
+        hashed.sort_unstable();
+        let mut dups: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < hashed.len() {
+            let run = hashed[i..]
+                .iter()
+                .take_while(|h| h.0 == hashed[i].0)
+                .count();
+            if run > 1 {
+                self.duplicates_among(&hashed[i..i + run], &mut dups);
+            }
+            i += run;
+        }
         dups.sort();
         dups
+    }
+
+    /// Among samples of one hash, each series found more than once.
+    fn duplicates_among(&self, same_hash: &[(u64, u32)], out: &mut Vec<String>) {
+        let sample = |i: u32| self.samples.get(i as usize);
+        // Many samples of one hash (crafted collisions, or one series repeated thousands of
+        // times): group them by text key rather than comparing every pair.
+        if same_hash.len() > 32 {
+            let mut times = std::collections::BTreeMap::<(String, Option<u64>), usize>::new();
+            for s in same_hash.iter().filter_map(|&(_, i)| sample(i)) {
+                let key = (self.series_key(s), s.timestamp.map(f64::to_bits));
+                *times.entry(key).or_default() += 1;
+            }
+            out.extend(
+                times
+                    .into_iter()
+                    .filter(|(_, n)| *n > 1)
+                    .map(|((key, _), n)| format!("{key} ({n} times)")),
+            );
+            return;
+        }
+        let mut counted = vec![false; same_hash.len()];
+        for (a, &(_, first)) in same_hash.iter().enumerate() {
+            if counted[a] {
+                continue;
+            }
+            let Some(first) = sample(first) else { continue };
+            let mut times = 1;
+            for (b, &(_, other)) in same_hash.iter().enumerate().skip(a + 1) {
+                if !counted[b] && sample(other).is_some_and(|o| self.same_point(first, o)) {
+                    counted[b] = true;
+                    times += 1;
+                }
+            }
+            if times > 1 {
+                out.push(format!("{} ({times} times)", self.series_key(first)));
+            }
+        }
+    }
+
+    /// Whether two samples are the same series at the same time.
+    fn same_point(&self, a: &Sample<'a>, b: &Sample<'a>) -> bool {
+        let (la, lb) = (self.labels_of(a), self.labels_of(b));
+        a.name == b.name
+            && a.timestamp == b.timestamp
+            && la.len() == lb.len()
+            && la
+                .iter()
+                .all(|l| lb.iter().any(|m| m.name == l.name && m.value == l.value))
     }
 
     /// A canonical text identity of a series: `name{a="1",b="2"}` with labels sorted.
@@ -208,4 +271,50 @@ impl<'a> Exposition<'a> {
         key.push('}');
         key
     }
+}
+
+/// A hash of a series (a sample's name and labels) that does not depend on its labels' order.
+fn series_hash(name: &str, labels: &[Label<'_>]) -> u64 {
+    let mut hash = mix(text_hash(name.as_bytes(), 0));
+    for label in labels {
+        let named = text_hash(label.name.as_bytes(), 0x9e37_79b9_7f4a_7c15);
+        // Added up, so each label's hash is mixed on its own.
+        hash = hash.wrapping_add(mix(text_hash(label.value.as_bytes(), named)));
+    }
+    hash
+}
+
+/// splitmix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A hash of `bytes` from `seed` that reads at most sixteen of them: its length, its first
+/// eight and its last eight bytes. Series that differ only in the middle of a long name or
+/// value collide, and are then told apart by exact comparison
+/// ([`Exposition::duplicate_series`], which groups large collisions by text); hashing every
+/// byte of every sample cost as much as parsing the body.
+fn text_hash(bytes: &[u8], seed: u64) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    // Fixed eight-byte loads: a copy of a variable length is a call to memcpy, and three per
+    // name and value made hashing cost twice the parse.
+    let short = |part: &[u8]| {
+        part.iter()
+            .enumerate()
+            .fold(0u64, |w, (i, b)| w | (u64::from(*b) << (8 * (i & 7))))
+    };
+    let (first, last) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        (Some(first), Some(last)) => (u64::from_le_bytes(*first), u64::from_le_bytes(*last)),
+        _ => (short(bytes), 0),
+    };
+    let middle = bytes
+        .get((bytes.len() / 2).saturating_sub(4)..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w));
+    (seed ^ (bytes.len() as u64).wrapping_mul(K))
+        .wrapping_add(first.wrapping_mul(K))
+        .wrapping_add(last.rotate_left(23).wrapping_mul(0x2545_f491_4f6c_dd1d))
+        .wrapping_add(middle.rotate_left(41).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }

@@ -118,12 +118,16 @@ pub fn write_value(out: &mut String, value: f64) {
 
 /// Appends a label value with `\`, `"` and newline escaped.
 pub(crate) fn escape_label_value_into(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    // Most values need no escape: copy the runs between escapes whole, not char by char.
+    let mut rest = value;
+    while let Some(i) = memchr::memchr3(b'\\', b'"', b'\n', rest.as_bytes()) {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        out.push_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        });
+        rest = rest.get(i + 1..).unwrap_or_default();
     }
+    out.push_str(rest);
 }

@@ -369,3 +369,73 @@ fn rejected_type_line_leaves_no_trace() {
     };
     assert_eq!(shape(&lenient), shape(&strict));
 }
+
+#[test]
+fn points_of_one_series_at_distinct_times_are_not_duplicates() {
+    let exp = strict(
+        "# TYPE a gauge\na{x=\"1\"} 1 1700000000\na{x=\"1\"} 2 1700000015\na{x=\"1\"} 3 1700000015\n# EOF\n",
+    );
+    assert_eq!(exp.duplicate_series(), ["a{x=\"1\"} (2 times)"]);
+}
+
+#[test]
+fn series_that_differ_in_one_label_value_or_name_are_not_duplicates() {
+    let exp = strict(
+        "a{x=\"1\",y=\"2\"} 1\na{x=\"2\",y=\"1\"} 1\na{x=\"1\"} 1\nb{x=\"1\"} 1\na{x=\"1\",z=\"2\"} 1\n",
+    );
+    assert!(exp.duplicate_series().is_empty());
+}
+
+#[test]
+fn one_series_repeated_many_times_is_one_duplicate_with_its_count() {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text.push_str("a{x=\"1\"} 1\n");
+    }
+    text.push_str("a{x=\"2\"} 1\n");
+    assert_eq!(strict(&text).duplicate_series(), ["a{x=\"1\"} (100 times)"]);
+}
+
+/// What `duplicate_series` must say, by text keys (the slow way it used to work).
+fn duplicates_by_text(exp: &Exposition<'_>) -> Vec<String> {
+    let mut seen = std::collections::BTreeMap::<(String, Option<u64>), usize>::new();
+    for s in &exp.samples {
+        *seen
+            .entry((exp.series_key(s), s.timestamp.map(f64::to_bits)))
+            .or_default() += 1;
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((key, _), n)| format!("{key} ({n} times)"))
+        .collect()
+}
+
+proptest::proptest! {
+    /// The hashed duplicate check finds exactly what comparing text keys finds, whatever the
+    /// label order, values, names and timestamps.
+    #[test]
+    fn duplicate_check_agrees_with_text_keys(lines in proptest::collection::vec(
+        (0..2usize, proptest::collection::vec((0..3usize, 0..3usize), 0..4), 0..3usize),
+        0..40,
+    )) {
+        let mut text = String::new();
+        for (name, labels, ts) in &lines {
+            let mut names = Vec::new();
+            let pairs: Vec<String> = labels
+                .iter()
+                .filter(|(n, _)| {
+                    let fresh = !names.contains(n);
+                    names.push(*n);
+                    fresh
+                })
+                .map(|(n, v)| format!("{}=\"{}\"", ["x", "y", "long_label_name"][*n], ["1", "22", "a-value-longer-than-sixteen-bytes"][*v]))
+                .collect();
+            let stamp = ["", " 1000", " 2000"][*ts];
+            text.push_str(&format!("{}{{{}}} 1{stamp}\n", ["a", "b"][*name], pairs.join(",")));
+        }
+        let exp = strict(&text);
+        let mut expected = duplicates_by_text(&exp);
+        expected.sort();
+        proptest::prop_assert_eq!(exp.duplicate_series(), expected, "{}", text);
+    }
+}
