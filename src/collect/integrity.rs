@@ -1,7 +1,10 @@
 //! Checks on each good scrape that protect the numbers computed from it: a counter that went
-//! backwards while the engine did not restart, a histogram whose buckets are not cumulative,
-//! and llama.cpp throughput gauges reset by another scraper. Each problem is counted and
-//! logged by the scraper and shown to `doctor` through the targets API.
+//! backwards while the engine did not restart, a counter that is negative or not a number, a
+//! histogram whose buckets are not cumulative or lack `+Inf`, and llama.cpp throughput gauges
+//! reset by another scraper. Each problem is counted and logged by the scraper and shown to
+//! `doctor` through the targets API. A series whose own numbers are invalid (a histogram that
+//! is not cumulative, a counter that is not a count) is left out of the scrape's readings, so
+//! no quantile or rate is computed from it; the target's other series are kept.
 
 use std::collections::HashMap;
 
@@ -18,14 +21,17 @@ pub enum ProblemKind {
     /// llama.cpp's throughput gauges read 0 although time was spent since our previous scrape:
     /// someone else's scrape reset their window.
     ScrapeWindowReset,
+    /// A counter's value is negative, NaN or infinite.
+    InvalidCounter,
 }
 
 impl ProblemKind {
     /// Every kind.
-    pub const ALL: [ProblemKind; 3] = [
+    pub const ALL: [ProblemKind; 4] = [
         ProblemKind::CounterBackwards,
         ProblemKind::NonCumulativeHistogram,
         ProblemKind::ScrapeWindowReset,
+        ProblemKind::InvalidCounter,
     ];
 
     /// The `kind` label of the self-metric.
@@ -34,6 +40,7 @@ impl ProblemKind {
             ProblemKind::CounterBackwards => "counter_backwards",
             ProblemKind::NonCumulativeHistogram => "non_cumulative_histogram",
             ProblemKind::ScrapeWindowReset => "scrape_window_reset",
+            ProblemKind::InvalidCounter => "invalid_counter",
         }
     }
 }
@@ -114,11 +121,11 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// The problems of a scrape whose canonical readings are `readings`; `index` holds its
-    /// raw series.
-    pub fn check(&mut self, readings: &[Reading], index: &Index<'_, '_>) -> Vec<Problem> {
-        let mut out = self.counters(readings);
-        out.extend(histograms(readings));
+    /// The problems of a scrape whose canonical readings are `readings` (from which series
+    /// with invalid numbers are removed); `index` holds its raw series.
+    pub fn check(&mut self, readings: &mut [Reading], index: &Index<'_, '_>) -> Vec<Problem> {
+        let mut out = exclude_invalid(readings);
+        out.extend(self.counters(readings));
         out.extend(self.llamacpp_windows(index));
         out
     }
@@ -191,41 +198,69 @@ impl Checker {
 }
 
 /// Histograms whose buckets fall as `le` rises or whose `+Inf` bucket is not the count.
-fn histograms(readings: &[Reading]) -> Vec<Problem> {
+/// Removes from `readings` every series whose own numbers are invalid, and says why: a
+/// histogram whose buckets fall as `le` rises, whose `+Inf` bucket is missing or differs from
+/// its count; a counter that is negative, NaN or infinite. Needs no earlier scrape, so
+/// `scrape` runs it on a single body.
+pub fn exclude_invalid(readings: &mut [Reading]) -> Vec<Problem> {
     let mut out = Vec::new();
-    for reading in readings {
-        for s in &reading.series {
-            let Value::Histogram(h) = &s.value else {
-                continue;
+    for reading in readings.iter_mut() {
+        let name = reading.signal.name;
+        let counter = reading.signal.kind == SignalKind::Counter;
+        reading.series.retain(|s| {
+            let found = match &s.value {
+                Value::Histogram(h) => histogram_problem(h).map(|detail| {
+                    (
+                        ProblemKind::NonCumulativeHistogram,
+                        format!("model {}: {detail}", s.model),
+                    )
+                }),
+                Value::Scalar(v) if counter && !(v.is_finite() && *v >= 0.0) => Some((
+                    ProblemKind::InvalidCounter,
+                    format!(
+                        "model {}{}: {v} is not a count",
+                        s.model,
+                        s.outcome
+                            .map(|o| format!(", outcome {o}"))
+                            .unwrap_or_default()
+                    ),
+                )),
+                Value::Scalar(_) => None,
             };
-            let tolerance = |v: f64| 1e-9 * v.abs().max(1.0);
-            let falls = h
-                .buckets
-                .windows(2)
-                .find(|w| w[1].1 + tolerance(w[0].1) < w[0].1);
-            let detail = if let Some(w) = falls {
-                format!(
-                    "model {}: bucket le={} holds {} but le={} holds {}",
-                    s.model, w[0].0, w[0].1, w[1].0, w[1].1
-                )
-            } else {
-                match h.buckets.last() {
-                    Some((le, inf))
-                        if le.is_infinite() && (inf - h.count).abs() > tolerance(*inf) =>
-                    {
-                        format!("model {}: +Inf bucket {inf} but count {}", s.model, h.count)
-                    }
-                    _ => continue,
-                }
+            let Some((kind, detail)) = found else {
+                return true;
             };
             out.push(Problem {
-                kind: ProblemKind::NonCumulativeHistogram,
-                series: reading.signal.name.to_string(),
-                detail,
+                kind,
+                series: name.to_string(),
+                detail: format!("{detail}; left out"),
             });
-        }
+            false
+        });
     }
     out
+}
+
+/// What is wrong with a histogram's buckets, if anything.
+fn histogram_problem(h: &crate::engines::Histogram) -> Option<String> {
+    let tolerance = |v: f64| 1e-9 * v.abs().max(1.0);
+    if let Some(w) = h
+        .buckets
+        .windows(2)
+        .find(|w| w[1].1 + tolerance(w[0].1) < w[0].1)
+    {
+        return Some(format!(
+            "bucket le={} holds {} but le={} holds {}",
+            w[0].0, w[0].1, w[1].0, w[1].1
+        ));
+    }
+    match h.buckets.last() {
+        Some((le, inf)) if le.is_infinite() && (inf - h.count).abs() > tolerance(*inf) => {
+            Some(format!("+Inf bucket {inf} but count {}", h.count))
+        }
+        Some((le, _)) if !le.is_infinite() => Some(format!("no +Inf bucket (last le={le})")),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -171,7 +171,7 @@ impl Scraper {
             .as_deref()
             .or(probed_model)
             .unwrap_or("unknown");
-        let readings = match detection.engine {
+        let mut readings = match detection.engine {
             Some(engine) => normalise(&index, engine, model),
             None => Vec::new(),
         };
@@ -179,7 +179,7 @@ impl Scraper {
         if let Some(scrape) = &gpu {
             self.note_gpu_exporter(target, known, scrape);
         }
-        let problems = known.checker.check(&readings, &index);
+        let problems = known.checker.check(&mut readings, &index);
         let process = match detection.engine {
             Some(_) if self.limits.processes => self.read_processes(target, known),
             _ => None,

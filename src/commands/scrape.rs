@@ -173,10 +173,17 @@ fn summarise(
     warnings: Vec<String>,
 ) -> Analysis {
     let exp = index.exposition();
-    let readings = match detection.engine {
+    let mut readings = match detection.engine {
         Some(engine) => normalise(index, engine, model.unwrap_or("unknown")),
         None => Vec::new(),
     };
+    let mut warnings = warnings;
+    // Series whose numbers are invalid are left out, not shown as nonsense quantiles.
+    warnings.extend(
+        crate::collect::integrity::exclude_invalid(&mut readings)
+            .into_iter()
+            .map(|p| format!("{origin}: {}: {} ({})", p.series, p.detail, p.kind.as_str())),
+    );
     let gpu = detection
         .engine
         .is_none()

@@ -128,7 +128,9 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
         };
         // '\n' is ASCII, so both ends are char boundaries.
         let line = input.get(start..end).unwrap_or_default();
-        if end == bytes.len() && !line.trim().is_empty() {
+        // OpenMetrics lets `# EOF` end the body without a newline; any other last line
+        // without one is likely cut off.
+        if end == bytes.len() && !line.trim().is_empty() && line.trim_end() != "# EOF" {
             let err = ParseError {
                 line: line_no,
                 column: line.len() + 1,
@@ -233,11 +235,10 @@ impl<'a> Parser<'a> {
                 self.declare_type(name, kind).map_err(|k| (name_start, k))?;
             }
             _ => {
-                if text.is_empty() {
-                    return Err((text_start, ParseErrorKind::MalformedComment("UNIT")));
-                }
+                // An empty unit is valid OpenMetrics (`# UNIT name ` with nothing after): no
+                // unit.
                 let idx = self.family_by_name(name);
-                self.exp.families[idx].unit = Some(text);
+                self.exp.families[idx].unit = (!text.is_empty()).then_some(text);
             }
         }
         Ok(())

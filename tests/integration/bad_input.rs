@@ -232,3 +232,34 @@ fn not_utf8_and_json_and_missing_file() {
         "{err}"
     );
 }
+
+#[test]
+fn a_histogram_that_is_not_cumulative_is_reported_and_left_out_of_the_answer() {
+    let fixture = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
+    let bucket = |le: &str, v: &str| {
+        format!(
+            "vllm:time_to_first_token_seconds_bucket{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\",le=\"{le}\"}} {v}"
+        )
+    };
+    assert!(fixture.contains(&bucket("0.25", "337.0")));
+    let broken = fixture.replace(&bucket("0.25", "337.0"), &bucket("0.25", "100.0"));
+    let file = write_tmp(broken.as_bytes());
+    let out = crate::util::llmwatch()
+        .args(["scrape", "--format", "json", file.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("llm_time_to_first_token_seconds: model meta-llama/Llama-3.1-8B-Instruct: bucket le=0.1 holds 128 but le=0.25 holds 100; left out (non_cumulative_histogram)"),
+        "{stderr}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signals = &doc["signals"];
+    assert_eq!(
+        signals["llm_time_to_first_token_seconds"]["values"],
+        serde_json::json!([])
+    );
+    // The engine's other signals are read as ever.
+    assert!(signals["llm_generation_tokens_total"]["values"][0]["value"].as_f64() > Some(0.0));
+}

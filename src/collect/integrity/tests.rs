@@ -9,8 +9,8 @@ const GENERATED: &str = "vllm:generation_tokens_total{engine=\"0\",model_name=\"
 fn scrape(checker: &mut Checker, engine: Engine, body: &str) -> Vec<Problem> {
     let exp = parse(body, Mode::Strict).unwrap();
     let index = Index::new(&exp);
-    let readings = normalise(&index, engine, "m");
-    checker.check(&readings, &index)
+    let mut readings = normalise(&index, engine, "m");
+    checker.check(&mut readings, &index)
 }
 
 #[test]
@@ -111,4 +111,50 @@ fn a_llamacpp_window_gauge_at_zero_after_time_was_spent_means_another_scraper() 
         scrape(&mut checker, Engine::LlamaCpp, &llamacpp(0.577031, 190.0)),
         vec![]
     );
+}
+
+#[test]
+fn a_series_with_invalid_numbers_is_left_out_and_the_others_kept() {
+    let body = "# TYPE vllm:generation_tokens counter\n\
+        vllm:generation_tokens_total{model_name=\"bad\"} -3\n\
+        vllm:generation_tokens_total{model_name=\"good\"} 7\n\
+        # TYPE vllm:time_to_first_token_seconds histogram\n\
+        vllm:time_to_first_token_seconds_bucket{model_name=\"bad\",le=\"0.1\"} 5\n\
+        vllm:time_to_first_token_seconds_bucket{model_name=\"bad\",le=\"+Inf\"} 3\n\
+        vllm:time_to_first_token_seconds_sum{model_name=\"bad\"} 1\n\
+        vllm:time_to_first_token_seconds_count{model_name=\"bad\"} 3\n\
+        vllm:time_to_first_token_seconds_bucket{model_name=\"good\",le=\"0.1\"} 2\n\
+        vllm:time_to_first_token_seconds_bucket{model_name=\"good\",le=\"+Inf\"} 3\n\
+        vllm:time_to_first_token_seconds_sum{model_name=\"good\"} 1\n\
+        vllm:time_to_first_token_seconds_count{model_name=\"good\"} 3\n\
+        vllm:num_requests_running{model_name=\"bad\"} 1\n";
+    let exp = parse(body, Mode::Strict).unwrap();
+    let index = Index::new(&exp);
+    let mut readings = normalise(&index, Engine::Vllm, "m");
+    let problems = exclude_invalid(&mut readings);
+    let kinds: Vec<(ProblemKind, &str)> = problems
+        .iter()
+        .map(|p| (p.kind, p.series.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ProblemKind::InvalidCounter, "llm_generation_tokens_total"),
+            (
+                ProblemKind::NonCumulativeHistogram,
+                "llm_time_to_first_token_seconds"
+            ),
+        ]
+    );
+    let models = |name: &str| -> Vec<String> {
+        readings
+            .iter()
+            .find(|r| r.signal.name == name)
+            .map(|r| r.series.iter().map(|s| s.model.clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(models("llm_generation_tokens_total"), ["good"]);
+    assert_eq!(models("llm_time_to_first_token_seconds"), ["good"]);
+    // The model's other signals stay.
+    assert_eq!(models("llm_requests_running"), ["bad"]);
 }

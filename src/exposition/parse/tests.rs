@@ -439,3 +439,19 @@ proptest::proptest! {
         proptest::prop_assert_eq!(exp.duplicate_series(), expected, "{}", text);
     }
 }
+
+#[test]
+fn an_openmetrics_body_may_end_with_eof_and_no_newline() {
+    let exp = strict("# TYPE a gauge\na 1\n# EOF");
+    assert!(exp.saw_eof);
+    assert!(exp.skipped.is_empty());
+    // Any other last line without a newline is still a likely truncation.
+    let err = parse("# TYPE a gauge\na 1", Mode::Strict).unwrap_err();
+    assert_eq!(err.kind, ParseErrorKind::MissingFinalNewline);
+}
+
+#[test]
+fn an_empty_openmetrics_unit_is_no_unit() {
+    let exp = strict("# TYPE a gauge\n# UNIT a \na 1\n# EOF\n");
+    assert_eq!(exp.families[0].unit, None);
+}
