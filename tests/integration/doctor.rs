@@ -208,6 +208,41 @@ fn a_counter_falling_without_a_restart_is_counted_by_up_and_diagnosed() {
 }
 
 #[test]
+fn an_invalid_counter_is_left_out_by_up_which_serves_the_rest_and_doctor_names_it() {
+    let good = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
+    let line = "vllm:generation_tokens_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 41877.0";
+    assert!(good.contains(line));
+    let broken = good.replace(line, &line.replace("41877.0", "-5"));
+    let server = serve(HashMap::from([("/metrics", Canned::ok(broken))]));
+    let up = start_up(
+        "[scrape]\ninterval = \"200ms\"\n",
+        &[&format!("--target={},name=odd", server.base)],
+    );
+    let metrics = eventually(10, || {
+        let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
+        metrics
+            .contains(
+                "llmwatch_integrity_problems_total{instance=\"odd\",kind=\"invalid_counter\"}",
+            )
+            .then_some(metrics)
+    });
+    // The series is left out; the target's other series are served.
+    assert!(
+        !metrics.contains("llm_generation_tokens_total{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("llm_requests_running{"), "{metrics}");
+    let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
+    let invalid = find(&findings, "invalid-counter").unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        invalid["evidence"][0].as_str().unwrap().starts_with(
+            "llm_generation_tokens_total: model meta-llama/Llama-3.1-8B-Instruct: -5 is not a count"
+        ),
+        "{invalid}"
+    );
+}
+
+#[test]
 fn a_rule_still_querying_a_name_the_running_vllm_dropped_is_found_and_a_bad_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yml");

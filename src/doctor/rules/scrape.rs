@@ -76,8 +76,13 @@ fn integrity(e: &Evidence) -> Vec<Finding> {
             ),
             "non_cumulative_histogram" => (
                 "non-cumulative-histogram",
-                format!("{}'s buckets are not cumulative (or +Inf is not the count): its quantiles are nonsense", p.series),
+                format!("{}'s buckets are not cumulative (or +Inf is missing or not the count): llmwatch leaves the series out, and any other tool's quantiles over it are nonsense", p.series),
                 "the exporter writes per-bucket counts or mixes series; fix the exporter, or drop the family with metric_relabel_configs".to_string(),
+            ),
+            "invalid_counter" => (
+                "invalid-counter",
+                format!("{} is negative, NaN or infinite, which no counter can be: llmwatch leaves the series out, and any rate over it is nonsense", p.series),
+                "the exporter writes something else under a counter's name (a gauge, an unset value); fix the exporter, or drop the series with metric_relabel_configs".to_string(),
             ),
             "scrape_window_reset" => (
                 "another-scraper",
