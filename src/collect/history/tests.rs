@@ -294,3 +294,31 @@ fn layout_changes_survive_eviction_across_them() {
         assert_eq!(tokens, want, "after point {i}");
     }
 }
+
+#[test]
+fn histograms_with_new_bucket_bounds_get_a_new_layout_and_keep_their_values() {
+    let ttft_key = |part| SeriesKey {
+        signal: "llm_time_to_first_token_seconds",
+        model: "m".into(),
+        outcome: None,
+        part,
+    };
+    let mut h = History::default();
+    h.push(0.0, &[ttft(&[(0.5, 1.0), (f64::INFINITY, 2.0)], 1.0)], 10);
+    h.push(1.0, &[ttft(&[(0.5, 2.0), (f64::INFINITY, 3.0)], 1.5)], 10);
+    // Same number of buckets, another bound: the old layout must not be reused.
+    h.push(2.0, &[ttft(&[(0.25, 4.0), (f64::INFINITY, 5.0)], 2.0)], 10);
+    let window = h.window(0.0);
+    let points: Vec<&Point> = window.iter().collect();
+    assert!(std::ptr::eq(points[0].layout(), points[1].layout()));
+    assert!(!std::ptr::eq(points[1].layout(), points[2].layout()));
+    assert_eq!(
+        points[2]
+            .layout()
+            .bounds("llm_time_to_first_token_seconds", "m"),
+        Some(&[0.25, f64::INFINITY][..])
+    );
+    assert_eq!(points[1].get(&ttft_key(Part::Bucket(0))), Some(2.0));
+    assert_eq!(points[2].get(&ttft_key(Part::Bucket(0))), Some(4.0));
+    assert_eq!(points[2].get(&ttft_key(Part::Sum)), Some(2.0));
+}
