@@ -205,6 +205,7 @@ impl Checker {
 pub fn exclude_invalid(readings: &mut [Reading]) -> Vec<Problem> {
     let mut out = Vec::new();
     for reading in readings.iter_mut() {
+        let found = out.len();
         let name = reading.signal.name;
         let counter = reading.signal.kind == SignalKind::Counter;
         reading.series.retain(|s| {
@@ -237,9 +238,15 @@ pub fn exclude_invalid(readings: &mut [Reading]) -> Vec<Problem> {
             });
             false
         });
+        if out.len() > found {
+            reading.note = LEFT_OUT;
+        }
     }
     out
 }
+
+/// The note of a reading some of whose series were left out.
+pub const LEFT_OUT: &str = "series with invalid numbers left out: see the warnings";
 
 /// What is wrong with a histogram's buckets, if anything.
 fn histogram_problem(h: &crate::engines::Histogram) -> Option<String> {

@@ -167,6 +167,8 @@ pub fn table(a: &Analysis) -> String {
         if r.series.is_empty() {
             let value = if matches!(r.source, Source::Missing(_)) {
                 "-"
+            } else if r.note == crate::collect::integrity::LEFT_OUT {
+                "left out (invalid)"
             } else {
                 "no data yet"
             };

@@ -262,4 +262,11 @@ fn a_histogram_that_is_not_cumulative_is_reported_and_left_out_of_the_answer() {
     );
     // The engine's other signals are read as ever.
     assert!(signals["llm_generation_tokens_total"]["values"][0]["value"].as_f64() > Some(0.0));
+    // The table says the signal was left out, not that it has no data yet.
+    let table = run_ok(&["scrape", file.path().to_str().unwrap()]);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("llm_time_to_first_token_seconds "))
+        .unwrap_or_default();
+    assert!(line.contains("left out (invalid)"), "{table}");
 }

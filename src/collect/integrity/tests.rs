@@ -157,4 +157,12 @@ fn a_series_with_invalid_numbers_is_left_out_and_the_others_kept() {
     assert_eq!(models("llm_time_to_first_token_seconds"), ["good"]);
     // The model's other signals stay.
     assert_eq!(models("llm_requests_running"), ["bad"]);
+    let note = |name: &str| {
+        readings
+            .iter()
+            .find(|r| r.signal.name == name)
+            .map(|r| r.note)
+    };
+    assert_eq!(note("llm_generation_tokens_total"), Some(LEFT_OUT));
+    assert_ne!(note("llm_requests_running"), Some(LEFT_OUT));
 }
