@@ -403,18 +403,19 @@ fn find_reading<'r>(readings: &'r [Reading], name: &'static str) -> Option<&'r R
     readings.iter().find(|r| std::ptr::eq(r.signal, wanted))
 }
 
-/// A gauge's value in the last good scrape, exactly as scraped.
+/// A gauge's value in the last good scrape, exactly as scraped: `model`'s, or with `None`
+/// the whole target's (its models' series combined as one model's are).
 pub(super) fn latest_gauge(
     status: &TargetStatus,
     signal: &'static str,
-    model: &str,
+    model: Option<&str>,
 ) -> Option<f64> {
     let good = status.last_good.as_ref()?;
     let reading = find_reading(&good.readings, signal)?;
     let values = reading
         .series
         .iter()
-        .filter(|s| s.model == model)
+        .filter(|s| model.is_none_or(|m| s.model == m))
         .filter_map(|s| match s.value {
             crate::engines::Value::Scalar(v) => Some(v),
             crate::engines::Value::Histogram(_) => None,
@@ -440,8 +441,8 @@ fn quantity(q: Quantity, at: &At<'_>) -> Result<Option<f64>, Shortfall> {
         }
         Quantity::Gauge(signal) if std::ptr::eq(signal, WAITING) => *at
             .waiting
-            .get_or_init(|| latest_gauge(at.status, signal, at.model)),
-        Quantity::Gauge(signal) => latest_gauge(at.status, signal, at.model),
+            .get_or_init(|| latest_gauge(at.status, signal, Some(at.model))),
+        Quantity::Gauge(signal) => latest_gauge(at.status, signal, Some(at.model)),
         Quantity::Average(signal, window) => gauge_mean(at, signal, window)?,
         Quantity::Rate(signal, window) => {
             window_sums(at, window)?.rate(Source::Counter(signal, Outcomes::All))

@@ -99,24 +99,12 @@ fn gpu_labels(view: &GpuView<'_>, device: usize) -> Labels {
     labels
 }
 
-/// A server's latest value of a gauge over its models: the largest (`max`) or the sum.
-fn server_gauge(status: &TargetStatus, signal: &'static str, max: bool) -> Option<f64> {
-    let good = status
-        .last_good
-        .as_ref()
-        .filter(|_| status.health == Health::Up)?;
-    let models: Vec<&str> = good
-        .readings
-        .iter()
-        .flat_map(|r| r.series.iter().map(|s| s.model.as_str()))
-        .collect();
-    let mut values = models
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| !models[..*i].contains(m))
-        .filter_map(|(_, model)| super::eval::latest_gauge(status, signal, model));
-    let first = values.next()?;
-    Some(values.fold(first, |a, v| if max { a.max(v) } else { a + v }))
+/// A server's latest value of a gauge over all its models: the largest KV-cache usage, the
+/// sum of requests waiting (the exported rules' `max by (instance)` and `sum by (instance)`).
+fn server_gauge(status: &TargetStatus, signal: &'static str) -> Option<f64> {
+    (status.health == Health::Up)
+        .then(|| super::eval::latest_gauge(status, signal, None))
+        .flatten()
 }
 
 /// One GPU being judged.
@@ -204,7 +192,7 @@ fn server_verdict(alert: &Alert, gpu: &Judged<'_>, server: &TargetStatus) -> Opt
             kv_below,
         } => {
             let ratio = gpu.memory_ratio()?;
-            let kv = server_gauge(server, "llm_kv_cache_usage_ratio", true);
+            let kv = server_gauge(server, "llm_kv_cache_usage_ratio");
             if ratio > memory_above && !kv.is_some_and(|kv| kv >= kv_below) {
                 Verdict::True(ratio)
             } else {
@@ -213,7 +201,7 @@ fn server_verdict(alert: &Alert, gpu: &Judged<'_>, server: &TargetStatus) -> Opt
         }
         Condition::GpuIdleWhileWaiting { utilization_below } => {
             let busy = gpu.value("llm_gpu_utilization_ratio")?;
-            let waiting = server_gauge(server, "llm_requests_waiting", false);
+            let waiting = server_gauge(server, "llm_requests_waiting");
             if busy < utilization_below && waiting.is_some_and(|w| w > 0.0) {
                 Verdict::True(busy)
             } else {

@@ -20,9 +20,9 @@ pub enum Format {
     Prom,
 }
 
-/// Writes `analysis` in `format` to `out`. The JSON answer is streamed, never held whole: a
-/// 400-model scrape's answer is 7 MB, and each fresh page of a buffer that size costs a page
-/// fault.
+/// Writes `analysis` in `format` to `out`. The JSON answer (`engine`, `version`, `signals`
+/// keyed by canonical name, and more) is streamed, never held whole: a 400-model scrape's
+/// answer is 7 MB, and each fresh page of a buffer that size costs a page fault.
 pub fn write_to(
     analysis: &Analysis,
     format: Format,
@@ -33,16 +33,8 @@ pub fn write_to(
             serde_json::to_writer_pretty(&mut *out, &analysis_json(analysis))?;
             out.write_all(b"\n")
         }
-        Format::Table | Format::Prom => out.write_all(render(analysis, format).as_bytes()),
-    }
-}
-
-/// Renders `analysis` in `format`.
-pub fn render(analysis: &Analysis, format: Format) -> String {
-    match format {
-        Format::Table => table(analysis),
-        Format::Json => json_text(analysis),
-        Format::Prom => prom(analysis),
+        Format::Table => out.write_all(table(analysis).as_bytes()),
+        Format::Prom => out.write_all(prom(analysis).as_bytes()),
     }
 }
 
@@ -374,16 +366,6 @@ fn analysis_json(a: &Analysis) -> AnalysisJson<'_> {
         version_source: if probed { "endpoint" } else { "metrics" },
         warnings: &a.warnings,
     }
-}
-
-/// The JSON answer (`engine`, `version`, `signals` keyed by canonical name, and more),
-/// pretty-printed, with a final newline.
-fn json_text(a: &Analysis) -> String {
-    let mut out = Vec::with_capacity(a.samples.saturating_mul(64));
-    // Serialising borrowed strings and numbers into a Vec cannot fail.
-    let _ = serde_json::to_writer_pretty(&mut out, &analysis_json(a));
-    out.push(b'\n');
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The canonical exposition: `llm_engine_info` and every present signal with `engine` and
