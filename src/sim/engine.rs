@@ -200,6 +200,59 @@ pub struct Totals {
     pub decode_seconds: f64,
     /// Tokens computed per step (prefill plus decode), in power-of-two buckets.
     pub step_tokens: StepTokens,
+    /// Steps that prefilled something (a prefill forward call, to TGI).
+    pub prefill_steps: u64,
+    /// Steps that admitted requests into a batch already running (TGI's `concat`).
+    pub joined_running_batch: u64,
+    /// How many requests each admitting step took in (index = requests; TGI's
+    /// `batch_next_size`). Bounded by `max_running`.
+    pub admitted_per_step: Vec<u64>,
+    /// Simulated seconds of each step's prefill and decode, in geometric buckets.
+    pub step_seconds: StepSeconds,
+}
+
+/// Step durations per phase in buckets with bounds `0.0001 · 1.5^k` for k = 1..=35 (TGI's
+/// duration buckets, the only dialect that exports per-step timings as histograms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepSeconds {
+    /// Prefill parts of steps that prefilled something; the last slot is `+Inf`.
+    pub prefill: [u64; StepSeconds::SLOTS],
+    /// Decode parts of every step; the last slot is `+Inf`.
+    pub decode: [u64; StepSeconds::SLOTS],
+}
+
+impl Default for StepSeconds {
+    fn default() -> StepSeconds {
+        StepSeconds {
+            prefill: [0; StepSeconds::SLOTS],
+            decode: [0; StepSeconds::SLOTS],
+        }
+    }
+}
+
+impl StepSeconds {
+    /// 35 bounds and `+Inf`.
+    pub const SLOTS: usize = 36;
+
+    /// The upper bounds, without `+Inf`.
+    pub fn bounds() -> Vec<f64> {
+        (1..Self::SLOTS as i32)
+            .map(|k| 0.0001 * 1.5f64.powi(k))
+            .collect()
+    }
+
+    fn slot(seconds: f64) -> usize {
+        (1..Self::SLOTS as i32)
+            .position(|k| seconds <= 0.0001 * 1.5f64.powi(k))
+            .unwrap_or(Self::SLOTS - 1)
+    }
+
+    fn observe(&mut self, prefill: Option<f64>, decode: f64) {
+        if let Some(p) = prefill {
+            self.prefill[Self::slot(p)] += 1;
+        }
+        self.decode[Self::slot(decode)] += 1;
+    }
 }
 
 /// A distribution of tokens per engine step over power-of-two buckets: bucket `k` counts
@@ -377,7 +430,10 @@ impl Engine {
             return events;
         }
         let start = self.now;
+        let was_running = !self.running.is_empty();
+        let before = self.running.len();
         let prefill_tokens = self.admit(start, &mut events);
+        self.count_admission(self.running.len().saturating_sub(before), was_running);
         self.reserve_decode_blocks(start, &mut events);
         let prefill = f64::from(prefill_tokens) * self.profile.prefill_per_token;
         let decode = self.profile.decode_time(self.running.len());
@@ -388,8 +444,33 @@ impl Engine {
             .observe(u64::from(prefill_tokens) + self.running.len() as u64);
         self.totals.prefill_seconds += prefill;
         self.totals.decode_seconds += decode;
+        self.totals.prefill_steps += u64::from(prefill_tokens > 0);
+        self.totals
+            .step_seconds
+            .observe((prefill_tokens > 0).then_some(prefill), decode);
         self.decode(&mut events);
         events
+    }
+
+    /// Counts a step's admissions: how many joined, and whether a batch was already running.
+    fn count_admission(&mut self, admitted: usize, was_running: bool) {
+        if admitted == 0 {
+            return;
+        }
+        let sizes = &mut self.totals.admitted_per_step;
+        if sizes.len() <= admitted {
+            sizes.resize(admitted + 1, 0);
+        }
+        sizes[admitted] += 1;
+        self.totals.joined_running_batch += u64::from(was_running);
+    }
+
+    /// Tokens held by the running sequences: prompts plus what each has generated so far.
+    pub fn running_context_tokens(&self) -> u64 {
+        self.running
+            .iter()
+            .map(|s| u64::from(s.spec.prompt_tokens + s.generated))
+            .sum()
     }
 
     /// Moves waiting requests into the batch while slots and blocks allow; returns the

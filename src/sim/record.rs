@@ -30,6 +30,8 @@ pub struct RequestRecord {
     pub outcome: Option<Finish>,
     /// Times it was preempted.
     pub preemptions: u32,
+    /// The `max_tokens` it asked for.
+    pub max_tokens: u32,
 }
 
 impl RequestRecord {
@@ -150,7 +152,22 @@ pub struct Latencies {
     pub prompt_tokens: Histogram,
     /// Generated tokens per finished request.
     pub output_tokens: Histogram,
+    /// Scheduled → finish (prefill plus decode).
+    pub inference: Histogram,
+    /// Prompt tokens not served from the prefix cache, per finished request.
+    pub computed_prompt_tokens: Histogram,
+    /// The `max_tokens` each finished request asked for.
+    pub max_tokens: Histogram,
+    /// Preemptions per finished request, over vLLM's `request_num_preemptions` bounds.
+    pub preemptions: Histogram,
+    /// The `n` parameter per finished request (always 1 here), over vLLM's bounds.
+    pub params_n: Histogram,
 }
+
+/// vLLM's `request_num_preemptions` bounds (the only engine with that histogram).
+const PREEMPTION_BOUNDS: [f64; 7] = [1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0];
+/// vLLM's `request_params_n` bounds.
+const PARAMS_N_BOUNDS: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 20.0];
 
 impl Latencies {
     fn new(buckets: &Buckets) -> Latencies {
@@ -164,6 +181,11 @@ impl Latencies {
             decode: Histogram::new(&buckets.phase),
             prompt_tokens: Histogram::new(&buckets.tokens),
             output_tokens: Histogram::new(&buckets.tokens),
+            inference: Histogram::new(&buckets.phase),
+            computed_prompt_tokens: Histogram::new(&buckets.tokens),
+            max_tokens: Histogram::new(&buckets.tokens),
+            preemptions: Histogram::new(&PREEMPTION_BOUNDS),
+            params_n: Histogram::new(&PARAMS_N_BOUNDS),
         }
     }
 
@@ -190,6 +212,12 @@ impl Latencies {
         self.decode.observe(end - first);
         self.prompt_tokens.observe(f64::from(record.prompt_tokens));
         self.output_tokens.observe(tokens as f64);
+        self.inference.observe(end - scheduled);
+        let computed = record.prompt_tokens.saturating_sub(record.cached_tokens);
+        self.computed_prompt_tokens.observe(f64::from(computed));
+        self.max_tokens.observe(f64::from(record.max_tokens));
+        self.preemptions.observe(f64::from(record.preemptions));
+        self.params_n.observe(1.0);
     }
 }
 
@@ -227,6 +255,7 @@ impl Recorder {
                 finished: None,
                 outcome: None,
                 preemptions: 0,
+                max_tokens: spec.max_tokens,
             },
         );
     }

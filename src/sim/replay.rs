@@ -229,6 +229,7 @@ fn snapshot<'a>(
         running: engine.running(),
         waiting: engine.waiting(),
         kv_usage: engine.kv_usage(),
+        context_tokens: engine.running_context_tokens(),
         totals: engine.totals(),
         latencies: recorder.latencies(),
         started_unix,

@@ -28,6 +28,8 @@ pub struct State {
     pub waiting: usize,
     /// KV-cache usage.
     pub kv_usage: f64,
+    /// Prompt and generated tokens of the running requests.
+    pub context_tokens: u64,
     /// Engine totals.
     pub totals: Totals,
     /// Latency histograms.
@@ -66,6 +68,7 @@ struct Shared {
     running: usize,
     waiting: usize,
     kv_usage: f64,
+    context_tokens: u64,
     totals: Totals,
     profile: Profile,
     recorder: Recorder,
@@ -124,6 +127,7 @@ impl EngineHandle {
             running: 0,
             waiting: 0,
             kv_usage: 0.0,
+            context_tokens: 0,
             totals: engine.totals().clone(),
             profile: engine.profile().clone(),
             recorder,
@@ -229,6 +233,7 @@ impl EngineHandle {
             running: s.running,
             waiting: s.waiting,
             kv_usage: s.kv_usage,
+            context_tokens: s.context_tokens,
             totals: s.totals.clone(),
             latencies: s.recorder.latencies().clone(),
             profile: s.profile.clone(),
@@ -249,6 +254,7 @@ fn publish(shared: &Mutex<Shared>, engine: &Engine) {
         s.running = engine.running();
         s.waiting = engine.waiting();
         s.kv_usage = engine.kv_usage();
+        s.context_tokens = engine.running_context_tokens();
         s.totals = engine.totals().clone();
         s.profile = engine.profile().clone();
     });

@@ -198,6 +198,7 @@ fn snapshot<'a>(app: &'a App, state: &'a EngineState, exposure: Exposure) -> Sna
         running: state.running,
         waiting: state.waiting,
         kv_usage: state.kv_usage,
+        context_tokens: state.context_tokens,
         totals: &state.totals,
         latencies: &state.latencies,
         started_unix: app.started_unix,

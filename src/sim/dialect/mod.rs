@@ -29,6 +29,8 @@ pub struct Snapshot<'a> {
     pub waiting: usize,
     /// KV-cache usage, 0 to 1.
     pub kv_usage: f64,
+    /// Prompt and generated tokens of the running requests.
+    pub context_tokens: u64,
     /// Engine totals.
     pub totals: &'a Totals,
     /// Latency histograms (bucketed as the dialect asked).
@@ -56,6 +58,7 @@ impl<'a> Snapshot<'a> {
             running: engine.running(),
             waiting: engine.waiting(),
             kv_usage: engine.kv_usage(),
+            context_tokens: engine.running_context_tokens(),
             totals: engine.totals(),
             latencies: recorder.latencies(),
             started_unix: 0.0,
@@ -193,6 +196,24 @@ pub fn vllm_buckets() -> Buckets {
             1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
         ],
     }
+}
+
+/// Parameters of the model the simulated GPU engines imagine serving (7B, bf16), for the
+/// families that estimate FLOPs and bytes.
+const MODEL_PARAMETERS: f64 = 7.0e9;
+/// Bytes of KV cache one token takes (32 layers × K and V × 4,096 × 2 bytes).
+pub(crate) const KV_BYTES_PER_TOKEN: f64 = 524_288.0;
+
+/// Estimated FLOPs, bytes read and bytes written per GPU (vLLM's and SGLang's MFU
+/// counters): 2 FLOPs per parameter per computed token, the weights read once per step, and
+/// each computed token's KV written once.
+fn performance_estimates(t: &Totals) -> [f64; 3] {
+    let computed = (t.prompt_tokens - t.cached_tokens.min(t.prompt_tokens)) + t.generated_tokens;
+    [
+        2.0 * MODEL_PARAMETERS * computed as f64,
+        2.0 * MODEL_PARAMETERS * t.steps as f64,
+        KV_BYTES_PER_TOKEN * computed as f64,
+    ]
 }
 
 /// Python's `repr` of a float, as `prometheus_client` writes values: `7.0`, `0.4231`.

@@ -5,6 +5,8 @@
 use super::{Snapshot, header, py_float, write_raw};
 use crate::sim::record::{Buckets, Histogram};
 
+mod more;
+
 /// SGLang's default buckets (`sglang/srt/observability/metrics_collector.py`).
 pub fn sglang_buckets() -> Buckets {
     Buckets {
@@ -108,6 +110,13 @@ pub fn render_sglang(s: &Snapshot<'_>, pid: u32) -> String {
         sched[4],
     ];
     write_raw(&mut out, "sglang:num_retracted_reqs", with_pid, "0.0");
+    let mut families = more::Families {
+        out: &mut out,
+        sched,
+        tok,
+    };
+    more::scheduler_gauges(&mut families, s, &pid);
+    more::scheduler_counters(&mut families, s);
     header(
         &mut out,
         "sglang:num_retracted_requests_total",
@@ -199,7 +208,15 @@ pub fn render_sglang(s: &Snapshot<'_>, pid: u32) -> String {
         "The latency of each stage of requests.",
         "histogram",
     );
-    for (stage, h) in [("prefill_forward", &l.prefill), ("decode_loop", &l.decode)] {
+    // Tokenisation is a fixed 0.8 ms per finished request; the engine model times the
+    // rest (its queue time is in `queue_time_seconds`, whose buckets differ).
+    let mut tokenize = Histogram::new(&l.prefill.bounds);
+    tokenize.observe_n(0.0008, l.e2e.count);
+    for (stage, h) in [
+        ("tokenize", &tokenize),
+        ("prefill_forward", &l.prefill),
+        ("decode_loop", &l.decode),
+    ] {
         let labels = [
             sched[0],
             sched[1],
@@ -210,5 +227,11 @@ pub fn render_sglang(s: &Snapshot<'_>, pid: u32) -> String {
         ];
         write_histogram(&mut out, name, &labels, h);
     }
+    let mut families = more::Families {
+        out: &mut out,
+        sched,
+        tok,
+    };
+    more::tokenizer_and_http(&mut families, s);
     out
 }

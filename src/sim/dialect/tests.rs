@@ -35,6 +35,7 @@ fn snapshot<'a>(engine: &'a Engine, recorder: &'a Recorder) -> Snapshot<'a> {
         running: engine.running(),
         waiting: engine.waiting(),
         kv_usage: engine.kv_usage(),
+        context_tokens: engine.running_context_tokens(),
         totals: engine.totals(),
         latencies: recorder.latencies(),
         started_unix: 1_795_813_765.756_2,
@@ -249,3 +250,5 @@ fn sglang_dialect_reads_back_through_rank_and_pid_labels() {
     assert_counted_at_finish(&r, &engine, &recorder);
     assert!(text.contains("pid=\"20723\""));
 }
+
+mod completeness;

@@ -6,6 +6,8 @@ use super::{Snapshot, header, py_float, write_py_histogram, write_raw};
 use crate::sim::engine::{Profile, StepTokens};
 use crate::sim::record::Histogram;
 
+mod more;
+
 /// Which vLLM release to imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VllmVersion {
@@ -226,6 +228,7 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
     };
     if !s.exposure.engine_families {
         w.http_and_process(s);
+        more::http_details(&mut w, s);
         return w.out;
     }
     let t = s.totals;
@@ -326,6 +329,11 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
     w.finish_reasons(reasons);
     if !old {
         w.admission_rejections(s.model, s.front.overloaded);
+        more::newer_counters(&mut w, s);
+    }
+    more::spec_decode(&mut w, s);
+    if !old {
+        more::mfu(&mut w, s);
     }
     let l = s.latencies;
     w.histogram(
@@ -388,9 +396,11 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
         let help = format!("Histogram of {what} for request.");
         w.histogram(&format!("vllm:{name}_seconds"), &help, h);
     }
+    more::request_histograms(&mut w, s, version);
     w.cache_config(s.profile);
     w.lora_requests(s.exposure.lora_adapters, s.started_unix);
     w.http_and_process(s);
+    more::http_details(&mut w, s);
     w.out
 }
 
