@@ -4,7 +4,9 @@
 //! reset by another scraper. Each problem is counted and logged by the scraper and shown to
 //! `doctor` through the targets API. A series whose own numbers are invalid (a histogram that
 //! is not cumulative, a counter that is not a count) is left out of the scrape's readings, so
-//! no quantile or rate is computed from it; the target's other series are kept.
+//! no quantile or rate is computed from it; the target's other series are kept. A counter
+//! that fell without a restart is left out of that scrape and then continues from its last
+//! good value.
 
 use std::collections::HashMap;
 
@@ -117,6 +119,9 @@ const LLAMACPP_WINDOWS: [(&str, &str); 2] = [
 #[derive(Debug, Default)]
 pub struct Checker {
     counters: HashMap<CounterKey, f64>,
+    /// What to add to a counter that fell without a restart, so it goes on from its last
+    /// good value.
+    shifts: HashMap<CounterKey, f64>,
     llamacpp_seconds: [Option<f64>; 2],
 }
 
@@ -130,43 +135,74 @@ impl Checker {
         out
     }
 
-    fn counters(&mut self, readings: &[Reading]) -> Vec<Problem> {
+    /// Compares each counter with the previous scrape. One that fell while others held (not
+    /// a restart) is left out of this scrape, and from then on its values are shifted up by
+    /// the fall, so the series goes on from its last good value and no rate reads the fall
+    /// as a reset. A restart (nothing held) clears every shift.
+    fn counters(&mut self, readings: &mut [Reading]) -> Vec<Problem> {
         let mut now = HashMap::with_capacity(self.counters.len());
-        for reading in readings
-            .iter()
-            .filter(|r| r.signal.kind == SignalKind::Counter)
-        {
-            for s in &reading.series {
-                if let Value::Scalar(v) = s.value {
-                    now.insert((reading.signal.name, s.model.clone(), s.outcome), v);
-                }
-            }
+        for (key, v) in counter_values(readings) {
+            let shifted = v + self.shifts.get(&key).copied().unwrap_or(0.0);
+            now.insert(key, shifted);
         }
         let previous = std::mem::replace(&mut self.counters, now);
         let mut fell = Vec::new();
         let mut held = 0;
         for (key, before) in previous.iter().filter(|(_, v)| **v > 0.0) {
             match self.counters.get(key) {
-                Some(after) if after < before => fell.push((key, *before, *after)),
+                Some(after) if after < before => fell.push((key.clone(), *before, *after)),
                 Some(_) => held += 1,
                 None => {}
             }
         }
         // A restart resets every counter; one falling while others hold is a broken exporter.
         if held == 0 {
+            if !fell.is_empty() && !self.shifts.is_empty() {
+                self.shifts.clear();
+                self.counters = counter_values(readings).collect();
+            }
             return Vec::new();
         }
-        fell.sort_by(|a, b| a.0.cmp(b.0));
+        fell.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, before, after) in &fell {
+            *self.shifts.entry(key.clone()).or_default() += before - after;
+            self.counters.insert(key.clone(), *before);
+        }
+        self.shift_and_leave_out(readings, &fell);
         fell.into_iter()
             .map(|((signal, model, outcome), before, after)| Problem {
                 kind: ProblemKind::CounterBackwards,
-                series: (*signal).to_string(),
+                series: signal.to_string(),
                 detail: format!(
-                    "model {model}{}: {before} then {after}, while {held} other counters did not fall",
+                    "model {model}{}: {before} then {after}, while {held} other counters did not fall; left out, later values continue from {before}",
                     outcome.map(|o| format!(", outcome {o}")).unwrap_or_default()
                 ),
             })
             .collect()
+    }
+
+    /// Removes the series that fell from `readings` and shifts the others with a shift.
+    fn shift_and_leave_out(&self, readings: &mut [Reading], fell: &[(CounterKey, f64, f64)]) {
+        for reading in readings
+            .iter_mut()
+            .filter(|r| r.signal.kind == SignalKind::Counter)
+        {
+            let name = reading.signal.name;
+            let before = reading.series.len();
+            reading.series.retain_mut(|s| {
+                let key = (name, s.model.clone(), s.outcome);
+                if fell.iter().any(|(k, _, _)| *k == key) {
+                    return false;
+                }
+                if let (Value::Scalar(v), Some(shift)) = (&mut s.value, self.shifts.get(&key)) {
+                    *v += shift;
+                }
+                true
+            });
+            if reading.series.len() < before {
+                reading.note = LEFT_OUT;
+            }
+        }
     }
 
     fn llamacpp_windows(&mut self, index: &Index<'_, '_>) -> Vec<Problem> {
@@ -197,7 +233,19 @@ impl Checker {
     }
 }
 
-/// Histograms whose buckets fall as `le` rises or whose `+Inf` bucket is not the count.
+/// Every counter series of `readings` with its value.
+fn counter_values(readings: &[Reading]) -> impl Iterator<Item = (CounterKey, f64)> + '_ {
+    readings
+        .iter()
+        .filter(|r| r.signal.kind == SignalKind::Counter)
+        .flat_map(|r| {
+            r.series.iter().filter_map(move |s| match s.value {
+                Value::Scalar(v) => Some(((r.signal.name, s.model.clone(), s.outcome), v)),
+                Value::Histogram(_) => None,
+            })
+        })
+}
+
 /// Removes from `readings` every series whose own numbers are invalid, and says why: a
 /// histogram whose buckets fall as `le` rises, whose `+Inf` bucket is missing or differs from
 /// its count; a counter that is negative, NaN or infinite. Needs no earlier scrape, so

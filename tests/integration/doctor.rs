@@ -165,7 +165,7 @@ fn doctor_scraping_a_llamacpp_itself_sees_another_scraper_resetting_its_gauges()
 }
 
 #[test]
-fn a_counter_falling_without_a_restart_is_counted_by_up_and_diagnosed() {
+fn a_counter_falling_without_a_restart_is_left_out_by_up_counted_and_diagnosed() {
     let good = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
     let line = "vllm:generation_tokens_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 41877.0";
     assert!(good.contains(line));
@@ -195,6 +195,26 @@ fn a_counter_falling_without_a_restart_is_counted_by_up_and_diagnosed() {
     assert!(
         line.contains("instance=\"odd\"") && line.ends_with(" 1"),
         "{line}"
+    );
+    // Left out of the scrape where it fell; later scrapes of the same body continue from
+    // the last good value, so no rate reads the fall as a restart. The rest is served.
+    let metrics = eventually(10, || {
+        let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
+        metrics
+            .lines()
+            .any(|l| {
+                l.starts_with("llm_generation_tokens_total{")
+                    && l.contains("instance=\"odd\"")
+                    && l.ends_with(" 41877")
+            })
+            .then_some(metrics)
+    });
+    assert!(metrics.contains("llm_requests_running{"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "llmwatch_integrity_problems_total{instance=\"odd\",kind=\"counter_backwards\"} 1"
+        ),
+        "the same body again is not a new fall: {metrics}"
     );
     let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
     let fallen = find(&findings, "counter-backwards").unwrap_or_else(|| panic!("{findings:?}"));

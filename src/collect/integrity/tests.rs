@@ -51,6 +51,46 @@ fn a_counter_that_falls_alone_is_reported_and_a_restart_is_not() {
     assert_eq!(scrape(&mut checker, Engine::Vllm, &restarted), vec![]);
 }
 
+/// Runs `checker` over one body and returns the generated-tokens counter it leaves.
+fn generated_after(checker: &mut Checker, body: &str) -> (Vec<Problem>, Option<f64>) {
+    let exp = parse(body, Mode::Strict).unwrap();
+    let index = Index::new(&exp);
+    let mut readings = normalise(&index, Engine::Vllm, "m");
+    let problems = checker.check(&mut readings, &index);
+    let reading = readings
+        .iter()
+        .find(|r| r.signal.name == "llm_generation_tokens_total")
+        .unwrap();
+    let value = reading.series.first().map(|s| match s.value {
+        crate::engines::Value::Scalar(v) => v,
+        crate::engines::Value::Histogram(_) => f64::NAN,
+    });
+    (problems, value)
+}
+
+#[test]
+fn a_counter_that_fell_is_left_out_and_then_continues_from_its_last_good_value() {
+    let mut checker = Checker::default();
+    assert_eq!(generated_after(&mut checker, VLLM), (vec![], Some(41877.0)));
+    let at = |v: &str| VLLM.replace(GENERATED, &GENERATED.replace("41877.0", v));
+    let (problems, value) = generated_after(&mut checker, &at("41000.0"));
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].detail.contains("left out"), "{problems:?}");
+    assert_eq!(value, None, "the fallen series is left out of this scrape");
+    // It rose by 100 since: served as 100 above the last good value, with no new problem.
+    assert_eq!(
+        generated_after(&mut checker, &at("41100.0")),
+        (vec![], Some(41977.0))
+    );
+    // Falling again adds to the shift.
+    let (problems, _) = generated_after(&mut checker, &at("40000.0"));
+    assert_eq!(problems.len(), 1);
+    assert_eq!(
+        generated_after(&mut checker, &at("40050.0")),
+        (vec![], Some(42027.0))
+    );
+}
+
 #[test]
 fn buckets_that_fall_or_an_inf_bucket_that_is_not_the_count_are_reported() {
     let bucket = |le: &str, v: &str| {

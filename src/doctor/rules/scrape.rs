@@ -71,7 +71,7 @@ fn integrity(e: &Evidence) -> Vec<Finding> {
         let (check, message, fix) = match p.kind.as_str() {
             "counter_backwards" => (
                 "counter-backwards",
-                format!("{} went backwards while the engine's other counters did not: not a restart, so every rate over it is wrong", p.series),
+                format!("{} went backwards while the engine's other counters did not: not a restart; llmwatch leaves out the scrape where it fell and continues from the last good value, but Prometheus and any other tool read the fall as a reset, so their rates over it spike", p.series),
                 "check for several processes behind one address (a load balancer over replicas, a multiprocess exporter without a shared directory); scrape each replica on its own".to_string(),
             ),
             "non_cumulative_histogram" => (
