@@ -16,7 +16,7 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use llmwatch::engines::{Index, detect, normalise};
-use llmwatch::exposition::{Mode, parse};
+use llmwatch::exposition::{Mode, parse, parse_openmetrics, write_openmetrics};
 
 const INPUTS: [(&str, &str); 4] = [
     (
@@ -170,7 +170,25 @@ fn bench_normalise(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_normalise);
+/// The strict OpenMetrics check against the lenient parse, on each engine's body written as
+/// conforming OpenMetrics (the check's cost is what strict adds to the same text).
+fn bench_openmetrics(c: &mut Criterion) {
+    let mut group = c.benchmark_group("openmetrics");
+    for (label, rel) in INPUTS {
+        let text = load(rel);
+        let om = write_openmetrics(&parse(&text, Mode::Strict).unwrap());
+        group.throughput(Throughput::Bytes(om.len() as u64));
+        group.bench_function(format!("lenient/{label}"), |b| {
+            b.iter(|| parse(black_box(&om), Mode::Lenient).unwrap())
+        });
+        group.bench_function(format!("strict-openmetrics/{label}"), |b| {
+            b.iter(|| parse_openmetrics(black_box(&om), Mode::Strict).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_normalise, bench_openmetrics);
 
 fn main() {
     compare();

@@ -1,7 +1,8 @@
 //! Fuzzes the exposition parser: no panic in either mode, the engine normaliser runs on every
 //! lenient parse, and every input holds the parser's invariants
 //! (`llmwatch::exposition::invariants::check`: strict round trip, and lenient equals strict
-//! without the skipped lines).
+//! without the skipped lines), and read as OpenMetrics its invariants too
+//! (`check_openmetrics`: strict accepts less than 0.0.4, the writer's text passes strict).
 
 #![no_main]
 
@@ -19,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = lenient.duplicate_series();
     }
     if let Err(broken) = invariants::check(text) {
+        panic!("{broken}");
+    }
+    if let Err(broken) = invariants::check_openmetrics(text) {
         panic!("{broken}");
     }
 });

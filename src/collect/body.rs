@@ -56,6 +56,9 @@ pub enum BodyError {
 pub struct Checked<'b> {
     /// Prometheus text.
     pub text: Cow<'b, str>,
+    /// Whether it is OpenMetrics (its content type, or without one a final `# EOF`), to be
+    /// held to that specification.
+    pub openmetrics: bool,
     /// Warnings to show the user.
     pub warnings: Vec<String>,
 }
@@ -92,6 +95,7 @@ pub fn check<'b>(
         && let Ok(decoded) = serde_json::from_str::<String>(trimmed.trim_end())
     {
         return Ok(Checked {
+            openmetrics: crate::exposition::openmetrics::is_openmetrics(None, &decoded),
             text: Cow::Owned(decoded),
             warnings: vec![format!(
                 "{origin}: the body was a JSON-escaped string (a llama.cpp bug in builds b7010 to ~b7100, #17384); decoded it. Upgrade llama.cpp: Prometheus itself cannot read this body"
@@ -105,6 +109,7 @@ pub fn check<'b>(
         });
     }
     Ok(Checked {
+        openmetrics: crate::exposition::openmetrics::is_openmetrics(content_type, text),
         text: Cow::Borrowed(text),
         warnings: Vec::new(),
     })

@@ -129,10 +129,12 @@ impl Scraper {
             .map_err(fetch_failure)?;
         let checked = body::check(&target.url, &fetched.body, fetched.content_type.as_deref())
             .map_err(body_failure)?;
-        let exp = exposition::parse(&checked.text, Mode::Strict).map_err(|e| Failure {
-            reason: "parse",
-            message: format!("{}: {e}", target.url),
-        })?;
+        let exp = exposition::parse_as(&checked.text, Mode::Strict, checked.openmetrics).map_err(
+            |e| Failure {
+                reason: "parse",
+                message: format!("{}: {e}", target.url),
+            },
+        )?;
         self.check_limits(target, &exp)?;
         let index = Index::new(&exp);
         let detection = detect(&index);

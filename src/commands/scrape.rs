@@ -121,28 +121,34 @@ impl Analysis {
 
 /// Parses, checks, detects and normalises one body. `model` labels the series of engines
 /// that carry no model label (TGI, llama.cpp).
-pub fn analyse(
-    origin: &str,
-    text: &str,
-    mode: Mode,
-    model: Option<&str>,
-) -> Result<Analysis, ScrapeError> {
-    let (exp, warnings) = parse_body(origin, text, mode)?;
+pub fn analyse(body: &Body<'_>, mode: Mode, model: Option<&str>) -> Result<Analysis, ScrapeError> {
+    let (exp, warnings) = parse_body(body, mode)?;
     let index = Index::new(&exp);
     let detection = detect(&index);
-    Ok(summarise(origin, &index, detection, model, warnings))
+    Ok(summarise(body.origin, &index, detection, model, warnings))
+}
+
+/// A body to analyse and where it came from.
+pub struct Body<'t> {
+    /// URL or file, for messages.
+    pub origin: &'t str,
+    /// The text.
+    pub text: &'t str,
+    /// Whether it is OpenMetrics, held to that specification.
+    pub openmetrics: bool,
 }
 
 /// Parses a body; malformed lines (lenient) and duplicate series become warnings or errors.
 fn parse_body<'t>(
-    origin: &str,
-    text: &'t str,
+    body: &Body<'t>,
     mode: Mode,
 ) -> Result<(Exposition<'t>, Vec<String>), ScrapeError> {
-    let exp = exposition::parse(text, mode).map_err(|error| ScrapeError::Parse {
-        origin: origin.to_string(),
-        error,
-    })?;
+    let (origin, text) = (body.origin, body.text);
+    let exp =
+        exposition::parse_as(text, mode, body.openmetrics).map_err(|error| ScrapeError::Parse {
+            origin: origin.to_string(),
+            error,
+        })?;
     let mut warnings: Vec<String> = exp
         .skipped
         .iter()
@@ -223,7 +229,12 @@ pub async fn scrape(args: &ScrapeArgs) -> Result<Analysis, ScrapeError> {
     if !is_url(&args.target) {
         let bytes = read_local(&args.target, args.fetch.max_body_bytes)?;
         let checked = body::check(&args.target, &bytes, None)?;
-        let mut analysis = analyse(&args.target, &checked.text, mode, args.model.as_deref())?;
+        let body = Body {
+            origin: &args.target,
+            text: &checked.text,
+            openmetrics: checked.openmetrics,
+        };
+        let mut analysis = analyse(&body, mode, args.model.as_deref())?;
         analysis.warnings.splice(0..0, checked.warnings);
         return Ok(analysis);
     }
@@ -231,7 +242,12 @@ pub async fn scrape(args: &ScrapeArgs) -> Result<Analysis, ScrapeError> {
     let client = fetch::client(&args.fetch)?;
     let fetched = fetch::fetch(&client, &url, &args.fetch, ACCEPT).await?;
     let checked = body::check(&url, &fetched.body, fetched.content_type.as_deref())?;
-    let (exp, warnings) = parse_body(&url, &checked.text, mode)?;
+    let body = Body {
+        origin: &url,
+        text: &checked.text,
+        openmetrics: checked.openmetrics,
+    };
+    let (exp, warnings) = parse_body(&body, mode)?;
     let index = Index::new(&exp);
     let detection = detect(&index);
     let probed = match detection.engine.filter(|_| args.probe_version) {

@@ -1,7 +1,9 @@
 //! Properties every parse must have. The fuzz target and the test suite check them through
 //! [`check`], so both hold the parser to the same contract.
 
-use super::{Exposition, Mode, ParseErrorKind, parse, write_exposition};
+use super::{
+    Exposition, Mode, ParseErrorKind, parse, parse_openmetrics, write_exposition, write_openmetrics,
+};
 
 /// Checks, for one body:
 /// - a strict parse, when it succeeds, re-encodes to text 0.0.4 that parses again to the same
@@ -38,6 +40,36 @@ pub fn check(text: &str) -> Result<(), String> {
     if series(&again) != series(&exp) {
         return Err(format!(
             "re-encoded text parses to other series:\n{written}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks, for one body read as OpenMetrics:
+/// - a lenient OpenMetrics parse never fails;
+/// - a strict OpenMetrics parse, when it succeeds, is also a strict 0.0.4 parse with the same
+///   samples (OpenMetrics accepts less, never more);
+/// - the OpenMetrics writer's text of it passes the strict check again with the same values.
+pub fn check_openmetrics(text: &str) -> Result<(), String> {
+    parse_openmetrics(text, Mode::Lenient)
+        .map_err(|e| format!("lenient OpenMetrics parse failed: {e}"))?;
+    let Ok(exp) = parse_openmetrics(text, Mode::Strict) else {
+        return Ok(());
+    };
+    let plain = parse(text, Mode::Strict)
+        .map_err(|e| format!("strict OpenMetrics accepted what text 0.0.4 refuses: {e}"))?;
+    if series(&plain) != series(&exp) {
+        return Err("strict OpenMetrics and text 0.0.4 read other samples".into());
+    }
+    let written = write_openmetrics(&exp);
+    let again = parse_openmetrics(&written, Mode::Strict).map_err(|e| {
+        format!("the OpenMetrics writer's text fails the strict check: {e}\n{written}")
+    })?;
+    let values =
+        |e: &Exposition<'_>| -> Vec<u64> { e.samples.iter().map(|s| s.value.to_bits()).collect() };
+    if values(&again) != values(&exp) {
+        return Err(format!(
+            "the OpenMetrics writer's text holds other values:\n{written}"
         ));
     }
     Ok(())

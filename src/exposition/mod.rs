@@ -7,14 +7,27 @@
 
 pub mod invariants;
 mod lex;
+pub mod openmetrics;
 mod parse;
 pub mod write;
 
 use std::borrow::Cow;
 use std::ops::Range;
 
-pub use parse::{Mode, ParseError, ParseErrorKind, parse};
-pub use write::{write_exposition, write_family_header, write_sample, write_series};
+pub use parse::{Mode, ParseError, ParseErrorKind, parse, parse_openmetrics};
+
+/// Parses `text` as OpenMetrics (held to its specification) when `openmetrics`, else as text
+/// 0.0.4.
+pub fn parse_as(text: &str, mode: Mode, openmetrics: bool) -> Result<Exposition<'_>, ParseError> {
+    if openmetrics {
+        parse_openmetrics(text, mode)
+    } else {
+        parse(text, mode)
+    }
+}
+pub use write::{
+    write_exposition, write_family_header, write_openmetrics, write_sample, write_series,
+};
 
 /// The declared type of a metric family (`# TYPE`).
 ///
@@ -49,6 +62,20 @@ impl MetricType {
             MetricType::Histogram | MetricType::GaugeHistogram => "histogram",
             MetricType::Summary => "summary",
             MetricType::Untyped => "untyped",
+        }
+    }
+
+    /// The name OpenMetrics gives the type on a `# TYPE` line.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::Untyped => "unknown",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::StateSet => "stateset",
+            MetricType::Info => "info",
         }
     }
 

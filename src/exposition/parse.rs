@@ -8,15 +8,13 @@
 //! exemplars and `# EOF`, and a missing final newline (reported, since it usually means a
 //! truncated body).
 
-use std::borrow::Cow;
-
-use memchr::memchr2;
-
 use super::lex::{
-    FnvMap, LABEL_CHAR, NAME_CHAR, find_quote_or_backslash, is_blank, parse_timestamp, parse_value,
-    scan_name, skip_blanks, token_end, unescape_help,
+    FnvMap, NAME_CHAR, is_blank, parse_timestamp, parse_value, scan_name, skip_blanks, token_end,
+    unescape_help,
 };
-use super::{Exemplar, Exposition, Family, Label, MetricType, Sample};
+use super::openmetrics::{self, Rule};
+use super::{Exposition, Family, MetricType, Sample};
+use labels::{Strict, one_space, parse_exemplar, parse_labels};
 
 /// How the parser treats a malformed line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +91,23 @@ pub enum ParseErrorKind {
     /// The body does not end with a newline.
     #[error("the last line does not end with a newline (truncated body?)")]
     MissingFinalNewline,
+    /// An OpenMetrics body breaks a rule of the specification.
+    #[error("OpenMetrics: {}{}", .rule.text(), if .detail.is_empty() { String::new() } else { format!(" ({})", .detail) })]
+    OpenMetrics {
+        /// The rule.
+        rule: Rule,
+        /// What on the line breaks it.
+        detail: String,
+    },
+}
+
+impl ParseErrorKind {
+    fn openmetrics(rule: Rule) -> ParseErrorKind {
+        ParseErrorKind::OpenMetrics {
+            rule,
+            detail: String::new(),
+        }
+    }
 }
 
 /// Parses a Prometheus text 0.0.4 or OpenMetrics 1.0 text body.
@@ -101,6 +116,17 @@ pub enum ParseErrorKind {
 /// malformed lines are skipped and listed in [`Exposition::skipped`]; a missing final newline
 /// is listed there too, but the last line is still parsed.
 pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
+    parse_lines(input, mode, false, &[])
+}
+
+/// The one pass over the lines. `openmetrics` adds that specification's line rules; the
+/// 1-based lines in `skip` (sorted) are passed over as if absent.
+fn parse_lines<'a>(
+    input: &'a str,
+    mode: Mode,
+    openmetrics: bool,
+    skip: &[usize],
+) -> Result<Exposition<'a>, ParseError> {
     let bytes = input.as_bytes();
     // One label per line is a fair floor for engine scrapes; reserving up front saves the
     // arena's repeated growth and copying (a TGI scrape has thousands of bucket lines).
@@ -116,7 +142,10 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
         index: FnvMap::default(),
         current: None,
         last_name: "",
+        openmetrics,
+        metadata: Vec::new(),
     };
+    let mut skip = skip.iter().copied().peekable();
     let mut start = 0;
     let mut line_no = 0;
     while start < bytes.len() {
@@ -128,6 +157,10 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
         };
         // '\n' is ASCII, so both ends are char boundaries.
         let line = input.get(start..end).unwrap_or_default();
+        if skip.next_if_eq(&line_no).is_some() {
+            start = next;
+            continue;
+        }
         // OpenMetrics lets `# EOF` end the body without a newline; any other last line
         // without one is likely cut off.
         if end == bytes.len() && !line.trim().is_empty() && line.trim_end() != "# EOF" {
@@ -149,6 +182,17 @@ pub fn parse(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
         }
         start = next;
     }
+    if openmetrics && !parser.exp.saw_eof {
+        let err = ParseError {
+            line: line_no.max(1),
+            column: 1,
+            kind: ParseErrorKind::openmetrics(Rule::MissingEof),
+        };
+        match mode {
+            Mode::Strict => return Err(err),
+            Mode::Lenient => parser.exp.skipped.push(err),
+        }
+    }
     if parser.split {
         parser.regroup();
     }
@@ -169,10 +213,21 @@ struct Parser<'a> {
     /// The previous sample's name. Consecutive samples usually share it (a histogram's
     /// buckets), and comparing it is much cheaper than scanning the name byte by byte.
     last_name: &'a str,
+    /// Whether the body is OpenMetrics, held to that specification's line rules.
+    openmetrics: bool,
+    /// OpenMetrics: which metadata lines each family has had (`Metadata` bits).
+    metadata: Vec<u8>,
 }
 
 impl<'a> Parser<'a> {
     fn line(&mut self, raw: &'a str, line_no: usize) -> Result<(), ParseError> {
+        if self.openmetrics {
+            openmetrics::line_layout(raw).map_err(|(column, rule)| ParseError {
+                line: line_no,
+                column: column + 1,
+                kind: ParseErrorKind::openmetrics(rule),
+            })?;
+        }
         let b = raw.as_bytes();
         let mut end = b.len();
         while end > 0 && matches!(b[end - 1], b'\r' | b' ' | b'\t') {
@@ -192,7 +247,25 @@ impl<'a> Parser<'a> {
             return Err(err(0, ParseErrorKind::AfterEof));
         }
         if line.as_bytes()[0] == b'#' {
-            return self.comment(line).map_err(|(col, kind)| err(col, kind));
+            if !self.openmetrics {
+                return self.comment(line).map_err(|(col, kind)| err(col, kind));
+            }
+            let metadata = openmetrics::comment(raw)
+                .map_err(|(col, rule)| err(col, ParseErrorKind::openmetrics(rule)))?;
+            if let Some(metadata) = metadata {
+                self.check_metadata(line, metadata)
+                    .map_err(|(col, kind)| err(col, kind))?;
+            }
+            self.comment(line).map_err(|(col, kind)| err(col, kind))?;
+            if let Some(metadata) = metadata {
+                let name = line.split(' ').nth(2).unwrap_or_default();
+                if let Some(&idx) = self.index.get(name)
+                    && let Some(bits) = self.metadata.get_mut(idx)
+                {
+                    *bits |= metadata as u8;
+                }
+            }
+            return Ok(());
         }
         let arena_len = self.exp.labels.len();
         self.sample(line).map_err(|(col, kind)| {
@@ -263,6 +336,38 @@ impl<'a> Parser<'a> {
         idx
     }
 
+    /// OpenMetrics: a family's HELP, TYPE and UNIT come once each, before its samples, and a
+    /// unit is the end of the family's name. Checked before the line changes anything.
+    fn check_metadata(
+        &self,
+        line: &str,
+        metadata: openmetrics::Metadata,
+    ) -> Result<(), (usize, ParseErrorKind)> {
+        let mut words = line.splitn(4, ' ').skip(2);
+        let name = words.next().unwrap_or_default();
+        let text = words.next().unwrap_or_default();
+        let Some(&idx) = self.index.get(name) else {
+            if metadata == openmetrics::Metadata::Unit && !openmetrics::unit_fits(name, text) {
+                return Err((7, ParseErrorKind::openmetrics(Rule::UnitSuffix)));
+            }
+            return Ok(());
+        };
+        let rule = if self
+            .metadata
+            .get(idx)
+            .is_some_and(|m| m & metadata as u8 != 0)
+        {
+            Some(Rule::RepeatedMetadata)
+        } else if !self.exp.families[idx].samples.is_empty() {
+            Some(Rule::MetadataAfterSamples)
+        } else if metadata == openmetrics::Metadata::Unit && !openmetrics::unit_fits(name, text) {
+            Some(Rule::UnitSuffix)
+        } else {
+            None
+        };
+        rule.map_or(Ok(()), |rule| Err((7, ParseErrorKind::openmetrics(rule))))
+    }
+
     fn new_family(&mut self, name: &'a str, kind: MetricType) -> usize {
         let idx = self.exp.families.len();
         self.exp.families.push(Family {
@@ -272,6 +377,7 @@ impl<'a> Parser<'a> {
             unit: None,
             samples: 0..0,
         });
+        self.metadata.push(0);
         self.index.insert(name, idx);
         idx
     }
@@ -387,14 +493,29 @@ impl<'a> Parser<'a> {
             return Err((0, ParseErrorKind::InvalidName));
         }
         let name = line.get(..name_end).unwrap_or_default();
+        let om = self.openmetrics;
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
         if pos < b.len() && b[pos] == b'{' {
-            pos = parse_labels(line, pos, &mut self.exp.labels, label_start as usize)?;
+            if om && pos != name_end {
+                return Err((name_end, ParseErrorKind::openmetrics(Rule::Whitespace)));
+            }
+            let strict = om.then_some(Strict);
+            pos = parse_labels(
+                line,
+                pos,
+                &mut self.exp.labels,
+                label_start as usize,
+                strict,
+            )?;
+            let after = pos;
             pos = skip_blanks(b, pos);
+            one_space(om, b, after, pos)?;
         } else if pos == name_end && pos < b.len() {
             // A name character we do not accept, e.g. `foo-bar 1`.
             return Err((pos, ParseErrorKind::InvalidName));
+        } else {
+            one_space(om, b, name_end, pos)?;
         }
         let labels = label_start..self.exp.labels.len() as u32;
         let value_end = token_end(b, pos);
@@ -405,6 +526,7 @@ impl<'a> Parser<'a> {
         let value = parse_value(value_text)
             .ok_or_else(|| (pos, ParseErrorKind::InvalidValue(value_text.to_string())))?;
         pos = skip_blanks(b, value_end);
+        one_space(om, b, value_end, pos)?;
         let mut timestamp = None;
         if pos < b.len() && b[pos] != b'#' {
             let ts_end = token_end(b, pos);
@@ -414,6 +536,7 @@ impl<'a> Parser<'a> {
                     .ok_or_else(|| (pos, ParseErrorKind::InvalidTimestamp(ts_text.to_string())))?,
             );
             pos = skip_blanks(b, ts_end);
+            one_space(om, b, ts_end, pos)?;
         }
         let mut exemplar = None;
         if pos < b.len() {
@@ -421,26 +544,53 @@ impl<'a> Parser<'a> {
                 let rest = line.get(pos..).unwrap_or_default();
                 return Err((pos, ParseErrorKind::TrailingText(rest.to_string())));
             }
-            exemplar = Some(Box::new(parse_exemplar(line, pos)?));
+            exemplar = Some(Box::new(parse_exemplar(line, pos, om.then_some(Strict))?));
         }
         // The same name as the previous sample goes to the same family.
         let idx = match self.current {
             Some(cur) if same_name => cur,
             _ => self.family_for_sample(name),
         };
+        let sample = Sample {
+            name,
+            labels,
+            value,
+            timestamp,
+            exemplar,
+        };
+        if om {
+            self.check_openmetrics_sample(idx, &sample)?;
+        }
         // Only a sample that made it in may serve as the shortcut for the next one.
         self.last_name = name;
-        self.push_sample(
-            idx,
-            Sample {
-                name,
-                labels,
-                value,
-                timestamp,
-                exemplar,
-            },
-        );
+        self.push_sample(idx, sample);
         Ok(())
+    }
+
+    /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules.
+    fn check_openmetrics_sample(
+        &self,
+        idx: usize,
+        sample: &Sample<'a>,
+    ) -> Result<(), (usize, ParseErrorKind)> {
+        let family = &self.exp.families[idx];
+        let range = &family.samples;
+        if range.start != range.end && range.end as usize != self.exp.samples.len() {
+            return Err((
+                0,
+                ParseErrorKind::OpenMetrics {
+                    rule: Rule::InterleavedFamilies,
+                    detail: format!("{} resumes after another family", family.name),
+                },
+            ));
+        }
+        let labels = self
+            .exp
+            .labels
+            .get(sample.labels.start as usize..)
+            .unwrap_or_default();
+        openmetrics::sample(family, sample, labels)
+            .map_err(|(rule, detail)| (0, ParseErrorKind::OpenMetrics { rule, detail }))
     }
 }
 
@@ -452,134 +602,10 @@ fn belongs(family: &Family<'_>, name: &str) -> bool {
     }
 }
 
-/// Parses `{a="1",b="2"}` starting at the `{` at `pos`; pushes labels onto `arena` and returns
-/// the position after `}`. `first` is where this sample's labels start in the arena, for the
-/// duplicate check.
-fn parse_labels<'a>(
-    line: &'a str,
-    mut pos: usize,
-    arena: &mut Vec<Label<'a>>,
-    first: usize,
-) -> Result<usize, (usize, ParseErrorKind)> {
-    let b = line.as_bytes();
-    pos += 1;
-    loop {
-        pos = skip_blanks(b, pos);
-        match b.get(pos) {
-            Some(b'}') => return Ok(pos + 1),
-            None => return Err((pos, ParseErrorKind::ExpectedCommaOrBrace)),
-            Some(_) => {}
-        }
-        let name_end = label_name_end(b, pos)?;
-        let name = line.get(pos..name_end).unwrap_or_default();
-        let mut p = skip_blanks(b, name_end);
-        if b.get(p) != Some(&b'=') {
-            return Err((p, ParseErrorKind::ExpectedEquals));
-        }
-        p = skip_blanks(b, p + 1);
-        if b.get(p) != Some(&b'"') {
-            return Err((p, ParseErrorKind::ExpectedQuote));
-        }
-        let (value, after) = parse_label_value(line, p + 1)?;
-        let earlier = arena.get(first..).unwrap_or_default();
-        if earlier.iter().any(|l| l.name == name) {
-            return Err((pos, ParseErrorKind::DuplicateLabel(name.to_string())));
-        }
-        arena.push(Label { name, value });
-        pos = skip_blanks(b, after);
-        match b.get(pos) {
-            Some(b',') => pos += 1,
-            Some(b'}') => return Ok(pos + 1),
-            _ => return Err((pos, ParseErrorKind::ExpectedCommaOrBrace)),
-        }
-    }
-}
+mod labels;
+mod strict;
 
-/// End of the label name at `pos` (`[a-zA-Z_][a-zA-Z0-9_]*`).
-fn label_name_end(b: &[u8], pos: usize) -> Result<usize, (usize, ParseErrorKind)> {
-    if b[pos].is_ascii_digit() {
-        return Err((pos, ParseErrorKind::InvalidLabelName));
-    }
-    let mut end = pos;
-    while end < b.len() && LABEL_CHAR[b[end] as usize] {
-        end += 1;
-    }
-    if end == pos {
-        return Err((pos, ParseErrorKind::InvalidLabelName));
-    }
-    Ok(end)
-}
-
-/// Reads a label value that starts at `start` (after the opening quote). Returns the value and
-/// the position after the closing quote.
-fn parse_label_value(
-    line: &str,
-    start: usize,
-) -> Result<(Cow<'_, str>, usize), (usize, ParseErrorKind)> {
-    let b = line.as_bytes();
-    let rest = b.get(start..).unwrap_or_default();
-    let unterminated = || (start, ParseErrorKind::UnterminatedLabelValue);
-    let first = find_quote_or_backslash(rest).ok_or_else(unterminated)?;
-    if rest[first] == b'"' {
-        let value = line.get(start..start + first).unwrap_or_default();
-        return Ok((Cow::Borrowed(value), start + first + 1));
-    }
-    // Escapes present: build an owned value.
-    let mut out = String::with_capacity(first + 16);
-    let mut pos = start;
-    loop {
-        let rest = b.get(pos..).unwrap_or_default();
-        let i = memchr2(b'"', b'\\', rest).ok_or_else(unterminated)?;
-        out.push_str(line.get(pos..pos + i).unwrap_or_default());
-        pos += i;
-        if b[pos] == b'"' {
-            return Ok((Cow::Owned(out), pos + 1));
-        }
-        match b.get(pos + 1) {
-            Some(b'n') => out.push('\n'),
-            Some(b'\\') => out.push('\\'),
-            Some(b'"') => out.push('"'),
-            // 0.0.4 says other escapes are kept as written.
-            Some(_) => out.push('\\'),
-            None => return Err(unterminated()),
-        }
-        pos += if matches!(b.get(pos + 1), Some(b'n' | b'\\' | b'"')) {
-            2
-        } else {
-            1
-        };
-    }
-}
-
-/// Parses ` # {labels} value [timestamp]` starting at the `#`.
-fn parse_exemplar(line: &str, hash: usize) -> Result<Exemplar<'_>, (usize, ParseErrorKind)> {
-    let b = line.as_bytes();
-    let bad = || (hash, ParseErrorKind::InvalidExemplar);
-    let mut pos = skip_blanks(b, hash + 1);
-    if b.get(pos) != Some(&b'{') {
-        return Err(bad());
-    }
-    let mut labels = Vec::new();
-    pos = parse_labels(line, pos, &mut labels, 0)?;
-    pos = skip_blanks(b, pos);
-    let value_end = token_end(b, pos);
-    let value = parse_value(line.get(pos..value_end).unwrap_or_default()).ok_or_else(bad)?;
-    pos = skip_blanks(b, value_end);
-    let mut timestamp = None;
-    if pos < b.len() {
-        let ts_end = token_end(b, pos);
-        let ts = parse_timestamp(line.get(pos..ts_end).unwrap_or_default()).ok_or_else(bad)?;
-        timestamp = Some(ts);
-        if skip_blanks(b, ts_end) < b.len() {
-            return Err(bad());
-        }
-    }
-    Ok(Exemplar {
-        labels,
-        value,
-        timestamp,
-    })
-}
+pub use strict::parse_openmetrics;
 
 #[cfg(test)]
 mod tests;

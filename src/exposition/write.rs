@@ -1,11 +1,11 @@
-//! Writes valid Prometheus text format 0.0.4.
+//! Writes valid Prometheus text format 0.0.4, and OpenMetrics 1.0 text.
 //!
 //! Values are written so that they parse back to the same `f64`: integers below 2^53 without a
 //! fraction, everything else in Rust's shortest round-trip form, and `NaN`, `+Inf`, `-Inf`.
 
 use std::fmt::Write as _;
 
-use super::Exposition;
+use super::{Exposition, Family, MetricType, Sample};
 
 /// Writes a whole exposition: per family an optional `# HELP`, a `# TYPE` and its samples.
 /// Exemplars are dropped, since text 0.0.4 has no syntax for them.
@@ -33,6 +33,84 @@ pub fn write_exposition(exp: &Exposition<'_>) -> String {
         }
     }
     out
+}
+
+/// Writes a whole exposition as OpenMetrics 1.0 text that passes the strict check:
+/// OpenMetrics' type names, `# UNIT` when the family's name ends with it, HELP with its three
+/// escapes, exemplars, and `# EOF`. Counters take OpenMetrics' naming: a family declared as
+/// `x_total` (llama.cpp) is written as family `x`, and a counter sample with no suffix (TGI)
+/// gets `_total`. Timestamps are written as held (OpenMetrics reads them as seconds).
+pub fn write_openmetrics(exp: &Exposition<'_>) -> String {
+    let mut out = String::with_capacity(exp.sample_count() * 64 + 16);
+    for family in &exp.families {
+        let name = openmetrics_family_name(family);
+        out.push_str("# TYPE ");
+        out.push_str(name);
+        out.push(' ');
+        out.push_str(family.kind.keyword());
+        out.push('\n');
+        if let Some(unit) = family.unit
+            && super::openmetrics::unit_fits(name, unit)
+        {
+            let _ = writeln!(out, "# UNIT {name} {unit}");
+        }
+        if let Some(help) = &family.help {
+            let _ = write!(out, "# HELP {name} ");
+            escape_label_value_into(&mut out, help);
+            out.push('\n');
+        }
+        for sample in exp.samples_of(family) {
+            write_openmetrics_sample(&mut out, exp, family, name, sample);
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// A family's name as OpenMetrics wants it: a counter's without `_total`.
+fn openmetrics_family_name<'a>(family: &Family<'a>) -> &'a str {
+    match family.kind {
+        MetricType::Counter => family.name.strip_suffix("_total").unwrap_or(family.name),
+        _ => family.name,
+    }
+}
+
+fn write_openmetrics_sample(
+    out: &mut String,
+    exp: &Exposition<'_>,
+    family: &Family<'_>,
+    name: &str,
+    sample: &Sample<'_>,
+) {
+    let labels = exp
+        .labels_of(sample)
+        .iter()
+        .map(|l| (l.name, l.value.as_ref()));
+    if family.kind == MetricType::Counter && sample.name == family.name {
+        write_series(out, &format!("{name}_total"), labels);
+    } else {
+        write_series(out, sample.name, labels);
+    }
+    write_value(out, sample.value);
+    if let Some(ts) = sample.timestamp {
+        out.push(' ');
+        write_value(out, ts);
+    }
+    if let Some(exemplar) = &sample.exemplar {
+        out.push_str(" # ");
+        if exemplar.labels.is_empty() {
+            out.push_str("{} ");
+        } else {
+            let labels = exemplar.labels.iter().map(|l| (l.name, l.value.as_ref()));
+            write_series(out, "", labels);
+        }
+        write_value(out, exemplar.value);
+        if let Some(ts) = exemplar.timestamp {
+            out.push(' ');
+            write_value(out, ts);
+        }
+    }
+    out.push('\n');
 }
 
 /// Writes `# HELP` (when given) and `# TYPE` lines.

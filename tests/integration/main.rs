@@ -26,6 +26,7 @@ mod fixtures;
 mod gpu;
 mod lint;
 mod llamacpp_real;
+mod openmetrics;
 mod overview;
 mod prometheus_real;
 mod promtool;

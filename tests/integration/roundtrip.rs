@@ -127,6 +127,9 @@ fn fuzz_regressions_hold_the_fuzz_invariants() {
         if let Err(broken) = llmwatch::exposition::invariants::check(&text) {
             panic!("{}: {broken}", path.display());
         }
+        if let Err(broken) = llmwatch::exposition::invariants::check_openmetrics(&text) {
+            panic!("{} (OpenMetrics): {broken}", path.display());
+        }
     }
     assert!(seen >= 2, "fuzz regression inputs missing");
 }
@@ -150,6 +153,19 @@ fn engine_fixtures_hold_the_fuzz_invariants() {
         if let Err(broken) = llmwatch::exposition::invariants::check(&text) {
             panic!("{}: {broken}", path.display());
         }
+        // Written as OpenMetrics, every engine's body passes the strict check, and holds it.
+        let exp = parse(&text, Mode::Strict).unwrap();
+        let openmetrics = llmwatch::exposition::write_openmetrics(&exp);
+        if let Err(broken) = llmwatch::exposition::invariants::check_openmetrics(&openmetrics) {
+            panic!("{} as OpenMetrics: {broken}", path.display());
+        }
+        let again = llmwatch::exposition::parse_openmetrics(&openmetrics, Mode::Strict).unwrap();
+        assert_eq!(
+            again.sample_count(),
+            exp.sample_count(),
+            "{}",
+            path.display()
+        );
         checked += 1;
     }
     assert_eq!(

@@ -1,6 +1,9 @@
 //! Unit tests for the parser: one input per feature the issue and the engines need.
 
 use super::*;
+use std::borrow::Cow;
+
+use super::super::lex::find_quote_or_backslash;
 use crate::exposition::write_exposition;
 
 fn strict(input: &str) -> Exposition<'_> {

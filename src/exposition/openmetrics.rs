@@ -1,0 +1,450 @@
+//! OpenMetrics 1.0, exactly. When a body is OpenMetrics (its content type says so, or a file
+//! or standard input ends with `# EOF`), the parser holds it to every rule of the
+//! specification that text 0.0.4 does not have: the line grammar (single spaces, no blank
+//! lines, no CR, no trailing comma, three escapes, four comment kinds, `# EOF` last), the
+//! metadata (once each, before the samples, a unit the name ends with), the sample names each
+//! type allows, and the values each type allows (counts that are counts, cumulative buckets
+//! ending at `+Inf` equal to `_count`, quantiles between 0 and 1, info 1, state sets 0 or 1),
+//! exemplars only where they belong. A violation is an error naming the line and the rule
+//! (strict) or a listed, skipped line (lenient), as Prometheus' OpenMetrics parser and the
+//! reference Python parser refuse such bodies.
+//!
+//! The line rules run inside the parser's one pass; the rules over a whole metric (a
+//! histogram's buckets, a summary's quantiles, timestamps) run on the parsed exposition.
+
+use super::{Family, Label, MetricType, Sample};
+
+/// The rule a body breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// The body ends with `# EOF`.
+    MissingEof,
+    /// No blank lines.
+    BlankLine,
+    /// Lines end with LF alone.
+    CarriageReturn,
+    /// Tokens are separated by exactly one space.
+    Whitespace,
+    /// No comma after the last label.
+    TrailingComma,
+    /// Label values and HELP texts escape only `\\`, `\"` and `\n`.
+    InvalidEscape,
+    /// Label names starting with `__` are reserved.
+    ReservedLabelName,
+    /// The only comments are `# HELP`, `# TYPE`, `# UNIT` and `# EOF`.
+    UnknownComment,
+    /// The types are OpenMetrics' eight (no `untyped`).
+    InvalidType,
+    /// A family has at most one HELP, TYPE and UNIT.
+    RepeatedMetadata,
+    /// A family's metadata comes before its samples.
+    MetadataAfterSamples,
+    /// A family with a unit has a name ending in `_<unit>`.
+    UnitSuffix,
+    /// A family's samples are together, not interleaved with another family's.
+    InterleavedFamilies,
+    /// A sample's name is its family's name plus a suffix the type allows.
+    SampleSuffix,
+    /// Counter totals and created times are not negative and not NaN.
+    CounterValue,
+    /// `le` only on buckets, `quantile` only on summary quantiles.
+    MisplacedLabel,
+    /// A bucket has an `le` label holding a number.
+    BucketLabel,
+    /// Buckets are in increasing `le` order.
+    BucketOrder,
+    /// Bucket counts are cumulative.
+    NonCumulative,
+    /// The last bucket is `+Inf`.
+    MissingInf,
+    /// `_count` equals the `+Inf` bucket, and `_sum` comes with `_count`.
+    CountMismatch,
+    /// Bucket counts and `_count` are not negative and not NaN.
+    NegativeCount,
+    /// A quantile sample has a `quantile` label from 0 to 1.
+    QuantileLabel,
+    /// An info sample's value is 1.
+    InfoValue,
+    /// A state-set sample is 0 or 1 and has a label named after its family.
+    StateSetValue,
+    /// Exemplars only on counter `_total` and histogram `_bucket` samples.
+    ExemplarPlacement,
+    /// An exemplar's labels hold at most 128 characters.
+    ExemplarTooLong,
+    /// Samples of one series with timestamps are in increasing time order.
+    TimestampOrder,
+}
+
+impl Rule {
+    /// Every rule.
+    pub const ALL: [Rule; 28] = [
+        Rule::MissingEof,
+        Rule::BlankLine,
+        Rule::CarriageReturn,
+        Rule::Whitespace,
+        Rule::TrailingComma,
+        Rule::InvalidEscape,
+        Rule::ReservedLabelName,
+        Rule::UnknownComment,
+        Rule::InvalidType,
+        Rule::RepeatedMetadata,
+        Rule::MetadataAfterSamples,
+        Rule::UnitSuffix,
+        Rule::InterleavedFamilies,
+        Rule::SampleSuffix,
+        Rule::CounterValue,
+        Rule::MisplacedLabel,
+        Rule::BucketLabel,
+        Rule::BucketOrder,
+        Rule::NonCumulative,
+        Rule::MissingInf,
+        Rule::CountMismatch,
+        Rule::NegativeCount,
+        Rule::QuantileLabel,
+        Rule::InfoValue,
+        Rule::StateSetValue,
+        Rule::ExemplarPlacement,
+        Rule::ExemplarTooLong,
+        Rule::TimestampOrder,
+    ];
+
+    /// The rule in words.
+    pub fn text(self) -> &'static str {
+        match self {
+            Rule::MissingEof => "the body must end with `# EOF`",
+            Rule::BlankLine => "blank lines are not allowed",
+            Rule::CarriageReturn => "lines end with LF alone, not CR LF",
+            Rule::Whitespace => {
+                "tokens are separated by exactly one space (no tabs, no leading, doubled or trailing blanks)"
+            }
+            Rule::TrailingComma => "no comma after the last label",
+            Rule::InvalidEscape => "label values and HELP escape only \\\\, \\\" and \\n",
+            Rule::ReservedLabelName => "label names starting with __ are reserved",
+            Rule::UnknownComment => "the only comments are # HELP, # TYPE, # UNIT and # EOF",
+            Rule::InvalidType => {
+                "the types are counter, gauge, histogram, gaugehistogram, stateset, info, summary and unknown"
+            }
+            Rule::RepeatedMetadata => "a family has at most one HELP, one TYPE and one UNIT",
+            Rule::MetadataAfterSamples => "a family's HELP, TYPE and UNIT come before its samples",
+            Rule::UnitSuffix => "a family with a UNIT has a name ending in _ and the unit",
+            Rule::InterleavedFamilies => {
+                "a family's samples are together, not split by another family"
+            }
+            Rule::SampleSuffix => {
+                "a sample is named after its family with a suffix its type allows"
+            }
+            Rule::CounterValue => "counter totals and created times are not negative and not NaN",
+            Rule::MisplacedLabel => {
+                "le belongs only on buckets and quantile only on summary quantiles"
+            }
+            Rule::BucketLabel => "a bucket has an le label holding a number",
+            Rule::BucketOrder => "buckets come in increasing le order",
+            Rule::NonCumulative => "bucket counts are cumulative: they never fall as le rises",
+            Rule::MissingInf => "a histogram ends with an le=\"+Inf\" bucket",
+            Rule::CountMismatch => "_count equals the +Inf bucket, and _sum comes with _count",
+            Rule::NegativeCount => "bucket counts and _count are not negative and not NaN",
+            Rule::QuantileLabel => "a summary quantile has a quantile label from 0 to 1",
+            Rule::InfoValue => "an info sample's value is 1",
+            Rule::StateSetValue => {
+                "a state-set sample is 0 or 1 and has a label named after its family"
+            }
+            Rule::ExemplarPlacement => {
+                "exemplars belong only on counter _total and histogram _bucket samples"
+            }
+            Rule::ExemplarTooLong => {
+                "an exemplar's label names and values hold at most 128 characters"
+            }
+            Rule::TimestampOrder => "samples of one series come in increasing timestamp order",
+        }
+    }
+}
+
+/// Whether a body is OpenMetrics: its content type says so, or (no content type: a file or
+/// standard input) its last line is `# EOF`.
+pub fn is_openmetrics(content_type: Option<&str>, text: &str) -> bool {
+    match content_type {
+        Some(ct) => ct.split(';').next().is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/openmetrics-text")
+        }),
+        None => text.trim_end_matches('\n').rsplit('\n').next() == Some("# EOF"),
+    }
+}
+
+/// The OpenMetrics checks of a raw line before the parser trims it: no CR, no blank line,
+/// no leading blank, and (sample lines) no trailing blank. Column and rule on failure.
+pub(super) fn line_layout(raw: &str) -> Result<(), (usize, Rule)> {
+    let b = raw.as_bytes();
+    if b.last() == Some(&b'\r') {
+        return Err((b.len() - 1, Rule::CarriageReturn));
+    }
+    // Only a line that is empty or starts with a blank needs a closer look.
+    if b.is_empty() {
+        return Err((0, Rule::BlankLine));
+    }
+    if matches!(b[0], b' ' | b'\t') {
+        let blank = b.iter().all(|c| *c == b' ' || *c == b'\t');
+        return Err((
+            0,
+            if blank {
+                Rule::BlankLine
+            } else {
+                Rule::Whitespace
+            },
+        ));
+    }
+    if b[0] != b'#' && matches!(b.last(), Some(b' ' | b'\t')) {
+        return Err((b.len() - 1, Rule::Whitespace));
+    }
+    Ok(())
+}
+
+/// A metadata line's kind, for the once-each and before-samples rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Metadata {
+    Help = 1,
+    Type = 2,
+    Unit = 4,
+}
+
+/// The exact grammar of a comment line: `# HELP name text`, `# TYPE name type`,
+/// `# UNIT name unit` or `# EOF`, single spaces, the eight types, the three escapes.
+/// Returns the metadata kind (`None` for `# EOF`).
+pub(super) fn comment(raw: &str) -> Result<Option<Metadata>, (usize, Rule)> {
+    let Some(rest) = raw.strip_prefix("# ") else {
+        return Err((0, Rule::UnknownComment));
+    };
+    if rest == "EOF" {
+        return Ok(None);
+    }
+    if rest.starts_with([' ', '\t']) {
+        return Err((2, Rule::Whitespace));
+    }
+    let (keyword, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let kind = match keyword {
+        "HELP" => Metadata::Help,
+        "TYPE" => Metadata::Type,
+        "UNIT" => Metadata::Unit,
+        _ => return Err((2, Rule::UnknownComment)),
+    };
+    let at = 3 + keyword.len();
+    if rest.starts_with(' ') {
+        return Err((at, Rule::Whitespace));
+    }
+    let Some((_, text)) = rest.split_once(' ') else {
+        // HELP and UNIT need the space before an empty text; TYPE needs its type.
+        return Err((raw.len(), Rule::Whitespace));
+    };
+    let text_at = raw.len() - text.len();
+    match kind {
+        Metadata::Type if text.starts_with(' ') || text.ends_with(' ') => {
+            return Err((text_at, Rule::Whitespace));
+        }
+        Metadata::Type => {
+            const TYPES: [&str; 8] = [
+                "counter",
+                "gauge",
+                "histogram",
+                "gaugehistogram",
+                "stateset",
+                "info",
+                "summary",
+                "unknown",
+            ];
+            if !TYPES.contains(&text) {
+                return Err((text_at, Rule::InvalidType));
+            }
+        }
+        Metadata::Help => valid_escapes(text).map_err(|i| (text_at + i, Rule::InvalidEscape))?,
+        Metadata::Unit => {
+            if text.starts_with(' ') || text.ends_with(' ') {
+                return Err((text_at, Rule::Whitespace));
+            }
+        }
+    }
+    Ok(Some(kind))
+}
+
+/// The byte offset of the first escape other than `\\`, `\"` and `\n`.
+pub(super) fn valid_escapes(text: &str) -> Result<(), usize> {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\\', b.get(from..).unwrap_or_default()) {
+        let at = from + i;
+        if !matches!(b.get(at + 1), Some(b'\\' | b'"' | b'n')) {
+            return Err(at);
+        }
+        from = at + 2;
+    }
+    Ok(())
+}
+
+/// Whether `unit` may follow `name` (`# UNIT`): the name ends in `_` and the unit.
+pub(super) fn unit_fits(name: &str, unit: &str) -> bool {
+    unit.is_empty()
+        || name
+            .strip_suffix(unit)
+            .is_some_and(|stem| stem.ends_with('_'))
+}
+
+/// What a sample's name adds to its family's. The parser puts a sample only in a family
+/// whose name starts its own, so no comparison is needed.
+pub(super) fn suffix_of<'s>(family: &Family<'_>, sample: &Sample<'s>) -> &'s str {
+    sample.name.get(family.name.len()..).unwrap_or_default()
+}
+
+/// Whether OpenMetrics allows a sample of a `kind` family the name suffix `suffix` (string
+/// literals, so each comparison compiles to a few loads, not a library call).
+fn suffix_allowed(kind: MetricType, suffix: &str) -> bool {
+    match kind {
+        MetricType::Counter => matches!(suffix, "_total" | "_created"),
+        MetricType::Gauge | MetricType::StateSet | MetricType::Untyped => suffix.is_empty(),
+        MetricType::Histogram => matches!(suffix, "_bucket" | "_count" | "_sum" | "_created"),
+        MetricType::GaugeHistogram => matches!(suffix, "_bucket" | "_gcount" | "_gsum"),
+        MetricType::Summary => matches!(suffix, "" | "_count" | "_sum" | "_created"),
+        MetricType::Info => suffix == "_info",
+    }
+}
+
+/// The suffixes OpenMetrics allows a sample of a family of type `kind`.
+fn allowed_suffixes(kind: MetricType) -> &'static [&'static str] {
+    match kind {
+        MetricType::Counter => &["_total", "_created"],
+        MetricType::Gauge | MetricType::StateSet | MetricType::Untyped => &[""],
+        MetricType::Histogram => &["_bucket", "_count", "_sum", "_created"],
+        MetricType::GaugeHistogram => &["_bucket", "_gcount", "_gsum"],
+        MetricType::Summary => &["", "_count", "_sum", "_created"],
+        MetricType::Info => &["_info"],
+    }
+}
+
+/// The rules one sample can break on its own, given its family: its name, reserved and
+/// misplaced labels, the values its type allows, and where exemplars go.
+pub(super) fn sample(
+    family: &Family<'_>,
+    sample: &Sample<'_>,
+    labels: &[Label<'_>],
+) -> Result<(), (Rule, String)> {
+    let kind = family.kind;
+    let suffix = suffix_of(family, sample);
+    if !suffix_allowed(kind, suffix) {
+        let allowed: Vec<String> = allowed_suffixes(kind)
+            .iter()
+            .map(|s| format!("{}{s}", family.name))
+            .collect();
+        return Err((
+            Rule::SampleSuffix,
+            format!(
+                "{} in a {} family takes the names {}",
+                sample.name,
+                kind.keyword(),
+                allowed.join(", ")
+            ),
+        ));
+    }
+    sample_labels(family, suffix, labels)?;
+    sample_value(family, suffix, sample)?;
+    if let Some(exemplar) = &sample.exemplar {
+        let histogram = matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram);
+        let placed = (kind == MetricType::Counter && suffix == "_total")
+            || (histogram && suffix == "_bucket");
+        if !placed {
+            return Err((Rule::ExemplarPlacement, format!("on {}", sample.name)));
+        }
+        let length: usize = exemplar
+            .labels
+            .iter()
+            .map(|l| l.name.chars().count() + l.value.chars().count())
+            .sum();
+        if length > 128 {
+            return Err((Rule::ExemplarTooLong, format!("{length} characters")));
+        }
+    }
+    Ok(())
+}
+
+fn sample_labels(
+    family: &Family<'_>,
+    suffix: &str,
+    labels: &[Label<'_>],
+) -> Result<(), (Rule, String)> {
+    let kind = family.kind;
+    let bucket = suffix == "_bucket";
+    let quantile = kind == MetricType::Summary && suffix.is_empty();
+    let stateset = kind == MetricType::StateSet;
+    let (mut le, mut q, mut state) = (false, None, false);
+    for label in labels {
+        let name = label.name;
+        if name.starts_with("__") {
+            return Err((Rule::ReservedLabelName, name.to_string()));
+        }
+        match name {
+            "le" if bucket => le = true,
+            "quantile" if quantile => q = Some(label.value.as_ref()),
+            "le" | "quantile" => {
+                return Err((
+                    Rule::MisplacedLabel,
+                    format!("{name} on a {} sample", kind.keyword()),
+                ));
+            }
+            _ => state |= stateset && name == family.name,
+        }
+    }
+    // The `le` value is read with the other buckets of its metric (`metrics`).
+    if bucket && !le {
+        return Err((Rule::BucketLabel, "no le label".to_string()));
+    }
+    if quantile && !q.and_then(number).is_some_and(|q| (0.0..=1.0).contains(&q)) {
+        return Err((
+            Rule::QuantileLabel,
+            format!("quantile={:?}", q.unwrap_or("(none)")),
+        ));
+    }
+    if stateset && !state {
+        return Err((
+            Rule::StateSetValue,
+            format!("no label named {}", family.name),
+        ));
+    }
+    Ok(())
+}
+
+fn sample_value(
+    family: &Family<'_>,
+    suffix: &str,
+    sample: &Sample<'_>,
+) -> Result<(), (Rule, String)> {
+    let v = sample.value;
+    let not_a_count = v.is_nan() || v < 0.0;
+    let broken = match (family.kind, suffix) {
+        (MetricType::Counter, _) | (_, "_created") if not_a_count => Some(Rule::CounterValue),
+        (_, "_bucket" | "_count" | "_gcount") if not_a_count => Some(Rule::NegativeCount),
+        (MetricType::Info, _) if v != 1.0 => Some(Rule::InfoValue),
+        (MetricType::StateSet, _) if v != 0.0 && v != 1.0 => Some(Rule::StateSetValue),
+        _ => None,
+    };
+    match broken {
+        Some(rule) => Err((rule, format!("{} is {v}", sample.name))),
+        None => Ok(()),
+    }
+}
+
+/// A number as OpenMetrics writes one in a label value (`le`, `quantile`).
+pub(super) fn number(text: &str) -> Option<f64> {
+    if let Some(v) = super::lex::fast_decimal(text.as_bytes()) {
+        return Some(v);
+    }
+    match text {
+        "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => text.parse::<f64>().ok().filter(|v| !v.is_nan()),
+    }
+}
+
+mod metrics;
+
+pub(super) use metrics::{MetricViolation, metrics};
+
+#[cfg(test)]
+mod tests;
