@@ -208,10 +208,18 @@ pub(super) enum Metadata {
     Unit = 4,
 }
 
+/// A metadata line as the strict grammar read it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MetadataLine<'a> {
+    pub kind: Metadata,
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
 /// The exact grammar of a comment line: `# HELP name text`, `# TYPE name type`,
 /// `# UNIT name unit` or `# EOF`, single spaces, the eight types, the three escapes.
-/// Returns the metadata kind (`None` for `# EOF`).
-pub(super) fn comment(raw: &str) -> Result<Option<Metadata>, (usize, Rule)> {
+/// Returns the metadata line (`None` for `# EOF`).
+pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rule)> {
     let Some(rest) = raw.strip_prefix("# ") else {
         return Err((0, Rule::UnknownComment));
     };
@@ -232,7 +240,7 @@ pub(super) fn comment(raw: &str) -> Result<Option<Metadata>, (usize, Rule)> {
     if rest.starts_with(' ') {
         return Err((at, Rule::Whitespace));
     }
-    let Some((_, text)) = rest.split_once(' ') else {
+    let Some((name, text)) = rest.split_once(' ') else {
         // HELP and UNIT need the space before an empty text; TYPE needs its type.
         return Err((raw.len(), Rule::Whitespace));
     };
@@ -263,7 +271,7 @@ pub(super) fn comment(raw: &str) -> Result<Option<Metadata>, (usize, Rule)> {
             }
         }
     }
-    Ok(Some(kind))
+    Ok(Some(MetadataLine { kind, name, text }))
 }
 
 /// The byte offset of the first escape other than `\\`, `\"` and `\n`.

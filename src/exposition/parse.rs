@@ -253,17 +253,15 @@ impl<'a> Parser<'a> {
             let metadata = openmetrics::comment(raw)
                 .map_err(|(col, rule)| err(col, ParseErrorKind::openmetrics(rule)))?;
             if let Some(metadata) = metadata {
-                self.check_metadata(line, metadata)
+                self.check_metadata(metadata)
                     .map_err(|(col, kind)| err(col, kind))?;
             }
             self.comment(line).map_err(|(col, kind)| err(col, kind))?;
-            if let Some(metadata) = metadata {
-                let name = line.split(' ').nth(2).unwrap_or_default();
-                if let Some(&idx) = self.index.get(name)
-                    && let Some(bits) = self.metadata.get_mut(idx)
-                {
-                    *bits |= metadata as u8;
-                }
+            // The line made its family the current one.
+            if let (Some(metadata), Some(idx)) = (metadata, self.current)
+                && let Some(bits) = self.metadata.get_mut(idx)
+            {
+                *bits |= metadata.kind as u8;
             }
             return Ok(());
         }
@@ -340,30 +338,28 @@ impl<'a> Parser<'a> {
     /// unit is the end of the family's name. Checked before the line changes anything.
     fn check_metadata(
         &self,
-        line: &str,
-        metadata: openmetrics::Metadata,
+        line: openmetrics::MetadataLine<'_>,
     ) -> Result<(), (usize, ParseErrorKind)> {
-        let mut words = line.splitn(4, ' ').skip(2);
-        let name = words.next().unwrap_or_default();
-        let text = words.next().unwrap_or_default();
-        let Some(&idx) = self.index.get(name) else {
-            if metadata == openmetrics::Metadata::Unit && !openmetrics::unit_fits(name, text) {
-                return Err((7, ParseErrorKind::openmetrics(Rule::UnitSuffix)));
-            }
-            return Ok(());
+        let unit_breaks = line.kind == openmetrics::Metadata::Unit
+            && !openmetrics::unit_fits(line.name, line.text);
+        let family = match self.current {
+            Some(cur) if self.exp.families[cur].name == line.name => Some(cur),
+            _ => self.index.get(line.name).copied(),
         };
-        let rule = if self
-            .metadata
-            .get(idx)
-            .is_some_and(|m| m & metadata as u8 != 0)
-        {
-            Some(Rule::RepeatedMetadata)
-        } else if !self.exp.families[idx].samples.is_empty() {
-            Some(Rule::MetadataAfterSamples)
-        } else if metadata == openmetrics::Metadata::Unit && !openmetrics::unit_fits(name, text) {
-            Some(Rule::UnitSuffix)
-        } else {
-            None
+        let rule = match family {
+            Some(idx)
+                if self
+                    .metadata
+                    .get(idx)
+                    .is_some_and(|m| m & line.kind as u8 != 0) =>
+            {
+                Some(Rule::RepeatedMetadata)
+            }
+            Some(idx) if !self.exp.families[idx].samples.is_empty() => {
+                Some(Rule::MetadataAfterSamples)
+            }
+            _ if unit_breaks => Some(Rule::UnitSuffix),
+            _ => None,
         };
         rule.map_or(Ok(()), |rule| Err((7, ParseErrorKind::openmetrics(rule))))
     }
