@@ -336,6 +336,13 @@ impl<'a> Parser<'a> {
 
     /// OpenMetrics: a family's HELP, TYPE and UNIT come once each, before its samples, and a
     /// unit is the end of the family's name. Checked before the line changes anything.
+    /// OpenMetrics: whether a family has had a line already (metadata or a sample), so a
+    /// line of it after another family's would split it.
+    fn family_started(&self, idx: usize) -> bool {
+        !self.exp.families[idx].samples.is_empty()
+            || self.metadata.get(idx).is_some_and(|m| *m != 0)
+    }
+
     fn check_metadata(
         &self,
         line: openmetrics::MetadataLine<'_>,
@@ -347,6 +354,9 @@ impl<'a> Parser<'a> {
             _ => self.index.get(line.name).copied(),
         };
         let rule = match family {
+            Some(idx) if self.current != Some(idx) && self.family_started(idx) => {
+                Some(Rule::InterleavedFamilies)
+            }
             Some(idx)
                 if self
                     .metadata
@@ -542,6 +552,7 @@ impl<'a> Parser<'a> {
             }
             exemplar = Some(Box::new(parse_exemplar(line, pos, om.then_some(Strict))?));
         }
+        let previous = self.current;
         // The same name as the previous sample goes to the same family.
         let idx = match self.current {
             Some(cur) if same_name => cur,
@@ -555,7 +566,7 @@ impl<'a> Parser<'a> {
             exemplar,
         };
         if om {
-            self.check_openmetrics_sample(idx, &sample)?;
+            self.check_openmetrics_sample(previous, idx, &sample)?;
         }
         // Only a sample that made it in may serve as the shortcut for the next one.
         self.last_name = name;
@@ -564,14 +575,15 @@ impl<'a> Parser<'a> {
     }
 
     /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules.
+    /// `previous` is the family of the line before (a sample's or a metadata line's).
     fn check_openmetrics_sample(
         &self,
+        previous: Option<usize>,
         idx: usize,
         sample: &Sample<'a>,
     ) -> Result<(), (usize, ParseErrorKind)> {
         let family = &self.exp.families[idx];
-        let range = &family.samples;
-        if range.start != range.end && range.end as usize != self.exp.samples.len() {
+        if previous != Some(idx) && self.family_started(idx) {
             return Err((
                 0,
                 ParseErrorKind::OpenMetrics {

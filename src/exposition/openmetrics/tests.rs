@@ -584,3 +584,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(values(&again), values(&exp), "{}", written);
     }
 }
+
+/// Found by the fuzzer: a family's metadata, another family's sample, then the first
+/// family's sample. The first family was never interleaved by samples, but its metadata and
+/// samples were split: two families of one name, which OpenMetrics forbids.
+#[test]
+fn a_family_resuming_after_another_familys_line_is_interleaved() {
+    let body = "# TYPE other unknown\n# HELP other \notIher 3\nother 4\n# EOF\n";
+    assert_eq!(refusal(body), Some((Rule::InterleavedFamilies, 4)));
+    let split_metadata = "# TYPE a gauge\n# TYPE b gauge\n# HELP a late\na 1\nb 1\n# EOF\n";
+    assert_eq!(
+        refusal(split_metadata),
+        Some((Rule::InterleavedFamilies, 3))
+    );
+}
