@@ -57,7 +57,7 @@ pub enum Rule {
     NonCumulative,
     /// The last bucket is `+Inf`.
     MissingInf,
-    /// `_count` equals the `+Inf` bucket, and `_sum` comes with `_count`.
+    /// `_count` equals the `+Inf` bucket, and `_count` and `_sum` come together.
     CountMismatch,
     /// Bucket counts and `_count` are not negative and not NaN.
     NegativeCount,
@@ -141,7 +141,9 @@ impl Rule {
             Rule::BucketOrder => "buckets come in increasing le order",
             Rule::NonCumulative => "bucket counts are cumulative: they never fall as le rises",
             Rule::MissingInf => "a histogram ends with an le=\"+Inf\" bucket",
-            Rule::CountMismatch => "_count equals the +Inf bucket, and _sum comes with _count",
+            Rule::CountMismatch => {
+                "_count equals the +Inf bucket, and _count and _sum come together"
+            }
             Rule::NegativeCount => "bucket counts and _count are not negative and not NaN",
             Rule::QuantileLabel => "a summary quantile has a quantile label from 0 to 1",
             Rule::InfoValue => "an info sample's value is 1",

@@ -387,3 +387,44 @@ fn doctor_reading_prometheus_rules_only_schema_agrees_with_doctor_reading_up() {
     );
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn a_histogram_that_is_not_cumulative_is_left_out_by_up_which_serves_the_rest() {
+    let good = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
+    let line = "vllm:time_to_first_token_seconds_bucket{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\",le=\"0.25\"} 337.0";
+    assert!(good.contains(line));
+    let broken = good.replace(line, &line.replace("337.0", "100.0"));
+    let server = serve(HashMap::from([("/metrics", Canned::ok(broken))]));
+    let up = start_up(
+        "[scrape]\ninterval = \"200ms\"\n",
+        &[&format!("--target={},name=odd", server.base)],
+    );
+    let metrics = eventually(10, || {
+        let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
+        metrics
+            .contains(
+                "llmwatch_integrity_problems_total{instance=\"odd\",kind=\"non_cumulative_histogram\"}",
+            )
+            .then_some(metrics)
+    });
+    // No quantile from the broken histogram; the target's other signals are served.
+    assert!(
+        !metrics.contains("llm_time_to_first_token_seconds_bucket{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("llm_requests_running{"), "{metrics}");
+    assert!(
+        metrics.contains("llm_e2e_request_latency_seconds_bucket{"),
+        "{metrics}"
+    );
+    let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
+    let found =
+        find(&findings, "non-cumulative-histogram").unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        found["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("bucket le=0.1 holds 128 but le=0.25 holds 100"),
+        "{found}"
+    );
+}

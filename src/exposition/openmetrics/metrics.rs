@@ -165,6 +165,10 @@ impl<'e> Run<'e> {
                     Rule::CountMismatch,
                     format!("{name}{sum_suffix} without {name}{count_suffix}"),
                 )),
+                Some(_) if !self.sum => Some((
+                    Rule::CountMismatch,
+                    format!("{name}{count_suffix} without {name}{sum_suffix}"),
+                )),
                 _ => None,
             }
         });

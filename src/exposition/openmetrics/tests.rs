@@ -56,6 +56,7 @@ fn refusal(body: &str) -> Option<(Rule, usize)> {
 /// `broken` breaks `rule` at `line` (strict refuses it there; lenient skips that line and
 /// names the rule), and `mended` parses in strict mode.
 fn check(rule: Rule, broken: &str, line: usize, mended: &str) {
+    dump_case(rule, broken, mended);
     assert_eq!(refusal(broken), Some((rule, line)), "{broken}");
     let lenient = parse_openmetrics(broken, Mode::Lenient).unwrap();
     assert!(
@@ -67,6 +68,19 @@ fn check(rule: Rule, broken: &str, line: usize, mended: &str) {
     if let Err(e) = parse_openmetrics(mended, Mode::Strict) {
         panic!("{rule:?}: the mended body is refused: {e}\n{mended}");
     }
+}
+
+/// With `LLMWATCH_DUMP_OPENMETRICS_CASES=DIR`, writes each case's two bodies there, to run
+/// other parsers over them (docs/benchmarks.md compares the reference Python parser).
+fn dump_case(rule: Rule, broken: &str, mended: &str) {
+    let Some(dir) = std::env::var_os("LLMWATCH_DUMP_OPENMETRICS_CASES") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = std::fs::read_dir(&dir).unwrap().count();
+    std::fs::write(dir.join(format!("{n:03}-{rule:?}-broken.txt")), broken).unwrap();
+    std::fs::write(dir.join(format!("{n:03}-{rule:?}-mended.txt")), mended).unwrap();
 }
 
 /// Text 0.0.4 accepts the broken body as before.
@@ -294,9 +308,9 @@ fn misplaced_label() {
     );
     check(
         Rule::MisplacedLabel,
-        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count{quantile=\"1\"} 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count{quantile=\"1\"} 1\nh_sum 1\n# EOF\n",
         3,
-        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 1\n# EOF\n",
     );
 }
 
@@ -324,9 +338,9 @@ fn bucket_order() {
 fn non_cumulative() {
     check(
         Rule::NonCumulative,
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\nh_count 3\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 3\nh_count 3\nh_sum 1\n# EOF\n",
         2,
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 5\nh_count 5\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 5\nh_count 5\nh_sum 1\n# EOF\n",
     );
 }
 
@@ -334,9 +348,9 @@ fn non_cumulative() {
 fn missing_inf() {
     check(
         Rule::MissingInf,
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_count 5\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_count 5\nh_sum 1\n# EOF\n",
         2,
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 5\nh_count 5\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 5\nh_count 5\nh_sum 1\n# EOF\n",
     );
 }
 
@@ -344,9 +358,15 @@ fn missing_inf() {
 fn count_mismatch() {
     check(
         Rule::CountMismatch,
-        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 4\n# EOF\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 4\nh_sum 1\n# EOF\n",
         2,
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 5\nh_sum 1\n# EOF\n",
+    );
+    check(
+        Rule::CountMismatch,
         "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 5\n# EOF\n",
+        2,
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 5\nh_count 5\nh_sum 4\n# EOF\n",
     );
     check(
         Rule::CountMismatch,
