@@ -227,38 +227,53 @@ fn a_counter_falling_without_a_restart_is_left_out_by_up_counted_and_diagnosed()
     );
 }
 
-#[test]
-fn an_invalid_counter_is_left_out_by_up_which_serves_the_rest_and_doctor_names_it() {
+/// `up` scraping the vLLM fixture with `line` changed to `broken_line`, once it has counted
+/// an integrity problem of `kind`: what `/metrics` serves, and doctor's finding `finding`'s
+/// first evidence line.
+fn up_with_one_broken_line(
+    line: &str,
+    broken_line: &str,
+    kind: &str,
+    finding: &str,
+) -> (String, String) {
     let good = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
-    let line = "vllm:generation_tokens_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 41877.0";
     assert!(good.contains(line));
-    let broken = good.replace(line, &line.replace("41877.0", "-5"));
+    let broken = good.replace(line, broken_line);
     let server = serve(HashMap::from([("/metrics", Canned::ok(broken))]));
     let up = start_up(
         "[scrape]\ninterval = \"200ms\"\n",
         &[&format!("--target={},name=odd", server.base)],
     );
+    let problem = format!("llmwatch_integrity_problems_total{{instance=\"odd\",kind=\"{kind}\"}}");
     let metrics = eventually(10, || {
         let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
-        metrics
-            .contains(
-                "llmwatch_integrity_problems_total{instance=\"odd\",kind=\"invalid_counter\"}",
-            )
-            .then_some(metrics)
+        metrics.contains(&problem).then_some(metrics)
     });
+    let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
+    let found = find(&findings, finding).unwrap_or_else(|| panic!("{findings:?}"));
+    (metrics, found["evidence"][0].as_str().unwrap().to_string())
+}
+
+#[test]
+fn an_invalid_counter_is_left_out_by_up_which_serves_the_rest_and_doctor_names_it() {
+    let line = "vllm:generation_tokens_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 41877.0";
+    let (metrics, evidence) = up_with_one_broken_line(
+        line,
+        &line.replace("41877.0", "-5"),
+        "invalid_counter",
+        "invalid-counter",
+    );
     // The series is left out; the target's other series are served.
     assert!(
         !metrics.contains("llm_generation_tokens_total{"),
         "{metrics}"
     );
     assert!(metrics.contains("llm_requests_running{"), "{metrics}");
-    let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
-    let invalid = find(&findings, "invalid-counter").unwrap_or_else(|| panic!("{findings:?}"));
     assert!(
-        invalid["evidence"][0].as_str().unwrap().starts_with(
+        evidence.starts_with(
             "llm_generation_tokens_total: model meta-llama/Llama-3.1-8B-Instruct: -5 is not a count"
         ),
-        "{invalid}"
+        "{evidence}"
     );
 }
 
@@ -390,23 +405,13 @@ fn doctor_reading_prometheus_rules_only_schema_agrees_with_doctor_reading_up() {
 
 #[test]
 fn a_histogram_that_is_not_cumulative_is_left_out_by_up_which_serves_the_rest() {
-    let good = std::fs::read_to_string(fixture("reconstructed/vllm-0.33.txt")).unwrap();
     let line = "vllm:time_to_first_token_seconds_bucket{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\",le=\"0.25\"} 337.0";
-    assert!(good.contains(line));
-    let broken = good.replace(line, &line.replace("337.0", "100.0"));
-    let server = serve(HashMap::from([("/metrics", Canned::ok(broken))]));
-    let up = start_up(
-        "[scrape]\ninterval = \"200ms\"\n",
-        &[&format!("--target={},name=odd", server.base)],
+    let (metrics, evidence) = up_with_one_broken_line(
+        line,
+        &line.replace("337.0", "100.0"),
+        "non_cumulative_histogram",
+        "non-cumulative-histogram",
     );
-    let metrics = eventually(10, || {
-        let (_, metrics) = crate::up::get(&format!("{}/metrics", up.base));
-        metrics
-            .contains(
-                "llmwatch_integrity_problems_total{instance=\"odd\",kind=\"non_cumulative_histogram\"}",
-            )
-            .then_some(metrics)
-    });
     // No quantile from the broken histogram; the target's other signals are served.
     assert!(
         !metrics.contains("llm_time_to_first_token_seconds_bucket{"),
@@ -417,14 +422,8 @@ fn a_histogram_that_is_not_cumulative_is_left_out_by_up_which_serves_the_rest() 
         metrics.contains("llm_e2e_request_latency_seconds_bucket{"),
         "{metrics}"
     );
-    let (_, findings) = doctor(&["--url", &up.base, "--window", "1s", "--fail-on", "info"]);
-    let found =
-        find(&findings, "non-cumulative-histogram").unwrap_or_else(|| panic!("{findings:?}"));
     assert!(
-        found["evidence"][0]
-            .as_str()
-            .unwrap()
-            .contains("bucket le=0.1 holds 128 but le=0.25 holds 100"),
-        "{found}"
+        evidence.contains("bucket le=0.1 holds 128 but le=0.25 holds 100"),
+        "{evidence}"
     );
 }
