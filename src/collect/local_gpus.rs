@@ -68,8 +68,7 @@ where
                     return;
                 }
             };
-            let (gpus, _) = reader.read();
-            let _ = opened_tx.send(Ok(gpus.len()));
+            let _ = opened_tx.send(Ok(reader.count()));
             if go_rx.recv().is_ok() {
                 read_forever(&mut reader, &store, &thread_metrics, interval);
             }
@@ -179,6 +178,12 @@ mod tests {
                 self.0.first().cloned().unwrap_or_default()
             }
         }
+
+        fn count(&self) -> usize {
+            self.0
+                .first()
+                .map_or(0, |(gpus, lost)| gpus.len() + lost.len())
+        }
     }
 
     fn gpu(index: u32) -> NvmlGpu {
@@ -251,5 +256,47 @@ mod tests {
         .await;
         assert!(started.is_none());
         assert_eq!(metrics.nvml_up.get(), 0);
+    }
+
+    /// Opening counts the GPUs without reading them: the first round after `go` is the
+    /// script's first read, not its second.
+    #[tokio::test]
+    async fn opening_counts_the_gpus_without_a_read() {
+        let store = store();
+        let metrics = SelfMetrics::default();
+        let reader = Scripted(vec![
+            (vec![gpu(0), gpu(1)], vec![]),
+            (vec![gpu(0)], vec![lost(1)]),
+        ]);
+        let started = start(
+            move || Ok(reader),
+            store.clone(),
+            metrics.clone(),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("opens");
+        assert_eq!(metrics.nvml_up.get(), 1);
+        assert!(
+            store
+                .statuses()
+                .pop()
+                .and_then(|s| s.last_good.clone())
+                .is_none(),
+            "nothing read before go"
+        );
+        started.go();
+        let read = (0..200).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            let status = store.statuses().pop()?;
+            status
+                .last_good
+                .as_ref()?
+                .gpu
+                .as_ref()
+                .map(|g| g.devices.len())
+        });
+        assert_eq!(read, Some(2));
+        assert_eq!(metrics.nvml_gpu_read_failures.get(), 0);
     }
 }

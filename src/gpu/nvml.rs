@@ -20,6 +20,9 @@ pub const NVML_TARGET: &str = "nvml";
 pub trait ReadGpus {
     /// Every GPU: those that answered, and those that did not.
     fn read(&mut self) -> (Vec<NvmlGpu>, Vec<LostGpu>);
+
+    /// How many GPUs the driver lists (read at open, so telling it costs no GPU read).
+    fn count(&self) -> usize;
 }
 
 /// Opens NVML; `Err` says why this machine's GPUs cannot be read ("no NVIDIA driver (…)").
@@ -41,6 +44,10 @@ enum Unavailable {}
 #[cfg(not(all(feature = "nvml", target_os = "linux")))]
 impl ReadGpus for Unavailable {
     fn read(&mut self) -> (Vec<NvmlGpu>, Vec<LostGpu>) {
+        match *self {}
+    }
+
+    fn count(&self) -> usize {
         match *self {}
     }
 }

@@ -109,6 +109,10 @@ impl ReadGpus for LocalGpus {
         }
         (gpus, lost)
     }
+
+    fn count(&self) -> usize {
+        self.count as usize
+    }
 }
 
 impl LocalGpus {
