@@ -443,13 +443,20 @@ pub(super) fn scheduler_counters(f: &mut Families<'_, '_>, s: &Snapshot<'_>) {
             "sglang:decode_deferred_kv_release_seconds",
             "Time a deferred KV release waited.",
         ),
-        (
-            "sglang:eviction_duration_seconds",
-            "Time spent evicting from the radix cache.",
-        ),
     ] {
         f.histogram(name, help, &sched, &Histogram::new(&short));
     }
+    // The radix cache's default eviction buckets (`SGLANG_BUCKET_EVICTION_DURATION`).
+    let eviction = [
+        0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01, 0.02, 0.03, 0.04,
+        0.05, 0.1, 0.2, 0.5, 1.0,
+    ];
+    f.histogram(
+        "sglang:eviction_duration_seconds",
+        "Time spent evicting from the radix cache.",
+        &sched,
+        &Histogram::new(&eviction),
+    );
     f.untouched(
         "sglang:eplb_balancedness",
         "Balancedness of expert load across GPUs.",
