@@ -317,17 +317,10 @@ fn suffix_allowed(kind: MetricType, suffix: &str) -> bool {
     }
 }
 
-/// The suffixes OpenMetrics allows a sample of a family of type `kind`.
-fn allowed_suffixes(kind: MetricType) -> &'static [&'static str] {
-    match kind {
-        MetricType::Counter => &["_total", "_created"],
-        MetricType::Gauge | MetricType::StateSet | MetricType::Untyped => &[""],
-        MetricType::Histogram => &["_bucket", "_count", "_sum", "_created"],
-        MetricType::GaugeHistogram => &["_bucket", "_gcount", "_gsum"],
-        MetricType::Summary => &["", "_count", "_sum", "_created"],
-        MetricType::Info => &["_info"],
-    }
-}
+/// Every suffix some type allows, to name the allowed ones in an error.
+const SUFFIXES: [&str; 9] = [
+    "", "_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info",
+];
 
 /// The rules one sample can break on its own, given its family: its name, reserved and
 /// misplaced labels, the values its type allows, and where exemplars go.
@@ -339,8 +332,9 @@ pub(super) fn sample(
     let kind = family.kind;
     let suffix = suffix_of(family, sample);
     if !suffix_allowed(kind, suffix) {
-        let allowed: Vec<String> = allowed_suffixes(kind)
+        let allowed: Vec<String> = SUFFIXES
             .iter()
+            .filter(|s| suffix_allowed(kind, s))
             .map(|s| format!("{}{s}", family.name))
             .collect();
         return Err((

@@ -236,14 +236,17 @@ impl StepSeconds {
 
     /// The upper bounds, without `+Inf`.
     pub fn bounds() -> Vec<f64> {
-        (1..Self::SLOTS as i32)
-            .map(|k| 0.0001 * 1.5f64.powi(k))
-            .collect()
+        (0..Self::SLOTS - 1).map(Self::bound).collect()
+    }
+
+    /// The `k`-th upper bound (from 0): `0.0001 · 1.5^(k+1)`.
+    fn bound(k: usize) -> f64 {
+        0.0001 * 1.5f64.powi(k as i32 + 1)
     }
 
     fn slot(seconds: f64) -> usize {
-        (1..Self::SLOTS as i32)
-            .position(|k| seconds <= 0.0001 * 1.5f64.powi(k))
+        (0..Self::SLOTS - 1)
+            .position(|k| seconds <= Self::bound(k))
             .unwrap_or(Self::SLOTS - 1)
     }
 

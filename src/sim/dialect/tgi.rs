@@ -12,7 +12,7 @@ use crate::sim::record::{Buckets, Histogram};
 /// TGI's bucket sets: every duration uses the same geometric bounds; token counts use 100
 /// linear bounds up to `max_total_tokens` (4,096 here).
 pub fn tgi_buckets() -> Buckets {
-    let duration: Vec<f64> = (1..=35).map(|k| 0.0001 * 1.5f64.powi(k)).collect();
+    let duration = StepSeconds::bounds();
     Buckets {
         ttft: duration.clone(),
         itl: duration.clone(),
@@ -177,7 +177,8 @@ pub fn render_tgi(s: &Snapshot<'_>, order_seed: u64) -> String {
         .into_iter()
         .flatten(),
     );
-    if s.latencies.e2e.count > 0 || received > 0 {
+    // A finished request was received, so this covers every request histogram.
+    if received > 0 {
         families.extend(request_histograms(s, received));
     }
     if t.steps > 0 {
