@@ -33,8 +33,24 @@ impl Writer<'_> {
     fn labelled_gauge(&mut self, name: &str, help: &str, label: &str, values: &[(&str, f64)]) {
         header(&mut self.out, name, help, "gauge");
         for (value_label, value) in values {
-            let labels = [self.labels[0], self.labels[1], (label, *value_label)];
+            let labels = with_label(self.labels, label, value_label);
             write_raw(&mut self.out, name, labels, &py_float(*value));
+        }
+    }
+
+    /// A counter with one extra label, children pre-created, each with its `_created`.
+    fn labelled_counter(&mut self, base: &str, help: &str, label: &str, values: &[(&str, u64)]) {
+        let total = format!("{base}_total");
+        header(&mut self.out, &total, help, "counter");
+        for (value_label, n) in values {
+            let labels = with_label(self.labels, label, value_label);
+            write_raw(&mut self.out, &total, labels, &py_float(*n as f64));
+        }
+        let created = format!("{base}_created");
+        header(&mut self.out, &created, help, "gauge");
+        for (value_label, _) in values {
+            let labels = with_label(self.labels, label, value_label);
+            write_raw(&mut self.out, &created, labels, &self.created);
         }
     }
 
@@ -201,22 +217,17 @@ impl Writer<'_> {
             write_raw(&mut self.out, name, [], &py_float(value));
         }
     }
+}
 
-    fn finish_reasons(&mut self, reasons: &[(&str, u64)]) {
-        let name = "vllm:request_success_total";
-        let help = "Count of successfully processed requests.";
-        header(&mut self.out, name, help, "counter");
-        for (reason, n) in reasons {
-            let labels = [self.labels[0], ("finished_reason", *reason), self.labels[1]];
-            write_raw(&mut self.out, name, labels, &py_float(*n as f64));
-        }
-        let created = "vllm:request_success_created";
-        header(&mut self.out, created, help, "gauge");
-        for (reason, _) in reasons {
-            let labels = [self.labels[0], ("finished_reason", *reason), self.labels[1]];
-            write_raw(&mut self.out, created, labels, &self.created);
-        }
-    }
+/// The engine's two labels and one more, in `prometheus_client`'s order (sorted by name).
+fn with_label<'l>(
+    engine: [(&'l str, &'l str); 2],
+    label: &'l str,
+    value: &'l str,
+) -> [(&'l str, &'l str); 3] {
+    let mut labels = [engine[0], engine[1], (label, value)];
+    labels.sort_by_key(|(name, _)| *name);
+    labels
 }
 
 /// Renders vLLM's `/metrics` body.
@@ -326,7 +337,12 @@ pub fn render_vllm(s: &Snapshot<'_>, version: VllmVersion) -> String {
             ("repetition", 0),
         ]
     };
-    w.finish_reasons(reasons);
+    w.labelled_counter(
+        "vllm:request_success",
+        "Count of successfully processed requests.",
+        "finished_reason",
+        reasons,
+    );
     if !old {
         w.admission_rejections(s.model, s.front.overloaded);
         more::newer_counters(&mut w, s);

@@ -19,22 +19,6 @@ const RESIDENCY_BOUNDS: [f64; 21] = [
 ];
 
 impl Writer<'_> {
-    /// A counter with one extra label, children pre-created, each with its `_created`.
-    fn labelled_counter(&mut self, base: &str, help: &str, label: &str, values: &[(&str, u64)]) {
-        let total = format!("{base}_total");
-        header(&mut self.out, &total, help, "counter");
-        for (value_label, n) in values {
-            let labels = [self.labels[0], self.labels[1], (label, *value_label)];
-            write_raw(&mut self.out, &total, labels, &py_float(*n as f64));
-        }
-        let created = format!("{base}_created");
-        header(&mut self.out, &created, help, "gauge");
-        for (value_label, _) in values {
-            let labels = [self.labels[0], self.labels[1], (label, *value_label)];
-            write_raw(&mut self.out, &created, labels, &self.created);
-        }
-    }
-
     /// A labelled family that no request has touched yet: `prometheus_client` writes its
     /// `# HELP` and `# TYPE` and no sample.
     fn untouched(&mut self, name: &str, help: &str, kind: &str) {
