@@ -3,8 +3,9 @@
 //! noisy machine slows both alike, and prints the median time per parse of each and the
 //! ratio. Figures go to docs/benchmarks.md.
 //!
-//! `cargo run --release --example openmetrics_cost [ROUNDS [lenient|strict]]` (naming one side
-//! runs only that side, for a profiler)
+//! `cargo run --release --example openmetrics_cost [ROUNDS [lenient|strict [FIXTURE]]]` (naming
+//! one side runs only that side, and a part of a fixture's path only that fixture, for a
+//! profiler)
 
 use std::io::Write;
 use std::time::Instant;
@@ -26,6 +27,7 @@ const BLOCK: usize = 200;
 fn main() -> anyhow::Result<()> {
     let rounds: usize = std::env::args().nth(1).map_or(Ok(40), |a| a.parse())?;
     let only = std::env::args().nth(2);
+    let fixture = std::env::args().nth(3).unwrap_or_default();
     let runs = |side: &str| only.as_deref().is_none_or(|o| o == side);
     let mut out = std::io::stdout();
     writeln!(
@@ -33,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         "{:<42} {:>12} {:>12} {:>8}",
         "fixture (as OpenMetrics)", "lenient µs", "strict µs", "added"
     )?;
-    for rel in FIXTURES {
+    for rel in FIXTURES.into_iter().filter(|f| f.contains(&fixture)) {
         let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         let om = write_openmetrics(&parse(&text, Mode::Strict)?);

@@ -210,12 +210,25 @@ pub(super) enum Metadata {
     Unit = 4,
 }
 
+impl Metadata {
+    pub(super) fn keyword(self) -> &'static str {
+        match self {
+            Metadata::Help => "HELP",
+            Metadata::Type => "TYPE",
+            Metadata::Unit => "UNIT",
+        }
+    }
+}
+
 /// A metadata line as the strict grammar read it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MetadataLine<'a> {
     pub kind: Metadata,
     pub name: &'a str,
+    /// The HELP text (escapes as written), the unit, or the type keyword.
     pub text: &'a str,
+    /// The type a TYPE line declares.
+    pub metric_type: Option<MetricType>,
 }
 
 /// The exact grammar of a comment line: `# HELP name text`, `# TYPE name type`,
@@ -228,52 +241,48 @@ pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rul
     if rest == "EOF" {
         return Ok(None);
     }
-    if rest.starts_with([' ', '\t']) {
-        return Err((2, Rule::Whitespace));
-    }
-    let (keyword, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let kind = match keyword {
-        "HELP" => Metadata::Help,
-        "TYPE" => Metadata::Type,
-        "UNIT" => Metadata::Unit,
+    let kind = match rest.as_bytes().get(..5) {
+        Some(b"HELP ") => Metadata::Help,
+        Some(b"TYPE ") => Metadata::Type,
+        Some(b"UNIT ") => Metadata::Unit,
+        _ if rest.starts_with([' ', '\t']) => return Err((2, Rule::Whitespace)),
+        _ if matches!(rest, "HELP" | "TYPE" | "UNIT") => return Err((raw.len(), Rule::Whitespace)),
         _ => return Err((2, Rule::UnknownComment)),
     };
-    let at = 3 + keyword.len();
+    let rest = rest.get(5..).unwrap_or_default();
     if rest.starts_with(' ') {
-        return Err((at, Rule::Whitespace));
+        return Err((7, Rule::Whitespace));
     }
-    let Some((name, text)) = rest.split_once(' ') else {
+    let Some(space) = memchr::memchr(b' ', rest.as_bytes()) else {
         // HELP and UNIT need the space before an empty text; TYPE needs its type.
         return Err((raw.len(), Rule::Whitespace));
     };
+    let (name, text) = (
+        rest.get(..space).unwrap_or_default(),
+        rest.get(space + 1..).unwrap_or_default(),
+    );
     let text_at = raw.len() - text.len();
+    let mut metric_type = None;
     match kind {
-        Metadata::Type if text.starts_with(' ') || text.ends_with(' ') => {
+        Metadata::Type | Metadata::Unit if text.starts_with(' ') || text.ends_with(' ') => {
             return Err((text_at, Rule::Whitespace));
         }
         Metadata::Type => {
-            const TYPES: [&str; 8] = [
-                "counter",
-                "gauge",
-                "histogram",
-                "gaugehistogram",
-                "stateset",
-                "info",
-                "summary",
-                "unknown",
-            ];
-            if !TYPES.contains(&text) {
+            // `untyped` is text 0.0.4's word; OpenMetrics says `unknown`.
+            metric_type = MetricType::from_keyword(text).filter(|_| text != "untyped");
+            if metric_type.is_none() {
                 return Err((text_at, Rule::InvalidType));
             }
         }
         Metadata::Help => valid_escapes(text).map_err(|i| (text_at + i, Rule::InvalidEscape))?,
-        Metadata::Unit => {
-            if text.starts_with(' ') || text.ends_with(' ') {
-                return Err((text_at, Rule::Whitespace));
-            }
-        }
+        Metadata::Unit => {}
     }
-    Ok(Some(MetadataLine { kind, name, text }))
+    Ok(Some(MetadataLine {
+        kind,
+        name,
+        text,
+        metric_type,
+    }))
 }
 
 /// The byte offset of the first escape other than `\\`, `\"` and `\n`.
@@ -298,61 +307,94 @@ pub(super) fn unit_fits(name: &str, unit: &str) -> bool {
             .is_some_and(|stem| stem.ends_with('_'))
 }
 
-/// What a sample's name adds to its family's. The parser puts a sample only in a family
-/// whose name starts its own, so no comparison is needed.
-pub(super) fn suffix_of<'s>(family: &Family<'_>, sample: &Sample<'s>) -> &'s str {
-    sample.name.get(family.name.len()..).unwrap_or_default()
+/// What a sample is within its family, from the suffix its name adds to the family's.
+/// Decided once per name: a histogram's buckets repeat theirs line after line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// No suffix: a gauge, a state set, a summary's quantile, an unknown.
+    Plain,
+    Total,
+    Created,
+    Bucket,
+    Count,
+    Sum,
+    GCount,
+    GSum,
+    Info,
 }
 
-/// Whether OpenMetrics allows a sample of a `kind` family the name suffix `suffix` (string
-/// literals, so each comparison compiles to a few loads, not a library call).
-fn suffix_allowed(kind: MetricType, suffix: &str) -> bool {
-    match kind {
-        MetricType::Counter => matches!(suffix, "_total" | "_created"),
-        MetricType::Gauge | MetricType::StateSet | MetricType::Untyped => suffix.is_empty(),
-        MetricType::Histogram => matches!(suffix, "_bucket" | "_count" | "_sum" | "_created"),
-        MetricType::GaugeHistogram => matches!(suffix, "_bucket" | "_gcount" | "_gsum"),
-        MetricType::Summary => matches!(suffix, "" | "_count" | "_sum" | "_created"),
-        MetricType::Info => suffix == "_info",
+impl Role {
+    const ALL: [(Role, &'static str); 9] = [
+        (Role::Plain, ""),
+        (Role::Total, "_total"),
+        (Role::Created, "_created"),
+        (Role::Bucket, "_bucket"),
+        (Role::Count, "_count"),
+        (Role::Sum, "_sum"),
+        (Role::GCount, "_gcount"),
+        (Role::GSum, "_gsum"),
+        (Role::Info, "_info"),
+    ];
+
+    /// Whether OpenMetrics allows this role in a `kind` family.
+    fn allowed_in(self, kind: MetricType) -> bool {
+        use Role::*;
+        match kind {
+            MetricType::Counter => matches!(self, Total | Created),
+            MetricType::Gauge | MetricType::StateSet | MetricType::Untyped => self == Plain,
+            MetricType::Histogram => matches!(self, Bucket | Count | Sum | Created),
+            MetricType::GaugeHistogram => matches!(self, Bucket | GCount | GSum),
+            MetricType::Summary => matches!(self, Plain | Count | Sum | Created),
+            MetricType::Info => self == Info,
+        }
     }
 }
 
-/// Every suffix some type allows, to name the allowed ones in an error.
-const SUFFIXES: [&str; 9] = [
-    "", "_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info",
-];
+/// The role of a sample named `name` in `family`, if its type allows the suffix. The
+/// parser puts a sample only in a family whose name starts its own.
+pub(super) fn sample_role(family: &Family<'_>, name: &str) -> Result<Role, (Rule, String)> {
+    let suffix = name.get(family.name.len()..).unwrap_or_default();
+    let role = Role::ALL
+        .iter()
+        .find(|(_, s)| *s == suffix)
+        .map(|(role, _)| *role)
+        .filter(|role| role.allowed_in(family.kind));
+    role.ok_or_else(|| {
+        let allowed: Vec<String> = Role::ALL
+            .iter()
+            .filter(|(role, _)| role.allowed_in(family.kind))
+            .map(|(_, s)| format!("{}{s}", family.name))
+            .collect();
+        (
+            Rule::SampleSuffix,
+            format!(
+                "{name} in a {} family takes the names {}",
+                family.kind.keyword(),
+                allowed.join(", ")
+            ),
+        )
+    })
+}
 
-/// The rules one sample can break on its own, given its family: its name, reserved and
-/// misplaced labels, the values its type allows, and where exemplars go.
+/// The rules one sample can break on its own, given its family and its name's role:
+/// reserved and misplaced labels, the values its type allows, and where exemplars go.
 pub(super) fn sample(
     family: &Family<'_>,
+    role: Role,
     sample: &Sample<'_>,
     labels: &[Label<'_>],
 ) -> Result<(), (Rule, String)> {
-    let kind = family.kind;
-    let suffix = suffix_of(family, sample);
-    if !suffix_allowed(kind, suffix) {
-        let allowed: Vec<String> = SUFFIXES
-            .iter()
-            .filter(|s| suffix_allowed(kind, s))
-            .map(|s| format!("{}{s}", family.name))
-            .collect();
-        return Err((
-            Rule::SampleSuffix,
-            format!(
-                "{} in a {} family takes the names {}",
-                sample.name,
-                kind.keyword(),
-                allowed.join(", ")
-            ),
-        ));
-    }
-    sample_labels(family, suffix, labels)?;
-    sample_value(family, suffix, sample)?;
+    sample_labels(family, role, labels)?;
+    sample_value(family.kind, role, sample)?;
     if let Some(exemplar) = &sample.exemplar {
-        let histogram = matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram);
-        let placed = (kind == MetricType::Counter && suffix == "_total")
-            || (histogram && suffix == "_bucket");
+        let placed = matches!(
+            (family.kind, role),
+            (MetricType::Counter, Role::Total)
+                | (
+                    MetricType::Histogram | MetricType::GaugeHistogram,
+                    Role::Bucket
+                )
+        );
         if !placed {
             return Err((Rule::ExemplarPlacement, format!("on {}", sample.name)));
         }
@@ -370,29 +412,30 @@ pub(super) fn sample(
 
 fn sample_labels(
     family: &Family<'_>,
-    suffix: &str,
+    role: Role,
     labels: &[Label<'_>],
 ) -> Result<(), (Rule, String)> {
     let kind = family.kind;
-    let bucket = suffix == "_bucket";
-    let quantile = kind == MetricType::Summary && suffix.is_empty();
+    let bucket = role == Role::Bucket;
+    let quantile = kind == MetricType::Summary && role == Role::Plain;
     let stateset = kind == MetricType::StateSet;
     let (mut le, mut q, mut state) = (false, None, false);
     for label in labels {
-        let name = label.name;
-        if name.starts_with("__") {
-            return Err((Rule::ReservedLabelName, name.to_string()));
-        }
-        match name {
-            "le" if bucket => le = true,
-            "quantile" if quantile => q = Some(label.value.as_ref()),
-            "le" | "quantile" => {
+        let name = label.name.as_bytes();
+        // Only names starting with `_`, `l` or `q` need a closer look.
+        match name.first() {
+            Some(b'_') if name.get(1) == Some(&b'_') => {
+                return Err((Rule::ReservedLabelName, label.name.to_string()));
+            }
+            Some(b'l') if name == b"le" && bucket => le = true,
+            Some(b'q') if name == b"quantile" && quantile => q = Some(label.value.as_ref()),
+            Some(b'l' | b'q') if name == b"le" || name == b"quantile" => {
                 return Err((
                     Rule::MisplacedLabel,
-                    format!("{name} on a {} sample", kind.keyword()),
+                    format!("{} on a {} sample", label.name, kind.keyword()),
                 ));
             }
-            _ => state |= stateset && name == family.name,
+            _ => state |= stateset && label.name == family.name,
         }
     }
     // The `le` value is read with the other buckets of its metric (`metrics`).
@@ -414,16 +457,16 @@ fn sample_labels(
     Ok(())
 }
 
-fn sample_value(
-    family: &Family<'_>,
-    suffix: &str,
+pub(super) fn sample_value(
+    kind: MetricType,
+    role: Role,
     sample: &Sample<'_>,
 ) -> Result<(), (Rule, String)> {
     let v = sample.value;
     let not_a_count = v.is_nan() || v < 0.0;
-    let broken = match (family.kind, suffix) {
-        (MetricType::Counter, _) | (_, "_created") if not_a_count => Some(Rule::CounterValue),
-        (_, "_bucket" | "_count" | "_gcount") if not_a_count => Some(Rule::NegativeCount),
+    let broken = match (kind, role) {
+        (MetricType::Counter, _) | (_, Role::Created) if not_a_count => Some(Rule::CounterValue),
+        (_, Role::Bucket | Role::Count | Role::GCount) if not_a_count => Some(Rule::NegativeCount),
         (MetricType::Info, _) if v != 1.0 => Some(Rule::InfoValue),
         (MetricType::StateSet, _) if v != 0.0 && v != 1.0 => Some(Rule::StateSetValue),
         _ => None,
@@ -448,7 +491,7 @@ pub(super) fn number(text: &str) -> Option<f64> {
 
 mod metrics;
 
-pub(super) use metrics::{MetricViolation, metrics};
+pub(super) use metrics::{MetricRules, MetricViolation};
 
 #[cfg(test)]
 mod tests;

@@ -127,6 +127,17 @@ fn parse_lines<'a>(
     openmetrics: bool,
     skip: &[usize],
 ) -> Result<Exposition<'a>, ParseError> {
+    parse_with_metric_rules(input, mode, openmetrics, skip).map(|(exp, _)| exp)
+}
+
+/// [`parse_lines`], also returning what the OpenMetrics rules over whole metrics found
+/// (nothing unless `openmetrics`).
+fn parse_with_metric_rules<'a>(
+    input: &'a str,
+    mode: Mode,
+    openmetrics: bool,
+    skip: &[usize],
+) -> Result<(Exposition<'a>, Vec<openmetrics::MetricViolation>), ParseError> {
     let bytes = input.as_bytes();
     // One label per line is a fair floor for engine scrapes; reserving up front saves the
     // arena's repeated growth and copying (a TGI scrape has thousands of bucket lines).
@@ -144,6 +155,9 @@ fn parse_lines<'a>(
         last_name: "",
         openmetrics,
         metadata: Vec::new(),
+        rules: openmetrics::MetricRules::default(),
+        role: openmetrics::Role::Plain,
+        base: input.as_ptr() as usize,
     };
     let mut skip = skip.iter().copied().peekable();
     let mut start = 0;
@@ -193,10 +207,13 @@ fn parse_lines<'a>(
             Mode::Lenient => parser.exp.skipped.push(err),
         }
     }
+    if openmetrics {
+        parser.rules.finish(&parser.exp, parser.base);
+    }
     if parser.split {
         parser.regroup();
     }
-    Ok(parser.exp)
+    Ok((parser.exp, parser.rules.violations))
 }
 
 struct Parser<'a> {
@@ -217,6 +234,12 @@ struct Parser<'a> {
     openmetrics: bool,
     /// OpenMetrics: which metadata lines each family has had (`Metadata` bits).
     metadata: Vec<u8>,
+    /// OpenMetrics: the rules over whole metrics, fed each sample as it is accepted.
+    rules: openmetrics::MetricRules<'a>,
+    /// OpenMetrics: the role of the previous sample's name (`last_name`) in its family.
+    role: openmetrics::Role,
+    /// The body's address, to turn a name into its offset.
+    base: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -252,18 +275,13 @@ impl<'a> Parser<'a> {
             }
             let metadata = openmetrics::comment(raw)
                 .map_err(|(col, rule)| err(col, ParseErrorKind::openmetrics(rule)))?;
-            if let Some(metadata) = metadata {
-                self.check_metadata(metadata)
-                    .map_err(|(col, kind)| err(col, kind))?;
-            }
-            self.comment(line).map_err(|(col, kind)| err(col, kind))?;
-            // The line made its family the current one.
-            if let (Some(metadata), Some(idx)) = (metadata, self.current)
-                && let Some(bits) = self.metadata.get_mut(idx)
-            {
-                *bits |= metadata.kind as u8;
-            }
-            return Ok(());
+            let Some(metadata) = metadata else {
+                self.exp.saw_eof = true;
+                return Ok(());
+            };
+            return self
+                .metadata_line(metadata)
+                .map_err(|(col, kind)| err(col, kind));
         }
         let arena_len = self.exp.labels.len();
         self.sample(line).map_err(|(col, kind)| {
@@ -332,46 +350,6 @@ impl<'a> Parser<'a> {
         };
         self.current = Some(idx);
         idx
-    }
-
-    /// OpenMetrics: a family's HELP, TYPE and UNIT come once each, before its samples, and a
-    /// unit is the end of the family's name. Checked before the line changes anything.
-    /// OpenMetrics: whether a family has had a line already (metadata or a sample), so a
-    /// line of it after another family's would split it.
-    fn family_started(&self, idx: usize) -> bool {
-        !self.exp.families[idx].samples.is_empty()
-            || self.metadata.get(idx).is_some_and(|m| *m != 0)
-    }
-
-    fn check_metadata(
-        &self,
-        line: openmetrics::MetadataLine<'_>,
-    ) -> Result<(), (usize, ParseErrorKind)> {
-        let unit_breaks = line.kind == openmetrics::Metadata::Unit
-            && !openmetrics::unit_fits(line.name, line.text);
-        let family = match self.current {
-            Some(cur) if self.exp.families[cur].name == line.name => Some(cur),
-            _ => self.index.get(line.name).copied(),
-        };
-        let rule = match family {
-            Some(idx) if self.current != Some(idx) && self.family_started(idx) => {
-                Some(Rule::InterleavedFamilies)
-            }
-            Some(idx)
-                if self
-                    .metadata
-                    .get(idx)
-                    .is_some_and(|m| m & line.kind as u8 != 0) =>
-            {
-                Some(Rule::RepeatedMetadata)
-            }
-            Some(idx) if !self.exp.families[idx].samples.is_empty() => {
-                Some(Rule::MetadataAfterSamples)
-            }
-            _ if unit_breaks => Some(Rule::UnitSuffix),
-            _ => None,
-        };
-        rule.map_or(Ok(()), |rule| Err((7, ParseErrorKind::openmetrics(rule))))
     }
 
     fn new_family(&mut self, name: &'a str, kind: MetricType) -> usize {
@@ -502,11 +480,13 @@ impl<'a> Parser<'a> {
         let om = self.openmetrics;
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
+        let mut label_text = "";
         if pos < b.len() && b[pos] == b'{' {
             if om && pos != name_end {
                 return Err((name_end, ParseErrorKind::openmetrics(Rule::Whitespace)));
             }
             let strict = om.then_some(Strict);
+            let open = pos;
             pos = parse_labels(
                 line,
                 pos,
@@ -515,6 +495,7 @@ impl<'a> Parser<'a> {
                 strict,
             )?;
             let after = pos;
+            label_text = line.get(open + 1..after - 1).unwrap_or_default();
             pos = skip_blanks(b, pos);
             one_space(om, b, after, pos)?;
         } else if pos == name_end && pos < b.len() {
@@ -566,39 +547,12 @@ impl<'a> Parser<'a> {
             exemplar,
         };
         if om {
-            self.check_openmetrics_sample(previous, idx, &sample)?;
+            self.check_openmetrics_sample(previous, idx, &sample, same_name, label_text)?;
         }
         // Only a sample that made it in may serve as the shortcut for the next one.
         self.last_name = name;
         self.push_sample(idx, sample);
         Ok(())
-    }
-
-    /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules.
-    /// `previous` is the family of the line before (a sample's or a metadata line's).
-    fn check_openmetrics_sample(
-        &self,
-        previous: Option<usize>,
-        idx: usize,
-        sample: &Sample<'a>,
-    ) -> Result<(), (usize, ParseErrorKind)> {
-        let family = &self.exp.families[idx];
-        if previous != Some(idx) && self.family_started(idx) {
-            return Err((
-                0,
-                ParseErrorKind::OpenMetrics {
-                    rule: Rule::InterleavedFamilies,
-                    detail: format!("{} resumes after another family", family.name),
-                },
-            ));
-        }
-        let labels = self
-            .exp
-            .labels
-            .get(sample.labels.start as usize..)
-            .unwrap_or_default();
-        openmetrics::sample(family, sample, labels)
-            .map_err(|(rule, detail)| (0, ParseErrorKind::OpenMetrics { rule, detail }))
     }
 }
 

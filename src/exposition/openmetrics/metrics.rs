@@ -1,9 +1,12 @@
 //! The rules over a whole metric rather than one line: a histogram's buckets (in increasing
-//! `le`, cumulative, ending at `+Inf` equal to `_count`) and timestamps in order. One pass
-//! over each histogram family's samples after the parse.
+//! `le`, cumulative, ending at `+Inf` equal to `_count`) and timestamps in order. Checked as
+//! the parser goes, where the previous sample is still at hand: a second pass over the
+//! parsed samples cost more than the whole rest of the OpenMetrics rules.
 
-use super::{Rule, number, suffix_of};
-use crate::exposition::{Exposition, Family, Label, MetricType, Sample};
+use std::ops::Range;
+
+use super::{Role, Rule, number};
+use crate::exposition::{Exposition, Label, MetricType, Sample};
 
 /// A rule broken by a whole metric: where (the byte offset of its first sample's name in
 /// the body), every line of it (offsets, for lenient mode to skip), the rule and the detail.
@@ -14,146 +17,221 @@ pub(crate) struct MetricViolation {
     pub detail: String,
 }
 
-/// The rules over whole metrics: each histogram's buckets and count, and timestamps in
-/// order. `base` is the body's address, to turn names into offsets. One pass over each
-/// histogram family's samples; a metric ends where the label set (apart from `le`) changes.
-pub(crate) fn metrics(exp: &Exposition<'_>, base: usize) -> Vec<MetricViolation> {
-    let offset = |s: &Sample<'_>| s.name.as_ptr() as usize - base;
-    let mut out = Vec::new();
-    for family in &exp.families {
-        let samples = exp.samples_of(family);
-        if samples.iter().any(|s| s.timestamp.is_some()) {
-            timestamps(exp, samples, &offset, &mut out);
+/// The rules over whole metrics, fed each accepted sample in order before it joins the
+/// arena. A histogram metric ends where the family or the label set (apart from `le`)
+/// changes.
+#[derive(Default)]
+pub(crate) struct MetricRules<'a> {
+    /// The histogram metric whose samples are arriving.
+    run: Option<Run<'a>>,
+    /// What the finished metrics broke.
+    pub violations: Vec<MetricViolation>,
+}
+
+/// A histogram sample's labels as written, apart from `le`: the text before the `le` pair
+/// and the text after it. Two buckets whose texts match have the same labels; texts that
+/// differ are compared label by label (another order, or escapes), once per metric.
+type LabelText<'a> = (&'a str, &'a str);
+
+impl<'a> MetricRules<'a> {
+    /// The `le` value of a bucket that continues the previous bucket's metric: its name
+    /// was the previous sample's (the caller knows), and its labels are written the same
+    /// apart from `le`, at the same place. Its other label rules held for the previous
+    /// bucket, so only its count and bound are left to check ([`Self::next_bucket`]).
+    pub(crate) fn continued_bucket(
+        &self,
+        labels: &[Label<'a>],
+        label_text: &'a str,
+    ) -> Option<&'a str> {
+        let run = self.run.as_ref()?;
+        let le = labels.get(run.le_index)?;
+        if le.name != "le" {
+            return None;
         }
-        if !matches!(
-            family.kind,
-            MetricType::Histogram | MetricType::GaugeHistogram
-        ) {
-            continue;
-        }
-        let gauge = family.kind == MetricType::GaugeHistogram;
-        let mut run = Run::default();
-        let mut previous: &[Label<'_>] = &[];
-        for (i, s) in samples.iter().enumerate() {
-            let labels = exp.labels_of(s);
-            if i > run.start && !same_metric(previous, labels) {
-                let ended = std::mem::replace(
-                    &mut run,
-                    Run {
-                        start: i,
-                        ..Run::default()
-                    },
-                );
-                let start = ended.start;
-                ended.finish(family, gauge, &samples[start..i], &offset, &mut out);
-            }
-            run.observe(family, gauge, s, labels);
-            previous = labels;
-        }
-        let start = run.start;
-        run.finish(
-            family,
-            gauge,
-            samples.get(start..).unwrap_or_default(),
-            &offset,
-            &mut out,
-        );
+        let std::borrow::Cow::Borrowed(value) = le.value else {
+            return None;
+        };
+        let (head, tail) = split_at_le(label_text, le.name, value)?;
+        let (run_head, run_tail) = run.text?;
+        (short_eq(head, run_head) && short_eq(tail, run_tail)).then_some(value)
     }
-    out
+
+    /// Takes a bucket [`Self::continued_bucket`] vouched for: its bound `le` and count.
+    pub(crate) fn next_bucket(&mut self, le: &'a str, count: f64) {
+        if let Some(run) = &mut self.run {
+            run.bucket(Some(le), count);
+        }
+    }
+
+    /// Takes the next sample before it is pushed (its index is `exp.samples.len()`), of
+    /// family `family` and role `role`; `label_text` is what its braces hold (empty without
+    /// labels), and `base` the body's address, to turn names into offsets.
+    pub(crate) fn observe(
+        &mut self,
+        exp: &Exposition<'a>,
+        family: usize,
+        role: Role,
+        sample: &Sample<'a>,
+        label_text: &'a str,
+        base: usize,
+    ) {
+        if sample.timestamp.is_some() {
+            self.timestamp(exp, sample, base);
+        }
+        let Some(info) = exp.families.get(family) else {
+            return;
+        };
+        let gauge = match info.kind {
+            MetricType::Histogram => false,
+            MetricType::GaugeHistogram => true,
+            _ => return self.finish(exp, base),
+        };
+        let labels = exp.labels_of(sample);
+        let le_index = labels.iter().position(|l| l.name == "le");
+        let le = le_index.and_then(|i| labels.get(i));
+        let text = match le {
+            None => Some((label_text, "")),
+            Some(Label {
+                name,
+                value: std::borrow::Cow::Borrowed(value),
+            }) => split_at_le(label_text, name, value),
+            Some(_) => None,
+        };
+        let same = self.run.as_ref().is_some_and(|run| {
+            run.family == family
+                && ((text.is_some() && run.text == text)
+                    || same_metric(exp.labels.get(run.labels.clone()).unwrap_or(&[]), labels))
+        });
+        if !same {
+            self.finish(exp, base);
+            self.run = Some(Run {
+                family,
+                name: info.name,
+                gauge,
+                start: exp.samples.len(),
+                ..Run::default()
+            });
+        }
+        let Some(run) = &mut self.run else {
+            return;
+        };
+        run.text = text;
+        run.labels = sample.labels.start as usize..sample.labels.end as usize;
+        match (gauge, role) {
+            (_, Role::Bucket) => {
+                run.le_index = le_index.unwrap_or(usize::MAX);
+                let le = match le.map(|l| &l.value) {
+                    Some(std::borrow::Cow::Borrowed(value)) => Some(*value),
+                    Some(std::borrow::Cow::Owned(_)) => None,
+                    None => Some(""),
+                };
+                run.bucket(le, sample.value);
+            }
+            (false, Role::Count) | (true, Role::GCount) => run.count = Some(sample.value),
+            (false, Role::Sum) | (true, Role::GSum) => run.sum = true,
+            _ => {}
+        }
+    }
+
+    /// Ends the histogram metric in progress, reporting the rule it broke.
+    pub(crate) fn finish(&mut self, exp: &Exposition<'a>, base: usize) {
+        if let Some(run) = self.run.take() {
+            let samples = exp.samples.get(run.start..).unwrap_or_default();
+            run.finish(samples, base, &mut self.violations);
+        }
+    }
+
+    /// Consecutive samples of one series (same name and labels) must have rising timestamps.
+    fn timestamp(&mut self, exp: &Exposition<'a>, sample: &Sample<'a>, base: usize) {
+        let Some(last) = exp.samples.last() else {
+            return;
+        };
+        let (Some(ta), Some(tb)) = (last.timestamp, sample.timestamp) else {
+            return;
+        };
+        if last.name == sample.name && tb <= ta && exp.labels_of(last) == exp.labels_of(sample) {
+            let at = sample.name.as_ptr() as usize - base;
+            self.violations.push(MetricViolation {
+                at,
+                lines: vec![at],
+                rule: Rule::TimestampOrder,
+                detail: format!("{} at {tb} after {ta}", sample.name),
+            });
+        }
+    }
+}
+
+/// `label_text` without the `le` pair whose name and value (as written: no escapes) are
+/// `name` and `value`: the text before it and the text after it.
+fn split_at_le<'a>(label_text: &'a str, name: &str, value: &str) -> Option<LabelText<'a>> {
+    let base = label_text.as_ptr() as usize;
+    let from = (name.as_ptr() as usize).checked_sub(base)?;
+    // The value's closing quote follows it.
+    let to = (value.as_ptr() as usize + value.len() + 1).checked_sub(base)?;
+    Some((label_text.get(..from)?, label_text.get(to..)?))
 }
 
 /// One histogram metric as its samples go by.
 #[derive(Default)]
-struct Run<'e> {
-    /// Its first sample's index in the family.
+struct Run<'a> {
+    /// Its family: index and name.
+    family: usize,
+    name: &'a str,
+    /// Whether it is a gauge histogram (`_gcount`, `_gsum`).
+    gauge: bool,
+    /// Its first sample's index in the arena.
     start: usize,
-    /// The latest bucket: its `le` text, as a plain decimal if it is one, and its count.
-    last: Option<(&'e str, Option<Decimal<'e>>, f64)>,
+    /// The latest sample's labels: as written apart from `le`, and their range in the arena.
+    text: Option<LabelText<'a>>,
+    labels: Range<usize>,
+    /// Where the latest bucket's `le` was among its labels.
+    le_index: usize,
+    /// The latest bucket.
+    last: Option<Bound<'a>>,
     count: Option<f64>,
     sum: bool,
     /// The first rule it broke.
     broken: Option<(Rule, String)>,
 }
 
-impl<'e> Run<'e> {
-    fn observe(
-        &mut self,
-        family: &Family<'_>,
-        gauge: bool,
-        s: &Sample<'_>,
-        labels: &'e [Label<'_>],
-    ) {
-        match (gauge, suffix_of(family, s)) {
-            (_, "_bucket") => {}
-            (false, "_count") | (true, "_gcount") => {
-                self.count = Some(s.value);
-                return;
-            }
-            (false, "_sum") | (true, "_gsum") => {
-                self.sum = true;
-                return;
-            }
-            _ => return,
-        }
+impl<'a> Run<'a> {
+    /// Takes a bucket: its bound as written (`None` if it had escapes, which no number
+    /// has) and its count.
+    #[inline]
+    fn bucket(&mut self, le: Option<&'a str>, count: f64) {
         if self.broken.is_some() {
             return;
         }
-        let le = labels
-            .iter()
-            .find(|l| l.name == "le")
-            .map_or("", |l| l.value.as_ref());
-        let decimal = plain_decimal(le);
-        if let Some((prev_le, prev_decimal, prev_count)) = self.last {
-            let order = match (prev_decimal, decimal) {
-                (Some(a), Some(b)) => Some(decimal_cmp(a, b)),
-                _ => number(prev_le)
-                    .zip(number(le))
-                    .and_then(|(a, b)| a.partial_cmp(&b)),
-            };
-            if order != Some(std::cmp::Ordering::Less) {
-                let rule = if number(le).is_some() {
-                    Rule::BucketOrder
-                } else {
-                    Rule::BucketLabel
-                };
-                self.broken = Some((rule, format!("le={le:?} after le={prev_le:?}")));
-            } else if s.value < prev_count {
-                self.broken = Some((
-                    Rule::NonCumulative,
-                    format!(
-                        "le={prev_le} holds {prev_count} but le={le} holds {}",
-                        s.value
-                    ),
-                ));
+        let Some(le) = le else {
+            self.broken = Some((Rule::BucketLabel, "le holds escapes".to_string()));
+            return;
+        };
+        let bound = Bound::new(le, count);
+        match &self.last {
+            Some(prev) => self.broken = prev.followed_by(&bound),
+            None if !bound.is_number() => {
+                self.broken = Some((Rule::BucketLabel, format!("le={le:?}")));
             }
-        } else if decimal.is_none() && number(le).is_none() {
-            self.broken = Some((Rule::BucketLabel, format!("le={le:?}")));
+            None => {}
         }
-        self.last = Some((le, decimal, s.value));
+        self.last = Some(bound);
     }
 
-    /// Reports the rule the whole metric breaks, if any: a bucket rule, no `+Inf` last, or
-    /// a count that differs from it.
-    fn finish(
-        self,
-        family: &Family<'_>,
-        gauge: bool,
-        run: &[Sample<'_>],
-        offset: &impl Fn(&Sample<'_>) -> usize,
-        out: &mut Vec<MetricViolation>,
-    ) {
+    /// Reports the rule the whole metric broke, if any: a bucket rule, no `+Inf` last, or
+    /// a count that differs from it. `run` is its samples.
+    fn finish(self, run: &[Sample<'_>], base: usize, out: &mut Vec<MetricViolation>) {
         let Some(first) = run.first() else {
             return;
         };
-        let (count_suffix, sum_suffix) = if gauge {
+        let (count_suffix, sum_suffix) = if self.gauge {
             ("_gcount", "_gsum")
         } else {
             ("_count", "_sum")
         };
-        let name = family.name;
+        let name = self.name;
         let broken = self.broken.or_else(|| {
             let inf = match self.last {
-                Some((le, None, n)) if number(le) == Some(f64::INFINITY) => n,
+                Some(Bound { text, count, .. }) if number(text) == Some(f64::INFINITY) => count,
                 _ => return Some((Rule::MissingInf, format!("{name}_bucket"))),
             };
             match self.count {
@@ -173,6 +251,7 @@ impl<'e> Run<'e> {
             }
         });
         if let Some((rule, detail)) = broken {
+            let offset = |s: &Sample<'_>| s.name.as_ptr() as usize - base;
             out.push(MetricViolation {
                 at: offset(first),
                 lines: run.iter().map(offset).collect(),
@@ -183,37 +262,100 @@ impl<'e> Run<'e> {
     }
 }
 
-/// Whether two label sets name the same metric: equal apart from `le`. Buckets of one
-/// metric have their labels in the same order, so they compare pairwise; a bucket against
-/// `_count` compares without `le`.
-fn same_metric(a: &[Label<'_>], b: &[Label<'_>]) -> bool {
-    if a.len() == b.len() {
-        return a.iter().zip(b).all(|(x, y)| {
-            short_eq(x.name, y.name) && (x.name == "le" || short_eq(&x.value, &y.value))
-        });
-    }
-    let mut a = a.iter().filter(|l| l.name != "le");
-    let mut b = b.iter().filter(|l| l.name != "le");
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return true,
-            (Some(x), Some(y)) if x.name == y.name && x.value == y.value => {}
-            _ => return false,
+/// A bucket's bound and count. Bounds written as plain decimals (`0.005`, `1024`, TGI's
+/// `0.00015000000000000001`) compare digit by digit, much cheaper than parsing; the rest
+/// (`+Inf`, exponents) are parsed.
+struct Bound<'a> {
+    text: &'a str,
+    decimal: Option<Decimal<'a>>,
+    count: f64,
+}
+
+impl<'a> Bound<'a> {
+    #[inline]
+    fn new(text: &'a str, count: f64) -> Self {
+        Bound {
+            text,
+            decimal: plain_decimal(text),
+            count,
         }
     }
+
+    fn is_number(&self) -> bool {
+        self.decimal.is_some() || number(self.text).is_some()
+    }
+
+    /// The rule `next` breaks by following this bucket: bounds must rise and counts must
+    /// not fall.
+    #[inline]
+    fn followed_by(&self, next: &Bound<'a>) -> Option<(Rule, String)> {
+        let order = match (self.decimal, next.decimal) {
+            (Some(a), Some(b)) => Some(decimal_cmp(a, b)),
+            _ => number(self.text)
+                .zip(number(next.text))
+                .and_then(|(a, b)| a.partial_cmp(&b)),
+        };
+        if order != Some(std::cmp::Ordering::Less) {
+            return Some(self.out_of_order(next));
+        }
+        (next.count < self.count).then(|| self.not_cumulative(next))
+    }
+
+    #[cold]
+    fn out_of_order(&self, next: &Bound<'a>) -> (Rule, String) {
+        let rule = if next.is_number() {
+            Rule::BucketOrder
+        } else {
+            Rule::BucketLabel
+        };
+        (rule, format!("le={:?} after le={:?}", next.text, self.text))
+    }
+
+    #[cold]
+    fn not_cumulative(&self, next: &Bound<'a>) -> (Rule, String) {
+        let detail = format!(
+            "le={} holds {} but le={} holds {}",
+            self.text, self.count, next.text, next.count
+        );
+        (Rule::NonCumulative, detail)
+    }
+}
+
+/// Whether two label sets name the same metric: equal apart from `le`, in any order (the
+/// specification does not fix one). Label names are unique within a set, so equal counts
+/// and every label of one found in the other make the sets equal. Called where the label
+/// text changed, about once per metric, so the quadratic search stays small.
+fn same_metric(a: &[Label<'_>], b: &[Label<'_>]) -> bool {
+    let not_le = |l: &&Label<'_>| l.name != "le";
+    a.iter().filter(not_le).count() == b.iter().filter(not_le).count()
+        && a.iter()
+            .filter(not_le)
+            .all(|x| b.iter().any(|y| x.name == y.name && x.value == y.value))
 }
 
 /// String equality without a library call for the short strings label names and values
 /// mostly are (a call per comparison costs more than the comparison).
+#[inline(always)]
 fn short_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;
     }
-    let mut chunks = a.chunks_exact(8).zip(b.chunks_exact(8));
-    let words_equal = chunks.all(|(x, y)| x == y);
-    let tail = a.len() - a.len() % 8;
-    words_equal && a[tail..].iter().zip(&b[tail..]).all(|(x, y)| x == y)
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in x.by_ref().zip(y.by_ref()) {
+        if word(p) != word(q) {
+            return false;
+        }
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
+}
+
+/// Eight bytes as one word (the chunk is eight bytes long).
+#[inline(always)]
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
 }
 
 /// A non-negative decimal without exponent, as integer digits (no leading zeros) and
@@ -223,54 +365,125 @@ fn short_eq(a: &str, b: &str) -> bool {
 type Decimal<'a> = (&'a [u8], &'a [u8]);
 
 /// Orders two plain decimals as numbers.
+#[inline]
 fn decimal_cmp((ai, af): Decimal<'_>, (bi, bf): Decimal<'_>) -> std::cmp::Ordering {
     ai.len()
         .cmp(&bi.len())
-        .then(ai.cmp(bi))
+        .then_with(|| digits_cmp(ai, bi))
         .then_with(|| fraction_cmp(af, bf))
 }
 
-/// `text` as a plain decimal, if it is one.
+/// Orders digit strings byte by byte up to the first difference: bounds differ within a
+/// few digits, where a library `memcmp` call costs more than the loop.
+fn digits_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Compares fraction digits as numbers: the shorter one is padded with zeros.
+fn fraction_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let common = a.len().min(b.len());
+    digits_cmp(&a[..common], &b[..common]).then_with(|| {
+        let rest_nonzero = |r: &[u8]| r.iter().any(|c| *c != b'0');
+        rest_nonzero(&a[common..]).cmp(&rest_nonzero(&b[common..]))
+    })
+}
+
+/// `text` as a plain decimal, if it is one: digits with at most one dot between digits.
+/// One scan finds the dot and checks the digits, eight at a time where it can.
+#[inline]
 fn plain_decimal(text: &str) -> Option<Decimal<'_>> {
     let b = text.as_bytes();
-    let dot = b.iter().position(|c| *c == b'.').unwrap_or(b.len());
+    let mut dot = b.len();
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        if !eight_digits(word(chunk)) {
+            digits_and_dot(chunk, at, &mut dot)?;
+        }
+        at += 8;
+    }
+    digits_and_dot(chunks.remainder(), at, &mut dot)?;
     let (int, frac) = (&b[..dot], b.get(dot + 1..).unwrap_or_default());
-    let digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
-    if int.is_empty() || !digits(int) || !digits(frac) || (dot < b.len() && frac.is_empty()) {
+    if int.is_empty() || (dot < b.len() && frac.is_empty()) {
         return None;
     }
     let first = int.iter().position(|c| *c != b'0').unwrap_or(int.len());
     Some((&int[first..], frac))
 }
 
-/// Compares fraction digits as numbers: the shorter one is padded with zeros.
-fn fraction_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let common = a.len().min(b.len());
-    a[..common].cmp(&b[..common]).then_with(|| {
-        let rest_nonzero = |r: &[u8]| r.iter().any(|c| *c != b'0');
-        rest_nonzero(&a[common..]).cmp(&rest_nonzero(&b[common..]))
-    })
+/// Checks `bytes` (at offset `at` of the text) are digits but for one dot, which it
+/// records in `dot` (the text's length while none was seen).
+fn digits_and_dot(bytes: &[u8], at: usize, dot: &mut usize) -> Option<()> {
+    let unseen = *dot;
+    for (i, c) in bytes.iter().enumerate() {
+        if *c == b'.' && *dot == unseen {
+            *dot = at + i;
+        } else if !c.is_ascii_digit() {
+            return None;
+        }
+    }
+    Some(())
 }
 
-/// Consecutive samples of one series (same name and labels) must have rising timestamps.
-fn timestamps(
-    exp: &Exposition<'_>,
-    samples: &[Sample<'_>],
-    offset: &impl Fn(&Sample<'_>) -> usize,
-    out: &mut Vec<MetricViolation>,
-) {
-    for pair in samples.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        let (Some(ta), Some(tb)) = (a.timestamp, b.timestamp) else {
-            continue;
-        };
-        if a.name == b.name && tb <= ta && exp.labels_of(a) == exp.labels_of(b) {
-            out.push(MetricViolation {
-                at: offset(b),
-                lines: vec![offset(b)],
-                rule: Rule::TimestampOrder,
-                detail: format!("{} at {tb} after {ta}", b.name),
-            });
+/// Whether all eight bytes of `w` are ASCII digits: each byte's high nibble is 3, and
+/// adding 6 leaves it 3 (so the low nibble is at most 9). A carry out of a byte only
+/// happens from a byte that already fails.
+#[inline(always)]
+fn eight_digits(w: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    (w & HIGH) | (((w.wrapping_add(0x0606_0606_0606_0606)) & HIGH) >> 4) == 0x3333_3333_3333_3333
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decimal_cmp, plain_decimal};
+
+    proptest::proptest! {
+        /// The eight-at-a-time digit check says what a byte-by-byte reading says.
+        #[test]
+        fn plain_decimal_accepts_exactly_digits_with_one_inner_dot(text in "[0-9.x]{0,30}") {
+            let reference = match text.split_once('.') {
+                Some((int, frac)) => !int.is_empty() && !frac.is_empty()
+                    && int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()),
+                None => !text.is_empty() && text.bytes().all(|c| c.is_ascii_digit()),
+            };
+            proptest::prop_assert_eq!(plain_decimal(&text).is_some(), reference, "{}", text);
         }
+
+        /// Bounds with up to fifteen significant digits are distinct as floats, so the
+        /// float order is the reference for the digit-by-digit one (zeros padded on both
+        /// sides, as engines write them).
+        #[test]
+        fn decimal_order_is_the_numbers_order(
+            a in (0u64..100_000, 0u64..1_000_000_000, 0usize..3, 0usize..3),
+            b in (0u64..100_000, 0u64..1_000_000_000, 0usize..3, 0usize..3),
+        ) {
+            let write = |(int, frac, lead, trail): (u64, u64, usize, usize)| {
+                format!("{}{int}.{frac:09}{}", "0".repeat(lead), "0".repeat(trail))
+            };
+            let (x, y) = (write(a), write(b));
+            let (Some(dx), Some(dy)) = (plain_decimal(&x), plain_decimal(&y)) else {
+                return Err(proptest::test_runner::TestCaseError::fail(format!("{x} or {y}")));
+            };
+            let reference = x.parse::<f64>().ok().zip(y.parse::<f64>().ok())
+                .and_then(|(p, q)| p.partial_cmp(&q));
+            proptest::prop_assert_eq!(Some(decimal_cmp(dx, dy)), reference, "{} vs {}", x, y);
+        }
+    }
+
+    #[test]
+    fn twenty_digit_bounds_that_meet_as_floats_still_order() {
+        let (a, b) = ("0.10000000000000000001", "0.10000000000000000002");
+        let (Some(da), Some(db)) = (plain_decimal(a), plain_decimal(b)) else {
+            panic!("both are plain decimals");
+        };
+        assert_eq!(a.parse::<f64>().ok(), b.parse::<f64>().ok());
+        assert_eq!(decimal_cmp(da, db), std::cmp::Ordering::Less);
+        assert_eq!(decimal_cmp(db, da), std::cmp::Ordering::Greater);
     }
 }

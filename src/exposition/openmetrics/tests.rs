@@ -344,6 +344,32 @@ fn non_cumulative() {
     );
 }
 
+/// The bucket checks compare a bucket with the previous one by its label text first; a
+/// text that differs is compared label by label, so writing the labels in another order
+/// keeps one metric, and another value starts a new one.
+#[test]
+fn buckets_with_labels_in_another_order_are_one_metric() {
+    let body = "# TYPE h histogram\nh_bucket{a=\"1\",le=\"1\"} 1\nh_bucket{le=\"2\",a=\"1\"} 2\n\
+                h_bucket{a=\"1\",le=\"+Inf\"} 3\nh_count{a=\"1\"} 3\nh_sum{a=\"1\"} 1\n# EOF\n";
+    assert_eq!(refusal(body), None);
+}
+
+#[test]
+fn a_bucket_of_another_label_set_starts_a_new_metric() {
+    // a="1" ends without +Inf where a="2" begins: a bucket order check across the two
+    // would pass (1 < 2 < 3), so only the metric boundary finds it.
+    let broken = "# TYPE h histogram\nh_bucket{a=\"1\",le=\"1\"} 1\nh_bucket{a=\"2\",le=\"2\"} 2\n\
+                  h_bucket{a=\"2\",le=\"+Inf\"} 3\n# EOF\n";
+    assert_eq!(refusal(broken), Some((Rule::MissingInf, 2)));
+    // A bound that does not rise within one label set is found after many that did.
+    let mut body = String::from("# TYPE h histogram\n");
+    for (i, le) in ["1", "2", "3", "2.5", "+Inf"].iter().enumerate() {
+        body.push_str(&format!("h_bucket{{model=\"m\",le=\"{le}\"}} {i}\n"));
+    }
+    body.push_str("# EOF\n");
+    assert_eq!(refusal(&body), Some((Rule::BucketOrder, 2)));
+}
+
 #[test]
 fn missing_inf() {
     check(

@@ -1,17 +1,17 @@
 //! OpenMetrics bodies: the parse with that specification's line rules, then its rules over
 //! whole metrics; in lenient mode a second parse that skips every line that broke one.
 
+use super::super::lex::{scan_name, unescape_help};
 use super::super::openmetrics::{self, Rule};
-use super::{Mode, ParseError, ParseErrorKind, parse_lines};
-use crate::exposition::Exposition;
+use super::{Mode, ParseError, ParseErrorKind, Parser, parse_lines, parse_with_metric_rules};
+use crate::exposition::{Exposition, MetricType, Sample};
 
 /// Parses a body that is OpenMetrics 1.0 and holds it to every rule of that specification
 /// (see [`openmetrics`](super::openmetrics)). In [`Mode::Strict`] the first broken rule is
 /// the error; in [`Mode::Lenient`] every line that breaks one is skipped and listed in
 /// [`Exposition::skipped`] (every line of a metric whose buckets break one).
 pub fn parse_openmetrics(input: &str, mode: Mode) -> Result<Exposition<'_>, ParseError> {
-    let exp = parse_lines(input, mode, true, &[])?;
-    let broken = openmetrics::metrics(&exp, input.as_ptr() as usize);
+    let (exp, broken) = parse_with_metric_rules(input, mode, true, &[])?;
     if broken.is_empty() {
         return Ok(exp);
     }
@@ -61,4 +61,125 @@ fn line_numbers(input: &str, offsets: &[usize]) -> std::collections::HashMap<usi
         out.insert(offset, line);
     }
     out
+}
+
+/// The OpenMetrics rules that need the parser's state: metadata once and in place, a
+/// family's samples together, each sample's own rules, and the rules over whole metrics.
+impl<'a> Parser<'a> {
+    /// OpenMetrics: whether a family has had a line already (metadata or a sample), so a
+    /// line of it after another family's would split it.
+    fn family_started(&self, idx: usize) -> bool {
+        !self.exp.families[idx].samples.is_empty()
+            || self.metadata.get(idx).is_some_and(|m| *m != 0)
+    }
+
+    /// OpenMetrics: a metadata line the strict grammar has read. A family's HELP, TYPE and
+    /// UNIT come once each, before its samples, and a unit is the end of the family's name;
+    /// all checked before the line changes anything. Errors are at the name's column.
+    pub(super) fn metadata_line(
+        &mut self,
+        line: openmetrics::MetadataLine<'a>,
+    ) -> Result<(), (usize, ParseErrorKind)> {
+        const NAME_AT: usize = 7;
+        let name = line.name;
+        let family = match self.current {
+            Some(cur) if self.exp.families[cur].name == name => Some(cur),
+            _ => self.index.get(name).copied(),
+        };
+        let unit_breaks =
+            line.kind == openmetrics::Metadata::Unit && !openmetrics::unit_fits(name, line.text);
+        let rule = match family {
+            Some(idx) if self.current != Some(idx) && self.family_started(idx) => {
+                Some(Rule::InterleavedFamilies)
+            }
+            Some(idx)
+                if self
+                    .metadata
+                    .get(idx)
+                    .is_some_and(|m| m & line.kind as u8 != 0) =>
+            {
+                Some(Rule::RepeatedMetadata)
+            }
+            Some(idx) if !self.exp.families[idx].samples.is_empty() => {
+                Some(Rule::MetadataAfterSamples)
+            }
+            _ if unit_breaks => Some(Rule::UnitSuffix),
+            _ => None,
+        };
+        if let Some(rule) = rule {
+            return Err((NAME_AT, ParseErrorKind::openmetrics(rule)));
+        }
+        if name.is_empty() || scan_name(name.as_bytes(), 0) != name.len() {
+            let which = line.kind.keyword();
+            return Err((NAME_AT, ParseErrorKind::MalformedComment(which)));
+        }
+        if let (Some(kind), Some(idx)) = (line.metric_type, family) {
+            let family = &self.exp.families[idx];
+            let redeclarable = family.kind == MetricType::Untyped && family.samples.is_empty();
+            if family.kind != kind && !redeclarable {
+                return Err((NAME_AT, ParseErrorKind::ConflictingType(name.to_string())));
+            }
+        }
+        let idx = family.unwrap_or_else(|| self.new_family(name, MetricType::Untyped));
+        let entry = &mut self.exp.families[idx];
+        match line.kind {
+            openmetrics::Metadata::Help => {
+                entry.help = Some(unescape_help(line.text.trim_end_matches([' ', '\t'])));
+            }
+            openmetrics::Metadata::Type => entry.kind = line.metric_type.unwrap_or(entry.kind),
+            openmetrics::Metadata::Unit => {
+                entry.unit = (!line.text.is_empty()).then_some(line.text)
+            }
+        }
+        if let Some(bits) = self.metadata.get_mut(idx) {
+            *bits |= line.kind as u8;
+        }
+        // The next sample must not take the same-name shortcut into this family.
+        self.last_name = "";
+        self.current = Some(idx);
+        Ok(())
+    }
+
+    /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules;
+    /// then the rules over whole metrics take it. `previous` is the family of the line
+    /// before (a sample's or a metadata line's); `same_name` says the previous sample had
+    /// this name (so its family and role hold already); `label_text` is what its braces hold.
+    pub(super) fn check_openmetrics_sample(
+        &mut self,
+        previous: Option<usize>,
+        idx: usize,
+        sample: &Sample<'a>,
+        same_name: bool,
+        label_text: &'a str,
+    ) -> Result<(), (usize, ParseErrorKind)> {
+        let om_error = |(rule, detail)| (0, ParseErrorKind::OpenMetrics { rule, detail });
+        let family = &self.exp.families[idx];
+        let role = if same_name {
+            self.role
+        } else {
+            if previous != Some(idx) && self.family_started(idx) {
+                return Err(om_error((
+                    Rule::InterleavedFamilies,
+                    format!("{} resumes after another family", family.name),
+                )));
+            }
+            openmetrics::sample_role(family, sample.name).map_err(om_error)?
+        };
+        let labels = self.exp.labels_of(sample);
+        // A bucket after another of its metric: only its count and bound are new.
+        if same_name
+            && role == openmetrics::Role::Bucket
+            && sample.exemplar.is_none()
+            && let Some(le) = self.rules.continued_bucket(labels, label_text)
+        {
+            openmetrics::sample_value(family.kind, role, sample).map_err(om_error)?;
+            self.rules.next_bucket(le, sample.value);
+            return Ok(());
+        }
+        openmetrics::sample(family, role, sample, labels).map_err(om_error)?;
+        self.role = role;
+        self.rules
+            .observe(&self.exp, idx, role, sample, label_text, self.base);
+        Ok(())
+    }
 }
