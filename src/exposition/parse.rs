@@ -546,7 +546,15 @@ impl<'a> Parser<'a> {
             timestamp,
             exemplar,
         };
-        if om {
+        // A bucket after another of its metric needs only its bound and count checked.
+        let next_bucket = om
+            && same_name
+            && self.role == openmetrics::Role::Bucket
+            && sample.exemplar.is_none()
+            && self
+                .rules
+                .next_bucket(self.exp.labels_of(&sample), label_text, sample.value);
+        if om && !next_bucket {
             self.check_openmetrics_sample(previous, idx, &sample, same_name, label_text)?;
         }
         // Only a sample that made it in may serve as the shortcut for the next one.

@@ -34,33 +34,39 @@ pub(crate) struct MetricRules<'a> {
 type LabelText<'a> = (&'a str, &'a str);
 
 impl<'a> MetricRules<'a> {
-    /// The `le` value of a bucket that continues the previous bucket's metric: its name
-    /// was the previous sample's (the caller knows), and its labels are written the same
-    /// apart from `le`, at the same place. Its other label rules held for the previous
-    /// bucket, so only its count and bound are left to check ([`Self::next_bucket`]).
-    pub(crate) fn continued_bucket(
-        &self,
+    /// Takes a bucket that continues the previous bucket's metric, if it is one, and says
+    /// whether it did: its name was the previous sample's (the caller knows), its labels
+    /// are written the same apart from `le`, at the same place, and its count is a count.
+    /// Its other rules held for the previous bucket, so only its bound and count are left.
+    /// Anything else goes to the full checks and [`Self::observe`].
+    #[inline]
+    pub(crate) fn next_bucket(
+        &mut self,
         labels: &[Label<'a>],
         label_text: &'a str,
-    ) -> Option<&'a str> {
-        let run = self.run.as_ref()?;
-        let le = labels.get(run.le_index)?;
-        if le.name != "le" {
-            return None;
-        }
-        let std::borrow::Cow::Borrowed(value) = le.value else {
-            return None;
+        count: f64,
+    ) -> bool {
+        let Some(run) = &mut self.run else {
+            return false;
         };
-        let (head, tail) = split_at_le(label_text, le.name, value)?;
-        let (run_head, run_tail) = run.text?;
-        (short_eq(head, run_head) && short_eq(tail, run_tail)).then_some(value)
-    }
-
-    /// Takes a bucket [`Self::continued_bucket`] vouched for: its bound `le` and count.
-    pub(crate) fn next_bucket(&mut self, le: &'a str, count: f64) {
-        if let Some(run) = &mut self.run {
-            run.bucket(Some(le), count);
+        let Some(le) = labels.get(run.le_index) else {
+            return false;
+        };
+        let (b"le", std::borrow::Cow::Borrowed(value)) = (le.name.as_bytes(), &le.value) else {
+            return false;
+        };
+        let (Some((head, tail)), Some((run_head, run_tail))) =
+            (split_at_le(label_text, le.name, value), run.text)
+        else {
+            return false;
+        };
+        // A negative or NaN count is left to the full checks, which name the rule.
+        let a_count = count.is_sign_positive() && !count.is_nan();
+        if !a_count || !short_eq(head, run_head) || !short_eq(tail, run_tail) {
+            return false;
         }
+        run.bucket(Some(value), count);
+        true
     }
 
     /// Takes the next sample before it is pushed (its index is `exp.samples.len()`), of

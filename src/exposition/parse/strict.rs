@@ -166,16 +166,6 @@ impl<'a> Parser<'a> {
             openmetrics::sample_role(family, sample.name).map_err(om_error)?
         };
         let labels = self.exp.labels_of(sample);
-        // A bucket after another of its metric: only its count and bound are new.
-        if same_name
-            && role == openmetrics::Role::Bucket
-            && sample.exemplar.is_none()
-            && let Some(le) = self.rules.continued_bucket(labels, label_text)
-        {
-            openmetrics::sample_value(family.kind, role, sample).map_err(om_error)?;
-            self.rules.next_bucket(le, sample.value);
-            return Ok(());
-        }
         openmetrics::sample(family, role, sample, labels).map_err(om_error)?;
         self.role = role;
         self.rules
