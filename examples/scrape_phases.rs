@@ -8,6 +8,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
+use llmwatch::commands::render::{Format, write_to};
+use llmwatch::commands::scrape::{Body, analyse};
 use llmwatch::engines::{Index, detect, normalise};
 use llmwatch::exposition::{Mode, parse};
 
@@ -48,9 +50,28 @@ fn main() -> anyhow::Result<()> {
         drop(readings);
         drop(index);
         drop(exp);
-        drop(bytes);
         note("drop", t);
         anyhow::ensure!(dups.is_empty(), "duplicates: {dups:?}");
+        // The command's own analysis (all of the above, the integrity checks and the
+        // summary) and each output format, written to a sink.
+        let t = Instant::now();
+        let text = std::str::from_utf8(&bytes).context("not UTF-8")?;
+        let body = Body {
+            origin: &path,
+            text,
+            openmetrics: false,
+        };
+        let analysis = analyse(&body, Mode::Strict, None)?;
+        note("analyse (command)", t);
+        for (name, format) in [
+            ("write json", Format::Json),
+            ("write prom", Format::Prom),
+            ("write table", Format::Table),
+        ] {
+            let t = Instant::now();
+            write_to(&analysis, format, &mut std::io::sink())?;
+            note(name, t);
+        }
     }
     let mut out = std::io::stdout().lock();
     for (name, mut times) in phases {
