@@ -212,6 +212,37 @@ pub struct ProxyCli {
     /// system's roots (a private CA in front of the engines).
     #[arg(long, value_name = "FILE")]
     pub upstream_ca: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub otlp: OtlpCli,
+}
+
+/// OTLP export, shared by the commands that serve metrics. Unset flags fall back to the
+/// standard `OTEL_*` environment variables; with no endpoint anywhere, nothing is exported.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OtlpCli {
+    /// OTLP/HTTP endpoint to push metrics to, e.g. http://127.0.0.1:4318 (`/v1/metrics` is
+    /// added). Default: `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// How often to export. Default: `OTEL_METRIC_EXPORT_INTERVAL`, else 60s.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub otlp_interval: Option<Duration>,
+    /// `cumulative` or `delta` sums and histograms. Default:
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else cumulative.
+    #[arg(long, value_name = "TEMPORALITY")]
+    pub otlp_temporality: Option<String>,
+}
+
+impl OtlpCli {
+    /// The settings these flags give, for `service.name` `default_service`.
+    pub fn settings(&self, default_service: &str) -> crate::otlp::OtlpSettings {
+        crate::otlp::OtlpSettings {
+            endpoint: self.otlp_endpoint.clone(),
+            interval: self.otlp_interval,
+            temporality: self.otlp_temporality.clone(),
+            default_service: default_service.to_string(),
+        }
+    }
 }
 
 /// `llmwatch bench`.
@@ -306,6 +337,8 @@ pub struct BenchCli {
     /// on this address during the run, e.g. 127.0.0.1:9465.
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub otlp: OtlpCli,
     /// Scrape the engine's metrics before and after the run, and report the engine's token
     /// counts and TTFT/ITL/e2e quantiles beside the client's: the server's own /metrics, or
     /// the URL given (the engine's, when the benchmark goes through a proxy), e.g.

@@ -10,15 +10,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// `gen_ai.client.operation.duration` and the proxy's latency boundaries (seconds).
+/// `gen_ai.client.operation.duration`, and also `…time_to_first_chunk` and
+/// `…time_per_output_chunk`: the semantic conventions recommend these bounds for all three
+/// (seconds).
 const DURATION: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
-/// `gen_ai.client.operation.time_to_first_chunk` (seconds).
+/// The proxy's time to first content token: the conventions' server TTFT bounds
+/// (`gen_ai.server.time_to_first_token`), finer than the client ones where TTFT lives.
 const FIRST_CHUNK: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-/// `gen_ai.client.operation.time_per_output_chunk` (seconds).
+/// The proxy's time per output token: the conventions' server TPOT bounds
+/// (`gen_ai.server.time_per_output_token`).
 const PER_CHUNK: [f64; 13] = [
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 ];
@@ -105,8 +109,8 @@ impl ClientMetrics {
     pub fn registered() -> (ClientMetrics, Registry) {
         let m = ClientMetrics {
             duration: Family::new_with_constructor(Buckets(&DURATION)),
-            first_chunk: Family::new_with_constructor(Buckets(&FIRST_CHUNK)),
-            per_chunk: Family::new_with_constructor(Buckets(&PER_CHUNK)),
+            first_chunk: Family::new_with_constructor(Buckets(&DURATION)),
+            per_chunk: Family::new_with_constructor(Buckets(&DURATION)),
             tokens: Family::new_with_constructor(Buckets(&TOKENS)),
             first_content: Family::new_with_constructor(Buckets(&FIRST_CHUNK)),
             per_token: Family::new_with_constructor(Buckets(&PER_CHUNK)),

@@ -72,6 +72,34 @@ pub struct Config {
     /// The alerts `up` evaluates over its own state (`[alerting]`): the same alerts
     /// `llmwatch export` writes as Prometheus rules.
     pub alerting: AlertingConfig,
+    /// OTLP export of what `/metrics` shows (`[otlp]`). Unset fields fall back to the
+    /// standard `OTEL_*` environment variables; with no endpoint anywhere, nothing is pushed.
+    pub otlp: OtlpTomlConfig,
+}
+
+/// `[otlp]`: push the collector's metrics to an OpenTelemetry endpoint as well.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpTomlConfig {
+    /// OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318` (`/v1/metrics` is added).
+    pub endpoint: Option<String>,
+    /// Time between two exports (default `OTEL_METRIC_EXPORT_INTERVAL`, else 60s).
+    #[serde(deserialize_with = "optional_duration")]
+    pub interval: Option<Duration>,
+    /// `cumulative` (default) or `delta` sums and histograms.
+    pub temporality: Option<String>,
+}
+
+impl OtlpTomlConfig {
+    /// The settings this section gives, for `service.name` `default_service`.
+    pub fn settings(&self, default_service: &str) -> crate::otlp::OtlpSettings {
+        crate::otlp::OtlpSettings {
+            endpoint: self.endpoint.clone(),
+            interval: self.interval,
+            temporality: self.temporality.clone(),
+            default_service: default_service.to_string(),
+        }
+    }
 }
 
 /// `[alerting]`: how often the alerts are evaluated and the objectives of the burn-rate
@@ -209,6 +237,7 @@ impl Default for Config {
             file_sd_refresh: Duration::from_secs(5),
             proxy: None,
             alerting: AlertingConfig::default(),
+            otlp: OtlpTomlConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod findings;
 pub mod gpu;
 pub mod http1;
 pub mod lint;
+pub mod otlp;
 pub mod proxy;
 pub mod rng;
 pub mod sim;

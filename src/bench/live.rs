@@ -34,9 +34,70 @@ pub fn eprintln_progress(text: &str) {
     let _ = err.flush();
 }
 
-/// Serves the client metrics on `addr` for the rest of the process.
-pub async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMetrics, BenchError> {
-    let (metrics, registry) = crate::client_metrics::ClientMetrics::registered();
+/// The live client metrics, when the run serves them (`metrics_listen`) or pushes them
+/// over OTLP, and the exporter to finish once the run ends.
+pub async fn start(
+    options: &super::BenchOptions,
+) -> Result<
+    (
+        Option<crate::client_metrics::ClientMetrics>,
+        Option<Exporter>,
+    ),
+    BenchError,
+> {
+    if options.metrics_listen.is_none() && options.otlp.is_none() {
+        return Ok((None, None));
+    }
+    let (metrics, mut registry) = crate::client_metrics::ClientMetrics::registered();
+    let stats = options
+        .otlp
+        .as_ref()
+        .map(|_| crate::otlp::push::ExportStats::registered(&mut registry, false));
+    let registry = Arc::new(registry);
+    if let Some(addr) = &options.metrics_listen {
+        serve_metrics(addr, registry.clone()).await?;
+    }
+    let exporter = options.otlp.clone().zip(stats).map(|(config, stats)| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let source = registry.clone();
+        let task = tokio::spawn(crate::otlp::push::run_metrics_until(
+            config,
+            Arc::new(move || render(&source)),
+            stats,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Exporter { stop, task }
+    });
+    Ok((Some(metrics), exporter))
+}
+
+/// The OTLP exporter of a run.
+pub struct Exporter {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    /// Makes the last export (what the whole run measured) and waits for it.
+    pub async fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn render(registry: &prometheus_client::registry::Registry) -> String {
+    let mut body = String::new();
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut body, registry);
+    body
+}
+
+/// Serves `registry` (the client metrics) on `addr` for the rest of the process.
+async fn serve_metrics(
+    addr: &str,
+    registry: Arc<prometheus_client::registry::Registry>,
+) -> Result<(), BenchError> {
     let listener =
         tokio::net::TcpListener::bind(addr)
             .await
@@ -48,20 +109,17 @@ pub async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMe
         addr: addr.to_string(),
         error,
     })?;
-    let registry = Arc::new(registry);
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let registry = registry.clone();
             async move {
-                let mut body = String::new();
-                let _ = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry);
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
                         prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                     )],
-                    body,
+                    render(&registry),
                 )
             }
         }),
@@ -70,7 +128,7 @@ pub async fn serve_metrics(addr: &str) -> Result<crate::client_metrics::ClientMe
         let _ = axum::serve(listener, app).await;
     });
     eprintln_progress(&format!("bench: live metrics on http://{bound}/metrics\n"));
-    Ok(metrics)
+    Ok(())
 }
 
 /// The status class a request's outcome implies (the bench keeps no status codes).

@@ -91,6 +91,8 @@ pub struct BenchOptions {
     pub max_in_flight: Option<usize>,
     /// Serve live client metrics on this address during the run.
     pub metrics_listen: Option<String>,
+    /// Push the client metrics over OTLP during the run and once at its end.
+    pub otlp: Option<crate::otlp::OtlpConfig>,
     /// Scrape the engine's metrics before and after, for the engine's view: the server's own
     /// `/metrics` (`Some(None)`), or this URL (`Some(Some(url))`), e.g. the engine's when the
     /// benchmark goes through a proxy.
@@ -279,10 +281,7 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
             reason: e.to_string(),
         }
     })?;
-    let live_metrics = match &options.metrics_listen {
-        Some(addr) => Some(live::serve_metrics(addr).await?),
-        None => None,
-    };
+    let (live_metrics, exporter) = live::start(&options).await?;
     let start = Instant::now() + Duration::from_millis(20);
     let run = Arc::new(drive::Run {
         url,
@@ -330,6 +329,9 @@ pub async fn run(options: BenchOptions) -> Result<Outcome, BenchError> {
             drive::supervise(&run, ended, &stop, &options).await
         }
     };
+    if let Some(exporter) = exporter {
+        exporter.finish().await;
+    }
     let interrupted = ended == drive::Ended::Interrupted;
     let failed_fast = match ended {
         drive::Ended::FailedFast(why) => Some(why),

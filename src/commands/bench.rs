@@ -79,6 +79,10 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         slos,
         max_in_flight: args.max_in_flight,
         metrics_listen: args.metrics_listen.clone(),
+        otlp: args
+            .otlp
+            .settings("llmwatch-bench")
+            .resolve(|name| std::env::var(name).ok())?,
         engine_metrics: args.engine_metrics.clone(),
         threads: args.threads.map(usize::from),
         trace,

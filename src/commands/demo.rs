@@ -90,6 +90,7 @@ fn client_load(proxy: std::net::SocketAddr, model: &str) -> BenchOptions {
         slos: Vec::new(),
         max_in_flight: Some(256),
         metrics_listen: None,
+        otlp: None,
         engine_metrics: None,
         trace: None,
         threads: Some(1),

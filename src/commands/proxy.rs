@@ -24,7 +24,28 @@ pub fn options(args: &ProxyCli) -> ProxyOptions {
 
 /// Runs the proxy.
 pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
-    let proxy = Arc::new(Proxy::new(&args.upstreams, options(args))?);
+    let otlp = args
+        .otlp
+        .settings("llmwatch-proxy")
+        .resolve(|name| std::env::var(name).ok())?;
+    let mut proxy = Proxy::new(&args.upstreams, options(args))?;
+    let otlp_stats = otlp.as_ref().map(|_| proxy.register_otlp_stats());
+    let proxy = Arc::new(proxy);
+    let mut exporters = tokio::task::JoinSet::new();
+    if let (Some(config), Some(stats)) = (otlp, otlp_stats) {
+        let source = Arc::clone(&proxy);
+        let _ = writeln!(
+            std::io::stdout(),
+            "llmwatch proxy: exporting metrics to {} every {:?}",
+            config.metrics_url,
+            config.interval
+        );
+        exporters.spawn(crate::otlp::push::run_metrics(
+            config,
+            Arc::new(move || source.render_metrics()),
+            stats,
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -46,5 +67,6 @@ pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    exporters.abort_all();
     Ok(())
 }

@@ -85,19 +85,7 @@ fn line_and_column_count_from_one() {
 
 #[test]
 fn the_samples_proxy_section_uncommented_says_the_proxys_defaults() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
-    let sample = std::fs::read_to_string(path).unwrap();
-    // The commented-out section from `# [proxy]` to the next blank line, with its settings
-    // (lines of the form `# key = value`) uncommented.
-    let section: String = sample
-        .lines()
-        .skip_while(|l| *l != "# [proxy]")
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.strip_prefix("# "))
-        .filter(|l| l.starts_with('[') || l.contains(" = "))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let config = parse(&section).unwrap();
+    let config = parse(&uncommented_sample_section("# [proxy]")).unwrap();
     let proxy = config.proxy.expect("a [proxy] section");
     assert_eq!(proxy.idle_timeout, Some(Duration::from_secs(60)));
     let options = crate::up::proxy_options(&proxy);
@@ -126,4 +114,42 @@ fn proxy_limits_from_the_command_line_replace_the_files() {
     assert_eq!(options.idle_timeout, Duration::from_millis(500));
     assert_eq!(options.total_timeout, Duration::from_secs(9));
     assert_eq!(options.connect_timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn the_samples_otlp_section_uncommented_configures_the_export() {
+    let config = parse(&uncommented_sample_section("# [otlp]")).unwrap();
+    let otlp = config
+        .otlp
+        .settings("llmwatch-up")
+        .resolve(|_| None)
+        .unwrap()
+        .expect("an endpoint");
+    assert_eq!(otlp.metrics_url, "http://127.0.0.1:4318/v1/metrics");
+    assert_eq!(otlp.interval, Duration::from_secs(60));
+    assert_eq!(otlp.temporality, crate::otlp::Temporality::Cumulative);
+    // Left out, it exports nothing.
+    assert_eq!(
+        Config::default()
+            .otlp
+            .settings("x")
+            .resolve(|_| None)
+            .unwrap(),
+        None
+    );
+}
+
+/// The sample's commented-out section from the line `header` to the next blank line, with
+/// its settings (lines of the form `# key = value`) uncommented.
+fn uncommented_sample_section(header: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let sample = std::fs::read_to_string(path).unwrap();
+    sample
+        .lines()
+        .skip_while(|l| *l != header)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with('[') || l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

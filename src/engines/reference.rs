@@ -25,11 +25,12 @@ pub fn reference_markdown() -> String {
     for signal in SIGNALS {
         let _ = write!(
             out,
-            "\n## `{}`\n\n{} Type: {}, unit: {}.\n\n| engine | how | from | note |\n|---|---|---|---|\n",
+            "\n## `{}`\n\n{} Type: {}, unit: {}. OTLP: {}.\n\n| engine | how | from | note |\n|---|---|---|---|\n",
             signal.name,
             signal.help,
             signal.kind.as_str(),
-            signal.unit
+            signal.unit,
+            crate::otlp::metrics::describe_otel(signal.name, signal.kind.as_str())
         );
         for engine in Engine::ALL {
             let mapping = signal.mapping(engine);

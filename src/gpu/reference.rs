@@ -26,11 +26,12 @@ pub fn reference_markdown() -> String {
         };
         let _ = write!(
             out,
-            "\n## `{}`\n\n{} Type: {}, unit: {}, {subject}.\n\n| source | how | from | note |\n|---|---|---|---|\n",
+            "\n## `{}`\n\n{} Type: {}, unit: {}, {subject}. OTLP: {}.\n\n| source | how | from | note |\n|---|---|---|---|\n",
             signal.name,
             signal.help,
             signal.kind.as_str(),
-            signal.unit
+            signal.unit,
+            crate::otlp::metrics::describe_otel(signal.name, signal.kind.as_str())
         );
         for source in GpuSource::ALL {
             let mapping = signal.mapping(source);

@@ -150,6 +150,12 @@ impl Proxy {
         })
     }
 
+    /// Registers the OTLP exporter's counters beside the proxy's metrics (before the proxy
+    /// is shared), so `/metrics` shows how exports go.
+    pub fn register_otlp_stats(&mut self) -> crate::otlp::push::ExportStats {
+        crate::otlp::push::ExportStats::registered(&mut self.registry, false)
+    }
+
     /// Copies the running totals for [`Proxy::ttft_over`] and [`Proxy::outcome_rates`].
     pub fn snapshot_totals(&self) {
         self.recent.push(

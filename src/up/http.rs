@@ -34,8 +34,7 @@ pub struct App {
 }
 
 /// The routes.
-pub fn router(app: App) -> Router {
-    let app = Arc::new(app);
+pub fn router(app: Arc<App>) -> Router {
     let guarded = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/targets", get(targets))
@@ -125,6 +124,28 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match render_metrics(&app, true) {
+        Some(body) => (
+            [(
+                header::CONTENT_TYPE,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            )],
+            body,
+        )
+            .into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode self-metrics\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The `/metrics` body: canonical series of every target whose latest scrape worked, GPU
+/// series, the engines' own series of targets with `raw = true` (when `raw`: OTLP leaves
+/// them out, their names are the engines' and not OpenTelemetry's), the in-process proxy's
+/// series, the alerts' and the self-metrics. `None` if the self-metrics cannot be encoded.
+pub fn render_metrics(app: &App, raw: bool) -> Option<String> {
     let statuses = app.store.statuses();
     let views: Vec<View<'_>> = statuses
         .iter()
@@ -143,18 +164,20 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut body = String::with_capacity(64 * 1024);
     write_canonical(&mut body, &views);
     super::gpus::write(&mut body, &statuses);
-    let raw: Vec<RawView<'_>> = statuses
-        .iter()
-        .filter(|s| s.health == Health::Up)
-        .filter_map(|s| {
-            Some(RawView {
-                instance: s.target.name.as_str(),
-                labels: &s.target.labels,
-                text: s.last_good.as_ref()?.raw.as_deref()?,
+    if raw {
+        let raw: Vec<RawView<'_>> = statuses
+            .iter()
+            .filter(|s| s.health == Health::Up)
+            .filter_map(|s| {
+                Some(RawView {
+                    instance: s.target.name.as_str(),
+                    labels: &s.target.labels,
+                    text: s.last_good.as_ref()?.raw.as_deref()?,
+                })
             })
-        })
-        .collect();
-    write_raw(&mut body, &raw);
+            .collect();
+        write_raw(&mut body, &raw);
+    }
     if let Some(proxy) = &app.proxy {
         body.push_str(&proxy.render_metrics());
         super::gap::write(&mut body, proxy, &app.store, crate::clock::unix_now());
@@ -165,21 +188,8 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             .unwrap_or_else(|e| e.into_inner())
             .write_metrics(&mut body);
     }
-    if prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).is_err() {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot encode self-metrics\n",
-        )
-            .into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        )],
-        body,
-    )
-        .into_response()
+    prometheus_client::encoding::prometheus_text::encode(&mut body, &app.registry).ok()?;
+    Some(body)
 }
 
 async fn alerts(State(app): State<Arc<App>>) -> Response {

@@ -42,6 +42,9 @@ pub enum UpError {
     /// The proxy could not be set up (a bad upstream).
     #[error("proxy: {0}")]
     Proxy(String),
+    /// The OTLP export settings cannot be used.
+    #[error("otlp: {0}")]
+    Otlp(String),
 }
 
 /// Where the targets come from.
@@ -165,7 +168,15 @@ pub async fn start(
     config: Config,
     targets: Vec<Target>,
 ) -> Result<Running, UpError> {
-    let (metrics, registry) = SelfMetrics::registered();
+    let (metrics, mut registry) = SelfMetrics::registered();
+    let otlp = config
+        .otlp
+        .settings("llmwatch-up")
+        .resolve(|name| std::env::var(name).ok())
+        .map_err(|e| UpError::Otlp(e.to_string()))?;
+    let otlp_stats = otlp
+        .as_ref()
+        .map(|_| crate::otlp::push::ExportStats::registered(&mut registry, true));
     let store = Arc::new(Store::new(config.history.clone()));
     let scraper = Arc::new(Scraper::new(
         store.clone(),
@@ -206,13 +217,22 @@ pub async fn start(
             (metrics.clone(), format!("http://{addr}")),
         )
     });
-    let app = http::router(http::App {
+    let app = Arc::new(http::App {
         store: store.clone(),
         registry: Arc::new(registry),
         auth: config.auth.clone(),
         proxy,
         alerts,
     });
+    if let (Some(otlp), Some(stats)) = (otlp, otlp_stats) {
+        let source = app.clone();
+        tokio::spawn(crate::otlp::push::run_metrics(
+            otlp,
+            Arc::new(move || http::render_metrics(&source, false).unwrap_or_default()),
+            stats,
+        ));
+    }
+    let app = http::router(app);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!("the HTTP server stopped: {error}");

@@ -3,7 +3,9 @@
 #[test]
 fn metric_reference_matches_the_signal_table() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
-    let want = llmwatch::engines::reference_markdown() + &llmwatch::gpu::reference_markdown();
+    let want = llmwatch::engines::reference_markdown()
+        + &llmwatch::gpu::reference_markdown()
+        + &llmwatch::otlp::reference_markdown();
     if std::env::var("LLMWATCH_BLESS").is_ok_and(|v| v == "1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &want).unwrap();

@@ -27,6 +27,7 @@ mod gpu;
 mod lint;
 mod llamacpp_real;
 mod openmetrics;
+mod otlp;
 mod overview;
 mod prometheus_real;
 mod promtool;

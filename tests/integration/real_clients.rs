@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::proxy::{outcome, start_proxy};
 use crate::up::{eventually, get};
-use crate::util::{require_external, start_with};
+use crate::util::start_with;
 
 /// Sums the samples of `name` whose labels contain every one of `labels`.
 fn total(metrics: &str, name: &str, labels: &[&str]) -> f64 {
@@ -208,25 +208,7 @@ fn raw_clients_closing_on_done_before_a_real_llamacpp_server_are_never_disconnec
 
 /// The Python that has the OpenAI SDK, or `None` (then the test skips) when there is none.
 fn openai_python() -> Option<String> {
-    let candidates = std::env::var("LLMWATCH_OPENAI_PYTHON")
-        .ok()
-        .into_iter()
-        .chain(["python3".to_string()]);
-    for python in candidates {
-        let works = Command::new(&python)
-            .args(["-c", "import openai"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if works {
-            return Some(python);
-        }
-    }
-    assert!(
-        !require_external(),
-        "LLMWATCH_REQUIRE_EXTERNAL=1 but no Python with the openai package (set LLMWATCH_OPENAI_PYTHON)"
-    );
-    eprintln!("skipping: no Python with the openai package (set LLMWATCH_OPENAI_PYTHON)");
-    None
+    crate::util::python_with("LLMWATCH_OPENAI_PYTHON", "openai", "the openai package")
 }
 
 /// Runs the SDK client in `mode` `count` times against `base`; what it saw, per request.

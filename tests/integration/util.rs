@@ -369,3 +369,28 @@ pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A Python that can `import module`: the one named by `env_var`, else `python3`; `None`
+/// (the test skips, saying why) when there is none, a failure under
+/// `LLMWATCH_REQUIRE_EXTERNAL=1`. `package` names what to install.
+pub fn python_with(env_var: &str, module: &str, package: &str) -> Option<String> {
+    let candidates = std::env::var(env_var)
+        .ok()
+        .into_iter()
+        .chain(["python3".to_string()]);
+    for python in candidates {
+        let works = Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if works {
+            return Some(python);
+        }
+    }
+    assert!(
+        !require_external(),
+        "LLMWATCH_REQUIRE_EXTERNAL=1 but no Python with {package} (set {env_var})"
+    );
+    eprintln!("skipping: no Python with {package} (set {env_var})");
+    None
+}

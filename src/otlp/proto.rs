@@ -1,0 +1,219 @@
+//! The protobuf wire format, as much of it as OTLP needs: varints, 64-bit fixed values and
+//! doubles, strings and bytes, packed repeated fixed64 and double, and nested messages.
+//! Writing the few messages by hand keeps a code generator and its build step out of the
+//! build; the tests decode what this writes with the reference OTLP schema.
+
+/// One message being written. Fields holding their type's default (zero, empty) are left
+/// out, as proto3 does, except where presence matters (`double_always`).
+#[derive(Debug, Default, Clone)]
+pub struct Message {
+    buf: Vec<u8>,
+}
+
+/// The wire types this writer uses.
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LENGTH_DELIMITED: u8 = 2;
+const FIXED32: u8 = 5;
+
+impl Message {
+    /// An empty message.
+    pub fn new() -> Message {
+        Message::default()
+    }
+
+    /// The encoded bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+    }
+
+    fn key(&mut self, field: u32, wire: u8) {
+        self.varint(u64::from(field) << 3 | u64::from(wire));
+    }
+
+    /// An unsigned integer, a bool or an enum (varint).
+    pub fn uint(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.key(field, VARINT);
+            self.varint(v);
+        }
+    }
+
+    /// A signed 64-bit integer (`int64`: two's complement as a varint).
+    pub fn int(&mut self, field: u32, v: i64) {
+        if v != 0 {
+            self.key(field, VARINT);
+            self.varint(v as u64);
+        }
+    }
+
+    /// A `fixed64` (times in nanoseconds, counts).
+    pub fn fixed64(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.key(field, FIXED64);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// A `fixed32` (span flags).
+    pub fn fixed32(&mut self, field: u32, v: u32) {
+        if v != 0 {
+            self.key(field, FIXED32);
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// A double, written even when zero: for `oneof` values and `optional` fields, where
+    /// being present is the point.
+    pub fn double_always(&mut self, field: u32, v: f64) {
+        self.key(field, FIXED64);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A string.
+    pub fn string(&mut self, field: u32, s: &str) {
+        self.bytes(field, s.as_bytes());
+    }
+
+    /// Bytes (trace and span ids).
+    pub fn bytes(&mut self, field: u32, b: &[u8]) {
+        if !b.is_empty() {
+            self.key(field, LENGTH_DELIMITED);
+            self.varint(b.len() as u64);
+            self.buf.extend_from_slice(b);
+        }
+    }
+
+    /// A packed `repeated fixed64`.
+    pub fn packed_fixed64(&mut self, field: u32, values: &[u64]) {
+        if !values.is_empty() {
+            self.key(field, LENGTH_DELIMITED);
+            self.varint(values.len() as u64 * 8);
+            for v in values {
+                self.buf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+
+    /// A packed `repeated double`.
+    pub fn packed_double(&mut self, field: u32, values: &[f64]) {
+        if !values.is_empty() {
+            self.key(field, LENGTH_DELIMITED);
+            self.varint(values.len() as u64 * 8);
+            for v in values {
+                self.buf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+
+    /// A nested message, written even when empty (an empty message is still present).
+    pub fn message(&mut self, field: u32, m: Message) {
+        self.key(field, LENGTH_DELIMITED);
+        self.varint(m.buf.len() as u64);
+        self.buf.extend_from_slice(&m.buf);
+    }
+}
+
+/// `opentelemetry.proto.common.v1.KeyValue`: `key` and an `AnyValue` holding `any`.
+fn key_value(key: &str, any: Message) -> Message {
+    let mut kv = Message::new();
+    kv.string(1, key);
+    kv.message(2, any);
+    kv
+}
+
+/// `KeyValue` with a string value (present even when empty).
+pub fn string_attribute(key: &str, value: &str) -> Message {
+    let mut any = Message::new();
+    any.key(1, LENGTH_DELIMITED);
+    any.varint(value.len() as u64);
+    any.buf.extend_from_slice(value.as_bytes());
+    key_value(key, any)
+}
+
+/// `KeyValue` with an integer value.
+pub fn int_attribute(key: &str, value: i64) -> Message {
+    let mut any = Message::new();
+    any.key(3, VARINT);
+    any.varint(value as u64);
+    key_value(key, any)
+}
+
+/// `KeyValue` with a bool value.
+pub fn bool_attribute(key: &str, value: bool) -> Message {
+    let mut any = Message::new();
+    any.key(2, VARINT);
+    any.varint(u64::from(value));
+    key_value(key, any)
+}
+
+/// `KeyValue` with a double value.
+pub fn double_attribute(key: &str, value: f64) -> Message {
+    let mut any = Message::new();
+    any.double_always(4, value);
+    key_value(key, any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_match_the_specification_examples() {
+        // The protobuf encoding guide's examples: 1 is 0x01, 150 is 0x96 0x01.
+        let mut m = Message::new();
+        m.uint(1, 150);
+        assert_eq!(m.into_bytes(), vec![0x08, 0x96, 0x01]);
+        let mut m = Message::new();
+        m.int(1, -1);
+        assert_eq!(
+            m.into_bytes().len(),
+            1 + 10,
+            "a negative int64 takes ten bytes"
+        );
+    }
+
+    #[test]
+    fn defaults_are_left_out_but_present_values_are_not() {
+        let mut m = Message::new();
+        m.uint(1, 0);
+        m.fixed64(2, 0);
+        m.string(3, "");
+        assert!(m.is_empty());
+        m.double_always(4, 0.0);
+        assert_eq!(m.len(), 9);
+        let kv = string_attribute("k", "");
+        // key "k" (3 bytes) and an AnyValue holding an empty string (2 + 2 bytes).
+        assert_eq!(
+            kv.into_bytes(),
+            vec![0x0a, 0x01, b'k', 0x12, 0x02, 0x0a, 0x00]
+        );
+    }
+
+    #[test]
+    fn packed_fields_carry_their_byte_length() {
+        let mut m = Message::new();
+        m.packed_fixed64(6, &[1, 2]);
+        let bytes = m.into_bytes();
+        assert_eq!(&bytes[..2], &[6 << 3 | 2, 16]);
+        assert_eq!(bytes.len(), 2 + 16);
+    }
+}

@@ -1,0 +1,527 @@
+//! OTLP export from the proxy, read by an independent decoder: a receiver built on the
+//! reference OTLP schema (the `opentelemetry-proto` Python package) records every export,
+//! and what it read must equal the proxy's `/metrics` at that moment, under the names,
+//! units, attributes, temporality and bucket bounds the conventions give. A throttling or
+//! absent endpoint costs exports, counted, and never a request.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::proxy::{outcome, start_proxy};
+use crate::up::{eventually, get};
+use crate::util::{KillOnDrop, http, start_with};
+
+/// The Python with the reference OTLP schema, or `None` (the test skips) when there is none.
+fn otlp_python() -> Option<String> {
+    crate::util::python_with(
+        "LLMWATCH_OTLP_PYTHON",
+        "opentelemetry.proto.collector.metrics.v1",
+        "opentelemetry-proto",
+    )
+}
+
+/// A running receiver: its base URL and the file it appends each decoded export to.
+struct Receiver {
+    _child: KillOnDrop,
+    base: String,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    fn start(extra: &[&str]) -> Option<Receiver> {
+        let python = otlp_python()?;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("exports.jsonl");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/otlp_receiver.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(&out)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let line = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        let base = line.trim_start_matches("listening ").to_string();
+        Some(Receiver {
+            _child: KillOnDrop(child),
+            base,
+            out,
+            _dir: dir,
+        })
+    }
+
+    /// Every export received so far, decoded.
+    fn exports(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn send_requests(base: &str, streams: usize, plain: usize) {
+    let (rt, client) = http();
+    rt.block_on(async {
+        for i in 0..streams + plain {
+            let body = json!({
+                "model": "sim-vllm",
+                "messages": [{"role": "user", "content": "a prompt that must never be exported"}],
+                "stream": i < streams,
+                "max_tokens": 6,
+            });
+            let response = client
+                .post(format!("{base}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let _ = response.text().await;
+        }
+    });
+}
+
+/// A proxy in front of `upstream` exporting to `receiver` every `interval`, with `extra` flags.
+fn otlp_proxy(
+    upstream: &str,
+    receiver: &str,
+    interval: &str,
+    extra: &[&str],
+) -> crate::proxy::Proxy {
+    let mut args = vec!["--otlp-endpoint", receiver, "--otlp-interval", interval];
+    args.extend_from_slice(extra);
+    start_proxy(&[upstream], &args)
+}
+
+/// The metrics of one export by name.
+fn metrics_of(export: &Value) -> BTreeMap<String, Value> {
+    let scope = &export["body"]["resource_metrics"][0]["scope_metrics"][0]["metrics"];
+    scope
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m.clone()))
+        .collect()
+}
+
+fn attributes(point: &Value) -> BTreeMap<String, String> {
+    point["attributes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|kv| {
+                    let v = &kv["value"]["string_value"];
+                    (
+                        kv["key"].as_str().unwrap().to_string(),
+                        v.as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// OTLP encodes 64-bit integers as JSON strings.
+fn int(v: &Value) -> f64 {
+    v.as_str()
+        .map_or_else(|| v.as_f64().unwrap_or(0.0), |s| s.parse().unwrap())
+}
+
+/// A Prometheus sample's value from `/metrics` text: `name{labels}` exactly.
+fn prom(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+const OP: &str = "gen_ai_operation_name=\"chat\",gen_ai_request_model=\"sim-vllm\"";
+
+/// (Prometheus family, OpenTelemetry name, unit, data kind) of every proxy family.
+const NAMES: [(&str, &str, &str, &str); 11] = [
+    (
+        "gen_ai_client_operation_duration_seconds",
+        "gen_ai.client.operation.duration",
+        "s",
+        "histogram",
+    ),
+    (
+        "gen_ai_client_operation_time_to_first_chunk_seconds",
+        "gen_ai.client.operation.time_to_first_chunk",
+        "s",
+        "histogram",
+    ),
+    (
+        "gen_ai_client_operation_time_per_output_chunk_seconds",
+        "gen_ai.client.operation.time_per_output_chunk",
+        "s",
+        "histogram",
+    ),
+    (
+        "gen_ai_client_token_usage",
+        "gen_ai.client.token.usage",
+        "{token}",
+        "histogram",
+    ),
+    (
+        "llm_proxy_time_to_first_content_seconds",
+        "llm.proxy.time_to_first_content",
+        "s",
+        "histogram",
+    ),
+    (
+        "llm_proxy_time_per_output_token_seconds",
+        "llm.proxy.time_per_output_token",
+        "s",
+        "histogram",
+    ),
+    (
+        "llm_proxy_requests_in_flight",
+        "llm.proxy.requests_in_flight",
+        "",
+        "gauge",
+    ),
+    ("llm_proxy_requests_total", "llm.proxy.requests", "", "sum"),
+    (
+        "llm_proxy_request_bytes_total",
+        "llm.proxy.request",
+        "By",
+        "sum",
+    ),
+    (
+        "llm_proxy_overhead_seconds",
+        "llm.proxy.overhead",
+        "s",
+        "histogram",
+    ),
+    (
+        "llmwatch_otlp_exports_total",
+        "llmwatch.otlp_exports",
+        "",
+        "sum",
+    ),
+];
+
+#[test]
+fn proxy_metrics_over_otlp_equal_its_prometheus_metrics() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let proxy = otlp_proxy(&sim.urls[0].1, &receiver.base, "300ms", &[]);
+    send_requests(&proxy.base, 4, 2);
+    let metrics_url = format!("{}/metrics", proxy.base);
+    eventually(10, || {
+        (outcome(&get(&metrics_url).1, "length", "2xx") == 6.0).then_some(())
+    });
+    // Nothing moves now but the export counter: an export after this read holds these values.
+    let seen = receiver.exports().len();
+    let text = get(&metrics_url).1;
+    let export = eventually(10, || receiver.exports().into_iter().nth(seen + 1));
+    for e in receiver.exports() {
+        assert_eq!(e["content_type"], "application/x-protobuf");
+        assert_eq!(
+            e["length"], e["known_length"],
+            "a field the schema does not know"
+        );
+    }
+    let resource = attributes(&export["body"]["resource_metrics"][0]["resource"]);
+    assert_eq!(resource["service.name"], "llmwatch-proxy");
+    let metrics = metrics_of(&export);
+    for (prom_name, otel, unit, kind) in NAMES {
+        let m = metrics
+            .get(otel)
+            .unwrap_or_else(|| panic!("no {otel} for {prom_name}"));
+        assert_eq!(m["unit"].as_str().unwrap_or(""), unit, "{otel}");
+        assert!(m.get(kind).is_some(), "{otel} is not a {kind}: {m}");
+        if kind != "gauge" {
+            assert_eq!(
+                m[kind]["aggregation_temporality"], "AGGREGATION_TEMPORALITY_CUMULATIVE",
+                "{otel}"
+            );
+        }
+    }
+    assert_eq!(metrics["llm.proxy.requests"]["sum"]["is_monotonic"], true);
+
+    // The duration histogram, point by point against /metrics.
+    let duration = &metrics["gen_ai.client.operation.duration"]["histogram"]["data_points"][0];
+    assert_eq!(
+        attributes(duration),
+        BTreeMap::from([
+            ("gen_ai.operation.name".to_string(), "chat".to_string()),
+            ("gen_ai.request.model".to_string(), "sim-vllm".to_string()),
+        ])
+    );
+    let bounds: Vec<f64> = duration["explicit_bounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        bounds,
+        [
+            0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+        ]
+    );
+    // The conventions recommend the same bounds for the two chunk metrics.
+    for chunk in [
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.client.operation.time_per_output_chunk",
+    ] {
+        let point = &metrics[chunk]["histogram"]["data_points"][0];
+        let chunk_bounds: Vec<f64> = point["explicit_bounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_f64().unwrap())
+            .collect();
+        assert_eq!(chunk_bounds, bounds, "{chunk}");
+    }
+    let family = "gen_ai_client_operation_duration_seconds";
+    assert_eq!(
+        int(&duration["count"]),
+        prom(&text, &format!("{family}_count{{{OP}}}"))
+    );
+    assert!(
+        (duration["sum"].as_f64().unwrap() - prom(&text, &format!("{family}_sum{{{OP}}}"))).abs()
+            < 1e-9
+    );
+    let mut cumulative = 0.0;
+    let counts = duration["bucket_counts"].as_array().unwrap();
+    assert_eq!(counts.len(), bounds.len() + 1);
+    for (i, count) in counts.iter().enumerate() {
+        cumulative += int(count);
+        let le = bounds.get(i).map_or("+Inf".to_string(), |b| format!("{b}"));
+        let expected = prom(&text, &format!("{family}_bucket{{{OP},le=\"{le}\"}}"));
+        assert_eq!(cumulative, expected, "le={le}");
+    }
+
+    // Token usage carries the token type; the outcome counter equals /metrics.
+    let types: Vec<String> = metrics["gen_ai.client.token.usage"]["histogram"]["data_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| attributes(p)["gen_ai.token.type"].clone())
+        .collect();
+    assert!(types.contains(&"input".to_string()) && types.contains(&"output".to_string()));
+    let requests = &metrics["llm.proxy.requests"]["sum"]["data_points"][0];
+    assert_eq!(attributes(requests)["outcome"], "length");
+    assert_eq!(
+        requests["as_double"].as_f64().unwrap(),
+        outcome(&text, "length", "2xx")
+    );
+
+    // No prompt text anywhere in what was exported.
+    let everything = std::fs::read_to_string(&receiver.out).unwrap();
+    assert!(!everything.contains("must never be exported"));
+}
+
+#[test]
+fn delta_exports_add_up_to_the_totals() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let proxy = otlp_proxy(
+        &sim.urls[0].1,
+        &receiver.base,
+        "250ms",
+        &["--otlp-temporality", "delta"],
+    );
+    send_requests(&proxy.base, 2, 1);
+    std::thread::sleep(Duration::from_millis(600));
+    send_requests(&proxy.base, 1, 1);
+    let metrics_url = format!("{}/metrics", proxy.base);
+    eventually(10, || {
+        (outcome(&get(&metrics_url).1, "length", "2xx") == 5.0).then_some(())
+    });
+    let seen = receiver.exports().len();
+    eventually(10, || (receiver.exports().len() > seen + 1).then_some(()));
+    let exports = receiver.exports();
+    let mut total = 0.0;
+    let mut previous_end: Option<f64> = None;
+    for export in &exports {
+        let metrics = metrics_of(export);
+        let Some(requests) = metrics.get("llm.proxy.requests") else {
+            continue;
+        };
+        assert_eq!(
+            requests["sum"]["aggregation_temporality"],
+            "AGGREGATION_TEMPORALITY_DELTA"
+        );
+        let point = &requests["sum"]["data_points"][0];
+        total += point["as_double"].as_f64().unwrap();
+        // Each delta starts where the previous delivered one ended.
+        let (start, end) = (
+            int(&point["start_time_unix_nano"]),
+            int(&point["time_unix_nano"]),
+        );
+        if let Some(previous) = previous_end {
+            assert_eq!(start, previous);
+        }
+        assert!(end > start);
+        previous_end = Some(end);
+    }
+    assert_eq!(total, 5.0, "the deltas add up to the total");
+}
+
+#[test]
+fn a_throttling_or_absent_endpoint_costs_exports_counted_never_requests() {
+    let Some(receiver) = Receiver::start(&["--throttle", "2"]) else {
+        return;
+    };
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let proxy = otlp_proxy(&sim.urls[0].1, &receiver.base, "200ms", &[]);
+    send_requests(&proxy.base, 2, 0);
+    // Two exports answered 503 with Retry-After: 1; later ones are delivered.
+    eventually(15, || (!receiver.exports().is_empty()).then_some(()));
+    let text = get(&format!("{}/metrics", proxy.base)).1;
+    let exports = |result: &str| {
+        prom(
+            &text,
+            &format!("llmwatch_otlp_exports_total{{signal=\"metrics\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(exports("throttled"), 2.0);
+    assert!(exports("ok") >= 1.0);
+    assert!(
+        prom(
+            &text,
+            "llmwatch_otlp_dropped_total{signal=\"metrics\",result=\"throttled\"}"
+        ) > 0.0
+    );
+    // Retry-After was kept: each 503 left the endpoint alone for a second, so the first
+    // delivery came two seconds after the start (every 200 ms, it would have come at 600 ms).
+    let first = &metrics_of(&receiver.exports()[0])["llm.proxy.requests"]["sum"]["data_points"][0];
+    let waited = (int(&first["time_unix_nano"]) - int(&first["start_time_unix_nano"])) / 1e9;
+    assert!(waited >= 1.9, "first delivery {waited} s after the start");
+
+    // An endpoint that is not there: requests go through, exports fail and are counted.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let proxy = otlp_proxy(&sim.urls[0].1, &nowhere, "100ms", &[]);
+    send_requests(&proxy.base, 3, 0);
+    let metrics_url = format!("{}/metrics", proxy.base);
+    eventually(10, || {
+        let text = get(&metrics_url).1;
+        (text.contains("llmwatch_otlp_exports_total{signal=\"metrics\",result=\"unreachable\"}")
+            && outcome(&text, "length", "2xx") == 3.0)
+            .then_some(())
+    });
+}
+
+#[test]
+fn up_exports_the_canonical_signals_and_not_the_engines_own_names() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    send_requests(&sim.urls[0].1, 2, 1);
+    let config = format!(
+        "[scrape]\ninterval = \"300ms\"\n[otlp]\nendpoint = \"{}\"\ninterval = \"300ms\"\n\
+         [[target]]\nurl = \"{}\"\nname = \"engine-a\"\nraw = true\n",
+        receiver.base, sim.urls[0].1
+    );
+    let up = crate::up::start_up(&config, &[]);
+    let metrics_url = format!("{}/metrics", up.base);
+    let series =
+        "llm_generation_tokens_total{engine=\"vllm\",model=\"sim-vllm\",instance=\"engine-a\"}";
+    eventually(15, || {
+        let text = get(&metrics_url).1;
+        text.lines()
+            .any(|l| l.starts_with(series) && !l.ends_with(" 0"))
+            .then_some(())
+    });
+    let seen = receiver.exports().len();
+    let text = get(&metrics_url).1;
+    let export = eventually(10, || receiver.exports().into_iter().nth(seen + 1));
+    assert_eq!(export["length"], export["known_length"]);
+    let resource = attributes(&export["body"]["resource_metrics"][0]["resource"]);
+    assert_eq!(resource["service.name"], "llmwatch-up");
+    let metrics = metrics_of(&export);
+    for (otel, unit, kind) in [
+        ("llm.requests_running", "", "gauge"),
+        ("llm.generation_tokens", "", "sum"),
+        ("llm.time_to_first_token", "s", "histogram"),
+        ("llm.kv_cache_usage_ratio", "", "gauge"),
+        ("llmwatch.scrapes", "", "sum"),
+    ] {
+        let m = metrics.get(otel).unwrap_or_else(|| panic!("no {otel}"));
+        assert_eq!(m["unit"].as_str().unwrap_or(""), unit, "{otel}");
+        assert!(m.get(kind).is_some(), "{otel} is not a {kind}");
+    }
+    // `raw = true` puts vLLM's own `vllm:` series on /metrics; they keep out of OTLP, whose
+    // names cannot hold a colon.
+    assert!(text.contains("vllm:"));
+    assert!(
+        metrics.keys().all(|name| !name.contains(':')),
+        "{:?}",
+        metrics.keys()
+    );
+    let tokens = &metrics["llm.generation_tokens"]["sum"]["data_points"][0];
+    assert_eq!(
+        attributes(tokens),
+        BTreeMap::from([
+            ("engine".to_string(), "vllm".to_string()),
+            ("instance".to_string(), "engine-a".to_string()),
+            ("model".to_string(), "sim-vllm".to_string()),
+        ])
+    );
+    assert_eq!(tokens["as_double"].as_f64().unwrap(), prom(&text, series));
+    let ttft = &metrics["llm.time_to_first_token"]["histogram"]["data_points"][0];
+    let count = "llm_time_to_first_token_seconds_count{engine=\"vllm\",model=\"sim-vllm\",instance=\"engine-a\"}";
+    assert_eq!(int(&ttft["count"]), prom(&text, count));
+}
+
+#[test]
+fn a_benchmark_exports_what_it_measured_when_it_ends() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    // An interval longer than the run: only the export at its end can carry the numbers.
+    crate::util::run_ok(&[
+        "bench",
+        &sim.urls[0].1,
+        "--concurrency",
+        "2",
+        "--requests",
+        "7",
+        "--output-tokens",
+        "8",
+        "--otlp-endpoint",
+        &receiver.base,
+        "--otlp-interval",
+        "60s",
+    ]);
+    let exports = receiver.exports();
+    assert_eq!(exports.len(), 1, "one export, at the end");
+    let metrics = metrics_of(&exports[0]);
+    let resource = attributes(&exports[0]["body"]["resource_metrics"][0]["resource"]);
+    assert_eq!(resource["service.name"], "llmwatch-bench");
+    let duration = &metrics["gen_ai.client.operation.duration"]["histogram"]["data_points"][0];
+    assert_eq!(int(&duration["count"]), 7.0);
+    assert_eq!(attributes(duration)["gen_ai.operation.name"], "chat");
+    let ok: f64 = metrics["llm.proxy.requests"]["sum"]["data_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| attributes(p)["outcome"] == "ok")
+        .map(|p| p["as_double"].as_f64().unwrap())
+        .sum();
+    assert_eq!(ok, 7.0);
+}
