@@ -231,6 +231,13 @@ pub struct OtlpCli {
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, else cumulative.
     #[arg(long, value_name = "TEMPORALITY")]
     pub otlp_temporality: Option<String>,
+    /// Share of new traces the proxy samples, 0 to 1 (a request's own `traceparent` decides
+    /// when it has one). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`, else 1.
+    #[arg(long, value_name = "RATIO")]
+    pub otlp_trace_ratio: Option<f64>,
+    /// Requests at least this long keep their span whatever the ratio (errors always do).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "10s")]
+    pub otlp_keep_slower_than: Duration,
 }
 
 impl OtlpCli {
@@ -241,6 +248,8 @@ impl OtlpCli {
             interval: self.otlp_interval,
             temporality: self.otlp_temporality.clone(),
             default_service: default_service.to_string(),
+            trace_ratio: self.otlp_trace_ratio,
+            keep_slower_than: Some(self.otlp_keep_slower_than),
         }
     }
 }

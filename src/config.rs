@@ -98,6 +98,8 @@ impl OtlpTomlConfig {
             interval: self.interval,
             temporality: self.temporality.clone(),
             default_service: default_service.to_string(),
+            trace_ratio: None,
+            keep_slower_than: None,
         }
     }
 }

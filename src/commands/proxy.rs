@@ -30,8 +30,22 @@ pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
         .resolve(|name| std::env::var(name).ok())?;
     let mut proxy = Proxy::new(&args.upstreams, options(args))?;
     let otlp_stats = otlp.as_ref().map(|_| proxy.register_otlp_stats());
-    let proxy = Arc::new(proxy);
     let mut exporters = tokio::task::JoinSet::new();
+    if let (Some(traces), Some(stats)) = (
+        otlp.as_ref().and_then(|c| c.traces.clone()),
+        otlp_stats.clone(),
+    ) {
+        let _ = writeln!(
+            std::io::stdout(),
+            "llmwatch proxy: exporting a span per request to {} (new traces sampled at {})",
+            traces.url,
+            traces.sampler.ratio
+        );
+        let (tracer, exporter) = crate::otlp::trace::tracer(traces, stats);
+        proxy.set_tracer(tracer);
+        exporters.spawn(exporter);
+    }
+    let proxy = Arc::new(proxy);
     if let (Some(config), Some(stats)) = (otlp, otlp_stats) {
         let source = Arc::clone(&proxy);
         let _ = writeln!(

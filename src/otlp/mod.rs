@@ -13,6 +13,7 @@
 pub mod metrics;
 pub mod proto;
 pub mod push;
+pub mod trace;
 
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ pub struct OtlpConfig {
     pub temporality: Temporality,
     /// This process.
     pub resource: Resource,
+    /// Spans (the proxy's), when the endpoint takes them.
+    pub traces: Option<trace::TraceConfig>,
 }
 
 /// What flags or the TOML config say; anything unset falls back to the environment.
@@ -93,6 +96,10 @@ pub struct OtlpSettings {
     pub temporality: Option<String>,
     /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
     pub default_service: String,
+    /// Share of new traces sampled (default `OTEL_TRACES_SAMPLER`/`…_ARG`, else all).
+    pub trace_ratio: Option<f64>,
+    /// Spans of requests at least this long are kept whatever the ratio (default 10s).
+    pub keep_slower_than: Option<Duration>,
 }
 
 impl OtlpSettings {
@@ -106,11 +113,14 @@ impl OtlpSettings {
         if env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
             return Ok(None);
         }
+        let base = self
+            .endpoint
+            .clone()
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
         let metrics_url = match (&self.endpoint, env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")) {
-            (Some(base), _) => signal_url(base, "metrics"),
             (None, Some(full)) => full.trim().to_string(),
-            (None, None) => match env("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                Some(base) => signal_url(&base, "metrics"),
+            _ => match &base {
+                Some(base) => signal_url(base, "metrics"),
                 None => return Ok(None),
             },
         };
@@ -178,13 +188,76 @@ impl OtlpSettings {
                 ));
             }
         };
+        let resource = self.resource(&env)?;
+        let traces = self.traces(&env, base.as_deref(), (&headers, timeout), &resource)?;
         Ok(Some(OtlpConfig {
             metrics_url,
             headers,
             timeout,
             interval,
             temporality,
-            resource: self.resource(&env)?,
+            resource,
+            traces,
+        }))
+    }
+
+    /// Spans go to `…/v1/traces` of the same endpoint (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+    /// unless `OTEL_TRACES_EXPORTER=none`, sampled as `OTEL_TRACES_SAMPLER` says (the
+    /// parent-based ratio sampler is the only kind: `always_on` is ratio 1, `always_off` 0).
+    fn traces(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+        base: Option<&str>,
+        (headers, timeout): (&[(String, String)], Duration),
+        resource: &Resource,
+    ) -> Result<Option<trace::TraceConfig>, OtlpError> {
+        if env("OTEL_TRACES_EXPORTER").is_some_and(|e| e.trim() == "none") {
+            return Ok(None);
+        }
+        let url = match (env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), base) {
+            (Some(full), None) => full.trim().to_string(),
+            (_, Some(base)) => signal_url(base, "traces"),
+            (None, None) => return Ok(None),
+        };
+        let ratio = match self.trace_ratio {
+            Some(r) => r,
+            None => match env("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
+                None | Some("always_on" | "parentbased_always_on") => 1.0,
+                Some("always_off" | "parentbased_always_off") => 0.0,
+                Some("traceidratio" | "parentbased_traceidratio") => {
+                    match env("OTEL_TRACES_SAMPLER_ARG") {
+                        None => 1.0,
+                        Some(arg) => arg.trim().parse::<f64>().map_err(|_| {
+                            setting_error(
+                                "OTEL_TRACES_SAMPLER_ARG",
+                                format!("{arg:?} is not a number"),
+                            )
+                        })?,
+                    }
+                }
+                Some(other) => {
+                    return Err(setting_error(
+                        "OTEL_TRACES_SAMPLER",
+                        format!("{other:?} is not supported; use parentbased_traceidratio"),
+                    ));
+                }
+            },
+        };
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(setting_error(
+                "trace ratio",
+                format!("{ratio} is not from 0 to 1"),
+            ));
+        }
+        Ok(Some(trace::TraceConfig {
+            url,
+            headers: headers.to_vec(),
+            timeout,
+            sampler: trace::Sampler {
+                ratio,
+                keep_slower_than: self.keep_slower_than.unwrap_or(Duration::from_secs(10)),
+            },
+            resource: resource.clone(),
         }))
     }
 

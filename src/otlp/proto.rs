@@ -165,6 +165,21 @@ pub fn bool_attribute(key: &str, value: bool) -> Message {
     key_value(key, any)
 }
 
+/// `KeyValue` with an array of strings.
+pub fn strings_attribute(key: &str, items: &[String]) -> Message {
+    let mut array = Message::new();
+    for item in items {
+        let mut any = Message::new();
+        any.key(1, LENGTH_DELIMITED);
+        any.varint(item.len() as u64);
+        any.buf.extend_from_slice(item.as_bytes());
+        array.message(1, any);
+    }
+    let mut any = Message::new();
+    any.message(5, array);
+    key_value(key, any)
+}
+
 /// `KeyValue` with a double value.
 pub fn double_attribute(key: &str, value: f64) -> Message {
     let mut any = Message::new();

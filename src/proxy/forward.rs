@@ -107,7 +107,7 @@ async fn measured(
     proxy: Arc<Proxy>,
     method: Method,
     path: &str,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     bytes: Bytes,
     operation: &str,
     received: Instant,
@@ -142,13 +142,29 @@ async fn measured(
         .get_or_create(&models)
         .inc_by(bytes.len() as u64);
     let (body, strip_usage) = patch(bytes, &request, proxy.options.inject_usage);
+    let operation_name = operation;
     let operation = Operation {
         gen_ai_operation_name: operation.to_string(),
         gen_ai_request_model: label,
     };
-    let mut observation = Observation::new(proxy.metrics.clone(), operation, received);
-    let deadline = received + proxy.options.total_timeout;
     let upstream = &proxy.upstreams[index];
+    let mut observation = Observation::new(proxy.metrics.clone(), operation, received);
+    if let Some(tracer) = &proxy.tracer {
+        let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        let (span, traceparent) = super::span::SpanStart::begin(
+            tracer,
+            incoming,
+            received,
+            operation_name,
+            model.unwrap_or("unknown"),
+            &upstream.base,
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&traceparent) {
+            headers.insert("traceparent", value);
+        }
+        observation.trace(span);
+    }
+    let deadline = received + proxy.options.total_timeout;
     let sent = exchange(&proxy, upstream, method, path, &headers, body);
     proxy
         .metrics
@@ -188,6 +204,7 @@ async fn measured(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
+    observation.streamed(streamed);
     let waits = Waits {
         idle: proxy.options.idle_timeout,
         deadline,

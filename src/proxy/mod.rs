@@ -9,6 +9,7 @@ mod forward;
 pub mod metrics;
 mod observe;
 pub mod recent;
+mod span;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -123,6 +124,8 @@ pub struct Proxy {
     registry: prometheus_client::registry::Registry,
     /// The running totals copied every few seconds, for windowed views.
     recent: recent::Recent,
+    /// Where request spans go, when traces are exported.
+    tracer: Option<crate::otlp::trace::Tracer>,
 }
 
 pub use recent::Totals;
@@ -147,6 +150,7 @@ impl Proxy {
             metrics: Arc::new(metrics),
             registry,
             recent: recent::Recent::default(),
+            tracer: None,
         })
     }
 
@@ -154,6 +158,11 @@ impl Proxy {
     /// is shared), so `/metrics` shows how exports go.
     pub fn register_otlp_stats(&mut self) -> crate::otlp::push::ExportStats {
         crate::otlp::push::ExportStats::registered(&mut self.registry, false)
+    }
+
+    /// Exports a span per measured request through `tracer` (before the proxy is shared).
+    pub fn set_tracer(&mut self, tracer: crate::otlp::trace::Tracer) {
+        self.tracer = Some(tracer);
     }
 
     /// Copies the running totals for [`Proxy::ttft_over`] and [`Proxy::outcome_rates`].

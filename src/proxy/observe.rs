@@ -47,6 +47,9 @@ pub struct Observation {
     error_event: bool,
     response_bytes: u64,
     recorded: bool,
+    /// The request's span, when traces are exported.
+    span: Option<Box<super::span::SpanStart>>,
+    streamed: bool,
 }
 
 impl Observation {
@@ -75,7 +78,19 @@ impl Observation {
             error_event: false,
             response_bytes: 0,
             recorded: false,
+            span: None,
+            streamed: false,
         }
+    }
+
+    /// Ends `span` when the request is recorded.
+    pub fn trace(&mut self, span: super::span::SpanStart) {
+        self.span = Some(Box::new(span));
+    }
+
+    /// Whether the answer is streamed (for the span).
+    pub fn streamed(&mut self, streamed: bool) {
+        self.streamed = streamed;
     }
 
     /// The status the client got.
@@ -166,6 +181,17 @@ impl Observation {
             })
             .inc();
         self.metrics.add_outcome(model, outcome.as_str());
+        if let Some(span) = self.span.take() {
+            let facts = super::span::Facts {
+                first_chunk: self.first_chunk,
+                first_content: self.first_content,
+                input_tokens: self.input_tokens,
+                output_tokens: output,
+                finish_reason: self.finish_reason.clone(),
+                streamed: self.streamed,
+            };
+            span.end(&facts, outcome);
+        }
     }
 
     /// Looks at one SSE event's data; false when it is the usage chunk to remove.

@@ -1,6 +1,6 @@
 """An OTLP/HTTP receiver for the tests: decodes each export with the reference OTLP schema
 (the `opentelemetry-proto` package, independent of llmwatch's encoder) and appends it as one
-JSON line to OUT. `--throttle N` answers the first N exports 503 with `Retry-After: 1`.
+JSON line to OUT. `--throttle N` answers the first N metrics exports 503 with `Retry-After: 1`.
 
     python otlp_receiver.py OUT [--throttle N]
 
@@ -27,6 +27,17 @@ SIGNALS = {
 }
 
 
+def hex_ids(message, body):
+    """Span ids as W3C writes them (hex), not as protobuf's JSON does (base64)."""
+    for r, resource_spans in enumerate(message.resource_spans):
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for i, span in enumerate(scope_spans.spans):
+                out = body["resource_spans"][r]["scope_spans"][s]["spans"][i]
+                for field in ("trace_id", "span_id", "parent_span_id"):
+                    if getattr(span, field):
+                        out[field] = getattr(span, field).hex()
+
+
 def known_length(message):
     known = type(message)()
     known.CopyFrom(message)
@@ -47,7 +58,7 @@ def main():
                 self.send_response(404)
                 self.end_headers()
                 return
-            if state["throttled"] < throttle:
+            if self.path == "/v1/metrics" and state["throttled"] < throttle:
                 state["throttled"] += 1
                 self.send_response(503)
                 self.send_header("retry-after", "1")
@@ -64,11 +75,14 @@ def main():
                 with open(out, "a") as f:
                     f.write(json.dumps({"path": self.path, "error": str(error)}) + "\n")
                 return
+            body_dict = MessageToDict(message, preserving_proto_field_name=True)
+            if self.path == "/v1/traces":
+                hex_ids(message, body_dict)
             record = {
                 "path": self.path,
                 "content_type": self.headers.get("content-type"),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": MessageToDict(message, preserving_proto_field_name=True),
+                "body": body_dict,
                 # With unknown fields dropped, the reference schema's encoding is as long as
                 # ours exactly when every field we wrote is one the schema knows.
                 "length": len(body),

@@ -61,8 +61,16 @@ impl Receiver {
         })
     }
 
-    /// Every export received so far, decoded.
+    /// Every metrics export received so far, decoded.
     fn exports(&self) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|e| e["path"] == "/v1/metrics")
+            .collect()
+    }
+
+    /// Every export received so far, metrics and traces.
+    fn received(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
@@ -230,7 +238,7 @@ fn proxy_metrics_over_otlp_equal_its_prometheus_metrics() {
     let seen = receiver.exports().len();
     let text = get(&metrics_url).1;
     let export = eventually(10, || receiver.exports().into_iter().nth(seen + 1));
-    for e in receiver.exports() {
+    for e in receiver.received() {
         assert_eq!(e["content_type"], "application/x-protobuf");
         assert_eq!(
             e["length"], e["known_length"],
@@ -524,4 +532,275 @@ fn a_benchmark_exports_what_it_measured_when_it_ends() {
         .map(|p| p["as_double"].as_f64().unwrap())
         .sum();
     assert_eq!(ok, 7.0);
+}
+
+/// An upstream that records the headers of every request and answers by model: `fail`
+/// with HTTP 500, `slow` after 300 ms, anything else at once (a stream of two content
+/// chunks and usage when asked to stream, a whole answer otherwise).
+struct Capture {
+    base: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>,
+}
+
+fn capture_upstream() -> Capture {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let headers: BTreeMap<String, String> = head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+                    .collect();
+                let length: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body: Value = serde_json::from_slice(&buf[head_end..]).unwrap_or(Value::Null);
+                record.lock().unwrap().push(headers);
+                let model = body["model"].as_str().unwrap_or("");
+                let (status, kind, payload) = match model {
+                    "fail" => (
+                        "500 Internal Server Error",
+                        "application/json",
+                        json!({"error": {"message": "boom"}}).to_string(),
+                    ),
+                    _ if body["stream"] == true => {
+                        let events = [
+                            json!({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}),
+                            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
+                            json!({"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]}),
+                            json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}),
+                        ];
+                        let mut sse: String =
+                            events.iter().map(|e| format!("data: {e}\n\n")).collect();
+                        sse.push_str("data: [DONE]\n\n");
+                        ("200 OK", "text/event-stream", sse)
+                    }
+                    _ => {
+                        if model == "slow" {
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                        let answer = json!({
+                            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+                        });
+                        ("200 OK", "application/json", answer.to_string())
+                    }
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                    payload.len()
+                );
+            });
+        }
+    });
+    Capture { base, seen }
+}
+
+/// Every span received so far.
+fn spans(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .received()
+        .into_iter()
+        .filter(|e| e["path"] == "/v1/traces")
+        .flat_map(|e| {
+            e["body"]["resource_spans"][0]["scope_spans"][0]["spans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A span id as the receiver wrote it (hex, as W3C writes ids).
+fn hex_id(id: &Value) -> String {
+    id.as_str().unwrap_or("").to_string()
+}
+
+fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {
+    let (rt, client) = http();
+    rt.block_on(async {
+        let body = json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "a prompt that must never be exported"}],
+            "stream": stream,
+        });
+        let mut request = client
+            .post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let _ = response.text().await;
+        status
+    })
+}
+
+#[test]
+fn a_request_is_one_span_continuing_the_callers_trace_and_parenting_the_engines() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let upstream = capture_upstream();
+    let proxy = otlp_proxy(&upstream.base, &receiver.base, "60s", &[]);
+    let (trace, caller) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let incoming = format!("00-{trace}-{caller}-01");
+    assert_eq!(post_chat(&proxy.base, "m-1", true, Some(&incoming)), 200);
+    let span = eventually(10, || spans(&receiver).into_iter().next());
+    assert_eq!(hex_id(&span["trace_id"]), trace);
+    assert_eq!(hex_id(&span["parent_span_id"]), caller);
+    assert_eq!(span["name"], "chat m-1");
+    assert_eq!(span["kind"], "SPAN_KIND_CLIENT");
+    let attrs: BTreeMap<String, Value> = span["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let v = kv["value"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .clone();
+            (kv["key"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    assert_eq!(attrs["gen_ai.operation.name"], "chat");
+    assert_eq!(attrs["gen_ai.request.model"], "m-1");
+    assert_eq!(attrs["gen_ai.usage.input_tokens"], "5");
+    assert_eq!(attrs["gen_ai.usage.output_tokens"], "2");
+    assert_eq!(attrs["gen_ai.request.stream"], true);
+    assert_eq!(attrs["llmwatch.outcome"], "completed");
+    assert!(!attrs.contains_key("error.type"));
+    // The engine got this trace with the proxy's span as its parent.
+    let our_span = hex_id(&span["span_id"]);
+    let sent = upstream.seen.lock().unwrap()[0]["traceparent"].clone();
+    assert_eq!(sent, format!("00-{trace}-{our_span}-01"));
+    // The first content token's event is at the time the TTFT histogram recorded.
+    let event = |name: &str| {
+        span["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| int(&e["time_unix_nano"]))
+            .unwrap_or_else(|| panic!("no {name} event"))
+    };
+    let start = int(&span["start_time_unix_nano"]);
+    let ttft_event = (event("llmwatch.first_content_token") - start) / 1e9;
+    assert!(event("gen_ai.first_chunk") <= event("llmwatch.first_content_token"));
+    let text = get(&format!("{}/metrics", proxy.base)).1;
+    let ttft = prom(
+        &text,
+        "llm_proxy_time_to_first_content_seconds_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m-1\"}",
+    );
+    assert!(
+        (ttft_event - ttft).abs() < 2e-6,
+        "event {ttft_event} s, histogram {ttft} s"
+    );
+
+    // Without a traceparent: a new trace, forwarded as well.
+    assert_eq!(post_chat(&proxy.base, "m-1", false, None), 200);
+    let second = eventually(10, || spans(&receiver).into_iter().nth(1));
+    assert!(second.get("parent_span_id").is_none());
+    assert_ne!(hex_id(&second["trace_id"]), trace);
+    let forwarded = upstream.seen.lock().unwrap()[1]["traceparent"].clone();
+    assert!(forwarded.contains(&hex_id(&second["trace_id"])));
+    // No prompt in anything exported.
+    assert!(
+        !std::fs::read_to_string(&receiver.out)
+            .unwrap()
+            .contains("must never be exported")
+    );
+}
+
+#[test]
+fn sampling_keeps_its_share_and_every_error_and_slow_request() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let upstream = capture_upstream();
+    let proxy = otlp_proxy(
+        &upstream.base,
+        &receiver.base,
+        "60s",
+        &[
+            "--otlp-trace-ratio",
+            "0.2",
+            "--otlp-keep-slower-than",
+            "250ms",
+        ],
+    );
+    let (normal, failing, slow) = (1500, 40, 6);
+    for _ in 0..normal {
+        assert_eq!(post_chat(&proxy.base, "m", false, None), 200);
+    }
+    for _ in 0..failing {
+        assert_eq!(post_chat(&proxy.base, "fail", false, None), 500);
+    }
+    for _ in 0..slow {
+        assert_eq!(post_chat(&proxy.base, "slow", false, None), 200);
+    }
+    // A caller that sampled its trace out is not sampled here either.
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    assert_eq!(post_chat(&proxy.base, "m", false, Some(unsampled)), 200);
+    let kept_of = |model: &str, spans: &[Value]| {
+        spans
+            .iter()
+            .filter(|s| s["name"].as_str() == Some(&format!("chat {model}")))
+            .count()
+    };
+    eventually(10, || {
+        (kept_of("slow", &spans(&receiver)) == slow).then_some(())
+    });
+    let all = spans(&receiver);
+    assert_eq!(kept_of("fail", &all), failing, "every error kept");
+    let share = kept_of("m", &all) as f64 / normal as f64;
+    assert!(
+        (share - 0.2).abs() < 0.06,
+        "kept {share} of the plain requests"
+    );
+    assert!(
+        all.iter()
+            .all(|s| hex_id(&s["trace_id"]) != "4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    let failed = all.iter().find(|s| s["name"] == "chat fail").unwrap();
+    assert_eq!(failed["status"]["code"], "STATUS_CODE_ERROR");
 }

@@ -1,0 +1,133 @@
+//! The span of one proxied request, when the proxy exports traces: started with the trace
+//! context the request came with (or a new one), its `traceparent` forwarded upstream with
+//! this span as the parent so the engine's own spans are its children, and finished when
+//! the request is recorded, with the GenAI attributes, token usage, outcome and the times of
+//! the first chunk and the first content token (the same instants the histograms record).
+//!
+//! One span per request, of kind CLIENT: the GenAI conventions make an inference call a
+//! client span, and the request the proxy makes upstream is that call as the user's
+//! application sees it. A server span for the hop from the client would repeat the same
+//! times less the proxy's microseconds; the client's own span, when it sends one, is the
+//! parent instead. Never the prompt, the answer, a key or a user in any attribute.
+
+use std::time::{Instant, SystemTime};
+
+use crate::otlp::trace::{SpanRecord, TraceContext, Tracer, Value, unix_at};
+
+use super::Outcome;
+
+/// A started span.
+pub struct SpanStart {
+    tracer: Tracer,
+    ctx: TraceContext,
+    /// The request's arrival on both clocks.
+    received: (Instant, SystemTime),
+    operation: String,
+    /// The model asked for, as sent (spans are not metrics: no cardinality cap).
+    model: String,
+    /// The upstream's host and port.
+    server: (String, Option<u16>),
+}
+
+/// What the request's observation knows when it is recorded.
+pub struct Facts {
+    pub first_chunk: Option<Instant>,
+    pub first_content: Option<Instant>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub finish_reason: Option<String>,
+    pub streamed: bool,
+}
+
+impl SpanStart {
+    /// Starts the span of a request received at `received` with `traceparent` (if any), and
+    /// returns it with the `traceparent` to send upstream.
+    pub fn begin(
+        tracer: &Tracer,
+        traceparent: Option<&str>,
+        received: Instant,
+        operation: &str,
+        model: &str,
+        upstream: &str,
+    ) -> (SpanStart, String) {
+        let ctx = TraceContext::start(traceparent, &tracer.ids, &tracer.sampler);
+        let wall = SystemTime::now()
+            .checked_sub(received.elapsed())
+            .unwrap_or_else(SystemTime::now);
+        let server = reqwest::Url::parse(upstream).map_or((upstream.to_string(), None), |u| {
+            (
+                u.host_str().unwrap_or("").to_string(),
+                u.port_or_known_default(),
+            )
+        });
+        let forwarded = ctx.traceparent();
+        let start = SpanStart {
+            tracer: tracer.clone(),
+            ctx,
+            received: (received, wall),
+            operation: operation.to_string(),
+            model: model.to_string(),
+            server,
+        };
+        (start, forwarded)
+    }
+
+    /// Ends the span now with `outcome`, and queues it if the sampler keeps it.
+    pub fn end(self, facts: &Facts, outcome: Outcome) {
+        let now = Instant::now();
+        let failed = !matches!(outcome, Outcome::Completed | Outcome::Length);
+        let took = now.saturating_duration_since(self.received.0);
+        if !self.tracer.sampler.keeps(&self.ctx, failed, took) {
+            return;
+        }
+        let at = |t: Instant| unix_at(t, self.received);
+        let mut attributes = vec![
+            ("gen_ai.operation.name", Value::Str(self.operation.clone())),
+            ("gen_ai.request.model", Value::Str(self.model.clone())),
+            ("gen_ai.request.stream", Value::Bool(facts.streamed)),
+            ("server.address", Value::Str(self.server.0.clone())),
+            ("llmwatch.outcome", Value::Str(outcome.as_str().to_string())),
+        ];
+        if let Some(port) = self.server.1 {
+            attributes.push(("server.port", Value::Int(i64::from(port))));
+        }
+        for (key, n) in [
+            ("gen_ai.usage.input_tokens", facts.input_tokens),
+            ("gen_ai.usage.output_tokens", facts.output_tokens),
+        ] {
+            if let Some(n) = n {
+                attributes.push((key, Value::Int(i64::try_from(n).unwrap_or(i64::MAX))));
+            }
+        }
+        if let Some(reason) = &facts.finish_reason {
+            let reasons = vec![reason.clone()];
+            attributes.push(("gen_ai.response.finish_reasons", Value::Strings(reasons)));
+        }
+        if let Some(first) = facts.first_chunk {
+            let secs = first
+                .saturating_duration_since(self.received.0)
+                .as_secs_f64();
+            attributes.push(("gen_ai.response.time_to_first_chunk", Value::Double(secs)));
+        }
+        if failed {
+            attributes.push(("error.type", Value::Str(outcome.as_str().to_string())));
+        }
+        let mut events = Vec::new();
+        if let Some(t) = facts.first_chunk {
+            events.push(("gen_ai.first_chunk", at(t)));
+        }
+        if let Some(t) = facts.first_content {
+            events.push(("llmwatch.first_content_token", at(t)));
+        }
+        self.tracer.finish(SpanRecord {
+            ctx: self.ctx,
+            name: format!("{} {}", self.operation, self.model),
+            kind: 3,
+            start_unix_ns: at(self.received.0),
+            end_unix_ns: at(now),
+            attributes,
+            events,
+            error: failed.then(|| outcome.as_str().to_string()),
+        });
+    }
+}
