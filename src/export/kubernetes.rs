@@ -276,6 +276,7 @@ pub fn files(options: &ExportOptions) -> Result<Vec<File>, ExportError> {
         "monitors.yaml",
         "prometheusrule.yaml",
         "dashboards.yaml",
+        "otel-collector.yaml",
     ];
     let kustomization = map([
         ("apiVersion", s("kustomize.config.k8s.io/v1beta1")),
@@ -316,6 +317,24 @@ pub fn files(options: &ExportOptions) -> Result<Vec<File>, ExportError> {
             &path("dashboards.yaml"),
             &format!("Dashboards for Grafana's sidecar (label grafana_dashboard=1).\n{HEADER}"),
             &dashboard_maps,
+        )?,
+        documents(
+            &path("otel-collector.yaml"),
+            &format!(
+                "An OpenTelemetry Collector receiving llmwatch's OTLP ([otlp] endpoint =\n\
+                 \"http://otel-collector:4318\"): metrics to Prometheus by remote write (the\n\
+                 Prometheus Operator's prometheus-operated service, with enableRemoteWriteReceiver),\n\
+                 spans to a Jaeger collector's OTLP port. Change both URLs to your backends.\n{HEADER}"
+            ),
+            &super::otel::kubernetes_objects(
+                options.namespace.as_str(),
+                "http://prometheus-operated:9090/api/v1/write",
+                "http://jaeger-collector:4318",
+            )
+            .map_err(|e| ExportError::Render {
+                file: path("otel-collector.yaml"),
+                reason: e.to_string(),
+            })?,
         )?,
     ])
 }

@@ -9,6 +9,7 @@ mod compose;
 pub mod gpu_schema;
 pub mod grafana;
 mod kubernetes;
+mod otel;
 pub mod panels;
 mod prometheus;
 pub mod rules;

@@ -59,6 +59,8 @@ pub struct ProxyMetrics {
     pub chunk_overhead: Histogram,
     /// Output-token counts by where they came from.
     pub token_source: Family<SourceLabels, Counter>,
+    /// The latest exported request's trace per latency bucket.
+    pub exemplars: super::exemplars::Exemplars,
     /// Sum and count of time to first content per model label, for the gap to the engine.
     ttft_totals: Mutex<HashMap<String, (f64, u64)>>,
     /// Requests per model label and outcome, for the dashboard's windowed view.
@@ -88,6 +90,7 @@ impl ProxyMetrics {
             chunk_overhead,
             overhead,
             token_source: Family::default(),
+            exemplars: super::exemplars::Exemplars::default(),
             ttft_totals: Mutex::new(HashMap::new()),
             outcome_totals: Mutex::new(HashMap::new()),
             models: Mutex::new(HashSet::new()),

@@ -5,6 +5,7 @@
 //! completions are never logged or stored.
 
 mod body;
+pub mod exemplars;
 mod forward;
 pub mod metrics;
 mod observe;
@@ -160,6 +161,30 @@ impl Proxy {
         crate::otlp::push::ExportStats::registered(&mut self.registry, false)
     }
 
+    /// `/metrics`: OpenMetrics with exemplars when the scraper's `Accept` asks for it, text
+    /// 0.0.4 otherwise.
+    pub fn metrics_response(&self, headers: &axum::http::HeaderMap) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let openmetrics = headers
+            .get_all(axum::http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/openmetrics-text"));
+        let text = self.render_metrics();
+        let (content_type, body) = if openmetrics {
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.exemplars.openmetrics(&text),
+            )
+        } else {
+            (
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                text,
+            )
+        };
+        ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+    }
+
     /// Exports a span per measured request through `tracer` (before the proxy is shared).
     pub fn set_tracer(&mut self, tracer: crate::otlp::trace::Tracer) {
         self.tracer = Some(tracer);
@@ -256,17 +281,9 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(move || {
+            get(move |headers: axum::http::HeaderMap| {
                 let proxy = metrics.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-                        )],
-                        proxy.render_metrics(),
-                    )
-                }
+                async move { proxy.metrics_response(&headers) }
             }),
         )
         .fallback(any(forward::handle))

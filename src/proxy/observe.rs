@@ -118,9 +118,8 @@ impl Observation {
         let op = &self.operation;
         m.in_flight.dec();
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
-        m.duration
-            .get_or_create(op)
-            .observe(self.received.elapsed().as_secs_f64());
+        let duration = self.received.elapsed().as_secs_f64();
+        m.duration.get_or_create(op).observe(duration);
         if let Some(first) = self.first_chunk {
             m.first_chunk.get_or_create(op).observe(since(first));
         }
@@ -190,7 +189,38 @@ impl Observation {
                 finish_reason: self.finish_reason.clone(),
                 streamed: self.streamed,
             };
-            span.end(&facts, outcome);
+            if let Some((trace, at)) = span.end(&facts, outcome) {
+                self.note_exemplars(&trace, at, duration);
+            }
+        }
+    }
+
+    /// Marks this request's latencies (`duration` as the histogram recorded it) as the
+    /// latest exemplars of their buckets.
+    fn note_exemplars(&self, trace: &str, at: f64, duration: f64) {
+        let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
+        let exemplars = &self.metrics.exemplars;
+        let op = &self.operation;
+        exemplars.note(
+            "gen_ai_client_operation_duration_seconds",
+            op,
+            duration,
+            trace,
+            at,
+        );
+        if let Some(first) = self.first_chunk {
+            let v = since(first);
+            exemplars.note(
+                "gen_ai_client_operation_time_to_first_chunk_seconds",
+                op,
+                v,
+                trace,
+                at,
+            );
+        }
+        if let Some(first) = self.first_content {
+            let v = since(first);
+            exemplars.note("llm_proxy_time_to_first_content_seconds", op, v, trace, at);
         }
     }
 

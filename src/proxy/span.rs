@@ -72,13 +72,14 @@ impl SpanStart {
         (start, forwarded)
     }
 
-    /// Ends the span now with `outcome`, and queues it if the sampler keeps it.
-    pub fn end(self, facts: &Facts, outcome: Outcome) {
+    /// Ends the span now with `outcome`, and queues it if the sampler keeps it; then the
+    /// trace id (hex) and the end's Unix time in seconds, for exemplars.
+    pub fn end(self, facts: &Facts, outcome: Outcome) -> Option<(String, f64)> {
         let now = Instant::now();
         let failed = !matches!(outcome, Outcome::Completed | Outcome::Length);
         let took = now.saturating_duration_since(self.received.0);
         if !self.tracer.sampler.keeps(&self.ctx, failed, took) {
-            return;
+            return None;
         }
         let at = |t: Instant| unix_at(t, self.received);
         let mut attributes = vec![
@@ -119,15 +120,17 @@ impl SpanStart {
         if let Some(t) = facts.first_content {
             events.push(("llmwatch.first_content_token", at(t)));
         }
+        let end = at(now);
         self.tracer.finish(SpanRecord {
             ctx: self.ctx,
             name: format!("{} {}", self.operation, self.model),
             kind: 3,
             start_unix_ns: at(self.received.0),
-            end_unix_ns: at(now),
+            end_unix_ns: end,
             attributes,
             events,
             error: failed.then(|| outcome.as_str().to_string()),
         });
+        Some((self.ctx.trace_hex(), end as f64 / 1e9))
     }
 }

@@ -327,7 +327,7 @@ fn compose_mounts_only_files_that_exist_and_its_config_loads() {
         .flatten()
         .filter_map(|p| p.as_str())
         .collect();
-    for profile in ["sim", "vllm", "tgi", "llamacpp"] {
+    for profile in ["sim", "vllm", "tgi", "llamacpp", "otel"] {
         assert!(
             profiles.contains(profile),
             "no {profile} profile: {profiles:?}"
@@ -440,6 +440,86 @@ fn kubernetes_manifests_validate_against_the_kubernetes_and_operator_schemas() {
             "{stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(stdout.matches("passed for resource").count(), 8, "{stdout}");
+        assert_eq!(
+            stdout.matches("passed for resource").count(),
+            11,
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_otel_collector_example_connects_llmwatch_prometheus_and_jaeger() {
+    let compose_dir = deploy().join("compose");
+    let read = |name: &str| -> serde_norway::Value {
+        serde_norway::from_str(&std::fs::read_to_string(compose_dir.join(name)).unwrap()).unwrap()
+    };
+    let compose = read("docker-compose.yml");
+    let collector = read("otel-collector.yaml");
+    let services = compose["services"].as_mapping().unwrap();
+    // Every pipeline names only receivers, processors and exporters the file defines.
+    let pipelines = collector["service"]["pipelines"].as_mapping().unwrap();
+    assert_eq!(pipelines.len(), 2, "metrics and traces");
+    for (signal, pipeline) in pipelines {
+        for part in ["receivers", "processors", "exporters"] {
+            for name in pipeline[part].as_sequence().unwrap() {
+                assert!(
+                    collector[part].get(name.as_str().unwrap()).is_some(),
+                    "{signal:?} uses {part} {name:?}, which is not defined"
+                );
+            }
+        }
+    }
+    // Each exporter's endpoint is a service of the stack that takes what it is sent.
+    let host_of = |url: &str| {
+        url.split("://")
+            .nth(1)
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let write = collector["exporters"]["prometheusremotewrite"]["endpoint"]
+        .as_str()
+        .unwrap();
+    assert!(services.contains_key(host_of(write).as_str()));
+    assert!(write.ends_with("/api/v1/write"));
+    let flags = compose["services"]["prometheus"]["command"]
+        .as_sequence()
+        .unwrap();
+    assert!(
+        flags
+            .iter()
+            .any(|f| f == "--web.enable-remote-write-receiver")
+    );
+    let traces = collector["exporters"]["otlphttp/traces"]["endpoint"]
+        .as_str()
+        .unwrap();
+    let jaeger = &compose["services"][host_of(traces).as_str()];
+    assert_eq!(jaeger["environment"]["COLLECTOR_OTLP_ENABLED"], "true");
+    // llmwatch's commented [otlp] section, uncommented, points at the collector's receiver.
+    let toml = std::fs::read_to_string(compose_dir.join("llmwatch.toml")).unwrap();
+    let uncommented = toml
+        .replace("# [otlp]", "[otlp]")
+        .replace("# endpoint", "endpoint");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("llmwatch.toml");
+    std::fs::write(&path, uncommented).unwrap();
+    let config = llmwatch::config::Config::load(&path).unwrap();
+    let endpoint = config.otlp.endpoint.expect("an [otlp] endpoint");
+    assert!(
+        services.contains_key(host_of(&endpoint).as_str()),
+        "{endpoint}"
+    );
+    let receiver = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        .as_str()
+        .unwrap();
+    assert_eq!(endpoint.rsplit(':').next(), receiver.rsplit(':').next());
+    for service in ["otel-collector", "jaeger"] {
+        assert_eq!(
+            compose["services"][service]["profiles"][0], "otel",
+            "{service}"
+        );
     }
 }

@@ -804,3 +804,64 @@ fn sampling_keeps_its_share_and_every_error_and_slow_request() {
     let failed = all.iter().find(|s| s["name"] == "chat fail").unwrap();
     assert_eq!(failed["status"]["code"], "STATUS_CODE_ERROR");
 }
+
+#[test]
+fn an_openmetrics_scrape_carries_exemplars_of_exported_traces_and_text_has_none() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let upstream = capture_upstream();
+    let proxy = otlp_proxy(&upstream.base, &receiver.base, "60s", &[]);
+    for _ in 0..3 {
+        assert_eq!(post_chat(&proxy.base, "m-1", true, None), 200);
+    }
+    eventually(10, || (spans(&receiver).len() == 3).then_some(()));
+    let traces: Vec<String> = spans(&receiver)
+        .iter()
+        .map(|s| hex_id(&s["trace_id"]))
+        .collect();
+    let (rt, client) = http();
+    let scrape = |accept: &str| {
+        rt.block_on(async {
+            let response = client
+                .get(format!("{}/metrics", proxy.base))
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap();
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (kind, response.text().await.unwrap())
+        })
+    };
+    let (kind, om) = scrape("application/openmetrics-text;version=1.0.0,text/plain;q=0.5");
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    // The body passes the strict OpenMetrics check, exemplars included.
+    let exp = llmwatch::exposition::parse_openmetrics(&om, llmwatch::exposition::Mode::Strict)
+        .unwrap_or_else(|e| panic!("{e}\n{om}"));
+    let mut found = 0;
+    for sample in &exp.samples {
+        let Some(exemplar) = &sample.exemplar else {
+            continue;
+        };
+        assert!(sample.name.ends_with("_bucket"), "{}", sample.name);
+        let trace = &exemplar.labels[0].value;
+        assert!(
+            traces.contains(&trace.to_string()),
+            "{trace} is not an exported trace"
+        );
+        // The exemplar's value lies in its bucket.
+        let le: f64 = exp.label(sample, "le").unwrap().parse().unwrap();
+        assert!(exemplar.value <= le, "{} in le={le}", exemplar.value);
+        found += 1;
+    }
+    assert!(
+        found >= 3,
+        "exemplars on the duration, first-chunk and first-content buckets"
+    );
+    let (kind, text) = scrape("text/plain");
+    assert!(kind.starts_with("text/plain"));
+    assert!(!text.contains(" # {"), "text 0.0.4 carries no exemplars");
+}
