@@ -5,7 +5,10 @@
 # middle process's CPU per request and peak RSS.
 # Usage: benches/proxy_overhead.sh [PROFILE]   (default instant; gpu-7b for a realistic one)
 # Env: CONCURRENCY (default "1 100 1000"), DURATION (10s), OUTPUT_TOKENS (16), LITELLM (path
-# of a `litellm` proxy binary, litellm[proxy] 1.108.7 + prometheus_client: adds a LiteLLM row).
+# of a `litellm` proxy binary, litellm[proxy] 1.108.7 + prometheus_client: adds a LiteLLM row),
+# OTLP=1 (adds a `proxy-otlp` row: a second proxy exporting a span per request, every one
+# sampled, and its metrics every 5 s to a local OTLP sink that answers 200), PATHS (the rows
+# to run, default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${LLMWATCH_BIN:-target/release/llmwatch}
@@ -23,6 +26,30 @@ nginx -c "$work/nginx.conf" -p "$work" -g "daemon off; pid $work/nginx.pid; erro
 nginx_master=$!
 paths="direct proxy nginx"
 litellm=
+otlp_proxy=
+sink=
+if [ "${OTLP:-}" = 1 ]; then
+  python3 - 18735 >"$work/sink.log" 2>&1 <<'SINK' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+SINK
+  sink=$!
+  "$bin" proxy --upstream http://127.0.0.1:18730 --listen 127.0.0.1:18734 \
+    --otlp-endpoint http://127.0.0.1:18735 --otlp-interval 5s --otlp-trace-ratio 1 >"$work/proxy-otlp.log" 2>&1 &
+  otlp_proxy=$!
+  paths="$paths proxy-otlp"
+fi
+paths=${PATHS:-$paths}
 if [ -n "${LITELLM:-}" ]; then
   cat >"$work/litellm.yaml" <<CONF
 model_list:
@@ -40,9 +67,9 @@ CONF
   paths="$paths litellm"
   for _ in $(seq 1 120); do curl -sf -H 'Authorization: Bearer sk-bench' http://127.0.0.1:18733/v1/models >/dev/null && break; sleep 0.5; done
 fi
-trap 'kill $sim $proxy $nginx_master $litellm 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+trap 'kill $sim $proxy $nginx_master $litellm $otlp_proxy $sink 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 sleep 1
-nginx_worker=$(pgrep -P "$nginx_master" | head -1)
+nginx_worker=$(pgrep -P "$nginx_master" | head -1 || true)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 printf '| profile | streams | path | TTFT p50 | TTFT p99 | ITL/chunk p50 | ITL/chunk p99 | req/s | middle CPU per request | middle peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n'
 for c in ${CONCURRENCY:-1 100 1000}; do
@@ -51,6 +78,7 @@ for c in ${CONCURRENCY:-1 100 1000}; do
     case $path in
       direct) url=http://127.0.0.1:18730; pid= ;;
       proxy) url=http://127.0.0.1:18731; pid=$proxy ;;
+      proxy-otlp) url=http://127.0.0.1:18734; pid=$otlp_proxy ;;
       nginx) url=http://127.0.0.1:18732; pid=$nginx_worker ;;
       litellm) url=http://127.0.0.1:18733; pid=$litellm; key=(--api-key sk-bench --model sim-vllm) ;;
     esac

@@ -93,6 +93,15 @@ impl Message {
         self.bytes(field, s.as_bytes());
     }
 
+    /// A string given in `parts` (of `len` bytes in all), written without joining them.
+    pub fn string_parts(&mut self, field: u32, len: usize, parts: &[&str]) {
+        self.key(field, LENGTH_DELIMITED);
+        self.varint(len as u64);
+        for part in parts {
+            self.buf.extend_from_slice(part.as_bytes());
+        }
+    }
+
     /// Bytes (trace and span ids).
     pub fn bytes(&mut self, field: u32, b: &[u8]) {
         if !b.is_empty() {
@@ -126,10 +135,73 @@ impl Message {
 
     /// A nested message, written even when empty (an empty message is still present).
     pub fn message(&mut self, field: u32, m: Message) {
-        self.key(field, LENGTH_DELIMITED);
-        self.varint(m.buf.len() as u64);
-        self.buf.extend_from_slice(&m.buf);
+        self.nested(field, &m.buf);
     }
+
+    /// A nested message already encoded in `bytes` (a reused scratch buffer).
+    pub fn nested(&mut self, field: u32, bytes: &[u8]) {
+        self.key(field, LENGTH_DELIMITED);
+        self.varint(bytes.len() as u64);
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Empties the message, keeping its buffer for the next one.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// The bytes written so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// A `KeyValue` field whose value is a string, written in place: its lengths are known
+    /// up front, so no nested message is built and copied.
+    pub fn string_kv(&mut self, field: u32, key: &str, value: &str) {
+        self.kv_head(field, key, 1 + varint_len(value.len() as u64) + value.len());
+        self.key(1, LENGTH_DELIMITED);
+        self.varint(value.len() as u64);
+        self.buf.extend_from_slice(value.as_bytes());
+    }
+
+    /// A `KeyValue` field whose value is an integer, written in place.
+    pub fn int_kv(&mut self, field: u32, key: &str, value: i64) {
+        self.kv_head(field, key, 1 + varint_len(value as u64));
+        self.key(3, VARINT);
+        self.varint(value as u64);
+    }
+
+    /// A `KeyValue` field whose value is a bool, written in place.
+    pub fn bool_kv(&mut self, field: u32, key: &str, value: bool) {
+        self.kv_head(field, key, 2);
+        self.key(2, VARINT);
+        self.varint(u64::from(value));
+    }
+
+    /// A `KeyValue` field whose value is a double, written in place.
+    pub fn double_kv(&mut self, field: u32, key: &str, value: f64) {
+        self.kv_head(field, key, 9);
+        self.double_always(4, value);
+    }
+
+    /// The `KeyValue` field's key, length, its key string and the `AnyValue` field's head,
+    /// for an `AnyValue` body of `any_len` bytes.
+    fn kv_head(&mut self, field: u32, key: &str, any_len: usize) {
+        let key_len = 1 + varint_len(key.len() as u64) + key.len();
+        let kv_len = key_len + 1 + varint_len(any_len as u64) + any_len;
+        self.key(field, LENGTH_DELIMITED);
+        self.varint(kv_len as u64);
+        self.key(1, LENGTH_DELIMITED);
+        self.varint(key.len() as u64);
+        self.buf.extend_from_slice(key.as_bytes());
+        self.key(2, LENGTH_DELIMITED);
+        self.varint(any_len as u64);
+    }
+}
+
+/// Bytes a varint of `v` takes.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// `opentelemetry.proto.common.v1.KeyValue`: `key` and an `AnyValue` holding `any`.
@@ -221,6 +293,33 @@ mod tests {
             kv.into_bytes(),
             vec![0x0a, 0x01, b'k', 0x12, 0x02, 0x0a, 0x00]
         );
+    }
+
+    #[test]
+    fn key_values_written_in_place_equal_the_nested_ones() {
+        for value in ["", "chat", &"x".repeat(200)] {
+            let mut direct = Message::new();
+            direct.string_kv(9, "gen_ai.request.model", value);
+            let mut nested = Message::new();
+            nested.message(9, string_attribute("gen_ai.request.model", value));
+            assert_eq!(direct.into_bytes(), nested.into_bytes(), "{value:?}");
+        }
+        for value in [0, 1, 300, -5, i64::MAX] {
+            let (mut direct, mut nested) = (Message::new(), Message::new());
+            direct.int_kv(9, "n", value);
+            nested.message(9, int_attribute("n", value));
+            assert_eq!(direct.into_bytes(), nested.into_bytes(), "{value}");
+        }
+        let (mut direct, mut nested) = (Message::new(), Message::new());
+        direct.bool_kv(9, "b", true);
+        direct.double_kv(9, "d", 0.25);
+        nested.message(9, bool_attribute("b", true));
+        nested.message(9, double_attribute("d", 0.25));
+        assert_eq!(direct.into_bytes(), nested.into_bytes());
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(u64::MAX), 10);
     }
 
     #[test]

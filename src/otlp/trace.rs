@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::proto::{Message, int_attribute, string_attribute};
+use super::proto::Message;
 use super::push::{ExportStats, Exported, post};
 use super::{Resource, unix_nanos};
 
@@ -125,12 +125,13 @@ impl TraceContext {
 
     /// The `traceparent` to send upstream: this trace, this span as the parent.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            u8::from(self.sampled)
-        )
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        out.push_str(&hex(&self.trace_id));
+        out.push('-');
+        out.push_str(&hex(&self.span_id));
+        out.push_str(if self.sampled { "-01" } else { "-00" });
+        out
     }
 
     /// The trace id as 32 lower-case hex digits (for exemplars and logs).
@@ -139,8 +140,15 @@ impl TraceContext {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex, written into one string (this runs per request).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -180,6 +188,8 @@ fn parse_traceparent(text: &str) -> Option<([u8; 16], [u8; 8], u8)> {
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// A fixed word (an operation, an outcome): no allocation per span.
+    Word(&'static str),
     Str(String),
     Int(i64),
     Double(f64),
@@ -192,7 +202,9 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanRecord {
     pub ctx: TraceContext,
-    pub name: String,
+    /// The name is `{operation} {model}`, written when the span is encoded.
+    pub operation: &'static str,
+    pub model: String,
     /// `SpanKind` (3 = client).
     pub kind: u64,
     pub start_unix_ns: u64,
@@ -201,45 +213,49 @@ pub struct SpanRecord {
     /// Events: name and Unix nanoseconds.
     pub events: Vec<(&'static str, u64)>,
     /// The error's description when the span failed (status ERROR), else OK is left unset.
-    pub error: Option<String>,
+    pub error: Option<&'static str>,
 }
 
 impl SpanRecord {
-    fn message(&self) -> Message {
-        let mut span = Message::new();
+    /// Writes the span into `span` (cleared first; a buffer reused across spans, so a
+    /// batch is encoded without an allocation per span or per attribute).
+    fn write(&self, span: &mut Message, scratch: &mut Message) {
+        span.clear();
         span.bytes(1, &self.ctx.trace_id);
         span.bytes(2, &self.ctx.span_id);
         if let Some(parent) = &self.ctx.parent {
             span.bytes(4, parent);
         }
         span.fixed32(16, u32::from(self.ctx.sampled));
-        span.string(5, &self.name);
+        let name_len = self.operation.len() + 1 + self.model.len();
+        span.string_parts(5, name_len, &[self.operation, " ", &self.model]);
         span.uint(6, self.kind);
         span.fixed64(7, self.start_unix_ns);
         span.fixed64(8, self.end_unix_ns);
         for (key, value) in &self.attributes {
-            let kv = match value {
-                Value::Str(s) => string_attribute(key, s),
-                Value::Int(i) => int_attribute(key, *i),
-                Value::Double(d) => super::proto::double_attribute(key, *d),
-                Value::Bool(b) => super::proto::bool_attribute(key, *b),
-                Value::Strings(items) => super::proto::strings_attribute(key, items),
-            };
-            span.message(9, kv);
+            match value {
+                Value::Word(s) => span.string_kv(9, key, s),
+                Value::Str(s) => span.string_kv(9, key, s),
+                Value::Int(i) => span.int_kv(9, key, *i),
+                Value::Double(d) => span.double_kv(9, key, *d),
+                Value::Bool(b) => span.bool_kv(9, key, *b),
+                Value::Strings(items) => {
+                    span.message(9, super::proto::strings_attribute(key, items));
+                }
+            }
         }
         for (name, at) in &self.events {
-            let mut event = Message::new();
-            event.fixed64(1, *at);
-            event.string(2, name);
-            span.message(11, event);
+            scratch.clear();
+            scratch.fixed64(1, *at);
+            scratch.string(2, name);
+            span.nested(11, scratch.as_bytes());
         }
-        let mut status = Message::new();
-        if let Some(error) = &self.error {
-            status.string(2, error);
-            status.uint(3, 2);
+        scratch.clear();
+        if let Some(error) = self.error {
+            scratch.string(2, error);
+            scratch.uint(3, 2);
         }
-        span.message(15, status);
-        span
+        span.nested(15, scratch.as_bytes());
     }
 }
 
@@ -250,8 +266,10 @@ pub fn encode(spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
     scope.string(2, env!("CARGO_PKG_VERSION"));
     let mut scope_spans = Message::new();
     scope_spans.message(1, scope);
-    for span in spans {
-        scope_spans.message(2, span.message());
+    let (mut span, mut scratch) = (Message::new(), Message::new());
+    for record in spans {
+        record.write(&mut span, &mut scratch);
+        scope_spans.nested(2, span.as_bytes());
     }
     let mut resource_spans = Message::new();
     resource_spans.message(1, resource.message());
@@ -450,7 +468,8 @@ mod tests {
         let ctx = TraceContext::start(None, &tracer.ids, &SAMPLER);
         let span = SpanRecord {
             ctx,
-            name: "chat m".to_string(),
+            operation: "chat",
+            model: "m".to_string(),
             kind: 3,
             start_unix_ns: 1,
             end_unix_ns: 2,

@@ -11,61 +11,74 @@ use std::sync::Mutex;
 use crate::client_metrics::Operation;
 use crate::exposition::{Exemplar, Label, Mode, parse, write_openmetrics};
 
-/// The histograms that carry exemplars (one value per request), and their bounds.
+/// The histograms that carry exemplars (one value per request).
 const FAMILIES: [&str; 3] = [
     "gen_ai_client_operation_duration_seconds",
     "gen_ai_client_operation_time_to_first_chunk_seconds",
     "llm_proxy_time_to_first_content_seconds",
 ];
 
-/// (family, operation, model label, bucket index).
-type Key = (&'static str, String, String, usize);
+/// (family index, hash of the operation and model labels, bucket index): noting one, which
+/// happens per request, allocates nothing.
+type Key = (usize, u64, usize);
+
+/// A bucket's latest exemplar: trace id, value, Unix time in seconds.
+type Latest = ([u8; 16], f64, f64);
 
 /// The latest exemplar per bucket.
 #[derive(Debug, Default)]
 pub struct Exemplars {
-    recent: Mutex<HashMap<Key, (String, f64, f64)>>,
+    recent: Mutex<HashMap<Key, Latest>>,
+}
+
+fn series(operation: &str, model: &str) -> u64 {
+    crate::rng::fnv1a(operation.as_bytes()).rotate_left(17) ^ crate::rng::fnv1a(model.as_bytes())
+}
+
+fn bucket(bounds: &[f64], value: f64) -> usize {
+    bounds
+        .iter()
+        .position(|b| value <= *b)
+        .unwrap_or(bounds.len())
 }
 
 impl Exemplars {
     /// Notes that the request `op` with exported trace `trace` took `value` seconds in
     /// `family`'s measure, at Unix time `at`.
-    pub fn note(&self, family: &'static str, op: &Operation, value: f64, trace: &str, at: f64) {
-        let Some(bounds) = crate::client_metrics::bounds_of(family) else {
+    pub fn note(&self, family: &str, op: &Operation, value: f64, trace: &[u8; 16], at: f64) {
+        let (Some(index), Some(bounds)) = (
+            FAMILIES.iter().position(|f| *f == family),
+            crate::client_metrics::bounds_of(family),
+        ) else {
             return;
         };
-        let bucket = bounds
-            .iter()
-            .position(|b| value <= *b)
-            .unwrap_or(bounds.len());
         let key = (
-            family,
-            op.gen_ai_operation_name.clone(),
-            op.gen_ai_request_model.clone(),
-            bucket,
+            index,
+            series(&op.gen_ai_operation_name, &op.gen_ai_request_model),
+            bucket(bounds, value),
         );
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (trace.to_string(), value, at));
+            .insert(key, (*trace, value, at));
     }
 
     /// `text` (the proxy's metrics as text 0.0.4) as OpenMetrics, each latency bucket with
-    /// its latest exemplar. Text the parser cannot read (never: it is our own) is returned
-    /// as OpenMetrics without exemplars.
+    /// its latest exemplar. Text the parser cannot read (never: it is our own) gives an
+    /// empty OpenMetrics body.
     pub fn openmetrics(&self, text: &str) -> String {
         let Ok(mut exp) = parse(text, Mode::Lenient) else {
             return String::from("# EOF\n");
         };
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let families: Vec<(usize, &'static str)> = exp
+        let families: Vec<(usize, usize)> = exp
             .families
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| FAMILIES.iter().find(|n| **n == f.name).map(|n| (i, *n)))
+            .filter_map(|(i, f)| Some((i, FAMILIES.iter().position(|n| *n == f.name)?)))
             .collect();
-        for (index, family) in families {
-            let Some(bounds) = crate::client_metrics::bounds_of(family) else {
+        for (index, which) in families {
+            let Some(bounds) = crate::client_metrics::bounds_of(FAMILIES[which]) else {
                 continue;
             };
             let range = exp.families[index].samples.clone();
@@ -74,7 +87,7 @@ impl Exemplars {
                 if !sample.name.ends_with("_bucket") {
                     continue;
                 }
-                let label = |name: &str| exp.label(sample, name).map(str::to_string);
+                let label = |name: &str| exp.label(sample, name);
                 let (Some(op), Some(model), Some(le)) = (
                     label("gen_ai_operation_name"),
                     label("gen_ai_request_model"),
@@ -82,20 +95,17 @@ impl Exemplars {
                 ) else {
                     continue;
                 };
-                let bucket = le
+                // The bucket whose bound is `le`: the same index `note` found for a value
+                // equal to that bound.
+                let index = le
                     .parse::<f64>()
-                    .ok()
-                    .and_then(|le| {
-                        bounds
-                            .iter()
-                            .position(|b| (*b - le).abs() <= 1e-12 * le.abs())
-                    })
-                    .unwrap_or(bounds.len());
-                if let Some((trace, value, ts)) = recent.get(&(family, op, model, bucket)) {
+                    .map_or(bounds.len(), |le| bucket(bounds, le));
+                let key = (which, series(op, model), index);
+                if let Some((trace, value, ts)) = recent.get(&key) {
                     exp.samples[at].exemplar = Some(Box::new(Exemplar {
                         labels: vec![Label {
                             name: "trace_id",
-                            value: Cow::Owned(trace.clone()),
+                            value: Cow::Owned(crate::otlp::trace::hex(trace)),
                         }],
                         value: *value,
                         timestamp: Some(*ts),

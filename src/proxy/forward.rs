@@ -109,7 +109,7 @@ async fn measured(
     path: &str,
     mut headers: HeaderMap,
     bytes: Bytes,
-    operation: &str,
+    operation: &'static str,
     received: Instant,
 ) -> Response {
     let Some(request) = RequestFields::read(&bytes) else {

@@ -197,7 +197,7 @@ impl Observation {
 
     /// Marks this request's latencies (`duration` as the histogram recorded it) as the
     /// latest exemplars of their buckets.
-    fn note_exemplars(&self, trace: &str, at: f64, duration: f64) {
+    fn note_exemplars(&self, trace: &[u8; 16], at: f64, duration: f64) {
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
         let exemplars = &self.metrics.exemplars;
         let op = &self.operation;

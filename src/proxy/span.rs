@@ -22,7 +22,7 @@ pub struct SpanStart {
     ctx: TraceContext,
     /// The request's arrival on both clocks.
     received: (Instant, SystemTime),
-    operation: String,
+    operation: &'static str,
     /// The model asked for, as sent (spans are not metrics: no cardinality cap).
     model: String,
     /// The upstream's host and port.
@@ -46,7 +46,7 @@ impl SpanStart {
         tracer: &Tracer,
         traceparent: Option<&str>,
         received: Instant,
-        operation: &str,
+        operation: &'static str,
         model: &str,
         upstream: &str,
     ) -> (SpanStart, String) {
@@ -54,18 +54,13 @@ impl SpanStart {
         let wall = SystemTime::now()
             .checked_sub(received.elapsed())
             .unwrap_or_else(SystemTime::now);
-        let server = reqwest::Url::parse(upstream).map_or((upstream.to_string(), None), |u| {
-            (
-                u.host_str().unwrap_or("").to_string(),
-                u.port_or_known_default(),
-            )
-        });
+        let server = host_and_port(upstream);
         let forwarded = ctx.traceparent();
         let start = SpanStart {
             tracer: tracer.clone(),
             ctx,
             received: (received, wall),
-            operation: operation.to_string(),
+            operation,
             model: model.to_string(),
             server,
         };
@@ -73,8 +68,8 @@ impl SpanStart {
     }
 
     /// Ends the span now with `outcome`, and queues it if the sampler keeps it; then the
-    /// trace id (hex) and the end's Unix time in seconds, for exemplars.
-    pub fn end(self, facts: &Facts, outcome: Outcome) -> Option<(String, f64)> {
+    /// trace id and the end's Unix time in seconds, for exemplars.
+    pub fn end(self, facts: &Facts, outcome: Outcome) -> Option<([u8; 16], f64)> {
         let now = Instant::now();
         let failed = !matches!(outcome, Outcome::Completed | Outcome::Length);
         let took = now.saturating_duration_since(self.received.0);
@@ -82,13 +77,14 @@ impl SpanStart {
             return None;
         }
         let at = |t: Instant| unix_at(t, self.received);
-        let mut attributes = vec![
-            ("gen_ai.operation.name", Value::Str(self.operation.clone())),
+        let mut attributes = Vec::with_capacity(12);
+        attributes.extend([
+            ("gen_ai.operation.name", Value::Word(self.operation)),
             ("gen_ai.request.model", Value::Str(self.model.clone())),
             ("gen_ai.request.stream", Value::Bool(facts.streamed)),
-            ("server.address", Value::Str(self.server.0.clone())),
-            ("llmwatch.outcome", Value::Str(outcome.as_str().to_string())),
-        ];
+            ("server.address", Value::Str(self.server.0)),
+            ("llmwatch.outcome", Value::Word(outcome.as_str())),
+        ]);
         if let Some(port) = self.server.1 {
             attributes.push(("server.port", Value::Int(i64::from(port))));
         }
@@ -111,9 +107,9 @@ impl SpanStart {
             attributes.push(("gen_ai.response.time_to_first_chunk", Value::Double(secs)));
         }
         if failed {
-            attributes.push(("error.type", Value::Str(outcome.as_str().to_string())));
+            attributes.push(("error.type", Value::Word(outcome.as_str())));
         }
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(2);
         if let Some(t) = facts.first_chunk {
             events.push(("gen_ai.first_chunk", at(t)));
         }
@@ -123,14 +119,56 @@ impl SpanStart {
         let end = at(now);
         self.tracer.finish(SpanRecord {
             ctx: self.ctx,
-            name: format!("{} {}", self.operation, self.model),
+            operation: self.operation,
+            model: self.model,
             kind: 3,
             start_unix_ns: at(self.received.0),
             end_unix_ns: end,
             attributes,
             events,
-            error: failed.then(|| outcome.as_str().to_string()),
+            error: failed.then(|| outcome.as_str()),
         });
-        Some((self.ctx.trace_hex(), end as f64 / 1e9))
+        Some((self.ctx.trace_id, end as f64 / 1e9))
+    }
+}
+
+/// The host and port of an upstream's base URL (`http://host:port/...`), read without a URL
+/// parser: this runs per request.
+fn host_and_port(base: &str) -> (String, Option<u16>) {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let default = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = match authority.rsplit_once(':') {
+        // A colon inside brackets belongs to an IPv6 address, not a port.
+        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
+        _ => (authority, None),
+    };
+    (
+        host.trim_matches(['[', ']']).to_string(),
+        Some(port.unwrap_or(default)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_and_port;
+
+    #[test]
+    fn an_upstreams_host_and_port_are_read_as_a_url_parser_would() {
+        for (base, host, port) in [
+            ("http://127.0.0.1:8000", "127.0.0.1", 8000),
+            ("http://vllm:8000/", "vllm", 8000),
+            ("https://engine.example.com/v1", "engine.example.com", 443),
+            ("http://user:secret@engine:9000", "engine", 9000),
+            ("http://[::1]:8080", "::1", 8080),
+            ("http://[::1]", "::1", 80),
+        ] {
+            assert_eq!(
+                host_and_port(base),
+                (host.to_string(), Some(port)),
+                "{base}"
+            );
+        }
     }
 }
