@@ -238,6 +238,11 @@ pub struct OtlpCli {
     /// Requests at least this long keep their span whatever the ratio (errors always do).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "10s")]
     pub otlp_keep_slower_than: Duration,
+    /// `gen_ai.provider.name` on the exported client metrics and spans, which the GenAI
+    /// conventions require; engines served on your own machines have no well-known name, so
+    /// name yours (e.g. `vllm`). Left out when not given.
+    #[arg(long, value_name = "NAME")]
+    pub gen_ai_provider: Option<String>,
 }
 
 impl OtlpCli {
@@ -250,6 +255,7 @@ impl OtlpCli {
             default_service: default_service.to_string(),
             trace_ratio: self.otlp_trace_ratio,
             keep_slower_than: Some(self.otlp_keep_slower_than),
+            provider: self.gen_ai_provider.clone(),
         }
     }
 }

@@ -100,6 +100,7 @@ impl OtlpTomlConfig {
             default_service: default_service.to_string(),
             trace_ratio: None,
             keep_slower_than: None,
+            provider: None,
         }
     }
 }

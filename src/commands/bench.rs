@@ -82,7 +82,8 @@ pub fn options(args: &BenchCli) -> anyhow::Result<BenchOptions> {
         otlp: args
             .otlp
             .settings("llmwatch-bench")
-            .resolve(|name| std::env::var(name).ok())?,
+            .resolve(|name| std::env::var(name).ok())?
+            .map(|config| config.with_server(&args.url)),
         engine_metrics: args.engine_metrics.clone(),
         threads: args.threads.map(usize::from),
         trace,

@@ -27,7 +27,12 @@ pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
     let otlp = args
         .otlp
         .settings("llmwatch-proxy")
-        .resolve(|name| std::env::var(name).ok())?;
+        .resolve(|name| std::env::var(name).ok())?
+        // With one upstream, the client metrics' server is known.
+        .map(|config| match args.upstreams.as_slice() {
+            [one] => config.with_server(one.split(',').next().unwrap_or(one)),
+            _ => config,
+        });
     let mut proxy = Proxy::new(&args.upstreams, options(args))?;
     let otlp_stats = otlp.as_ref().map(|_| proxy.register_otlp_stats());
     let mut exporters = tokio::task::JoinSet::new();

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::proto::{Message, string_attribute};
+use super::trace::Value;
 use super::{Resource, Temporality};
 use crate::exposition::{Exposition, Family, Label, MetricType, Mode, parse};
 
@@ -141,6 +142,8 @@ pub struct MetricsEncoder {
     /// What the request being sent holds, kept until it is known to be delivered.
     pending: Vec<(SeriesKey, Delivered)>,
     pending_at_ns: u64,
+    /// Attributes added to every point of the `gen_ai.*` metrics.
+    gen_ai: Vec<(&'static str, Value)>,
 }
 
 /// One encoded request and how many data points it carries.
@@ -162,6 +165,22 @@ impl MetricsEncoder {
             delivered_at_ns: start_ns,
             pending: Vec::new(),
             pending_at_ns: start_ns,
+            gen_ai: Vec::new(),
+        }
+    }
+
+    /// Adds `attributes` to every point of the `gen_ai.*` metrics.
+    pub fn with_gen_ai_attributes(mut self, attributes: Vec<(&'static str, Value)>) -> Self {
+        self.gen_ai = attributes;
+        self
+    }
+
+    /// The attributes added to the points of metric `name`.
+    fn extra(&self, name: &str) -> Vec<(&'static str, Value)> {
+        if name.starts_with("gen_ai.") {
+            self.gen_ai.clone()
+        } else {
+            Vec::new()
         }
     }
 
@@ -256,6 +275,7 @@ impl MetricsEncoder {
         now_ns: u64,
     ) -> (Message, usize) {
         let (start, temporality) = self.interval();
+        let extra = self.extra(name);
         let mut sum = Message::new();
         let mut n = 0;
         for s in exp.samples_of(family) {
@@ -271,7 +291,7 @@ impl MetricsEncoder {
                 _ => s.value,
             };
             self.pending.push((key, Delivered::Sum(s.value)));
-            let mut point = number_point(labels, start, now_ns);
+            let mut point = number_point(labels, &extra, start, now_ns);
             point.double_always(4, value);
             sum.message(1, point);
             n += 1;
@@ -289,6 +309,7 @@ impl MetricsEncoder {
         now_ns: u64,
     ) -> (Message, usize) {
         let (start, temporality) = self.interval();
+        let extra = self.extra(name);
         let mut histogram = Message::new();
         let mut n = 0;
         for series in histogram_series(exp, family) {
@@ -326,6 +347,7 @@ impl MetricsEncoder {
                     string_attribute(otel_attribute(label.name), &label.value),
                 );
             }
+            write_attributes(&mut point, 9, &extra);
             point.fixed64(2, start);
             point.fixed64(3, now_ns);
             point.fixed64(4, count as u64);
@@ -340,8 +362,14 @@ impl MetricsEncoder {
     }
 }
 
-/// A `NumberDataPoint` with its attributes and times; the caller adds the value.
-fn number_point(labels: &[Label<'_>], start: u64, now_ns: u64) -> Message {
+/// A `NumberDataPoint` with its attributes (`extra` after the labels) and times; the caller
+/// adds the value.
+fn number_point(
+    labels: &[Label<'_>],
+    extra: &[(&'static str, Value)],
+    start: u64,
+    now_ns: u64,
+) -> Message {
     let mut point = Message::new();
     for label in labels {
         point.message(
@@ -349,16 +377,33 @@ fn number_point(labels: &[Label<'_>], start: u64, now_ns: u64) -> Message {
             string_attribute(otel_attribute(label.name), &label.value),
         );
     }
+    write_attributes(&mut point, 7, extra);
     point.fixed64(2, start);
     point.fixed64(3, now_ns);
     point
+}
+
+/// Writes `attributes` as `KeyValue`s in field `field` of `point`.
+fn write_attributes(point: &mut Message, field: u32, attributes: &[(&'static str, Value)]) {
+    for (key, value) in attributes {
+        match value {
+            Value::Word(s) => point.string_kv(field, key, s),
+            Value::Str(s) => point.string_kv(field, key, s),
+            Value::Int(i) => point.int_kv(field, key, *i),
+            Value::Double(d) => point.double_kv(field, key, *d),
+            Value::Bool(b) => point.bool_kv(field, key, *b),
+            Value::Strings(items) => {
+                point.message(field, super::proto::strings_attribute(key, items));
+            }
+        }
+    }
 }
 
 fn gauge(exp: &Exposition<'_>, family: &Family<'_>, now_ns: u64) -> (Message, usize) {
     let mut gauge = Message::new();
     let mut n = 0;
     for s in exp.samples_of(family) {
-        let mut point = number_point(exp.labels_of(s), 0, now_ns);
+        let mut point = number_point(exp.labels_of(s), &[], 0, now_ns);
         point.double_always(4, s.value);
         gauge.message(1, point);
         n += 1;

@@ -83,6 +83,25 @@ pub struct OtlpConfig {
     pub resource: Resource,
     /// Spans (the proxy's), when the endpoint takes them.
     pub traces: Option<trace::TraceConfig>,
+    /// Attributes the GenAI conventions ask for that the Prometheus labels do not carry
+    /// (`gen_ai.provider.name`, `server.address`, `server.port`), added to every point of the
+    /// `gen_ai.*` metrics.
+    pub gen_ai: Vec<(&'static str, trace::Value)>,
+}
+
+impl OtlpConfig {
+    /// Adds `server.address` and `server.port` of `url` (the server the client metrics
+    /// measure: the bench's target, the proxy's one upstream) to the `gen_ai.*` metrics.
+    pub fn with_server(mut self, url: &str) -> OtlpConfig {
+        let (host, port) = trace::host_and_port(url);
+        self.gen_ai
+            .push(("server.address", trace::Value::Str(host)));
+        if let Some(port) = port {
+            self.gen_ai
+                .push(("server.port", trace::Value::Int(i64::from(port))));
+        }
+        self
+    }
 }
 
 /// What flags or the TOML config say; anything unset falls back to the environment.
@@ -100,6 +119,8 @@ pub struct OtlpSettings {
     pub trace_ratio: Option<f64>,
     /// Spans of requests at least this long are kept whatever the ratio (default 10s).
     pub keep_slower_than: Option<Duration>,
+    /// `gen_ai.provider.name` on the client metrics and spans.
+    pub provider: Option<String>,
 }
 
 impl OtlpSettings {
@@ -190,6 +211,11 @@ impl OtlpSettings {
         };
         let resource = self.resource(&env)?;
         let traces = self.traces(&env, base.as_deref(), (&headers, timeout), &resource)?;
+        let gen_ai = self
+            .provider
+            .iter()
+            .map(|p| ("gen_ai.provider.name", trace::Value::Str(p.clone())))
+            .collect();
         Ok(Some(OtlpConfig {
             metrics_url,
             headers,
@@ -198,6 +224,7 @@ impl OtlpSettings {
             temporality,
             resource,
             traces,
+            gen_ai,
         }))
     }
 
@@ -258,6 +285,7 @@ impl OtlpSettings {
                 keep_slower_than: self.keep_slower_than.unwrap_or(Duration::from_secs(10)),
             },
             resource: resource.clone(),
+            provider: self.provider.clone(),
         }))
     }
 
@@ -363,6 +391,10 @@ pub fn reference_markdown() -> String {
          Counters are monotonic sums, histograms explicit-bucket histograms with the same\n\
          bounds; both cumulative unless delta is asked for. `up` leaves the engines' own\n\
          series (`raw = true`) out: their names are not OpenTelemetry names.\n\n\
+         On the `gen_ai.*` client metrics the proxy and the benchmark add what the conventions\n\
+         ask for and the labels lack: `gen_ai.provider.name` (from `--gen-ai-provider`; engines\n\
+         on your own machines have no well-known name) and `server.address`/`server.port` (the\n\
+         benchmark's target, the proxy's upstream when it has one).\n\n\
          Labels become attributes of the same name, except these:\n\n\
          | label | attribute |\n|---|---|\n",
     );

@@ -181,7 +181,8 @@ pub async fn run_metrics_until(
 ) {
     let mut exporter = MetricsExporter {
         client: reqwest::Client::new(),
-        encoder: MetricsEncoder::new(config.temporality, unix_nanos(SystemTime::now())),
+        encoder: MetricsEncoder::new(config.temporality, unix_nanos(SystemTime::now()))
+            .with_gen_ai_attributes(config.gen_ai.clone()),
         quiet_until: None,
         config,
         stats,

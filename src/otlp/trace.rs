@@ -284,6 +284,8 @@ pub fn encode(spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
 pub struct Tracer {
     pub ids: Arc<Ids>,
     pub sampler: Sampler,
+    /// `gen_ai.provider.name`, when configured.
+    pub provider: Option<Arc<str>>,
     queue: tokio::sync::mpsc::Sender<SpanRecord>,
     stats: ExportStats,
 }
@@ -312,6 +314,8 @@ pub struct TraceConfig {
     pub timeout: Duration,
     pub sampler: Sampler,
     pub resource: Resource,
+    /// `gen_ai.provider.name` on every span.
+    pub provider: Option<String>,
 }
 
 /// A tracer and the exporter task to run beside it.
@@ -323,6 +327,7 @@ pub fn tracer(
     let tracer = Tracer {
         ids: Arc::new(Ids::default()),
         sampler: config.sampler,
+        provider: config.provider.as_deref().map(Arc::from),
         queue,
         stats: stats.clone(),
     };
@@ -355,6 +360,24 @@ async fn run_traces(
         .emit(&stats);
         batch.clear();
     }
+}
+
+/// The host and port of a base URL (`http://host:port/...`), read without a URL parser:
+/// the proxy does this per request. The scheme's port when none is written.
+pub fn host_and_port(base: &str) -> (String, Option<u16>) {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let default = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = match authority.rsplit_once(':') {
+        // A colon inside brackets belongs to an IPv6 address, not a port.
+        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
+        _ => (authority, None),
+    };
+    (
+        host.trim_matches(['[', ']']).to_string(),
+        Some(port.unwrap_or(default)),
+    )
 }
 
 /// Unix nanoseconds of `at`, given one instant whose wall-clock time is known.
@@ -462,6 +485,7 @@ mod tests {
             resource: Resource {
                 attributes: Vec::new(),
             },
+            provider: None,
         };
         // The exporter is never run: nothing drains the queue.
         let (tracer, _exporter) = tracer(config, stats.clone());

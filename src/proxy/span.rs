@@ -12,7 +12,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use crate::otlp::trace::{SpanRecord, TraceContext, Tracer, Value, unix_at};
+use crate::otlp::trace::{SpanRecord, TraceContext, Tracer, Value, host_and_port, unix_at};
 
 use super::Outcome;
 
@@ -85,6 +85,9 @@ impl SpanStart {
             ("server.address", Value::Str(self.server.0)),
             ("llmwatch.outcome", Value::Word(outcome.as_str())),
         ]);
+        if let Some(provider) = &self.tracer.provider {
+            attributes.push(("gen_ai.provider.name", Value::Str(provider.to_string())));
+        }
         if let Some(port) = self.server.1 {
             attributes.push(("server.port", Value::Int(i64::from(port))));
         }
@@ -132,27 +135,9 @@ impl SpanStart {
     }
 }
 
-/// The host and port of an upstream's base URL (`http://host:port/...`), read without a URL
-/// parser: this runs per request.
-fn host_and_port(base: &str) -> (String, Option<u16>) {
-    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let default = if scheme == "https" { 443 } else { 80 };
-    let (host, port) = match authority.rsplit_once(':') {
-        // A colon inside brackets belongs to an IPv6 address, not a port.
-        Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
-        _ => (authority, None),
-    };
-    (
-        host.trim_matches(['[', ']']).to_string(),
-        Some(port.unwrap_or(default)),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::host_and_port;
+    use crate::otlp::trace::host_and_port;
 
     #[test]
     fn an_upstreams_host_and_port_are_read_as_a_url_parser_would() {

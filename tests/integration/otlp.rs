@@ -131,11 +131,13 @@ fn attributes(point: &Value) -> BTreeMap<String, String> {
         .map(|a| {
             a.iter()
                 .map(|kv| {
-                    let v = &kv["value"]["string_value"];
-                    (
-                        kv["key"].as_str().unwrap().to_string(),
-                        v.as_str().unwrap_or("").to_string(),
-                    )
+                    // A string, or an integer (which OTLP's JSON writes as a string too).
+                    let value = &kv["value"];
+                    let v = value["string_value"]
+                        .as_str()
+                        .or(value["int_value"].as_str());
+                    let key = kv["key"].as_str().unwrap().to_string();
+                    (key, v.unwrap_or("").to_string())
                 })
                 .collect()
         })
@@ -228,7 +230,12 @@ fn proxy_metrics_over_otlp_equal_its_prometheus_metrics() {
         return;
     };
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
-    let proxy = otlp_proxy(&sim.urls[0].1, &receiver.base, "300ms", &[]);
+    let proxy = otlp_proxy(
+        &sim.urls[0].1,
+        &receiver.base,
+        "300ms",
+        &["--gen-ai-provider", "vllm"],
+    );
     send_requests(&proxy.base, 4, 2);
     let metrics_url = format!("{}/metrics", proxy.base);
     eventually(10, || {
@@ -265,13 +272,22 @@ fn proxy_metrics_over_otlp_equal_its_prometheus_metrics() {
 
     // The duration histogram, point by point against /metrics.
     let duration = &metrics["gen_ai.client.operation.duration"]["histogram"]["data_points"][0];
+    // The labels, and what the conventions ask for that the labels lack: the provider
+    // named by the flag, and the one upstream as the server.
+    let upstream_port = sim.urls[0].1.rsplit(':').next().unwrap().to_string();
     assert_eq!(
         attributes(duration),
         BTreeMap::from([
             ("gen_ai.operation.name".to_string(), "chat".to_string()),
             ("gen_ai.request.model".to_string(), "sim-vllm".to_string()),
+            ("gen_ai.provider.name".to_string(), "vllm".to_string()),
+            ("server.address".to_string(), "127.0.0.1".to_string()),
+            ("server.port".to_string(), upstream_port),
         ])
     );
+    // Metrics outside the conventions keep their labels only.
+    let requests_attrs = attributes(&metrics["llm.proxy.requests"]["sum"]["data_points"][0]);
+    assert!(!requests_attrs.contains_key("gen_ai.provider.name"));
     let bounds: Vec<f64> = duration["explicit_bounds"]
         .as_array()
         .unwrap()
@@ -678,7 +694,12 @@ fn a_request_is_one_span_continuing_the_callers_trace_and_parenting_the_engines(
         return;
     };
     let upstream = capture_upstream();
-    let proxy = otlp_proxy(&upstream.base, &receiver.base, "60s", &[]);
+    let proxy = otlp_proxy(
+        &upstream.base,
+        &receiver.base,
+        "60s",
+        &["--gen-ai-provider", "vllm"],
+    );
     let (trace, caller) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let incoming = format!("00-{trace}-{caller}-01");
     assert_eq!(post_chat(&proxy.base, "m-1", true, Some(&incoming)), 200);
@@ -703,6 +724,7 @@ fn a_request_is_one_span_continuing_the_callers_trace_and_parenting_the_engines(
         })
         .collect();
     assert_eq!(attrs["gen_ai.operation.name"], "chat");
+    assert_eq!(attrs["gen_ai.provider.name"], "vllm");
     assert_eq!(attrs["gen_ai.request.model"], "m-1");
     assert_eq!(attrs["gen_ai.usage.input_tokens"], "5");
     assert_eq!(attrs["gen_ai.usage.output_tokens"], "2");
