@@ -2,7 +2,7 @@
 (the `opentelemetry-proto` package, independent of llmwatch's encoder) and appends it as one
 JSON line to OUT. `--throttle N` answers the first N metrics exports 503 with `Retry-After: 1`.
 
-    python otlp_receiver.py OUT [--throttle N]
+    python otlp_receiver.py OUT [--throttle N] [--port PORT]
 
 Prints `listening http://127.0.0.1:PORT` once it accepts connections.
 """
@@ -100,7 +100,8 @@ def main():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     print(f"listening http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 

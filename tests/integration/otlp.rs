@@ -446,6 +446,57 @@ fn a_throttling_or_absent_endpoint_costs_exports_counted_never_requests() {
             && outcome(&text, "length", "2xx") == 3.0)
             .then_some(())
     });
+    // The endpoint comes back on that port: exports resume, the totals intact.
+    let port = nowhere.rsplit(':').next().unwrap().to_string();
+    let Some(back) = Receiver::start(&["--port", &port]) else {
+        return;
+    };
+    let export = eventually(10, || back.exports().into_iter().next());
+    let requests = &metrics_of(&export)["llm.proxy.requests"]["sum"]["data_points"][0];
+    assert_eq!(requests["as_double"].as_f64().unwrap(), 3.0);
+}
+
+#[test]
+fn an_endpoint_that_hangs_or_resets_costs_exports_never_requests() {
+    use std::io::Read;
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    // One endpoint accepts and never answers; the other accepts and closes at once.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let reset = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let urls = [
+        format!("http://{}", hang.local_addr().unwrap()),
+        format!("http://{}", reset.local_addr().unwrap()),
+    ];
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hang.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    std::thread::spawn(move || {
+        for mut stream in reset.incoming().flatten() {
+            let mut buf = [0u8; 64];
+            let _ = stream.read(&mut buf);
+            drop(stream);
+        }
+    });
+    for url in &urls {
+        let proxy = otlp_proxy(&sim.urls[0].1, url, "100ms", &[]);
+        // Requests go through while exports wait on the endpoint (the default 10 s timeout)
+        // or fail at once.
+        send_requests(&proxy.base, 4, 1);
+        let metrics_url = format!("{}/metrics", proxy.base);
+        assert_eq!(outcome(&get(&metrics_url).1, "length", "2xx"), 5.0, "{url}");
+    }
+    // The resetting one is counted as it fails.
+    let proxy = otlp_proxy(&sim.urls[0].1, &urls[1], "100ms", &[]);
+    let metrics_url = format!("{}/metrics", proxy.base);
+    eventually(10, || {
+        get(&metrics_url)
+            .1
+            .contains("llmwatch_otlp_exports_total{signal=\"metrics\",result=\"unreachable\"}")
+            .then_some(())
+    });
 }
 
 #[test]
