@@ -205,7 +205,11 @@ pub async fn start(
     let (listener, addr) = bind(&config.listen).await?;
     let (proxy, proxy_addr) = match &config.proxy {
         Some(settings) => {
-            let (proxy, addr) = start_proxy(settings).await?;
+            let traces = otlp
+                .as_ref()
+                .and_then(|c| c.traces.clone())
+                .zip(otlp_stats.clone());
+            let (proxy, addr) = start_proxy(settings, traces).await?;
             (Some(proxy), Some(addr))
         }
         None => (None, None),
@@ -305,10 +309,20 @@ pub fn proxy_options(settings: &crate::config::ProxyConfig) -> crate::proxy::Pro
 /// the windowed client-minus-engine gap.
 async fn start_proxy(
     settings: &crate::config::ProxyConfig,
+    traces: Option<(
+        crate::otlp::trace::TraceConfig,
+        crate::otlp::push::ExportStats,
+    )>,
 ) -> Result<(Arc<crate::proxy::Proxy>, SocketAddr), UpError> {
     let options = proxy_options(settings);
-    let proxy = crate::proxy::Proxy::new(&settings.upstream, options)
+    let mut proxy = crate::proxy::Proxy::new(&settings.upstream, options)
         .map_err(|e| UpError::Proxy(e.to_string()))?;
+    // With `[otlp]`, the in-process proxy exports a span per request as `llmwatch proxy` does.
+    if let Some((config, stats)) = traces {
+        let (tracer, exporter) = crate::otlp::trace::tracer(config, stats);
+        proxy.set_tracer(tracer);
+        tokio::spawn(exporter);
+    }
     let proxy = Arc::new(proxy);
     let (listener, addr) = bind(&settings.listen).await?;
     let app = crate::proxy::router(proxy.clone());

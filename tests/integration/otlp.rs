@@ -938,3 +938,29 @@ fn an_openmetrics_scrape_carries_exemplars_of_exported_traces_and_text_has_none(
     assert!(kind.starts_with("text/plain"));
     assert!(!text.contains(" # {"), "text 0.0.4 carries no exemplars");
 }
+
+#[test]
+fn ups_in_process_proxy_exports_a_span_per_request_too() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let upstream = capture_upstream();
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[proxy]\nlisten = \"127.0.0.1:0\"\nupstream = [\"{}\"]\n\
+         [otlp]\nendpoint = \"{}\"\ninterval = \"60s\"\n",
+        upstream.base, receiver.base
+    );
+    let (_up, _base, proxy) = crate::util::start_up_with_proxy(&config, &sim.urls[0].1);
+    assert_eq!(post_chat(&proxy, "m-2", true, None), 200);
+    let span = eventually(10, || spans(&receiver).into_iter().next());
+    assert_eq!(span["name"], "chat m-2");
+    let traces = receiver
+        .received()
+        .into_iter()
+        .find(|e| e["path"] == "/v1/traces")
+        .unwrap();
+    let resource = attributes(&traces["body"]["resource_spans"][0]["resource"]);
+    assert_eq!(resource["service.name"], "llmwatch-up");
+    assert!(upstream.seen.lock().unwrap()[0].contains_key("traceparent"));
+}
