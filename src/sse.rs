@@ -18,6 +18,9 @@ pub struct Chunk<'a> {
     /// An error object: the stream failed after HTTP 200.
     #[serde(default)]
     pub error: Option<serde::de::IgnoredAny>,
+    /// The model that answered (`gen_ai.response.model` on the proxy's spans).
+    #[serde(default, borrow)]
+    pub model: Option<Cow<'a, str>>,
 }
 
 /// One choice of a chunk.
@@ -154,5 +157,15 @@ mod tests {
         assert!(tool.choices.iter().any(Choice::has_content));
         let completion = parse(r#"{"choices":[{"text":"Once","finish_reason":null}]}"#);
         assert!(completion.choices.iter().any(Choice::has_content));
+    }
+
+    #[test]
+    fn a_model_name_with_escapes_does_not_stop_the_chunk_being_read() {
+        let chunk: Chunk<'_> = serde_json::from_str(
+            r#"{"model":"org\/m\u00e9","choices":[{"delta":{"content":"x"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(chunk.model.as_deref(), Some("org/mé"));
+        assert!(chunk.choices.iter().any(Choice::has_content));
     }
 }

@@ -49,6 +49,8 @@ pub struct Observation {
     recorded: bool,
     /// The request's span, when traces are exported.
     span: Option<Box<super::span::SpanStart>>,
+    /// The model the answer names (kept only for the span).
+    response_model: Option<String>,
     streamed: bool,
 }
 
@@ -79,6 +81,7 @@ impl Observation {
             response_bytes: 0,
             recorded: false,
             span: None,
+            response_model: None,
             streamed: false,
         }
     }
@@ -187,6 +190,7 @@ impl Observation {
                 input_tokens: self.input_tokens,
                 output_tokens: output,
                 finish_reason: self.finish_reason.clone(),
+                response_model: self.response_model.take(),
                 streamed: self.streamed,
             };
             if let Some((trace, at)) = span.end(&facts, outcome) {
@@ -255,6 +259,12 @@ impl Observation {
     fn note_ending(&mut self, chunk: &Chunk<'_>) {
         if chunk.error.is_some() {
             self.error_event = true;
+        }
+        if self.span.is_some()
+            && self.response_model.is_none()
+            && let Some(model) = &chunk.model
+        {
+            self.response_model = Some(model.to_string());
         }
         if let Some(reason) = chunk
             .choices

@@ -36,6 +36,8 @@ pub struct Facts {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub finish_reason: Option<String>,
+    /// The model the answer names.
+    pub response_model: Option<String>,
     pub streamed: bool,
 }
 
@@ -98,6 +100,9 @@ impl SpanStart {
             if let Some(n) = n {
                 attributes.push((key, Value::Int(i64::try_from(n).unwrap_or(i64::MAX))));
             }
+        }
+        if let Some(model) = &facts.response_model {
+            attributes.push(("gen_ai.response.model", Value::Str(model.clone())));
         }
         if let Some(reason) = &facts.finish_reason {
             let reasons = vec![reason.clone()];

@@ -665,7 +665,7 @@ fn capture_upstream() -> Capture {
                     ),
                     _ if body["stream"] == true => {
                         let events = [
-                            json!({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}),
+                            json!({"model": "served-model", "choices": [{"index": 0, "delta": {"role": "assistant"}}]}),
                             json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
                             json!({"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]}),
                             json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}),
@@ -776,6 +776,7 @@ fn a_request_is_one_span_continuing_the_callers_trace_and_parenting_the_engines(
         .collect();
     assert_eq!(attrs["gen_ai.operation.name"], "chat");
     assert_eq!(attrs["gen_ai.provider.name"], "vllm");
+    assert_eq!(attrs["gen_ai.response.model"], "served-model");
     assert_eq!(attrs["gen_ai.request.model"], "m-1");
     assert_eq!(attrs["gen_ai.usage.input_tokens"], "5");
     assert_eq!(attrs["gen_ai.usage.output_tokens"], "2");
