@@ -32,15 +32,16 @@ const TOKENS: [f64; 14] = [
     16777216.0, 67108864.0,
 ];
 
-/// The bounds of a client histogram by its Prometheus name (the request-latency ones).
-pub fn bounds_of(family: &str) -> Option<&'static [f64]> {
-    match family {
-        "gen_ai_client_operation_duration_seconds"
-        | "gen_ai_client_operation_time_to_first_chunk_seconds" => Some(&DURATION),
-        "llm_proxy_time_to_first_content_seconds" => Some(&FIRST_CHUNK),
-        _ => None,
-    }
-}
+/// The histograms with one value per request (the ones whose buckets carry exemplars on
+/// the proxy's OpenMetrics `/metrics`), by Prometheus name, with their bounds.
+pub const REQUEST_LATENCIES: [(&str, &[f64]); 3] = [
+    ("gen_ai_client_operation_duration_seconds", &DURATION),
+    (
+        "gen_ai_client_operation_time_to_first_chunk_seconds",
+        &DURATION,
+    ),
+    ("llm_proxy_time_to_first_content_seconds", &FIRST_CHUNK),
+];
 
 /// Labels of every client series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -24,16 +24,16 @@ pub fn options(args: &ProxyCli) -> ProxyOptions {
 
 /// Runs the proxy.
 pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
+    let mut proxy = Proxy::new(&args.upstreams, options(args))?;
     let otlp = args
         .otlp
         .settings("llmwatch-proxy")
         .resolve(|name| std::env::var(name).ok())?
         // With one upstream, the client metrics' server is known.
-        .map(|config| match args.upstreams.as_slice() {
-            [one] => config.with_server(one.split(',').next().unwrap_or(one)),
-            _ => config,
+        .map(|config| match proxy.single_upstream() {
+            Some(base) => config.with_server(base),
+            None => config,
         });
-    let mut proxy = Proxy::new(&args.upstreams, options(args))?;
     let otlp_stats = otlp.as_ref().map(|_| proxy.register_otlp_stats());
     let mut exporters = tokio::task::JoinSet::new();
     if let (Some(traces), Some(stats)) = (

@@ -369,12 +369,10 @@ impl<'a> Parser<'a> {
     /// Declares `name`'s type. A conflicting declaration is rejected before any state
     /// changes, so a skipped line leaves the parser exactly as it was.
     fn declare_type(&mut self, name: &'a str, kind: MetricType) -> Result<(), ParseErrorKind> {
-        if let Some(&idx) = self.index.get(name) {
-            let family = &self.exp.families[idx];
-            let redeclarable = family.kind == MetricType::Untyped && family.samples.is_empty();
-            if family.kind != kind && !redeclarable {
-                return Err(ParseErrorKind::ConflictingType(name.to_string()));
-            }
+        if let Some(&idx) = self.index.get(name)
+            && type_conflicts(&self.exp.families[idx], kind)
+        {
+            return Err(ParseErrorKind::ConflictingType(name.to_string()));
         }
         let idx = self.family_by_name(name);
         self.exp.families[idx].kind = kind;
@@ -562,6 +560,13 @@ impl<'a> Parser<'a> {
         self.push_sample(idx, sample);
         Ok(())
     }
+}
+
+/// Whether declaring `family` as `kind` contradicts what it already is: another type,
+/// unless it is an untyped family with no samples yet (a HELP line made it).
+fn type_conflicts(family: &Family<'_>, kind: MetricType) -> bool {
+    let redeclarable = family.kind == MetricType::Untyped && family.samples.is_empty();
+    family.kind != kind && !redeclarable
 }
 
 fn belongs(family: &Family<'_>, name: &str) -> bool {

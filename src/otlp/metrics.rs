@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::proto::{Message, string_attribute};
-use super::trace::Value;
+use super::proto::Message;
+use super::trace::{Value, write_attributes};
 use super::{Resource, Temporality};
 use crate::exposition::{Exposition, Family, Label, MetricType, Mode, parse};
 
@@ -341,12 +341,7 @@ impl MetricsEncoder {
             };
             self.pending.push((key, now));
             let mut point = Message::new();
-            for label in &series.labels {
-                point.message(
-                    9,
-                    string_attribute(otel_attribute(label.name), &label.value),
-                );
-            }
+            write_labels(&mut point, 9, &series.labels);
             write_attributes(&mut point, 9, &extra);
             point.fixed64(2, start);
             point.fixed64(3, now_ns);
@@ -371,31 +366,17 @@ fn number_point(
     now_ns: u64,
 ) -> Message {
     let mut point = Message::new();
-    for label in labels {
-        point.message(
-            7,
-            string_attribute(otel_attribute(label.name), &label.value),
-        );
-    }
+    write_labels(&mut point, 7, labels);
     write_attributes(&mut point, 7, extra);
     point.fixed64(2, start);
     point.fixed64(3, now_ns);
     point
 }
 
-/// Writes `attributes` as `KeyValue`s in field `field` of `point`.
-fn write_attributes(point: &mut Message, field: u32, attributes: &[(&'static str, Value)]) {
-    for (key, value) in attributes {
-        match value {
-            Value::Word(s) => point.string_kv(field, key, s),
-            Value::Str(s) => point.string_kv(field, key, s),
-            Value::Int(i) => point.int_kv(field, key, *i),
-            Value::Double(d) => point.double_kv(field, key, *d),
-            Value::Bool(b) => point.bool_kv(field, key, *b),
-            Value::Strings(items) => {
-                point.message(field, super::proto::strings_attribute(key, items));
-            }
-        }
+/// Writes a point's labels as string attributes under their OpenTelemetry names.
+fn write_labels(point: &mut Message, field: u32, labels: &[Label<'_>]) {
+    for label in labels {
+        point.string_kv(field, otel_attribute(label.name), &label.value);
     }
 }
 

@@ -17,7 +17,7 @@ pub mod trace;
 
 use std::time::Duration;
 
-use proto::{Message, string_attribute};
+use proto::Message;
 
 /// Why an OTLP configuration is refused.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ impl Resource {
     pub fn message(&self) -> Message {
         let mut m = Message::new();
         for (k, v) in &self.attributes {
-            m.message(1, string_attribute(k, v));
+            m.string_kv(1, k, v);
         }
         m
     }

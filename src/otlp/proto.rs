@@ -212,31 +212,6 @@ fn key_value(key: &str, any: Message) -> Message {
     kv
 }
 
-/// `KeyValue` with a string value (present even when empty).
-pub fn string_attribute(key: &str, value: &str) -> Message {
-    let mut any = Message::new();
-    any.key(1, LENGTH_DELIMITED);
-    any.varint(value.len() as u64);
-    any.buf.extend_from_slice(value.as_bytes());
-    key_value(key, any)
-}
-
-/// `KeyValue` with an integer value.
-pub fn int_attribute(key: &str, value: i64) -> Message {
-    let mut any = Message::new();
-    any.key(3, VARINT);
-    any.varint(value as u64);
-    key_value(key, any)
-}
-
-/// `KeyValue` with a bool value.
-pub fn bool_attribute(key: &str, value: bool) -> Message {
-    let mut any = Message::new();
-    any.key(2, VARINT);
-    any.varint(u64::from(value));
-    key_value(key, any)
-}
-
 /// `KeyValue` with an array of strings.
 pub fn strings_attribute(key: &str, items: &[String]) -> Message {
     let mut array = Message::new();
@@ -252,16 +227,44 @@ pub fn strings_attribute(key: &str, items: &[String]) -> Message {
     key_value(key, any)
 }
 
-/// `KeyValue` with a double value.
-pub fn double_attribute(key: &str, value: f64) -> Message {
-    let mut any = Message::new();
-    any.double_always(4, value);
-    key_value(key, any)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The nested encoding, message inside message, as a reference for the in-place
+    // writers the exporters use.
+
+    /// `KeyValue` with a string value (present even when empty).
+    fn string_attribute(key: &str, value: &str) -> Message {
+        let mut any = Message::new();
+        any.key(1, LENGTH_DELIMITED);
+        any.varint(value.len() as u64);
+        any.buf.extend_from_slice(value.as_bytes());
+        key_value(key, any)
+    }
+
+    /// `KeyValue` with an integer value.
+    fn int_attribute(key: &str, value: i64) -> Message {
+        let mut any = Message::new();
+        any.key(3, VARINT);
+        any.varint(value as u64);
+        key_value(key, any)
+    }
+
+    /// `KeyValue` with a bool value.
+    fn bool_attribute(key: &str, value: bool) -> Message {
+        let mut any = Message::new();
+        any.key(2, VARINT);
+        any.varint(u64::from(value));
+        key_value(key, any)
+    }
+
+    /// `KeyValue` with a double value.
+    fn double_attribute(key: &str, value: f64) -> Message {
+        let mut any = Message::new();
+        any.double_always(4, value);
+        key_value(key, any)
+    }
 
     #[test]
     fn varints_match_the_specification_examples() {

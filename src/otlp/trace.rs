@@ -198,6 +198,23 @@ pub enum Value {
     Strings(Vec<String>),
 }
 
+/// Writes `attributes` as `KeyValue`s in field `field` of `message` (a span's, or a metric
+/// point's).
+pub fn write_attributes(message: &mut Message, field: u32, attributes: &[(&'static str, Value)]) {
+    for (key, value) in attributes {
+        match value {
+            Value::Word(s) => message.string_kv(field, key, s),
+            Value::Str(s) => message.string_kv(field, key, s),
+            Value::Int(i) => message.int_kv(field, key, *i),
+            Value::Double(d) => message.double_kv(field, key, *d),
+            Value::Bool(b) => message.bool_kv(field, key, *b),
+            Value::Strings(items) => {
+                message.message(field, super::proto::strings_attribute(key, items));
+            }
+        }
+    }
+}
+
 /// A finished span, ready to export.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpanRecord {
@@ -232,18 +249,7 @@ impl SpanRecord {
         span.uint(6, self.kind);
         span.fixed64(7, self.start_unix_ns);
         span.fixed64(8, self.end_unix_ns);
-        for (key, value) in &self.attributes {
-            match value {
-                Value::Word(s) => span.string_kv(9, key, s),
-                Value::Str(s) => span.string_kv(9, key, s),
-                Value::Int(i) => span.int_kv(9, key, *i),
-                Value::Double(d) => span.double_kv(9, key, *d),
-                Value::Bool(b) => span.bool_kv(9, key, *b),
-                Value::Strings(items) => {
-                    span.message(9, super::proto::strings_attribute(key, items));
-                }
-            }
-        }
+        write_attributes(span, 9, &self.attributes);
         for (name, at) in &self.events {
             scratch.clear();
             scratch.fixed64(1, *at);

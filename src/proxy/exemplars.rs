@@ -11,12 +11,7 @@ use std::sync::Mutex;
 use crate::client_metrics::Operation;
 use crate::exposition::{Exemplar, Label, Mode, parse, write_openmetrics};
 
-/// The histograms that carry exemplars (one value per request).
-const FAMILIES: [&str; 3] = [
-    "gen_ai_client_operation_duration_seconds",
-    "gen_ai_client_operation_time_to_first_chunk_seconds",
-    "llm_proxy_time_to_first_content_seconds",
-];
+use crate::client_metrics::REQUEST_LATENCIES as FAMILIES;
 
 /// (family index, hash of the operation and model labels, bucket index): noting one, which
 /// happens per request, allocates nothing.
@@ -46,10 +41,8 @@ impl Exemplars {
     /// Notes that the request `op` with exported trace `trace` took `value` seconds in
     /// `family`'s measure, at Unix time `at`.
     pub fn note(&self, family: &str, op: &Operation, value: f64, trace: &[u8; 16], at: f64) {
-        let (Some(index), Some(bounds)) = (
-            FAMILIES.iter().position(|f| *f == family),
-            crate::client_metrics::bounds_of(family),
-        ) else {
+        let Some((index, (_, bounds))) = FAMILIES.iter().enumerate().find(|(_, f)| f.0 == family)
+        else {
             return;
         };
         let key = (
@@ -75,12 +68,10 @@ impl Exemplars {
             .families
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| Some((i, FAMILIES.iter().position(|n| *n == f.name)?)))
+            .filter_map(|(i, f)| Some((i, FAMILIES.iter().position(|(n, _)| *n == f.name)?)))
             .collect();
         for (index, which) in families {
-            let Some(bounds) = crate::client_metrics::bounds_of(FAMILIES[which]) else {
-                continue;
-            };
+            let bounds = FAMILIES[which].1;
             let range = exp.families[index].samples.clone();
             for at in range.start as usize..range.end as usize {
                 let sample = &exp.samples[at];

@@ -185,6 +185,14 @@ impl Proxy {
         ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
     }
 
+    /// The upstream's base URL when there is only one.
+    pub fn single_upstream(&self) -> Option<&str> {
+        match self.upstreams.as_slice() {
+            [one] => Some(one.base.as_str()),
+            _ => None,
+        }
+    }
+
     /// Exports a span per measured request through `tracer` (before the proxy is shared).
     pub fn set_tracer(&mut self, tracer: crate::otlp::trace::Tracer) {
         self.tracer = Some(tracer);

@@ -79,27 +79,13 @@ impl Receiver {
     }
 }
 
+/// Sends `streams` streamed then `plain` whole chat requests for the simulator's model,
+/// six tokens each, each answered 200.
 fn send_requests(base: &str, streams: usize, plain: usize) {
-    let (rt, client) = http();
-    rt.block_on(async {
-        for i in 0..streams + plain {
-            let body = json!({
-                "model": "sim-vllm",
-                "messages": [{"role": "user", "content": "a prompt that must never be exported"}],
-                "stream": i < streams,
-                "max_tokens": 6,
-            });
-            let response = client
-                .post(format!("{base}/v1/chat/completions"))
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status().as_u16(), 200);
-            let _ = response.text().await;
-        }
-    });
+    for i in 0..streams + plain {
+        let body = chat_body("sim-vllm", i < streams, Some(6));
+        assert_eq!(post(base, &body, None), 200);
+    }
 }
 
 /// A proxy in front of `upstream` exporting to `receiver` every `interval`, with `extra` flags.
@@ -717,14 +703,23 @@ fn hex_id(id: &Value) -> String {
     id.as_str().unwrap_or("").to_string()
 }
 
-fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {
+/// A chat request's body, with a prompt that must never show in what is exported.
+fn chat_body(model: &str, stream: bool, max_tokens: Option<u32>) -> Value {
+    let mut body = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "a prompt that must never be exported"}],
+        "stream": stream,
+    });
+    if let Some(max) = max_tokens {
+        body["max_tokens"] = json!(max);
+    }
+    body
+}
+
+/// Posts `body` to the chat endpoint (with `traceparent`, if given); the status.
+fn post(base: &str, body: &Value, traceparent: Option<&str>) -> u16 {
     let (rt, client) = http();
     rt.block_on(async {
-        let body = json!({
-            "model": model,
-            "messages": [{"role": "user", "content": "a prompt that must never be exported"}],
-            "stream": stream,
-        });
         let mut request = client
             .post(format!("{base}/v1/chat/completions"))
             .header("content-type", "application/json")
@@ -737,6 +732,10 @@ fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -
         let _ = response.text().await;
         status
     })
+}
+
+fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {
+    post(base, &chat_body(model, stream, None), traceparent)
 }
 
 #[test]

@@ -113,12 +113,10 @@ impl<'a> Parser<'a> {
             let which = line.kind.keyword();
             return Err((NAME_AT, ParseErrorKind::MalformedComment(which)));
         }
-        if let (Some(kind), Some(idx)) = (line.metric_type, family) {
-            let family = &self.exp.families[idx];
-            let redeclarable = family.kind == MetricType::Untyped && family.samples.is_empty();
-            if family.kind != kind && !redeclarable {
-                return Err((NAME_AT, ParseErrorKind::ConflictingType(name.to_string())));
-            }
+        if let (Some(kind), Some(idx)) = (line.metric_type, family)
+            && super::type_conflicts(&self.exp.families[idx], kind)
+        {
+            return Err((NAME_AT, ParseErrorKind::ConflictingType(name.to_string())));
         }
         let idx = family.unwrap_or_else(|| self.new_family(name, MetricType::Untyped));
         let entry = &mut self.exp.families[idx];
