@@ -6,7 +6,8 @@
 # Usage: benches/bench_ceiling.sh [RATE ...]   (defaults: 2000 5000 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${LLMWATCH_BIN:-target/release/llmwatch}
+TARGET=${CARGO_TARGET_DIR:-target}
+bin=${LLMWATCH_BIN:-$TARGET/release/llmwatch}
 port=${PORT:-18705}
 duration=${DURATION:-10s}
 output=${OUTPUT_TOKENS:-4}

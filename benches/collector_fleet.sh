@@ -11,6 +11,7 @@
 # holds the 720 points that 1 h at 5 s holds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TARGET=${CARGO_TARGET_DIR:-target}
 N=${N:-1000} INTERVAL=${INTERVAL:-5s} WARMUP=${WARMUP:-20} MEASURE=${MEASURE:-60}
 RETENTION=${RETENTION:-1h} SKIP_PROMETHEUS=${SKIP_PROMETHEUS:-0} KEEP_ALIVE=${KEEP_ALIVE:-true}
 cargo build --release --example fixture_farm -q
@@ -41,7 +42,7 @@ keep_alive = $KEEP_ALIVE
 [history]
 retention = "$RETENTION"
 EOF
-taskset -c 0 target/release/llmwatch up --config "$DIR/llmwatch.toml" >/dev/null 2>"$DIR/up.log" &
+taskset -c 0 "$TARGET/release/llmwatch" up --config "$DIR/llmwatch.toml" >/dev/null 2>"$DIR/up.log" &
 UP=$!
 PIDS+=($UP)
 row=$(measure "$UP" "llmwatch up")

@@ -1,5 +1,7 @@
-# Sourced by the collector and dashboard benchmarks.
-#
+# Sourced by the collector and dashboard benchmarks. Binaries come from $CARGO_TARGET_DIR
+# (or target/).
+TARGET=${TARGET:-${CARGO_TARGET_DIR:-target}}
+
 # start_farm: starts the fixture farm (N fixture targets, core 1) writing its file_sd list to
 # $DIR/targets.json. Sets DIR (a scratch folder, removed on exit) and PIDS (killed on exit).
 start_farm() {
@@ -7,7 +9,7 @@ start_farm() {
   DIR=$(mktemp -d)
   PIDS=()
   trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
-  taskset -c 1 target/release/examples/fixture_farm "$N" 20000 "$DIR/targets.json" >/dev/null &
+  taskset -c 1 "$TARGET/release/examples/fixture_farm" "$N" 20000 "$DIR/targets.json" >/dev/null &
   PIDS+=($!)
   sleep 2
 }
@@ -23,7 +25,7 @@ file_sd = ["$DIR/targets.json"]
 [scrape]
 interval = "$INTERVAL"
 CONF
-  taskset -c 0 target/release/llmwatch up --config "$DIR/llmwatch.toml" >/dev/null 2>"$DIR/up.log" &
+  taskset -c 0 "$TARGET/release/llmwatch" up --config "$DIR/llmwatch.toml" >/dev/null 2>"$DIR/up.log" &
   UP=$!
   PIDS+=("$UP")
   sleep "$WARMUP"

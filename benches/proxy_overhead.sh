@@ -11,7 +11,8 @@
 # to run, default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${LLMWATCH_BIN:-target/release/llmwatch}
+TARGET=${CARGO_TARGET_DIR:-target}
+bin=${LLMWATCH_BIN:-$TARGET/release/llmwatch}
 profile=${1:-instant}
 duration=${DURATION:-10s}
 output=${OUTPUT_TOKENS:-16}

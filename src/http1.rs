@@ -41,15 +41,27 @@ const KEEP_BUFFER: usize = 4 * READ_SIZE;
 
 /// Keep-alive connections to one server.
 pub struct Pool {
-    addr: SocketAddr,
+    server: Server,
     authority: String,
     idle: Mutex<Vec<Idle>>,
     connect_timeout: Option<std::time::Duration>,
+    /// Idle connections older than this are not reused.
+    max_idle: std::time::Duration,
     /// Learnt: the server closes a connection once it has streamed an answer on it, whatever
     /// its `Keep-Alive` header says (llama.cpp's server does). Such a connection is then not
     /// kept: its close arrives a moment after the body's end, and a request sent on it in
     /// that moment would be lost.
     closes_after_streams: AtomicBool,
+}
+
+/// Where new connections go.
+#[derive(Debug, Clone)]
+enum Server {
+    /// An address resolved once, when the pool was made.
+    Resolved(SocketAddr),
+    /// `host:port`, resolved at each new connection (a name whose address may change, as
+    /// a container's does when it is replaced).
+    Named(String),
 }
 
 /// How a response body ends.
@@ -68,6 +80,8 @@ enum Framing {
 pub enum Failure {
     /// No connection, or it closed before any answer.
     Connect,
+    /// The server refused the connection: nothing listens there.
+    Refused,
     /// The answer was cut short.
     Incomplete,
     /// The answer is not HTTP/1.1 as expected.
@@ -99,17 +113,37 @@ impl Pool {
             .map_err(|e| format!("cannot resolve {host}: {e}"))?
             .next()
             .ok_or_else(|| format!("{host} resolves to no address"))?;
+        Ok(Pool::to(Server::Resolved(addr), url, host))
+    }
+
+    /// A pool for the `http://` server of `url`, whose host is resolved at each new
+    /// connection rather than once.
+    pub fn resolving(url: &reqwest::Url) -> Result<Pool, String> {
+        let host = url.host_str().ok_or("no host in the URL")?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        Ok(Pool::to(Server::Named(format!("{host}:{port}")), url, host))
+    }
+
+    fn to(server: Server, url: &reqwest::Url, host: &str) -> Pool {
         let authority = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
-        Ok(Pool {
-            addr,
+        Pool {
+            server,
             authority,
             idle: Mutex::new(Vec::new()),
             connect_timeout: None,
+            max_idle: MAX_IDLE,
             closes_after_streams: AtomicBool::new(false),
-        })
+        }
+    }
+
+    /// Reuses connections idle up to `limit` (for requests made less often than every
+    /// [`MAX_IDLE`], to servers that keep connections longer).
+    pub fn with_max_idle(mut self, limit: std::time::Duration) -> Pool {
+        self.max_idle = limit;
+        self
     }
 
     /// Gives up connecting after `timeout` (a [`Failure::Connect`]).
@@ -144,7 +178,7 @@ impl Pool {
     fn take(&self) -> Option<Idle> {
         loop {
             let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
-            if idle.since.elapsed() > MAX_IDLE {
+            if idle.since.elapsed() > self.max_idle {
                 continue;
             }
             let mut probe = [0u8; 1];
@@ -185,10 +219,26 @@ impl Pool {
 
     /// Sends a whole request (head and body, as bytes) and waits for the response head.
     pub async fn send(self: &Arc<Self>, request: &[u8]) -> Result<Response, Failure> {
+        self.send_once(request, false).await
+    }
+
+    /// Sends an idempotent request (a `GET`): one that a pooled connection closed by the
+    /// server as it went out, with no answer, is sent again on a fresh connection, as
+    /// HTTP allows for such requests.
+    pub async fn send_idempotent(self: &Arc<Self>, request: &[u8]) -> Result<Response, Failure> {
+        self.send_once(request, true).await
+    }
+
+    async fn send_once(
+        self: &Arc<Self>,
+        request: &[u8],
+        idempotent: bool,
+    ) -> Result<Response, Failure> {
         if let Some(pooled) = self.take() {
             let after_stream = pooled.after_stream;
             match self.on(pooled.connection, pooled.buffer, request).await {
                 Err(None) => {}
+                Err(Some(Failure::Connect)) if idempotent => self.closed_early(after_stream),
                 Err(Some(failure)) => {
                     if failure == Failure::Connect {
                         self.closed_early(after_stream);
@@ -198,18 +248,31 @@ impl Pool {
                 Ok(response) => return Ok(response),
             }
         }
-        let connect = TcpStream::connect(self.addr);
-        let fresh = match self.connect_timeout {
-            Some(limit) => tokio::time::timeout(limit, connect)
-                .await
-                .map_err(|_| Failure::Connect)?,
-            None => connect.await,
-        }
-        .map_err(|_| Failure::Connect)?;
+        let fresh = self.connect().await?;
         let _ = fresh.set_nodelay(true);
         self.on(fresh, Vec::with_capacity(READ_SIZE), request)
             .await
             .map_err(|failure| failure.unwrap_or(Failure::Connect))
+    }
+
+    /// A new connection, within the connect timeout if there is one.
+    async fn connect(&self) -> Result<TcpStream, Failure> {
+        let connect = async {
+            match &self.server {
+                Server::Resolved(addr) => TcpStream::connect(addr).await,
+                Server::Named(host_port) => TcpStream::connect(host_port.as_str()).await,
+            }
+        };
+        let connected = match self.connect_timeout {
+            Some(limit) => tokio::time::timeout(limit, connect)
+                .await
+                .map_err(|_| Failure::Connect)?,
+            None => connect.await,
+        };
+        connected.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+            _ => Failure::Connect,
+        })
     }
 
     /// One request on one connection; `Err(None)` when the request could not be written
@@ -270,6 +333,19 @@ impl Response {
         let mut out = Vec::new();
         let more = self.read_with(|data| out.extend_from_slice(data)).await?;
         Ok(more.then_some(out))
+    }
+
+    /// Appends the next piece of the body to `into` as it arrives; `false` at its end.
+    pub async fn append_to(&mut self, into: &mut Vec<u8>) -> Result<bool, Failure> {
+        self.read_with(|data| into.extend_from_slice(data)).await
+    }
+
+    /// The value of header `name` (any case), if it came and is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// Appends the next piece of the body to `into` as it arrives; `false` at its end.

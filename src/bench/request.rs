@@ -212,6 +212,7 @@ async fn lean_exchange(
             ErrorClass::Connect,
             "cannot connect, or the connection closed before an answer",
         ),
+        Failure::Refused => t.fail(ErrorClass::Connect, "connection refused"),
         Failure::Incomplete => t.fail(ErrorClass::Incomplete, "the connection was cut mid-answer"),
         Failure::Invalid => t.fail(ErrorClass::Invalid, "not an HTTP/1.1 answer"),
     };

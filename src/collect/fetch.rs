@@ -200,7 +200,7 @@ pub async fn fetch(
     })
 }
 
-fn check_status(url: &str, status: u16, body: &[u8]) -> Result<(), FetchError> {
+pub(super) fn check_status(url: &str, status: u16, body: &[u8]) -> Result<(), FetchError> {
     if (200..300).contains(&status) {
         return Ok(());
     }

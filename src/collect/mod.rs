@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod gpus;
 pub mod history;
 pub mod integrity;
+pub mod lean_fetch;
 pub mod local_gpus;
 pub mod probe;
 pub mod rollup;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::body::{self, BodyError};
 use super::fetch::{self, ACCEPT, FetchError, FetchOptions};
 use super::integrity::Checker;
+use super::lean_fetch::LeanTarget;
 use super::probe::{Probed, probe};
 use super::state::{Failure, Scraped, Store};
 use super::targets::Target;
@@ -28,6 +29,8 @@ pub struct Scraper {
     store: Arc<Store>,
     metrics: SelfMetrics,
     limits: ScrapeConfig,
+    /// One walk of `/proc` finds the processes of every local target.
+    listeners: Arc<crate::gpu::procfs::ListenerScan>,
 }
 
 /// What a target's task remembers between scrapes.
@@ -45,6 +48,11 @@ struct Known {
     processes: Option<crate::gpu::procfs::ProcessReader>,
     /// The last reason the processes could not be read, logged once.
     process_error: Option<String>,
+    /// The lean client for a plain-HTTP target, made at its first scrape; dropped for the
+    /// general client once the target redirects.
+    lean: Option<LeanTarget>,
+    /// Whether the lean client was considered (made, or found unfit for the target).
+    lean_considered: bool,
 }
 
 impl Scraper {
@@ -62,6 +70,7 @@ impl Scraper {
             store,
             metrics,
             limits,
+            listeners: Arc::new(crate::gpu::procfs::ListenerScan::new("/proc")),
         }
     }
 
@@ -124,7 +133,8 @@ impl Scraper {
             max_body_bytes: self.limits.max_body_bytes,
             bearer_token: target.bearer_token.clone(),
         };
-        let fetched = fetch::fetch(&self.client, &target.url, &opts, ACCEPT)
+        let fetched = self
+            .fetch(target, known, &opts)
             .await
             .map_err(fetch_failure)?;
         let checked = body::check(&target.url, &fetched.body, fetched.content_type.as_deref())
@@ -205,6 +215,27 @@ impl Scraper {
         })
     }
 
+    /// Fetches the target: with the lean client where it serves it, with the general one
+    /// otherwise and from a target's first redirect on.
+    async fn fetch(
+        &self,
+        target: &Target,
+        known: &mut Known,
+        opts: &FetchOptions,
+    ) -> Result<fetch::Fetched, FetchError> {
+        if !known.lean_considered {
+            known.lean_considered = true;
+            known.lean = LeanTarget::for_url(&target.url);
+        }
+        if let Some(lean) = &known.lean {
+            match lean.fetch(opts, ACCEPT, self.limits.keep_alive).await? {
+                Some(fetched) => return Ok(fetched),
+                None => known.lean = None,
+            }
+        }
+        fetch::fetch(&self.client, &target.url, opts, ACCEPT).await
+    }
+
     /// Emits [`GpuExporterRead`] when the shape of a GPU exporter's scrape changed.
     fn note_gpu_exporter(
         &self,
@@ -239,7 +270,10 @@ impl Scraper {
     ) -> Option<crate::gpu::procfs::Usage> {
         if known.processes.is_none() {
             let port = local_port(&target.url)?;
-            known.processes = Some(crate::gpu::procfs::ProcessReader::new("/proc", port));
+            known.processes = Some(crate::gpu::procfs::ProcessReader::sharing(
+                self.listeners.clone(),
+                port,
+            ));
         }
         match known.processes.as_mut()?.read() {
             Ok(usage) => {

@@ -3,7 +3,9 @@
 //! GPU workers), with their CPU time and resident memory. llama.cpp on CPU has no other
 //! saturation signal. Linux only; elsewhere, and where `/proc` cannot be read, it says so.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why the processes could not be read.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -51,109 +53,84 @@ struct Found {
     link: String,
 }
 
-/// Reads one engine's processes, remembering its listener between reads.
-#[derive(Debug, Clone)]
-pub struct ProcessReader {
+impl Found {
+    /// Whether the descriptor still holds the socket (the process has not closed it or
+    /// exited).
+    fn holds(&self) -> bool {
+        std::fs::read_link(&self.fd).is_ok_and(|l| l.to_string_lossy() == self.link)
+    }
+}
+
+/// Every listening socket of the machine and the process holding it, from one walk of
+/// `/proc`, shared by the readers of all targets. A walk reads every process's descriptors
+/// (milliseconds on a busy machine, and `/proc/net/tcp` costs the kernel time per socket):
+/// a thousand local targets each walking on its own cost seconds of CPU at start, so a walk
+/// younger than [`SCAN_FRESH`] answers for every port.
+#[derive(Debug)]
+pub struct ListenerScan {
     root: PathBuf,
-    port: u16,
-    found: Option<Found>,
-    /// When a scan last found nothing, and why: scanning every process's descriptors costs
-    /// about 15 ms, so a port nobody of this user listens on is scanned again only after
-    /// [`RESCAN_AFTER`], not at every scrape.
-    failed: Option<(std::time::Instant, ProcError)>,
-    /// Scans made (each one reads every process's descriptors).
-    scans: u64,
+    last: std::sync::Mutex<Option<Walk>>,
+    /// Walks made.
+    walks: std::sync::atomic::AtomicU64,
 }
 
-/// How long a failed scan stands before the next.
-pub const RESCAN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
-
-fn unreadable(path: &Path, e: &std::io::Error) -> ProcError {
-    ProcError::Unreadable {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
+/// One walk: when, and the listener found for each port.
+#[derive(Debug)]
+struct Walk {
+    at: std::time::Instant,
+    by_port: HashMap<u16, Found>,
 }
 
-impl ProcessReader {
-    /// A reader for the process listening on `port`, under `root` (`/proc`).
-    pub fn new(root: impl Into<PathBuf>, port: u16) -> ProcessReader {
-        ProcessReader {
+/// How long a walk answers for every port.
+pub const SCAN_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl ListenerScan {
+    /// Walks under `root` (`/proc`).
+    pub fn new(root: impl Into<PathBuf>) -> ListenerScan {
+        ListenerScan {
             root: root.into(),
-            port,
-            found: None,
-            failed: None,
-            scans: 0,
+            last: std::sync::Mutex::new(None),
+            walks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
-    /// The engine's usage now.
-    pub fn read(&mut self) -> Result<Usage, ProcError> {
-        let still = self.found.as_ref().is_some_and(|found| {
-            std::fs::read_link(&found.fd).is_ok_and(|l| l.to_string_lossy() == found.link)
-        });
-        if !still {
-            self.found = None;
-            if let Some((at, why)) = &self.failed
-                && at.elapsed() < RESCAN_AFTER
-            {
-                return Err(why.clone());
-            }
-            self.scans += 1;
-            match self.find() {
-                Ok(found) => {
-                    self.failed = None;
-                    self.found = Some(found);
-                }
-                Err(why) => {
-                    self.failed = Some((std::time::Instant::now(), why.clone()));
-                    return Err(why);
-                }
+    /// The listener on `port`: from the last walk while it is fresh and its answer still
+    /// holds, from a new walk otherwise.
+    fn find(&self, port: u16) -> Result<Found, ProcError> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(walk) = last.as_ref().filter(|w| w.at.elapsed() < SCAN_FRESH) {
+            match walk.by_port.get(&port) {
+                Some(found) if found.holds() => return Ok(found.clone()),
+                // Gone since the walk: walk again.
+                Some(_) => {}
+                None => return Err(ProcError::NoListener { port }),
             }
         }
-        let pid = self.found.as_ref().map_or(0, |f| f.pid);
-        let pids = descendants(&self.root, pid);
-        let (mut cpu_seconds, mut resident_bytes) = (0.0, 0.0);
-        let mut read = Vec::with_capacity(pids.len());
-        for pid in pids {
-            // A process that exits between listing and reading is simply not counted.
-            if let Some((cpu, resident)) = read_process(&self.root, pid) {
-                cpu_seconds += cpu;
-                resident_bytes += resident;
-                read.push(pid);
-            }
-        }
-        read.sort_unstable();
-        Ok(Usage {
-            pid,
-            processes: read.len(),
-            pids: read,
-            cpu_seconds,
-            resident_bytes,
-        })
+        let walk = self.walk()?;
+        let found = walk.by_port.get(&port).cloned();
+        *last = Some(walk);
+        found.ok_or(ProcError::NoListener { port })
     }
 
-    /// Scans made so far.
-    pub fn scans(&self) -> u64 {
-        self.scans
-    }
-
-    /// Scans for the listening socket of the port and the process holding it.
-    fn find(&self) -> Result<Found, ProcError> {
-        let mut inodes = Vec::new();
+    /// Reads the socket tables, then every process's descriptors once.
+    fn walk(&self) -> Result<Walk, ProcError> {
+        self.walks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut port_of = HashMap::new();
         for table in ["net/tcp", "net/tcp6"] {
             let path = self.root.join(table);
             match std::fs::read_to_string(&path) {
-                Ok(text) => inodes.extend(listening_inodes(&text, self.port)),
+                Ok(text) => port_of.extend(listening_sockets(&text)),
                 // An IPv4-only or IPv6-only kernel lacks one of the two.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(unreadable(&path, &e)),
             }
         }
-        if inodes.is_empty() {
-            return Err(ProcError::NoListener { port: self.port });
+        let mut by_port = HashMap::new();
+        let at = std::time::Instant::now();
+        if port_of.is_empty() {
+            return Ok(Walk { at, by_port });
         }
-        let links: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
         let entries = std::fs::read_dir(&self.root).map_err(|e| unreadable(&self.root, &e))?;
         for entry in entries.flatten() {
             let Some(pid) = entry
@@ -172,8 +149,12 @@ impl ProcessReader {
                     continue;
                 };
                 let link = link.to_string_lossy().into_owned();
-                if links.contains(&link) {
-                    return Ok(Found {
+                let inode = link
+                    .strip_prefix("socket:[")
+                    .and_then(|l| l.strip_suffix(']'))
+                    .and_then(|i| i.parse::<u64>().ok());
+                if let Some(port) = inode.and_then(|i| port_of.get(&i)) {
+                    by_port.entry(*port).or_insert(Found {
                         pid,
                         fd: fd.path(),
                         link,
@@ -181,23 +162,140 @@ impl ProcessReader {
                 }
             }
         }
-        Err(ProcError::NoListener { port: self.port })
+        Ok(Walk { at, by_port })
     }
 }
 
-/// The inodes of sockets listening on `port` in a `/proc/net/tcp` table.
-fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+/// Reads one engine's processes, remembering its listener between reads.
+#[derive(Debug, Clone)]
+pub struct ProcessReader {
+    root: PathBuf,
+    port: u16,
+    listeners: Arc<ListenerScan>,
+    found: Option<Found>,
+    /// The listener's process tree as last listed, and when: processes come and go far
+    /// more rarely than scrapes, and listing reads every thread's `children` file.
+    tree: Option<(std::time::Instant, Vec<u32>)>,
+    /// When a scan last found nothing, and why: a port nobody of this user listens on is
+    /// looked for again only after [`RESCAN_AFTER`], not at every scrape.
+    failed: Option<(std::time::Instant, ProcError)>,
+}
+
+/// How long a listed process tree stands before it is listed again.
+pub const TREE_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a failed scan stands before the next.
+pub const RESCAN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn unreadable(path: &Path, e: &std::io::Error) -> ProcError {
+    ProcError::Unreadable {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl ProcessReader {
+    /// A reader for the process listening on `port`, under `root` (`/proc`), with a walk of
+    /// its own.
+    pub fn new(root: impl Into<PathBuf>, port: u16) -> ProcessReader {
+        let root = root.into();
+        let listeners = Arc::new(ListenerScan::new(root.clone()));
+        ProcessReader::sharing(listeners, port)
+    }
+
+    /// A reader for the process listening on `port`, finding it through `listeners`, which
+    /// other readers share.
+    pub fn sharing(listeners: Arc<ListenerScan>, port: u16) -> ProcessReader {
+        ProcessReader {
+            root: listeners.root.clone(),
+            port,
+            listeners,
+            found: None,
+            tree: None,
+            failed: None,
+        }
+    }
+
+    /// The engine's usage now.
+    pub fn read(&mut self) -> Result<Usage, ProcError> {
+        if !self.found.as_ref().is_some_and(Found::holds) {
+            self.found = None;
+            if let Some((at, why)) = &self.failed
+                && at.elapsed() < RESCAN_AFTER
+            {
+                return Err(why.clone());
+            }
+            match self.listeners.find(self.port) {
+                Ok(found) => {
+                    self.failed = None;
+                    self.found = Some(found);
+                }
+                Err(why) => {
+                    self.failed = Some((std::time::Instant::now(), why.clone()));
+                    return Err(why);
+                }
+            }
+        }
+        let pid = self.found.as_ref().map_or(0, |f| f.pid);
+        let listed = match &self.tree {
+            Some((at, pids)) if at.elapsed() < TREE_FRESH && pids.first() == Some(&pid) => {
+                pids.clone()
+            }
+            _ => descendants(&self.root, pid),
+        };
+        let (mut cpu_seconds, mut resident_bytes) = (0.0, 0.0);
+        let mut read = Vec::with_capacity(listed.len());
+        for &pid in &listed {
+            // A process that exits between listing and reading is simply not counted.
+            if let Some((cpu, resident)) = read_process(&self.root, pid) {
+                cpu_seconds += cpu;
+                resident_bytes += resident;
+                read.push(pid);
+            }
+        }
+        // One gone: the tree is listed again at the next read.
+        let whole = read.len() == listed.len();
+        self.tree = match self.tree.take() {
+            Some((at, _)) if whole && at.elapsed() < TREE_FRESH => Some((at, listed)),
+            _ if whole => Some((std::time::Instant::now(), listed)),
+            _ => None,
+        };
+        read.sort_unstable();
+        Ok(Usage {
+            pid,
+            processes: read.len(),
+            pids: read,
+            cpu_seconds,
+            resident_bytes,
+        })
+    }
+
+    /// Walks of `/proc` made so far by this reader's [`ListenerScan`] (for every reader
+    /// sharing it).
+    pub fn scans(&self) -> u64 {
+        self.listeners
+            .walks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The listening sockets in a `/proc/net/tcp` table: inode and port.
+fn listening_sockets(table: &str) -> Vec<(u64, u16)> {
     const LISTEN: &str = "0A";
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let local = fields.get(1)?;
-            let state = fields.get(3)?;
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let state = fields.nth(1)?;
+            if state != LISTEN {
+                return None;
+            }
             let (_, hex_port) = local.rsplit_once(':')?;
-            let listening = *state == LISTEN && u16::from_str_radix(hex_port, 16).ok()? == port;
-            listening.then(|| fields.get(9)?.parse().ok()).flatten()
+            let port = u16::from_str_radix(hex_port, 16).ok()?;
+            let inode = fields.nth(5)?.parse().ok()?;
+            Some((inode, port))
         })
         .collect()
 }

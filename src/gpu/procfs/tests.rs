@@ -6,12 +6,10 @@ const TABLE: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr t
    2: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 999 1 0000000000000000 100 0 0 10 0\n";
 
 #[test]
-fn listening_sockets_are_found_by_port_and_state() {
-    // 0x1F40 = 8000: the LISTEN line only, not the established connection.
-    assert_eq!(listening_inodes(TABLE, 8000), [777]);
-    assert_eq!(listening_inodes(TABLE, 3000), [999]);
-    assert!(listening_inodes(TABLE, 9).is_empty());
-    assert!(listening_inodes("garbage\nmore garbage", 8000).is_empty());
+fn listening_sockets_are_found_by_state_with_their_port() {
+    // 0x1F40 = 8000, 0x0BB8 = 3000: the LISTEN lines only, not the established connection.
+    assert_eq!(listening_sockets(TABLE), [(777, 8000), (999, 3000)]);
+    assert!(listening_sockets("garbage\nmore garbage").is_empty());
 }
 
 #[test]
@@ -110,4 +108,45 @@ fn this_process_is_found_through_its_own_listening_socket() {
     // The second read checks the remembered socket instead of scanning.
     assert_eq!(reader.read().unwrap().pid, std::process::id());
     drop(listener);
+}
+
+#[test]
+fn readers_of_many_ports_share_one_walk_of_proc() {
+    let root = fake_proc();
+    std::os::unix::fs::symlink("socket:[999]", root.path().join("103/fd/7")).unwrap();
+    let listeners = Arc::new(ListenerScan::new(root.path()));
+    let mut engine = ProcessReader::sharing(listeners.clone(), 8000);
+    let mut other = ProcessReader::sharing(listeners.clone(), 3000);
+    let mut nobody = ProcessReader::sharing(listeners, 9);
+    assert_eq!(engine.read().unwrap().pid, 100);
+    assert_eq!(other.read().unwrap().pid, 103);
+    assert_eq!(nobody.read(), Err(ProcError::NoListener { port: 9 }));
+    assert_eq!(engine.scans(), 1, "one walk answered all three ports");
+    // A listener gone since the walk is looked for in a new walk, not taken from the old.
+    std::fs::remove_file(root.path().join("103/fd/7")).unwrap();
+    assert_eq!(other.read(), Err(ProcError::NoListener { port: 3000 }));
+    assert_eq!(other.scans(), 2);
+}
+
+#[test]
+fn the_process_tree_is_listed_again_when_one_of_it_is_gone() {
+    let root = fake_proc();
+    let p = root.path();
+    std::fs::write(p.join("100/task/100/children"), "101").unwrap();
+    let mut reader = ProcessReader::new(p, 8000);
+    assert_eq!(reader.read().unwrap().pids, [100, 101, 103]);
+    // A new child is not looked for at every read: the listed tree stands a while.
+    std::fs::write(p.join("101/task/101/children"), "103 104").unwrap();
+    std::fs::create_dir_all(p.join("104")).unwrap();
+    std::fs::write(
+        p.join("104/stat"),
+        std::fs::read(p.join("103/stat")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(p.join("104/statm"), "1 1 0 0 0 0 0").unwrap();
+    assert_eq!(reader.read().unwrap().pids, [100, 101, 103]);
+    // One of it exits: that read counts the rest, and the next lists the tree again.
+    std::fs::remove_dir_all(p.join("103")).unwrap();
+    assert_eq!(reader.read().unwrap().pids, [100, 101]);
+    assert_eq!(reader.read().unwrap().pids, [100, 101, 104]);
 }
