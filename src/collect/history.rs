@@ -43,8 +43,11 @@ pub enum Part {
 pub struct Layout {
     keys: Vec<SeriesKey>,
     index: HashMap<SeriesKey, usize>,
-    /// Bucket upper bounds per (signal, model), in order; `Part::Bucket(i)` indexes these.
-    bounds: HashMap<(&'static str, String), Vec<f64>>,
+    /// Each histogram's bucket upper bounds, in the order of the keys; `Part::Bucket(i)`
+    /// indexes these.
+    histogram_bounds: Vec<Vec<f64>>,
+    /// Where the bounds of (signal, model) are in `histogram_bounds`.
+    bounds: HashMap<(&'static str, String), usize>,
 }
 
 impl Layout {
@@ -63,9 +66,11 @@ impl Layout {
                     Value::Scalar(v) => layout.push(key(Part::Scalar), *v, &mut values),
                     Value::Histogram(h) => {
                         let bounds = h.buckets.iter().map(|(le, _)| *le).collect();
-                        layout
-                            .bounds
-                            .insert((reading.signal.name, series.model.clone()), bounds);
+                        layout.bounds.insert(
+                            (reading.signal.name, series.model.clone()),
+                            layout.histogram_bounds.len(),
+                        );
+                        layout.histogram_bounds.push(bounds);
                         for (i, (_, count)) in h.buckets.iter().enumerate() {
                             let i = u16::try_from(i).unwrap_or(u16::MAX);
                             layout.push(key(Part::Bucket(i)), *count, &mut values);
@@ -83,36 +88,44 @@ impl Layout {
     /// order, the same bucket bounds): the usual case, a scrape like the one before. Checked
     /// by walking both in order: building a new layout (a `String` and two hash-map entries
     /// per number) to compare it with the last one was most of `up`'s time on a 400-model
-    /// target.
+    /// target. A series is named by its first key; the keys after it need only their part
+    /// compared, since a layout holds a histogram's keys together in one order (buckets from
+    /// 0, sum, count), so a part that continues that order continues the same series.
     fn values_if_same(&self, readings: &[Reading]) -> Option<Vec<f64>> {
         let mut values = Vec::with_capacity(self.keys.len());
         let mut keys = self.keys.iter();
-        let mut take = |signal: &str, series: &crate::engines::SeriesValue, part, v: f64| {
-            let key = keys.next()?;
-            let same = key.part == part
-                && key.signal == signal
-                && key.outcome == series.outcome
-                && key.model == series.model;
-            same.then(|| values.push(v))
-        };
+        let mut histograms = self.histogram_bounds.iter();
         for reading in readings {
             let signal = reading.signal.name;
             for series in &reading.series {
+                let first = keys.next()?;
+                let named = std::ptr::eq(first.signal, signal) || first.signal == signal;
+                if !named || first.outcome != series.outcome || first.model != series.model {
+                    return None;
+                }
                 match &series.value {
-                    Value::Scalar(v) => take(signal, series, Part::Scalar, *v)?,
+                    Value::Scalar(v) => {
+                        (first.part == Part::Scalar).then(|| values.push(*v))?;
+                    }
                     Value::Histogram(h) => {
-                        let bounds = self.bounds(signal, &series.model)?;
+                        let bounds = histograms.next()?;
                         let same_bounds = bounds.len() == h.buckets.len()
                             && bounds.iter().zip(&h.buckets).all(|(b, (le, _))| b == le);
                         if !same_bounds {
                             return None;
                         }
-                        for (i, (_, count)) in h.buckets.iter().enumerate() {
-                            let i = u16::try_from(i).unwrap_or(u16::MAX);
-                            take(signal, series, Part::Bucket(i), *count)?;
+                        let buckets = h.buckets.iter().enumerate().map(|(i, (_, count))| {
+                            (Part::Bucket(u16::try_from(i).unwrap_or(u16::MAX)), *count)
+                        });
+                        let parts = buckets.chain([(Part::Sum, h.sum), (Part::Count, h.count)]);
+                        let mut key = Some(first);
+                        for (part, v) in parts {
+                            let at = match key.take() {
+                                Some(first) => first,
+                                None => keys.next()?,
+                            };
+                            (at.part == part).then(|| values.push(v))?;
                         }
-                        take(signal, series, Part::Sum, h.sum)?;
-                        take(signal, series, Part::Count, h.count)?;
                     }
                 }
             }
@@ -133,9 +146,8 @@ impl Layout {
 
     /// The bucket upper bounds of histogram `signal` for `model`, in order.
     pub fn bounds(&self, signal: &'static str, model: &str) -> Option<&[f64]> {
-        self.bounds
-            .get(&(signal, model.to_string()))
-            .map(Vec::as_slice)
+        let at = *self.bounds.get(&(signal, model.to_string()))?;
+        self.histogram_bounds.get(at).map(Vec::as_slice)
     }
 }
 
@@ -419,7 +431,7 @@ impl Quantile {
 /// nothing was observed in the window.
 pub fn quantile(points: &[&Point], key: &SeriesKey, q: f64) -> Option<Quantile> {
     let last = points.last()?;
-    let bounds = last.layout.bounds.get(&(key.signal, key.model.clone()))?;
+    let bounds = last.layout.bounds(key.signal, &key.model)?;
     let mut cumulative = Vec::with_capacity(bounds.len());
     for (i, le) in bounds.iter().enumerate() {
         let bucket = SeriesKey {

@@ -504,10 +504,14 @@ impl Rollup {
             self.layout = Some(layout.clone());
         }
         for model in &self.current {
-            let rollup = self
-                .models
-                .entry(model.clone())
-                .or_insert_with(ModelRollup::new);
+            // Looked up before inserting: an entry needs an owned name, a `String` per model
+            // per scrape.
+            if !self.models.contains_key(model) {
+                self.models.insert(model.clone(), ModelRollup::new());
+            }
+            let Some(rollup) = self.models.get_mut(model) else {
+                continue;
+            };
             if !rollup
                 .layout
                 .as_ref()

@@ -216,27 +216,59 @@ impl ProcessReader {
         }
     }
 
-    /// The engine's usage now.
+    /// The engine's usage now. While the listed process tree is fresh, the listener is not
+    /// checked for its socket at every read (a `readlink` in a process with thousands of
+    /// descriptors costs the kernel a lookup): a restart ends the process, which reading it
+    /// notices, and the check comes back with the next listing.
     pub fn read(&mut self) -> Result<Usage, ProcError> {
-        if !self.found.as_ref().is_some_and(Found::holds) {
-            self.found = None;
-            if let Some((at, why)) = &self.failed
-                && at.elapsed() < RESCAN_AFTER
-            {
-                return Err(why.clone());
+        let fresh = self.found.is_some()
+            && self
+                .tree
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() < TREE_FRESH);
+        if !fresh {
+            self.locate()?;
+        }
+        if let Some(usage) = self.read_tree() {
+            return Ok(usage);
+        }
+        // The listener's process is gone: look for the port's listener again.
+        self.found = None;
+        self.tree = None;
+        self.locate()?;
+        self.read_tree()
+            .ok_or(ProcError::NoListener { port: self.port })
+    }
+
+    /// Makes sure `found` is the port's listener: the one remembered if it still holds the
+    /// socket, else a scan's (at most once per [`RESCAN_AFTER`] while none is found).
+    fn locate(&mut self) -> Result<(), ProcError> {
+        if self.found.as_ref().is_some_and(Found::holds) {
+            return Ok(());
+        }
+        self.found = None;
+        if let Some((at, why)) = &self.failed
+            && at.elapsed() < RESCAN_AFTER
+        {
+            return Err(why.clone());
+        }
+        match self.listeners.find(self.port) {
+            Ok(found) => {
+                self.failed = None;
+                self.found = Some(found);
+                Ok(())
             }
-            match self.listeners.find(self.port) {
-                Ok(found) => {
-                    self.failed = None;
-                    self.found = Some(found);
-                }
-                Err(why) => {
-                    self.failed = Some((std::time::Instant::now(), why.clone()));
-                    return Err(why);
-                }
+            Err(why) => {
+                self.failed = Some((std::time::Instant::now(), why.clone()));
+                Err(why)
             }
         }
-        let pid = self.found.as_ref().map_or(0, |f| f.pid);
+    }
+
+    /// The listener's process and its descendants, summed; `None` when the listener's own
+    /// process cannot be read (it is gone).
+    fn read_tree(&mut self) -> Option<Usage> {
+        let pid = self.found.as_ref()?.pid;
         let listed = match &self.tree {
             Some((at, pids)) if at.elapsed() < TREE_FRESH && pids.first() == Some(&pid) => {
                 pids.clone()
@@ -253,6 +285,9 @@ impl ProcessReader {
                 read.push(pid);
             }
         }
+        if read.first() != Some(&pid) {
+            return None;
+        }
         // One gone: the tree is listed again at the next read.
         let whole = read.len() == listed.len();
         self.tree = match self.tree.take() {
@@ -261,7 +296,7 @@ impl ProcessReader {
             _ => None,
         };
         read.sort_unstable();
-        Ok(Usage {
+        Some(Usage {
             pid,
             processes: read.len(),
             pids: read,
@@ -342,21 +377,21 @@ fn units() -> (f64, f64) {
 
 /// One process's CPU seconds and resident bytes; `None` when it is gone or unreadable.
 fn read_process(root: &Path, pid: u32) -> Option<(f64, f64)> {
-    let dir = root.join(pid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-    let statm = std::fs::read_to_string(dir.join("statm")).ok()?;
-    parse_process(&stat, &statm, units())
+    let stat = std::fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?;
+    parse_process(&stat, units())
 }
 
-/// CPU seconds from `stat` (utime and stime, fields 14 and 15, counted after the command
-/// name, which may hold spaces and parentheses) and resident bytes from `statm`.
-fn parse_process(stat: &str, statm: &str, (ticks, page): (f64, f64)) -> Option<(f64, f64)> {
+/// CPU seconds (utime and stime, fields 14 and 15) and resident bytes (rss, field 24, in
+/// pages: what `statm` says too, one file fewer to read) from `stat`, counted after the
+/// command name, which may hold spaces and parentheses.
+fn parse_process(stat: &str, (ticks, page): (f64, f64)) -> Option<(f64, f64)> {
     let (_, after_name) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // After the name: state is field 3, so utime (14) and stime (15) sit at 11 and 12.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    let resident: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let mut fields = after_name.split_whitespace();
+    // After the name: state is field 3, so utime (14), stime (15) and rss (24) sit at 11,
+    // 12 and 21.
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    let resident: f64 = fields.nth(8)?.parse().ok()?;
     Some(((utime + stime) / ticks, resident * page))
 }
 

@@ -322,3 +322,37 @@ fn histograms_with_new_bucket_bounds_get_a_new_layout_and_keep_their_values() {
     assert_eq!(points[2].get(&ttft_key(Part::Bucket(0))), Some(4.0));
     assert_eq!(points[2].get(&ttft_key(Part::Sum)), Some(2.0));
 }
+
+#[test]
+fn a_histogram_of_another_model_or_with_one_bucket_more_is_never_read_into_the_old_layout() {
+    let with_model = |model: &str, buckets: &[(f64, f64)]| {
+        let mut r = ttft(buckets, 1.0);
+        r.series[0].model = model.into();
+        r
+    };
+    let two = [(0.1, 1.0), (f64::INFINITY, 2.0)];
+    let three = [(0.1, 1.0), (0.5, 1.0), (f64::INFINITY, 2.0)];
+    let mut h = History::default();
+    h.push(0.0, &[with_model("a", &two), with_model("b", &two)], 10);
+    h.push(1.0, &[with_model("a", &two), with_model("b", &two)], 10);
+    // The same shape, the models swapped in name: the numbers must not follow the places.
+    h.push(2.0, &[with_model("b", &two), with_model("c", &two)], 10);
+    h.push(3.0, &[with_model("b", &three), with_model("c", &two)], 10);
+    let window = h.window(0.0);
+    let layouts: Vec<&Layout> = window.iter().map(Point::layout).collect();
+    assert!(std::ptr::eq(layouts[0], layouts[1]));
+    assert!(!std::ptr::eq(layouts[1], layouts[2]));
+    assert!(!std::ptr::eq(layouts[2], layouts[3]));
+    let signal = "llm_time_to_first_token_seconds";
+    let model_key = |model: &str, part| SeriesKey {
+        model: model.into(),
+        ..key(signal, part)
+    };
+    assert_eq!(window[2].get(&model_key("a", Part::Count)), None);
+    assert_eq!(window[2].get(&model_key("c", Part::Count)), Some(2.0));
+    assert_eq!(
+        window[3].layout().bounds(signal, "b"),
+        Some(&[0.1, 0.5, f64::INFINITY][..])
+    );
+    assert_eq!(window[3].get(&model_key("b", Part::Bucket(2))), Some(2.0));
+}

@@ -16,11 +16,11 @@ fn listening_sockets_are_found_by_state_with_their_port() {
 fn cpu_and_memory_are_read_after_a_command_name_with_spaces_and_parentheses() {
     let stat = "4242 (vllm (engine) 0) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 99 1000 300 1 1";
     assert_eq!(
-        parse_process(stat, "5000 300 10 1 0 200 0", (100.0, 4096.0)),
+        parse_process(stat, (100.0, 4096.0)),
         Some((3.0, 300.0 * 4096.0))
     );
-    assert_eq!(parse_process("4242 (x", "1 2", (100.0, 4096.0)), None);
-    assert_eq!(parse_process(stat, "", (100.0, 4096.0)), None);
+    assert_eq!(parse_process("4242 (x", (100.0, 4096.0)), None);
+    assert_eq!(parse_process("4242 (x) S 1 2 3", (100.0, 4096.0)), None);
 }
 
 /// A `/proc` with a listener on port 8000 held by 100, whose children are 101 and 102 (gone
@@ -30,8 +30,9 @@ fn fake_proc() -> tempfile::TempDir {
     let p = root.path();
     std::fs::create_dir_all(p.join("net")).unwrap();
     std::fs::write(p.join("net/tcp"), TABLE).unwrap();
-    let stat =
-        |utime: u32| format!("1 (python3) S 1 1 1 0 -1 0 0 0 0 0 {utime} 0 0 0 20 0 1 0 1 1 1");
+    let stat = |utime: u32, rss: u32| {
+        format!("1 (python3) S 1 1 1 0 -1 0 0 0 0 0 {utime} 0 0 0 20 0 1 0 1 1 {rss}")
+    };
     for (pid, children, utime, rss) in [
         (100, "101 102", 100, 1000),
         (101, "103", 200, 2000),
@@ -41,8 +42,7 @@ fn fake_proc() -> tempfile::TempDir {
         std::fs::create_dir_all(dir.join(format!("task/{pid}"))).unwrap();
         std::fs::create_dir_all(dir.join("fd")).unwrap();
         std::fs::write(dir.join(format!("task/{pid}/children")), children).unwrap();
-        std::fs::write(dir.join("stat"), stat(utime)).unwrap();
-        std::fs::write(dir.join("statm"), format!("9999 {rss} 0 0 0 0 0")).unwrap();
+        std::fs::write(dir.join("stat"), stat(utime, rss)).unwrap();
     }
     std::os::unix::fs::symlink("socket:[777]", p.join("100/fd/5")).unwrap();
     std::os::unix::fs::symlink("/dev/null", p.join("101/fd/0")).unwrap();
@@ -122,8 +122,9 @@ fn readers_of_many_ports_share_one_walk_of_proc() {
     assert_eq!(other.read().unwrap().pid, 103);
     assert_eq!(nobody.read(), Err(ProcError::NoListener { port: 9 }));
     assert_eq!(engine.scans(), 1, "one walk answered all three ports");
-    // A listener gone since the walk is looked for in a new walk, not taken from the old.
-    std::fs::remove_file(root.path().join("103/fd/7")).unwrap();
+    // A listener gone since the walk (its process exited) is looked for in a new walk, not
+    // taken from the old.
+    std::fs::remove_dir_all(root.path().join("103")).unwrap();
     assert_eq!(other.read(), Err(ProcError::NoListener { port: 3000 }));
     assert_eq!(other.scans(), 2);
 }
@@ -143,10 +144,29 @@ fn the_process_tree_is_listed_again_when_one_of_it_is_gone() {
         std::fs::read(p.join("103/stat")).unwrap(),
     )
     .unwrap();
-    std::fs::write(p.join("104/statm"), "1 1 0 0 0 0 0").unwrap();
     assert_eq!(reader.read().unwrap().pids, [100, 101, 103]);
     // One of it exits: that read counts the rest, and the next lists the tree again.
     std::fs::remove_dir_all(p.join("103")).unwrap();
     assert_eq!(reader.read().unwrap().pids, [100, 101]);
     assert_eq!(reader.read().unwrap().pids, [100, 101, 104]);
+}
+
+#[test]
+fn an_engine_restarted_on_its_port_is_read_at_once_under_its_new_pid() {
+    let root = fake_proc();
+    let p = root.path();
+    let mut reader = ProcessReader::new(p, 8000);
+    assert_eq!(reader.read().unwrap().pid, 100);
+    std::fs::create_dir_all(p.join("200/fd")).unwrap();
+    std::fs::create_dir_all(p.join("200/task/200")).unwrap();
+    std::fs::write(p.join("200/task/200/children"), "").unwrap();
+    std::fs::write(
+        p.join("200/stat"),
+        std::fs::read(p.join("100/stat")).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(p.join("100")).unwrap();
+    std::os::unix::fs::symlink("socket:[777]", p.join("200/fd/3")).unwrap();
+    let usage = reader.read().unwrap();
+    assert_eq!((usage.pid, usage.pids), (200, vec![200]));
 }
