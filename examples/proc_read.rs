@@ -1,6 +1,7 @@
 //! The cost of reading local engines' processes from `/proc` (`llm_process_*`): starts 16
 //! listening processes, each with a child (as vLLM's API server has its engine core), then
-//! reads all 16 as `up` does every scrape interval.
+//! reads all 16 as `up` does every scrape interval (one shared walk of `/proc` finds every
+//! listener).
 //!
 //! `cargo run --release --example proc_read -- 16 200`
 
@@ -9,7 +10,7 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use llmwatch::gpu::procfs::ProcessReader;
+use llmwatch::gpu::procfs::{ListenerScan, ProcessReader};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -45,9 +46,11 @@ fn main() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
+    // One walk of /proc shared by every reader, as `up` shares it between its targets.
+    let listeners = std::sync::Arc::new(ListenerScan::new("/proc"));
     let mut readers: Vec<ProcessReader> = children
         .iter()
-        .map(|(_, port)| ProcessReader::new("/proc", *port))
+        .map(|(_, port)| ProcessReader::sharing(listeners.clone(), *port))
         .collect();
     let start = Instant::now();
     let processes: usize = readers

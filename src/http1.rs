@@ -47,6 +47,8 @@ pub struct Pool {
     connect_timeout: Option<std::time::Duration>,
     /// Idle connections older than this are not reused.
     max_idle: std::time::Duration,
+    /// A read buffer larger than this is not kept with an idle connection.
+    keep_buffer: usize,
     /// Learnt: the server closes a connection once it has streamed an answer on it, whatever
     /// its `Keep-Alive` header says (llama.cpp's server does). Such a connection is then not
     /// kept: its close arrives a moment after the body's end, and a request sent on it in
@@ -135,8 +137,17 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             connect_timeout: None,
             max_idle: MAX_IDLE,
+            keep_buffer: KEEP_BUFFER,
             closes_after_streams: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps no read buffer with an idle connection: for connections used every few
+    /// seconds, by the thousand, where buffers kept would hold more memory than reading
+    /// into a new one costs.
+    pub fn without_kept_buffers(mut self) -> Pool {
+        self.keep_buffer = 0;
+        self
     }
 
     /// Reuses connections idle up to `limit` (for requests made less often than every
@@ -203,7 +214,7 @@ impl Pool {
             return;
         }
         buffer.clear();
-        if buffer.capacity() > KEEP_BUFFER {
+        if buffer.capacity() > self.keep_buffer {
             buffer = Vec::new();
         }
         self.idle

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
+pub mod scan;
+
 /// A completion chunk (streamed) or a whole completion, borrowing from the bytes.
 #[derive(Deserialize)]
 pub struct Chunk<'a> {

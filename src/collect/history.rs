@@ -42,7 +42,10 @@ pub enum Part {
 #[derive(Debug, Default, PartialEq)]
 pub struct Layout {
     keys: Vec<SeriesKey>,
-    index: HashMap<SeriesKey, usize>,
+    /// The keys' positions, sorted by key, for finding one by binary search: a hash map of
+    /// the keys held a second copy of each, more memory at a thousand targets than their
+    /// hour of numbers.
+    order: Vec<u32>,
     /// Each histogram's bucket upper bounds, in the order of the keys; `Part::Bucket(i)`
     /// indexes these.
     histogram_bounds: Vec<Vec<f64>>,
@@ -81,7 +84,7 @@ impl Layout {
                 }
             }
         }
-        (layout, values)
+        (layout.sort(), values)
     }
 
     /// The values of `readings` when they have exactly this layout (the same keys in the same
@@ -134,9 +137,26 @@ impl Layout {
     }
 
     fn push(&mut self, key: SeriesKey, value: f64, values: &mut Vec<f64>) {
-        self.index.insert(key.clone(), self.keys.len());
         self.keys.push(key);
         values.push(value);
+    }
+
+    /// Sorts `order` once every key is in.
+    fn sort(mut self) -> Layout {
+        let keys = &self.keys;
+        self.order = (0..u32::try_from(keys.len()).unwrap_or(u32::MAX)).collect();
+        self.order
+            .sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
+        self
+    }
+
+    /// Where `key` is among the keys.
+    fn position(&self, key: &SeriesKey) -> Option<usize> {
+        let found = self
+            .order
+            .binary_search_by(|i| self.keys[*i as usize].cmp(key))
+            .ok()?;
+        self.order.get(found).map(|i| *i as usize)
     }
 
     /// The keys, in order.
@@ -163,7 +183,7 @@ pub struct Point {
 impl Point {
     /// The value of `key` at this point.
     pub fn get(&self, key: &SeriesKey) -> Option<f64> {
-        let i = *self.layout.index.get(key)?;
+        let i = self.layout.position(key)?;
         self.values.get(i).copied()
     }
 

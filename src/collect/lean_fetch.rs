@@ -47,7 +47,10 @@ impl LeanTarget {
         if !plain || proxied {
             return None;
         }
-        let pool = Pool::resolving(&parsed).ok()?.with_max_idle(MAX_IDLE);
+        let pool = Pool::resolving(&parsed)
+            .ok()?
+            .with_max_idle(MAX_IDLE)
+            .without_kept_buffers();
         let mut path = parsed.path().to_string();
         if let Some(query) = parsed.query() {
             path.push('?');

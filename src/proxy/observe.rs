@@ -15,7 +15,8 @@ use futures_util::FutureExt;
 use super::Outcome;
 use super::metrics::{ModelLabels, SourceLabels};
 use crate::client_metrics::{Operation, OutcomeLabels, TokenLabels};
-use crate::sse::{Choice, Chunk, data_lines, event_end};
+use crate::sse::scan::{ChunkFacts, scan_chunk};
+use crate::sse::{data_lines, event_end};
 
 /// Gaps kept per request for per-token ITL (a longer answer keeps its first ones).
 const MAX_GAPS: usize = 65_536;
@@ -235,10 +236,10 @@ impl Observation {
             self.done_marker = true;
             return true;
         }
-        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else {
+        let Some(chunk) = scan_chunk(data) else {
             return true;
         };
-        if chunk.choices.iter().any(Choice::has_content) {
+        if chunk.content {
             self.content_chunks += 1;
             if let Some(last) = self.last_content
                 && self.gaps.len() < MAX_GAPS
@@ -250,14 +251,14 @@ impl Observation {
             self.last_content = Some(at);
         }
         self.note_ending(&chunk);
-        let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
+        let usage_only = chunk.choices == 0 && chunk.usage;
         !(strip_usage && usage_only)
     }
 
     /// Notes what a chunk, or a whole answer, says of how the answer ends: an error object,
     /// a finish reason, token usage.
-    fn note_ending(&mut self, chunk: &Chunk<'_>) {
-        if chunk.error.is_some() {
+    fn note_ending(&mut self, chunk: &ChunkFacts<'_>) {
+        if chunk.error {
             self.error_event = true;
         }
         if self.span.is_some()
@@ -266,16 +267,12 @@ impl Observation {
         {
             self.response_model = Some(model.to_string());
         }
-        if let Some(reason) = chunk
-            .choices
-            .iter()
-            .find_map(|c| c.finish_reason.as_deref())
-        {
+        if let Some(reason) = &chunk.finish_reason {
             self.finish_reason = Some(reason.to_string());
         }
-        if let Some(usage) = &chunk.usage {
-            self.input_tokens = usage.prompt_tokens.or(self.input_tokens);
-            self.output_tokens = usage.completion_tokens.or(self.output_tokens);
+        if chunk.usage {
+            self.input_tokens = chunk.prompt_tokens.or(self.input_tokens);
+            self.output_tokens = chunk.completion_tokens.or(self.output_tokens);
         }
     }
 
@@ -527,7 +524,7 @@ impl Relay {
     /// Reads usage and finish reason from a whole answer.
     fn whole_answer(&mut self) {
         let at = Instant::now();
-        if let Ok(answer) = serde_json::from_slice::<Chunk<'_>>(&self.whole) {
+        if let Some(answer) = scan_chunk(&self.whole) {
             self.observation.note_ending(&answer);
         }
         self.observation.first_chunk.get_or_insert(at);

@@ -1,0 +1,468 @@
+//! A completion chunk's facts read by walking its JSON once, building no values: the proxy
+//! reads one chunk per streamed token, and deserialising each (a `Vec` of choices, every
+//! unknown field's value parsed to be ignored) was its largest cost after the system calls.
+//! It says what [`Chunk`](super::Chunk) says of the same bytes (a property test holds the
+//! two together), and refuses what that refuses: a value of the wrong type, a repeated
+//! field, text after the object, JSON that is not JSON; and it takes what that takes, a
+//! struct written as the list of its fields' values included.
+
+use std::borrow::Cow;
+
+/// What the proxy needs of a chunk (or of a whole answer).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChunkFacts<'a> {
+    /// A choice carries text, reasoning or a tool call (not just a role).
+    pub content: bool,
+    /// How many choices it has.
+    pub choices: usize,
+    /// The first choice's finish reason that is not null.
+    pub finish_reason: Option<Cow<'a, str>>,
+    /// A `usage` object came (not null).
+    pub usage: bool,
+    /// Its token counts.
+    pub prompt_tokens: Option<u64>,
+    /// Its token counts.
+    pub completion_tokens: Option<u64>,
+    /// An `error` came (not null): the stream failed after HTTP 200.
+    pub error: bool,
+    /// The model that answered.
+    pub model: Option<Cow<'a, str>>,
+}
+
+/// How deep skipped values may nest, as serde_json allows.
+const MAX_DEPTH: usize = 128;
+
+/// The facts of the chunk in `data`, or `None` when it is not a chunk.
+pub fn scan_chunk(data: &[u8]) -> Option<ChunkFacts<'_>> {
+    let mut c = Cursor { b: data, i: 0 };
+    let mut facts = ChunkFacts::default();
+    let mut seen = 0u8;
+    c.record(&[b"choices", b"usage", b"error", b"model"], |c, key| {
+        let bit = match key.as_ref() {
+            b"choices" => 1,
+            b"usage" => 2,
+            b"error" => 4,
+            b"model" => 8,
+            _ => return c.skip(0),
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        match bit {
+            // A list, never `null` (it may be left out).
+            1 => c.choices(&mut facts),
+            2 => c.or_null(|c| c.usage(&mut facts)),
+            4 => {
+                facts.error = !c.null();
+                c.skip_if(facts.error)
+            }
+            _ => {
+                facts.model = c.text_or_null()?;
+                Some(())
+            }
+        }
+    })?;
+    c.end()?;
+    Some(facts)
+}
+
+/// The scan's invariant, shared by the fuzz target and the tests: whatever object the
+/// derived deserialiser reads, the scan reads too, with the same facts.
+pub fn check_against_chunk(data: &[u8]) -> Result<(), String> {
+    let Some(expected) = deserialised(data) else {
+        return Ok(());
+    };
+    let scanned = scan_chunk(data);
+    if scanned.as_ref() == Some(&expected) {
+        Ok(())
+    } else {
+        Err(format!("scan {scanned:?}, deserialised {expected:?}"))
+    }
+}
+
+/// What deserialising the chunk says: the reference the scan is held to.
+pub(crate) fn deserialised(data: &[u8]) -> Option<ChunkFacts<'_>> {
+    let chunk: super::Chunk<'_> = serde_json::from_slice(data).ok()?;
+    Some(ChunkFacts {
+        content: chunk.choices.iter().any(super::Choice::has_content),
+        choices: chunk.choices.len(),
+        finish_reason: chunk.choices.iter().find_map(|c| c.finish_reason.clone()),
+        usage: chunk.usage.is_some(),
+        prompt_tokens: chunk.usage.as_ref().and_then(|u| u.prompt_tokens),
+        completion_tokens: chunk.usage.as_ref().and_then(|u| u.completion_tokens),
+        error: chunk.error.is_some(),
+        model: chunk.model,
+    })
+}
+
+/// A position in the bytes.
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The next byte after blanks, not taken.
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+        self.b.get(self.i).copied()
+    }
+
+    /// Takes `byte` if it comes next.
+    fn eat(&mut self, byte: u8) -> bool {
+        let next = self.peek() == Some(byte);
+        self.i += usize::from(next);
+        next
+    }
+
+    /// Takes `word` (a literal) if it comes next.
+    fn word(&mut self, word: &[u8]) -> bool {
+        self.peek();
+        let next = self.b.get(self.i..self.i + word.len()) == Some(word);
+        self.i += if next { word.len() } else { 0 };
+        next
+    }
+
+    fn null(&mut self) -> bool {
+        self.word(b"null")
+    }
+
+    /// Only blanks are left.
+    fn end(&mut self) -> Option<()> {
+        self.peek().is_none().then_some(())
+    }
+
+    /// `null`, or what `read` takes.
+    fn or_null(&mut self, read: impl FnOnce(&mut Self) -> Option<()>) -> Option<()> {
+        if self.null() { Some(()) } else { read(self) }
+    }
+
+    /// Skips a value when `present` (its `null` is taken already otherwise).
+    fn skip_if(&mut self, present: bool) -> Option<()> {
+        if present { self.skip(0) } else { Some(()) }
+    }
+
+    /// A string's raw bytes (between the quotes) and whether it holds escapes. Control
+    /// characters are refused unless `raw` (as deserialising reads text it takes as bytes,
+    /// which refuses them everywhere else).
+    fn string(&mut self, raw: bool) -> Option<(&'a [u8], bool)> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let at = memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)? + self.i;
+            if !raw && self.b.get(self.i..at)?.iter().any(|b| *b < 0x20) {
+                return None;
+            }
+            if self.b[at] == b'"' {
+                self.i = at + 1;
+                return Some((&self.b[start..at], escaped));
+            }
+            escaped = true;
+            self.i = at + 2;
+            match self.b.get(at + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    let hex = self.b.get(self.i..self.i + 4)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.i += 4;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string as text (escapes decoded, UTF-8 checked), or `null`.
+    fn text_or_null(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        let start = self.i;
+        let (raw, escaped) = self.string(false)?;
+        if !escaped {
+            return Some(Some(Cow::Borrowed(std::str::from_utf8(raw).ok()?)));
+        }
+        let quoted = self.b.get(start..self.i)?;
+        serde_json::from_slice::<String>(quoted)
+            .ok()
+            .map(|s| Some(Cow::Owned(s)))
+    }
+
+    /// A string with text in it: `Some(true)`; empty or `null`: `Some(false)`.
+    fn non_empty_or_null(&mut self) -> Option<bool> {
+        if self.null() {
+            return Some(false);
+        }
+        self.string(true).map(|(raw, _)| !raw.is_empty())
+    }
+
+    /// A whole number (what a `u64` field takes).
+    fn count(&mut self) -> Option<u64> {
+        self.peek();
+        let digits = self
+            .b
+            .get(self.i..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit());
+        let len = digits.count();
+        let text = std::str::from_utf8(self.b.get(self.i..self.i + len)?).ok()?;
+        self.i += len;
+        let next = self.b.get(self.i).copied();
+        let leading_zero = len > 1 && text.starts_with('0');
+        if leading_zero || matches!(next, Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        text.parse().ok()
+    }
+
+    /// Like [`Self::object`] for a struct of `fields`, which deserialising also takes written
+    /// as a list of its fields' values in order (shorter lists leave the rest out).
+    fn record(
+        &mut self,
+        fields: &'static [&'static [u8]],
+        mut member: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Option<()>,
+    ) -> Option<()> {
+        if self.peek() != Some(b'[') {
+            return self.object(member);
+        }
+        let mut at = 0;
+        self.array(|c| {
+            let field = fields.get(at)?;
+            at += 1;
+            member(c, Cow::Borrowed(field))
+        })
+    }
+
+    /// Calls `member` with each key of an object, the cursor at its value, which `member`
+    /// must take.
+    fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Option<()>,
+    ) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            // Keys are read as leniently as deserialising reads them (as bytes).
+            let (raw, escaped) = self.string(true)?;
+            let key = if escaped {
+                Cow::Owned(unescape_key(raw))
+            } else {
+                Cow::Borrowed(raw)
+            };
+            if !self.eat(b':') {
+                return None;
+            }
+            member(self, key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// Calls `element` for each element of an array, the cursor at it.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            if self.eat(b']') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// Skips any value.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string(false).map(drop),
+            b'{' => self.object(|c, _| c.skip(depth + 1)),
+            b'[' => self.array(|c| c.skip(depth + 1)),
+            b't' => self.word(b"true").then_some(()),
+            b'f' => self.word(b"false").then_some(()),
+            b'n' => self.null().then_some(()),
+            _ => self.number(),
+        }
+    }
+
+    /// Skips a number: `-? int frac? exp?`.
+    fn number(&mut self) -> Option<()> {
+        let digits = |c: &mut Self| {
+            let n =
+                c.b.get(c.i..)
+                    .map_or(0, |r| r.iter().take_while(|b| b.is_ascii_digit()).count());
+            c.i += n;
+            n
+        };
+        self.i += usize::from(self.b.get(self.i) == Some(&b'-'));
+        let int = self.i;
+        if digits(self) == 0 || (self.b[int] == b'0' && self.i - int > 1) {
+            return None;
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// The `choices` array.
+    fn choices(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
+        self.array(|c| {
+            facts.choices += 1;
+            c.choice(facts)
+        })
+    }
+
+    /// One choice: `delta`, `text`, `finish_reason`.
+    fn choice(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
+        let mut seen = 0u8;
+        self.record(&[b"delta", b"text", b"finish_reason"], |c, key| {
+            let bit = match key.as_ref() {
+                b"delta" => 1,
+                b"text" => 2,
+                b"finish_reason" => 4,
+                _ => return c.skip(0),
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            match bit {
+                1 => c.or_null(|c| c.delta(facts)),
+                2 => {
+                    facts.content |= c.non_empty_or_null()?;
+                    Some(())
+                }
+                _ => {
+                    let reason = c.text_or_null()?;
+                    if facts.finish_reason.is_none() {
+                        facts.finish_reason = reason;
+                    }
+                    Some(())
+                }
+            }
+        })
+    }
+
+    /// A chat delta: `content`, `reasoning_content`, `tool_calls`.
+    fn delta(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
+        let mut seen = 0u8;
+        self.record(
+            &[b"content", b"reasoning_content", b"tool_calls"],
+            |c, key| {
+                let bit = match key.as_ref() {
+                    b"content" => 1,
+                    b"reasoning_content" => 2,
+                    b"tool_calls" => 4,
+                    _ => return c.skip(0),
+                };
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+                if bit == 4 {
+                    let calls = !c.null();
+                    facts.content |= calls;
+                    return c.skip_if(calls);
+                }
+                facts.content |= c.non_empty_or_null()?;
+                Some(())
+            },
+        )
+    }
+
+    /// The `usage` object: `prompt_tokens`, `completion_tokens`.
+    fn usage(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
+        facts.usage = true;
+        let mut seen = 0u8;
+        self.record(&[b"prompt_tokens", b"completion_tokens"], |c, key| {
+            let bit = match key.as_ref() {
+                b"prompt_tokens" => 1,
+                b"completion_tokens" => 2,
+                _ => return c.skip(0),
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            let count = if c.null() { None } else { Some(c.count()?) };
+            if bit == 1 {
+                facts.prompt_tokens = count;
+            } else {
+                facts.completion_tokens = count;
+            }
+            Some(())
+        })
+    }
+}
+
+/// A key with escapes, decoded far enough to compare with the keys read, which are ASCII:
+/// an escaped character outside ASCII becomes a byte no key holds.
+fn unescape_key(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let escape = raw.get(i).copied().unwrap_or(0);
+        i += 1;
+        out.push(match escape {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let hex = raw.get(i..i + 4).and_then(|h| std::str::from_utf8(h).ok());
+                i += 4;
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(ascii) if ascii < 0x80 => ascii,
+                    _ => 0xff,
+                }
+            }
+            other => other,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
