@@ -169,7 +169,6 @@ impl ListenerScan {
 /// Reads one engine's processes, remembering its listener between reads.
 #[derive(Debug, Clone)]
 pub struct ProcessReader {
-    root: PathBuf,
     port: u16,
     listeners: Arc<ListenerScan>,
     found: Option<Found>,
@@ -198,8 +197,7 @@ impl ProcessReader {
     /// A reader for the process listening on `port`, under `root` (`/proc`), with a walk of
     /// its own.
     pub fn new(root: impl Into<PathBuf>, port: u16) -> ProcessReader {
-        let root = root.into();
-        let listeners = Arc::new(ListenerScan::new(root.clone()));
+        let listeners = Arc::new(ListenerScan::new(root));
         ProcessReader::sharing(listeners, port)
     }
 
@@ -207,7 +205,6 @@ impl ProcessReader {
     /// other readers share.
     pub fn sharing(listeners: Arc<ListenerScan>, port: u16) -> ProcessReader {
         ProcessReader {
-            root: listeners.root.clone(),
             port,
             listeners,
             found: None,
@@ -273,13 +270,13 @@ impl ProcessReader {
             Some((at, pids)) if at.elapsed() < TREE_FRESH && pids.first() == Some(&pid) => {
                 pids.clone()
             }
-            _ => descendants(&self.root, pid),
+            _ => descendants(&self.listeners.root, pid),
         };
         let (mut cpu_seconds, mut resident_bytes) = (0.0, 0.0);
         let mut read = Vec::with_capacity(listed.len());
         for &pid in &listed {
             // A process that exits between listing and reading is simply not counted.
-            if let Some((cpu, resident)) = read_process(&self.root, pid) {
+            if let Some((cpu, resident)) = read_process(&self.listeners.root, pid) {
                 cpu_seconds += cpu;
                 resident_bytes += resident;
                 read.push(pid);

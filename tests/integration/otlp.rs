@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::proxy::{outcome, start_proxy};
+use crate::proxy::{chat, outcome, start_proxy};
 use crate::up::{eventually, get};
 use crate::util::{KillOnDrop, http, start_with};
 
@@ -69,10 +69,12 @@ impl Receiver {
             .collect()
     }
 
-    /// Every export received so far, metrics and traces.
+    /// Every export received so far, metrics and traces: the lines the receiver has
+    /// finished writing (one it is writing now has no line end yet).
     fn received(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let written = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
+        written
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -718,20 +720,11 @@ fn chat_body(model: &str, stream: bool, max_tokens: Option<u32>) -> Value {
 
 /// Posts `body` to the chat endpoint (with `traceparent`, if given); the status.
 fn post(base: &str, body: &Value, traceparent: Option<&str>) -> u16 {
-    let (rt, client) = http();
-    rt.block_on(async {
-        let mut request = client
-            .post(format!("{base}/v1/chat/completions"))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(tp) = traceparent {
-            request = request.header("traceparent", tp);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let _ = response.text().await;
-        status
-    })
+    let headers: Vec<(&str, &str)> = traceparent
+        .map(|tp| ("traceparent", tp))
+        .into_iter()
+        .collect();
+    chat(base, body.clone(), &headers).0
 }
 
 fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {

@@ -33,7 +33,7 @@ pub fn start_proxy(upstreams: &[&str], extra: &[&str]) -> Proxy {
 }
 
 /// Posts a chat request (with optional extra headers) and returns (status, body text).
-fn chat(base: &str, body: Value, headers: &[(&str, &str)]) -> (u16, String) {
+pub fn chat(base: &str, body: Value, headers: &[(&str, &str)]) -> (u16, String) {
     let (rt, client) = http();
     rt.block_on(async {
         let mut request = client
