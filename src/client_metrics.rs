@@ -3,7 +3,10 @@
 //! and `llm_proxy_` metrics for what the conventions lack (time to first content token,
 //! per-token inter-token latency, in-flight requests, outcomes).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
@@ -52,15 +55,103 @@ pub struct Operation {
     pub gen_ai_request_model: String,
 }
 
+/// Labels of the GenAI operation histograms (duration, first chunk, time per chunk): the
+/// operation and what came of it, as the semantic conventions ask. A label that is `None`
+/// is left out of the series (Prometheus reads a missing label and an empty one alike).
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct Completion {
+    /// `chat` or `text_completion`, and the requested model.
+    pub operation: Operation,
+    /// The model the answer named (`gen_ai.response.model`), bounded like the requested one.
+    pub gen_ai_response_model: Option<String>,
+    /// How the operation failed (`error.type`): `None` when it did not.
+    pub error_type: Option<&'static str>,
+}
+
+impl Completion {
+    /// The labels of `operation`, answered by `response_model`, failed as `error_type`.
+    pub fn new(
+        operation: &Operation,
+        response_model: Option<String>,
+        error_type: Option<&'static str>,
+    ) -> Completion {
+        Completion {
+            operation: operation.clone(),
+            gen_ai_response_model: response_model,
+            error_type,
+        }
+    }
+}
+
+impl EncodeLabelSet for Completion {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.operation.encode(encoder)?;
+        if let Some(model) = &self.gen_ai_response_model {
+            ("gen_ai_response_model", model.as_str()).encode(encoder.encode_label())?;
+        }
+        if let Some(error) = self.error_type {
+            ("error_type", error).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
 /// Labels of the token-usage histogram.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub struct TokenLabels {
     /// `chat` or `text_completion`.
     pub gen_ai_operation_name: String,
     /// The requested model.
     pub gen_ai_request_model: String,
+    /// The model the answer named, when it named one.
+    pub gen_ai_response_model: Option<String>,
     /// `input` or `output`.
     pub gen_ai_token_type: String,
+}
+
+impl EncodeLabelSet for TokenLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("gen_ai_operation_name", self.gen_ai_operation_name.as_str())
+            .encode(encoder.encode_label())?;
+        ("gen_ai_request_model", self.gen_ai_request_model.as_str())
+            .encode(encoder.encode_label())?;
+        if let Some(model) = &self.gen_ai_response_model {
+            ("gen_ai_response_model", model.as_str()).encode(encoder.encode_label())?;
+        }
+        ("gen_ai_token_type", self.gen_ai_token_type.as_str()).encode(encoder.encode_label())
+    }
+}
+
+/// Model names as label values, bounded: names beyond the cap fold into `other`. The
+/// requested and the answering models share one cap, so neither a client nor an upstream
+/// can grow the label set past it.
+#[derive(Debug, Clone)]
+pub struct ModelNames {
+    seen: Arc<Mutex<HashSet<String>>>,
+    cap: usize,
+}
+
+impl ModelNames {
+    /// At most `cap` distinct names.
+    pub fn new(cap: usize) -> ModelNames {
+        ModelNames {
+            seen: Arc::default(),
+            cap,
+        }
+    }
+
+    /// The label for `model`: itself while fewer than the cap have been seen, else `other`.
+    pub fn label(&self, model: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(model) {
+            return model.to_string();
+        }
+        if seen.len() < self.cap {
+            seen.insert(model.to_string());
+            return model.to_string();
+        }
+        "other".to_string()
+    }
 }
 
 /// Labels of the outcome counter.
@@ -98,11 +189,11 @@ type Histograms<L> = Family<L, Histogram, Buckets>;
 #[derive(Debug, Clone)]
 pub struct ClientMetrics {
     /// Operation duration.
-    pub duration: Histograms<Operation>,
+    pub duration: Histograms<Completion>,
     /// Time to the first chunk of any kind.
-    pub first_chunk: Histograms<Operation>,
+    pub first_chunk: Histograms<Completion>,
     /// Time between chunks.
-    pub per_chunk: Histograms<Operation>,
+    pub per_chunk: Histograms<Completion>,
     /// Tokens per request by type.
     pub tokens: Histograms<TokenLabels>,
     /// Time to the first chunk carrying content.
@@ -113,11 +204,14 @@ pub struct ClientMetrics {
     pub in_flight: Gauge,
     /// Finished requests by outcome.
     pub outcomes: Family<OutcomeLabels, Counter>,
+    /// The bound on model labels.
+    pub models: ModelNames,
 }
 
 impl ClientMetrics {
-    /// The metrics, registered under their Prometheus names.
-    pub fn registered() -> (ClientMetrics, Registry) {
+    /// The metrics, registered under their Prometheus names, with at most `max_models`
+    /// model label values.
+    pub fn registered(max_models: usize) -> (ClientMetrics, Registry) {
         let m = ClientMetrics {
             duration: Family::new_with_constructor(Buckets(&DURATION)),
             first_chunk: Family::new_with_constructor(Buckets(&DURATION)),
@@ -127,6 +221,7 @@ impl ClientMetrics {
             per_token: Family::new_with_constructor(Buckets(&PER_CHUNK)),
             in_flight: Gauge::default(),
             outcomes: Family::default(),
+            models: ModelNames::new(max_models),
         };
         let mut r = Registry::default();
         r.register(
@@ -170,5 +265,49 @@ impl ClientMetrics {
             m.outcomes.clone(),
         );
         (m, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn an_answered_operation_names_its_model_and_a_failed_one_its_error_only() {
+        let (m, registry) = ClientMetrics::registered(4);
+        let op = Operation {
+            gen_ai_operation_name: "chat".into(),
+            gen_ai_request_model: "m".into(),
+        };
+        let answered = Completion::new(&op, Some("m-2025".into()), None);
+        m.duration.get_or_create(&answered).observe(0.5);
+        let failed = Completion::new(&op, None, Some("timeout"));
+        m.duration.get_or_create(&failed).observe(30.0);
+        let text = rendered(&registry);
+        let count = "gen_ai_client_operation_duration_seconds_count";
+        assert!(text.contains(&format!(
+            "{count}{{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m\",gen_ai_response_model=\"m-2025\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "{count}{{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m\",error_type=\"timeout\"}} 1"
+        )));
+        assert!(!text.contains("=\"\""), "no empty label: {text}");
+    }
+
+    #[test]
+    fn model_names_beyond_the_cap_fold_into_other_whoever_names_them() {
+        let names = ModelNames::new(2);
+        assert_eq!(names.label("asked"), "asked");
+        assert_eq!(names.label("answered"), "answered");
+        assert_eq!(names.label("asked"), "asked");
+        assert_eq!(names.label("a-third"), "other");
+        // A clone shares the cap: the proxy and its client metrics hold one set.
+        assert_eq!(names.clone().label("a-fourth"), "other");
     }
 }

@@ -8,6 +8,10 @@ use super::BenchError;
 use super::report::Aggregate;
 use super::request::{self, Timing};
 
+/// Model label values a run's live metrics keep (the answering models: a run asks for
+/// one), the rest folded into `other`.
+const MAX_MODELS: usize = 16;
+
 /// One progress line on a terminal: elapsed time, requests done per second, in flight,
 /// errors, and TTFT p50/p99 so far.
 pub fn progress(aggregate: &Aggregate, in_flight: usize, start: Instant) {
@@ -48,7 +52,7 @@ pub async fn start(
     if options.metrics_listen.is_none() && options.otlp.is_none() {
         return Ok((None, None));
     }
-    let (metrics, mut registry) = crate::client_metrics::ClientMetrics::registered();
+    let (metrics, mut registry) = crate::client_metrics::ClientMetrics::registered(MAX_MODELS);
     let stats = options
         .otlp
         .as_ref()
@@ -158,28 +162,42 @@ pub fn observe(
         .inc();
     let Some(sent) = t.sent else { return };
     let secs = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64();
+    let response_label = t.response_model.as_deref().map(|name| m.models.label(name));
+    let error_type = t.error.map(request::ErrorClass::as_str);
+    let completion = crate::client_metrics::Completion::new(op, response_label.clone(), error_type);
     if let Some(end) = t.end {
-        m.duration.get_or_create(op).observe(secs(sent, end));
+        m.duration
+            .get_or_create(&completion)
+            .observe(secs(sent, end));
     }
     if let Some(first) = t.first_chunk {
-        m.first_chunk.get_or_create(op).observe(secs(sent, first));
+        m.first_chunk
+            .get_or_create(&completion)
+            .observe(secs(sent, first));
     }
     if let Some(first) = t.content.first() {
         m.first_content
             .get_or_create(op)
             .observe(secs(sent, *first));
     }
-    let per_chunk = t.tokens_per_chunk();
-    for pair in t.content.windows(2) {
-        let gap = secs(pair[0], pair[1]);
-        m.per_chunk.get_or_create(op).observe(gap);
-        m.per_token.get_or_create(op).observe(gap / per_chunk);
+    if t.content.len() > 1 {
+        let per_chunk = t.tokens_per_chunk();
+        let (chunk_gaps, token_gaps) = (
+            m.per_chunk.get_or_create(&completion),
+            m.per_token.get_or_create(op),
+        );
+        for pair in t.content.windows(2) {
+            let gap = secs(pair[0], pair[1]);
+            chunk_gaps.observe(gap);
+            token_gaps.observe(gap / per_chunk);
+        }
     }
     for (kind, n) in [("input", t.input_tokens), ("output", t.output_tokens)] {
         if let Some(n) = n {
             let labels = crate::client_metrics::TokenLabels {
                 gen_ai_operation_name: op.gen_ai_operation_name.clone(),
                 gen_ai_request_model: op.gen_ai_request_model.clone(),
+                gen_ai_response_model: response_label.clone(),
                 gen_ai_token_type: kind.to_string(),
             };
             m.tokens.get_or_create(&labels).observe(n as f64);

@@ -66,6 +66,8 @@ pub struct Timing {
     pub input_tokens: Option<u64>,
     /// `usage.completion_tokens`.
     pub output_tokens: Option<u64>,
+    /// The model the answer named (its first chunk that names one).
+    pub response_model: Option<String>,
     /// Why it failed, if it did.
     pub error: Option<ErrorClass>,
     /// What the server or the connection said about the failure: the status and the error
@@ -373,6 +375,9 @@ impl BodyReader {
                 if parsed.choices.iter().any(Choice::has_content) {
                     t.content.push(now);
                 }
+                if t.response_model.is_none() {
+                    t.response_model = parsed.model.map(Into::into);
+                }
                 self.finished |= parsed.choices.iter().any(|c| c.finish_reason.is_some());
                 if let Some(usage) = parsed.usage {
                     t.input_tokens = usage.prompt_tokens.or(t.input_tokens);
@@ -401,6 +406,7 @@ impl BodyReader {
             Ok(reply) if reply.error.is_none() => {
                 t.first_chunk = Some(now);
                 t.content.push(now);
+                t.response_model = reply.model.map(Into::into);
                 if let Some(usage) = reply.usage {
                     t.input_tokens = usage.prompt_tokens;
                     t.output_tokens = usage.completion_tokens;

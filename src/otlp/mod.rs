@@ -413,19 +413,18 @@ pub fn reference_markdown() -> String {
         gen_ai_request_model: model(),
     };
     let c = &m.client;
-    for histogram in [
-        &c.duration,
-        &c.first_chunk,
-        &c.per_chunk,
-        &c.first_content,
-        &c.per_token,
-    ] {
+    let completion = crate::client_metrics::Completion::new(&op, Some(model()), None);
+    for histogram in [&c.duration, &c.first_chunk, &c.per_chunk] {
+        histogram.get_or_create(&completion).observe(0.1);
+    }
+    for histogram in [&c.first_content, &c.per_token] {
         histogram.get_or_create(&op).observe(0.1);
     }
     c.tokens
         .get_or_create(&crate::client_metrics::TokenLabels {
             gen_ai_operation_name: "chat".to_string(),
             gen_ai_request_model: model(),
+            gen_ai_response_model: Some(model()),
             gen_ai_token_type: "input".to_string(),
         })
         .observe(1.0);

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::client_metrics::Operation;
+use crate::client_metrics::Completion;
 use crate::exposition::{Exemplar, Label, Mode, parse, write_openmetrics};
 
 use crate::client_metrics::REQUEST_LATENCIES as FAMILIES;
@@ -26,8 +26,12 @@ pub struct Exemplars {
     recent: Mutex<HashMap<Key, Latest>>,
 }
 
-fn series(operation: &str, model: &str) -> u64 {
-    crate::rng::fnv1a(operation.as_bytes()).rotate_left(17) ^ crate::rng::fnv1a(model.as_bytes())
+/// The hash of a series' labels: operation, requested model, answering model, error type
+/// (the last two empty where the series lacks them).
+fn series(labels: [&str; 4]) -> u64 {
+    labels.iter().fold(0, |hash: u64, label| {
+        hash.rotate_left(17) ^ crate::rng::fnv1a(label.as_bytes())
+    })
 }
 
 fn bucket(bounds: &[f64], value: f64) -> usize {
@@ -40,14 +44,19 @@ fn bucket(bounds: &[f64], value: f64) -> usize {
 impl Exemplars {
     /// Notes that the request `op` with exported trace `trace` took `value` seconds in
     /// `family`'s measure, at Unix time `at`.
-    pub fn note(&self, family: &str, op: &Operation, value: f64, trace: &[u8; 16], at: f64) {
+    pub fn note(&self, family: &str, op: &Completion, value: f64, trace: &[u8; 16], at: f64) {
         let Some((index, (_, bounds))) = FAMILIES.iter().enumerate().find(|(_, f)| f.0 == family)
         else {
             return;
         };
         let key = (
             index,
-            series(&op.gen_ai_operation_name, &op.gen_ai_request_model),
+            series([
+                &op.operation.gen_ai_operation_name,
+                &op.operation.gen_ai_request_model,
+                op.gen_ai_response_model.as_deref().unwrap_or(""),
+                op.error_type.unwrap_or(""),
+            ]),
             bucket(bounds, value),
         );
         self.recent
@@ -91,7 +100,14 @@ impl Exemplars {
                 let index = le
                     .parse::<f64>()
                     .map_or(bounds.len(), |le| bucket(bounds, le));
-                let key = (which, series(op, model), index);
+                let optional = |name: &str| label(name).unwrap_or("");
+                let labels = [
+                    op,
+                    model,
+                    optional("gen_ai_response_model"),
+                    optional("error_type"),
+                ];
+                let key = (which, series(labels), index);
                 if let Some((trace, value, ts)) = recent.get(&key) {
                     exp.samples[at].exemplar = Some(Box::new(Exemplar {
                         labels: vec![Label {

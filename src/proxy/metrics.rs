@@ -3,7 +3,7 @@
 //! where token counts came from. Every label set is bounded: models beyond a
 //! cap fold into `other`, the rest are fixed vocabularies.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -65,14 +65,12 @@ pub struct ProxyMetrics {
     ttft_totals: Mutex<HashMap<String, (f64, u64)>>,
     /// Requests per model label and outcome, for the dashboard's windowed view.
     outcome_totals: Mutex<super::recent::OutcomeTotals>,
-    models: Mutex<HashSet<String>>,
-    max_models: usize,
 }
 
 impl ProxyMetrics {
     /// Metrics that keep at most `max_models` distinct model labels, and their registry.
     pub fn registered(max_models: usize) -> (ProxyMetrics, Registry) {
-        let (client, mut registry) = ClientMetrics::registered();
+        let (client, mut registry) = ClientMetrics::registered(max_models);
         let overhead = Family::new_with_constructor(Buckets::new(&OVERHEAD));
         let phase = |name: &str| {
             overhead
@@ -93,8 +91,6 @@ impl ProxyMetrics {
             exemplars: super::exemplars::Exemplars::default(),
             ttft_totals: Mutex::new(HashMap::new()),
             outcome_totals: Mutex::new(HashMap::new()),
-            models: Mutex::new(HashSet::new()),
-            max_models,
         };
         registry.register(
             "llm_proxy_request_bytes",
@@ -154,14 +150,6 @@ impl ProxyMetrics {
 
     /// The label for `model`: itself while fewer than the cap have been seen, else `other`.
     pub fn model_label(&self, model: &str) -> String {
-        let mut seen = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(model) {
-            return model.to_string();
-        }
-        if seen.len() < self.max_models {
-            seen.insert(model.to_string());
-            return model.to_string();
-        }
-        "other".to_string()
+        self.client.models.label(model)
     }
 }

@@ -56,6 +56,15 @@ impl Outcome {
             Outcome::ClientError => "client_error",
         }
     }
+
+    /// `error.type` for an outcome that is a failure: every one but an answer that ended
+    /// by itself or at `max_tokens`.
+    pub fn error_type(self) -> Option<&'static str> {
+        match self {
+            Outcome::Completed | Outcome::Length => None,
+            failed => Some(failed.as_str()),
+        }
+    }
 }
 
 /// The proxy's settings.

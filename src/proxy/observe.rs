@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 
 use super::Outcome;
 use super::metrics::{ModelLabels, SourceLabels};
-use crate::client_metrics::{Operation, OutcomeLabels, TokenLabels};
+use crate::client_metrics::{Completion, Operation, OutcomeLabels, TokenLabels};
 use crate::sse::scan::{ChunkFacts, scan_chunk};
 use crate::sse::{data_lines, event_end};
 
@@ -50,7 +50,7 @@ pub struct Observation {
     recorded: bool,
     /// The request's span, when traces are exported.
     span: Option<Box<super::span::SpanStart>>,
-    /// The model the answer names (kept only for the span).
+    /// The model the answer names.
     response_model: Option<String>,
     streamed: bool,
 }
@@ -123,9 +123,13 @@ impl Observation {
         m.in_flight.dec();
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
         let duration = self.received.elapsed().as_secs_f64();
-        m.duration.get_or_create(op).observe(duration);
+        let response_label = (self.response_model.as_deref()).map(|name| m.models.label(name));
+        let completion = Completion::new(op, response_label.clone(), outcome.error_type());
+        m.duration.get_or_create(&completion).observe(duration);
         if let Some(first) = self.first_chunk {
-            m.first_chunk.get_or_create(op).observe(since(first));
+            m.first_chunk
+                .get_or_create(&completion)
+                .observe(since(first));
         }
         if let Some(first) = self.first_content {
             m.first_content.get_or_create(op).observe(since(first));
@@ -139,8 +143,10 @@ impl Observation {
         };
         if !self.gaps.is_empty() {
             // Each family looked up once per request, not once per gap.
-            let (chunk_gaps, token_gaps) =
-                (m.per_chunk.get_or_create(op), m.per_token.get_or_create(op));
+            let (chunk_gaps, token_gaps) = (
+                m.per_chunk.get_or_create(&completion),
+                m.per_token.get_or_create(op),
+            );
             for gap in &self.gaps {
                 chunk_gaps.observe(*gap);
                 token_gaps.observe(gap / per_chunk);
@@ -157,6 +163,7 @@ impl Observation {
                 let labels = TokenLabels {
                     gen_ai_operation_name: op.gen_ai_operation_name.clone(),
                     gen_ai_request_model: model.clone(),
+                    gen_ai_response_model: response_label.clone(),
                     gen_ai_token_type: kind.to_string(),
                 };
                 m.tokens.get_or_create(&labels).observe(n as f64);
@@ -195,37 +202,27 @@ impl Observation {
                 streamed: self.streamed,
             };
             if let Some((trace, at)) = span.end(&facts, outcome) {
-                self.note_exemplars(&trace, at, duration);
+                self.note_exemplars(&completion, &trace, at, duration);
             }
         }
     }
 
     /// Marks this request's latencies (`duration` as the histogram recorded it) as the
-    /// latest exemplars of their buckets.
-    fn note_exemplars(&self, trace: &[u8; 16], at: f64, duration: f64) {
+    /// latest exemplars of their buckets, in the series `completion` names (the
+    /// `llm_proxy_` histogram's series carry the operation's labels only).
+    fn note_exemplars(&self, completion: &Completion, trace: &[u8; 16], at: f64, duration: f64) {
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
         let exemplars = &self.metrics.exemplars;
-        let op = &self.operation;
-        exemplars.note(
-            "gen_ai_client_operation_duration_seconds",
-            op,
-            duration,
-            trace,
-            at,
-        );
+        let family = "gen_ai_client_operation_duration_seconds";
+        exemplars.note(family, completion, duration, trace, at);
         if let Some(first) = self.first_chunk {
-            let v = since(first);
-            exemplars.note(
-                "gen_ai_client_operation_time_to_first_chunk_seconds",
-                op,
-                v,
-                trace,
-                at,
-            );
+            let family = "gen_ai_client_operation_time_to_first_chunk_seconds";
+            exemplars.note(family, completion, since(first), trace, at);
         }
         if let Some(first) = self.first_content {
-            let v = since(first);
-            exemplars.note("llm_proxy_time_to_first_content_seconds", op, v, trace, at);
+            let operation_only = Completion::new(&self.operation, None, None);
+            let family = "llm_proxy_time_to_first_content_seconds";
+            exemplars.note(family, &operation_only, since(first), trace, at);
         }
     }
 
@@ -261,8 +258,7 @@ impl Observation {
         if chunk.error {
             self.error_event = true;
         }
-        if self.span.is_some()
-            && self.response_model.is_none()
+        if self.response_model.is_none()
             && let Some(model) = &chunk.model
         {
             self.response_model = Some(model.to_string());

@@ -73,7 +73,8 @@ impl SpanStart {
     /// trace id and the end's Unix time in seconds, for exemplars.
     pub fn end(self, facts: &Facts, outcome: Outcome) -> Option<([u8; 16], f64)> {
         let now = Instant::now();
-        let failed = !matches!(outcome, Outcome::Completed | Outcome::Length);
+        let error = outcome.error_type();
+        let failed = error.is_some();
         let took = now.saturating_duration_since(self.received.0);
         if !self.tracer.sampler.keeps(&self.ctx, failed, took) {
             return None;
@@ -114,8 +115,8 @@ impl SpanStart {
                 .as_secs_f64();
             attributes.push(("gen_ai.response.time_to_first_chunk", Value::Double(secs)));
         }
-        if failed {
-            attributes.push(("error.type", Value::Word(outcome.as_str())));
+        if let Some(error) = error {
+            attributes.push(("error.type", Value::Word(error)));
         }
         let mut events = Vec::with_capacity(2);
         if let Some(t) = facts.first_chunk {
@@ -134,7 +135,7 @@ impl SpanStart {
             end_unix_ns: end,
             attributes,
             events,
-            error: failed.then(|| outcome.as_str()),
+            error,
         });
         Some((self.ctx.trace_id, end as f64 / 1e9))
     }

@@ -145,7 +145,8 @@ fn prom(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
-const OP: &str = "gen_ai_operation_name=\"chat\",gen_ai_request_model=\"sim-vllm\"";
+/// The labels of a request to the simulator that it answered (it names the model it is).
+const ANSWERED: &str = "gen_ai_operation_name=\"chat\",gen_ai_request_model=\"sim-vllm\",gen_ai_response_model=\"sim-vllm\"";
 
 /// (Prometheus family, OpenTelemetry name, unit, data kind) of every proxy family.
 const NAMES: [(&str, &str, &str, &str); 11] = [
@@ -268,6 +269,7 @@ fn proxy_metrics_over_otlp_equal_its_prometheus_metrics() {
         BTreeMap::from([
             ("gen_ai.operation.name".to_string(), "chat".to_string()),
             ("gen_ai.request.model".to_string(), "sim-vllm".to_string()),
+            ("gen_ai.response.model".to_string(), "sim-vllm".to_string()),
             ("gen_ai.provider.name".to_string(), "vllm".to_string()),
             ("server.address".to_string(), "127.0.0.1".to_string()),
             ("server.port".to_string(), upstream_port),
@@ -305,19 +307,17 @@ fn proxy_metrics_over_otlp_equal_its_prometheus_metrics() {
     let family = "gen_ai_client_operation_duration_seconds";
     assert_eq!(
         int(&duration["count"]),
-        prom(&text, &format!("{family}_count{{{OP}}}"))
+        prom(&text, &format!("{family}_count{{{ANSWERED}}}"))
     );
-    assert!(
-        (duration["sum"].as_f64().unwrap() - prom(&text, &format!("{family}_sum{{{OP}}}"))).abs()
-            < 1e-9
-    );
+    let sum = prom(&text, &format!("{family}_sum{{{ANSWERED}}}"));
+    assert!((duration["sum"].as_f64().unwrap() - sum).abs() < 1e-9);
     let mut cumulative = 0.0;
     let counts = duration["bucket_counts"].as_array().unwrap();
     assert_eq!(counts.len(), bounds.len() + 1);
     for (i, count) in counts.iter().enumerate() {
         cumulative += int(count);
         let le = bounds.get(i).map_or("+Inf".to_string(), |b| format!("{b}"));
-        let expected = prom(&text, &format!("{family}_bucket{{{OP},le=\"{le}\"}}"));
+        let expected = prom(&text, &format!("{family}_bucket{{{ANSWERED},le=\"{le}\"}}"));
         assert_eq!(cumulative, expected, "le={le}");
     }
 
@@ -729,6 +729,60 @@ fn post(base: &str, body: &Value, traceparent: Option<&str>) -> u16 {
 
 fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {
     post(base, &chat_body(model, stream, None), traceparent)
+}
+
+#[test]
+fn operation_metrics_carry_the_answering_model_and_the_error_type_of_a_failure() {
+    let Some(receiver) = Receiver::start(&[]) else {
+        return;
+    };
+    let upstream = capture_upstream();
+    let proxy = otlp_proxy(&upstream.base, &receiver.base, "200ms", &[]);
+    assert_eq!(post_chat(&proxy.base, "m-1", true, None), 200);
+    assert_eq!(post_chat(&proxy.base, "fail", true, None), 500);
+    let text = get(&format!("{}/metrics", proxy.base)).1;
+    let family = "gen_ai_client_operation_duration_seconds";
+    let answered = "gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m-1\",gen_ai_response_model=\"served-model\"";
+    let failed = "gen_ai_operation_name=\"chat\",gen_ai_request_model=\"fail\",error_type=\"upstream_error\"";
+    assert_eq!(prom(&text, &format!("{family}_count{{{answered}}}")), 1.0);
+    assert_eq!(prom(&text, &format!("{family}_count{{{failed}}}")), 1.0);
+    // The same two series over OTLP, under the conventions' attribute names.
+    let points = |metrics: &BTreeMap<String, Value>, name: &str| -> Vec<BTreeMap<String, String>> {
+        metrics.get(name).map_or_else(Vec::new, |m| {
+            m["histogram"]["data_points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(attributes)
+                .collect()
+        })
+    };
+    let metrics = eventually(10, || {
+        let last = metrics_of(receiver.exports().last()?);
+        (points(&last, "gen_ai.client.operation.duration").len() == 2).then_some(last)
+    });
+    let duration = points(&metrics, "gen_ai.client.operation.duration");
+    let by_model = |model: &str| {
+        duration
+            .iter()
+            .find(|a| a["gen_ai.request.model"] == model)
+            .unwrap_or_else(|| panic!("no point for {model}: {duration:?}"))
+            .clone()
+    };
+    let ok = by_model("m-1");
+    assert_eq!(ok["gen_ai.response.model"], "served-model");
+    assert!(!ok.contains_key("error.type"), "{ok:?}");
+    let failure = by_model("fail");
+    assert_eq!(failure["error.type"], "upstream_error");
+    assert!(
+        !failure.contains_key("gen_ai.response.model"),
+        "{failure:?}"
+    );
+    // Token usage names the answering model too; it never carries an error type.
+    for usage in points(&metrics, "gen_ai.client.token.usage") {
+        assert_eq!(usage["gen_ai.response.model"], "served-model");
+        assert!(!usage.contains_key("error.type"));
+    }
 }
 
 #[test]
