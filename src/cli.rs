@@ -220,10 +220,15 @@ pub struct ProxyCli {
 /// standard `OTEL_*` environment variables; with no endpoint anywhere, nothing is exported.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct OtlpCli {
-    /// OTLP/HTTP endpoint to push metrics to, e.g. http://127.0.0.1:4318 (`/v1/metrics` is
-    /// added). Default: `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// OTLP endpoint to push metrics to, e.g. http://127.0.0.1:4318 (`/v1/metrics` is
+    /// added), or http://127.0.0.1:4317 with `--otlp-protocol grpc`. Default:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` or `grpc`. Default: `OTEL_EXPORTER_OTLP_PROTOCOL` (or the signal's
+    /// own `…_METRICS_PROTOCOL`, `…_TRACES_PROTOCOL`), else http/protobuf.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
     /// How often to export. Default: `OTEL_METRIC_EXPORT_INTERVAL`, else 60s.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub otlp_interval: Option<Duration>,
@@ -256,6 +261,7 @@ impl OtlpCli {
             trace_ratio: self.otlp_trace_ratio,
             keep_slower_than: Some(self.otlp_keep_slower_than),
             provider: self.gen_ai_provider.clone(),
+            protocol: self.otlp_protocol.clone(),
         }
     }
 }

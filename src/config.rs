@@ -81,8 +81,11 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpTomlConfig {
-    /// OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318` (`/v1/metrics` is added).
+    /// OTLP base URL, e.g. `http://127.0.0.1:4318` (`/v1/metrics` is added), or
+    /// `http://127.0.0.1:4317` with `protocol = "grpc"`.
     pub endpoint: Option<String>,
+    /// `http/protobuf` or `grpc` (default `OTEL_EXPORTER_OTLP_PROTOCOL`, else http/protobuf).
+    pub protocol: Option<String>,
     /// Time between two exports (default `OTEL_METRIC_EXPORT_INTERVAL`, else 60s).
     #[serde(deserialize_with = "optional_duration")]
     pub interval: Option<Duration>,
@@ -101,6 +104,7 @@ impl OtlpTomlConfig {
             trace_ratio: None,
             keep_slower_than: None,
             provider: None,
+            protocol: self.protocol.clone(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! OpenTelemetry export over OTLP (HTTP/protobuf). Every llmwatch process that serves
+//! OpenTelemetry export over OTLP (HTTP/protobuf, or gRPC). Every llmwatch process that serves
 //! Prometheus metrics can also push them to an OTLP endpoint (an OpenTelemetry Collector,
 //! or any backend that takes OTLP): the same numbers, taken from the same registry at the
 //! same moment, under OpenTelemetry names (`metrics`). Off unless an endpoint is
@@ -6,10 +6,11 @@
 //!
 //! Configuration comes from flags and the TOML config, else the standard environment:
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_METRICS_ENDPOINT`), `…_HEADERS`, `…_TIMEOUT`,
-//! `…_PROTOCOL` (only `http/protobuf`), `…_METRICS_TEMPORALITY_PREFERENCE`,
+//! `…_PROTOCOL` (`http/protobuf` or `grpc`), `…_METRICS_TEMPORALITY_PREFERENCE`,
 //! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES` and
 //! `OTEL_SDK_DISABLED`.
 
+pub mod grpc;
 pub mod metrics;
 pub mod proto;
 pub mod push;
@@ -48,6 +49,43 @@ pub enum Temporality {
     Delta,
 }
 
+/// How exports travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// A protobuf body POSTed to `…/v1/metrics` and `…/v1/traces` (port 4318 by custom).
+    HttpProtobuf,
+    /// A unary gRPC call of the collector services (port 4317 by custom): HTTP/2, in clear
+    /// text to `http://` endpoints and over TLS to `https://` ones.
+    Grpc,
+}
+
+impl Protocol {
+    /// `http/protobuf` or `grpc`, as `OTEL_EXPORTER_OTLP_PROTOCOL` and `--otlp-protocol`
+    /// write them; `setting` names where it came from, for the error.
+    fn parse(setting: &str, text: &str) -> Result<Protocol, OtlpError> {
+        match text.trim() {
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "grpc" => Ok(Protocol::Grpc),
+            other => Err(setting_error(
+                setting,
+                format!("{other:?} is not supported; use http/protobuf or grpc"),
+            )),
+        }
+    }
+
+    /// The URL a signal's exports go to: `…/v1/metrics` under an OTLP/HTTP base URL, the
+    /// service's method under a gRPC endpoint. `full` is a signal's own endpoint setting,
+    /// which OTLP/HTTP takes as it is and gRPC, like the SDKs, as the server to call.
+    fn signal_url(self, base: &str, signal: &str, full: bool) -> String {
+        let base = base.trim();
+        match self {
+            Protocol::HttpProtobuf if full => base.to_string(),
+            Protocol::HttpProtobuf => format!("{}/v1/{signal}", base.trim_end_matches('/')),
+            Protocol::Grpc => grpc::method_url(base, signal),
+        }
+    }
+}
+
 /// The resource every export describes: this process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
@@ -69,8 +107,10 @@ impl Resource {
 /// Where and how to push metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpConfig {
-    /// The full URL metrics are posted to (`…/v1/metrics`).
+    /// The full URL metrics are posted to (`…/v1/metrics`, or the gRPC method).
     pub metrics_url: String,
+    /// OTLP/HTTP or gRPC.
+    pub protocol: Protocol,
     /// Headers sent with every export (for example an API key).
     pub headers: Vec<(String, String)>,
     /// How long one export may take.
@@ -121,6 +161,8 @@ pub struct OtlpSettings {
     pub keep_slower_than: Option<Duration>,
     /// `gen_ai.provider.name` on the client metrics and spans.
     pub provider: Option<String>,
+    /// `http/protobuf` or `grpc` (default `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
+    pub protocol: Option<String>,
 }
 
 impl OtlpSettings {
@@ -138,10 +180,11 @@ impl OtlpSettings {
             .endpoint
             .clone()
             .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let protocol = self.protocol("METRICS", &env)?;
         let metrics_url = match (&self.endpoint, env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")) {
-            (None, Some(full)) => full.trim().to_string(),
+            (None, Some(full)) => protocol.signal_url(&full, "metrics", true),
             _ => match &base {
-                Some(base) => signal_url(base, "metrics"),
+                Some(base) => protocol.signal_url(base, "metrics", false),
                 None => return Ok(None),
             },
         };
@@ -149,14 +192,6 @@ impl OtlpSettings {
             return Err(setting_error(
                 "OTLP endpoint",
                 format!("{metrics_url:?} is not an http:// or https:// URL"),
-            ));
-        }
-        let protocol = env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"));
-        if let Some(p) = protocol.filter(|p| p.trim() != "http/protobuf") {
-            return Err(setting_error(
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-                format!("{p:?} is not supported; llmwatch speaks http/protobuf"),
             ));
         }
         let mut headers = parse_pairs(
@@ -218,6 +253,7 @@ impl OtlpSettings {
             .collect();
         Ok(Some(OtlpConfig {
             metrics_url,
+            protocol,
             headers,
             timeout,
             interval,
@@ -241,9 +277,10 @@ impl OtlpSettings {
         if env("OTEL_TRACES_EXPORTER").is_some_and(|e| e.trim() == "none") {
             return Ok(None);
         }
+        let protocol = self.protocol("TRACES", env)?;
         let url = match (env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), base) {
-            (Some(full), None) => full.trim().to_string(),
-            (_, Some(base)) => signal_url(base, "traces"),
+            (Some(full), None) => protocol.signal_url(&full, "traces", true),
+            (_, Some(base)) => protocol.signal_url(base, "traces", false),
             (None, None) => return Ok(None),
         };
         let ratio = match self.trace_ratio {
@@ -278,6 +315,7 @@ impl OtlpSettings {
         }
         Ok(Some(trace::TraceConfig {
             url,
+            protocol,
             headers: headers.to_vec(),
             timeout,
             sampler: trace::Sampler {
@@ -287,6 +325,24 @@ impl OtlpSettings {
             resource: resource.clone(),
             provider: self.provider.clone(),
         }))
+    }
+
+    /// The protocol of `signal` (`METRICS`, `TRACES`): the flag or config, else the signal's
+    /// own variable, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else OTLP/HTTP.
+    fn protocol(
+        &self,
+        signal: &str,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Protocol, OtlpError> {
+        if let Some(p) = &self.protocol {
+            return Protocol::parse("OTLP protocol", p);
+        }
+        let own = format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL");
+        match (env(&own), env("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+            (Some(p), _) => Protocol::parse(&own, &p),
+            (None, Some(p)) => Protocol::parse("OTEL_EXPORTER_OTLP_PROTOCOL", &p),
+            (None, None) => Ok(Protocol::HttpProtobuf),
+        }
     }
 
     fn resource(&self, env: &impl Fn(&str) -> Option<String>) -> Result<Resource, OtlpError> {
@@ -316,11 +372,6 @@ impl OtlpSettings {
         }
         Ok(Resource { attributes })
     }
-}
-
-/// `base` with the signal's path: `http://host:4318` → `http://host:4318/v1/metrics`.
-fn signal_url(base: &str, signal: &str) -> String {
-    format!("{}/v1/{signal}", base.trim().trim_end_matches('/'))
 }
 
 /// `k1=v1,k2=v2` with percent-encoded values, as the OTLP exporter specification writes
@@ -382,7 +433,7 @@ pub fn reference_markdown() -> String {
         "\n# OpenTelemetry (OTLP) names\n\n\
          With an OTLP endpoint configured (`--otlp-endpoint`, `[otlp]` in the config, or the\n\
          standard `OTEL_EXPORTER_OTLP_*` variables), `up`, `proxy` and `bench` push what their\n\
-         `/metrics` shows over OTLP/HTTP (protobuf), with these names. The GenAI client\n\
+         `/metrics` shows over OTLP (HTTP/protobuf, or gRPC with `--otlp-protocol grpc`), with these names. The GenAI client\n\
          metrics take the semantic conventions' names, units and bucket bounds; every other\n\
          family keeps its words with its namespace written with dots (`llm_` → `llm.`,\n\
          `llm_proxy_` → `llm.proxy.`, `llm_gpu_` → `llm.gpu.`, `llmwatch_` → `llmwatch.`), a\n\

@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::metrics::MetricsEncoder;
-use super::{OtlpConfig, unix_nanos};
+use super::{OtlpConfig, Protocol, unix_nanos};
 
 /// Labels of the export counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,8 +113,56 @@ pub struct Posted {
     pub retry_after: Option<Duration>,
 }
 
-/// Posts one OTLP body to `url`.
+impl Posted {
+    /// No answer came (refused, reset, timed out).
+    pub fn unreachable(detail: String) -> Posted {
+        Posted {
+            result: "unreachable",
+            detail,
+            retry_after: None,
+        }
+    }
+
+    /// What an HTTP status says of the export; `retry_after` counts only when it throttles.
+    pub fn from_http(status: u16, retry_after: Option<Duration>) -> Posted {
+        let result = match status {
+            200..=299 => "ok",
+            429 | 503 => "throttled",
+            400..=499 => "rejected",
+            _ => "server_error",
+        };
+        Posted {
+            result,
+            detail: format!("HTTP {status}"),
+            retry_after: (result == "throttled").then_some(retry_after).flatten(),
+        }
+    }
+}
+
+/// The client exports over `protocol` go through.
+pub fn client(protocol: Protocol) -> reqwest::Client {
+    match protocol {
+        Protocol::HttpProtobuf => reqwest::Client::new(),
+        Protocol::Grpc => super::grpc::client(),
+    }
+}
+
+/// Sends one OTLP body to `url` over `protocol`.
 pub async fn post(
+    (client, protocol): (&reqwest::Client, Protocol),
+    url: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+    body: Vec<u8>,
+) -> Posted {
+    match protocol {
+        Protocol::HttpProtobuf => post_http(client, url, headers, timeout, body).await,
+        Protocol::Grpc => super::grpc::post(client, url, headers, timeout, &body).await,
+    }
+}
+
+/// Posts one OTLP/HTTP body to `url`.
+async fn post_http(
     client: &reqwest::Client,
     url: &str,
     headers: &[(String, String)],
@@ -131,13 +179,7 @@ pub async fn post(
     }
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => {
-            return Posted {
-                result: "unreachable",
-                detail: crate::collect::fetch::flatten_error(&e),
-                retry_after: None,
-            };
-        }
+        Err(e) => return Posted::unreachable(crate::collect::fetch::flatten_error(&e)),
     };
     let status = response.status();
     let retry_after = response
@@ -148,17 +190,7 @@ pub async fn post(
         .map(|s| Duration::from_secs(s.min(300)));
     // Read the answer so the connection can be reused; its content is not needed.
     let _ = response.bytes().await;
-    let result = match status.as_u16() {
-        200..=299 => "ok",
-        429 | 503 => "throttled",
-        400..=499 => "rejected",
-        _ => "server_error",
-    };
-    Posted {
-        result,
-        detail: format!("HTTP {status}"),
-        retry_after: (result == "throttled").then_some(retry_after).flatten(),
-    }
+    Posted::from_http(status.as_u16(), retry_after)
 }
 
 /// Exports `source()` (the process's Prometheus text) to the configured endpoint every
@@ -180,7 +212,7 @@ pub async fn run_metrics_until(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut exporter = MetricsExporter {
-        client: reqwest::Client::new(),
+        client: client(config.protocol),
         encoder: MetricsEncoder::new(config.temporality, unix_nanos(SystemTime::now()))
             .with_gen_ai_attributes(config.gen_ai.clone()),
         quiet_until: None,
@@ -223,7 +255,7 @@ impl MetricsExporter {
             self.encoder
                 .encode(text, unix_nanos(SystemTime::now()), &self.config.resource);
         let posted = post(
-            &self.client,
+            (&self.client, self.config.protocol),
             &self.config.metrics_url,
             &self.config.headers,
             self.config.timeout,

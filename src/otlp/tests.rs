@@ -108,13 +108,58 @@ fn flags_win_over_the_environment_and_the_service_name_wins_over_attributes() {
 }
 
 #[test]
+fn grpc_calls_each_services_export_method_and_a_signals_own_protocol_wins() {
+    let config = settings()
+        .resolve(env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        ]))
+        .ok()
+        .flatten();
+    let Some(config) = config else {
+        panic!("configured");
+    };
+    assert_eq!(config.protocol, Protocol::Grpc);
+    assert_eq!(
+        config.metrics_url,
+        "http://collector:4317/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+    );
+    let Some(traces) = config.traces else {
+        panic!("traces configured");
+    };
+    assert_eq!(traces.protocol, Protocol::HttpProtobuf);
+    assert_eq!(traces.url, "http://collector:4317/v1/traces");
+    // A signal's own gRPC endpoint names the server: the method is still added to it.
+    let flag = OtlpSettings {
+        protocol: Some("grpc".to_string()),
+        ..settings()
+    };
+    let own = flag
+        .resolve(env(&[(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "https://collector:4317",
+        )]))
+        .ok()
+        .flatten()
+        .map(|c| c.metrics_url);
+    assert_eq!(
+        own.as_deref(),
+        Some(
+            "https://collector:4317/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        )
+    );
+}
+
+#[test]
 fn settings_that_cannot_work_are_refused_with_their_name() {
     let refused = |pairs: &[(&str, &str)]| match settings().resolve(env(pairs)) {
         Err(e) => e.to_string(),
         Ok(c) => panic!("accepted: {c:?}"),
     };
     let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
-    assert!(refused(&[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).contains("http/protobuf"));
+    let json = refused(&[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+    assert!(json.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && json.contains("grpc"));
     assert!(
         refused(&[base, ("OTEL_METRIC_EXPORT_INTERVAL", "soon")])
             .contains("OTEL_METRIC_EXPORT_INTERVAL")

@@ -314,8 +314,10 @@ impl Tracer {
 /// Where and how spans are exported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceConfig {
-    /// The full URL spans are posted to (`…/v1/traces`).
+    /// The full URL spans are posted to (`…/v1/traces`, or the gRPC method).
     pub url: String,
+    /// OTLP/HTTP or gRPC.
+    pub protocol: super::Protocol,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub sampler: Sampler,
@@ -347,7 +349,7 @@ async fn run_traces(
     mut spans: tokio::sync::mpsc::Receiver<SpanRecord>,
     stats: ExportStats,
 ) {
-    let client = reqwest::Client::new();
+    let client = super::push::client(config.protocol);
     let mut batch = Vec::with_capacity(BATCH);
     let mut quiet_until: Option<std::time::Instant> = None;
     while spans.recv_many(&mut batch, BATCH).await > 0 {
@@ -355,7 +357,14 @@ async fn run_traces(
             tokio::time::sleep_until(until.into()).await;
         }
         let body = encode(&batch, &config.resource);
-        let posted = post(&client, &config.url, &config.headers, config.timeout, body).await;
+        let posted = post(
+            (&client, config.protocol),
+            &config.url,
+            &config.headers,
+            config.timeout,
+            body,
+        )
+        .await;
         quiet_until = posted.retry_after.map(|d| std::time::Instant::now() + d);
         Exported {
             signal: "traces",
@@ -485,6 +494,7 @@ mod tests {
         let stats = ExportStats::default();
         let config = TraceConfig {
             url: "http://127.0.0.1:9/v1/traces".to_string(),
+            protocol: crate::otlp::Protocol::HttpProtobuf,
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
             sampler: SAMPLER,

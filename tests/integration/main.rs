@@ -28,6 +28,7 @@ mod lint;
 mod llamacpp_real;
 mod openmetrics;
 mod otlp;
+mod otlp_grpc;
 mod overview;
 mod prometheus_real;
 mod promtool;

@@ -25,16 +25,31 @@ fn otlp_python() -> Option<String> {
 }
 
 /// A running receiver: its base URL and the file it appends each decoded export to.
-struct Receiver {
+pub(crate) struct Receiver {
     _child: KillOnDrop,
-    base: String,
+    pub(crate) base: String,
     out: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Receiver {
-    fn start(extra: &[&str]) -> Option<Receiver> {
-        let python = otlp_python()?;
+    pub(crate) fn start(extra: &[&str]) -> Option<Receiver> {
+        Receiver::start_with(otlp_python()?, extra)
+    }
+
+    /// A receiver of OTLP over gRPC (`grpcio`'s server), when a Python has it.
+    pub(crate) fn start_grpc(extra: &[&str]) -> Option<Receiver> {
+        let python = crate::util::python_with(
+            "LLMWATCH_OTLP_PYTHON",
+            "opentelemetry.proto.collector.metrics.v1, grpc",
+            "opentelemetry-proto and grpcio",
+        )?;
+        let mut args = vec!["--grpc"];
+        args.extend_from_slice(extra);
+        Receiver::start_with(python, &args)
+    }
+
+    fn start_with(python: String, extra: &[&str]) -> Option<Receiver> {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("exports.jsonl");
         let script =
@@ -62,7 +77,7 @@ impl Receiver {
     }
 
     /// Every metrics export received so far, decoded.
-    fn exports(&self) -> Vec<Value> {
+    pub(crate) fn exports(&self) -> Vec<Value> {
         self.received()
             .into_iter()
             .filter(|e| e["path"] == "/v1/metrics")
@@ -71,7 +86,7 @@ impl Receiver {
 
     /// Every export received so far, metrics and traces: the lines the receiver has
     /// finished writing (one it is writing now has no line end yet).
-    fn received(&self) -> Vec<Value> {
+    pub(crate) fn received(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
         let written = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
         written
@@ -83,7 +98,7 @@ impl Receiver {
 
 /// Sends `streams` streamed then `plain` whole chat requests for the simulator's model,
 /// six tokens each, each answered 200.
-fn send_requests(base: &str, streams: usize, plain: usize) {
+pub(crate) fn send_requests(base: &str, streams: usize, plain: usize) {
     for i in 0..streams + plain {
         let body = chat_body("sim-vllm", i < streams, Some(6));
         assert_eq!(post(base, &body, None), 200);
@@ -91,7 +106,7 @@ fn send_requests(base: &str, streams: usize, plain: usize) {
 }
 
 /// A proxy in front of `upstream` exporting to `receiver` every `interval`, with `extra` flags.
-fn otlp_proxy(
+pub(crate) fn otlp_proxy(
     upstream: &str,
     receiver: &str,
     interval: &str,
@@ -103,7 +118,7 @@ fn otlp_proxy(
 }
 
 /// The metrics of one export by name.
-fn metrics_of(export: &Value) -> BTreeMap<String, Value> {
+pub(crate) fn metrics_of(export: &Value) -> BTreeMap<String, Value> {
     let scope = &export["body"]["resource_metrics"][0]["scope_metrics"][0]["metrics"];
     scope
         .as_array()
@@ -113,7 +128,7 @@ fn metrics_of(export: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-fn attributes(point: &Value) -> BTreeMap<String, String> {
+pub(crate) fn attributes(point: &Value) -> BTreeMap<String, String> {
     point["attributes"]
         .as_array()
         .map(|a| {
@@ -133,13 +148,13 @@ fn attributes(point: &Value) -> BTreeMap<String, String> {
 }
 
 /// OTLP encodes 64-bit integers as JSON strings.
-fn int(v: &Value) -> f64 {
+pub(crate) fn int(v: &Value) -> f64 {
     v.as_str()
         .map_or_else(|| v.as_f64().unwrap_or(0.0), |s| s.parse().unwrap())
 }
 
 /// A Prometheus sample's value from `/metrics` text: `name{labels}` exactly.
-fn prom(text: &str, series: &str) -> f64 {
+pub(crate) fn prom(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
@@ -390,6 +405,21 @@ fn delta_exports_add_up_to_the_totals() {
     assert_eq!(total, 5.0, "the deltas add up to the total");
 }
 
+/// `text` (a proxy's `/metrics`) counts two metrics exports throttled, their points
+/// dropped, and at least one delivered.
+pub(crate) fn assert_throttled_twice_then_delivered(text: &str) {
+    let exports = |result: &str| {
+        prom(
+            text,
+            &format!("llmwatch_otlp_exports_total{{signal=\"metrics\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(exports("throttled"), 2.0);
+    assert!(exports("ok") >= 1.0);
+    let dropped = "llmwatch_otlp_dropped_total{signal=\"metrics\",result=\"throttled\"}";
+    assert!(prom(text, dropped) > 0.0);
+}
+
 #[test]
 fn a_throttling_or_absent_endpoint_costs_exports_counted_never_requests() {
     let Some(receiver) = Receiver::start(&["--throttle", "2"]) else {
@@ -400,21 +430,7 @@ fn a_throttling_or_absent_endpoint_costs_exports_counted_never_requests() {
     send_requests(&proxy.base, 2, 0);
     // Two exports answered 503 with Retry-After: 1; later ones are delivered.
     eventually(15, || (!receiver.exports().is_empty()).then_some(()));
-    let text = get(&format!("{}/metrics", proxy.base)).1;
-    let exports = |result: &str| {
-        prom(
-            &text,
-            &format!("llmwatch_otlp_exports_total{{signal=\"metrics\",result=\"{result}\"}}"),
-        )
-    };
-    assert_eq!(exports("throttled"), 2.0);
-    assert!(exports("ok") >= 1.0);
-    assert!(
-        prom(
-            &text,
-            "llmwatch_otlp_dropped_total{signal=\"metrics\",result=\"throttled\"}"
-        ) > 0.0
-    );
+    assert_throttled_twice_then_delivered(&get(&format!("{}/metrics", proxy.base)).1);
     // Retry-After was kept: each 503 left the endpoint alone for a second, so the first
     // delivery came two seconds after the start (every 200 ms, it would have come at 600 ms).
     let first = &metrics_of(&receiver.exports()[0])["llm.proxy.requests"]["sum"]["data_points"][0];
@@ -592,12 +608,12 @@ fn a_benchmark_exports_what_it_measured_when_it_ends() {
 /// An upstream that records the headers of every request and answers by model: `fail`
 /// with HTTP 500, `slow` after 300 ms, anything else at once (a stream of two content
 /// chunks and usage when asked to stream, a whole answer otherwise).
-struct Capture {
+pub(crate) struct Capture {
     base: String,
     seen: std::sync::Arc<std::sync::Mutex<Vec<BTreeMap<String, String>>>>,
 }
 
-fn capture_upstream() -> Capture {
+pub(crate) fn capture_upstream() -> Capture {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -686,7 +702,7 @@ fn capture_upstream() -> Capture {
 }
 
 /// Every span received so far.
-fn spans(receiver: &Receiver) -> Vec<Value> {
+pub(crate) fn spans(receiver: &Receiver) -> Vec<Value> {
     receiver
         .received()
         .into_iter()
@@ -727,7 +743,7 @@ fn post(base: &str, body: &Value, traceparent: Option<&str>) -> u16 {
     chat(base, body.clone(), &headers).0
 }
 
-fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {
+pub(crate) fn post_chat(base: &str, model: &str, stream: bool, traceparent: Option<&str>) -> u16 {
     post(base, &chat_body(model, stream, None), traceparent)
 }
 
