@@ -19,6 +19,13 @@ pub struct Proxy {
     pub base: String,
 }
 
+impl Proxy {
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self._child.0.id()
+    }
+}
+
 pub fn start_proxy(upstreams: &[&str], extra: &[&str]) -> Proxy {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmwatch"));
     cmd.args(["proxy", "--listen", "127.0.0.1:0"]).args(extra);
@@ -458,4 +465,17 @@ fn the_detail_shows_the_429s_and_mid_stream_errors_the_proxy_saw() {
             .any(|v| v.as_f64().is_some_and(|v| v > 0.0))
     );
     assert_eq!(panel["unit"], "per_second");
+}
+
+#[test]
+fn a_long_running_command_keeps_transparent_huge_pages_off() {
+    let sim = crate::util::start_with(&["vllm"], &[]);
+    let proxy = start_proxy(&[&sim.urls[0].1], &[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    // `THP_enabled` is in the status file from Linux 5.0 on.
+    let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) else {
+        eprintln!("skipping: this kernel's /proc/PID/status has no THP_enabled");
+        return;
+    };
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }
