@@ -229,6 +229,11 @@ pub struct OtlpCli {
     /// own `…_METRICS_PROTOCOL`, `…_TRACES_PROTOCOL`), else http/protobuf.
     #[arg(long, value_name = "PROTOCOL")]
     pub otlp_protocol: Option<String>,
+    /// A PEM file of CA certificates to trust for an `https://` OTLP endpoint, besides the
+    /// system's roots (a collector behind a private CA). Default:
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    #[arg(long, value_name = "FILE")]
+    pub otlp_certificate: Option<std::path::PathBuf>,
     /// How often to export. Default: `OTEL_METRIC_EXPORT_INTERVAL`, else 60s.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub otlp_interval: Option<Duration>,
@@ -262,6 +267,7 @@ impl OtlpCli {
             keep_slower_than: Some(self.otlp_keep_slower_than),
             provider: self.gen_ai_provider.clone(),
             protocol: self.otlp_protocol.clone(),
+            certificate: self.otlp_certificate.clone(),
         }
     }
 }

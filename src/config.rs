@@ -86,6 +86,9 @@ pub struct OtlpTomlConfig {
     pub endpoint: Option<String>,
     /// `http/protobuf` or `grpc` (default `OTEL_EXPORTER_OTLP_PROTOCOL`, else http/protobuf).
     pub protocol: Option<String>,
+    /// A PEM file of CA certificates to trust for an `https://` endpoint, besides the
+    /// system's roots (default `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub certificate: Option<std::path::PathBuf>,
     /// Time between two exports (default `OTEL_METRIC_EXPORT_INTERVAL`, else 60s).
     #[serde(deserialize_with = "optional_duration")]
     pub interval: Option<Duration>,
@@ -105,6 +108,7 @@ impl OtlpTomlConfig {
             keep_slower_than: None,
             provider: None,
             protocol: self.protocol.clone(),
+            certificate: self.certificate.clone(),
         }
     }
 }

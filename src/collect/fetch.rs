@@ -113,6 +113,31 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// `builder` trusting the CA certificates of the PEM file at `path` besides the system's
+/// roots; the reason in words when the file cannot be read or holds no certificate.
+#[cfg(feature = "tls")]
+pub fn trusting(
+    builder: reqwest::ClientBuilder,
+    path: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| flatten_error(&e))?;
+    if certificates.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(builder.tls_certs_merge(certificates))
+}
+
+/// Without TLS there is nothing to trust a CA for.
+#[cfg(not(feature = "tls"))]
+pub fn trusting(
+    _: reqwest::ClientBuilder,
+    _: &std::path::Path,
+) -> Result<reqwest::ClientBuilder, String> {
+    Err("this llmwatch was built without TLS (feature `tls`)".into())
+}
+
 /// Builds the HTTP client used for scrapes.
 pub fn client(opts: &FetchOptions) -> Result<reqwest::Client, FetchError> {
     install_tls_provider();

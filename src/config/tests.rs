@@ -118,7 +118,16 @@ fn proxy_limits_from_the_command_line_replace_the_files() {
 
 #[test]
 fn the_samples_otlp_section_uncommented_configures_the_export() {
-    let config = parse(&uncommented_sample_section("# [otlp]")).unwrap();
+    let mut config = parse(&uncommented_sample_section("# [otlp]")).unwrap();
+    // The sample's CA file is an example path: one that is not there is refused, named.
+    let ca = config.otlp.certificate.take();
+    assert_eq!(ca.as_deref(), Some(Path::new("/etc/llmwatch/otlp-ca.pem")));
+    let with_missing_ca = crate::config::OtlpTomlConfig {
+        certificate: ca,
+        ..config.otlp.clone()
+    };
+    let refused = with_missing_ca.settings("llmwatch-up").resolve(|_| None);
+    assert!(refused.is_err_and(|e| e.to_string().contains("/etc/llmwatch/otlp-ca.pem")));
     let otlp = config
         .otlp
         .settings("llmwatch-up")

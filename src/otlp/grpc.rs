@@ -20,17 +20,6 @@ pub fn method_url(base: &str, signal: &str) -> String {
     format!("{}/{service}/Export", base.trim_end_matches('/'))
 }
 
-/// An HTTP/2 client: in clear text (`h2c`, no upgrade) to `http://` servers, by ALPN over
-/// TLS to `https://` ones, as gRPC servers expect.
-pub fn client() -> reqwest::Client {
-    // Building fails only where the TLS backend cannot start, which `Client::new` (the
-    // default) would not survive either; an export through it then fails and is counted.
-    reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap_or_default()
-}
-
 /// `message` as a gRPC message: not compressed, its length in four bytes big-endian.
 pub fn frame(message: &[u8]) -> Vec<u8> {
     let length = u32::try_from(message.len()).unwrap_or(u32::MAX);

@@ -111,6 +111,9 @@ pub struct OtlpConfig {
     pub metrics_url: String,
     /// OTLP/HTTP or gRPC.
     pub protocol: Protocol,
+    /// A PEM file of CA certificates trusted for an `https://` endpoint besides the
+    /// system's roots.
+    pub ca: Option<std::path::PathBuf>,
     /// Headers sent with every export (for example an API key).
     pub headers: Vec<(String, String)>,
     /// How long one export may take.
@@ -163,6 +166,9 @@ pub struct OtlpSettings {
     pub provider: Option<String>,
     /// `http/protobuf` or `grpc` (default `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
     pub protocol: Option<String>,
+    /// CA certificates (PEM) for an `https://` endpoint (default
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub certificate: Option<std::path::PathBuf>,
 }
 
 impl OtlpSettings {
@@ -244,8 +250,13 @@ impl OtlpSettings {
                 ));
             }
         };
+        let ca = self.certificate(&env)?;
         let resource = self.resource(&env)?;
         let traces = self.traces(&env, base.as_deref(), (&headers, timeout), &resource)?;
+        let traces = traces.map(|t| trace::TraceConfig {
+            ca: ca.clone(),
+            ..t
+        });
         let gen_ai = self
             .provider
             .iter()
@@ -254,6 +265,7 @@ impl OtlpSettings {
         Ok(Some(OtlpConfig {
             metrics_url,
             protocol,
+            ca,
             headers,
             timeout,
             interval,
@@ -316,6 +328,7 @@ impl OtlpSettings {
         Ok(Some(trace::TraceConfig {
             url,
             protocol,
+            ca: None,
             headers: headers.to_vec(),
             timeout,
             sampler: trace::Sampler {
@@ -325,6 +338,22 @@ impl OtlpSettings {
             resource: resource.clone(),
             provider: self.provider.clone(),
         }))
+    }
+
+    /// The CA file to trust: the flag, else `OTEL_EXPORTER_OTLP_CERTIFICATE`; refused now,
+    /// with its name, when it cannot be read or holds no certificate.
+    fn certificate(
+        &self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<std::path::PathBuf>, OtlpError> {
+        let (setting, path) = match (&self.certificate, env("OTEL_EXPORTER_OTLP_CERTIFICATE")) {
+            (Some(path), _) => ("--otlp-certificate", path.clone()),
+            (None, Some(path)) => ("OTEL_EXPORTER_OTLP_CERTIFICATE", path.trim().into()),
+            (None, None) => return Ok(None),
+        };
+        let _trusting = crate::collect::fetch::trusting(reqwest::Client::builder(), &path)
+            .map_err(|reason| setting_error(setting, format!("{}: {reason}", path.display())))?;
+        Ok(Some(path))
     }
 
     /// The protocol of `signal` (`METRICS`, `TRACES`): the flag or config, else the signal's

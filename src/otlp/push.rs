@@ -139,12 +139,27 @@ impl Posted {
     }
 }
 
-/// The client exports over `protocol` go through.
-pub fn client(protocol: Protocol) -> reqwest::Client {
-    match protocol {
-        Protocol::HttpProtobuf => reqwest::Client::new(),
-        Protocol::Grpc => super::grpc::client(),
-    }
+/// The client exports over `protocol` go through, trusting the CA file `ca` too. A CA
+/// file that cannot be read now (it was when the settings were resolved) is logged and left
+/// out: exports to a private-CA endpoint then fail and are counted.
+pub fn client(protocol: Protocol, ca: Option<&std::path::Path>) -> reqwest::Client {
+    let builder = match protocol {
+        Protocol::HttpProtobuf => reqwest::Client::builder(),
+        Protocol::Grpc => reqwest::Client::builder().http2_prior_knowledge(),
+    };
+    let builder = match ca {
+        None => builder,
+        Some(path) => match crate::collect::fetch::trusting(builder, path) {
+            Ok(trusting) => trusting,
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "OTLP: CA file left out");
+                return client(protocol, None);
+            }
+        },
+    };
+    // Building fails only where the TLS backend cannot start, which `Client::new` (the
+    // default) would not survive either; an export through it then fails and is counted.
+    builder.build().unwrap_or_default()
 }
 
 /// Sends one OTLP body to `url` over `protocol`.
@@ -212,7 +227,7 @@ pub async fn run_metrics_until(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut exporter = MetricsExporter {
-        client: client(config.protocol),
+        client: client(config.protocol, config.ca.as_deref()),
         encoder: MetricsEncoder::new(config.temporality, unix_nanos(SystemTime::now()))
             .with_gen_ai_attributes(config.gen_ai.clone()),
         quiet_until: None,

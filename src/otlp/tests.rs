@@ -165,6 +165,8 @@ fn settings_that_cannot_work_are_refused_with_their_name() {
             .contains("OTEL_METRIC_EXPORT_INTERVAL")
     );
     assert!(refused(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "novalue")]).contains("key=value"));
+    let ca = refused(&[base, ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/no/such/ca.pem")]);
+    assert!(ca.contains("OTEL_EXPORTER_OTLP_CERTIFICATE") && ca.contains("/no/such/ca.pem"));
     assert!(refused(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]).contains("http://"));
     assert!(
         refused(&[

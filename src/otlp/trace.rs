@@ -318,6 +318,8 @@ pub struct TraceConfig {
     pub url: String,
     /// OTLP/HTTP or gRPC.
     pub protocol: super::Protocol,
+    /// CA certificates trusted besides the system's roots.
+    pub ca: Option<std::path::PathBuf>,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub sampler: Sampler,
@@ -349,7 +351,7 @@ async fn run_traces(
     mut spans: tokio::sync::mpsc::Receiver<SpanRecord>,
     stats: ExportStats,
 ) {
-    let client = super::push::client(config.protocol);
+    let client = super::push::client(config.protocol, config.ca.as_deref());
     let mut batch = Vec::with_capacity(BATCH);
     let mut quiet_until: Option<std::time::Instant> = None;
     while spans.recv_many(&mut batch, BATCH).await > 0 {
@@ -495,6 +497,7 @@ mod tests {
         let config = TraceConfig {
             url: "http://127.0.0.1:9/v1/traces".to_string(),
             protocol: crate::otlp::Protocol::HttpProtobuf,
+            ca: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
             sampler: SAMPLER,

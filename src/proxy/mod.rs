@@ -262,32 +262,13 @@ fn upstream_client(options: &ProxyOptions) -> Result<reqwest::Client, ProxyError
         .map_err(|e| ProxyError::Client(crate::collect::fetch::flatten_error(&e)))
 }
 
-#[cfg(feature = "tls")]
 fn with_ca(
     builder: reqwest::ClientBuilder,
     path: &std::path::Path,
 ) -> Result<reqwest::ClientBuilder, ProxyError> {
-    let ca_error = |reason: String| ProxyError::Ca {
+    crate::collect::fetch::trusting(builder, path).map_err(|reason| ProxyError::Ca {
         path: path.to_path_buf(),
         reason,
-    };
-    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| ca_error(crate::collect::fetch::flatten_error(&e)))?;
-    if certificates.is_empty() {
-        return Err(ca_error("no PEM certificate in it".into()));
-    }
-    Ok(builder.tls_certs_merge(certificates))
-}
-
-#[cfg(not(feature = "tls"))]
-fn with_ca(
-    _: reqwest::ClientBuilder,
-    path: &std::path::Path,
-) -> Result<reqwest::ClientBuilder, ProxyError> {
-    Err(ProxyError::Ca {
-        path: path.to_path_buf(),
-        reason: "this llmwatch was built without TLS (feature `tls`)".into(),
     })
 }
 

@@ -2,11 +2,13 @@
 (the `opentelemetry-proto` package, independent of llmwatch's encoder) and appends it as one
 JSON line to OUT. OTLP/HTTP by default; `--grpc` serves the collector's gRPC services instead
 (with `grpcio`, gRPC's own implementation). `--throttle N` answers the first N metrics
-exports 503 with `Retry-After: 1` (gRPC: UNAVAILABLE).
+exports 503 with `Retry-After: 1` (gRPC: UNAVAILABLE). `--tls CERT KEY` serves over TLS
+with that certificate chain and key (PEM).
 
-    python otlp_receiver.py OUT [--throttle N] [--port PORT] [--grpc]
+    python otlp_receiver.py OUT [--throttle N] [--port PORT] [--grpc] [--tls CERT KEY]
 
-Prints `listening http://127.0.0.1:PORT` once it accepts connections.
+Prints `listening http://127.0.0.1:PORT` (`https://` with `--tls`) once it accepts
+connections.
 """
 
 import json
@@ -77,7 +79,7 @@ def append(out, record):
         f.write(json.dumps(record) + "\n")
 
 
-def serve_http(out, port, throttle):
+def serve_http(out, port, throttle, tls):
     state = {"throttled": 0}
 
     class Handler(BaseHTTPRequestHandler):
@@ -112,11 +114,19 @@ def serve_http(out, port, throttle):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print(f"listening http://127.0.0.1:{server.server_address[1]}", flush=True)
+    scheme = "http"
+    if tls:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    print(f"listening {scheme}://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
-def serve_grpc(out, port, throttle):
+def serve_grpc(out, port, throttle, tls):
     from concurrent import futures
 
     import grpc
@@ -146,9 +156,16 @@ def serve_grpc(out, port, throttle):
     for path, service in services.items():
         handler = grpc.method_handlers_generic_handler(service, {"Export": export(path)})
         server.add_generic_rpc_handlers((handler,))
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls:
+        cert, key = (open(path, "rb").read() for path in tls)
+        credentials = grpc.ssl_server_credentials([(key, cert)])
+        bound = server.add_secure_port(f"127.0.0.1:{port}", credentials)
+        scheme = "https"
+    else:
+        bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        scheme = "http"
     server.start()
-    print(f"listening http://127.0.0.1:{bound}", flush=True)
+    print(f"listening {scheme}://127.0.0.1:{bound}", flush=True)
     server.wait_for_termination()
 
 
@@ -156,10 +173,14 @@ def main():
     out = sys.argv[1]
     throttle = int(sys.argv[sys.argv.index("--throttle") + 1]) if "--throttle" in sys.argv else 0
     port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
+    tls = None
+    if "--tls" in sys.argv:
+        at = sys.argv.index("--tls")
+        tls = (sys.argv[at + 1], sys.argv[at + 2])
     if "--grpc" in sys.argv:
-        serve_grpc(out, port, throttle)
+        serve_grpc(out, port, throttle, tls)
     else:
-        serve_http(out, port, throttle)
+        serve_http(out, port, throttle, tls)
 
 
 if __name__ == "__main__":

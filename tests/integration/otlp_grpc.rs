@@ -68,3 +68,46 @@ fn a_grpc_server_answering_unavailable_is_counted_as_throttling_and_export_resum
     assert_eq!(requests["as_double"].as_f64(), Some(2.0));
     crate::otlp::assert_throttled_twice_then_delivered(&get(&format!("{}/metrics", proxy.base)).1);
 }
+
+#[test]
+fn a_collector_behind_a_private_ca_is_reached_over_tls_when_its_ca_is_given() {
+    let tls = [
+        crate::util::fixture("tls/server.pem"),
+        crate::util::fixture("tls/server.key"),
+    ];
+    let (cert, key) = (tls[0].to_str().unwrap(), tls[1].to_str().unwrap());
+    let Some(receiver) = Receiver::start_grpc(&["--tls", cert, key]) else {
+        return;
+    };
+    assert!(receiver.base.starts_with("https://"), "{}", receiver.base);
+    let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
+    let ca = crate::util::fixture("tls/ca.pem");
+    let trusted = [
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-certificate",
+        ca.to_str().unwrap(),
+    ];
+    let proxy = otlp_proxy(&sim.urls[0].1, &receiver.base, "200ms", &trusted);
+    send_requests(&proxy.base, 1, 0);
+    let export = eventually(10, || receiver.exports().into_iter().next());
+    assert_eq!(export["protocol"], "grpc");
+    assert!(metrics_of(&export).contains_key("llm.proxy.requests"));
+
+    // Without the CA the certificate is nobody's: exports fail and are counted, requests go
+    // through.
+    let untrusting = otlp_proxy(
+        &sim.urls[0].1,
+        &receiver.base,
+        "200ms",
+        &["--otlp-protocol", "grpc"],
+    );
+    send_requests(&untrusting.base, 1, 0);
+    let url = format!("{}/metrics", untrusting.base);
+    eventually(10, || {
+        get(&url)
+            .1
+            .contains("llmwatch_otlp_exports_total{signal=\"metrics\",result=\"unreachable\"}")
+            .then_some(())
+    });
+}
