@@ -43,6 +43,12 @@ pub fn result_of(code: u32) -> &'static str {
     }
 }
 
+/// `grpc-timeout` for `timeout`: milliseconds, in at most the eight digits gRPC allows (a
+/// longer timeout is sent as the longest that fits, 27 hours).
+fn timeout_header(timeout: Duration) -> String {
+    format!("{}m", timeout.as_millis().clamp(1, 99_999_999))
+}
+
 /// Calls `Export` at `url` with the protobuf `body`.
 pub async fn post(
     client: &reqwest::Client,
@@ -56,7 +62,7 @@ pub async fn post(
         .timeout(timeout)
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .header("grpc-timeout", format!("{}m", timeout.as_millis().max(1)))
+        .header("grpc-timeout", timeout_header(timeout))
         .body(frame(body));
     for (k, v) in headers {
         request = request.header(k.as_str(), v.as_str());
@@ -159,6 +165,13 @@ mod tests {
         assert_eq!(result_of(3), "rejected"); // INVALID_ARGUMENT
         assert_eq!(result_of(16), "rejected"); // UNAUTHENTICATED
         assert_eq!(result_of(99), "rejected");
+    }
+
+    #[test]
+    fn the_timeout_is_sent_in_at_most_eight_digits() {
+        assert_eq!(timeout_header(Duration::from_secs(10)), "10000m");
+        assert_eq!(timeout_header(Duration::ZERO), "1m");
+        assert_eq!(timeout_header(Duration::from_secs(1 << 40)), "99999999m");
     }
 
     #[test]
