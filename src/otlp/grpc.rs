@@ -105,33 +105,10 @@ pub async fn post(
     let message = field("grpc-message").unwrap_or_default();
     Posted {
         result: result_of(code),
-        detail: format!("grpc-status {code} {}", percent_decoded(&message)),
+        // `grpc-message` is percent-encoded, as OTLP's header settings are.
+        detail: format!("grpc-status {code} {}", super::percent_decode(&message)),
         retry_after: None,
     }
-}
-
-/// `grpc-message` is percent-encoded; a malformed escape is kept as it is.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -176,8 +153,9 @@ mod tests {
 
     #[test]
     fn a_grpc_message_is_percent_decoded_and_a_bad_escape_kept() {
-        assert_eq!(percent_decoded("no%20room%21"), "no room!");
-        assert_eq!(percent_decoded("100%"), "100%");
-        assert_eq!(percent_decoded("%zz"), "%zz");
+        use super::super::percent_decode;
+        assert_eq!(percent_decode("no%20room%21"), "no room!");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

@@ -421,6 +421,8 @@ fn parse_pairs(setting: &str, text: &str) -> Result<Vec<(String, String)>, OtlpE
         .collect()
 }
 
+/// `text` with its `%XX` escapes decoded (OTLP's header and resource settings, gRPC's
+/// `grpc-message`); a malformed escape is kept as it is.
 fn percent_decode(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -493,7 +495,7 @@ pub fn reference_markdown() -> String {
         gen_ai_request_model: model(),
     };
     let c = &m.client;
-    let completion = crate::client_metrics::Completion::new(&op, Some(model()), None);
+    let completion = crate::client_metrics::Completion::new(op.clone(), Some(model()), None);
     for histogram in [&c.duration, &c.first_chunk, &c.per_chunk] {
         histogram.get_or_create(&completion).observe(0.1);
     }
