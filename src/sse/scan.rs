@@ -36,24 +36,12 @@ const MAX_DEPTH: usize = 128;
 pub fn scan_chunk(data: &[u8]) -> Option<ChunkFacts<'_>> {
     let mut c = Cursor { b: data, i: 0 };
     let mut facts = ChunkFacts::default();
-    let mut seen = 0u8;
-    c.record(&[b"choices", b"usage", b"error", b"model"], |c, key| {
-        let bit = match key.as_ref() {
-            b"choices" => 1,
-            b"usage" => 2,
-            b"error" => 4,
-            b"model" => 8,
-            _ => return c.skip(0),
-        };
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
-        match bit {
+    c.record(&[b"choices", b"usage", b"error", b"model"], |c, field| {
+        match field {
             // A list, never `null` (it may be left out).
-            1 => c.choices(&mut facts),
-            2 => c.or_null(|c| c.usage(&mut facts)),
-            4 => {
+            0 => c.choices(&mut facts),
+            1 => c.or_null(|c| c.usage(&mut facts)),
+            2 => {
                 facts.error = !c.null();
                 c.skip_if(facts.error)
             }
@@ -222,21 +210,35 @@ impl<'a> Cursor<'a> {
         text.parse().ok()
     }
 
-    /// Like [`Self::object`] for a struct of `fields`, which deserialising also takes written
-    /// as a list of its fields' values in order (shorter lists leave the rest out).
+    /// A struct of `fields` (at most 32), as deserialising reads one: `field` is called with
+    /// the index of each field present, the cursor at its value, which it must take. Other
+    /// keys are skipped and a field given twice refuses the whole; deserialising also takes
+    /// the struct written as a list of its fields' values in order (shorter lists leave the
+    /// rest out).
     fn record(
         &mut self,
         fields: &'static [&'static [u8]],
-        mut member: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Option<()>,
+        mut field: impl FnMut(&mut Self, usize) -> Option<()>,
     ) -> Option<()> {
-        if self.peek() != Some(b'[') {
-            return self.object(member);
+        if self.peek() == Some(b'[') {
+            let mut at = 0;
+            return self.array(|c| {
+                fields.get(at)?;
+                at += 1;
+                field(c, at - 1)
+            });
         }
-        let mut at = 0;
-        self.array(|c| {
-            let field = fields.get(at)?;
-            at += 1;
-            member(c, Cow::Borrowed(field))
+        let mut seen = 0u32;
+        self.object(|c, key| {
+            let Some(index) = fields.iter().position(|f| *f == key.as_ref()) else {
+                return c.skip(0);
+            };
+            let bit = 1u32.checked_shl(u32::try_from(index).ok()?)?;
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            field(c, index)
         })
     }
 
@@ -350,21 +352,11 @@ impl<'a> Cursor<'a> {
 
     /// One choice: `delta`, `text`, `finish_reason`.
     fn choice(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
-        let mut seen = 0u8;
-        self.record(&[b"delta", b"text", b"finish_reason"], |c, key| {
-            let bit = match key.as_ref() {
-                b"delta" => 1,
-                b"text" => 2,
-                b"finish_reason" => 4,
-                _ => return c.skip(0),
-            };
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
-            match bit {
-                1 => c.or_null(|c| c.delta(facts)),
-                2 => {
+        self.record(
+            &[b"delta", b"text", b"finish_reason"],
+            |c, field| match field {
+                0 => c.or_null(|c| c.delta(facts)),
+                1 => {
                     facts.content |= c.non_empty_or_null()?;
                     Some(())
                 }
@@ -375,27 +367,16 @@ impl<'a> Cursor<'a> {
                     }
                     Some(())
                 }
-            }
-        })
+            },
+        )
     }
 
     /// A chat delta: `content`, `reasoning_content`, `tool_calls`.
     fn delta(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
-        let mut seen = 0u8;
         self.record(
             &[b"content", b"reasoning_content", b"tool_calls"],
-            |c, key| {
-                let bit = match key.as_ref() {
-                    b"content" => 1,
-                    b"reasoning_content" => 2,
-                    b"tool_calls" => 4,
-                    _ => return c.skip(0),
-                };
-                if seen & bit != 0 {
-                    return None;
-                }
-                seen |= bit;
-                if bit == 4 {
+            |c, field| {
+                if field == 2 {
                     let calls = !c.null();
                     facts.content |= calls;
                     return c.skip_if(calls);
@@ -409,19 +390,9 @@ impl<'a> Cursor<'a> {
     /// The `usage` object: `prompt_tokens`, `completion_tokens`.
     fn usage(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
         facts.usage = true;
-        let mut seen = 0u8;
-        self.record(&[b"prompt_tokens", b"completion_tokens"], |c, key| {
-            let bit = match key.as_ref() {
-                b"prompt_tokens" => 1,
-                b"completion_tokens" => 2,
-                _ => return c.skip(0),
-            };
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
+        self.record(&[b"prompt_tokens", b"completion_tokens"], |c, field| {
             let count = if c.null() { None } else { Some(c.count()?) };
-            if bit == 1 {
+            if field == 0 {
                 facts.prompt_tokens = count;
             } else {
                 facts.completion_tokens = count;
