@@ -71,15 +71,26 @@ pub struct Completion {
 impl Completion {
     /// The labels of `operation`, answered by `response_model`, failed as `error_type`.
     pub fn new(
-        operation: &Operation,
+        operation: Operation,
         response_model: Option<String>,
         error_type: Option<&'static str>,
     ) -> Completion {
         Completion {
-            operation: operation.clone(),
+            operation,
             gen_ai_response_model: response_model,
             error_type,
         }
+    }
+
+    /// The values of its labels in the order they are written, a missing one empty (which
+    /// is how a series without it reads).
+    pub fn label_values(&self) -> [&str; 4] {
+        [
+            &self.operation.gen_ai_operation_name,
+            &self.operation.gen_ai_request_model,
+            self.gen_ai_response_model.as_deref().unwrap_or(""),
+            self.error_type.unwrap_or(""),
+        ]
     }
 }
 
@@ -285,9 +296,9 @@ mod tests {
             gen_ai_operation_name: "chat".into(),
             gen_ai_request_model: "m".into(),
         };
-        let answered = Completion::new(&op, Some("m-2025".into()), None);
+        let answered = Completion::new(op.clone(), Some("m-2025".into()), None);
         m.duration.get_or_create(&answered).observe(0.5);
-        let failed = Completion::new(&op, None, Some("timeout"));
+        let failed = Completion::new(op, None, Some("timeout"));
         m.duration.get_or_create(&failed).observe(30.0);
         let text = rendered(&registry);
         let count = "gen_ai_client_operation_duration_seconds_count";

@@ -164,7 +164,8 @@ pub fn observe(
     let secs = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64();
     let response_label = t.response_model.as_deref().map(|name| m.models.label(name));
     let error_type = t.error.map(request::ErrorClass::as_str);
-    let completion = crate::client_metrics::Completion::new(op, response_label.clone(), error_type);
+    let completion =
+        crate::client_metrics::Completion::new(op.clone(), response_label.clone(), error_type);
     if let Some(end) = t.end {
         m.duration
             .get_or_create(&completion)

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::client_metrics::Completion;
 use crate::exposition::{Exemplar, Label, Mode, parse, write_openmetrics};
 
 use crate::client_metrics::REQUEST_LATENCIES as FAMILIES;
@@ -42,23 +41,15 @@ fn bucket(bounds: &[f64], value: f64) -> usize {
 }
 
 impl Exemplars {
-    /// Notes that the request `op` with exported trace `trace` took `value` seconds in
-    /// `family`'s measure, at Unix time `at`.
-    pub fn note(&self, family: &str, op: &Completion, value: f64, trace: &[u8; 16], at: f64) {
+    /// Notes that a request of the series with `labels` (as
+    /// [`crate::client_metrics::Completion::label_values`] gives them) and exported trace
+    /// `trace` took `value` seconds in `family`'s measure, at Unix time `at`.
+    pub fn note(&self, family: &str, labels: [&str; 4], value: f64, trace: &[u8; 16], at: f64) {
         let Some((index, (_, bounds))) = FAMILIES.iter().enumerate().find(|(_, f)| f.0 == family)
         else {
             return;
         };
-        let key = (
-            index,
-            series([
-                &op.operation.gen_ai_operation_name,
-                &op.operation.gen_ai_request_model,
-                op.gen_ai_response_model.as_deref().unwrap_or(""),
-                op.error_type.unwrap_or(""),
-            ]),
-            bucket(bounds, value),
-        );
+        let key = (index, series(labels), bucket(bounds, value));
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -32,7 +32,8 @@ const MAX_WHOLE: usize = 4 << 20;
 /// One request's observations, recorded once.
 pub struct Observation {
     metrics: Arc<super::metrics::ProxyMetrics>,
-    operation: Operation,
+    /// The operation's labels; what came of it is filled in when it is recorded.
+    labels: Completion,
     received: Instant,
     status_class: &'static str,
     status_outcome: Option<Outcome>,
@@ -65,7 +66,7 @@ impl Observation {
         metrics.client.in_flight.inc();
         Observation {
             metrics,
-            operation,
+            labels: Completion::new(operation, None, None),
             received,
             status_class: "none",
             status_outcome: None,
@@ -119,16 +120,18 @@ impl Observation {
             return;
         }
         let m = &self.metrics.client;
-        let op = &self.operation;
         m.in_flight.dec();
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
         let duration = self.received.elapsed().as_secs_f64();
-        let response_label = (self.response_model.as_deref()).map(|name| m.models.label(name));
-        let completion = Completion::new(op, response_label.clone(), outcome.error_type());
-        m.duration.get_or_create(&completion).observe(duration);
+        self.labels.gen_ai_response_model =
+            (self.response_model.as_deref()).map(|name| m.models.label(name));
+        self.labels.error_type = outcome.error_type();
+        let completion = &self.labels;
+        let op = &completion.operation;
+        m.duration.get_or_create(completion).observe(duration);
         if let Some(first) = self.first_chunk {
             m.first_chunk
-                .get_or_create(&completion)
+                .get_or_create(completion)
                 .observe(since(first));
         }
         if let Some(first) = self.first_content {
@@ -144,7 +147,7 @@ impl Observation {
         if !self.gaps.is_empty() {
             // Each family looked up once per request, not once per gap.
             let (chunk_gaps, token_gaps) = (
-                m.per_chunk.get_or_create(&completion),
+                m.per_chunk.get_or_create(completion),
                 m.per_token.get_or_create(op),
             );
             for gap in &self.gaps {
@@ -163,7 +166,7 @@ impl Observation {
                 let labels = TokenLabels {
                     gen_ai_operation_name: op.gen_ai_operation_name.clone(),
                     gen_ai_request_model: model.clone(),
-                    gen_ai_response_model: response_label.clone(),
+                    gen_ai_response_model: completion.gen_ai_response_model.clone(),
                     gen_ai_token_type: kind.to_string(),
                 };
                 m.tokens.get_or_create(&labels).observe(n as f64);
@@ -202,27 +205,28 @@ impl Observation {
                 streamed: self.streamed,
             };
             if let Some((trace, at)) = span.end(&facts, outcome) {
-                self.note_exemplars(&completion, &trace, at, duration);
+                self.note_exemplars(&trace, at, duration);
             }
         }
     }
 
     /// Marks this request's latencies (`duration` as the histogram recorded it) as the
-    /// latest exemplars of their buckets, in the series `completion` names (the
-    /// `llm_proxy_` histogram's series carry the operation's labels only).
-    fn note_exemplars(&self, completion: &Completion, trace: &[u8; 16], at: f64, duration: f64) {
+    /// latest exemplars of their buckets, each in its series (the `llm_proxy_` histogram's
+    /// series carry the operation's labels only).
+    fn note_exemplars(&self, trace: &[u8; 16], at: f64, duration: f64) {
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
         let exemplars = &self.metrics.exemplars;
+        let series = self.labels.label_values();
         let family = "gen_ai_client_operation_duration_seconds";
-        exemplars.note(family, completion, duration, trace, at);
+        exemplars.note(family, series, duration, trace, at);
         if let Some(first) = self.first_chunk {
             let family = "gen_ai_client_operation_time_to_first_chunk_seconds";
-            exemplars.note(family, completion, since(first), trace, at);
+            exemplars.note(family, series, since(first), trace, at);
         }
         if let Some(first) = self.first_content {
-            let operation_only = Completion::new(&self.operation, None, None);
+            let operation_only = [series[0], series[1], "", ""];
             let family = "llm_proxy_time_to_first_content_seconds";
-            exemplars.note(family, &operation_only, since(first), trace, at);
+            exemplars.note(family, operation_only, since(first), trace, at);
         }
     }
 
