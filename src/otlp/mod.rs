@@ -252,11 +252,8 @@ impl OtlpSettings {
         };
         let ca = self.certificate(&env)?;
         let resource = self.resource(&env)?;
-        let traces = self.traces(&env, base.as_deref(), (&headers, timeout), &resource)?;
-        let traces = traces.map(|t| trace::TraceConfig {
-            ca: ca.clone(),
-            ..t
-        });
+        let transport = (headers.as_slice(), timeout, ca.as_deref());
+        let traces = self.traces(&env, base.as_deref(), transport, &resource)?;
         let gen_ai = self
             .provider
             .iter()
@@ -283,7 +280,7 @@ impl OtlpSettings {
         &self,
         env: &impl Fn(&str) -> Option<String>,
         base: Option<&str>,
-        (headers, timeout): (&[(String, String)], Duration),
+        (headers, timeout, ca): (&[(String, String)], Duration, Option<&std::path::Path>),
         resource: &Resource,
     ) -> Result<Option<trace::TraceConfig>, OtlpError> {
         if env("OTEL_TRACES_EXPORTER").is_some_and(|e| e.trim() == "none") {
@@ -328,7 +325,7 @@ impl OtlpSettings {
         Ok(Some(trace::TraceConfig {
             url,
             protocol,
-            ca: None,
+            ca: ca.map(std::path::Path::to_path_buf),
             headers: headers.to_vec(),
             timeout,
             sampler: trace::Sampler {
