@@ -139,12 +139,16 @@ fn parse_with_metric_rules<'a>(
     skip: &[usize],
 ) -> Result<(Exposition<'a>, Vec<openmetrics::MetricViolation>), ParseError> {
     let bytes = input.as_bytes();
-    // One label per line is a fair floor for engine scrapes; reserving up front saves the
-    // arena's repeated growth and copying (a TGI scrape has thousands of bucket lines).
+    // Reserving up front saves the arenas' repeated growth and copying: a line holds at most
+    // one sample.
     let lines = memchr::memchr_iter(b'\n', bytes).count() + 1;
+    // Every label pair has an `=`, so their count bounds the label arena (HELP texts and
+    // label values may add a few): sized once, it is neither copied as it grows nor faulted
+    // in twice. A vLLM body holds about three pairs per line.
+    let pairs = memchr::memchr_iter(b'=', bytes).count();
     let mut parser = Parser {
         exp: Exposition {
-            labels: Vec::with_capacity(lines),
+            labels: Vec::with_capacity(pairs),
             samples: Vec::with_capacity(lines),
             ..Exposition::default()
         },

@@ -182,8 +182,9 @@ pub fn write_value(out: &mut String, value: f64) {
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
-        // Integral and exactly representable: no ".0", no exponent.
-        let _ = write!(out, "{}", value as i64);
+        // Integral and exactly representable: no ".0", no exponent. (`itoa` rather than
+        // `write!`: bucket counts are most of a large body's values.)
+        out.push_str(itoa::Buffer::new().format(value as i64));
         if value == 0.0 && value.is_sign_negative() {
             // Keep -0.0 distinct from 0.0 so the round trip is exact.
             out.truncate(out.len() - 1);

@@ -202,6 +202,40 @@ fn duplicate_series_are_an_error() {
     );
 }
 
+/// A body large enough that the duplicate check runs beside the normalising, on its own
+/// thread: the duplicate is still the error (strict), or a warning beside the readings
+/// (lenient).
+#[test]
+fn duplicate_series_in_a_large_body_are_found_beside_the_normalising() {
+    let mut body = String::from("# TYPE vllm:num_requests_running gauge\n");
+    for model in 0..25_000 {
+        body.push_str(&format!(
+            "vllm:num_requests_running{{engine=\"0\",model_name=\"m{model}\"}} 1\n"
+        ));
+    }
+    body.push_str("vllm:num_requests_running{model_name=\"m7\",engine=\"0\"} 2\n");
+    let err = scrape_file_err(body.as_bytes());
+    assert!(
+        err.contains("vllm:num_requests_running{engine=\"0\",model_name=\"m7\"} (2 times)"),
+        "{err}"
+    );
+    let file = write_tmp(body.as_bytes());
+    let out = run_ok(&[
+        "scrape",
+        "--lenient",
+        "--format",
+        "json",
+        file.path().to_str().unwrap(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains("duplicate series, values added up"),
+        "{warnings}"
+    );
+    assert_eq!(json["engine"], "vllm", "{}", json["engine"]);
+}
+
 #[test]
 fn malformed_line_strict_and_lenient() {
     let body = b"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"m\" 1\nvllm:num_requests_waiting{model_name=\"m\"} 3\n";
