@@ -3,10 +3,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
-
 use crate::cli::ProxyCli;
-use crate::proxy::{Proxy, ProxyOptions, router};
+use crate::proxy::{Proxy, ProxyOptions, serve};
 
 /// The proxy's settings from its flags.
 pub fn options(args: &ProxyCli) -> ProxyOptions {
@@ -75,17 +73,10 @@ pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
         "llmwatch proxy: serving http://{addr}/v1 (metrics on http://{addr}/metrics)"
     );
     let _ = std::io::stdout().flush();
-    let app = router(proxy);
-    axum::serve(
-        listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        }),
-        app,
-    )
-    .with_graceful_shutdown(async {
+    serve(listener, proxy, async {
         let _ = tokio::signal::ctrl_c().await;
     })
-    .await?;
+    .await;
     exporters.abort_all();
     Ok(())
 }

@@ -10,14 +10,12 @@ mod forward;
 pub mod metrics;
 mod observe;
 pub mod recent;
+mod serve;
 mod span;
 pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use axum::Router;
-use axum::routing::{any, get};
 
 use upstream::Upstream;
 
@@ -272,21 +270,7 @@ fn with_ca(
     })
 }
 
-/// The proxy's routes: the OpenAI endpoints measured, `/metrics`, everything else passed
-/// through to the default upstream.
-pub fn router(proxy: Arc<Proxy>) -> Router {
-    let metrics = proxy.clone();
-    Router::new()
-        .route(
-            "/metrics",
-            get(move |headers: axum::http::HeaderMap| {
-                let proxy = metrics.clone();
-                async move { proxy.metrics_response(&headers) }
-            }),
-        )
-        .fallback(any(forward::handle))
-        .with_state(proxy)
-}
+pub use serve::{route, serve};
 
 #[cfg(test)]
 mod tests;

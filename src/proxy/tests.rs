@@ -44,8 +44,7 @@ async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measur
     let proxy = Arc::new(Proxy::new(&[upstream], ProxyOptions::default()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(proxy.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(serve(listener, proxy.clone(), std::future::pending()));
     crate::collect::fetch::install_tls_provider();
     let body = serde_json::json!({"model": "m", "stream": true, "messages": []});
     let answer = reqwest::Client::new()

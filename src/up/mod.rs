@@ -325,12 +325,11 @@ async fn start_proxy(
     }
     let proxy = Arc::new(proxy);
     let (listener, addr) = bind(&settings.listen).await?;
-    let app = crate::proxy::router(proxy.clone());
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!("the proxy stopped: {error}");
-        }
-    });
+    tokio::spawn(crate::proxy::serve(
+        listener,
+        proxy.clone(),
+        std::future::pending(),
+    ));
     let ticking = proxy.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
