@@ -159,6 +159,7 @@ fn beside_duplicate_check<T>(exp: &Exposition<'_>, work: impl FnOnce() -> T) -> 
         (duplicates, out)
     })
 }
+
 /// A body to analyse and where it came from.
 pub struct Body<'t> {
     /// URL or file, for messages.
