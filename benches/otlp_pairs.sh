@@ -12,20 +12,7 @@ bin=${LLMWATCH_BIN:-$TARGET/release/llmwatch}
 pairs=${PAIRS:-5} c=${CONCURRENCY:-1000} duration=${DURATION:-8s}
 ulimit -n 20000 || true
 work=$(mktemp -d)
-python3 - 18745 >"$work/sink.log" 2>&1 <<'SINK' &
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class Sink(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
-SINK
+python3 benches/otlp_sink.py 18745 >"$work/sink.log" 2>&1 &
 sink=$!
 trap 'kill $sink 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 

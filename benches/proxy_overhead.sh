@@ -30,20 +30,7 @@ litellm=
 otlp_proxy=
 sink=
 if [ "${OTLP:-}" = 1 ]; then
-  python3 - 18735 >"$work/sink.log" 2>&1 <<'SINK' &
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class Sink(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
-SINK
+  python3 benches/otlp_sink.py 18735 >"$work/sink.log" 2>&1 &
   sink=$!
   "$bin" proxy --upstream http://127.0.0.1:18730 --listen 127.0.0.1:18734 \
     --otlp-endpoint http://127.0.0.1:18735 --otlp-interval 5s --otlp-trace-ratio 1 >"$work/proxy-otlp.log" 2>&1 &
