@@ -229,6 +229,8 @@ pub(super) struct MetadataLine<'a> {
     pub text: &'a str,
     /// The type a TYPE line declares.
     pub metric_type: Option<MetricType>,
+    /// Whether the HELP text holds an escape (else it is its own unescaped text).
+    pub escaped: bool,
 }
 
 /// The exact grammar of a comment line: `# HELP name text`, `# TYPE name type`,
@@ -262,7 +264,7 @@ pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rul
         rest.get(space + 1..).unwrap_or_default(),
     );
     let text_at = raw.len() - text.len();
-    let mut metric_type = None;
+    let (mut metric_type, mut escaped) = (None, false);
     match kind {
         Metadata::Type | Metadata::Unit if text.starts_with(' ') || text.ends_with(' ') => {
             return Err((text_at, Rule::Whitespace));
@@ -274,7 +276,9 @@ pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rul
                 return Err((text_at, Rule::InvalidType));
             }
         }
-        Metadata::Help => valid_escapes(text).map_err(|i| (text_at + i, Rule::InvalidEscape))?,
+        Metadata::Help => {
+            escaped = valid_escapes(text).map_err(|i| (text_at + i, Rule::InvalidEscape))?;
+        }
         Metadata::Unit => {}
     }
     Ok(Some(MetadataLine {
@@ -282,11 +286,13 @@ pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rul
         name,
         text,
         metric_type,
+        escaped,
     }))
 }
 
-/// The byte offset of the first escape other than `\\`, `\"` and `\n`.
-pub(super) fn valid_escapes(text: &str) -> Result<(), usize> {
+/// Whether `text` holds escapes, all of them `\\`, `\"` or `\n`; else the byte offset of
+/// the first that is not.
+pub(super) fn valid_escapes(text: &str) -> Result<bool, usize> {
     let b = text.as_bytes();
     let mut from = 0;
     while let Some(i) = memchr::memchr(b'\\', b.get(from..).unwrap_or_default()) {
@@ -296,7 +302,7 @@ pub(super) fn valid_escapes(text: &str) -> Result<(), usize> {
         }
         from = at + 2;
     }
-    Ok(())
+    Ok(from > 0)
 }
 
 /// Whether `unit` may follow `name` (`# UNIT`): the name ends in `_` and the unit.
@@ -489,6 +495,7 @@ pub(super) fn number(text: &str) -> Option<f64> {
     }
 }
 
+mod bounds;
 mod metrics;
 
 pub(super) use metrics::{MetricRules, MetricViolation};

@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use super::bounds::{Bound, word};
 use super::{Role, Rule, number};
 use crate::exposition::{Exposition, Label, MetricType, Sample};
 
@@ -31,14 +32,16 @@ pub(crate) struct MetricRules<'a> {
 /// A histogram sample's labels as written, apart from `le`: the text before the `le` pair
 /// and the text after it. Two buckets whose texts match have the same labels; texts that
 /// differ are compared label by label (another order, or escapes), once per metric.
-type LabelText<'a> = (&'a str, &'a str);
+type LabelText<'a> = (&'a [u8], &'a [u8]);
 
 impl<'a> MetricRules<'a> {
-    /// Takes a bucket that continues the previous bucket's metric, if it is one, and says
-    /// whether it did: its name was the previous sample's (the caller knows), its labels
-    /// are written the same apart from `le`, at the same place, and its count is a count.
-    /// Its other rules held for the previous bucket, so only its bound and count are left.
-    /// Anything else goes to the full checks and [`Self::observe`].
+    /// Takes a bucket that continues the previous bucket's metric and breaks no rule, if it
+    /// is one, and says whether it did: its name was the previous sample's (the caller
+    /// knows), its labels are written the same apart from `le`, at the same place, its count
+    /// is a count no smaller than the previous bucket's, and its bound is a plain decimal
+    /// above the previous one. Its other rules held for the previous bucket. Anything else
+    /// (the `+Inf` bucket, a broken rule) goes to the full checks and [`Self::observe`],
+    /// which name the rule.
     #[inline]
     pub(crate) fn next_bucket(
         &mut self,
@@ -49,23 +52,27 @@ impl<'a> MetricRules<'a> {
         let Some(run) = &mut self.run else {
             return false;
         };
-        let Some(le) = labels.get(run.le_index) else {
+        let (Some(le), Some(last), Some((run_head, run_tail))) =
+            (labels.get(run.le_index), &run.last, run.text)
+        else {
             return false;
         };
         let (b"le", std::borrow::Cow::Borrowed(value)) = (le.name.as_bytes(), &le.value) else {
             return false;
         };
-        let (Some((head, tail)), Some((run_head, run_tail))) =
-            (split_at_le(label_text, le.name, value), run.text)
-        else {
+        let Some((head, tail)) = split_at_le(label_text, le.name, value) else {
             return false;
         };
-        // A negative or NaN count is left to the full checks, which name the rule.
-        let a_count = count.is_sign_positive() && !count.is_nan();
-        if !a_count || !short_eq(head, run_head) || !short_eq(tail, run_tail) {
+        // `!(count >= last)` also refuses NaN.
+        let counts = count >= last.count && last.count >= 0.0;
+        if !counts || !short_eq(head, run_head) || !short_eq(tail, run_tail) {
             return false;
         }
-        run.bucket(Some(value), count);
+        let bound = Bound::new(value, count);
+        if !bound.is_plain() || last.order(&bound) != Some(std::cmp::Ordering::Less) {
+            return false;
+        }
+        run.last = Some(bound);
         true
     }
 
@@ -96,7 +103,7 @@ impl<'a> MetricRules<'a> {
         let le_index = labels.iter().position(|l| l.name == "le");
         let le = le_index.and_then(|i| labels.get(i));
         let text = match le {
-            None => Some((label_text, "")),
+            None => Some((label_text.as_bytes(), &b""[..])),
             Some(Label {
                 name,
                 value: std::borrow::Cow::Borrowed(value),
@@ -169,12 +176,15 @@ impl<'a> MetricRules<'a> {
 
 /// `label_text` without the `le` pair whose name and value (as written: no escapes) are
 /// `name` and `value`: the text before it and the text after it.
+#[inline(always)]
 fn split_at_le<'a>(label_text: &'a str, name: &str, value: &str) -> Option<LabelText<'a>> {
-    let base = label_text.as_ptr() as usize;
-    let from = (name.as_ptr() as usize).checked_sub(base)?;
+    let text = label_text.as_bytes();
+    let base = text.as_ptr() as usize;
+    // Offsets before the text wrap around to beyond its end, where `get` refuses them.
+    let from = (name.as_ptr() as usize).wrapping_sub(base);
     // The value's closing quote follows it.
-    let to = (value.as_ptr() as usize + value.len() + 1).checked_sub(base)?;
-    Some((label_text.get(..from)?, label_text.get(to..)?))
+    let to = (value.as_ptr() as usize + value.len() + 1).wrapping_sub(base);
+    Some((text.get(..from)?, text.get(to..)?))
 }
 
 /// One histogram metric as its samples go by.
@@ -268,65 +278,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// A bucket's bound and count. Bounds written as plain decimals (`0.005`, `1024`, TGI's
-/// `0.00015000000000000001`) compare digit by digit, much cheaper than parsing; the rest
-/// (`+Inf`, exponents) are parsed.
-struct Bound<'a> {
-    text: &'a str,
-    decimal: Option<Decimal<'a>>,
-    count: f64,
-}
-
-impl<'a> Bound<'a> {
-    #[inline]
-    fn new(text: &'a str, count: f64) -> Self {
-        Bound {
-            text,
-            decimal: plain_decimal(text),
-            count,
-        }
-    }
-
-    fn is_number(&self) -> bool {
-        self.decimal.is_some() || number(self.text).is_some()
-    }
-
-    /// The rule `next` breaks by following this bucket: bounds must rise and counts must
-    /// not fall.
-    #[inline]
-    fn followed_by(&self, next: &Bound<'a>) -> Option<(Rule, String)> {
-        let order = match (self.decimal, next.decimal) {
-            (Some(a), Some(b)) => Some(decimal_cmp(a, b)),
-            _ => number(self.text)
-                .zip(number(next.text))
-                .and_then(|(a, b)| a.partial_cmp(&b)),
-        };
-        if order != Some(std::cmp::Ordering::Less) {
-            return Some(self.out_of_order(next));
-        }
-        (next.count < self.count).then(|| self.not_cumulative(next))
-    }
-
-    #[cold]
-    fn out_of_order(&self, next: &Bound<'a>) -> (Rule, String) {
-        let rule = if next.is_number() {
-            Rule::BucketOrder
-        } else {
-            Rule::BucketLabel
-        };
-        (rule, format!("le={:?} after le={:?}", next.text, self.text))
-    }
-
-    #[cold]
-    fn not_cumulative(&self, next: &Bound<'a>) -> (Rule, String) {
-        let detail = format!(
-            "le={} holds {} but le={} holds {}",
-            self.text, self.count, next.text, next.count
-        );
-        (Rule::NonCumulative, detail)
-    }
-}
-
 /// Whether two label sets name the same metric: equal apart from `le`, in any order (the
 /// specification does not fix one). Label names are unique within a set, so equal counts
 /// and every label of one found in the other make the sets equal. Called where the label
@@ -340,10 +291,10 @@ fn same_metric(a: &[Label<'_>], b: &[Label<'_>]) -> bool {
 }
 
 /// String equality without a library call for the short strings label names and values
-/// mostly are (a call per comparison costs more than the comparison).
+/// mostly are (a call per comparison costs more than the comparison). Comparing the
+/// bytes past the last whole word as the last eight (overlapping) measured slower.
 #[inline(always)]
-fn short_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -356,140 +307,26 @@ fn short_eq(a: &str, b: &str) -> bool {
     x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
-/// Eight bytes as one word (the chunk is eight bytes long).
-#[inline(always)]
-fn word(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    u64::from_le_bytes(w)
-}
-
-/// A non-negative decimal without exponent, as integer digits (no leading zeros) and
-/// fraction digits. Bucket bounds written so (`0.00015000000000000001`, `2.5`, `10`) compare
-/// digit by digit, much cheaper than parsing: TGI writes a thousand buckets with twenty
-/// digits each. Anything else is parsed.
-type Decimal<'a> = (&'a [u8], &'a [u8]);
-
-/// Orders two plain decimals as numbers.
-#[inline]
-fn decimal_cmp((ai, af): Decimal<'_>, (bi, bf): Decimal<'_>) -> std::cmp::Ordering {
-    ai.len()
-        .cmp(&bi.len())
-        .then_with(|| digits_cmp(ai, bi))
-        .then_with(|| fraction_cmp(af, bf))
-}
-
-/// Orders digit strings byte by byte up to the first difference: bounds differ within a
-/// few digits, where a library `memcmp` call costs more than the loop.
-fn digits_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return x.cmp(y);
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// Compares fraction digits as numbers: the shorter one is padded with zeros.
-fn fraction_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let common = a.len().min(b.len());
-    digits_cmp(&a[..common], &b[..common]).then_with(|| {
-        let rest_nonzero = |r: &[u8]| r.iter().any(|c| *c != b'0');
-        rest_nonzero(&a[common..]).cmp(&rest_nonzero(&b[common..]))
-    })
-}
-
-/// `text` as a plain decimal, if it is one: digits with at most one dot between digits.
-/// One scan finds the dot and checks the digits, eight at a time where it can.
-#[inline]
-fn plain_decimal(text: &str) -> Option<Decimal<'_>> {
-    let b = text.as_bytes();
-    let mut dot = b.len();
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
-        if !eight_digits(word(chunk)) {
-            digits_and_dot(chunk, at, &mut dot)?;
-        }
-        at += 8;
-    }
-    digits_and_dot(chunks.remainder(), at, &mut dot)?;
-    let (int, frac) = (&b[..dot], b.get(dot + 1..).unwrap_or_default());
-    if int.is_empty() || (dot < b.len() && frac.is_empty()) {
-        return None;
-    }
-    let first = int.iter().position(|c| *c != b'0').unwrap_or(int.len());
-    Some((&int[first..], frac))
-}
-
-/// Checks `bytes` (at offset `at` of the text) are digits but for one dot, which it
-/// records in `dot` (the text's length while none was seen).
-fn digits_and_dot(bytes: &[u8], at: usize, dot: &mut usize) -> Option<()> {
-    let unseen = *dot;
-    for (i, c) in bytes.iter().enumerate() {
-        if *c == b'.' && *dot == unseen {
-            *dot = at + i;
-        } else if !c.is_ascii_digit() {
-            return None;
-        }
-    }
-    Some(())
-}
-
-/// Whether all eight bytes of `w` are ASCII digits: each byte's high nibble is 3, and
-/// adding 6 leaves it 3 (so the low nibble is at most 9). A carry out of a byte only
-/// happens from a byte that already fails.
-#[inline(always)]
-fn eight_digits(w: u64) -> bool {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    (w & HIGH) | (((w.wrapping_add(0x0606_0606_0606_0606)) & HIGH) >> 4) == 0x3333_3333_3333_3333
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{decimal_cmp, plain_decimal};
+    use super::short_eq;
 
     proptest::proptest! {
-        /// The eight-at-a-time digit check says what a byte-by-byte reading says.
+        /// The word-at-a-time equality says what slice equality says, for texts of every
+        /// length around the word size that differ in one byte anywhere or not at all.
         #[test]
-        fn plain_decimal_accepts_exactly_digits_with_one_inner_dot(text in "[0-9.x]{0,30}") {
-            let reference = match text.split_once('.') {
-                Some((int, frac)) => !int.is_empty() && !frac.is_empty()
-                    && int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()),
-                None => !text.is_empty() && text.bytes().all(|c| c.is_ascii_digit()),
-            };
-            proptest::prop_assert_eq!(plain_decimal(&text).is_some(), reference, "{}", text);
-        }
-
-        /// Bounds with up to fifteen significant digits are distinct as floats, so the
-        /// float order is the reference for the digit-by-digit one (zeros padded on both
-        /// sides, as engines write them).
-        #[test]
-        fn decimal_order_is_the_numbers_order(
-            a in (0u64..100_000, 0u64..1_000_000_000, 0usize..3, 0usize..3),
-            b in (0u64..100_000, 0u64..1_000_000_000, 0usize..3, 0usize..3),
+        fn short_eq_is_equality(
+            a in proptest::collection::vec(b'a'..b'c', 0..40),
+            at in proptest::num::usize::ANY,
+            flip in proptest::bool::ANY,
         ) {
-            let write = |(int, frac, lead, trail): (u64, u64, usize, usize)| {
-                format!("{}{int}.{frac:09}{}", "0".repeat(lead), "0".repeat(trail))
-            };
-            let (x, y) = (write(a), write(b));
-            let (Some(dx), Some(dy)) = (plain_decimal(&x), plain_decimal(&y)) else {
-                return Err(proptest::test_runner::TestCaseError::fail(format!("{x} or {y}")));
-            };
-            let reference = x.parse::<f64>().ok().zip(y.parse::<f64>().ok())
-                .and_then(|(p, q)| p.partial_cmp(&q));
-            proptest::prop_assert_eq!(Some(decimal_cmp(dx, dy)), reference, "{} vs {}", x, y);
+            let mut b = a.clone();
+            if flip && !b.is_empty() {
+                let i = at % b.len();
+                b[i] ^= 1;
+            }
+            proptest::prop_assert_eq!(short_eq(&a, &b), a == b);
+            proptest::prop_assert!(!short_eq(&a, &b[..b.len().saturating_sub(1)]) || a.is_empty());
         }
-    }
-
-    #[test]
-    fn twenty_digit_bounds_that_meet_as_floats_still_order() {
-        let (a, b) = ("0.10000000000000000001", "0.10000000000000000002");
-        let (Some(da), Some(db)) = (plain_decimal(a), plain_decimal(b)) else {
-            panic!("both are plain decimals");
-        };
-        assert_eq!(a.parse::<f64>().ok(), b.parse::<f64>().ok());
-        assert_eq!(decimal_cmp(da, db), std::cmp::Ordering::Less);
-        assert_eq!(decimal_cmp(db, da), std::cmp::Ordering::Greater);
     }
 }

@@ -644,3 +644,19 @@ fn a_family_resuming_after_another_familys_line_is_interleaved() {
         Some((Rule::InterleavedFamilies, 3))
     );
 }
+
+/// The strict grammar's escape check tells the HELP reader whether there is anything to
+/// unescape: a text with escapes is unescaped, one without is kept as written, and trailing
+/// blanks go in both cases, as in text 0.0.4.
+#[test]
+fn help_is_unescaped_exactly_where_it_holds_escapes() {
+    let body = "# HELP a Line one\\nline \\\"two\\\" \\\\ end \n# TYPE a gauge\na 1\n\
+                # HELP b Plain text, no escapes\t\n# TYPE b gauge\nb 1\n# EOF\n";
+    let exp = parse_openmetrics(body, Mode::Strict).unwrap();
+    let help = |name: &str| {
+        let family = exp.families.iter().find(|f| f.name == name).unwrap();
+        family.help.as_deref().map(str::to_string)
+    };
+    assert_eq!(help("a").as_deref(), Some("Line one\nline \"two\" \\ end"));
+    assert_eq!(help("b").as_deref(), Some("Plain text, no escapes"));
+}

@@ -46,6 +46,16 @@ pub fn parse_openmetrics(input: &str, mode: Mode) -> Result<Exposition<'_>, Pars
     Ok(again)
 }
 
+/// `text` without the spaces and tabs it ends with.
+fn trim_blanks_end(text: &str) -> &str {
+    let b = text.as_bytes();
+    let mut end = b.len();
+    while end > 0 && matches!(b[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or(text)
+}
+
 /// The 1-based line number of each byte offset.
 fn line_numbers(input: &str, offsets: &[usize]) -> std::collections::HashMap<usize, usize> {
     let mut sorted = offsets.to_vec();
@@ -122,7 +132,13 @@ impl<'a> Parser<'a> {
         let entry = &mut self.exp.families[idx];
         match line.kind {
             openmetrics::Metadata::Help => {
-                entry.help = Some(unescape_help(line.text.trim_end_matches([' ', '\t'])));
+                let text = trim_blanks_end(line.text);
+                // The grammar's check found any escape already: most texts have none.
+                entry.help = Some(if line.escaped {
+                    unescape_help(text)
+                } else {
+                    std::borrow::Cow::Borrowed(text)
+                });
             }
             openmetrics::Metadata::Type => entry.kind = line.metric_type.unwrap_or(entry.kind),
             openmetrics::Metadata::Unit => {

@@ -1,0 +1,353 @@
+//! A histogram bucket's bound, and the order of bounds as numbers without parsing them:
+//! engines write them as plain decimals (`0.005`, `1024`, TGI's `0.00015000000000000001`),
+//! whose digits compare directly; the rest (`+Inf`, exponents) are parsed.
+
+use super::{Rule, number};
+
+/// A bucket's bound and count. Bounds written as plain decimals (`0.005`, `1024`, TGI's
+/// `0.00015000000000000001`) compare digit by digit, much cheaper than parsing; the rest
+/// (`+Inf`, exponents) are parsed.
+pub(super) struct Bound<'a> {
+    pub(super) text: &'a str,
+    /// Where the dot is (the text's length if it has none), if the text is a plain decimal.
+    dot: Option<u32>,
+    pub(super) count: f64,
+}
+
+impl<'a> Bound<'a> {
+    #[inline]
+    pub(super) fn new(text: &'a str, count: f64) -> Self {
+        Bound {
+            text,
+            dot: plain_dot(text.as_bytes()),
+            count,
+        }
+    }
+
+    /// Whether the bound is written as a plain decimal.
+    pub(super) fn is_plain(&self) -> bool {
+        self.dot.is_some()
+    }
+
+    pub(super) fn is_number(&self) -> bool {
+        self.dot.is_some() || number(self.text).is_some()
+    }
+
+    /// The rule `next` breaks by following this bucket: bounds must rise and counts must
+    /// not fall.
+    #[inline]
+    pub(super) fn followed_by(&self, next: &Bound<'a>) -> Option<(Rule, String)> {
+        if self.order(next) != Some(std::cmp::Ordering::Less) {
+            return Some(self.out_of_order(next));
+        }
+        (next.count < self.count).then(|| self.not_cumulative(next))
+    }
+
+    /// How this bound orders against `other`, if both are numbers.
+    #[inline(always)]
+    pub(super) fn order(&self, other: &Bound<'a>) -> Option<std::cmp::Ordering> {
+        let (a, b) = (self.text.as_bytes(), other.text.as_bytes());
+        match (self.dot, other.dot) {
+            // The integer parts have as many digits written: the texts order as numbers.
+            (Some(x), Some(y)) if x == y => Some(aligned_cmp(a, b)),
+            (Some(x), Some(y)) => Some(decimal_cmp(decimal(a, x), decimal(b, y))),
+            _ => number(self.text)
+                .zip(number(other.text))
+                .and_then(|(a, b)| a.partial_cmp(&b)),
+        }
+    }
+
+    #[cold]
+    fn out_of_order(&self, next: &Bound<'a>) -> (Rule, String) {
+        let rule = if next.is_number() {
+            Rule::BucketOrder
+        } else {
+            Rule::BucketLabel
+        };
+        (rule, format!("le={:?} after le={:?}", next.text, self.text))
+    }
+
+    #[cold]
+    fn not_cumulative(&self, next: &Bound<'a>) -> (Rule, String) {
+        let detail = format!(
+            "le={} holds {} but le={} holds {}",
+            self.text, self.count, next.text, next.count
+        );
+        (Rule::NonCumulative, detail)
+    }
+}
+
+/// Eight bytes as one word (the chunk is eight bytes long).
+#[inline(always)]
+pub(super) fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
+}
+
+/// A non-negative decimal without exponent, as integer digits (no leading zeros) and
+/// fraction digits, for bounds whose integer parts are written with different numbers of
+/// digits.
+type Decimal<'a> = (&'a [u8], &'a [u8]);
+
+/// A plain decimal's parts, given where its dot is (its length if it has none).
+fn decimal(text: &[u8], dot: u32) -> Decimal<'_> {
+    let dot = dot as usize;
+    let (int, frac) = (text.get(..dot).unwrap_or_default(), text.get(dot + 1..));
+    let first = int.iter().position(|c| *c != b'0').unwrap_or(int.len());
+    (&int[first..], frac.unwrap_or_default())
+}
+
+/// Orders two plain decimals as numbers.
+#[inline]
+fn decimal_cmp((ai, af): Decimal<'_>, (bi, bf): Decimal<'_>) -> std::cmp::Ordering {
+    ai.len()
+        .cmp(&bi.len())
+        .then_with(|| digits_cmp(ai, bi))
+        .then_with(|| fraction_cmp(af, bf))
+}
+
+/// Orders digit strings byte by byte up to the first difference: bounds differ within a
+/// few digits, where a library `memcmp` call costs more than the loop.
+fn digits_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Compares fraction digits as numbers: the shorter one is padded with zeros.
+fn fraction_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let common = a.len().min(b.len());
+    digits_cmp(&a[..common], &b[..common])
+        .then_with(|| any_nonzero(&a[common..]).cmp(&any_nonzero(&b[common..])))
+}
+
+/// Whether digits (and perhaps a dot) hold one that is not zero.
+fn any_nonzero(digits: &[u8]) -> bool {
+    digits.iter().any(|c| *c > b'0')
+}
+
+/// Orders two plain decimals whose dots are at the same place (or that have none and are
+/// as long): their common length orders as text, eight bytes at a time (a big-endian word
+/// compares as its bytes do; the last word overlaps the one before, which was equal); if
+/// that is equal, the longer one is larger when what it adds holds a digit other than zero.
+#[inline]
+fn aligned_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let common = a.len().min(b.len());
+    let (x, y) = (&a[..common], &b[..common]);
+    let prefix = if common < 8 {
+        digits_cmp(x, y)
+    } else {
+        words_cmp(x, y)
+    };
+    prefix.then_with(|| any_nonzero(&a[common..]).cmp(&any_nonzero(&b[common..])))
+}
+
+/// Orders two texts of the same length, at least eight bytes, as text.
+fn words_cmp(x: &[u8], y: &[u8]) -> std::cmp::Ordering {
+    let (mut p, mut q) = (x.chunks_exact(8), y.chunks_exact(8));
+    for (c, d) in p.by_ref().zip(q.by_ref()) {
+        let (c, d) = (big_endian(c), big_endian(d));
+        if c != d {
+            return c.cmp(&d);
+        }
+    }
+    let (Some(c), Some(d)) = (x.last_chunk::<8>(), y.last_chunk::<8>()) else {
+        return std::cmp::Ordering::Equal;
+    };
+    u64::from_be_bytes(*c).cmp(&u64::from_be_bytes(*d))
+}
+
+/// Eight bytes as a big-endian word.
+#[inline(always)]
+fn big_endian(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_be_bytes(w)
+}
+
+/// Where the dot of `text` is (its length if it has none), if `text` is a plain decimal:
+/// digits with at most one dot, between digits. Eight bytes at a time: a word's bytes that
+/// are not digits must be exactly its dots. The bytes past the last whole word are read
+/// as the text's last eight, shifted down past those already read and topped up with `0`s.
+#[inline(always)]
+fn plain_dot(text: &[u8]) -> Option<u32> {
+    let mut dot = usize::MAX;
+    let Some(last) = text.last_chunk::<8>() else {
+        digits_and_dot(text, &mut dot)?;
+        return ends_plain(text, dot);
+    };
+    let mut chunks = text.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        dot_in_word(word(chunk), at, &mut dot)?;
+        at += 8;
+    }
+    let rest = chunks.remainder().len();
+    if rest > 0 {
+        let shifted = u64::from_le_bytes(*last) >> (8 * (8 - rest));
+        dot_in_word(
+            shifted | (0x3030_3030_3030_3030 << (8 * rest)),
+            at,
+            &mut dot,
+        )?;
+    }
+    ends_plain(text, dot)
+}
+
+/// The dot's place once every byte was checked: the text's length if none was seen; none
+/// if the text is empty or the dot starts or ends it.
+#[inline(always)]
+fn ends_plain(text: &[u8], dot: usize) -> Option<u32> {
+    let dot = if dot == usize::MAX { text.len() } else { dot };
+    let ok = dot != 0 && dot + 1 != text.len() && text.len() <= u32::MAX as usize;
+    ok.then_some(dot as u32)
+}
+
+/// Checks `bytes`, fewer than eight, are digits but for one dot, which it records in `dot`.
+fn digits_and_dot(bytes: &[u8], dot: &mut usize) -> Option<()> {
+    for (i, c) in bytes.iter().enumerate() {
+        if *c == b'.' && *dot == usize::MAX {
+            *dot = i;
+        } else if !c.is_ascii_digit() {
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Checks the eight bytes of `w` (at offset `at` of the text, first byte lowest) are digits
+/// but for one dot, which it records in `dot` (`usize::MAX` while none was seen).
+#[inline(always)]
+fn dot_in_word(w: u64, at: usize, dot: &mut usize) -> Option<()> {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Digits become 0..=9; adding 0x76 sets the high bit of anything larger, and masking
+    // to seven bits first keeps every byte's carry inside it.
+    let x = w ^ 0x3030_3030_3030_3030;
+    let not_digit = (((x & LOW7) + 0x7676_7676_7676_7676) | x) & HIGH;
+    if not_digit == 0 {
+        return Some(());
+    }
+    // A byte of `y` is zero exactly where `w` holds a dot.
+    let y = w ^ 0x2E2E_2E2E_2E2E_2E2E;
+    let is_dot = !(((y & LOW7) + LOW7) | y) & HIGH;
+    if not_digit != is_dot || is_dot.count_ones() != 1 || *dot != usize::MAX {
+        return None;
+    }
+    *dot = at + (is_dot.trailing_zeros() / 8) as usize;
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bound, plain_dot};
+
+    proptest::proptest! {
+        /// The eight-at-a-time digit check says what a byte-by-byte reading says: runs of
+        /// digits, dots, and at most one byte next to the digits and the dot in ASCII or
+        /// with the high bit set.
+        #[test]
+        fn plain_dot_accepts_exactly_digits_with_one_inner_dot(
+            text in "[0-9]{0,12}[0-9./:x\\-+eé\u{7f}\u{80}-\u{ff}]?[0-9]{0,12}[.]?[0-9]{0,8}"
+        ) {
+            let reference = match text.split_once('.') {
+                Some((int, frac)) => (!int.is_empty() && !frac.is_empty()
+                    && int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()))
+                    .then_some(int.len() as u32),
+                None => (!text.is_empty() && text.bytes().all(|c| c.is_ascii_digit()))
+                    .then_some(text.len() as u32),
+            };
+            proptest::prop_assert_eq!(plain_dot(text.as_bytes()), reference, "{}", text);
+        }
+
+        /// Bounds with up to fifteen significant digits are distinct as floats, so the
+        /// float order is the reference for the digit-by-digit one: integers with and
+        /// without a dot, leading zeros, trailing zeros, dots at the same and at different
+        /// places.
+        #[test]
+        fn bound_order_is_the_numbers_order(
+            a in (0u64..100_000, 0u64..1_000_000_000, 0usize..3, 0usize..3, 0usize..4),
+            b in (0u64..100_000, 0u64..1_000_000_000, 0usize..3, 0usize..3, 0usize..4),
+        ) {
+            let write = |(int, frac, lead, trail, digits): (u64, u64, usize, usize, usize)| {
+                let frac = format!("{frac:09}{}", "0".repeat(trail));
+                match digits {
+                    0 => format!("{}{int}", "0".repeat(lead)),
+                    d => format!("{}{int}.{}", "0".repeat(lead), &frac[..3 * d.min(3) + trail]),
+                }
+            };
+            let (x, y) = (write(a), write(b));
+            let reference = x.parse::<f64>().ok().zip(y.parse::<f64>().ok())
+                .and_then(|(p, q)| p.partial_cmp(&q));
+            proptest::prop_assert!(plain_dot(x.as_bytes()).is_some(), "{}", x);
+            let order = Bound::new(&x, 0.0).order(&Bound::new(&y, 0.0));
+            proptest::prop_assert_eq!(order, reference, "{} vs {}", x, y);
+        }
+    }
+
+    /// The order of two plain decimals, by normalising them as text: no leading zeros in
+    /// the integer part, no trailing zeros in the fraction, integer parts padded to one
+    /// length, fractions to another.
+    fn reference_order(x: &str, y: &str) -> std::cmp::Ordering {
+        let parts = |t: &str| {
+            let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+            (
+                int.trim_start_matches('0').to_string(),
+                frac.trim_end_matches('0').to_string(),
+            )
+        };
+        let ((xi, xf), (yi, yf)) = (parts(x), parts(y));
+        let (iw, fw) = (xi.len().max(yi.len()), xf.len().max(yf.len()));
+        let pad = |i: &str, f: &str| format!("{i:0>iw$}{f:0<fw$}");
+        pad(&xi, &xf).cmp(&pad(&yi, &yf))
+    }
+
+    proptest::proptest! {
+        /// Decimals of up to twelve integer and twelve fraction digits, drawn from two
+        /// digits so that long shared prefixes and zero tails are common, order as their
+        /// normalised texts do: keys that differ, keys that are equal with and without
+        /// more digits beyond them, integers too long for a key.
+        #[test]
+        fn bound_order_is_the_decimals_order(
+            x in "[05]{1,12}(\\.[05]{1,12})?",
+            y in "[05]{1,12}(\\.[05]{1,12})?",
+        ) {
+            let order = Bound::new(&x, 0.0).order(&Bound::new(&y, 0.0));
+            proptest::prop_assert_eq!(order, Some(reference_order(&x, &y)), "{} vs {}", x, y);
+        }
+
+        /// A decimal against itself written with more leading and trailing zeros (equal),
+        /// and then with one more digit after them (larger unless it is a zero).
+        #[test]
+        fn bound_order_sees_zeros_and_digits_past_the_shorter_text(
+            x in "[05]{1,9}(\\.[05]{1,9})?",
+            lead in 0usize..3,
+            trail in 0usize..10,
+            last in proptest::option::of(proptest::sample::select(vec!['0', '5'])),
+        ) {
+            let dot = if x.contains('.') || (trail == 0 && last.is_none()) { "" } else { "." };
+            let mut y = format!("{}{x}{dot}{}", "0".repeat(lead), "0".repeat(trail));
+            y.extend(last);
+            let order = Bound::new(&x, 0.0).order(&Bound::new(&y, 0.0));
+            proptest::prop_assert_eq!(order, Some(reference_order(&x, &y)), "{} vs {}", x, y);
+        }
+    }
+
+    #[test]
+    fn twenty_digit_bounds_that_meet_as_floats_still_order() {
+        let (a, b) = ("0.10000000000000000001", "0.10000000000000000002");
+        assert_eq!(a.parse::<f64>().ok(), b.parse::<f64>().ok());
+        let (x, y) = (Bound::new(a, 0.0), Bound::new(b, 0.0));
+        assert_eq!(x.order(&y), Some(std::cmp::Ordering::Less));
+        assert_eq!(y.order(&x), Some(std::cmp::Ordering::Greater));
+        let (x, y) = (
+            Bound::new("10.10000000000000000001", 0.0),
+            Bound::new(b, 0.0),
+        );
+        assert_eq!(y.order(&x), Some(std::cmp::Ordering::Less));
+    }
+}
