@@ -231,6 +231,8 @@ pub(super) struct MetadataLine<'a> {
     pub metric_type: Option<MetricType>,
     /// Whether the HELP text holds an escape (else it is its own unescaped text).
     pub escaped: bool,
+    /// Whether the name was found to be a valid metric name.
+    pub name_checked: bool,
 }
 
 /// The exact grammar of a comment line: `# HELP name text`, `# TYPE name type`,
@@ -255,7 +257,15 @@ pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rul
     if rest.starts_with(' ') {
         return Err((7, Rule::Whitespace));
     }
-    let Some(space) = memchr::memchr(b' ', rest.as_bytes()) else {
+    // A valid name ends at the space; only a name with a byte no name may hold needs the
+    // search for the space (the name is then refused where its family is known).
+    let name_end = super::lex::scan_name(rest.as_bytes(), 0);
+    let name_checked = name_end > 0 && rest.as_bytes().get(name_end) == Some(&b' ');
+    let space = match name_checked {
+        true => Some(name_end),
+        false => memchr::memchr(b' ', rest.as_bytes()),
+    };
+    let Some(space) = space else {
         // HELP and UNIT need the space before an empty text; TYPE needs its type.
         return Err((raw.len(), Rule::Whitespace));
     };
@@ -287,6 +297,7 @@ pub(super) fn comment(raw: &str) -> Result<Option<MetadataLine<'_>>, (usize, Rul
         text,
         metric_type,
         escaped,
+        name_checked,
     }))
 }
 

@@ -660,3 +660,24 @@ fn help_is_unescaped_exactly_where_it_holds_escapes() {
     assert_eq!(help("a").as_deref(), Some("Line one\nline \"two\" \\ end"));
     assert_eq!(help("b").as_deref(), Some("Plain text, no escapes"));
 }
+
+/// The strict grammar finds a metadata line's name by scanning name bytes; a name holding
+/// a byte no name may hold is still read to its space and refused as malformed, naming
+/// the comment, in every kind of metadata line.
+#[test]
+fn metadata_names_with_bytes_no_name_holds_are_malformed() {
+    for (line, which) in [
+        ("# TYPE a-b gauge", "TYPE"),
+        ("# HELP a.b Text.", "HELP"),
+        ("# UNIT a:b-c_seconds seconds", "UNIT"),
+        ("# HELP 1a Text.", "HELP"),
+    ] {
+        let body = format!("{line}\nok 1\n# EOF\n");
+        let err = parse_openmetrics(&body, Mode::Strict).unwrap_err();
+        assert_eq!(err.line, 1, "{line}");
+        assert!(
+            matches!(err.kind, ParseErrorKind::MalformedComment(w) if w == which),
+            "{line}: {err}"
+        );
+    }
+}

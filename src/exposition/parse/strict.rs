@@ -119,7 +119,7 @@ impl<'a> Parser<'a> {
         if let Some(rule) = rule {
             return Err((NAME_AT, ParseErrorKind::openmetrics(rule)));
         }
-        if name.is_empty() || scan_name(name.as_bytes(), 0) != name.len() {
+        if !line.name_checked && (name.is_empty() || scan_name(name.as_bytes(), 0) != name.len()) {
             let which = line.kind.keyword();
             return Err((NAME_AT, ParseErrorKind::MalformedComment(which)));
         }
