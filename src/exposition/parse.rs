@@ -555,7 +555,7 @@ impl<'a> Parser<'a> {
             && sample.exemplar.is_none()
             && self
                 .rules
-                .next_bucket(self.exp.labels_of(&sample), label_text, sample.value);
+                .next_bucket(self.exp.labels_of(&sample), line, label_text, sample.value);
         if om && !next_bucket {
             self.check_openmetrics_sample(previous, idx, &sample, same_name, label_text)?;
         }

@@ -24,6 +24,27 @@ impl<'a> Bound<'a> {
         }
     }
 
+    /// A bound whose text lies inside `line` (a sample line: the bound is its `le` value).
+    /// A text shorter than eight bytes is checked as one word: the eight bytes of the line
+    /// that end where it ends, shifted down past those before it.
+    #[inline(always)]
+    pub(super) fn within(text: &'a str, line: &str, count: f64) -> Self {
+        let (bytes, n) = (line.as_bytes(), text.len());
+        let start = (text.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+        let window = match start.checked_add(n) {
+            Some(end) if n < 8 && bytes.get(start..end).is_some() => end
+                .checked_sub(8)
+                .and_then(|from| bytes.get(from..end))
+                .and_then(|w| w.first_chunk::<8>()),
+            _ => None,
+        };
+        let dot = match window {
+            Some(window) => short_plain_dot(text.as_bytes(), u64::from_le_bytes(*window)),
+            None => plain_dot(text.as_bytes()),
+        };
+        Bound { text, dot, count }
+    }
+
     /// Whether the bound is written as a plain decimal.
     pub(super) fn is_plain(&self) -> bool {
         self.dot.is_some()
@@ -198,6 +219,20 @@ fn plain_dot(text: &[u8]) -> Option<u32> {
     ends_plain(text, dot)
 }
 
+/// [`plain_dot`] of `text`, shorter than eight bytes, given the eight bytes that end where
+/// it ends as a little-endian word (`text` its top bytes).
+#[inline(always)]
+fn short_plain_dot(text: &[u8], window: u64) -> Option<u32> {
+    let n = text.len();
+    if n == 0 || n >= 8 {
+        return plain_dot(text);
+    }
+    let mut dot = usize::MAX;
+    let shifted = window >> (8 * (8 - n));
+    dot_in_word(shifted | (0x3030_3030_3030_3030 << (8 * n)), 0, &mut dot)?;
+    ends_plain(text, dot)
+}
+
 /// The dot's place once every byte was checked: the text's length if none was seen; none
 /// if the text is empty or the dot starts or ends it.
 #[inline(always)]
@@ -262,6 +297,12 @@ mod tests {
                     .then_some(text.len() as u32),
             };
             proptest::prop_assert_eq!(plain_dot(text.as_bytes()), reference, "{}", text);
+            // The same text read from inside a line, as a bucket's `le` value is.
+            let line = format!("metric_bucket{{le=\"{text}\"}} 1");
+            let inside = &line[line.find('"').unwrap() + 1..][..text.len()];
+            proptest::prop_assert_eq!(Bound::within(inside, &line, 1.0).dot, reference, "{}", line);
+            let line = format!("{text}\"");
+            proptest::prop_assert_eq!(Bound::within(&line[..text.len()], &line, 1.0).dot, reference);
         }
 
         /// Bounds with up to fifteen significant digits are distinct as floats, so the

@@ -46,6 +46,7 @@ impl<'a> MetricRules<'a> {
     pub(crate) fn next_bucket(
         &mut self,
         labels: &[Label<'a>],
+        line: &'a str,
         label_text: &'a str,
         count: f64,
     ) -> bool {
@@ -68,7 +69,7 @@ impl<'a> MetricRules<'a> {
         if !counts || !short_eq(head, run_head) || !short_eq(tail, run_tail) {
             return false;
         }
-        let bound = Bound::new(value, count);
+        let bound = Bound::within(value, line, count);
         if !bound.is_plain() || last.order(&bound) != Some(std::cmp::Ordering::Less) {
             return false;
         }
