@@ -53,22 +53,21 @@ fn prom_size(readings: &[Reading]) -> usize {
     (lines + 64) * 128
 }
 
-fn fmt_number(v: f64) -> String {
-    let mut out = String::new();
-    write_value(&mut out, v);
-    out
-}
-
-fn describe_value(value: &Value) -> String {
+/// A value as the table shows it: a number as the exposition writes it, or a histogram's
+/// count, mean and number of buckets.
+fn write_described(out: &mut String, value: &Value) {
     match value {
-        Value::Scalar(v) => fmt_number(*v),
-        Value::Histogram(h) if h.count > 0.0 => format!(
-            "n={} mean={} ({} buckets)",
-            fmt_number(h.count),
-            fmt_number(h.sum / h.count),
-            h.buckets.len()
-        ),
-        Value::Histogram(h) => format!("n=0 ({} buckets)", h.buckets.len()),
+        Value::Scalar(v) => write_value(out, *v),
+        Value::Histogram(h) if h.count > 0.0 => {
+            out.push_str("n=");
+            write_value(out, h.count);
+            out.push_str(" mean=");
+            write_value(out, h.sum / h.count);
+            let _ = write!(out, " ({} buckets)", h.buckets.len());
+        }
+        Value::Histogram(h) => {
+            let _ = write!(out, "n=0 ({} buckets)", h.buckets.len());
+        }
     }
 }
 
@@ -188,24 +187,43 @@ pub fn table(a: &Analysis) -> String {
             );
             continue;
         }
+        let mut value = String::new();
         for (i, s) in r.series.iter().enumerate() {
             let first = i == 0;
             let name = if first { r.signal.name } else { "" };
             let kind = if first { r.source.kind() } else { "" };
             let detail = if first { detail.as_str() } else { "" };
-            let mut value = describe_value(&s.value);
+            value.clear();
             if let Some(outcome) = s.outcome {
-                value = format!("{outcome}={value}");
+                let _ = write!(value, "{outcome}=");
             }
-            let line = format!(
-                "{name:<34} {kind:<8} {:<model_width$} {value:<26} {detail}",
-                s.model
-            );
-            out.push_str(line.trim_end());
+            write_described(&mut value, &s.value);
+            let start = out.len();
+            for (cell, width) in [(name, 34), (kind, 8), (&s.model, model_width), (&value, 26)] {
+                padded(&mut out, cell, width);
+                out.push(' ');
+            }
+            out.push_str(detail);
+            let kept = out.get(start..).map_or(0, |line| line.trim_end().len());
+            out.truncate(start + kept);
             out.push('\n');
         }
     }
     out
+}
+
+/// `text` left-aligned in `width` characters, as `{:<width$}` writes it; a table of 400
+/// models has ten thousand lines, where formatting each into its own `String` cost more
+/// than the parse.
+fn padded(out: &mut String, text: &str, width: usize) {
+    const BLANKS: &str = "                                                                ";
+    out.push_str(text);
+    let mut missing = width.saturating_sub(text.chars().count());
+    while missing > 0 {
+        let n = missing.min(BLANKS.len());
+        out.push_str(&BLANKS[..n]);
+        missing -= n;
+    }
 }
 
 /// A number written as the exposition writes it (`+Inf`, `0.005`), as a JSON string.

@@ -48,6 +48,17 @@ fn every_fixture_normalises_to_its_snapshot() {
 }
 
 #[test]
+fn every_fixture_renders_its_table_snapshot() {
+    for rel in FIXTURES {
+        let path = fixture(rel);
+        let path = path.to_str().unwrap();
+        let table = run_ok(&["scrape", path]).replace(path, rel);
+        let name = format!("table_{}", rel.replace(['/', '.'], "_"));
+        insta::assert_snapshot!(name, table);
+    }
+}
+
+#[test]
 fn canonical_prom_output_parses_back() {
     for rel in FIXTURES {
         let path = fixture(rel);
