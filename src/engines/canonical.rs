@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{Engine, Histogram, Reading, SIGNALS, SignalKind, Value};
-use crate::exposition::write::write_value;
+use crate::exposition::write::{write_series, write_value};
 use crate::exposition::{write_family_header, write_sample};
 
 /// One scraped engine to write.
@@ -95,13 +95,19 @@ pub fn write_canonical(out: &mut String, views: &[View<'_>]) {
 }
 
 fn write_histogram(out: &mut String, name: &str, labels: &[(&str, &str)], h: &Histogram) {
-    let bucket = format!("{name}_bucket");
-    let mut le = String::new();
+    // Every bucket line of a series is the same up to its `le` value: written once as the
+    // series with an empty `le`, cut before that value's closing quote.
+    let mut head = String::with_capacity(128);
+    let with_le = labels.iter().copied().chain([("le", "")]);
+    write_series(&mut head, &format!("{name}_bucket"), with_le);
+    head.truncate(head.len().saturating_sub(r#""} "#.len()));
     for (bound, count) in &h.buckets {
-        le.clear();
-        write_value(&mut le, *bound);
-        let with_le = labels.iter().copied().chain([("le", le.as_str())]);
-        write_sample(out, &bucket, with_le, *count, None);
+        out.push_str(&head);
+        // A number holds nothing a label value escapes.
+        write_value(out, *bound);
+        out.push_str(r#""} "#);
+        write_value(out, *count);
+        out.push('\n');
     }
     let sum = format!("{name}_sum");
     write_sample(out, &sum, labels.iter().copied(), h.sum, None);

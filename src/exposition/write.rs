@@ -195,11 +195,23 @@ pub fn write_value(out: &mut String, value: f64) {
     }
 }
 
+/// Position of the first `\`, `"` or newline in `b`, eight bytes at a time: label values
+/// are short, where a vectorised search's set-up per call costs more than the search
+/// (about 1 % of `scrape --format prom`'s instructions on a 400-model body).
+fn find_escaped(b: &[u8]) -> Option<usize> {
+    use super::lex::{find_swar, flag_bytes};
+    find_swar(
+        b,
+        |w| flag_bytes(w, b'\\') | flag_bytes(w, b'"') | flag_bytes(w, b'\n'),
+        |c| matches!(c, b'\\' | b'"' | b'\n'),
+    )
+}
+
 /// Appends a label value with `\`, `"` and newline escaped.
 pub(crate) fn escape_label_value_into(out: &mut String, value: &str) {
     // Most values need no escape: copy the runs between escapes whole, not char by char.
     let mut rest = value;
-    while let Some(i) = memchr::memchr3(b'\\', b'"', b'\n', rest.as_bytes()) {
+    while let Some(i) = find_escaped(rest.as_bytes()) {
         out.push_str(rest.get(..i).unwrap_or_default());
         out.push_str(match rest.as_bytes()[i] {
             b'\\' => "\\\\",
@@ -209,4 +221,30 @@ pub(crate) fn escape_label_value_into(out: &mut String, value: &str) {
         rest = rest.get(i + 1..).unwrap_or_default();
     }
     out.push_str(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_label_value_into;
+
+    proptest::proptest! {
+        /// The word-at-a-time search escapes exactly what a character-by-character escaper
+        /// does, with the three escaped characters common, at every place in a word, next to
+        /// multi-byte characters.
+        #[test]
+        fn label_values_escape_as_character_by_character(value in "[a\\\\\"\n\u{e9}\u{1f600}/.-]{0,40}") {
+            let reference: String = value
+                .chars()
+                .map(|c| match c {
+                    '\\' => "\\\\".to_string(),
+                    '"' => "\\\"".to_string(),
+                    '\n' => "\\n".to_string(),
+                    c => c.to_string(),
+                })
+                .collect();
+            let mut out = String::from("prefix");
+            escape_label_value_into(&mut out, &value);
+            proptest::prop_assert_eq!(out, format!("prefix{reference}"));
+        }
+    }
 }
