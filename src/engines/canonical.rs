@@ -70,6 +70,7 @@ pub fn write_canonical(out: &mut String, views: &[View<'_>]) {
             continue;
         }
         write_family_header(out, signal.name, Some(signal.help), signal.kind.as_str());
+        let mut bounds = BoundTexts::default();
         for view in views {
             let Some(reading) = view.readings.iter().find(|r| r.signal.name == signal.name) else {
                 continue;
@@ -85,7 +86,7 @@ pub fn write_canonical(out: &mut String, views: &[View<'_>]) {
                         write_sample(out, signal.name, labels.iter().copied(), *v, None);
                     }
                     (Value::Histogram(h), SignalKind::Histogram) => {
-                        write_histogram(out, signal.name, &labels, h);
+                        write_histogram(out, signal.name, &labels, h, &mut bounds);
                     }
                     (Value::Histogram(_), _) => {}
                 }
@@ -94,17 +95,56 @@ pub fn write_canonical(out: &mut String, views: &[View<'_>]) {
     }
 }
 
-fn write_histogram(out: &mut String, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+/// The `le` texts of the bucket bounds last written: the series of one signal share their
+/// engine's bounds, and formatting a float costs more than writing the rest of its line.
+#[derive(Default)]
+struct BoundTexts {
+    bounds: Vec<f64>,
+    texts: Vec<String>,
+}
+
+impl BoundTexts {
+    /// The texts of `h`'s bounds, formatted again only if they differ from the last ones.
+    fn of(&mut self, h: &Histogram) -> &[String] {
+        let same = self.bounds.len() == h.buckets.len()
+            && self
+                .bounds
+                .iter()
+                .zip(&h.buckets)
+                .all(|(a, (b, _))| a.to_bits() == b.to_bits());
+        if !same {
+            self.bounds = h.buckets.iter().map(|(bound, _)| *bound).collect();
+            self.texts = self
+                .bounds
+                .iter()
+                .map(|bound| {
+                    let mut text = String::new();
+                    write_value(&mut text, *bound);
+                    text
+                })
+                .collect();
+        }
+        &self.texts
+    }
+}
+
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    h: &Histogram,
+    bounds: &mut BoundTexts,
+) {
     // Every bucket line of a series is the same up to its `le` value: written once as the
     // series with an empty `le`, cut before that value's closing quote.
     let mut head = String::with_capacity(128);
     let with_le = labels.iter().copied().chain([("le", "")]);
     write_series(&mut head, &format!("{name}_bucket"), with_le);
     head.truncate(head.len().saturating_sub(r#""} "#.len()));
-    for (bound, count) in &h.buckets {
+    for ((_, count), bound) in h.buckets.iter().zip(bounds.of(h)) {
         out.push_str(&head);
         // A number holds nothing a label value escapes.
-        write_value(out, *bound);
+        out.push_str(bound);
         out.push_str(r#""} "#);
         write_value(out, *count);
         out.push('\n');
