@@ -490,6 +490,29 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
     Ok(Some((status, kept, framing, keep_alive, head_len)))
 }
 
+/// A chunked request body decoded as it arrives, for the proxy's server side: the same
+/// decoder as answers', moving the body's bytes out of the read buffer.
+pub(crate) struct ChunkedBody(Decoder);
+
+impl ChunkedBody {
+    pub(crate) fn new() -> ChunkedBody {
+        ChunkedBody(Decoder::new(Framing::Chunked))
+    }
+
+    /// Moves what `buffer` holds of the body into `out`: `Some(true)` at the body's end,
+    /// `Some(false)` when more is to come, `None` when the framing is broken.
+    pub(crate) fn decode(&mut self, buffer: &mut Vec<u8>, out: &mut Vec<u8>) -> Option<bool> {
+        match self.0.decode(buffer, |data| {
+            out.extend_from_slice(data);
+            ControlFlow::Continue(())
+        }) {
+            Decoded::Done => Some(true),
+            Decoded::More => Some(false),
+            Decoded::Failed | Decoded::Invalid => None,
+        }
+    }
+}
+
 /// What a round of decoding found.
 #[derive(Debug, PartialEq, Eq)]
 enum Decoded {

@@ -1,0 +1,225 @@
+//! The bytes of HTTP/1.1 on the proxy's client side: a request head parsed in place into the
+//! request the handlers take, how its body is framed, and an answer's head written into the
+//! buffer that carries its first bytes.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
+
+/// Headers parsed in a request head.
+const MAX_HEADERS: usize = 100;
+
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyFraming {
+    /// `Content-Length` (0 when there is neither header).
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A request head, parsed: the request without its body, how the body is framed, whether
+/// the client asked for `100 Continue`, whether the connection may serve another request,
+/// and the head's length in bytes.
+pub(super) struct Head {
+    pub request: Request,
+    pub framing: BodyFraming,
+    pub expects_continue: bool,
+    pub keep_alive: bool,
+    pub length: usize,
+}
+
+/// Why a head is refused, as the status to answer with.
+pub(super) type Refusal = StatusCode;
+
+/// The request head at the start of `buffer`: `Ok(None)` while it is incomplete.
+pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let length = match parsed.parse(buffer) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        }
+        Err(_) => return Err(StatusCode::BAD_REQUEST),
+    };
+    let bad = StatusCode::BAD_REQUEST;
+    let method =
+        Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()).map_err(|_| bad)?;
+    let uri: Uri = parsed.path.unwrap_or_default().parse().map_err(|_| bad)?;
+    let version = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let mut map = HeaderMap::with_capacity(parsed.headers.len());
+    let (mut length_header, mut chunked, mut other_coding) = (None, false, false);
+    let (mut close, mut keep, mut expects_continue) = (false, false, false);
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad)?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| bad)?;
+        if name == header::CONTENT_LENGTH {
+            let n = content_length(h.value).ok_or(bad)?;
+            // Repeated lengths must agree (RFC 9112 §6.3).
+            if length_header.is_some_and(|m| m != n) {
+                return Err(bad);
+            }
+            length_header = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            // Only `chunked`, and last: anything else is a coding this server cannot read.
+            let codings = value.to_str().map_err(|_| bad)?;
+            for coding in codings.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                other_coding |= chunked || !coding.eq_ignore_ascii_case("chunked");
+                chunked = true;
+            }
+        } else if name == header::CONNECTION {
+            let options = value.to_str().unwrap_or_default();
+            close |= has_token(options, "close");
+            keep |= has_token(options, "keep-alive");
+        } else if name == header::EXPECT {
+            expects_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        }
+        map.append(name, value);
+    }
+    if other_coding {
+        return Err(StatusCode::NOT_IMPLEMENTED);
+    }
+    // Both framings at once is how requests are smuggled past a proxy: refused.
+    let framing = match (chunked, length_header) {
+        (true, Some(_)) => return Err(bad),
+        (true, None) => BodyFraming::Chunked,
+        (false, n) => BodyFraming::Length(n.unwrap_or(0)),
+    };
+    let keep_alive = match version {
+        Version::HTTP_11 => !close,
+        _ => keep && !close && framing != BodyFraming::Chunked,
+    };
+    let mut request = Request::new(Body::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = map;
+    Ok(Some(Head {
+        request,
+        framing,
+        expects_continue: expects_continue && version == Version::HTTP_11,
+        keep_alive,
+        length,
+    }))
+}
+
+/// A `Content-Length` value: digits only.
+fn content_length(value: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Whether a comma-separated header value holds `token` (any case).
+fn has_token(value: &str, token: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// How an answer's body goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body (HEAD, 1xx, 204, 304): the head alone.
+    None,
+    /// A body whose length is known before it is sent.
+    Length(u64),
+    /// A streamed body in chunks.
+    Chunked,
+    /// A streamed body to an HTTP/1.0 client: ended by closing the connection.
+    Close,
+}
+
+/// Writes the answer's status line and headers into `out`, the hop-by-hop and framing
+/// headers replaced by the ones this connection uses; `date` when the answer has none.
+pub(super) fn write_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    framing: Framing,
+    length: Option<u64>,
+    keep_alive: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if matches!(
+            *name,
+            header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION
+        ) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match (framing, length) {
+        (Framing::Chunked, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Framing::Length(n), _) | (Framing::None, Some(n)) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {}
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one chunk of a chunked body: its size in hex, the data, and the line ends.
+pub(super) fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        // A zero-size chunk would end the body.
+        return;
+    }
+    let mut size = [0u8; 16];
+    let mut at = size.len();
+    let mut n = data.len();
+    while n > 0 {
+        at -= 1;
+        size[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+    }
+    out.extend_from_slice(&size[at..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The end of a chunked body (no trailers).
+pub(super) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// A complete answer of this server's own (a refused head), closing the connection.
+pub(super) fn refusal(status: StatusCode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_head(
+        &mut out,
+        status,
+        &HeaderMap::new(),
+        Framing::Length(0),
+        None,
+        false,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests;

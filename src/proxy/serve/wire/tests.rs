@@ -1,0 +1,186 @@
+use super::*;
+
+fn head(text: &str) -> Result<Option<Head>, Refusal> {
+    parse_head(text.as_bytes())
+}
+
+#[test]
+fn a_complete_head_becomes_the_request_with_its_framing() {
+    let text = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nX-Key: v\r\n\r\n{\"model\":1}";
+    let head = head(text).unwrap().unwrap();
+    assert_eq!(head.request.method(), Method::POST);
+    assert_eq!(head.request.uri().path(), "/v1/chat/completions");
+    assert_eq!(head.request.uri().query(), Some("x=1"));
+    assert_eq!(head.request.headers()["x-key"], "v");
+    assert_eq!(head.framing, BodyFraming::Length(12));
+    assert!(head.keep_alive && !head.expects_continue);
+    assert_eq!(&text[head.length..], "{\"model\":1}");
+}
+
+#[test]
+fn a_head_cut_anywhere_is_incomplete_not_refused() {
+    let text = "GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n";
+    for cut in 0..text.len() {
+        assert!(
+            matches!(head(&text[..cut]), Ok(None)),
+            "cut at {cut}: {:?}",
+            &text[..cut]
+        );
+    }
+    assert!(head(text).unwrap().is_some());
+}
+
+#[test]
+fn both_framings_at_once_are_refused_as_smuggling() {
+    let text = "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(head(text).err(), Some(StatusCode::BAD_REQUEST));
+}
+
+#[test]
+fn lengths_that_disagree_or_are_not_digits_are_refused() {
+    for lengths in [
+        "Content-Length: 5\r\nContent-Length: 6",
+        "Content-Length: +5",
+        "Content-Length: 5 5",
+        "Content-Length: ",
+        "Content-Length: 99999999999999999999999",
+    ] {
+        let text = format!("POST / HTTP/1.1\r\n{lengths}\r\n\r\n");
+        assert_eq!(
+            head(&text).err(),
+            Some(StatusCode::BAD_REQUEST),
+            "{lengths}"
+        );
+    }
+    let same = "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+    assert_eq!(head(same).unwrap().unwrap().framing, BodyFraming::Length(5));
+}
+
+#[test]
+fn codings_other_than_a_last_chunked_are_not_implemented() {
+    for coding in ["gzip", "gzip, chunked", "chunked, gzip", "chunked, chunked"] {
+        let text = format!("POST / HTTP/1.1\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        assert_eq!(
+            head(&text).err(),
+            Some(StatusCode::NOT_IMPLEMENTED),
+            "{coding}"
+        );
+    }
+    let text = "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n";
+    assert_eq!(head(text).unwrap().unwrap().framing, BodyFraming::Chunked);
+}
+
+#[test]
+fn keep_alive_follows_the_version_and_the_connection_header() {
+    let cases = [
+        ("HTTP/1.1", "", true),
+        ("HTTP/1.1", "Connection: close\r\n", false),
+        ("HTTP/1.1", "Connection: keep-alive, Close\r\n", false),
+        ("HTTP/1.0", "", false),
+        ("HTTP/1.0", "Connection: keep-alive\r\n", true),
+    ];
+    for (version, connection, keep) in cases {
+        let text = format!("GET / {version}\r\n{connection}\r\n");
+        assert_eq!(
+            head(&text).unwrap().unwrap().keep_alive,
+            keep,
+            "{version} {connection}"
+        );
+    }
+}
+
+#[test]
+fn expect_continue_is_noticed_on_http_1_1_only() {
+    let text = "POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n";
+    assert!(head(text).unwrap().unwrap().expects_continue);
+    let old = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    assert!(!head(old).unwrap().unwrap().expects_continue);
+}
+
+#[test]
+fn too_many_headers_and_garbage_are_refused() {
+    let many: String = (0..MAX_HEADERS + 1)
+        .map(|i| format!("X-{i}: v\r\n"))
+        .collect();
+    let text = format!("GET / HTTP/1.1\r\n{many}\r\n");
+    assert_eq!(
+        head(&text).err(),
+        Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    );
+    for garbage in [
+        "GET\r\n\r\n",
+        "\u{1}\u{2} / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+    ] {
+        assert_eq!(
+            head(garbage).err(),
+            Some(StatusCode::BAD_REQUEST),
+            "{garbage:?}"
+        );
+    }
+}
+
+#[test]
+fn answer_heads_replace_the_framing_and_hop_headers() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    headers.insert(
+        header::DATE,
+        HeaderValue::from_static("Tue, 01 Dec 2026 00:00:00 GMT"),
+    );
+    let mut out = Vec::new();
+    write_head(
+        &mut out,
+        StatusCode::OK,
+        &headers,
+        Framing::Chunked,
+        None,
+        true,
+    );
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ndate: Tue, 01 Dec 2026 00:00:00 GMT\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    write_head(
+        &mut out,
+        StatusCode::NOT_FOUND,
+        &HeaderMap::new(),
+        Framing::Length(7),
+        Some(7),
+        false,
+    );
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 404 Not Found\r\ndate: "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(" GMT\r\ncontent-length: 7\r\nconnection: close\r\n\r\n"),
+        "{text}"
+    );
+}
+
+proptest::proptest! {
+    /// Chunks written by `write_chunk` decode, by the client's decoder, to the data.
+    #[test]
+    fn written_chunks_decode_to_their_data(
+        pieces in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..8),
+    ) {
+        let mut wire = Vec::new();
+        for piece in &pieces {
+            write_chunk(&mut wire, piece);
+        }
+        wire.extend_from_slice(LAST_CHUNK);
+        let mut decoder = crate::http1::ChunkedBody::new();
+        let mut out = Vec::new();
+        proptest::prop_assert_eq!(decoder.decode(&mut wire, &mut out), Some(true));
+        proptest::prop_assert_eq!(out, pieces.concat());
+        proptest::prop_assert!(wire.is_empty());
+    }
+}
