@@ -306,3 +306,41 @@ async fn shutdown_closes_idle_connections_and_lets_a_request_in_flight_finish() 
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn a_client_leaving_before_the_answer_starts_drops_the_upstream_request() {
+    // An upstream that reads a request, never answers, and reports when its side closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let (closed, mut upstream_closed) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut piece = [0u8; 4096];
+        while !matches!(socket.read(&mut piece).await, Ok(0) | Err(_)) {}
+        closed.send(()).unwrap();
+    });
+    let proxy = Arc::new(Proxy::new(&[upstream], ProxyOptions::default()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, proxy.clone(), std::future::pending()));
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nContent-Length: {}\r\n\r\n{CHAT}",
+        CHAT.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(socket);
+    tokio::time::timeout(Duration::from_secs(5), upstream_closed.recv())
+        .await
+        .expect("the upstream request is dropped when the client leaves");
+    let metrics = proxy.render_metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("llm_proxy_requests_total{")
+                && l.contains("outcome=\"client_disconnect\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
