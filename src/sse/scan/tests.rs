@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{deserialised as reference, scan_chunk};
+use super::{deserialised as reference, scan_chunk, string_stop};
 
 fn text() -> impl Strategy<Value = Value> {
     prop_oneof![
@@ -189,4 +189,22 @@ fn a_vllm_stream_reads_as_the_proxy_needs_it() {
         ),
         (0, true, Some(32), Some(16))
     );
+}
+
+proptest! {
+    /// The word-at-a-time search stops where a byte-by-byte search does, at every length
+    /// and position, with control characters stopping it or not.
+    #[test]
+    fn string_stop_is_the_first_quote_backslash_or_control(
+        bytes in proptest::collection::vec(
+            prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..0x80, 0x80u8..=0xff, Just(b'a')],
+            0..40,
+        ),
+        controls in any::<bool>(),
+    ) {
+        let expected = bytes
+            .iter()
+            .position(|c| *c == b'"' || *c == b'\\' || (controls && *c < 0x20));
+        prop_assert_eq!(string_stop(&bytes, controls), expected);
+    }
 }
