@@ -92,6 +92,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// The next byte after blanks, not taken.
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -100,6 +101,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `byte` if it comes next.
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> bool {
         let next = self.peek() == Some(byte);
         self.i += usize::from(next);
@@ -136,6 +138,7 @@ impl<'a> Cursor<'a> {
     /// A string's raw bytes (between the quotes) and whether it holds escapes. Control
     /// characters are refused unless `raw` (as deserialising reads text it takes as bytes,
     /// which refuses them everywhere else).
+    #[inline(always)]
     fn string(&mut self, raw: bool) -> Option<(&'a [u8], bool)> {
         if !self.eat(b'"') {
             return None;
@@ -441,6 +444,7 @@ fn unescape_key(raw: &[u8]) -> Vec<u8> {
 /// In each word, bytes equal to a value become zero bytes after an exclusive or, and a zero
 /// (or a byte below 0x20) sets its high bit in `x - 0x01…01 & !x & 0x80…80`; the lowest set
 /// bit is exact (a borrow can only mark bytes above a marked one).
+#[inline(always)]
 fn string_stop(bytes: &[u8], controls: bool) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;

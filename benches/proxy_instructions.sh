@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by callgrind: far steadier than CPU
+# time on a shared machine, and blind to the kernel (which `strace -c` covers). The proxy
+# runs under valgrind twice, for 200 and for 1,200 streamed requests (`instant` profile,
+# 16 tokens, 20 streams); the difference over 1,000 cancels start-up and shutdown.
+# Usage: benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
+# with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=false gives
+# callgrind_annotate's per-line view of the output files it names)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET=${CARGO_TARGET_DIR:-target}
+bin=${1:-$TARGET/release/llmwatch}
+work=$(mktemp -d)
+"$bin" sim --engine vllm:18750 --profile instant >"$work/sim.log" 2>&1 &
+sim=$!
+trap 'kill $sim 2>/dev/null || true' EXIT
+declare -A total
+for n in 200 1200; do
+  valgrind --tool=callgrind --callgrind-out-file="$work/proxy.$n.out" "$bin" proxy \
+    --upstream http://127.0.0.1:18750 --listen 127.0.0.1:18751 >"$work/proxy.$n.log" 2>&1 &
+  proxy=$!
+  for _ in $(seq 1 150); do curl -sf http://127.0.0.1:18751/metrics >/dev/null && break; sleep 0.2; done
+  "$bin" bench http://127.0.0.1:18751 --concurrency 20 --requests "$n" --input-tokens 32 \
+    --output-tokens 16 --timeout 60s >/dev/null
+  kill -INT "$proxy"
+  wait "$proxy" || true
+  total[$n]=$(awk '/^summary:/ {print $2}' "$work/proxy.$n.out")
+done
+echo "user-space instructions per request: $(((total[1200] - total[200]) / 1000)) (profiles in $work)"
