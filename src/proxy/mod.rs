@@ -270,7 +270,7 @@ fn with_ca(
     })
 }
 
-pub use serve::{route, serve};
+pub use serve::{check_head, route, serve};
 
 #[cfg(test)]
 mod tests;

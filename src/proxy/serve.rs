@@ -30,6 +30,8 @@ use wire::{BodyFraming, Framing, LAST_CHUNK};
 
 mod wire;
 
+pub use wire::check_head;
+
 /// The largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Bytes asked of the socket per read.

@@ -221,5 +221,51 @@ pub(super) fn refusal(status: StatusCode) -> Vec<u8> {
     out
 }
 
+/// The head parser's invariant, shared by the fuzz target and the tests: no panic on any
+/// bytes; a complete head is read the same with anything after it, and every shorter
+/// prefix of it is incomplete (never refused, never a different head) — bytes that arrive
+/// one read at a time are read as if they came at once.
+pub fn check_head(wire: &[u8]) -> Result<(), String> {
+    let whole = parse_head(wire);
+    let Ok(Some(head)) = &whole else {
+        return Ok(());
+    };
+    let length = head.length;
+    let alone = parse_head(wire.get(..length).unwrap_or_default());
+    if summary(&alone) != summary(&whole) {
+        return Err(format!(
+            "the head alone reads {:?}, with what follows {:?}",
+            summary(&alone),
+            summary(&whole)
+        ));
+    }
+    for cut in 0..length {
+        let prefix = parse_head(wire.get(..cut).unwrap_or_default());
+        if !matches!(prefix, Ok(None)) {
+            return Err(format!("cut at {cut} of {length}: {:?}", summary(&prefix)));
+        }
+    }
+    Ok(())
+}
+
+/// What a parse found, comparably.
+fn summary(parsed: &Result<Option<Head>, Refusal>) -> Result<Option<String>, Refusal> {
+    match parsed {
+        Ok(Some(head)) => Ok(Some(format!(
+            "{} {} {:?} {:?} {:?} keep-alive {} continue {} length {}",
+            head.request.method(),
+            head.request.uri(),
+            head.request.version(),
+            head.request.headers(),
+            head.framing,
+            head.keep_alive,
+            head.expects_continue,
+            head.length
+        ))),
+        Ok(None) => Ok(None),
+        Err(status) => Err(*status),
+    }
+}
+
 #[cfg(test)]
 mod tests;

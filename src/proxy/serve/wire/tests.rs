@@ -17,6 +17,24 @@ fn a_complete_head_becomes_the_request_with_its_framing() {
     assert_eq!(&text[head.length..], "{\"model\":1}");
 }
 
+proptest::proptest! {
+    /// Heads built from parts (some of them wrong) hold the parser's invariant.
+    #[test]
+    fn heads_read_alike_whole_or_in_pieces(
+        method in "(GET|POST|HEAD|P\\(ST)",
+        path in "(/|/v1/chat/completions|/metrics\\?a=1|\\*|/ x)",
+        version in "(HTTP/1.1|HTTP/1.0|HTTP/2)",
+        headers in proptest::collection::vec(
+            "(Content-Length: [0-9+ ]{0,3}|Transfer-Encoding: (chunked|gzip)|Connection: (close|keep-alive)|Expect: 100-continue|X-A: [ -~]{0,5}|Bad Header: x)",
+            0..5,
+        ),
+        after in "[ -~\r\n]{0,8}",
+    ) {
+        let wire = format!("{method} {path} {version}\r\n{}\r\n{after}", headers.iter().map(|h| format!("{h}\r\n")).collect::<String>());
+        proptest::prop_assert_eq!(check_head(wire.as_bytes()), Ok(()));
+    }
+}
+
 #[test]
 fn a_head_cut_anywhere_is_incomplete_not_refused() {
     let text = "GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n";
