@@ -86,15 +86,21 @@ pub(super) const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Flags (high bit per byte) the bytes of `word` equal to `needle`. The lowest flag is always
 /// a true match; borrows can only add false flags above a true one.
-pub(super) fn flag_bytes(word: u64, needle: u8) -> u64 {
+pub(crate) fn flag_bytes(word: u64, needle: u8) -> u64 {
     let v = word ^ (ONES * u64::from(needle));
     v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+/// Flags (high bit per byte) the bytes of `word` below `bound` (at most 0x80), with the same
+/// guarantee: the lowest flag is a true match.
+pub(crate) fn flag_below(word: u64, bound: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(bound)) & !word & HIGHS
 }
 
 /// Position of the first byte of `b` for which `flags` flags a match, 8 bytes per step, with
 /// `plain` for the tail. Lines and label values are short, so this beats a vectorised search
 /// and its per-call set-up.
-pub(super) fn find_swar(
+pub(crate) fn find_swar(
     b: &[u8],
     flags: impl Fn(u64) -> u64,
     plain: impl Fn(u8) -> bool,

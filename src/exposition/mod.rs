@@ -14,6 +14,8 @@ pub mod write;
 use std::borrow::Cow;
 use std::ops::Range;
 
+/// The eight-bytes-at-a-time search, shared with the proxy's chunk scanner.
+pub(crate) use lex::{find_swar, flag_below, flag_bytes};
 pub use parse::{Mode, ParseError, ParseErrorKind, parse, parse_openmetrics};
 
 /// Parses `text` as OpenMetrics (held to its specification) when `openmetrics`, else as text

@@ -439,33 +439,18 @@ fn unescape_key(raw: &[u8]) -> Vec<u8> {
 }
 
 /// Where a string's text stops: the first quote, backslash or (when `controls`) control
-/// character in `bytes`. Eight bytes at a time: a chunk's strings are short (keys, a token's
-/// text), where a library search's set-up, and a second pass for control bytes, cost more.
-/// In each word, bytes equal to a value become zero bytes after an exclusive or, and a zero
-/// (or a byte below 0x20) sets its high bit in `x - 0x01…01 & !x & 0x80…80`; the lowest set
-/// bit is exact (a borrow can only mark bytes above a marked one).
+/// character in `bytes`, in one pass eight bytes at a time: a chunk's strings are short
+/// (keys, a token's text), where a library search's set-up, and a second pass for control
+/// bytes, cost more.
 #[inline(always)]
 fn string_stop(bytes: &[u8], controls: bool) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let marks = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let control_bytes = if controls { HIGHS } else { 0 };
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for word in words.by_ref() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        let found = marks(w ^ (ONES * u64::from(b'"')))
-            | marks(w ^ (ONES * u64::from(b'\\')))
-            | (w.wrapping_sub(ONES * 0x20) & !w & control_bytes);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let stops = |c: &u8| *c == b'"' || *c == b'\\' || (controls && *c < 0x20);
-    words.remainder().iter().position(stops).map(|i| at + i)
+    use crate::exposition::{find_swar, flag_below, flag_bytes};
+    let below = if controls { 0x20 } else { 0 };
+    find_swar(
+        bytes,
+        |w| flag_bytes(w, b'"') | flag_bytes(w, b'\\') | flag_below(w, below),
+        |c| c == b'"' || c == b'\\' || c < below,
+    )
 }
 
 #[cfg(test)]
