@@ -8,9 +8,9 @@
 //! What it takes: HTTP/1.1 and 1.0, keep-alive, pipelined requests (one at a time), bodies
 //! by `Content-Length` or chunked, `Expect: 100-continue`. What it refuses: a head over
 //! 64 KiB or with over 100 headers, both framings at once, codings other than chunked, a
-//! broken chunked body. A client that goes away while its answer streams is noticed at
-//! once (its connection reads end), which drops the upstream request and records the
-//! request as cancelled.
+//! broken chunked body. A client that goes away while its answer is prepared or streams is
+//! noticed at once (its connection reads end), which drops the upstream request and
+//! records the request as a client disconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,23 +201,23 @@ impl Connection {
         *request.body_mut() = Body::from(body);
         let keep_alive = head.keep_alive && read_whole && !over_limit;
         self.unread = !read_whole || over_limit;
-        let Some(response) = self.route_watching_the_client(request).await else {
-            return Err(Closed);
-        };
+        // If the client goes away before the answer starts, the request is dropped (and
+        // with it the upstream request), as it is when it goes away mid-answer.
+        let response = self
+            .watching_the_client(route(self.proxy.clone(), request))
+            .await?;
         self.answer(response, head_only, http10, keep_alive).await
     }
 
-    /// Routes the request while watching the client: if it goes away before the answer
-    /// starts, the request is dropped (and with it the upstream request), as it is when the
-    /// client goes away mid-answer.
-    async fn route_watching_the_client(&mut self, request: Request) -> Option<Response> {
-        let route = route(self.proxy.clone(), request);
-        tokio::pin!(route);
+    /// Awaits `work` while watching the client: the end of its side means it went away,
+    /// which drops `work`. Bytes it sends meanwhile (a pipelined request) are kept.
+    async fn watching_the_client<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Closed> {
+        tokio::pin!(work);
         loop {
             tokio::select! {
-                response = &mut route => return Some(response),
+                done = &mut work => return Ok(done),
                 read = self.tcp.read_buf(&mut self.input), if self.input.len() < MAX_HEAD => {
-                    read_outcome(read).ok()?;
+                    read_outcome(read)?;
                 }
             }
         }
@@ -227,10 +227,7 @@ impl Connection {
     /// nothing has come yet (and not past a shutdown), or for the rest of a started head.
     async fn read_head_part(&mut self) -> Result<(), Closed> {
         if !self.input.is_empty() {
-            return match tokio::time::timeout(HEAD_TIMEOUT, self.read()).await {
-                Ok(result) => result,
-                Err(_) => Err(Closed),
-            };
+            return self.read_within(HEAD_TIMEOUT).await;
         }
         if *self.stopping.borrow() {
             return Err(Closed);
@@ -244,10 +241,14 @@ impl Connection {
         }
     }
 
-    /// Appends what the socket has; `Closed` at its end or on an error.
-    async fn read(&mut self) -> Result<(), Closed> {
+    /// Appends what the socket has within `limit`; `Closed` at its end, on an error or when
+    /// nothing came in time.
+    async fn read_within(&mut self, limit: Duration) -> Result<(), Closed> {
         reserve(&mut self.input);
-        read_outcome(self.tcp.read_buf(&mut self.input).await)
+        match tokio::time::timeout(limit, self.tcp.read_buf(&mut self.input)).await {
+            Ok(read) => read_outcome(read),
+            Err(_) => Err(Closed),
+        }
     }
 
     /// Reads the request body (at most one byte over `limit`, which the handler refuses);
@@ -260,7 +261,7 @@ impl Connection {
         match framing {
             BodyFraming::Length(n) => {
                 while self.input.len() < n {
-                    self.read_body_part().await?;
+                    self.read_within(BODY_TIMEOUT).await?;
                 }
                 let body = self.input[..n].to_vec();
                 self.input.drain(..n);
@@ -274,19 +275,12 @@ impl Connection {
                         None => return Ok(None),
                         Some(true) => break,
                         Some(false) if body.len() > limit => break,
-                        Some(false) => self.read_body_part().await?,
+                        Some(false) => self.read_within(BODY_TIMEOUT).await?,
                     }
                 }
                 self.reclaim();
                 Ok(Some(body))
             }
-        }
-    }
-
-    async fn read_body_part(&mut self) -> Result<(), Closed> {
-        match tokio::time::timeout(BODY_TIMEOUT, self.read()).await {
-            Ok(result) => result,
-            Err(_) => Err(Closed),
         }
     }
 
@@ -320,37 +314,26 @@ impl Connection {
         let (parts, mut body) = response.into_parts();
         let status = parts.status;
         let exact = HttpBody::size_hint(&body).exact();
-        let no_body =
-            head_only || status.is_informational() || matches!(status.as_u16(), 204 | 304);
-        let framing = match (no_body, exact) {
-            (true, _) => Framing::None,
-            (false, Some(n)) => Framing::Length(n),
-            (false, None) if http10 => Framing::Close,
-            (false, None) => Framing::Chunked,
+        let bodiless = status.is_informational() || matches!(status.as_u16(), 204 | 304);
+        let framing = match exact {
+            _ if bodiless => Framing::None(None),
+            // A HEAD answer says the length its body would have.
+            length if head_only => Framing::None(length),
+            Some(n) => Framing::Length(n),
+            None if http10 => Framing::Close,
+            None => Framing::Chunked,
         };
         let keep_alive = keep_alive && framing != Framing::Close;
-        let length = if matches!(status.as_u16(), 204 | 304) || status.is_informational() {
-            None
-        } else {
-            exact
-        };
         let mut out = Vec::with_capacity(1024);
-        wire::write_head(
-            &mut out,
-            status,
-            &parts.headers,
-            framing,
-            length,
-            keep_alive,
-        );
-        if framing == Framing::None {
+        wire::write_head(&mut out, status, &parts.headers, framing, keep_alive);
+        if let Framing::None(_) = framing {
             self.write(&out).await?;
             return Ok(keep_alive);
         }
         loop {
             // Pieces ready at once join the bytes waiting; otherwise those go out first.
             let piece = if out.is_empty() {
-                self.wait_for_piece(&mut body).await?
+                as_data(self.watching_the_client(body.frame()).await?)
             } else {
                 match body.frame().now_or_never() {
                     Some(frame) => as_data(frame),
@@ -381,23 +364,6 @@ impl Connection {
             if out.len() >= COALESCE {
                 self.write(&out).await?;
                 out.clear();
-            }
-        }
-    }
-
-    /// Waits for the body's next piece (`None` at its end) while watching the client: the
-    /// end of its side means it went away, which ends the answer (and drops the upstream
-    /// request with it). Bytes it sends meanwhile (a pipelined request) are kept.
-    async fn wait_for_piece(&mut self, body: &mut Body) -> Result<Piece, Closed> {
-        loop {
-            tokio::select! {
-                frame = body.frame() => return Ok(as_data(frame)),
-                read = self.tcp.read_buf(&mut self.input), if self.input.len() < MAX_HEAD => {
-                    match read {
-                        Ok(0) | Err(_) => return Err(Closed),
-                        Ok(_) => continue,
-                    }
-                }
             }
         }
     }

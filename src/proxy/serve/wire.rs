@@ -127,8 +127,9 @@ fn has_token(value: &str, token: &str) -> bool {
 /// How an answer's body goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Framing {
-    /// No body (HEAD, 1xx, 204, 304): the head alone.
-    None,
+    /// No body (HEAD, 1xx, 204, 304): the head alone, with the length the body would have
+    /// when the answer is to a HEAD and it is known.
+    None(Option<u64>),
     /// A body whose length is known before it is sent.
     Length(u64),
     /// A streamed body in chunks.
@@ -144,7 +145,6 @@ pub(super) fn write_head(
     status: StatusCode,
     headers: &HeaderMap,
     framing: Framing,
-    length: Option<u64>,
     keep_alive: bool,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -169,9 +169,9 @@ pub(super) fn write_head(
         out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    match (framing, length) {
-        (Framing::Chunked, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        (Framing::Length(n), _) | (Framing::None, Some(n)) => {
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Length(n) | Framing::None(Some(n)) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -215,7 +215,6 @@ pub(super) fn refusal(status: StatusCode) -> Vec<u8> {
         status,
         &HeaderMap::new(),
         Framing::Length(0),
-        None,
         false,
     );
     out

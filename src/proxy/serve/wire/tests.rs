@@ -152,14 +152,7 @@ fn answer_heads_replace_the_framing_and_hop_headers() {
         HeaderValue::from_static("Tue, 01 Dec 2026 00:00:00 GMT"),
     );
     let mut out = Vec::new();
-    write_head(
-        &mut out,
-        StatusCode::OK,
-        &headers,
-        Framing::Chunked,
-        None,
-        true,
-    );
+    write_head(&mut out, StatusCode::OK, &headers, Framing::Chunked, true);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ndate: Tue, 01 Dec 2026 00:00:00 GMT\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -170,7 +163,6 @@ fn answer_heads_replace_the_framing_and_hop_headers() {
         StatusCode::NOT_FOUND,
         &HeaderMap::new(),
         Framing::Length(7),
-        Some(7),
         false,
     );
     let text = String::from_utf8(out).unwrap();
