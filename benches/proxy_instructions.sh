@@ -3,7 +3,10 @@
 # time on a shared machine, and blind to the kernel (which `strace -c` covers). The proxy
 # runs under valgrind twice, for 200 and for 1,200 streamed requests (`instant` profile,
 # 16 tokens, 20 streams); the difference over 1,000 cancels start-up and shutdown.
-# Usage: benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
+# With OTLP=1 the proxy also sends a span for every request and its metrics every 5 s to a
+# local sink that answers 200 (`benches/otlp_sink.py`): the difference between the two counts
+# is what tracing adds per request.
+# Usage: [OTLP=1] benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
 # with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=false gives
 # callgrind_annotate's per-line view of the output files it names)
 set -euo pipefail
@@ -13,11 +16,18 @@ bin=${1:-$TARGET/release/llmwatch}
 work=$(mktemp -d)
 "$bin" sim --engine vllm:18750 --profile instant >"$work/sim.log" 2>&1 &
 sim=$!
-trap 'kill $sim 2>/dev/null || true' EXIT
+otlp=()
+sink=
+if [ "${OTLP:-0}" = 1 ]; then
+  python3 benches/otlp_sink.py 18752 >"$work/sink.log" 2>&1 &
+  sink=$!
+  otlp=(--otlp-endpoint http://127.0.0.1:18752 --otlp-interval 5s --otlp-trace-ratio 1)
+fi
+trap 'kill $sim $sink 2>/dev/null || true' EXIT
 declare -A total
 for n in 200 1200; do
   valgrind --tool=callgrind --callgrind-out-file="$work/proxy.$n.out" "$bin" proxy \
-    --upstream http://127.0.0.1:18750 --listen 127.0.0.1:18751 >"$work/proxy.$n.log" 2>&1 &
+    --upstream http://127.0.0.1:18750 --listen 127.0.0.1:18751 "${otlp[@]}" >"$work/proxy.$n.log" 2>&1 &
   proxy=$!
   for _ in $(seq 1 150); do curl -sf http://127.0.0.1:18751/metrics >/dev/null && break; sleep 0.2; done
   "$bin" bench http://127.0.0.1:18751 --concurrency 20 --requests "$n" --input-tokens 32 \

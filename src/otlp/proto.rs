@@ -22,6 +22,26 @@ impl Message {
         Message::default()
     }
 
+    /// An empty message with room for `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> Message {
+        Message {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Bytes a length-delimited field `field` of `len` bytes takes, key and length included.
+    pub fn field_len(field: u32, len: usize) -> usize {
+        varint_len(u64::from(field) << 3 | u64::from(LENGTH_DELIMITED))
+            + varint_len(len as u64)
+            + len
+    }
+
+    /// The key and length of a nested message of `len` bytes, whose fields are written next.
+    pub fn head(&mut self, field: u32, len: usize) {
+        self.key(field, LENGTH_DELIMITED);
+        self.varint(len as u64);
+    }
+
     /// The encoded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
@@ -184,6 +204,26 @@ impl Message {
         self.double_always(4, value);
     }
 
+    /// A `KeyValue` field whose value is an array of strings, written in place.
+    pub fn strings_kv(&mut self, field: u32, key: &str, items: &[String]) {
+        // Each item: an `ArrayValue` entry holding an `AnyValue` holding the string.
+        let any_len = |item: &String| 1 + varint_len(item.len() as u64) + item.len();
+        let array_len: usize = items
+            .iter()
+            .map(|item| 1 + varint_len(any_len(item) as u64) + any_len(item))
+            .sum();
+        self.kv_head(field, key, 1 + varint_len(array_len as u64) + array_len);
+        self.key(5, LENGTH_DELIMITED);
+        self.varint(array_len as u64);
+        for item in items {
+            self.key(1, LENGTH_DELIMITED);
+            self.varint(any_len(item) as u64);
+            self.key(1, LENGTH_DELIMITED);
+            self.varint(item.len() as u64);
+            self.buf.extend_from_slice(item.as_bytes());
+        }
+    }
+
     /// The `KeyValue` field's key, length, its key string and the `AnyValue` field's head,
     /// for an `AnyValue` body of `any_len` bytes.
     fn kv_head(&mut self, field: u32, key: &str, any_len: usize) {
@@ -204,35 +244,35 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// `opentelemetry.proto.common.v1.KeyValue`: `key` and an `AnyValue` holding `any`.
-fn key_value(key: &str, any: Message) -> Message {
-    let mut kv = Message::new();
-    kv.string(1, key);
-    kv.message(2, any);
-    kv
-}
-
-/// `KeyValue` with an array of strings.
-pub fn strings_attribute(key: &str, items: &[String]) -> Message {
-    let mut array = Message::new();
-    for item in items {
-        let mut any = Message::new();
-        any.key(1, LENGTH_DELIMITED);
-        any.varint(item.len() as u64);
-        any.buf.extend_from_slice(item.as_bytes());
-        array.message(1, any);
-    }
-    let mut any = Message::new();
-    any.message(5, array);
-    key_value(key, any)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     // The nested encoding, message inside message, as a reference for the in-place
     // writers the exporters use.
+
+    /// `opentelemetry.proto.common.v1.KeyValue`: `key` and an `AnyValue` holding `any`.
+    fn key_value(key: &str, any: Message) -> Message {
+        let mut kv = Message::new();
+        kv.string(1, key);
+        kv.message(2, any);
+        kv
+    }
+
+    /// `KeyValue` with an array of strings.
+    fn strings_attribute(key: &str, items: &[String]) -> Message {
+        let mut array = Message::new();
+        for item in items {
+            let mut any = Message::new();
+            any.key(1, LENGTH_DELIMITED);
+            any.varint(item.len() as u64);
+            any.buf.extend_from_slice(item.as_bytes());
+            array.message(1, any);
+        }
+        let mut any = Message::new();
+        any.message(5, array);
+        key_value(key, any)
+    }
 
     /// `KeyValue` with a string value (present even when empty).
     fn string_attribute(key: &str, value: &str) -> Message {
@@ -319,6 +359,16 @@ mod tests {
         nested.message(9, bool_attribute("b", true));
         nested.message(9, double_attribute("d", 0.25));
         assert_eq!(direct.into_bytes(), nested.into_bytes());
+        let long = "y".repeat(300);
+        for items in [vec![], vec!["stop".to_string()], vec![String::new(), long]] {
+            let (mut direct, mut nested) = (Message::new(), Message::new());
+            direct.strings_kv(9, "gen_ai.response.finish_reasons", &items);
+            nested.message(
+                9,
+                strings_attribute("gen_ai.response.finish_reasons", &items),
+            );
+            assert_eq!(direct.into_bytes(), nested.into_bytes(), "{items:?}");
+        }
         assert_eq!(varint_len(0), 1);
         assert_eq!(varint_len(127), 1);
         assert_eq!(varint_len(128), 2);

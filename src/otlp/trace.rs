@@ -15,6 +15,10 @@ use super::{Resource, unix_nanos};
 pub const QUEUE: usize = 4096;
 /// Spans in one export, at most.
 const BATCH: usize = 512;
+/// How long a batch that is not full waits for more spans before it is exported: under
+/// load, exports of hundreds of spans instead of a post per handful (OpenTelemetry's batch
+/// span processor waits up to 5 s; spans here reach the backend within a tenth of that).
+const GATHER: Duration = Duration::from_millis(100);
 
 /// A request's place in a trace: the trace, this span, its parent (the caller's span, when
 /// the request came with a `traceparent`) and whether it is sampled.
@@ -123,15 +127,16 @@ impl TraceContext {
         }
     }
 
-    /// The `traceparent` to send upstream: this trace, this span as the parent.
-    pub fn traceparent(&self) -> String {
-        let mut out = String::with_capacity(55);
-        out.push_str("00-");
-        out.push_str(&hex(&self.trace_id));
-        out.push('-');
-        out.push_str(&hex(&self.span_id));
-        out.push_str(if self.sampled { "-01" } else { "-00" });
-        out
+    /// The `traceparent` to send upstream: this trace, this span as the parent. Written
+    /// into a fixed array: this runs per request.
+    pub fn traceparent(&self) -> TraceParent {
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_into(&self.trace_id, &mut out[3..35]);
+        hex_into(&self.span_id, &mut out[36..52]);
+        if self.sampled {
+            out[54] = b'1';
+        }
+        TraceParent(out)
     }
 
     /// The trace id as 32 lower-case hex digits (for exemplars and logs).
@@ -140,15 +145,35 @@ impl TraceContext {
     }
 }
 
-/// Lower-case hex, written into one string (this runs per request).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+/// A `traceparent` header's value: `00-{trace id}-{parent id}-{flags}`, 55 ASCII bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent([u8; 55]);
+
+impl TraceParent {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
-    out
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits and dashes only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// Writes `bytes` as lower-case hex into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -191,6 +216,8 @@ pub enum Value {
     /// A fixed word (an operation, an outcome): no allocation per span.
     Word(&'static str),
     Str(String),
+    /// A string shared by every span (the upstream's host, the provider): no copy per span.
+    Shared(Arc<str>),
     Int(i64),
     Double(f64),
     Bool(bool),
@@ -205,12 +232,11 @@ pub fn write_attributes(message: &mut Message, field: u32, attributes: &[(&'stat
         match value {
             Value::Word(s) => message.string_kv(field, key, s),
             Value::Str(s) => message.string_kv(field, key, s),
+            Value::Shared(s) => message.string_kv(field, key, s),
             Value::Int(i) => message.int_kv(field, key, *i),
             Value::Double(d) => message.double_kv(field, key, *d),
             Value::Bool(b) => message.bool_kv(field, key, *b),
-            Value::Strings(items) => {
-                message.message(field, super::proto::strings_attribute(key, items));
-            }
+            Value::Strings(items) => message.strings_kv(field, key, items),
         }
     }
 }
@@ -265,24 +291,43 @@ impl SpanRecord {
     }
 }
 
-/// `ExportTraceServiceRequest` for `spans`.
-pub fn encode(spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
-    let mut scope = Message::new();
-    scope.string(1, "llmwatch");
-    scope.string(2, env!("CARGO_PKG_VERSION"));
-    let mut scope_spans = Message::new();
-    scope_spans.message(1, scope);
-    let (mut span, mut scratch) = (Message::new(), Message::new());
-    for record in spans {
-        record.write(&mut span, &mut scratch);
-        scope_spans.nested(2, span.as_bytes());
+/// Encodes batches of spans as `ExportTraceServiceRequest`s. Its buffers (a span, its
+/// events, the batch's spans) keep their capacity from one batch to the next, and the
+/// batch is copied once, into the body, whose length is known by then.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    span: Message,
+    scratch: Message,
+    scope_spans: Message,
+}
+
+impl Encoder {
+    /// The request body for `spans`.
+    pub fn encode(&mut self, spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
+        let Encoder {
+            span,
+            scratch,
+            scope_spans,
+        } = self;
+        scope_spans.clear();
+        scratch.clear();
+        scratch.string(1, "llmwatch");
+        scratch.string(2, env!("CARGO_PKG_VERSION"));
+        scope_spans.nested(1, scratch.as_bytes());
+        for record in spans {
+            record.write(span, scratch);
+            scope_spans.nested(2, span.as_bytes());
+        }
+        let resource = resource.message();
+        // ResourceSpans { resource = 1, scope_spans = 2 } inside the request's field 1.
+        let resource_spans =
+            Message::field_len(1, resource.len()) + Message::field_len(2, scope_spans.len());
+        let mut request = Message::with_capacity(Message::field_len(1, resource_spans));
+        request.head(1, resource_spans);
+        request.nested(1, resource.as_bytes());
+        request.nested(2, scope_spans.as_bytes());
+        request.into_bytes()
     }
-    let mut resource_spans = Message::new();
-    resource_spans.message(1, resource.message());
-    resource_spans.message(2, scope_spans);
-    let mut request = Message::new();
-    request.message(1, resource_spans);
-    request.into_bytes()
 }
 
 /// Where finished spans go: a bounded queue to the exporter task.
@@ -344,8 +389,8 @@ pub fn tracer(
     (tracer, run_traces(config, spans, stats))
 }
 
-/// Exports queued spans in batches: as soon as some are waiting, up to [`BATCH`] at a time,
-/// one export at a time. A refused or failed batch is dropped and counted.
+/// Exports queued spans in batches of up to [`BATCH`], one export at a time: a full batch at
+/// once, a partial one after [`GATHER`]. A refused or failed batch is dropped and counted.
 async fn run_traces(
     config: TraceConfig,
     mut spans: tokio::sync::mpsc::Receiver<SpanRecord>,
@@ -353,12 +398,22 @@ async fn run_traces(
 ) {
     let client = super::push::client(config.protocol, config.ca.as_deref());
     let mut batch = Vec::with_capacity(BATCH);
+    let mut encoder = Encoder::default();
     let mut quiet_until: Option<std::time::Instant> = None;
     while spans.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(GATHER).await;
+            while batch.len() < BATCH {
+                let Ok(span) = spans.try_recv() else {
+                    break;
+                };
+                batch.push(span);
+            }
+        }
         if let Some(until) = quiet_until.take() {
             tokio::time::sleep_until(until.into()).await;
         }
-        let body = encode(&batch, &config.resource);
+        let body = encoder.encode(&batch, &config.resource);
         let posted = post(
             (&client, config.protocol),
             &config.url,
@@ -377,6 +432,21 @@ async fn run_traces(
         .emit(&stats);
         batch.clear();
     }
+}
+
+/// Runs the span exporter (what [`tracer`] returns beside the tracer) on a thread of its
+/// own with its own runtime, so encoding and posting batches never take the serving
+/// thread's time, as the OpenTelemetry SDKs' batch processors run on theirs. The thread
+/// ends when every tracer is dropped and the queue is drained.
+pub fn spawn_exporter(
+    exporter: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("otlp-traces".to_string())
+        .spawn(move || runtime.block_on(exporter))
 }
 
 /// The host and port of a base URL (`http://host:port/...`), read without a URL parser:
@@ -409,134 +479,4 @@ pub fn unix_at(at: std::time::Instant, base: (std::time::Instant, SystemTime)) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SAMPLER: Sampler = Sampler {
-        ratio: 1.0,
-        keep_slower_than: Duration::from_secs(5),
-    };
-
-    #[test]
-    fn a_valid_traceparent_is_continued_with_a_new_span() {
-        let ids = Ids::default();
-        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let ctx = TraceContext::start(Some(incoming), &ids, &SAMPLER);
-        assert_eq!(ctx.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(
-            ctx.parent,
-            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
-        );
-        assert!(ctx.sampled);
-        let forwarded = ctx.traceparent();
-        assert!(forwarded.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-        assert!(
-            !forwarded.contains("00f067aa0ba902b7"),
-            "our span is the parent upstream"
-        );
-        // Not sampled by the caller: not sampled here, whatever the ratio.
-        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
-        assert!(!TraceContext::start(Some(unsampled), &ids, &SAMPLER).sampled);
-    }
-
-    #[test]
-    fn an_invalid_traceparent_starts_a_new_trace() {
-        let ids = Ids::default();
-        for bad in [
-            "",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-        ] {
-            let ctx = TraceContext::start(Some(bad), &ids, &SAMPLER);
-            assert_eq!(ctx.parent, None, "{bad:?}");
-            assert_ne!(
-                ctx.trace_hex(),
-                "4bf92f3577b34da6a3ce929d0e0e4736",
-                "{bad:?}"
-            );
-        }
-        // A later version may add fields.
-        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
-        assert!(
-            TraceContext::start(Some(later), &ids, &SAMPLER)
-                .parent
-                .is_some()
-        );
-    }
-
-    #[test]
-    fn the_ratio_samples_its_share_of_new_traces_and_errors_and_slow_ones_are_kept() {
-        let ids = Ids::default();
-        let sampler = Sampler {
-            ratio: 0.25,
-            keep_slower_than: Duration::from_secs(2),
-        };
-        let n = 20_000;
-        let sampled = (0..n)
-            .filter(|_| TraceContext::start(None, &ids, &sampler).sampled)
-            .count();
-        let share = sampled as f64 / n as f64;
-        assert!((share - 0.25).abs() < 0.02, "{share}");
-        let ctx = TraceContext::start(
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
-            &ids,
-            &sampler,
-        );
-        assert!(!sampler.keeps(&ctx, false, Duration::from_millis(10)));
-        assert!(sampler.keeps(&ctx, true, Duration::from_millis(10)));
-        assert!(sampler.keeps(&ctx, false, Duration::from_secs(3)));
-    }
-
-    #[test]
-    fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
-        let stats = ExportStats::default();
-        let config = TraceConfig {
-            url: "http://127.0.0.1:9/v1/traces".to_string(),
-            protocol: crate::otlp::Protocol::HttpProtobuf,
-            ca: None,
-            headers: Vec::new(),
-            timeout: Duration::from_secs(1),
-            sampler: SAMPLER,
-            resource: Resource {
-                attributes: Vec::new(),
-            },
-            provider: None,
-        };
-        // The exporter is never run: nothing drains the queue.
-        let (tracer, _exporter) = tracer(config, stats.clone());
-        let ctx = TraceContext::start(None, &tracer.ids, &SAMPLER);
-        let span = SpanRecord {
-            ctx,
-            operation: "chat",
-            model: "m".to_string(),
-            kind: 3,
-            start_unix_ns: 1,
-            end_unix_ns: 2,
-            attributes: Vec::new(),
-            events: Vec::new(),
-            error: None,
-        };
-        for _ in 0..QUEUE + 5 {
-            tracer.finish(span.clone());
-        }
-        let dropped = stats
-            .dropped
-            .get_or_create(&super::super::push::ExportLabels {
-                signal: "traces".to_string(),
-                result: "queue_full".to_string(),
-            })
-            .get();
-        assert_eq!(dropped, 5);
-    }
-
-    #[test]
-    fn ids_are_distinct() {
-        let ids = Ids::default();
-        let mut seen = std::collections::HashSet::new();
-        assert!((0..10_000).all(|_| seen.insert(ids.span_id())));
-    }
-}
+mod tests;

@@ -16,13 +16,41 @@ use crate::client_metrics::REQUEST_LATENCIES as FAMILIES;
 /// happens per request, allocates nothing.
 type Key = (usize, u64, usize);
 
+/// Hashes a [`Key`], whose middle part is already a hash, with a multiply per part rather
+/// than SipHash's rounds (the map is noted in per request; its keys are not chosen by
+/// clients: models outside the configured set share one label).
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type KeyMap = HashMap<Key, Latest, std::hash::BuildHasherDefault<KeyHasher>>;
+
 /// A bucket's latest exemplar: trace id, value, Unix time in seconds.
 type Latest = ([u8; 16], f64, f64);
 
 /// The latest exemplar per bucket.
 #[derive(Debug, Default)]
 pub struct Exemplars {
-    recent: Mutex<HashMap<Key, Latest>>,
+    recent: Mutex<KeyMap>,
 }
 
 /// The hash of a series' labels: operation, requested model, answering model, error type
@@ -43,17 +71,24 @@ fn bucket(bounds: &[f64], value: f64) -> usize {
 impl Exemplars {
     /// Notes that a request of the series with `labels` (as
     /// [`crate::client_metrics::Completion::label_values`] gives them) and exported trace
-    /// `trace` took `value` seconds in `family`'s measure, at Unix time `at`.
-    pub fn note(&self, family: &str, labels: [&str; 4], value: f64, trace: &[u8; 16], at: f64) {
-        let Some((index, (_, bounds))) = FAMILIES.iter().enumerate().find(|(_, f)| f.0 == family)
-        else {
-            return;
-        };
-        let key = (index, series(labels), bucket(bounds, value));
-        self.recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (*trace, value, at));
+    /// `trace`, ended at Unix time `at`, took `latencies` seconds in each of [`FAMILIES`]'
+    /// measures (none where it has no such time). The last family's series carry the
+    /// operation's labels only.
+    pub fn note(&self, labels: [&str; 4], latencies: [Option<f64>; 3], trace: &[u8; 16], at: f64) {
+        let full = series(labels);
+        let operation_only = series([labels[0], labels[1], "", ""]);
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for (index, ((_, bounds), value)) in FAMILIES.iter().zip(latencies).enumerate() {
+            let Some(value) = value else {
+                continue;
+            };
+            let hash = if index + 1 == FAMILIES.len() {
+                operation_only
+            } else {
+                full
+            };
+            recent.insert((index, hash, bucket(bounds, value)), (*trace, value, at));
+        }
     }
 
     /// `text` (the proxy's metrics as text 0.0.4) as OpenMetrics, each latency bucket with

@@ -157,9 +157,9 @@ async fn measured(
             received,
             operation_name,
             model.unwrap_or("unknown"),
-            &upstream.base,
+            &upstream.server,
         );
-        if let Ok(value) = header::HeaderValue::from_str(&traceparent) {
+        if let Ok(value) = header::HeaderValue::from_bytes(traceparent.as_bytes()) {
             headers.insert("traceparent", value);
         }
         observation.trace(span);

@@ -133,7 +133,7 @@ pub struct Proxy {
     /// The running totals copied every few seconds, for windowed views.
     recent: recent::Recent,
     /// Where request spans go, when traces are exported.
-    tracer: Option<crate::otlp::trace::Tracer>,
+    tracer: Option<Arc<crate::otlp::trace::Tracer>>,
 }
 
 pub use recent::Totals;
@@ -202,7 +202,7 @@ impl Proxy {
 
     /// Exports a span per measured request through `tracer` (before the proxy is shared).
     pub fn set_tracer(&mut self, tracer: crate::otlp::trace::Tracer) {
-        self.tracer = Some(tracer);
+        self.tracer = Some(Arc::new(tracer));
     }
 
     /// Copies the running totals for [`Proxy::ttft_over`] and [`Proxy::outcome_rates`].

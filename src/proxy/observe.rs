@@ -200,11 +200,11 @@ impl Observation {
                 first_content: self.first_content,
                 input_tokens: self.input_tokens,
                 output_tokens: output,
-                finish_reason: self.finish_reason.clone(),
+                finish_reason: self.finish_reason.take(),
                 response_model: self.response_model.take(),
                 streamed: self.streamed,
             };
-            if let Some((trace, at)) = span.end(&facts, outcome) {
+            if let Some((trace, at)) = span.end(facts, outcome) {
                 self.note_exemplars(&trace, at, duration);
             }
         }
@@ -215,19 +215,13 @@ impl Observation {
     /// series carry the operation's labels only).
     fn note_exemplars(&self, trace: &[u8; 16], at: f64, duration: f64) {
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
-        let exemplars = &self.metrics.exemplars;
+        let latencies = [
+            Some(duration),
+            self.first_chunk.map(since),
+            self.first_content.map(since),
+        ];
         let series = self.labels.label_values();
-        let family = "gen_ai_client_operation_duration_seconds";
-        exemplars.note(family, series, duration, trace, at);
-        if let Some(first) = self.first_chunk {
-            let family = "gen_ai_client_operation_time_to_first_chunk_seconds";
-            exemplars.note(family, series, since(first), trace, at);
-        }
-        if let Some(first) = self.first_content {
-            let operation_only = [series[0], series[1], "", ""];
-            let family = "llm_proxy_time_to_first_content_seconds";
-            exemplars.note(family, operation_only, since(first), trace, at);
-        }
+        self.metrics.exemplars.note(series, latencies, trace, at);
     }
 
     /// Looks at one SSE event's data; false when it is the usage chunk to remove.

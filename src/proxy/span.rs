@@ -10,15 +10,17 @@
 //! times less the proxy's microseconds; the client's own span, when it sends one, is the
 //! parent instead. Never the prompt, the answer, a key or a user in any attribute.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::otlp::trace::{SpanRecord, TraceContext, Tracer, Value, host_and_port, unix_at};
+use crate::otlp::trace::{SpanRecord, TraceContext, TraceParent, Tracer, Value, unix_at};
 
 use super::Outcome;
 
 /// A started span.
 pub struct SpanStart {
-    tracer: Tracer,
+    /// Shared, not cloned per request: a clone is an atomic count per channel and family.
+    tracer: Arc<Tracer>,
     ctx: TraceContext,
     /// The request's arrival on both clocks.
     received: (Instant, SystemTime),
@@ -26,7 +28,7 @@ pub struct SpanStart {
     /// The model asked for, as sent (spans are not metrics: no cardinality cap).
     model: String,
     /// The upstream's host and port.
-    server: (String, Option<u16>),
+    server: (Arc<str>, Option<u16>),
 }
 
 /// What the request's observation knows when it is recorded.
@@ -43,35 +45,35 @@ pub struct Facts {
 
 impl SpanStart {
     /// Starts the span of a request received at `received` with `traceparent` (if any), and
-    /// returns it with the `traceparent` to send upstream.
+    /// returns it with the `traceparent` to send upstream; `server` is the upstream's host
+    /// and port.
     pub fn begin(
-        tracer: &Tracer,
+        tracer: &Arc<Tracer>,
         traceparent: Option<&str>,
         received: Instant,
         operation: &'static str,
         model: &str,
-        upstream: &str,
-    ) -> (SpanStart, String) {
+        server: &(Arc<str>, Option<u16>),
+    ) -> (SpanStart, TraceParent) {
         let ctx = TraceContext::start(traceparent, &tracer.ids, &tracer.sampler);
         let wall = SystemTime::now()
             .checked_sub(received.elapsed())
             .unwrap_or_else(SystemTime::now);
-        let server = host_and_port(upstream);
         let forwarded = ctx.traceparent();
         let start = SpanStart {
-            tracer: tracer.clone(),
+            tracer: Arc::clone(tracer),
             ctx,
             received: (received, wall),
             operation,
             model: model.to_string(),
-            server,
+            server: server.clone(),
         };
         (start, forwarded)
     }
 
     /// Ends the span now with `outcome`, and queues it if the sampler keeps it; then the
     /// trace id and the end's Unix time in seconds, for exemplars.
-    pub fn end(self, facts: &Facts, outcome: Outcome) -> Option<([u8; 16], f64)> {
+    pub fn end(self, facts: Facts, outcome: Outcome) -> Option<([u8; 16], f64)> {
         let now = Instant::now();
         let error = outcome.error_type();
         let failed = error.is_some();
@@ -85,11 +87,11 @@ impl SpanStart {
             ("gen_ai.operation.name", Value::Word(self.operation)),
             ("gen_ai.request.model", Value::Str(self.model.clone())),
             ("gen_ai.request.stream", Value::Bool(facts.streamed)),
-            ("server.address", Value::Str(self.server.0)),
+            ("server.address", Value::Shared(self.server.0)),
             ("llmwatch.outcome", Value::Word(outcome.as_str())),
         ]);
         if let Some(provider) = &self.tracer.provider {
-            attributes.push(("gen_ai.provider.name", Value::Str(provider.to_string())));
+            attributes.push(("gen_ai.provider.name", Value::Shared(provider.clone())));
         }
         if let Some(port) = self.server.1 {
             attributes.push(("server.port", Value::Int(i64::from(port))));
@@ -102,11 +104,11 @@ impl SpanStart {
                 attributes.push((key, Value::Int(i64::try_from(n).unwrap_or(i64::MAX))));
             }
         }
-        if let Some(model) = &facts.response_model {
-            attributes.push(("gen_ai.response.model", Value::Str(model.clone())));
+        if let Some(model) = facts.response_model {
+            attributes.push(("gen_ai.response.model", Value::Str(model)));
         }
-        if let Some(reason) = &facts.finish_reason {
-            let reasons = vec![reason.clone()];
+        if let Some(reason) = facts.finish_reason {
+            let reasons = vec![reason];
             attributes.push(("gen_ai.response.finish_reasons", Value::Strings(reasons)));
         }
         if let Some(first) = facts.first_chunk {

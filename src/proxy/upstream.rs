@@ -17,6 +17,8 @@ pub struct Upstream {
     pub models: Vec<String>,
     /// The lean HTTP/1.1 client's pool, for `http://` upstreams.
     pub lean: Option<std::sync::Arc<crate::http1::Pool>>,
+    /// Its host and port, as spans name the server (read once, not per request).
+    pub server: (std::sync::Arc<str>, Option<u16>),
     outstanding: AtomicUsize,
     failed_at: Mutex<Option<Instant>>,
 }
@@ -69,8 +71,11 @@ impl Upstream {
             )),
             _ => None,
         };
+        let base = crate::bench::base_url(url).to_string();
+        let (server_host, server_port) = crate::otlp::trace::host_and_port(&base);
         Ok(Upstream {
-            base: crate::bench::base_url(url).to_string(),
+            server: (server_host.into(), server_port),
+            base,
             models,
             lean,
             outstanding: AtomicUsize::new(0),

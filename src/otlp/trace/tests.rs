@@ -1,0 +1,214 @@
+//! Trace context, sampling, ids, the span queue and the batch encoding.
+
+use super::*;
+
+const SAMPLER: Sampler = Sampler {
+    ratio: 1.0,
+    keep_slower_than: Duration::from_secs(5),
+};
+
+#[test]
+fn a_valid_traceparent_is_continued_with_a_new_span() {
+    let ids = Ids::default();
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let ctx = TraceContext::start(Some(incoming), &ids, &SAMPLER);
+    assert_eq!(ctx.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        ctx.parent,
+        Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+    );
+    assert!(ctx.sampled);
+    let forwarded = ctx.traceparent();
+    let forwarded = forwarded.as_str();
+    assert!(forwarded.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(
+        !forwarded.contains("00f067aa0ba902b7"),
+        "our span is the parent upstream"
+    );
+    // Not sampled by the caller: not sampled here, whatever the ratio.
+    let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    assert!(!TraceContext::start(Some(unsampled), &ids, &SAMPLER).sampled);
+}
+
+#[test]
+fn the_forwarded_traceparent_reads_back_as_this_span_and_its_flag() {
+    let ids = Ids::default();
+    for ratio in [0.0, 1.0] {
+        let sampler = Sampler { ratio, ..SAMPLER };
+        let ctx = TraceContext::start(None, &ids, &sampler);
+        let forwarded = ctx.traceparent();
+        assert_eq!(
+            parse_traceparent(forwarded.as_str()),
+            Some((ctx.trace_id, ctx.span_id, u8::from(ctx.sampled))),
+            "{}",
+            forwarded.as_str()
+        );
+        assert_eq!(forwarded.as_str().len(), 55);
+    }
+}
+
+#[test]
+fn an_invalid_traceparent_starts_a_new_trace() {
+    let ids = Ids::default();
+    for bad in [
+        "",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+    ] {
+        let ctx = TraceContext::start(Some(bad), &ids, &SAMPLER);
+        assert_eq!(ctx.parent, None, "{bad:?}");
+        assert_ne!(
+            ctx.trace_hex(),
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{bad:?}"
+        );
+    }
+    // A later version may add fields.
+    let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
+    assert!(
+        TraceContext::start(Some(later), &ids, &SAMPLER)
+            .parent
+            .is_some()
+    );
+}
+
+#[test]
+fn the_ratio_samples_its_share_of_new_traces_and_errors_and_slow_ones_are_kept() {
+    let ids = Ids::default();
+    let sampler = Sampler {
+        ratio: 0.25,
+        keep_slower_than: Duration::from_secs(2),
+    };
+    let n = 20_000;
+    let sampled = (0..n)
+        .filter(|_| TraceContext::start(None, &ids, &sampler).sampled)
+        .count();
+    let share = sampled as f64 / n as f64;
+    assert!((share - 0.25).abs() < 0.02, "{share}");
+    let ctx = TraceContext::start(
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+        &ids,
+        &sampler,
+    );
+    assert!(!sampler.keeps(&ctx, false, Duration::from_millis(10)));
+    assert!(sampler.keeps(&ctx, true, Duration::from_millis(10)));
+    assert!(sampler.keeps(&ctx, false, Duration::from_secs(3)));
+}
+
+#[test]
+fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
+    let stats = ExportStats::default();
+    let config = TraceConfig {
+        url: "http://127.0.0.1:9/v1/traces".to_string(),
+        protocol: crate::otlp::Protocol::HttpProtobuf,
+        ca: None,
+        headers: Vec::new(),
+        timeout: Duration::from_secs(1),
+        sampler: SAMPLER,
+        resource: Resource {
+            attributes: Vec::new(),
+        },
+        provider: None,
+    };
+    // The exporter is never run: nothing drains the queue.
+    let (tracer, _exporter) = tracer(config, stats.clone());
+    let ctx = TraceContext::start(None, &tracer.ids, &SAMPLER);
+    let span = SpanRecord {
+        ctx,
+        operation: "chat",
+        model: "m".to_string(),
+        kind: 3,
+        start_unix_ns: 1,
+        end_unix_ns: 2,
+        attributes: Vec::new(),
+        events: Vec::new(),
+        error: None,
+    };
+    for _ in 0..QUEUE + 5 {
+        tracer.finish(span.clone());
+    }
+    let dropped = stats
+        .dropped
+        .get_or_create(&super::super::push::ExportLabels {
+            signal: "traces".to_string(),
+            result: "queue_full".to_string(),
+        })
+        .get();
+    assert_eq!(dropped, 5);
+}
+
+fn span(ids: &Ids, model: &str, reasons: usize) -> SpanRecord {
+    SpanRecord {
+        ctx: TraceContext::start(None, ids, &SAMPLER),
+        operation: "chat",
+        model: model.to_string(),
+        kind: 3,
+        start_unix_ns: 1_700_000_000_000_000_000,
+        end_unix_ns: 1_700_000_000_250_000_000,
+        attributes: vec![
+            ("gen_ai.request.model", Value::Str(model.to_string())),
+            ("server.address", Value::Shared(Arc::from("127.0.0.1"))),
+            ("server.port", Value::Int(8000)),
+            ("gen_ai.request.stream", Value::Bool(true)),
+            ("gen_ai.response.time_to_first_chunk", Value::Double(0.05)),
+            (
+                "gen_ai.response.finish_reasons",
+                Value::Strings(vec!["stop".to_string(); reasons]),
+            ),
+        ],
+        events: vec![("gen_ai.first_chunk", 1_700_000_000_050_000_000)],
+        error: (reasons == 0).then_some("timeout"),
+    }
+}
+
+/// The request as nested messages, each built and then copied into its parent.
+fn nested_request(spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
+    let mut scope = Message::new();
+    scope.string(1, "llmwatch");
+    scope.string(2, env!("CARGO_PKG_VERSION"));
+    let mut scope_spans = Message::new();
+    scope_spans.message(1, scope);
+    for record in spans {
+        let (mut span, mut scratch) = (Message::new(), Message::new());
+        record.write(&mut span, &mut scratch);
+        scope_spans.message(2, span);
+    }
+    let mut resource_spans = Message::new();
+    resource_spans.message(1, resource.message());
+    resource_spans.message(2, scope_spans);
+    let mut request = Message::new();
+    request.message(1, resource_spans);
+    request.into_bytes()
+}
+
+#[test]
+fn a_reused_encoder_writes_what_nested_messages_would() {
+    let ids = Ids::default();
+    let resource = Resource {
+        attributes: vec![("service.name".to_string(), "llmwatch".to_string())],
+    };
+    let mut encoder = Encoder::default();
+    // A long batch, then shorter ones: nothing of an earlier batch may show through.
+    let long: Vec<SpanRecord> = (0..300)
+        .map(|i| span(&ids, &"m".repeat(i % 200), i % 3))
+        .collect();
+    for batch in [&long[..], &long[..1], &[], &long[7..9]] {
+        assert_eq!(
+            encoder.encode(batch, &resource),
+            nested_request(batch, &resource),
+            "{} spans",
+            batch.len()
+        );
+    }
+}
+
+#[test]
+fn ids_are_distinct() {
+    let ids = Ids::default();
+    let mut seen = std::collections::HashSet::new();
+    assert!((0..10_000).all(|_| seen.insert(ids.span_id())));
+}
