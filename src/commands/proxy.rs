@@ -46,8 +46,7 @@ pub async fn run(args: &ProxyCli) -> anyhow::Result<()> {
         );
         let (tracer, exporter) = crate::otlp::trace::tracer(traces, stats);
         proxy.set_tracer(tracer);
-        crate::otlp::trace::spawn_exporter(exporter)
-            .map_err(|e| anyhow::anyhow!("cannot start the span exporter: {e}"))?;
+        exporters.spawn(exporter);
     }
     let proxy = Arc::new(proxy);
     if let (Some(config), Some(stats)) = (otlp, otlp_stats) {

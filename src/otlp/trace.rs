@@ -434,21 +434,6 @@ async fn run_traces(
     }
 }
 
-/// Runs the span exporter (what [`tracer`] returns beside the tracer) on a thread of its
-/// own with its own runtime, so encoding and posting batches never take the serving
-/// thread's time, as the OpenTelemetry SDKs' batch processors run on theirs. The thread
-/// ends when every tracer is dropped and the queue is drained.
-pub fn spawn_exporter(
-    exporter: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("otlp-traces".to_string())
-        .spawn(move || runtime.block_on(exporter))
-}
-
 /// The host and port of a base URL (`http://host:port/...`), read without a URL parser:
 /// the proxy does this per request. The scheme's port when none is written.
 pub fn host_and_port(base: &str) -> (String, Option<u16>) {

@@ -321,8 +321,7 @@ async fn start_proxy(
     if let Some((config, stats)) = traces {
         let (tracer, exporter) = crate::otlp::trace::tracer(config, stats);
         proxy.set_tracer(tracer);
-        crate::otlp::trace::spawn_exporter(exporter)
-            .map_err(|e| UpError::Proxy(format!("cannot start the span exporter: {e}")))?;
+        tokio::spawn(exporter);
     }
     let proxy = Arc::new(proxy);
     let (listener, addr) = bind(&settings.listen).await?;
