@@ -109,7 +109,11 @@ pub struct Response {
 impl Pool {
     /// A pool for the `http://` server of `url` (its host must be an address or resolve now).
     pub fn new(url: &reqwest::Url) -> Result<Pool, String> {
-        let host = url.host_str().ok_or("no host in the URL")?;
+        // An IPv6 address is written in brackets, which the resolver does not take.
+        let host = url
+            .host_str()
+            .ok_or("no host in the URL")?
+            .trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
         let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
             .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -121,7 +125,11 @@ impl Pool {
     /// A pool for the `http://` server of `url`, whose host is resolved at each new
     /// connection rather than once.
     pub fn resolving(url: &reqwest::Url) -> Result<Pool, String> {
-        let host = url.host_str().ok_or("no host in the URL")?;
+        // An IPv6 address is written in brackets, which the resolver does not take.
+        let host = url
+            .host_str()
+            .ok_or("no host in the URL")?
+            .trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
         Ok(Pool::to(Server::Named(format!("{host}:{port}")), url, host))
     }
