@@ -142,26 +142,3 @@ impl SpanStart {
         Some((self.ctx.trace_id, end as f64 / 1e9))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::otlp::trace::host_and_port;
-
-    #[test]
-    fn an_upstreams_host_and_port_are_read_as_a_url_parser_would() {
-        for (base, host, port) in [
-            ("http://127.0.0.1:8000", "127.0.0.1", 8000),
-            ("http://vllm:8000/", "vllm", 8000),
-            ("https://engine.example.com/v1", "engine.example.com", 443),
-            ("http://user:secret@engine:9000", "engine", 9000),
-            ("http://[::1]:8080", "::1", 8080),
-            ("http://[::1]", "::1", 80),
-        ] {
-            assert_eq!(
-                host_and_port(base),
-                (host.to_string(), Some(port)),
-                "{base}"
-            );
-        }
-    }
-}

@@ -61,21 +61,18 @@ impl Upstream {
         // The lean client resolves its address once, so it takes plain HTTP to addresses
         // and localhost; names go through reqwest, which resolves them per connection.
         let host = parsed.host_str().unwrap_or_default();
-        let literal = host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok();
+        // An IPv6 address without its brackets, as spans name the server too.
+        let bare_host = host.trim_matches(['[', ']']);
+        let literal = bare_host.parse::<std::net::IpAddr>().is_ok();
         let lean = match parsed.scheme() {
             "http" if literal || host == "localhost" => Some(std::sync::Arc::new(
                 crate::http1::Pool::new(&parsed)?.with_connect_timeout(connect_timeout),
             )),
             _ => None,
         };
-        let base = crate::bench::base_url(url).to_string();
-        let (server_host, server_port) = crate::otlp::trace::host_and_port(&base);
         Ok(Upstream {
-            server: (server_host.into(), server_port),
-            base,
+            server: (bare_host.into(), parsed.port_or_known_default()),
+            base: crate::bench::base_url(url).to_string(),
             models,
             lean,
             outstanding: AtomicUsize::new(0),
@@ -142,6 +139,26 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn an_upstreams_server_is_its_host_without_brackets_and_its_port() {
+        for (arg, host, port) in [
+            ("http://127.0.0.1:8000", "127.0.0.1", 8000),
+            ("http://vllm:8000/,models=a", "vllm", 8000),
+            ("https://engine.example.com/v1", "engine.example.com", 443),
+            ("http://[::1]:8080", "::1", 8080),
+            ("http://[::1]", "::1", 80),
+        ] {
+            let upstream = Upstream::parse(arg, SECOND).unwrap();
+            assert_eq!(
+                (&*upstream.server.0, upstream.server.1),
+                (host, Some(port)),
+                "{arg}"
+            );
+            let base = crate::otlp::trace::host_and_port(&upstream.base);
+            assert_eq!((base.0.as_str(), base.1), (host, Some(port)), "{arg}");
+        }
+    }
 
     #[test]
     fn models_route_to_their_replicas_least_outstanding_first() {

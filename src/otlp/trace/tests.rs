@@ -212,3 +212,21 @@ fn ids_are_distinct() {
     let mut seen = std::collections::HashSet::new();
     assert!((0..10_000).all(|_| seen.insert(ids.span_id())));
 }
+
+#[test]
+fn an_upstreams_host_and_port_are_read_as_a_url_parser_would() {
+    for (base, host, port) in [
+        ("http://127.0.0.1:8000", "127.0.0.1", 8000),
+        ("http://vllm:8000/", "vllm", 8000),
+        ("https://engine.example.com/v1", "engine.example.com", 443),
+        ("http://user:secret@engine:9000", "engine", 9000),
+        ("http://[::1]:8080", "::1", 8080),
+        ("http://[::1]", "::1", 80),
+    ] {
+        assert_eq!(
+            host_and_port(base),
+            (host.to_string(), Some(port)),
+            "{base}"
+        );
+    }
+}
