@@ -206,3 +206,72 @@ pub(super) fn unescape_help(text: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// String equality without a library call for the short strings label names and values
+/// mostly are (a call per comparison costs more than the comparison). Comparing the
+/// bytes past the last whole word as the last eight (overlapping) measured slower.
+#[inline(always)]
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in x.by_ref().zip(y.by_ref()) {
+        if word(p) != word(q) {
+            return false;
+        }
+    }
+    tail_eq(x.remainder(), y.remainder())
+}
+
+/// Equality of two slices of one length below eight: four, two and one bytes at a time.
+#[inline(always)]
+fn tail_eq(mut a: &[u8], mut b: &[u8]) -> bool {
+    if let (Some((p, a4)), Some((q, b4))) = (a.split_first_chunk::<4>(), b.split_first_chunk::<4>())
+    {
+        if p != q {
+            return false;
+        }
+        (a, b) = (a4, b4);
+    }
+    if let (Some((p, a2)), Some((q, b2))) = (a.split_first_chunk::<2>(), b.split_first_chunk::<2>())
+    {
+        if p != q {
+            return false;
+        }
+        (a, b) = (a2, b2);
+    }
+    a.first() == b.first()
+}
+
+/// Eight bytes as one little-endian word (the chunk is eight bytes long).
+#[inline(always)]
+pub(crate) fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_eq;
+
+    proptest::proptest! {
+        /// The word-at-a-time equality says what slice equality says, for texts of every
+        /// length around the word size that differ in one byte anywhere or not at all.
+        #[test]
+        fn short_eq_is_equality(
+            a in proptest::collection::vec(b'a'..b'c', 0..40),
+            at in proptest::num::usize::ANY,
+            flip in proptest::bool::ANY,
+        ) {
+            let mut b = a.clone();
+            if flip && !b.is_empty() {
+                let i = at % b.len();
+                b[i] ^= 1;
+            }
+            proptest::prop_assert_eq!(short_eq(&a, &b), a == b);
+            proptest::prop_assert!(!short_eq(&a, &b[..b.len().saturating_sub(1)]) || a.is_empty());
+        }
+    }
+}

@@ -14,7 +14,7 @@ use super::lex::{
 };
 use super::openmetrics::{self, Rule};
 use super::{Exposition, Family, MetricType, Sample};
-use labels::{Strict, one_space, parse_exemplar, parse_labels};
+use labels::{Repeat, Strict, one_space, parse_exemplar, parse_labels, past_blank};
 
 /// How the parser treats a malformed line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,49 +157,17 @@ fn parse_with_metric_rules<'a>(
         index: FnvMap::default(),
         current: None,
         last_name: "",
-        openmetrics,
+        repeat: Repeat::default(),
+        repeat_bucket: false,
         metadata: Vec::new(),
         rules: openmetrics::MetricRules::default(),
         role: openmetrics::Role::Plain,
         base: input.as_ptr() as usize,
     };
-    let mut skip = skip.iter().copied().peekable();
-    let mut start = 0;
-    let mut line_no = 0;
-    while start < bytes.len() {
-        line_no += 1;
-        let rest = bytes.get(start..).unwrap_or_default();
-        let (end, next) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (start + i, start + i + 1),
-            None => (bytes.len(), bytes.len()),
-        };
-        // '\n' is ASCII, so both ends are char boundaries.
-        let line = input.get(start..end).unwrap_or_default();
-        if skip.next_if_eq(&line_no).is_some() {
-            start = next;
-            continue;
-        }
-        // OpenMetrics lets `# EOF` end the body without a newline; any other last line
-        // without one is likely cut off.
-        if end == bytes.len() && !line.trim().is_empty() && line.trim_end() != "# EOF" {
-            let err = ParseError {
-                line: line_no,
-                column: line.len() + 1,
-                kind: ParseErrorKind::MissingFinalNewline,
-            };
-            match mode {
-                Mode::Strict => return Err(err),
-                Mode::Lenient => parser.exp.skipped.push(err),
-            }
-        }
-        if let Err(err) = parser.line(line, line_no) {
-            match mode {
-                Mode::Strict => return Err(err),
-                Mode::Lenient => parser.exp.skipped.push(err),
-            }
-        }
-        start = next;
-    }
+    let line_no = match openmetrics {
+        true => parser.lines::<true>(input, mode, skip)?,
+        false => parser.lines::<false>(input, mode, skip)?,
+    };
     if openmetrics && !parser.exp.saw_eof {
         let err = ParseError {
             line: line_no.max(1),
@@ -234,8 +202,11 @@ struct Parser<'a> {
     /// The previous sample's name. Consecutive samples usually share it (a histogram's
     /// buckets), and comparing it is much cheaper than scanning the name byte by byte.
     last_name: &'a str,
-    /// Whether the body is OpenMetrics, held to that specification's line rules.
-    openmetrics: bool,
+    /// How the next sample's label set may repeat the previous sample's.
+    repeat: Repeat<'a>,
+    /// OpenMetrics: the previous sample was a bucket and the value that varies in `repeat`
+    /// is its `le`, so a repeat of its label set is its metric's next bucket.
+    repeat_bucket: bool,
     /// OpenMetrics: which metadata lines each family has had (`Metadata` bits).
     metadata: Vec<u8>,
     /// OpenMetrics: the rules over whole metrics, fed each sample as it is accepted.
@@ -247,20 +218,72 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn line(&mut self, raw: &'a str, line_no: usize) -> Result<(), ParseError> {
-        if self.openmetrics {
-            openmetrics::line_layout(raw).map_err(|(column, rule)| ParseError {
-                line: line_no,
-                column: column + 1,
-                kind: ParseErrorKind::openmetrics(rule),
-            })?;
+    /// Every line of `input` but those in `skip`, in one pass; the number of lines. `OM`
+    /// (the body is OpenMetrics) is a constant so that each spelling's parse is compiled
+    /// on its own, without the other's branches.
+    fn lines<const OM: bool>(
+        &mut self,
+        input: &'a str,
+        mode: Mode,
+        skip: &[usize],
+    ) -> Result<usize, ParseError> {
+        let bytes = input.as_bytes();
+        let mut skip = skip.iter().copied().peekable();
+        let mut start = 0;
+        let mut line_no = 0;
+        while start < bytes.len() {
+            line_no += 1;
+            let rest = bytes.get(start..).unwrap_or_default();
+            let (end, next) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (start + i, start + i + 1),
+                None => (bytes.len(), bytes.len()),
+            };
+            // '\n' is ASCII, so both ends are char boundaries.
+            let line = input.get(start..end).unwrap_or_default();
+            if skip.next_if_eq(&line_no).is_some() {
+                start = next;
+                continue;
+            }
+            // OpenMetrics lets `# EOF` end the body without a newline; any other last line
+            // without one is likely cut off.
+            if end == bytes.len() && !line.trim().is_empty() && line.trim_end() != "# EOF" {
+                let err = ParseError {
+                    line: line_no,
+                    column: line.len() + 1,
+                    kind: ParseErrorKind::MissingFinalNewline,
+                };
+                match mode {
+                    Mode::Strict => return Err(err),
+                    Mode::Lenient => self.exp.skipped.push(err),
+                }
+            }
+            if let Err(err) = self.line::<OM>(line, line_no) {
+                match mode {
+                    Mode::Strict => return Err(err),
+                    Mode::Lenient => self.exp.skipped.push(err),
+                }
+            }
+            start = next;
         }
+        Ok(line_no)
+    }
+
+    fn line<const OM: bool>(&mut self, raw: &'a str, line_no: usize) -> Result<(), ParseError> {
         let b = raw.as_bytes();
         let mut end = b.len();
         while end > 0 && matches!(b[end - 1], b'\r' | b' ' | b'\t') {
             end -= 1;
         }
         let indent = skip_blanks(b, 0).min(end);
+        // Every OpenMetrics layout rule is about an empty line or blanks and CRs at either
+        // end: only such a line needs the check.
+        if OM && ((indent | (b.len() - end)) != 0 || b.is_empty()) {
+            openmetrics::line_layout(raw).map_err(|(column, rule)| ParseError {
+                line: line_no,
+                column: column + 1,
+                kind: ParseErrorKind::openmetrics(rule),
+            })?;
+        }
         let line = raw.get(indent..end).unwrap_or_default();
         if line.is_empty() {
             return Ok(());
@@ -274,7 +297,7 @@ impl<'a> Parser<'a> {
             return Err(err(0, ParseErrorKind::AfterEof));
         }
         if line.as_bytes()[0] == b'#' {
-            if !self.openmetrics {
+            if !OM {
                 return self.comment(line).map_err(|(col, kind)| err(col, kind));
             }
             let metadata = openmetrics::comment(raw)
@@ -288,7 +311,7 @@ impl<'a> Parser<'a> {
                 .map_err(|(col, kind)| err(col, kind));
         }
         let arena_len = self.exp.labels.len();
-        self.sample(line).map_err(|(col, kind)| {
+        self.sample::<OM>(line).map_err(|(col, kind)| {
             self.exp.labels.truncate(arena_len);
             err(col, kind)
         })
@@ -472,34 +495,50 @@ impl<'a> Parser<'a> {
         (scan_name(b, 0), false)
     }
 
-    fn sample(&mut self, line: &'a str) -> Result<(), (usize, ParseErrorKind)> {
+    fn sample<const OM: bool>(&mut self, line: &'a str) -> Result<(), (usize, ParseErrorKind)> {
         let b = line.as_bytes();
         let (name_end, same_name) = self.name_end(b);
         if name_end == 0 {
             return Err((0, ParseErrorKind::InvalidName));
         }
         let name = line.get(..name_end).unwrap_or_default();
-        let om = self.openmetrics;
+        let om = OM;
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
         let mut label_text = "";
+        // Whether the label set repeats the previous sample's but for one value, and
+        // where the next sample's may repeat this one's from.
+        let mut repeated = None;
+        let mut repeat = self.repeat;
         if pos < b.len() && b[pos] == b'{' {
             if om && pos != name_end {
                 return Err((name_end, ParseErrorKind::openmetrics(Rule::Whitespace)));
             }
-            let strict = om.then_some(Strict);
             let open = pos;
-            pos = parse_labels(
-                line,
-                pos,
-                &mut self.exp.labels,
-                label_start as usize,
-                strict,
-            )?;
+            let previous = self.exp.samples.last().map(|s| s.labels.clone());
+            repeated = match previous {
+                Some(p) if same_name => self.repeat.labels(
+                    line,
+                    open,
+                    p.start as usize..p.end as usize,
+                    &mut self.exp.labels,
+                ),
+                _ => None,
+            };
+            pos = match repeated {
+                Some((after, ..)) => after,
+                None => {
+                    let first = label_start as usize;
+                    let strict = om.then_some(Strict);
+                    let after = parse_labels(line, pos, &mut self.exp.labels, first, strict)?;
+                    let labels = self.exp.labels.get(first..).unwrap_or_default();
+                    repeat = Repeat::of(line, (open, after), labels);
+                    after
+                }
+            };
             let after = pos;
             label_text = line.get(open + 1..after - 1).unwrap_or_default();
-            pos = skip_blanks(b, pos);
-            one_space(om, b, after, pos)?;
+            pos = past_blank::<OM>(b, after)?;
         } else if pos == name_end && pos < b.len() {
             // A name character we do not accept, e.g. `foo-bar 1`.
             return Err((pos, ParseErrorKind::InvalidName));
@@ -514,8 +553,7 @@ impl<'a> Parser<'a> {
         let value_text = line.get(pos..value_end).unwrap_or_default();
         let value = parse_value(value_text)
             .ok_or_else(|| (pos, ParseErrorKind::InvalidValue(value_text.to_string())))?;
-        pos = skip_blanks(b, value_end);
-        one_space(om, b, value_end, pos)?;
+        pos = past_blank::<OM>(b, value_end)?;
         let mut timestamp = None;
         if pos < b.len() && b[pos] != b'#' {
             let ts_end = token_end(b, pos);
@@ -524,8 +562,7 @@ impl<'a> Parser<'a> {
                 parse_timestamp(ts_text)
                     .ok_or_else(|| (pos, ParseErrorKind::InvalidTimestamp(ts_text.to_string())))?,
             );
-            pos = skip_blanks(b, ts_end);
-            one_space(om, b, ts_end, pos)?;
+            pos = past_blank::<OM>(b, ts_end)?;
         }
         let mut exemplar = None;
         if pos < b.len() {
@@ -548,19 +585,21 @@ impl<'a> Parser<'a> {
             timestamp,
             exemplar,
         };
-        // A bucket after another of its metric needs only its bound and count checked.
-        let next_bucket = om
-            && same_name
-            && self.role == openmetrics::Role::Bucket
-            && sample.exemplar.is_none()
-            && self
-                .rules
-                .next_bucket(self.exp.labels_of(&sample), line, label_text, sample.value);
-        if om && !next_bucket {
-            self.check_openmetrics_sample(previous, idx, &sample, same_name, label_text)?;
+        if om {
+            let repeated = repeated.map(|(_, value, word)| (value, word));
+            let (at, labels) = ((previous, idx), (label_text, repeated));
+            self.openmetrics_sample(line, &sample, at, same_name, labels)?;
         }
         // Only a sample that made it in may serve as the shortcut for the next one.
         self.last_name = name;
+        if repeated.is_none() {
+            self.repeat = if label_text.is_empty() {
+                Repeat::default()
+            } else {
+                repeat
+            };
+            self.repeat_bucket = om && self.role == openmetrics::Role::Bucket && repeat.varies_le();
+        }
         self.push_sample(idx, sample);
         Ok(())
     }

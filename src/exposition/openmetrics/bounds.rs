@@ -3,6 +3,7 @@
 //! whose digits compare directly; the rest (`+Inf`, exponents) are parsed.
 
 use super::{Rule, number};
+use crate::exposition::lex::word;
 
 /// A bucket's bound and count. Bounds written as plain decimals (`0.005`, `1024`, TGI's
 /// `0.00015000000000000001`) compare digit by digit, much cheaper than parsing; the rest
@@ -11,17 +12,30 @@ pub(super) struct Bound<'a> {
     pub(super) text: &'a str,
     /// Where the dot is (the text's length if it has none), if the text is a plain decimal.
     dot: Option<u32>,
+    /// A plain decimal of one to seven bytes as one word: its text (with a dot after it if
+    /// it has none) padded with `0`s to eight bytes, big-endian. Two such bounds whose dots
+    /// are at the same place order as their keys (their integer parts are as long, and
+    /// the padding adds only zeros to the fraction). Zero for any other text.
+    key: u64,
     pub(super) count: f64,
 }
 
 impl<'a> Bound<'a> {
     #[inline]
     pub(super) fn new(text: &'a str, count: f64) -> Self {
-        Bound {
-            text,
-            dot: plain_dot(text.as_bytes()),
-            count,
-        }
+        let dot = plain_dot(text.as_bytes());
+        let key = match text.as_bytes() {
+            short @ [_, ..] if dot.is_some() && short.len() < 8 => {
+                let mut padded = [b'0'; 8];
+                padded[..short.len()].copy_from_slice(short);
+                if dot == Some(short.len() as u32) {
+                    padded[short.len()] = b'.';
+                }
+                u64::from_be_bytes(padded)
+            }
+            _ => 0,
+        };
+        Bound::of(text, (dot, key), count)
     }
 
     /// A bound whose text lies inside `line` (a sample line: the bound is its `le` value).
@@ -38,11 +52,31 @@ impl<'a> Bound<'a> {
                 .and_then(|w| w.first_chunk::<8>()),
             _ => None,
         };
-        let dot = match window {
+        let checked = match window {
             Some(window) => short_plain_dot(text.as_bytes(), u64::from_le_bytes(*window)),
-            None => plain_dot(text.as_bytes()),
+            None => (plain_dot(text.as_bytes()), 0),
         };
-        Bound { text, dot, count }
+        Bound::of(text, checked, count)
+    }
+
+    /// A bound shorter than eight bytes, given the eight bytes from its start as a
+    /// little-endian word (the line's, past the bound, in its top bytes).
+    #[inline(always)]
+    pub(super) fn from_word(text: &'a str, word: u64, count: f64) -> Self {
+        let n = text.len();
+        // A text of eight bytes or more is never given a word.
+        let window = word << (8 * (8 - n.clamp(1, 7)));
+        Bound::of(text, short_plain_dot(text.as_bytes(), window), count)
+    }
+
+    #[inline(always)]
+    fn of(text: &'a str, (dot, key): (Option<u32>, u64), count: f64) -> Self {
+        Bound {
+            text,
+            dot,
+            key,
+            count,
+        }
     }
 
     /// Whether the bound is written as a plain decimal.
@@ -70,6 +104,9 @@ impl<'a> Bound<'a> {
         let (a, b) = (self.text.as_bytes(), other.text.as_bytes());
         match (self.dot, other.dot) {
             // The integer parts have as many digits written: the texts order as numbers.
+            (Some(x), Some(y)) if x == y && self.key != 0 && other.key != 0 => {
+                Some(self.key.cmp(&other.key))
+            }
             (Some(x), Some(y)) if x == y => Some(aligned_cmp(a, b)),
             (Some(x), Some(y)) => Some(decimal_cmp(decimal(a, x), decimal(b, y))),
             _ => number(self.text)
@@ -96,14 +133,6 @@ impl<'a> Bound<'a> {
         );
         (Rule::NonCumulative, detail)
     }
-}
-
-/// Eight bytes as one word (the chunk is eight bytes long).
-#[inline(always)]
-pub(super) fn word(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    u64::from_le_bytes(w)
 }
 
 /// A non-negative decimal without exponent, as integer digits (no leading zeros) and
@@ -220,17 +249,24 @@ fn plain_dot(text: &[u8]) -> Option<u32> {
 }
 
 /// [`plain_dot`] of `text`, shorter than eight bytes, given the eight bytes that end where
-/// it ends as a little-endian word (`text` its top bytes).
+/// it ends as a little-endian word (`text` its top bytes), and its key (see [`Bound`]).
 #[inline(always)]
-fn short_plain_dot(text: &[u8], window: u64) -> Option<u32> {
+fn short_plain_dot(text: &[u8], window: u64) -> (Option<u32>, u64) {
     let n = text.len();
     if n == 0 || n >= 8 {
-        return plain_dot(text);
+        return (plain_dot(text), 0);
     }
     let mut dot = usize::MAX;
-    let shifted = window >> (8 * (8 - n));
-    dot_in_word(shifted | (0x3030_3030_3030_3030 << (8 * n)), 0, &mut dot)?;
-    ends_plain(text, dot)
+    let padded = (window >> (8 * (8 - n))) | (0x3030_3030_3030_3030 << (8 * n));
+    match dot_in_word(padded, 0, &mut dot).and_then(|()| ends_plain(text, dot)) {
+        // An integer's key has the dot after it, as a decimal's with the same place has.
+        Some(dot) if dot as usize == n => {
+            let with_dot = (padded & !(0xFF << (8 * n))) | (u64::from(b'.') << (8 * n));
+            (Some(dot), with_dot.swap_bytes())
+        }
+        Some(dot) => (Some(dot), padded.swap_bytes()),
+        None => (None, 0),
+    }
 }
 
 /// The dot's place once every byte was checked: the text's length if none was seen; none
@@ -300,7 +336,16 @@ mod tests {
             // The same text read from inside a line, as a bucket's `le` value is.
             let line = format!("metric_bucket{{le=\"{text}\"}} 1");
             let inside = &line[line.find('"').unwrap() + 1..][..text.len()];
-            proptest::prop_assert_eq!(Bound::within(inside, &line, 1.0).dot, reference, "{}", line);
+            let within = Bound::within(inside, &line, 1.0);
+            proptest::prop_assert_eq!(within.dot, reference, "{}", line);
+            // Its order key is the one the text alone gives.
+            proptest::prop_assert_eq!(within.key, Bound::new(&text, 1.0).key, "{}", line);
+            // And so for one read from the word that starts at it, as the parser gives.
+            let at = line.find('"').unwrap() + 1;
+            if let Some(w) = line.as_bytes()[at..].first_chunk::<8>().filter(|_| text.len() < 8) {
+                let from_word = Bound::from_word(inside, u64::from_le_bytes(*w), 1.0);
+                proptest::prop_assert_eq!((from_word.dot, from_word.key), (within.dot, within.key));
+            }
             let line = format!("{text}\"");
             proptest::prop_assert_eq!(Bound::within(&line[..text.len()], &line, 1.0).dot, reference);
         }

@@ -5,8 +5,9 @@
 
 use std::ops::Range;
 
-use super::bounds::{Bound, word};
+use super::bounds::Bound;
 use super::{Role, Rule, number};
+use crate::exposition::lex::short_eq;
 use crate::exposition::{Exposition, Label, MetricType, Sample};
 
 /// A rule broken by a whole metric: where (the byte offset of its first sample's name in
@@ -50,12 +51,10 @@ impl<'a> MetricRules<'a> {
         label_text: &'a str,
         count: f64,
     ) -> bool {
-        let Some(run) = &mut self.run else {
+        let Some(run) = &self.run else {
             return false;
         };
-        let (Some(le), Some(last), Some((run_head, run_tail))) =
-            (labels.get(run.le_index), &run.last, run.text)
-        else {
+        let (Some(le), Some((run_head, run_tail))) = (labels.get(run.le_index), run.text) else {
             return false;
         };
         let (b"le", std::borrow::Cow::Borrowed(value)) = (le.name.as_bytes(), &le.value) else {
@@ -64,12 +63,40 @@ impl<'a> MetricRules<'a> {
         let Some((head, tail)) = split_at_le(label_text, le.name, value) else {
             return false;
         };
-        // `!(count >= last)` also refuses NaN.
-        let counts = count >= last.count && last.count >= 0.0;
-        if !counts || !short_eq(head, run_head) || !short_eq(tail, run_tail) {
+        if !short_eq(head, run_head) || !short_eq(tail, run_tail) {
             return false;
         }
-        let bound = Bound::within(value, line, count);
+        self.next_bound(value, line, 0, count)
+    }
+
+    /// Takes the bound `value` (inside `line`) and count of a bucket known to continue the
+    /// previous bucket's metric (the parser found its labels written as that bucket's but
+    /// for `le`, last), if it breaks no rule, and says whether it did: see
+    /// [`Self::next_bucket`]. `word` is the eight bytes from the bound's start, read by the
+    /// parser, when the bound is shorter (else 0).
+    #[inline(always)]
+    pub(crate) fn next_bound(
+        &mut self,
+        value: &'a str,
+        line: &'a str,
+        word: u64,
+        count: f64,
+    ) -> bool {
+        let Some(run) = &mut self.run else {
+            return false;
+        };
+        let Some(last) = &run.last else {
+            return false;
+        };
+        // The last count is a count (a negative or NaN one breaks its sample's own rule
+        // before it is stored), so this one is too when it is no smaller.
+        if count.is_nan() || count < last.count {
+            return false;
+        }
+        let bound = match word {
+            0 => Bound::within(value, line, count),
+            word => Bound::from_word(value, word, count),
+        };
         if !bound.is_plain() || last.order(&bound) != Some(std::cmp::Ordering::Less) {
             return false;
         }
@@ -289,45 +316,4 @@ fn same_metric(a: &[Label<'_>], b: &[Label<'_>]) -> bool {
         && a.iter()
             .filter(not_le)
             .all(|x| b.iter().any(|y| x.name == y.name && x.value == y.value))
-}
-
-/// String equality without a library call for the short strings label names and values
-/// mostly are (a call per comparison costs more than the comparison). Comparing the
-/// bytes past the last whole word as the last eight (overlapping) measured slower.
-#[inline(always)]
-fn short_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (p, q) in x.by_ref().zip(y.by_ref()) {
-        if word(p) != word(q) {
-            return false;
-        }
-    }
-    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::short_eq;
-
-    proptest::proptest! {
-        /// The word-at-a-time equality says what slice equality says, for texts of every
-        /// length around the word size that differ in one byte anywhere or not at all.
-        #[test]
-        fn short_eq_is_equality(
-            a in proptest::collection::vec(b'a'..b'c', 0..40),
-            at in proptest::num::usize::ANY,
-            flip in proptest::bool::ANY,
-        ) {
-            let mut b = a.clone();
-            if flip && !b.is_empty() {
-                let i = at % b.len();
-                b[i] ^= 1;
-            }
-            proptest::prop_assert_eq!(short_eq(&a, &b), a == b);
-            proptest::prop_assert!(!short_eq(&a, &b[..b.len().saturating_sub(1)]) || a.is_empty());
-        }
-    }
 }

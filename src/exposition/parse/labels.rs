@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use memchr::memchr2;
 
 use super::super::lex::{
-    LABEL_CHAR, find_quote_or_backslash, parse_timestamp, parse_value, skip_blanks, token_end,
+    LABEL_CHAR, find_quote_or_backslash, flag_bytes, parse_timestamp, parse_value, short_eq,
+    skip_blanks, token_end,
 };
 use super::super::openmetrics::{self, Rule};
 use super::super::{Exemplar, Label};
@@ -70,6 +71,127 @@ pub(super) fn parse_labels<'a>(
             Some(b',') => pos += 1,
             Some(b'}') => return Ok(pos + 1),
             _ => return Err((pos, ParseErrorKind::ExpectedCommaOrBrace)),
+        }
+    }
+}
+
+/// Where the next sample's label set may repeat this one's: a histogram's next bucket is
+/// written as the bucket before it but for its `le` value, a summary's next quantile but
+/// for its `quantile`, and so for any set but for one value. `head` is this set from its
+/// `{` through the opening quote of that value (the `le` label's, else the last label's),
+/// `tail` from its closing quote through the `}`, `index` the label's place in the set.
+/// Empty when the set has no such value (no labels, or escapes in it).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Repeat<'a> {
+    head: &'a [u8],
+    tail: &'a [u8],
+    index: usize,
+    /// Where the varying label's name starts in the head (blanks may surround its `=`).
+    name_at: usize,
+}
+
+impl<'a> Repeat<'a> {
+    /// The repeat of the label set from `open` to `after` (its `{` and the byte past its
+    /// `}`) in `line`, whose labels (just parsed, so borrowed from this line unless
+    /// escaped) are `labels`.
+    #[inline]
+    pub(super) fn of(
+        line: &'a str,
+        (open, after): (usize, usize),
+        labels: &[Label<'a>],
+    ) -> Repeat<'a> {
+        let index = labels
+            .iter()
+            .rposition(|l| l.name == "le")
+            .unwrap_or(labels.len().wrapping_sub(1));
+        let Some(Label {
+            name,
+            value: Cow::Borrowed(value),
+        }) = labels.get(index)
+        else {
+            return Repeat::default();
+        };
+        let b = line.as_bytes();
+        let offset = |s: &str| (s.as_ptr() as usize).wrapping_sub(b.as_ptr() as usize);
+        let (start, name_at) = (offset(value), offset(name).wrapping_sub(open));
+        let end = start.wrapping_add(value.len());
+        match (b.get(open..start), b.get(end..after)) {
+            (Some(head), Some(tail)) if name_at < head.len() => Repeat {
+                head,
+                tail,
+                index,
+                name_at,
+            },
+            _ => Repeat::default(),
+        }
+    }
+
+    /// Whether the value that varies is an `le` (the head ends with it).
+    pub(super) fn varies_le(&self) -> bool {
+        matches!(self.head, [.., b'{' | b',', b'l', b'e', b'=', b'"'])
+    }
+
+    /// Reads the label set at `open` in `line` if it is written as this one's but for the
+    /// value that varies, which holds no escape: pushes the labels of the set this repeats
+    /// (`previous` in the arena) with that value replaced, and returns the position after
+    /// the `}`, the value, and the eight bytes from its start as a little-endian word when
+    /// the value is shorter (else 0: a bucket's bound is checked from it without reading
+    /// it again). `None`, with nothing pushed, sends the set to the full grammar.
+    ///
+    /// Every rule the full grammar (either spelling) holds a set to is about the bytes of
+    /// the head and tail, which passed it already, or about the new value, which escapes
+    /// nothing; and repeating the names cannot repeat one. The labels besides the one that
+    /// varies keep pointing into the line that was parsed in full: the same text.
+    #[inline(always)]
+    pub(super) fn labels(
+        &self,
+        line: &'a str,
+        open: usize,
+        previous: std::ops::Range<usize>,
+        arena: &mut Vec<Label<'a>>,
+    ) -> Option<(usize, &'a str, u64)> {
+        let b = line.as_bytes();
+        let start = open + self.head.len();
+        if self.head.is_empty() || !short_eq(b.get(open..start)?, self.head) {
+            return None;
+        }
+        let rest = b.get(start..)?;
+        // Most values (bounds, quantiles) end within the first eight bytes.
+        let first = rest
+            .first_chunk::<8>()
+            .map_or(0, |w| u64::from_le_bytes(*w));
+        let hits = flag_bytes(first, b'"') | flag_bytes(first, b'\\');
+        let (close, word) = match hits {
+            0 => (find_quote_or_backslash(rest)?, 0),
+            _ => ((hits.trailing_zeros() / 8) as usize, first),
+        };
+        let after = start + close + self.tail.len();
+        if !short_eq(b.get(start + close..after)?, self.tail) {
+            return None;
+        }
+        let varies = arena.get(previous.start + self.index)?;
+        // The name is in the head: taken from this line, as the value is.
+        let name_at = open + self.name_at;
+        let name = line.get(name_at..name_at + varies.name.len())?;
+        let value = line.get(start..start + close)?;
+        let varies = previous.start + self.index;
+        repeat_from(arena, previous.start..varies);
+        arena.push(Label {
+            name,
+            value: Cow::Borrowed(value),
+        });
+        repeat_from(arena, varies + 1..previous.end);
+        Some((after, value, word))
+    }
+}
+
+/// Pushes copies of `arena[range]`: the few labels around the one that varies, where
+/// `Vec::extend_from_within`'s call costs more than the copies.
+#[inline(always)]
+fn repeat_from(arena: &mut Vec<Label<'_>>, range: std::ops::Range<usize>) {
+    for i in range {
+        if let Some(label) = arena.get(i).cloned() {
+            arena.push(label);
         }
     }
 }
@@ -146,6 +268,25 @@ pub(super) fn one_space(
         return Err((from, ParseErrorKind::openmetrics(Rule::Whitespace)));
     }
     Ok(())
+}
+
+/// Where the next token of a sample line (trimmed: no blank ends it) starts after `from`:
+/// past any blanks (text 0.0.4), or past exactly one space (OpenMetrics, where anything
+/// else between two tokens breaks the whitespace rule). [`one_space`] after a skip of the
+/// blanks, in one step.
+#[inline(always)]
+pub(super) fn past_blank<const OM: bool>(
+    b: &[u8],
+    from: usize,
+) -> Result<usize, (usize, ParseErrorKind)> {
+    if !OM {
+        return Ok(skip_blanks(b, from));
+    }
+    match (b.get(from), b.get(from + 1)) {
+        (None, _) => Ok(from),
+        (Some(b' '), next) if next.is_none_or(|c| !matches!(c, b' ' | b'\t')) => Ok(from + 1),
+        _ => Err((from, ParseErrorKind::openmetrics(Rule::Whitespace))),
+    }
 }
 
 /// OpenMetrics: no blank between `from` and `to` (inside a label set).

@@ -154,6 +154,40 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// OpenMetrics: a sample the line grammar accepted, from `line`, going to family `idx`
+    /// after a line of family `previous`. A bucket after another of its metric needs only
+    /// its bound and count checked; any other sample goes to every rule. `label_text` is
+    /// what its braces hold and, when its label set repeated the previous sample's but for
+    /// one value, that value and the word read from its start (see `Repeat::labels`).
+    #[inline(always)]
+    pub(super) fn openmetrics_sample(
+        &mut self,
+        line: &'a str,
+        sample: &Sample<'a>,
+        (previous, idx): (Option<usize>, usize),
+        same_name: bool,
+        (label_text, repeated): (&'a str, Option<(&'a str, u64)>),
+    ) -> Result<(), (usize, ParseErrorKind)> {
+        let next_bucket = same_name
+            && self.role == openmetrics::Role::Bucket
+            && sample.exemplar.is_none()
+            && match repeated {
+                // The labels are the previous bucket's but for `le`.
+                Some((value, word)) if self.repeat_bucket => {
+                    self.rules.next_bound(value, line, word, sample.value)
+                }
+                _ => {
+                    let labels = self.exp.labels_of(sample);
+                    self.rules
+                        .next_bucket(labels, line, label_text, sample.value)
+                }
+            };
+        if next_bucket {
+            return Ok(());
+        }
+        self.check_openmetrics_sample(previous, idx, sample, same_name, label_text)
+    }
+
     /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules;
     /// then the rules over whole metrics take it. `previous` is the family of the line
     /// before (a sample's or a metadata line's); `same_name` says the previous sample had

@@ -413,6 +413,20 @@ fn duplicates_by_text(exp: &Exposition<'_>) -> Vec<String> {
         .collect()
 }
 
+/// Generated `(name, value)` label picks without a name picked twice: the first of each.
+fn first_of_each_name(labels: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let mut names = Vec::new();
+    labels
+        .iter()
+        .filter(|(n, _)| {
+            let fresh = !names.contains(n);
+            names.push(*n);
+            fresh
+        })
+        .copied()
+        .collect()
+}
+
 proptest::proptest! {
     /// The hashed duplicate check finds exactly what comparing text keys finds, whatever the
     /// label order, values, names and timestamps.
@@ -423,14 +437,8 @@ proptest::proptest! {
     )) {
         let mut text = String::new();
         for (name, labels, ts) in &lines {
-            let mut names = Vec::new();
-            let pairs: Vec<String> = labels
+            let pairs: Vec<String> = first_of_each_name(labels)
                 .iter()
-                .filter(|(n, _)| {
-                    let fresh = !names.contains(n);
-                    names.push(*n);
-                    fresh
-                })
                 .map(|(n, v)| format!("{}=\"{}\"", ["x", "y", "long_label_name"][*n], ["1", "22", "a-value-longer-than-sixteen-bytes"][*v]))
                 .collect();
             let stamp = ["", " 1000", " 2000"][*ts];
@@ -457,4 +465,77 @@ fn an_openmetrics_body_may_end_with_eof_and_no_newline() {
 fn an_empty_openmetrics_unit_is_no_unit() {
     let exp = strict("# TYPE a gauge\n# UNIT a \na 1\n# EOF\n");
     assert_eq!(exp.families[0].unit, None);
+}
+
+/// The labels of every sample of `exp` (parsed from `text`), each with the labels its line
+/// gets when parsed alone: equal unless the parser's reading of a label set repeated from
+/// the line before it went wrong.
+fn labels_against_lines_alone(text: &str, exp: &Exposition<'_>) -> Vec<(String, String)> {
+    let owned = |labels: &[crate::exposition::Label<'_>]| format!("{labels:?}");
+    let mut out = Vec::new();
+    for sample in &exp.samples {
+        let at = sample.name.as_ptr() as usize - text.as_ptr() as usize;
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let line = format!("{}\n", &text[at..end]);
+        let alone = parse(&line, Mode::Lenient).expect("a lenient parse");
+        let labels = alone
+            .samples
+            .first()
+            .map(|s| alone.labels_of(s))
+            .unwrap_or(&[]);
+        out.push((owned(exp.labels_of(sample)), owned(labels)));
+    }
+    out
+}
+
+proptest::proptest! {
+    /// Consecutive samples of one name whose label sets differ in one value or in several,
+    /// in any order, with blanks, escapes, commas, braces and quotes in values: every
+    /// sample's labels are what its line alone parses to, whether its set was read in full
+    /// or repeated from the line before.
+    #[test]
+    fn a_label_set_repeated_but_for_one_value_reads_as_its_line_alone(lines in proptest::collection::vec(
+        (proptest::collection::vec((0..3usize, 0..8usize), 1..4), proptest::bool::ANY),
+        1..30,
+    )) {
+        const VALUES: [&str; 8] = ["1", "2.5", "x}y", "a,b", "q\\\"", "", "+Inf", "0.0001"];
+        let mut text = String::new();
+        for (labels, blank) in &lines {
+            let pairs: Vec<String> = first_of_each_name(labels)
+                .iter()
+                .map(|(n, v)| {
+                    let eq = if *blank { " = " } else { "=" };
+                    format!("{}{eq}\"{}\"", ["a", "le", "model_name"][*n], VALUES[*v])
+                })
+                .collect();
+            text.push_str(&format!("m_bucket{{{}}} 1\n", pairs.join(",")));
+        }
+        let exp = parse(&text, Mode::Lenient).expect("a lenient parse");
+        proptest::prop_assert_eq!(exp.samples.len(), lines.len(), "{}", text);
+        for (i, (ours, alone)) in labels_against_lines_alone(&text, &exp).iter().enumerate() {
+            proptest::prop_assert_eq!(ours, alone, "line {} of\n{}", i + 1, text);
+        }
+    }
+}
+
+#[test]
+fn every_fixture_sample_reads_as_its_line_alone_in_both_spellings() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reconstructed");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root).expect("the fixtures") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("a fixture");
+        let Ok(exp) = parse(&text, Mode::Strict) else {
+            continue;
+        };
+        let om = crate::exposition::write_openmetrics(&exp);
+        let om_exp = parse_openmetrics(&om, Mode::Strict).expect("its OpenMetrics reading");
+        for (body, exp) in [(&text, &exp), (&om, &om_exp)] {
+            for (ours, alone) in labels_against_lines_alone(body, exp) {
+                assert_eq!(ours, alone, "{}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 5_000, "only {checked} samples checked");
 }
