@@ -16,19 +16,26 @@ use crate::client_metrics::REQUEST_LATENCIES as FAMILIES;
 /// happens per request, allocates nothing.
 type Key = (usize, u64, usize);
 
-/// Hashes a [`Key`], whose middle part is already a hash, with a multiply per part rather
-/// than SipHash's rounds (the map is noted in per request; its keys are not chosen by
-/// clients: models outside the configured set share one label).
+/// Hashes a [`Key`], whose middle part is already a hash, or a series' labels, with a
+/// multiply per part rather than SipHash's rounds (its maps are used per request; their
+/// keys are not chosen by clients: models outside the configured set share one label).
 #[derive(Debug, Default)]
-struct KeyHasher(u64);
+pub struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
+    /// Eight bytes at a time: label values are tens of bytes.
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for b in words.remainder() {
             self.write_u64(u64::from(*b));
         }
     }
@@ -42,7 +49,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type KeyMap = HashMap<Key, Latest, std::hash::BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<Key, Latest, super::KeyBuild>;
 
 /// A bucket's latest exemplar: trace id, value, Unix time in seconds.
 type Latest = ([u8; 16], f64, f64);

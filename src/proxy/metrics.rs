@@ -61,6 +61,8 @@ pub struct ProxyMetrics {
     pub token_source: Family<SourceLabels, Counter>,
     /// The latest exported request's trace per latency bucket.
     pub exemplars: super::exemplars::Exemplars,
+    /// Each kind of request's series, found once per kind.
+    pub series: super::series::SeriesCache,
     /// Sum and count of time to first content per model label, for the gap to the engine.
     ttft_totals: Mutex<HashMap<String, (f64, u64)>>,
     /// Requests per model label and outcome, for the dashboard's windowed view.
@@ -89,6 +91,7 @@ impl ProxyMetrics {
             overhead,
             token_source: Family::default(),
             exemplars: super::exemplars::Exemplars::default(),
+            series: Default::default(),
             ttft_totals: Mutex::new(HashMap::new()),
             outcome_totals: Mutex::new(HashMap::new()),
         };
@@ -118,7 +121,11 @@ impl ProxyMetrics {
     /// Adds one time to first content for `model` to the running totals.
     pub fn add_ttft(&self, model: &str, seconds: f64) {
         let mut totals = self.ttft_totals.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = totals.entry(model.to_string()).or_default();
+        // The model is almost always there already: no key to allocate.
+        let entry = match totals.get_mut(model) {
+            Some(entry) => entry,
+            None => totals.entry(model.to_string()).or_default(),
+        };
         entry.0 += seconds;
         entry.1 += 1;
     }

@@ -10,6 +10,7 @@ mod forward;
 pub mod metrics;
 mod observe;
 pub mod recent;
+mod series;
 mod serve;
 mod span;
 pub mod upstream;
@@ -18,6 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use upstream::Upstream;
+
+/// The hasher of the proxy's per-request maps (exemplars, series): their keys are bounded
+/// label values, so a multiply hash serves where SipHash's defence costs a share of each
+/// request.
+type KeyBuild = std::hash::BuildHasherDefault<exemplars::KeyHasher>;
 
 /// How a proxied request ended (the `outcome` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

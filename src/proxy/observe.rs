@@ -13,8 +13,7 @@ use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
 
 use super::Outcome;
-use super::metrics::{ModelLabels, SourceLabels};
-use crate::client_metrics::{Completion, Operation, OutcomeLabels, TokenLabels};
+use crate::client_metrics::{Completion, Operation};
 use crate::sse::scan::{ChunkFacts, scan_chunk};
 use crate::sse::{data_lines, event_end};
 
@@ -126,18 +125,17 @@ impl Observation {
         self.labels.gen_ai_response_model =
             (self.response_model.as_deref()).map(|name| m.models.label(name));
         self.labels.error_type = outcome.error_type();
-        let completion = &self.labels;
-        let op = &completion.operation;
-        m.duration.get_or_create(completion).observe(duration);
+        let ending = (outcome.as_str(), self.status_class);
+        let series = self.metrics.series.of(&self.labels, ending);
+        let (pm, completion) = (&*self.metrics, &self.labels);
+        let model = &completion.operation.gen_ai_request_model;
+        series.duration(pm, completion).observe(duration);
         if let Some(first) = self.first_chunk {
-            m.first_chunk
-                .get_or_create(completion)
-                .observe(since(first));
+            series.first_chunk(pm, completion).observe(since(first));
         }
         if let Some(first) = self.first_content {
-            m.first_content.get_or_create(op).observe(since(first));
-            self.metrics
-                .add_ttft(&op.gen_ai_request_model, since(first));
+            series.first_content(pm, completion).observe(since(first));
+            pm.add_ttft(model, since(first));
         }
         let chunks = self.content_chunks.max(1) as f64;
         let per_chunk = match self.output_tokens {
@@ -145,54 +143,30 @@ impl Observation {
             _ => 1.0,
         };
         if !self.gaps.is_empty() {
-            // Each family looked up once per request, not once per gap.
-            let (chunk_gaps, token_gaps) = (
-                m.per_chunk.get_or_create(completion),
-                m.per_token.get_or_create(op),
-            );
+            let chunk_gaps = series.per_chunk(pm, completion);
+            let token_gaps = series.per_token(pm, completion);
             for gap in &self.gaps {
                 chunk_gaps.observe(*gap);
                 token_gaps.observe(gap / per_chunk);
             }
         }
-        let model = &op.gen_ai_request_model;
         let (output, source) = match self.output_tokens {
-            Some(n) => (Some(n), "usage"),
-            None if self.content_chunks > 0 => (Some(self.content_chunks), "chunks"),
-            None => (None, "none"),
+            Some(n) => (Some(n), Some(0)),
+            None if self.content_chunks > 0 => (Some(self.content_chunks), Some(1)),
+            None => (None, None),
         };
-        for (kind, n) in [("input", self.input_tokens), ("output", output)] {
-            if let Some(n) = n {
-                let labels = TokenLabels {
-                    gen_ai_operation_name: op.gen_ai_operation_name.clone(),
-                    gen_ai_request_model: model.clone(),
-                    gen_ai_response_model: completion.gen_ai_response_model.clone(),
-                    gen_ai_token_type: kind.to_string(),
-                };
-                m.tokens.get_or_create(&labels).observe(n as f64);
+        for (kind, n) in [self.input_tokens, output].into_iter().enumerate() {
+            if let (Some(n), Some(tokens)) = (n, series.tokens(pm, completion, kind)) {
+                tokens.observe(n as f64);
             }
         }
-        if source != "none" {
-            let labels = SourceLabels {
-                gen_ai_request_model: model.clone(),
-                source: source.to_string(),
-            };
-            self.metrics.token_source.get_or_create(&labels).inc();
+        if let Some(counter) = source.and_then(|s| series.token_source(pm, completion, s)) {
+            counter.inc();
         }
-        let labels = ModelLabels {
-            gen_ai_request_model: model.clone(),
-        };
-        self.metrics
-            .response_bytes
-            .get_or_create(&labels)
+        series
+            .response_bytes(pm, completion)
             .inc_by(self.response_bytes);
-        m.outcomes
-            .get_or_create(&OutcomeLabels {
-                gen_ai_request_model: model.clone(),
-                outcome: outcome.as_str().to_string(),
-                http_status_class: self.status_class.to_string(),
-            })
-            .inc();
+        series.outcome(pm, completion, ending).inc();
         self.metrics.add_outcome(model, outcome.as_str());
         if let Some(span) = self.span.take() {
             let facts = super::span::Facts {
