@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::proto::Message;
 use super::push::{ExportStats, Exported, post};
@@ -247,7 +247,8 @@ pub struct SpanRecord {
     pub ctx: TraceContext,
     /// The name is `{operation} {model}`, written when the span is encoded.
     pub operation: &'static str,
-    pub model: String,
+    /// Shared with the span's `gen_ai.request.model` attribute.
+    pub model: Arc<str>,
     /// `SpanKind` (3 = client).
     pub kind: u64,
     pub start_unix_ns: u64,
@@ -335,6 +336,8 @@ impl Encoder {
 pub struct Tracer {
     pub ids: Arc<Ids>,
     pub sampler: Sampler,
+    /// Spans' Unix times, from their instants.
+    pub clock: Arc<WallClock>,
     /// `gen_ai.provider.name`, when configured.
     pub provider: Option<Arc<str>>,
     queue: tokio::sync::mpsc::Sender<SpanRecord>,
@@ -381,6 +384,7 @@ pub fn tracer(
     let (queue, spans) = tokio::sync::mpsc::channel(QUEUE);
     let tracer = Tracer {
         ids: Arc::new(Ids::default()),
+        clock: Arc::new(WallClock::new()),
         sampler: config.sampler,
         provider: config.provider.as_deref().map(Arc::from),
         queue,
@@ -452,15 +456,60 @@ pub fn host_and_port(base: &str) -> (String, Option<u16>) {
     )
 }
 
-/// Unix nanoseconds of `at`, given one instant whose wall-clock time is known.
-pub fn unix_at(at: std::time::Instant, base: (std::time::Instant, SystemTime)) -> u64 {
-    let (base_instant, base_wall) = base;
-    let wall = if at >= base_instant {
-        base_wall + (at - base_instant)
-    } else {
-        base_wall - (base_instant - at)
-    };
-    unix_nanos(wall)
+/// The Unix time of an instant without a read of the wall clock per span: the wall-clock
+/// time of a fixed origin instant, measured again when the last measurement is more than a
+/// second older than the instant asked about (so a stepped or slewed clock is followed
+/// within a second). A clock read is a system call on machines whose clock source the vDSO
+/// cannot read, virtual machines among them: three per span were a visible share of the
+/// proxy's CPU there.
+#[derive(Debug)]
+pub struct WallClock {
+    origin: Instant,
+    /// Unix nanoseconds at `origin`, by the last measurement.
+    wall_at_origin: AtomicU64,
+    /// When that measurement was taken, in nanoseconds after `origin`.
+    measured: AtomicU64,
+}
+
+impl WallClock {
+    pub fn new() -> WallClock {
+        let clock = WallClock {
+            origin: Instant::now(),
+            wall_at_origin: AtomicU64::new(0),
+            measured: AtomicU64::new(0),
+        };
+        clock.measure();
+        clock
+    }
+
+    fn since_origin(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn measure(&self) {
+        let wall = unix_nanos(SystemTime::now());
+        let since = self.since_origin(Instant::now());
+        self.wall_at_origin
+            .store(wall.saturating_sub(since), Ordering::Relaxed);
+        self.measured.store(since, Ordering::Relaxed);
+    }
+
+    /// Unix nanoseconds at `t` (an instant after this clock was made).
+    pub fn unix_nanos(&self, t: Instant) -> u64 {
+        let since = self.since_origin(t);
+        if since.saturating_sub(self.measured.load(Ordering::Relaxed)) > 1_000_000_000 {
+            self.measure();
+        }
+        self.wall_at_origin
+            .load(Ordering::Relaxed)
+            .saturating_add(since)
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> WallClock {
+        WallClock::new()
+    }
 }
 
 #[cfg(test)]

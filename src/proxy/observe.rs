@@ -121,7 +121,8 @@ impl Observation {
         let m = &self.metrics.client;
         m.in_flight.dec();
         let since = |t: Instant| t.saturating_duration_since(self.received).as_secs_f64();
-        let duration = self.received.elapsed().as_secs_f64();
+        let ended = Instant::now();
+        let duration = ended.saturating_duration_since(self.received).as_secs_f64();
         self.labels.gen_ai_response_model =
             (self.response_model.as_deref()).map(|name| m.models.label(name));
         self.labels.error_type = outcome.error_type();
@@ -156,7 +157,10 @@ impl Observation {
             None => (None, None),
         };
         for (kind, n) in [self.input_tokens, output].into_iter().enumerate() {
-            if let (Some(n), Some(tokens)) = (n, series.tokens(pm, completion, kind)) {
+            // Only a count makes the series: a request without one adds no token series.
+            if let Some(n) = n
+                && let Some(tokens) = series.tokens(pm, completion, kind)
+            {
                 tokens.observe(n as f64);
             }
         }
@@ -170,6 +174,7 @@ impl Observation {
         self.metrics.add_outcome(model, outcome.as_str());
         if let Some(span) = self.span.take() {
             let facts = super::span::Facts {
+                ended,
                 first_chunk: self.first_chunk,
                 first_content: self.first_content,
                 input_tokens: self.input_tokens,

@@ -184,7 +184,10 @@ mod tests {
         let (a, ok) = (labels("a"), ("completed", "2xx"));
         let first = cache.of(&a, ok);
         assert!(Arc::ptr_eq(&first, &cache.of(&a, ok)));
-        assert!(!Arc::ptr_eq(&first, &cache.of(&a, ("upstream_error", "5xx"))));
+        assert!(!Arc::ptr_eq(
+            &first,
+            &cache.of(&a, ("upstream_error", "5xx"))
+        ));
         assert!(!Arc::ptr_eq(&first, &cache.of(&labels("b"), ok)));
         first.duration(&m, &a).observe(0.5);
         cache.of(&a, ok).duration(&m, &a).observe(1.5);
@@ -193,8 +196,14 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
         let sum = "gen_ai_client_operation_duration_seconds_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"a\"} 2.0";
         assert!(text.contains(sum), "{text}");
-        assert!(text.contains("outcome=\"completed\",http_status_class=\"2xx\"} 1"), "{text}");
+        assert!(
+            text.contains("outcome=\"completed\",http_status_class=\"2xx\"} 1"),
+            "{text}"
+        );
         // Nothing was recorded into the first-chunk family: it has no series.
-        assert!(!text.contains("time_to_first_chunk_seconds_count{"), "{text}");
+        assert!(
+            !text.contains("time_to_first_chunk_seconds_count{"),
+            "{text}"
+        );
     }
 }

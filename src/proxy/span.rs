@@ -11,9 +11,9 @@
 //! parent instead. Never the prompt, the answer, a key or a user in any attribute.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use crate::otlp::trace::{SpanRecord, TraceContext, TraceParent, Tracer, Value, unix_at};
+use crate::otlp::trace::{SpanRecord, TraceContext, TraceParent, Tracer, Value};
 
 use super::Outcome;
 
@@ -22,17 +22,20 @@ pub struct SpanStart {
     /// Shared, not cloned per request: a clone is an atomic count per channel and family.
     tracer: Arc<Tracer>,
     ctx: TraceContext,
-    /// The request's arrival on both clocks.
-    received: (Instant, SystemTime),
+    /// The request's arrival.
+    received: Instant,
     operation: &'static str,
-    /// The model asked for, as sent (spans are not metrics: no cardinality cap).
-    model: String,
+    /// The model asked for, as sent (spans are not metrics: no cardinality cap); shared
+    /// by the span's name and its attribute.
+    model: Arc<str>,
     /// The upstream's host and port.
     server: (Arc<str>, Option<u16>),
 }
 
 /// What the request's observation knows when it is recorded.
 pub struct Facts {
+    /// When it was recorded: the span's end (the instant its duration was taken at).
+    pub ended: Instant,
     pub first_chunk: Option<Instant>,
     pub first_content: Option<Instant>,
     pub input_tokens: Option<u64>,
@@ -56,36 +59,33 @@ impl SpanStart {
         server: &(Arc<str>, Option<u16>),
     ) -> (SpanStart, TraceParent) {
         let ctx = TraceContext::start(traceparent, &tracer.ids, &tracer.sampler);
-        let wall = SystemTime::now()
-            .checked_sub(received.elapsed())
-            .unwrap_or_else(SystemTime::now);
         let forwarded = ctx.traceparent();
         let start = SpanStart {
             tracer: Arc::clone(tracer),
             ctx,
-            received: (received, wall),
+            received,
             operation,
-            model: model.to_string(),
+            model: Arc::from(model),
             server: server.clone(),
         };
         (start, forwarded)
     }
 
-    /// Ends the span now with `outcome`, and queues it if the sampler keeps it; then the
+    /// Ends the span at `facts.ended` with `outcome`, and queues it if the sampler keeps it; then the
     /// trace id and the end's Unix time in seconds, for exemplars.
     pub fn end(self, facts: Facts, outcome: Outcome) -> Option<([u8; 16], f64)> {
-        let now = Instant::now();
+        let now = facts.ended;
         let error = outcome.error_type();
         let failed = error.is_some();
-        let took = now.saturating_duration_since(self.received.0);
+        let took = now.saturating_duration_since(self.received);
         if !self.tracer.sampler.keeps(&self.ctx, failed, took) {
             return None;
         }
-        let at = |t: Instant| unix_at(t, self.received);
+        let at = |t: Instant| self.tracer.clock.unix_nanos(t);
         let mut attributes = Vec::with_capacity(12);
         attributes.extend([
             ("gen_ai.operation.name", Value::Word(self.operation)),
-            ("gen_ai.request.model", Value::Str(self.model.clone())),
+            ("gen_ai.request.model", Value::Shared(self.model.clone())),
             ("gen_ai.request.stream", Value::Bool(facts.streamed)),
             ("server.address", Value::Shared(self.server.0)),
             ("llmwatch.outcome", Value::Word(outcome.as_str())),
@@ -112,9 +112,7 @@ impl SpanStart {
             attributes.push(("gen_ai.response.finish_reasons", Value::Strings(reasons)));
         }
         if let Some(first) = facts.first_chunk {
-            let secs = first
-                .saturating_duration_since(self.received.0)
-                .as_secs_f64();
+            let secs = first.saturating_duration_since(self.received).as_secs_f64();
             attributes.push(("gen_ai.response.time_to_first_chunk", Value::Double(secs)));
         }
         if let Some(error) = error {
@@ -133,7 +131,7 @@ impl SpanStart {
             operation: self.operation,
             model: self.model,
             kind: 3,
-            start_unix_ns: at(self.received.0),
+            start_unix_ns: at(self.received),
             end_unix_ns: end,
             attributes,
             events,

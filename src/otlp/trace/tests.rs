@@ -120,7 +120,7 @@ fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
     let span = SpanRecord {
         ctx,
         operation: "chat",
-        model: "m".to_string(),
+        model: "m".into(),
         kind: 3,
         start_unix_ns: 1,
         end_unix_ns: 2,
@@ -145,7 +145,7 @@ fn span(ids: &Ids, model: &str, reasons: usize) -> SpanRecord {
     SpanRecord {
         ctx: TraceContext::start(None, ids, &SAMPLER),
         operation: "chat",
-        model: model.to_string(),
+        model: model.into(),
         kind: 3,
         start_unix_ns: 1_700_000_000_000_000_000,
         end_unix_ns: 1_700_000_000_250_000_000,
@@ -229,4 +229,19 @@ fn an_upstreams_host_and_port_are_read_as_a_url_parser_would() {
             "{base}"
         );
     }
+}
+
+#[test]
+fn the_wall_clock_gives_unix_times_that_keep_the_instants_apart() {
+    let clock = WallClock::new();
+    let now = std::time::Instant::now();
+    let ours = clock.unix_nanos(now);
+    let wall = crate::otlp::unix_nanos(std::time::SystemTime::now());
+    assert!(wall.abs_diff(ours) < 50_000_000, "{ours} against {wall}");
+    let later = now + Duration::from_millis(250);
+    assert_eq!(clock.unix_nanos(later) - ours, 250_000_000);
+    // Long after its last measurement the clock measures again, and still agrees.
+    let far = now + Duration::from_secs(5);
+    let expected = ours + 5_000_000_000;
+    assert!(clock.unix_nanos(far).abs_diff(expected) < 50_000_000);
 }
