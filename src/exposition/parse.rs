@@ -458,34 +458,27 @@ impl<'a> Parser<'a> {
             return Err((0, ParseErrorKind::InvalidName));
         }
         let name = line.get(..name_end).unwrap_or_default();
-        let om = OM;
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
         let mut label_text = "";
         // Whether the label set repeats the previous sample's but for one value, and
-        // where the next sample's may repeat this one's from.
+        // where the next sample's may repeat this one's from (none without labels).
         let mut repeated = None;
-        let mut repeat = self.repeat;
+        let mut repeat = Repeat::default();
         if pos < b.len() && b[pos] == b'{' {
-            if om && pos != name_end {
+            if OM && pos != name_end {
                 return Err((name_end, ParseErrorKind::openmetrics(Rule::Whitespace)));
             }
             let open = pos;
-            let previous = self.exp.samples.last().map(|s| s.labels.clone());
-            repeated = match previous {
-                Some(p) if same_name => self.repeat.labels(
-                    line,
-                    open,
-                    p.start as usize..p.end as usize,
-                    &mut self.exp.labels,
-                ),
-                _ => None,
-            };
+            if same_name && let Some(previous) = self.exp.samples.last() {
+                let range = previous.labels.start as usize..previous.labels.end as usize;
+                repeated = self.repeat.labels(line, open, range, &mut self.exp.labels);
+            }
             pos = match repeated {
                 Some((after, ..)) => after,
                 None => {
                     let first = label_start as usize;
-                    let strict = om.then_some(Strict);
+                    let strict = OM.then_some(Strict);
                     let after = parse_labels(line, pos, &mut self.exp.labels, first, strict)?;
                     let labels = self.exp.labels.get(first..).unwrap_or_default();
                     repeat = Repeat::of(line, (open, after), labels);
@@ -499,7 +492,7 @@ impl<'a> Parser<'a> {
             // A name character we do not accept, e.g. `foo-bar 1`.
             return Err((pos, ParseErrorKind::InvalidName));
         } else {
-            one_space(om, b, name_end, pos)?;
+            one_space(OM, b, name_end, pos)?;
         }
         let labels = label_start..self.exp.labels.len() as u32;
         let value_end = token_end(b, pos);
@@ -526,7 +519,7 @@ impl<'a> Parser<'a> {
                 let rest = line.get(pos..).unwrap_or_default();
                 return Err((pos, ParseErrorKind::TrailingText(rest.to_string())));
             }
-            exemplar = Some(Box::new(parse_exemplar(line, pos, om.then_some(Strict))?));
+            exemplar = Some(Box::new(parse_exemplar(line, pos, OM.then_some(Strict))?));
         }
         let previous = self.current;
         // The same name as the previous sample goes to the same family.
@@ -541,20 +534,17 @@ impl<'a> Parser<'a> {
             timestamp,
             exemplar,
         };
-        if om {
+        if OM {
             let repeated = repeated.map(|(_, value, word)| (value, word));
             let (at, labels) = ((previous, idx), (label_text, repeated));
             self.openmetrics_sample(line, &sample, at, same_name, labels)?;
         }
         // Only a sample that made it in may serve as the shortcut for the next one.
         self.last_name = name;
+        // A repeated set leaves the repeat as it was: its bytes are the same.
         if repeated.is_none() {
-            self.repeat = if label_text.is_empty() {
-                Repeat::default()
-            } else {
-                repeat
-            };
-            self.repeat_bucket = om && self.role == openmetrics::Role::Bucket && repeat.varies_le();
+            self.repeat = repeat;
+            self.repeat_bucket = OM && self.role == openmetrics::Role::Bucket && repeat.varies_le();
         }
         self.push_sample(idx, sample);
         Ok(())

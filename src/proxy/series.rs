@@ -22,17 +22,17 @@ pub type Ending = (&'static str, &'static str);
 /// The handles of one kind of request: each filled from its family on first use.
 #[derive(Default)]
 pub struct RequestSeries {
-    pub duration: OnceLock<Histogram>,
-    pub first_chunk: OnceLock<Histogram>,
-    pub per_chunk: OnceLock<Histogram>,
-    pub first_content: OnceLock<Histogram>,
-    pub per_token: OnceLock<Histogram>,
+    duration: OnceLock<Histogram>,
+    first_chunk: OnceLock<Histogram>,
+    per_chunk: OnceLock<Histogram>,
+    first_content: OnceLock<Histogram>,
+    per_token: OnceLock<Histogram>,
     /// Input and output tokens.
-    pub tokens: [OnceLock<Histogram>; 2],
+    tokens: [OnceLock<Histogram>; 2],
     /// Output-token counts from usage, and from counted chunks.
-    pub token_source: [OnceLock<Counter>; 2],
-    pub response_bytes: OnceLock<Counter>,
-    pub outcome: OnceLock<Counter>,
+    token_source: [OnceLock<Counter>; 2],
+    response_bytes: OnceLock<Counter>,
+    outcome: OnceLock<Counter>,
 }
 
 /// The token types, in the order of [`RequestSeries::tokens`].
@@ -76,46 +76,36 @@ impl SeriesCache {
     }
 }
 
-/// A handle, taken from its family the first time.
-fn handle<M: Clone>(cell: &OnceLock<M>, from_family: impl FnOnce() -> M) -> &M {
-    cell.get_or_init(from_family)
-}
-
 impl RequestSeries {
     pub fn duration(&self, m: &ProxyMetrics, l: &Completion) -> &Histogram {
-        handle(&self.duration, || {
-            m.client.duration.get_or_create(l).clone()
-        })
+        self.duration
+            .get_or_init(|| m.client.duration.get_or_create(l).clone())
     }
 
     pub fn first_chunk(&self, m: &ProxyMetrics, l: &Completion) -> &Histogram {
-        handle(&self.first_chunk, || {
-            m.client.first_chunk.get_or_create(l).clone()
-        })
+        self.first_chunk
+            .get_or_init(|| m.client.first_chunk.get_or_create(l).clone())
     }
 
     pub fn per_chunk(&self, m: &ProxyMetrics, l: &Completion) -> &Histogram {
-        handle(&self.per_chunk, || {
-            m.client.per_chunk.get_or_create(l).clone()
-        })
+        self.per_chunk
+            .get_or_init(|| m.client.per_chunk.get_or_create(l).clone())
     }
 
     pub fn first_content(&self, m: &ProxyMetrics, l: &Completion) -> &Histogram {
-        handle(&self.first_content, || {
-            m.client.first_content.get_or_create(&l.operation).clone()
-        })
+        self.first_content
+            .get_or_init(|| m.client.first_content.get_or_create(&l.operation).clone())
     }
 
     pub fn per_token(&self, m: &ProxyMetrics, l: &Completion) -> &Histogram {
-        handle(&self.per_token, || {
-            m.client.per_token.get_or_create(&l.operation).clone()
-        })
+        self.per_token
+            .get_or_init(|| m.client.per_token.get_or_create(&l.operation).clone())
     }
 
     /// Tokens of type [`TOKEN_TYPES`]`[kind]`.
     pub fn tokens(&self, m: &ProxyMetrics, l: &Completion, kind: usize) -> Option<&Histogram> {
         let (cell, name) = (self.tokens.get(kind)?, TOKEN_TYPES.get(kind)?);
-        Some(handle(cell, || {
+        Some(cell.get_or_init(|| {
             let labels = TokenLabels {
                 gen_ai_operation_name: l.operation.gen_ai_operation_name.clone(),
                 gen_ai_request_model: l.operation.gen_ai_request_model.clone(),
@@ -134,7 +124,7 @@ impl RequestSeries {
         source: usize,
     ) -> Option<&Counter> {
         let (cell, name) = (self.token_source.get(source)?, TOKEN_SOURCES.get(source)?);
-        Some(handle(cell, || {
+        Some(cell.get_or_init(|| {
             let labels = SourceLabels {
                 gen_ai_request_model: l.operation.gen_ai_request_model.clone(),
                 source: name.to_string(),
@@ -144,7 +134,7 @@ impl RequestSeries {
     }
 
     pub fn response_bytes(&self, m: &ProxyMetrics, l: &Completion) -> &Counter {
-        handle(&self.response_bytes, || {
+        self.response_bytes.get_or_init(|| {
             let labels = ModelLabels {
                 gen_ai_request_model: l.operation.gen_ai_request_model.clone(),
             };
@@ -153,7 +143,7 @@ impl RequestSeries {
     }
 
     pub fn outcome(&self, m: &ProxyMetrics, l: &Completion, ending: Ending) -> &Counter {
-        handle(&self.outcome, || {
+        self.outcome.get_or_init(|| {
             let labels = OutcomeLabels {
                 gen_ai_request_model: l.operation.gen_ai_request_model.clone(),
                 outcome: ending.0.to_string(),

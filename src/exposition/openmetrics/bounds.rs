@@ -23,19 +23,17 @@ pub(super) struct Bound<'a> {
 impl<'a> Bound<'a> {
     #[inline]
     pub(super) fn new(text: &'a str, count: f64) -> Self {
-        let dot = plain_dot(text.as_bytes());
-        let key = match text.as_bytes() {
-            short @ [_, ..] if dot.is_some() && short.len() < 8 => {
-                let mut padded = [b'0'; 8];
-                padded[..short.len()].copy_from_slice(short);
-                if dot == Some(short.len() as u32) {
-                    padded[short.len()] = b'.';
-                }
-                u64::from_be_bytes(padded)
+        let b = text.as_bytes();
+        let checked = match b.len() {
+            // The text in the top bytes of a word, as `within` reads it from its line.
+            n @ 1..8 => {
+                let mut window = [0u8; 8];
+                window[8 - n..].copy_from_slice(b);
+                short_plain_dot(b, u64::from_le_bytes(window))
             }
-            _ => 0,
+            _ => (plain_dot(b), 0),
         };
-        Bound::of(text, (dot, key), count)
+        Bound::of(text, checked, count)
     }
 
     /// A bound whose text lies inside `line` (a sample line: the bound is its `le` value).

@@ -71,7 +71,7 @@ impl<'a> MetricRules<'a> {
 
     /// Takes the bound `value` (inside `line`) and count of a bucket known to continue the
     /// previous bucket's metric (the parser found its labels written as that bucket's but
-    /// for `le`, last), if it breaks no rule, and says whether it did: see
+    /// for `le`), if it breaks no rule, and says whether it did: see
     /// [`Self::next_bucket`]. `word` is the eight bytes from the bound's start, read by the
     /// parser, when the bound is shorter (else 0).
     #[inline(always)]
