@@ -205,9 +205,12 @@ impl Message {
     }
 
     /// A `KeyValue` field whose value is an array of strings, written in place.
-    pub fn strings_kv(&mut self, field: u32, key: &str, items: &[String]) {
+    pub fn strings_kv<S: AsRef<str>>(&mut self, field: u32, key: &str, items: &[S]) {
         // Each item: an `ArrayValue` entry holding an `AnyValue` holding the string.
-        let any_len = |item: &String| 1 + varint_len(item.len() as u64) + item.len();
+        let any_len = |item: &S| {
+            let item = item.as_ref();
+            1 + varint_len(item.len() as u64) + item.len()
+        };
         let array_len: usize = items
             .iter()
             .map(|item| 1 + varint_len(any_len(item) as u64) + any_len(item))
@@ -218,6 +221,7 @@ impl Message {
         for item in items {
             self.key(1, LENGTH_DELIMITED);
             self.varint(any_len(item) as u64);
+            let item = item.as_ref();
             self.key(1, LENGTH_DELIMITED);
             self.varint(item.len() as u64);
             self.buf.extend_from_slice(item.as_bytes());

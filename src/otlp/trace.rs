@@ -8,17 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::proto::Message;
-use super::push::{ExportStats, Exported, post};
+use super::push::{ExportStats, Exported};
 use super::{Resource, unix_nanos};
 
-/// Spans waiting for the exporter, at most; later ones are dropped and counted.
-pub const QUEUE: usize = 4096;
-/// Spans in one export, at most.
-const BATCH: usize = 512;
-/// How long a batch that is not full waits for more spans before it is exported: under
-/// load, exports of hundreds of spans instead of a post per handful (OpenTelemetry's batch
-/// span processor waits up to 5 s; spans here reach the backend within a tenth of that).
-const GATHER: Duration = Duration::from_millis(100);
+mod export;
+
+pub use export::{QUEUE, SpanQueue, request};
 
 /// A request's place in a trace: the trace, this span, its parent (the caller's span, when
 /// the request came with a `traceparent`) and whether it is sampled.
@@ -241,29 +236,33 @@ pub fn write_attributes(message: &mut Message, field: u32, attributes: &[(&'stat
     }
 }
 
-/// A finished span, ready to export.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpanRecord {
+/// A finished span apart from its attributes, which the caller writes straight into the
+/// span's encoding (see [`Tracer::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpanHead<'a> {
     pub ctx: TraceContext,
     /// The name is `{operation} {model}`, written when the span is encoded.
     pub operation: &'static str,
-    /// Shared with the span's `gen_ai.request.model` attribute.
-    pub model: Arc<str>,
+    pub model: &'a str,
     /// `SpanKind` (3 = client).
     pub kind: u64,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
-    pub attributes: Vec<(&'static str, Value)>,
     /// Events: name and Unix nanoseconds.
-    pub events: Vec<(&'static str, u64)>,
+    pub events: &'a [(&'static str, u64)],
     /// The error's description when the span failed (status ERROR), else OK is left unset.
     pub error: Option<&'static str>,
 }
 
-impl SpanRecord {
-    /// Writes the span into `span` (cleared first; a buffer reused across spans, so a
-    /// batch is encoded without an allocation per span or per attribute).
-    fn write(&self, span: &mut Message, scratch: &mut Message) {
+impl SpanHead<'_> {
+    /// Writes the span into `span` (cleared first; a buffer reused across spans, so no
+    /// allocation per span or per attribute), its attributes by `attributes`.
+    fn write(
+        &self,
+        span: &mut Message,
+        scratch: &mut Message,
+        attributes: impl FnOnce(&mut Attributes<'_>),
+    ) {
         span.clear();
         span.bytes(1, &self.ctx.trace_id);
         span.bytes(2, &self.ctx.span_id);
@@ -272,12 +271,12 @@ impl SpanRecord {
         }
         span.fixed32(16, u32::from(self.ctx.sampled));
         let name_len = self.operation.len() + 1 + self.model.len();
-        span.string_parts(5, name_len, &[self.operation, " ", &self.model]);
+        span.string_parts(5, name_len, &[self.operation, " ", self.model]);
         span.uint(6, self.kind);
         span.fixed64(7, self.start_unix_ns);
         span.fixed64(8, self.end_unix_ns);
-        write_attributes(span, 9, &self.attributes);
-        for (name, at) in &self.events {
+        attributes(&mut Attributes(span));
+        for (name, at) in self.events {
             scratch.clear();
             scratch.fixed64(1, *at);
             scratch.string(2, name);
@@ -292,46 +291,41 @@ impl SpanRecord {
     }
 }
 
-/// Encodes batches of spans as `ExportTraceServiceRequest`s. Its buffers (a span, its
-/// events, the batch's spans) keep their capacity from one batch to the next, and the
-/// batch is copied once, into the body, whose length is known by then.
-#[derive(Debug, Default)]
-pub struct Encoder {
-    span: Message,
-    scratch: Message,
-    scope_spans: Message,
-}
+/// A span's attributes, written in place as its `KeyValue`s (field 9 of `Span`).
+pub struct Attributes<'m>(&'m mut Message);
 
-impl Encoder {
-    /// The request body for `spans`.
-    pub fn encode(&mut self, spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
-        let Encoder {
-            span,
-            scratch,
-            scope_spans,
-        } = self;
-        scope_spans.clear();
-        scratch.clear();
-        scratch.string(1, "llmwatch");
-        scratch.string(2, env!("CARGO_PKG_VERSION"));
-        scope_spans.nested(1, scratch.as_bytes());
-        for record in spans {
-            record.write(span, scratch);
-            scope_spans.nested(2, span.as_bytes());
-        }
-        let resource = resource.message();
-        // ResourceSpans { resource = 1, scope_spans = 2 } inside the request's field 1.
-        let resource_spans =
-            Message::field_len(1, resource.len()) + Message::field_len(2, scope_spans.len());
-        let mut request = Message::with_capacity(Message::field_len(1, resource_spans));
-        request.head(1, resource_spans);
-        request.nested(1, resource.as_bytes());
-        request.nested(2, scope_spans.as_bytes());
-        request.into_bytes()
+impl Attributes<'_> {
+    pub fn string(&mut self, key: &str, value: &str) {
+        self.0.string_kv(SPAN_ATTRIBUTES, key, value);
+    }
+
+    pub fn int(&mut self, key: &str, value: i64) {
+        self.0.int_kv(SPAN_ATTRIBUTES, key, value);
+    }
+
+    pub fn double(&mut self, key: &str, value: f64) {
+        self.0.double_kv(SPAN_ATTRIBUTES, key, value);
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) {
+        self.0.bool_kv(SPAN_ATTRIBUTES, key, value);
+    }
+
+    /// A string array (`gen_ai.response.finish_reasons`).
+    pub fn strings(&mut self, key: &str, items: &[&str]) {
+        self.0.strings_kv(SPAN_ATTRIBUTES, key, items);
+    }
+
+    /// Attributes held as values.
+    pub fn values(&mut self, attributes: &[(&'static str, Value)]) {
+        write_attributes(self.0, SPAN_ATTRIBUTES, attributes);
     }
 }
 
-/// Where finished spans go: a bounded queue to the exporter task.
+/// `Span.attributes`.
+const SPAN_ATTRIBUTES: u32 = 9;
+
+/// Where finished spans go: encoded into a bounded queue that the exporter task drains.
 #[derive(Debug, Clone)]
 pub struct Tracer {
     pub ids: Arc<Ids>,
@@ -340,14 +334,15 @@ pub struct Tracer {
     pub clock: Arc<WallClock>,
     /// `gen_ai.provider.name`, when configured.
     pub provider: Option<Arc<str>>,
-    queue: tokio::sync::mpsc::Sender<SpanRecord>,
+    queue: Arc<SpanQueue>,
     stats: ExportStats,
 }
 
 impl Tracer {
-    /// Queues a finished span; a full queue drops it and counts it.
-    pub fn finish(&self, span: SpanRecord) {
-        if self.queue.try_send(span).is_err() {
+    /// Encodes a finished span, its attributes written by `attributes`, and queues it for
+    /// export; a full queue drops it and counts it.
+    pub fn finish(&self, head: &SpanHead<'_>, attributes: impl FnOnce(&mut Attributes<'_>)) {
+        if !self.queue.push(head, attributes) {
             Exported {
                 signal: "traces",
                 result: "queue_full",
@@ -381,61 +376,16 @@ pub fn tracer(
     config: TraceConfig,
     stats: ExportStats,
 ) -> (Tracer, impl std::future::Future<Output = ()>) {
-    let (queue, spans) = tokio::sync::mpsc::channel(QUEUE);
+    let queue = Arc::new(SpanQueue::default());
     let tracer = Tracer {
         ids: Arc::new(Ids::default()),
         clock: Arc::new(WallClock::new()),
         sampler: config.sampler,
         provider: config.provider.as_deref().map(Arc::from),
-        queue,
+        queue: Arc::clone(&queue),
         stats: stats.clone(),
     };
-    (tracer, run_traces(config, spans, stats))
-}
-
-/// Exports queued spans in batches of up to [`BATCH`], one export at a time: a full batch at
-/// once, a partial one after [`GATHER`]. A refused or failed batch is dropped and counted.
-async fn run_traces(
-    config: TraceConfig,
-    mut spans: tokio::sync::mpsc::Receiver<SpanRecord>,
-    stats: ExportStats,
-) {
-    let client = super::push::client(config.protocol, config.ca.as_deref());
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut encoder = Encoder::default();
-    let mut quiet_until: Option<std::time::Instant> = None;
-    while spans.recv_many(&mut batch, BATCH).await > 0 {
-        if batch.len() < BATCH {
-            tokio::time::sleep(GATHER).await;
-            while batch.len() < BATCH {
-                let Ok(span) = spans.try_recv() else {
-                    break;
-                };
-                batch.push(span);
-            }
-        }
-        if let Some(until) = quiet_until.take() {
-            tokio::time::sleep_until(until.into()).await;
-        }
-        let body = encoder.encode(&batch, &config.resource);
-        let posted = post(
-            (&client, config.protocol),
-            &config.url,
-            &config.headers,
-            config.timeout,
-            body,
-        )
-        .await;
-        quiet_until = posted.retry_after.map(|d| std::time::Instant::now() + d);
-        Exported {
-            signal: "traces",
-            result: posted.result,
-            items: batch.len(),
-            detail: &posted.detail,
-        }
-        .emit(&stats);
-        batch.clear();
-    }
+    (tracer, export::run_traces(config, queue, stats))
 }
 
 /// The host and port of a base URL (`http://host:port/...`), read without a URL parser:

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::otlp::trace::{SpanRecord, TraceContext, TraceParent, Tracer, Value};
+use crate::otlp::trace::{SpanHead, TraceContext, TraceParent, Tracer};
 
 use super::Outcome;
 
@@ -82,60 +82,62 @@ impl SpanStart {
             return None;
         }
         let at = |t: Instant| self.tracer.clock.unix_nanos(t);
-        let mut attributes = Vec::with_capacity(12);
-        attributes.extend([
-            ("gen_ai.operation.name", Value::Word(self.operation)),
-            ("gen_ai.request.model", Value::Shared(self.model.clone())),
-            ("gen_ai.request.stream", Value::Bool(facts.streamed)),
-            ("server.address", Value::Shared(self.server.0)),
-            ("llmwatch.outcome", Value::Word(outcome.as_str())),
-        ]);
-        if let Some(provider) = &self.tracer.provider {
-            attributes.push(("gen_ai.provider.name", Value::Shared(provider.clone())));
-        }
-        if let Some(port) = self.server.1 {
-            attributes.push(("server.port", Value::Int(i64::from(port))));
-        }
-        for (key, n) in [
-            ("gen_ai.usage.input_tokens", facts.input_tokens),
-            ("gen_ai.usage.output_tokens", facts.output_tokens),
+        let mut events = [("", 0); 2];
+        let mut n = 0;
+        for (name, t) in [
+            ("gen_ai.first_chunk", facts.first_chunk),
+            ("llmwatch.first_content_token", facts.first_content),
         ] {
-            if let Some(n) = n {
-                attributes.push((key, Value::Int(i64::try_from(n).unwrap_or(i64::MAX))));
+            if let Some(t) = t {
+                events[n] = (name, at(t));
+                n += 1;
             }
         }
-        if let Some(model) = facts.response_model {
-            attributes.push(("gen_ai.response.model", Value::Str(model)));
-        }
-        if let Some(reason) = facts.finish_reason {
-            let reasons = vec![reason];
-            attributes.push(("gen_ai.response.finish_reasons", Value::Strings(reasons)));
-        }
-        if let Some(first) = facts.first_chunk {
-            let secs = first.saturating_duration_since(self.received).as_secs_f64();
-            attributes.push(("gen_ai.response.time_to_first_chunk", Value::Double(secs)));
-        }
-        if let Some(error) = error {
-            attributes.push(("error.type", Value::Word(error)));
-        }
-        let mut events = Vec::with_capacity(2);
-        if let Some(t) = facts.first_chunk {
-            events.push(("gen_ai.first_chunk", at(t)));
-        }
-        if let Some(t) = facts.first_content {
-            events.push(("llmwatch.first_content_token", at(t)));
-        }
         let end = at(now);
-        self.tracer.finish(SpanRecord {
+        let head = SpanHead {
             ctx: self.ctx,
             operation: self.operation,
-            model: self.model,
+            model: &self.model,
             kind: 3,
             start_unix_ns: at(self.received),
             end_unix_ns: end,
-            attributes,
-            events,
+            events: &events[..n],
             error,
+        };
+        let provider = self.tracer.provider.as_deref();
+        self.tracer.finish(&head, |a| {
+            a.string("gen_ai.operation.name", self.operation);
+            a.string("gen_ai.request.model", &self.model);
+            a.bool("gen_ai.request.stream", facts.streamed);
+            a.string("server.address", &self.server.0);
+            a.string("llmwatch.outcome", outcome.as_str());
+            if let Some(provider) = provider {
+                a.string("gen_ai.provider.name", provider);
+            }
+            if let Some(port) = self.server.1 {
+                a.int("server.port", i64::from(port));
+            }
+            for (key, n) in [
+                ("gen_ai.usage.input_tokens", facts.input_tokens),
+                ("gen_ai.usage.output_tokens", facts.output_tokens),
+            ] {
+                if let Some(n) = n {
+                    a.int(key, i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+            if let Some(model) = &facts.response_model {
+                a.string("gen_ai.response.model", model);
+            }
+            if let Some(reason) = &facts.finish_reason {
+                a.strings("gen_ai.response.finish_reasons", &[reason.as_str()]);
+            }
+            if let Some(first) = facts.first_chunk {
+                let secs = first.saturating_duration_since(self.received).as_secs_f64();
+                a.double("gen_ai.response.time_to_first_chunk", secs);
+            }
+            if let Some(error) = error {
+                a.string("error.type", error);
+            }
         });
         Some((self.ctx.trace_id, end as f64 / 1e9))
     }

@@ -116,20 +116,9 @@ fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
     };
     // The exporter is never run: nothing drains the queue.
     let (tracer, _exporter) = tracer(config, stats.clone());
-    let ctx = TraceContext::start(None, &tracer.ids, &SAMPLER);
-    let span = SpanRecord {
-        ctx,
-        operation: "chat",
-        model: "m".into(),
-        kind: 3,
-        start_unix_ns: 1,
-        end_unix_ns: 2,
-        attributes: Vec::new(),
-        events: Vec::new(),
-        error: None,
-    };
+    let span = TestSpan::new(&tracer.ids, "m", 1);
     for _ in 0..QUEUE + 5 {
-        tracer.finish(span.clone());
+        tracer.finish(&span.head(), |a| a.values(&span.attributes));
     }
     let dropped = stats
         .dropped
@@ -141,40 +130,61 @@ fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
     assert_eq!(dropped, 5);
 }
 
-fn span(ids: &Ids, model: &str, reasons: usize) -> SpanRecord {
-    SpanRecord {
-        ctx: TraceContext::start(None, ids, &SAMPLER),
-        operation: "chat",
-        model: model.into(),
-        kind: 3,
-        start_unix_ns: 1_700_000_000_000_000_000,
-        end_unix_ns: 1_700_000_000_250_000_000,
-        attributes: vec![
-            ("gen_ai.request.model", Value::Str(model.to_string())),
-            ("server.address", Value::Shared(Arc::from("127.0.0.1"))),
-            ("server.port", Value::Int(8000)),
-            ("gen_ai.request.stream", Value::Bool(true)),
-            ("gen_ai.response.time_to_first_chunk", Value::Double(0.05)),
-            (
-                "gen_ai.response.finish_reasons",
-                Value::Strings(vec!["stop".to_string(); reasons]),
-            ),
-        ],
-        events: vec![("gen_ai.first_chunk", 1_700_000_000_050_000_000)],
-        error: (reasons == 0).then_some("timeout"),
+/// A span with what the head borrows.
+struct TestSpan {
+    ctx: TraceContext,
+    model: String,
+    events: Vec<(&'static str, u64)>,
+    error: Option<&'static str>,
+    attributes: Vec<(&'static str, Value)>,
+}
+
+impl TestSpan {
+    fn new(ids: &Ids, model: &str, reasons: usize) -> TestSpan {
+        TestSpan {
+            ctx: TraceContext::start(None, ids, &SAMPLER),
+            model: model.to_string(),
+            events: vec![("gen_ai.first_chunk", 1_700_000_000_050_000_000)],
+            error: (reasons == 0).then_some("timeout"),
+            attributes: vec![
+                ("gen_ai.request.model", Value::Str(model.to_string())),
+                ("server.address", Value::Shared(Arc::from("127.0.0.1"))),
+                ("server.port", Value::Int(8000)),
+                ("gen_ai.request.stream", Value::Bool(true)),
+                ("gen_ai.response.time_to_first_chunk", Value::Double(0.05)),
+                (
+                    "gen_ai.response.finish_reasons",
+                    Value::Strings(vec!["stop".to_string(); reasons]),
+                ),
+            ],
+        }
+    }
+
+    fn head(&self) -> SpanHead<'_> {
+        SpanHead {
+            ctx: self.ctx,
+            operation: "chat",
+            model: &self.model,
+            kind: 3,
+            start_unix_ns: 1_700_000_000_000_000_000,
+            end_unix_ns: 1_700_000_000_250_000_000,
+            events: &self.events,
+            error: self.error,
+        }
     }
 }
 
 /// The request as nested messages, each built and then copied into its parent.
-fn nested_request(spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
+fn nested_request(spans: &[TestSpan], resource: &Resource) -> Vec<u8> {
     let mut scope = Message::new();
     scope.string(1, "llmwatch");
     scope.string(2, env!("CARGO_PKG_VERSION"));
     let mut scope_spans = Message::new();
     scope_spans.message(1, scope);
-    for record in spans {
+    for test in spans {
         let (mut span, mut scratch) = (Message::new(), Message::new());
-        record.write(&mut span, &mut scratch);
+        test.head()
+            .write(&mut span, &mut scratch, |a| a.values(&test.attributes));
         scope_spans.message(2, span);
     }
     let mut resource_spans = Message::new();
@@ -186,23 +196,34 @@ fn nested_request(spans: &[SpanRecord], resource: &Resource) -> Vec<u8> {
 }
 
 #[test]
-fn a_reused_encoder_writes_what_nested_messages_would() {
+fn queued_spans_leave_in_batches_that_read_as_nested_messages_would() {
     let ids = Ids::default();
     let resource = Resource {
         attributes: vec![("service.name".to_string(), "llmwatch".to_string())],
     };
-    let mut encoder = Encoder::default();
-    // A long batch, then shorter ones: nothing of an earlier batch may show through.
-    let long: Vec<SpanRecord> = (0..300)
-        .map(|i| span(&ids, &"m".repeat(i % 200), i % 3))
+    let queue = export::SpanQueue::default();
+    // Long batches, then short ones in the buffers given back: nothing of an earlier batch
+    // may show through.
+    let spans: Vec<TestSpan> = (0..1100)
+        .map(|i| TestSpan::new(&ids, &"m".repeat(i % 200), i % 3))
         .collect();
-    for batch in [&long[..], &long[..1], &[], &long[7..9]] {
-        assert_eq!(
-            encoder.encode(batch, &resource),
-            nested_request(batch, &resource),
-            "{} spans",
-            batch.len()
-        );
+    for round in [&spans[..], &spans[..1], &spans[7..9], &spans[..600]] {
+        for span in round {
+            assert!(queue.push(&span.head(), |a| a.values(&span.attributes)));
+        }
+        let mut from = 0;
+        while let Some((scope_spans, n)) = queue.take() {
+            assert_eq!(n, (round.len() - from).min(export::BATCH));
+            assert_eq!(
+                request(scope_spans.as_bytes(), &resource),
+                nested_request(&round[from..from + n], &resource),
+                "spans {from}..{}",
+                from + n
+            );
+            queue.give_back(scope_spans);
+            from += n;
+        }
+        assert_eq!(from, round.len());
     }
 }
 
