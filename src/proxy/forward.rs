@@ -17,6 +17,9 @@ use super::observe::{Observation, Relay, Source, Waits};
 use super::{Outcome, Proxy};
 use crate::client_metrics::{Operation, OutcomeLabels};
 
+/// The W3C trace context header, a constant: a name given as text is parsed on every use.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// Headers that belong to one hop, not to the request or answer.
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
@@ -150,7 +153,7 @@ async fn measured(
     let upstream = &proxy.upstreams[index];
     let mut observation = Observation::new(proxy.metrics.clone(), operation, received);
     if let Some(tracer) = &proxy.tracer {
-        let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
         let (span, traceparent) = super::span::SpanStart::begin(
             tracer,
             incoming,
@@ -160,7 +163,7 @@ async fn measured(
             &upstream.server,
         );
         if let Ok(value) = header::HeaderValue::from_bytes(traceparent.as_bytes()) {
-            headers.insert("traceparent", value);
+            headers.insert(TRACEPARENT, value);
         }
         observation.trace(span);
     }
