@@ -1,8 +1,11 @@
 //! The proxy's chunk scanner on the four kinds of chunk a vLLM stream sends (role, token,
-//! finish, usage), in turn, for an instruction count per chunk under callgrind: run it with
-//! 0 and with N chunks and divide the difference by N (docs/benchmarks.md).
+//! finish, usage), for an instruction count per chunk under callgrind: run it with 0 and
+//! with N chunks and divide the difference by N (docs/benchmarks.md). `walk` reads the four
+//! in turn, each walked; `stream` reads them as a 16-token stream sends them (role, sixteen
+//! tokens, finish, usage), the way the proxy does: each by the shape of the one before when
+//! it fits.
 //!
-//! `cargo run --release --example sse_scan_cost -- CHUNKS`
+//! `cargo run --release --example sse_scan_cost -- CHUNKS [walk|stream]`
 
 use std::io::Write;
 
@@ -20,10 +23,21 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .context("give the number of chunks to scan")?
         .parse()?;
+    let stream = std::env::args().nth(2).as_deref() == Some("stream");
     let mut read = 0;
-    for chunk in CHUNKS.iter().cycle().take(count) {
-        let facts = llmwatch::sse::scan::scan_chunk(std::hint::black_box(chunk.as_bytes()));
-        read += usize::from(std::hint::black_box(facts).is_some());
+    if stream {
+        // Role, sixteen tokens, finish, usage.
+        let order = [0].into_iter().chain([1; 16]).chain([2, 3]);
+        let mut shape = llmwatch::sse::scan::ChunkShape::default();
+        for i in order.cycle().take(count) {
+            let facts = shape.scan(std::hint::black_box(CHUNKS[i].as_bytes()));
+            read += usize::from(std::hint::black_box(facts).is_some());
+        }
+    } else {
+        for chunk in CHUNKS.iter().cycle().take(count) {
+            let facts = llmwatch::sse::scan::scan_chunk(std::hint::black_box(chunk.as_bytes()));
+            read += usize::from(std::hint::black_box(facts).is_some());
+        }
     }
     anyhow::ensure!(
         read == count,

@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 
 use super::Outcome;
 use crate::client_metrics::{Completion, Operation};
-use crate::sse::scan::{ChunkFacts, scan_chunk};
+use crate::sse::scan::{ChunkFacts, ChunkShape, scan_chunk};
 use crate::sse::{data_lines, event_end};
 
 /// Gaps kept per request for per-token ITL (a longer answer keeps its first ones).
@@ -50,6 +50,8 @@ pub struct Observation {
     recorded: bool,
     /// The request's span, when traces are exported.
     span: Option<Box<super::span::SpanStart>>,
+    /// The stream's last chunk read in full, to read the next ones by.
+    shape: ChunkShape,
     /// The model the answer names.
     response_model: Option<String>,
     streamed: bool,
@@ -82,6 +84,7 @@ impl Observation {
             response_bytes: 0,
             recorded: false,
             span: None,
+            shape: ChunkShape::default(),
             response_model: None,
             streamed: false,
         }
@@ -210,7 +213,7 @@ impl Observation {
             self.done_marker = true;
             return true;
         }
-        let Some(chunk) = scan_chunk(data) else {
+        let Some(chunk) = self.shape.scan(data) else {
             return true;
         };
         if chunk.content {

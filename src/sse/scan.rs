@@ -8,6 +8,10 @@
 
 use std::borrow::Cow;
 
+mod shape;
+
+pub use shape::{ChunkShape, check_by_shape};
+
 /// What the proxy needs of a chunk (or of a whole answer).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ChunkFacts<'a> {
@@ -34,7 +38,28 @@ const MAX_DEPTH: usize = 128;
 
 /// The facts of the chunk in `data`, or `None` when it is not a chunk.
 pub fn scan_chunk(data: &[u8]) -> Option<ChunkFacts<'_>> {
-    let mut c = Cursor { b: data, i: 0 };
+    let (mut facts, text) = walk(data)?;
+    facts.content |= text.is_some_and(|t| t.non_empty);
+    Some(facts)
+}
+
+/// The first string of a choice's text (its `delta.content`, or `text`): where the chunks
+/// of a stream differ. Its body lies between `start` and `end` (the closing quote).
+#[derive(Debug, Clone, Copy)]
+struct Text {
+    start: usize,
+    end: usize,
+    non_empty: bool,
+}
+
+/// Walks the chunk in `data` once: its facts, but for what its first text says (left out
+/// of `content`, and given apart).
+fn walk(data: &[u8]) -> Option<(ChunkFacts<'_>, Option<Text>)> {
+    let mut c = Cursor {
+        b: data,
+        i: 0,
+        text: None,
+    };
     let mut facts = ChunkFacts::default();
     c.record(&[b"choices", b"usage", b"error", b"model"], |c, field| {
         match field {
@@ -52,7 +77,7 @@ pub fn scan_chunk(data: &[u8]) -> Option<ChunkFacts<'_>> {
         }
     })?;
     c.end()?;
-    Some(facts)
+    Some((facts, c.text))
 }
 
 /// The scan's invariant, shared by the fuzz target and the tests: whatever object the
@@ -88,6 +113,8 @@ pub(crate) fn deserialised(data: &[u8]) -> Option<ChunkFacts<'_>> {
 struct Cursor<'a> {
     b: &'a [u8],
     i: usize,
+    /// The first text string, once read.
+    text: Option<Text>,
 }
 
 impl<'a> Cursor<'a> {
@@ -359,10 +386,7 @@ impl<'a> Cursor<'a> {
             &[b"delta", b"text", b"finish_reason"],
             |c, field| match field {
                 0 => c.or_null(|c| c.delta(facts)),
-                1 => {
-                    facts.content |= c.non_empty_or_null()?;
-                    Some(())
-                }
+                1 => c.content(facts),
                 _ => {
                     let reason = c.text_or_null()?;
                     if facts.finish_reason.is_none() {
@@ -384,10 +408,30 @@ impl<'a> Cursor<'a> {
                     facts.content |= calls;
                     return c.skip_if(calls);
                 }
-                facts.content |= c.non_empty_or_null()?;
-                Some(())
+                if field == 1 {
+                    facts.content |= c.non_empty_or_null()?;
+                    return Some(());
+                }
+                c.content(facts)
             },
         )
+    }
+
+    /// A choice's text (`delta.content` or `text`), a string or `null`: the first string
+    /// is kept apart as [`Text`], any other says whether there is content.
+    fn content(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
+        if self.text.is_some() || self.peek() != Some(b'"') {
+            facts.content |= self.non_empty_or_null()?;
+            return Some(());
+        }
+        let start = self.i + 1;
+        let (raw, _) = self.string(true)?;
+        self.text = Some(Text {
+            start,
+            end: self.i - 1,
+            non_empty: !raw.is_empty(),
+        });
+        Some(())
     }
 
     /// The `usage` object: `prompt_tokens`, `completion_tokens`.

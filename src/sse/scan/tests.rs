@@ -208,3 +208,92 @@ proptest! {
         prop_assert_eq!(string_stop(&bytes, controls), expected);
     }
 }
+
+/// Bytes for a chunk's text: quotes, backslashes and escapes' letters, control and
+/// non-ASCII bytes among plain ones, so that most replacements break the string somewhere.
+fn text_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(b'"'),
+            Just(b'\\'),
+            Just(b'n'),
+            Just(b'u'),
+            Just(b'0'),
+            Just(b'\n'),
+            Just(0xc3u8),
+            Just(0xa9u8),
+            Just(b'}'),
+            Just(b' '),
+            b'a'..=b'z',
+        ],
+        0..12,
+    )
+}
+
+proptest! {
+    /// A chunk read by the shape of the one before (its text's body replaced by any bytes,
+    /// or a chunk of another shape) reads as the walk reads it.
+    #[test]
+    fn a_chunk_read_by_the_last_ones_shape_reads_as_the_walk_reads_it(
+        first in chunk(),
+        other in chunk(),
+        pretty in any::<bool>(),
+        body in text_bytes(),
+    ) {
+        let write = |v: &Value| if pretty {
+            serde_json::to_string_pretty(v)
+        } else {
+            serde_json::to_string(v)
+        }
+        .unwrap();
+        let first = write(&first);
+        let mut shape = super::ChunkShape::default();
+        prop_assert_eq!(shape.scan(first.as_bytes()), scan_chunk(first.as_bytes()));
+        if let Some((_, Some(text))) = super::walk(first.as_bytes()) {
+            let mut next = first.as_bytes()[..text.start].to_vec();
+            next.extend_from_slice(&body);
+            next.extend_from_slice(&first.as_bytes()[text.end..]);
+            prop_assert_eq!(
+                shape.scan(&next),
+                scan_chunk(&next),
+                "{}",
+                String::from_utf8_lossy(&next)
+            );
+        }
+        let other = write(&other);
+        prop_assert_eq!(shape.scan(other.as_bytes()), scan_chunk(other.as_bytes()));
+    }
+}
+
+#[test]
+fn a_vllm_stream_read_by_shape_reads_chunk_by_chunk_as_walked() {
+    let stream: [&[u8]; 7] = [
+        br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+        br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" the"},"logprobs":null,"finish_reason":null}]}"#,
+        br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" \"sea\"\n"},"logprobs":null,"finish_reason":null}]}"#,
+        br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":null}]}"#,
+        br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"logprobs":null,"finish_reason":null}],"extra":"#,
+        br#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" calm"},"logprobs":null,"finish_reason":"length"}]}"#,
+        br#"{"id":"c","choices":[],"usage":{"prompt_tokens":32,"completion_tokens":16,"total_tokens":48}}"#,
+    ];
+    let mut shape = super::ChunkShape::default();
+    for chunk in stream {
+        let facts = shape.scan(chunk);
+        assert_eq!(
+            facts,
+            scan_chunk(chunk),
+            "{}",
+            String::from_utf8_lossy(chunk)
+        );
+    }
+    // Read by shape, not walked: the model and finish reason come from the chunk itself.
+    let token = stream[2];
+    shape.scan(stream[1]);
+    assert!(shape.read(stream[3]).is_some_and(|f| !f.content));
+    assert_eq!(shape.read(stream[4]), None, "text after the object");
+    assert_eq!(shape.read(stream[5]), None, "another finish reason");
+    let facts = shape.read(token).unwrap();
+    assert!(facts.content);
+    assert_eq!(facts.model.as_deref(), Some("m"));
+    assert_eq!(facts.model.map(|m| m.as_ptr()), Some(token[64..].as_ptr()));
+}
