@@ -214,7 +214,13 @@ async fn measured(
     };
     // Boxed: the stream moves its state into each step's future and back out with the
     // item, and a relay (with the request's observation) is about a kilobyte.
-    let relay = Box::new(Relay::new(source, observation, streamed, strip_usage, waits));
+    let relay = Box::new(Relay::new(
+        source,
+        observation,
+        streamed,
+        strip_usage,
+        waits,
+    ));
     let stream = futures_util::stream::unfold((relay, lease), |(mut relay, lease)| async move {
         let next = relay.next().await?;
         Some((next, (relay, lease)))
