@@ -205,12 +205,9 @@ impl Message {
     }
 
     /// A `KeyValue` field whose value is an array of strings, written in place.
-    pub fn strings_kv<S: AsRef<str>>(&mut self, field: u32, key: &str, items: &[S]) {
+    pub fn strings_kv(&mut self, field: u32, key: &str, items: &[&str]) {
         // Each item: an `ArrayValue` entry holding an `AnyValue` holding the string.
-        let any_len = |item: &S| {
-            let item = item.as_ref();
-            1 + varint_len(item.len() as u64) + item.len()
-        };
+        let any_len = |item: &str| 1 + varint_len(item.len() as u64) + item.len();
         let array_len: usize = items
             .iter()
             .map(|item| 1 + varint_len(any_len(item) as u64) + any_len(item))
@@ -221,7 +218,6 @@ impl Message {
         for item in items {
             self.key(1, LENGTH_DELIMITED);
             self.varint(any_len(item) as u64);
-            let item = item.as_ref();
             self.key(1, LENGTH_DELIMITED);
             self.varint(item.len() as u64);
             self.buf.extend_from_slice(item.as_bytes());
@@ -264,7 +260,7 @@ mod tests {
     }
 
     /// `KeyValue` with an array of strings.
-    fn strings_attribute(key: &str, items: &[String]) -> Message {
+    fn strings_attribute(key: &str, items: &[&str]) -> Message {
         let mut array = Message::new();
         for item in items {
             let mut any = Message::new();
@@ -364,7 +360,7 @@ mod tests {
         nested.message(9, double_attribute("d", 0.25));
         assert_eq!(direct.into_bytes(), nested.into_bytes());
         let long = "y".repeat(300);
-        for items in [vec![], vec!["stop".to_string()], vec![String::new(), long]] {
+        for items in [vec![], vec!["stop"], vec!["", long.as_str()]] {
             let (mut direct, mut nested) = (Message::new(), Message::new());
             direct.strings_kv(9, "gen_ai.response.finish_reasons", &items);
             nested.message(

@@ -13,7 +13,8 @@ use super::{Resource, unix_nanos};
 
 mod export;
 
-pub use export::{QUEUE, SpanQueue, request};
+pub use export::QUEUE;
+use export::SpanQueue;
 
 /// A request's place in a trace: the trace, this span, its parent (the caller's span, when
 /// the request came with a `traceparent`) and whether it is sampled.
@@ -205,33 +206,20 @@ fn parse_traceparent(text: &str) -> Option<([u8; 16], [u8; 8], u8)> {
     Some((trace_id, parent, flags))
 }
 
-/// An attribute value.
+/// A metric point's attribute value (a span writes its attributes in place, through
+/// [`Attributes`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// A fixed word (an operation, an outcome): no allocation per span.
-    Word(&'static str),
     Str(String),
-    /// A string shared by every span (the upstream's host, the provider): no copy per span.
-    Shared(Arc<str>),
     Int(i64),
-    Double(f64),
-    Bool(bool),
-    /// A string array (`gen_ai.response.finish_reasons`).
-    Strings(Vec<String>),
 }
 
-/// Writes `attributes` as `KeyValue`s in field `field` of `message` (a span's, or a metric
-/// point's).
+/// Writes `attributes` as `KeyValue`s in field `field` of `message` (a metric point's).
 pub fn write_attributes(message: &mut Message, field: u32, attributes: &[(&'static str, Value)]) {
     for (key, value) in attributes {
         match value {
-            Value::Word(s) => message.string_kv(field, key, s),
             Value::Str(s) => message.string_kv(field, key, s),
-            Value::Shared(s) => message.string_kv(field, key, s),
             Value::Int(i) => message.int_kv(field, key, *i),
-            Value::Double(d) => message.double_kv(field, key, *d),
-            Value::Bool(b) => message.bool_kv(field, key, *b),
-            Value::Strings(items) => message.strings_kv(field, key, items),
         }
     }
 }
@@ -314,11 +302,6 @@ impl Attributes<'_> {
     /// A string array (`gen_ai.response.finish_reasons`).
     pub fn strings(&mut self, key: &str, items: &[&str]) {
         self.0.strings_kv(SPAN_ATTRIBUTES, key, items);
-    }
-
-    /// Attributes held as values.
-    pub fn values(&mut self, attributes: &[(&'static str, Value)]) {
-        write_attributes(self.0, SPAN_ATTRIBUTES, attributes);
     }
 }
 

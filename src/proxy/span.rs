@@ -25,9 +25,8 @@ pub struct SpanStart {
     /// The request's arrival.
     received: Instant,
     operation: &'static str,
-    /// The model asked for, as sent (spans are not metrics: no cardinality cap); shared
-    /// by the span's name and its attribute.
-    model: Arc<str>,
+    /// The model asked for, as sent (spans are not metrics: no cardinality cap).
+    model: Box<str>,
     /// The upstream's host and port.
     server: (Arc<str>, Option<u16>),
 }
@@ -65,7 +64,7 @@ impl SpanStart {
             ctx,
             received,
             operation,
-            model: Arc::from(model),
+            model: Box::from(model),
             server: server.clone(),
         };
         (start, forwarded)

@@ -63,9 +63,8 @@ thread_local! {
 impl SpanQueue {
     /// Encodes the span and queues it; false (and nothing queued) when the queue is full.
     pub fn push(&self, head: &SpanHead<'_>, attributes: impl FnOnce(&mut Attributes<'_>)) -> bool {
-        if self.lock().spans >= QUEUE {
-            return false;
-        }
+        // Encoded before the queue is looked at: one lock per span, and a span is encoded in
+        // vain only when the queue is full and spans are being dropped anyway.
         SCRATCH.with_borrow_mut(|(span, scratch)| {
             head.write(span, scratch, attributes);
             self.append(span.as_bytes())

@@ -118,7 +118,7 @@ fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
     let (tracer, _exporter) = tracer(config, stats.clone());
     let span = TestSpan::new(&tracer.ids, "m", 1);
     for _ in 0..QUEUE + 5 {
-        tracer.finish(&span.head(), |a| a.values(&span.attributes));
+        tracer.finish(&span.head(), |a| span.attributes(a));
     }
     let dropped = stats
         .dropped
@@ -130,13 +130,13 @@ fn a_full_queue_drops_spans_and_counts_them_without_waiting() {
     assert_eq!(dropped, 5);
 }
 
-/// A span with what the head borrows.
+/// A span with what the head borrows, and what its attributes hold.
 struct TestSpan {
     ctx: TraceContext,
     model: String,
     events: Vec<(&'static str, u64)>,
     error: Option<&'static str>,
-    attributes: Vec<(&'static str, Value)>,
+    reasons: usize,
 }
 
 impl TestSpan {
@@ -146,18 +146,21 @@ impl TestSpan {
             model: model.to_string(),
             events: vec![("gen_ai.first_chunk", 1_700_000_000_050_000_000)],
             error: (reasons == 0).then_some("timeout"),
-            attributes: vec![
-                ("gen_ai.request.model", Value::Str(model.to_string())),
-                ("server.address", Value::Shared(Arc::from("127.0.0.1"))),
-                ("server.port", Value::Int(8000)),
-                ("gen_ai.request.stream", Value::Bool(true)),
-                ("gen_ai.response.time_to_first_chunk", Value::Double(0.05)),
-                (
-                    "gen_ai.response.finish_reasons",
-                    Value::Strings(vec!["stop".to_string(); reasons]),
-                ),
-            ],
+            reasons,
         }
+    }
+
+    /// One attribute of every kind.
+    fn attributes(&self, a: &mut Attributes<'_>) {
+        a.string("gen_ai.request.model", &self.model);
+        a.string("server.address", "127.0.0.1");
+        a.int("server.port", 8000);
+        a.bool("gen_ai.request.stream", true);
+        a.double("gen_ai.response.time_to_first_chunk", 0.05);
+        a.strings(
+            "gen_ai.response.finish_reasons",
+            &vec!["stop"; self.reasons],
+        );
     }
 
     fn head(&self) -> SpanHead<'_> {
@@ -184,7 +187,7 @@ fn nested_request(spans: &[TestSpan], resource: &Resource) -> Vec<u8> {
     for test in spans {
         let (mut span, mut scratch) = (Message::new(), Message::new());
         test.head()
-            .write(&mut span, &mut scratch, |a| a.values(&test.attributes));
+            .write(&mut span, &mut scratch, |a| test.attributes(a));
         scope_spans.message(2, span);
     }
     let mut resource_spans = Message::new();
@@ -209,13 +212,13 @@ fn queued_spans_leave_in_batches_that_read_as_nested_messages_would() {
         .collect();
     for round in [&spans[..], &spans[..1], &spans[7..9], &spans[..600]] {
         for span in round {
-            assert!(queue.push(&span.head(), |a| a.values(&span.attributes)));
+            assert!(queue.push(&span.head(), |a| span.attributes(a)));
         }
         let mut from = 0;
         while let Some((scope_spans, n)) = queue.take() {
             assert_eq!(n, (round.len() - from).min(export::BATCH));
             assert_eq!(
-                request(scope_spans.as_bytes(), &resource),
+                export::request(scope_spans.as_bytes(), &resource),
                 nested_request(&round[from..from + n], &resource),
                 "spans {from}..{}",
                 from + n
