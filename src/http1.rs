@@ -36,6 +36,13 @@ struct Idle {
 /// llama.cpp, after 5 s); a request sent as one closes would fail, and it is never resent.
 const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// A connection that ended a stream is not reused sooner than this, until the server has
+/// shown it keeps such connections open. A server that closes after streams (llama.cpp's)
+/// closes a moment after the body's end, before the pool can have learnt it; a request sent
+/// on the connection in that moment would be lost. By this time its close has arrived, and
+/// the check before reuse sees it.
+const STREAM_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A read buffer that grew past this is not kept with its connection.
 const KEEP_BUFFER: usize = 4 * READ_SIZE;
 
@@ -54,6 +61,12 @@ pub struct Pool {
     /// kept: its close arrives a moment after the body's end, and a request sent on it in
     /// that moment would be lost.
     closes_after_streams: AtomicBool,
+    /// Learnt: the server keeps a connection open after streaming an answer on it (one
+    /// such connection was still open once it had settled). Until then such a connection
+    /// waits `stream_settle` before it is reused.
+    keeps_after_streams: AtomicBool,
+    /// [`STREAM_SETTLE`], longer in tests on a machine that may be slow.
+    stream_settle: std::time::Duration,
 }
 
 /// Where new connections go.
@@ -147,6 +160,8 @@ impl Pool {
             max_idle: MAX_IDLE,
             keep_buffer: KEEP_BUFFER,
             closes_after_streams: AtomicBool::new(false),
+            keeps_after_streams: AtomicBool::new(false),
+            stream_settle: STREAM_SETTLE,
         }
     }
 
@@ -194,15 +209,30 @@ impl Pool {
     /// is dropped here, before a request goes out on it: a request that went out is never
     /// sent again, since the server may have acted on it (a POST cut by a reset is a
     /// failure to report, not to hide behind a retry).
+    ///
+    /// The newest is taken first, but for one that ended a stream and has not settled yet
+    /// (see [`STREAM_SETTLE`]), which stays for later.
     fn take(&self) -> Option<Idle> {
         loop {
-            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let idle = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let keeps = self.keeps_after_streams.load(Ordering::Relaxed);
+                let settled =
+                    |i: &Idle| keeps || !i.after_stream || i.since.elapsed() >= self.stream_settle;
+                let at = idle.iter().rposition(settled)?;
+                idle.remove(at)
+            };
             if idle.since.elapsed() > self.max_idle {
                 continue;
             }
             let mut probe = [0u8; 1];
             match idle.connection.try_read(&mut probe) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(idle),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if idle.after_stream {
+                        self.keeps_after_streams.store(true, Ordering::Relaxed);
+                    }
+                    return Some(idle);
+                }
                 // Closed (0 bytes), bytes nobody asked for, or an error: not reusable.
                 _ => self.closed_early(idle.after_stream),
             }

@@ -160,24 +160,50 @@ async fn an_interim_answer_is_skipped_and_a_closed_pooled_connection_retried() {
     assert_eq!(second.chunk().await.unwrap(), None);
 }
 
-/// Streams one chunked answer per connection, claims keep-alive, and closes the connection
-/// 20 ms later without reading another request: what llama.cpp's server does.
-async fn closes_after_each_stream() -> reqwest::Url {
+/// A server on a free loopback port that gives each connection to `serve`, in a task.
+async fn each_connection<F, Fut>(serve: F) -> reqwest::Url
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move {
         loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut request = vec![0u8; 4096];
-                let _ = socket.read(&mut request).await;
-                let answer = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-                let _ = socket.write_all(answer).await;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            });
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(socket));
         }
     });
     reqwest::Url::parse(&url).unwrap()
+}
+
+const STREAMED: &[u8] =
+    b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+
+/// Streams one chunked answer per connection, claims keep-alive, and closes the connection
+/// 20 ms later without reading another request: what llama.cpp's server does.
+async fn closes_after_each_stream() -> reqwest::Url {
+    each_connection(|mut socket| async move {
+        let mut request = vec![0u8; 4096];
+        let _ = socket.read(&mut request).await;
+        let _ = socket.write_all(STREAMED).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    })
+    .await
+}
+
+/// Streams one chunked answer per request and keeps the connection open, as vLLM's and
+/// the simulator's servers do.
+async fn keeps_after_streams() -> reqwest::Url {
+    each_connection(|mut socket| async move {
+        let mut request = vec![0u8; 4096];
+        while socket.read(&mut request).await.is_ok_and(|n| n > 0) {
+            if socket.write_all(STREAMED).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 async fn stream_whole(pool: &Arc<Pool>, request: &[u8]) -> Result<Vec<u8>, Failure> {
@@ -202,5 +228,42 @@ async fn a_server_seen_closing_after_a_stream_gets_no_request_on_such_a_connecti
     // request would go out on a connection about to close, and be lost.
     for _ in 0..5 {
         assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    }
+}
+
+#[tokio::test]
+async fn a_request_straight_after_a_first_stream_waits_for_its_connection_to_settle() {
+    // The first stream's connection closes 20 ms after its end, and nothing was learnt yet:
+    // the request right after it must not go out on that connection.
+    let url = closes_after_each_stream().await;
+    let pool = Arc::new(Pool::new(&url).unwrap());
+    let request = [pool.request_head("POST", "/", 2), b"\r\n".to_vec()].concat();
+    for _ in 0..3 {
+        assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    }
+}
+
+#[tokio::test]
+async fn a_server_seen_keeping_connections_after_streams_gets_them_reused_at_once() {
+    let url = keeps_after_streams().await;
+    // Long enough that the second request surely comes before it, however slow the machine.
+    let settle = std::time::Duration::from_millis(500);
+    let pool = Arc::new(Pool {
+        stream_settle: settle,
+        ..Pool::new(&url).unwrap()
+    });
+    let request = [pool.request_head("POST", "/", 2), b"\r\n".to_vec()].concat();
+    assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    // Not settled yet: a second connection, and the first stays idle.
+    assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    assert_eq!(pool.idle.lock().unwrap().len(), 2);
+    // Once one has settled and is still open, the pool knows this server keeps them.
+    tokio::time::sleep(settle + std::time::Duration::from_millis(10)).await;
+    assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+    assert!(pool.keeps_after_streams.load(Ordering::Relaxed));
+    // From then on the newest connection is reused straight after its stream.
+    for _ in 0..5 {
+        assert_eq!(stream_whole(&pool, &request).await.unwrap(), b"abc");
+        assert_eq!(pool.idle.lock().unwrap().len(), 2);
     }
 }
