@@ -60,6 +60,20 @@ fn quantile(mut xs: Vec<f64>, q: f64) -> f64 {
 #[test]
 fn bench_agrees_with_the_simulators_ground_truth() {
     let _exclusive = crate::util::exclusive();
+    // The counts must agree on every run. The timings are measured once more, against a
+    // fresh simulator, when a first run's are off: the suite's other tests can stall the
+    // client for longer than the slack, while a wrong measure is off on both runs.
+    if let Err(why) = agreement_run() {
+        eprintln!("timings off on a first run ({why}); measuring again");
+        if let Err(why) = agreement_run() {
+            panic!("{why}");
+        }
+    }
+}
+
+/// One run of the agreement test: asserts the counts, and says how the timings differ
+/// when they are further apart than the slack.
+fn agreement_run() -> Result<(), String> {
     let sim = start(&["vllm"]);
     let url = &sim.urls[0].1;
     let (report, rows) = bench(
@@ -122,23 +136,23 @@ fn bench_agrees_with_the_simulators_ground_truth() {
             quantile(bench_ttft.clone(), q),
             quantile(sim_ttft.clone(), q),
         );
+        // Before the server's own first token is a clock error, never load.
         assert!(
             ours >= theirs - 0.0005,
             "TTFT p{q}: bench {ours} before sim {theirs}"
         );
-        assert!(
-            ours - theirs <= SLACK,
-            "TTFT p{q}: bench {ours}, sim {theirs}"
-        );
+        if ours - theirs > SLACK {
+            return Err(format!("TTFT p{q}: bench {ours}, sim {theirs}"));
+        }
     }
     let bench_itl_p99 = report["latency_seconds"]["itl_token"]["p99"]
         .as_f64()
         .unwrap();
     let sim_itl_p99 = quantile(sim_itl, 0.99);
-    assert!(
-        (bench_itl_p99 - sim_itl_p99).abs() <= SLACK,
-        "ITL p99: bench {bench_itl_p99}, sim {sim_itl_p99}"
-    );
+    if (bench_itl_p99 - sim_itl_p99).abs() > SLACK {
+        return Err(format!("ITL p99: bench {bench_itl_p99}, sim {sim_itl_p99}"));
+    }
+    Ok(())
 }
 
 /// Coordinated omission: when the client cannot send on time (here, two slots for a load
