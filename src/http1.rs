@@ -214,15 +214,18 @@ impl Pool {
     /// (see [`STREAM_SETTLE`]), which stays for later.
     fn take(&self) -> Option<Idle> {
         loop {
+            // One clock reading for every age this round compares.
+            let now = Instant::now();
             let idle = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 let keeps = self.keeps_after_streams.load(Ordering::Relaxed);
-                let settled =
-                    |i: &Idle| keeps || !i.after_stream || i.since.elapsed() >= self.stream_settle;
+                let settled = |i: &Idle| {
+                    keeps || !i.after_stream || now.duration_since(i.since) >= self.stream_settle
+                };
                 let at = idle.iter().rposition(settled)?;
                 idle.remove(at)
             };
-            if idle.since.elapsed() > self.max_idle {
+            if now.duration_since(idle.since) > self.max_idle {
                 continue;
             }
             let mut probe = [0u8; 1];
