@@ -60,15 +60,7 @@ fn quantile(mut xs: Vec<f64>, q: f64) -> f64 {
 #[test]
 fn bench_agrees_with_the_simulators_ground_truth() {
     let _exclusive = crate::util::exclusive();
-    // The counts must agree on every run. The timings are measured once more, against a
-    // fresh simulator, when a first run's are off: the suite's other tests can stall the
-    // client for longer than the slack, while a wrong measure is off on both runs.
-    if let Err(why) = agreement_run() {
-        eprintln!("timings off on a first run ({why}); measuring again");
-        if let Err(why) = agreement_run() {
-            panic!("{why}");
-        }
-    }
+    crate::util::timings_agree_within_two_runs(agreement_run);
 }
 
 /// One run of the agreement test: asserts the counts, and says how the timings differ

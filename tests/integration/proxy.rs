@@ -81,6 +81,12 @@ pub fn outcome(metrics: &str, outcome: &str, class: &str) -> f64 {
 #[test]
 fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
     let _exclusive = crate::util::exclusive();
+    crate::util::timings_agree_within_two_runs(proxy_agreement_run);
+}
+
+/// One run of the proxy's agreement test: asserts the counts and tokens, and says how the
+/// timings differ when the proxy's are later than the slack allows.
+fn proxy_agreement_run() -> Result<(), String> {
     let sim = start_with(&["vllm"], &["--profile", "gpu-7b"]);
     let proxy = start_proxy(&[&sim.urls[0].1], &[]);
     run_ok(
@@ -97,20 +103,11 @@ fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
     let count = |name: &str| sample(&metrics, &format!("{name}_count{{")).unwrap();
     let sum = |name: &str| sample(&metrics, &format!("{name}_sum{{")).unwrap();
     assert_eq!(count("llm_proxy_time_to_first_content_seconds"), 60.0);
-    // Mean TTFT: the proxy's (request received → first content) against the simulator's
-    // (arrival at the engine → first token); loopback both ways in between.
-    let proxy_ttft = sum("llm_proxy_time_to_first_content_seconds") / 60.0;
-    let true_ttft: f64 = truth_ttfts(&records).iter().sum::<f64>() / 60.0;
-    let gap = proxy_ttft - true_ttft;
-    assert!((-0.001..0.005).contains(&gap), "TTFT gap {gap} s");
     let gaps = truth_itls(&records);
     assert_eq!(
         count("llm_proxy_time_per_output_token_seconds"),
         gaps.len() as f64
     );
-    let itl_gap = sum("llm_proxy_time_per_output_token_seconds") / gaps.len() as f64
-        - gaps.iter().sum::<f64>() / gaps.len() as f64;
-    assert!(itl_gap.abs() < 0.001, "mean ITL gap {itl_gap} s");
     let tokens: f64 = records
         .iter()
         .map(|r| r["completion_tokens"].as_f64().unwrap())
@@ -123,6 +120,19 @@ fn proxy_timings_and_tokens_agree_with_the_simulators_ground_truth() {
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
     assert_eq!(output, Some(tokens));
     assert_eq!(outcome(&metrics, "length", "2xx"), 60.0);
+    // Mean TTFT: the proxy's (request received → first content) against the simulator's
+    // (arrival at the engine → first token); loopback both ways in between.
+    let proxy_ttft = sum("llm_proxy_time_to_first_content_seconds") / 60.0;
+    let true_ttft: f64 = truth_ttfts(&records).iter().sum::<f64>() / 60.0;
+    let gap = proxy_ttft - true_ttft;
+    // Earlier than the engine's own first token is a clock error, never load.
+    assert!(gap > -0.001, "TTFT gap {gap} s");
+    let itl_gap = sum("llm_proxy_time_per_output_token_seconds") / gaps.len() as f64
+        - gaps.iter().sum::<f64>() / gaps.len() as f64;
+    if gap >= 0.005 || itl_gap.abs() >= 0.001 {
+        return Err(format!("TTFT gap {gap} s, mean ITL gap {itl_gap} s"));
+    }
+    Ok(())
 }
 
 #[test]
