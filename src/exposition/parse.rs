@@ -460,7 +460,9 @@ impl<'a> Parser<'a> {
         let name = line.get(..name_end).unwrap_or_default();
         let mut pos = skip_blanks(b, name_end);
         let label_start = self.exp.labels.len() as u32;
-        let mut label_text = "";
+        // Where the braces' text is, sliced only where a rule reads it: the hot repeated
+        // bucket needs none, and a `str` slice checks both ends for a char boundary.
+        let mut label_span = 0..0;
         // Whether the label set repeats the previous sample's but for one value, and
         // where the next sample's may repeat this one's from (none without labels).
         let mut repeated = None;
@@ -486,7 +488,7 @@ impl<'a> Parser<'a> {
                 }
             };
             let after = pos;
-            label_text = line.get(open + 1..after - 1).unwrap_or_default();
+            label_span = open + 1..after - 1;
             pos = past_blank::<OM>(b, after)?;
         } else if pos == name_end && pos < b.len() {
             // A name character we do not accept, e.g. `foo-bar 1`.
@@ -527,6 +529,14 @@ impl<'a> Parser<'a> {
             Some(cur) if same_name => cur,
             _ => self.family_for_sample(name),
         };
+        let repeated_bound = repeated.map(|(_, bound, word)| (bound, word));
+        let next_bucket = OM
+            && self.next_bucket_holds(
+                line,
+                (same_name, exemplar.is_some()),
+                (&labels, value),
+                (&label_span, repeated_bound),
+            );
         let sample = Sample {
             name,
             labels,
@@ -534,10 +544,9 @@ impl<'a> Parser<'a> {
             timestamp,
             exemplar,
         };
-        if OM {
-            let repeated = repeated.map(|(_, value, word)| (value, word));
-            let (at, labels) = ((previous, idx), (label_text, repeated));
-            self.openmetrics_sample(line, &sample, at, same_name, labels)?;
+        if OM && !next_bucket {
+            let label_text = line.get(label_span).unwrap_or_default();
+            self.check_openmetrics_sample(previous, idx, &sample, same_name, label_text)?;
         }
         // Only a sample that made it in may serve as the shortcut for the next one.
         self.last_name = name;

@@ -154,38 +154,36 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// OpenMetrics: a sample the line grammar accepted, from `line`, going to family `idx`
-    /// after a line of family `previous`. A bucket after another of its metric needs only
-    /// its bound and count checked; any other sample goes to every rule. `label_text` is
-    /// what its braces hold and, when its label set repeated the previous sample's but for
-    /// one value, that value and the word read from its start (see `Repeat::labels`).
+    /// OpenMetrics: whether a sample the line grammar accepted, from `line`, is a bucket
+    /// after another of its metric whose bound and count hold, all it needs checked; any
+    /// other sample goes to [`Self::check_openmetrics_sample`]. `same_name` says the
+    /// previous sample had this name; `labels` is its label set's range in the arena;
+    /// `label_span` is where the text its braces hold is in `line` (sliced only off the
+    /// repeated path); `repeated`, when its label set repeated the previous sample's but for
+    /// one value, is that value and the word read from its start (see `Repeat::labels`).
     #[inline(always)]
-    pub(super) fn openmetrics_sample(
+    pub(super) fn next_bucket_holds(
         &mut self,
         line: &'a str,
-        sample: &Sample<'a>,
-        (previous, idx): (Option<usize>, usize),
-        same_name: bool,
-        (label_text, repeated): (&'a str, Option<(&'a str, u64)>),
-    ) -> Result<(), (usize, ParseErrorKind)> {
-        let next_bucket = same_name
-            && self.role == openmetrics::Role::Bucket
-            && sample.exemplar.is_none()
-            && match repeated {
-                // The labels are the previous bucket's but for `le`.
-                Some((value, word)) if self.repeat_bucket => {
-                    self.rules.next_bound(value, line, word, sample.value)
-                }
-                _ => {
-                    let labels = self.exp.labels_of(sample);
-                    self.rules
-                        .next_bucket(labels, line, label_text, sample.value)
-                }
-            };
-        if next_bucket {
-            return Ok(());
+        (same_name, exemplar): (bool, bool),
+        (labels, value): (&std::ops::Range<u32>, f64),
+        (label_span, repeated): (&std::ops::Range<usize>, Option<(&'a str, u64)>),
+    ) -> bool {
+        if !same_name || self.role != openmetrics::Role::Bucket || exemplar {
+            return false;
         }
-        self.check_openmetrics_sample(previous, idx, sample, same_name, label_text)
+        match repeated {
+            // The labels are the previous bucket's but for `le`.
+            Some((bound, word)) if self.repeat_bucket => {
+                self.rules.next_bound(bound, line, word, value)
+            }
+            _ => {
+                let range = labels.start as usize..labels.end as usize;
+                let labels = self.exp.labels.get(range).unwrap_or_default();
+                let label_text = line.get(label_span.clone()).unwrap_or_default();
+                self.rules.next_bucket(labels, line, label_text, value)
+            }
+        }
     }
 
     /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules;
