@@ -3,6 +3,7 @@
 //! the parser goes, where the previous sample is still at hand: a second pass over the
 //! parsed samples cost more than the whole rest of the OpenMetrics rules.
 
+use std::cmp::Ordering::{Equal, Greater};
 use std::ops::Range;
 
 use super::bounds::Bound;
@@ -89,8 +90,8 @@ impl<'a> MetricRules<'a> {
             return false;
         };
         // The last count is a count (a negative or NaN one breaks its sample's own rule
-        // before it is stored), so this one is too when it is no smaller.
-        if count.is_nan() || count < last.count {
+        // before it is stored), so this one is too when it is no smaller; NaN is not.
+        if !matches!(count.partial_cmp(&last.count), Some(Greater | Equal)) {
             return false;
         }
         let bound = match word {

@@ -169,14 +169,14 @@ impl<'a> Parser<'a> {
         (labels, value): (&std::ops::Range<u32>, f64),
         (label_span, repeated): (&std::ops::Range<usize>, Option<(&'a str, u64)>),
     ) -> bool {
-        if !same_name || self.role != openmetrics::Role::Bucket || exemplar {
-            return false;
-        }
         match repeated {
-            // The labels are the previous bucket's but for `le`.
-            Some((bound, word)) if self.repeat_bucket => {
+            // The labels are the previous bucket's but for `le`: a repeat is only taken
+            // after a sample of the same name, so its role is still the one it was set
+            // for.
+            Some((bound, word)) if self.repeat_bucket && !exemplar => {
                 self.rules.next_bound(bound, line, word, value)
             }
+            _ if !same_name || self.role != openmetrics::Role::Bucket || exemplar => false,
             _ => {
                 let range = labels.start as usize..labels.end as usize;
                 let labels = self.exp.labels.get(range).unwrap_or_default();
