@@ -184,7 +184,12 @@ impl<'a> Exposition<'a> {
 
     /// The labels of one sample.
     pub fn labels_of(&self, sample: &Sample<'a>) -> &[Label<'a>] {
-        let range = sample.labels.start as usize..sample.labels.end as usize;
+        self.labels_in(&sample.labels)
+    }
+
+    /// The labels at `range` in the arena: a sample's, before the sample is built.
+    pub fn labels_in(&self, range: &std::ops::Range<u32>) -> &[Label<'a>] {
+        let range = range.start as usize..range.end as usize;
         self.labels.get(range).unwrap_or(&[])
     }
 

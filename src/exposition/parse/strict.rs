@@ -178,8 +178,7 @@ impl<'a> Parser<'a> {
             }
             _ if !same_name || self.role != openmetrics::Role::Bucket || exemplar => false,
             _ => {
-                let range = labels.start as usize..labels.end as usize;
-                let labels = self.exp.labels.get(range).unwrap_or_default();
+                let labels = self.exp.labels_in(labels);
                 let label_text = line.get(label_span.clone()).unwrap_or_default();
                 self.rules.next_bucket(labels, line, label_text, value)
             }
