@@ -12,10 +12,11 @@ pub(super) struct Bound<'a> {
     pub(super) text: &'a str,
     /// Where the dot is (the text's length if it has none), if the text is a plain decimal.
     dot: Option<u32>,
-    /// A plain decimal of one to seven bytes as one word: its text (with a dot after it if
-    /// it has none) padded with `0`s to eight bytes, big-endian. Two such bounds whose dots
-    /// are at the same place order as their keys (their integer parts are as long, and
-    /// the padding adds only zeros to the fraction). Zero for any other text.
+    /// A plain decimal of one to seven bytes as one word: its text, its dot read as a `0`,
+    /// padded with `0`s to eight bytes, big-endian. Two such bounds whose dots are at the
+    /// same place order as their keys (their integer parts are as long, both have a `0`
+    /// where the dot is or would be, and the padding adds only zeros to the fraction).
+    /// Zero for any other text.
     key: u64,
     pub(super) count: f64,
 }
@@ -246,6 +247,9 @@ fn plain_dot(text: &[u8]) -> Option<u32> {
     ends_plain(text, dot)
 }
 
+/// What turns a `.` byte into a `0`.
+const DOT_TO_ZERO: u64 = (b'.' ^ b'0') as u64;
+
 /// [`plain_dot`] of `text`, shorter than eight bytes, given the eight bytes that end where
 /// it ends as a little-endian word (`text` its top bytes), and its key (see [`Bound`]).
 #[inline(always)]
@@ -257,12 +261,13 @@ fn short_plain_dot(text: &[u8], window: u64) -> (Option<u32>, u64) {
     let mut dot = usize::MAX;
     let padded = (window >> (8 * (8 - n))) | (0x3030_3030_3030_3030 << (8 * n));
     match dot_in_word(padded, 0, &mut dot).and_then(|()| ends_plain(text, dot)) {
-        // An integer's key has the dot after it, as a decimal's with the same place has.
-        Some(dot) if dot as usize == n => {
-            let with_dot = (padded & !(0xFF << (8 * n))) | (u64::from(b'.') << (8 * n));
-            (Some(dot), with_dot.swap_bytes())
-        }
-        Some(dot) => (Some(dot), padded.swap_bytes()),
+        // An integer's padding puts a `0` where a decimal with its dot at the same place
+        // has the dot: the decimal's key reads its dot as a `0` too.
+        Some(dot) if dot as usize == n => (Some(dot), padded.swap_bytes()),
+        Some(dot) => (
+            Some(dot),
+            (padded ^ (DOT_TO_ZERO << (8 * dot))).swap_bytes(),
+        ),
         None => (None, 0),
     }
 }
@@ -418,6 +423,24 @@ mod tests {
             y.extend(last);
             let order = Bound::new(&x, 0.0).order(&Bound::new(&y, 0.0));
             proptest::prop_assert_eq!(order, Some(reference_order(&x, &y)), "{} vs {}", x, y);
+        }
+    }
+
+    /// Keys read a decimal's dot as a `0`, the byte an integer's padding puts there.
+    #[test]
+    fn short_integer_and_decimal_with_the_dot_at_one_place_order_by_key() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let key = |t| Bound::new(t, 0.0);
+        for (a, b, order) in [
+            ("12", "12.5", Less),
+            ("12", "12.0", Equal),
+            ("12.05", "12", Greater),
+            ("9", "9.000", Equal),
+            ("1.9", "2", Less),
+        ] {
+            let (x, y) = (key(a), key(b));
+            assert!(x.key != 0 && y.key != 0, "{a} and {b} have keys");
+            assert_eq!(x.order(&y), Some(order), "{a} vs {b}");
         }
     }
 
