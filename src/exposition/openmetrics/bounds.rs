@@ -97,6 +97,17 @@ impl<'a> Bound<'a> {
         (next.count < self.count).then(|| self.not_cumulative(next))
     }
 
+    /// Whether `next` is a plain decimal above this bound: by their keys alone when both
+    /// have one and their dots are at one place (most of a metric's buckets), else by
+    /// [`Self::order`].
+    #[inline(always)]
+    pub(super) fn rises_to_plain(&self, next: &Bound<'a>) -> bool {
+        if self.key != 0 && next.key != 0 && self.dot == next.dot {
+            return self.key < next.key;
+        }
+        next.is_plain() && self.order(next) == Some(std::cmp::Ordering::Less)
+    }
+
     /// How this bound orders against `other`, if both are numbers.
     #[inline(always)]
     pub(super) fn order(&self, other: &Bound<'a>) -> Option<std::cmp::Ordering> {
@@ -407,6 +418,18 @@ mod tests {
         ) {
             let order = Bound::new(&x, 0.0).order(&Bound::new(&y, 0.0));
             proptest::prop_assert_eq!(order, Some(reference_order(&x, &y)), "{} vs {}", x, y);
+        }
+
+        /// The keys-only test says what the general order says, for plain decimals of any
+        /// length and for texts that are not.
+        #[test]
+        fn rises_to_plain_agrees_with_order(
+            x in "[05]{1,9}(\\.[05]{1,9})?|\\+Inf|1e3",
+            y in "[05]{1,9}(\\.[05]{1,9})?|\\+Inf|1e3",
+        ) {
+            let (a, b) = (Bound::new(&x, 0.0), Bound::new(&y, 0.0));
+            let general = b.is_plain() && a.order(&b) == Some(std::cmp::Ordering::Less);
+            proptest::prop_assert_eq!(a.rises_to_plain(&b), general, "{} then {}", x, y);
         }
 
         /// A decimal against itself written with more leading and trailing zeros (equal),

@@ -98,7 +98,7 @@ impl<'a> MetricRules<'a> {
             0 => Bound::within(value, line, count),
             word => Bound::from_word(value, word, count),
         };
-        if !bound.is_plain() || last.order(&bound) != Some(std::cmp::Ordering::Less) {
+        if !last.rises_to_plain(&bound) {
             return false;
         }
         run.last = Some(bound);
