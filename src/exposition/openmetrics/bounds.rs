@@ -99,7 +99,8 @@ impl<'a> Bound<'a> {
 
     /// Whether `next` is a plain decimal above this bound: by their keys alone when both
     /// have one and their dots are at one place (most of a metric's buckets), else by
-    /// [`Self::order`].
+    /// [`Self::order`]. The first test is `order`'s first arm written out for the hot
+    /// path; the two sharing one helper cost TGI's strict parse 12,000 instructions.
     #[inline(always)]
     pub(super) fn rises_to_plain(&self, next: &Bound<'a>) -> bool {
         if self.key != 0 && next.key != 0 && self.dot == next.dot {
@@ -453,7 +454,7 @@ mod tests {
     #[test]
     fn short_integer_and_decimal_with_the_dot_at_one_place_order_by_key() {
         use std::cmp::Ordering::{Equal, Greater, Less};
-        let key = |t| Bound::new(t, 0.0);
+        let bound = |t| Bound::new(t, 0.0);
         for (a, b, order) in [
             ("12", "12.5", Less),
             ("12", "12.0", Equal),
@@ -461,7 +462,7 @@ mod tests {
             ("9", "9.000", Equal),
             ("1.9", "2", Less),
         ] {
-            let (x, y) = (key(a), key(b));
+            let (x, y) = (bound(a), bound(b));
             assert!(x.key != 0 && y.key != 0, "{a} and {b} have keys");
             assert_eq!(x.order(&y), Some(order), "{a} vs {b}");
         }
