@@ -98,15 +98,40 @@ impl Choice<'_> {
     }
 }
 
-/// The end of the first complete event in `buf`: (content length, length with separator).
-/// An event ends at a blank line, `\n\n` or `\r\n\r\n`. One pass over the line feeds, so
-/// a buffer of many events is scanned once, not once per event.
-pub fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    for i in memchr::memchr_iter(b'\n', buf) {
+/// Where the first complete event in a buffer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventEnd {
+    /// The event's content length (without the blank line that ends it).
+    pub len: usize,
+    /// Its length with that blank line.
+    pub with_separator: usize,
+    /// Its content is one line, so its data line is found without a search: most events
+    /// are one `data:` line, and a second search of each was a twentieth of the proxy's
+    /// user-space work.
+    pub one_line: bool,
+}
+
+impl EventEnd {
+    /// The payloads of the data lines of `event`, the content this ends.
+    pub fn data<'a>(&self, event: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        lines_of(event, self.one_line)
+    }
+}
+
+/// The end of the first complete event in `buf`. An event ends at a blank line, `\n\n` or
+/// `\r\n\r\n`. One pass over the line feeds, so a buffer of many events is scanned once,
+/// not once per event.
+pub fn event_end(buf: &[u8]) -> Option<EventEnd> {
+    for (n, i) in memchr::memchr_iter(b'\n', buf).enumerate() {
+        let end = |len, with_separator| EventEnd {
+            len,
+            with_separator,
+            one_line: n == 0,
+        };
         match buf.get(i + 1) {
-            Some(b'\n') => return Some((i, i + 2)),
+            Some(b'\n') => return Some(end(i, i + 2)),
             Some(b'\r') if i > 0 && buf[i - 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') => {
-                return Some((i - 1, i + 3));
+                return Some(end(i - 1, i + 3));
             }
             _ => {}
         }
@@ -118,11 +143,16 @@ pub fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
 /// Lines are found with `memchr`: a byte-by-byte split of every event was a tenth of the
 /// proxy's user-space instructions.
 pub fn data_lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    lines_of(event, false)
+}
+
+/// The payloads of the `data:` lines of `event`, which is one line when `one_line`.
+fn lines_of(event: &[u8], one_line: bool) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(event);
     std::iter::from_fn(move || {
         loop {
             let text = rest?;
-            let (line, next) = match memchr::memchr(b'\n', text) {
+            let (line, next) = match memchr::memchr(b'\n', text).filter(|_| !one_line) {
                 Some(i) => (&text[..i], text.get(i + 1..)),
                 None => (text, None),
             };
@@ -141,13 +171,14 @@ mod tests {
 
     #[test]
     fn events_split_on_blank_lines_of_either_kind() {
-        assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), Some((7, 9)));
-        assert_eq!(event_end(b"data: a\r\n\r\n"), Some((7, 11)));
-        assert_eq!(event_end(b"data: a\n"), None);
-        assert_eq!(event_end(b"data: a\r\ndata: b\r\n\r\n"), Some((16, 20)));
-        assert_eq!(event_end(b"data: a\r\n\n"), Some((8, 10)));
-        assert_eq!(event_end(b"data: a\r\n\r"), None);
-        assert_eq!(event_end(b"\n\n"), Some((0, 2)));
+        let end = |buf: &[u8]| event_end(buf).map(|e| (e.len, e.with_separator, e.one_line));
+        assert_eq!(end(b"data: a\n\ndata: b\n\n"), Some((7, 9, true)));
+        assert_eq!(end(b"data: a\r\n\r\n"), Some((7, 11, true)));
+        assert_eq!(end(b"data: a\n"), None);
+        assert_eq!(end(b"data: a\r\ndata: b\r\n\r\n"), Some((16, 20, false)));
+        assert_eq!(end(b"data: a\r\n\n"), Some((8, 10, true)));
+        assert_eq!(end(b"data: a\r\n\r"), None);
+        assert_eq!(end(b"\n\n"), Some((0, 2, true)));
         let lines: Vec<&[u8]> = data_lines(b"event: x\r\ndata: {\"a\":1}\r\ndata:[DONE]").collect();
         assert_eq!(lines, [&b"{\"a\":1}"[..], &b"[DONE]"[..]]);
     }
@@ -171,6 +202,23 @@ mod tests {
                 .collect();
             let found: Vec<&[u8]> = data_lines(event.as_bytes()).collect();
             proptest::prop_assert_eq!(found, split);
+        }
+
+        /// An event's data read by its end (with no search when it is one line) is what
+        /// a search of its lines finds, however many lines it has.
+        #[test]
+        fn an_events_data_read_by_its_end_is_its_data_lines(
+            lines in proptest::collection::vec("(data: ?|event: |:|)[a-z\r]{0,6}", 1..4),
+            separator in "(\n\n|\r\n\r\n)",
+        ) {
+            let buf = format!("{}{separator}", lines.join("\n"));
+            if let Some(end) = event_end(buf.as_bytes()) {
+                let event = &buf.as_bytes()[..end.len];
+                let by_end: Vec<&[u8]> = end.data(event).collect();
+                let searched: Vec<&[u8]> = data_lines(event).collect();
+                proptest::prop_assert_eq!(by_end, searched);
+                proptest::prop_assert_eq!(end.one_line, !event.contains(&b'\n'));
+            }
         }
     }
 

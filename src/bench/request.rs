@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use crate::http1::{Failure, Pool};
-use crate::sse::{Choice, Chunk, data_lines, event_end};
+use crate::sse::{Choice, Chunk, event_end};
 
 /// What went wrong with a request, by class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -349,9 +349,9 @@ impl BodyReader {
         }
         let mut consumed = 0;
         while let Some(end) = event_end(&self.buffer[consumed..]) {
-            let event = &self.buffer[consumed..consumed + end.0];
-            consumed += end.1;
-            for data in data_lines(event) {
+            let event = &self.buffer[consumed..consumed + end.len];
+            consumed += end.with_separator;
+            for data in end.data(event) {
                 t.first_chunk.get_or_insert(now);
                 if data == b"[DONE]" {
                     self.done = true;

@@ -123,6 +123,27 @@ proptest! {
         prop_assert_eq!(body, pieces.concat());
         prop_assert_eq!(state, Decoded::Done);
     }
+
+    /// A size line is found and read as a substring search and the standard library's
+    /// reading of the digits find and read it, on lines of hex digits, blanks, signs and
+    /// extensions, and on any bytes.
+    #[test]
+    fn size_lines_read_as_the_standard_reading_does(
+        line in prop_oneof![
+            "[ +\\-]?[0-9a-fA-F]{0,18}[ \t]?(;[a-z=]{0,4})?(\r\n|\n|\r)?[0-9a-f\r\n]{0,4}",
+            proptest::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        ],
+    ) {
+        let bytes = line.as_bytes();
+        prop_assert_eq!(line_end(bytes), memchr::memmem::find(bytes, b"\r\n"));
+        let text = &bytes[..line_end(bytes).unwrap_or(bytes.len())];
+        let digits = text.split(|b| *b == b';').next().unwrap_or_default();
+        let standard = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| u64::from_str_radix(d.trim(), 16).ok());
+        prop_assert_eq!(chunk_size(text), standard);
+    }
 }
 
 /// Serves `answers` in turn, one per connection, each after reading a request.

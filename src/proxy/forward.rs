@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::body::{RequestFields, patch};
+use super::body::{patch, read_fields};
 use super::metrics::ModelLabels;
 use super::observe::{Observation, Relay, Source, Waits};
 use super::{Outcome, Proxy};
@@ -20,17 +20,18 @@ use crate::client_metrics::{Operation, OutcomeLabels};
 /// The W3C trace context header, a constant: a name given as text is parsed on every use.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Headers that belong to one hop, not to the request or answer.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
+/// Headers that belong to one hop, not to the request or answer. Names, not text: a name
+/// given as text is parsed at each use, and an answer's headers were looked up by all nine.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::HOST,
 ];
 
 /// Holds a chosen upstream's outstanding count until the answer has been relayed.
@@ -45,8 +46,38 @@ impl Drop for Lease {
     }
 }
 
+/// What a forwarded request is answered with: a response whose body is ready or streams
+/// by itself, or a relayed upstream answer's head with the relay that gives its body, which
+/// the client's connection polls directly (a body stream around the relay cost a boxed
+/// stream and three layers of polling per relayed piece).
+pub enum Answer {
+    /// A whole response.
+    Response(Response),
+    /// The head (its body empty) and the relay.
+    Relayed(Response, Relayed),
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Answer {
+        Answer::Response(response)
+    }
+}
+
+/// A relayed answer's body, holding its upstream's lease until it is dropped.
+pub struct Relayed {
+    relay: Box<Relay>,
+    _lease: Lease,
+}
+
+impl Relayed {
+    /// The next bytes for the client; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        self.relay.next().await
+    }
+}
+
 /// Every request but `/metrics`.
-pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Answer {
     let received = Instant::now();
     let (parts, body) = request.into_parts();
     let operation = match (parts.method == Method::POST, parts.uri.path()) {
@@ -66,7 +97,7 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
     };
     let Some(bytes) = bytes else {
         let message = format!("request body over the proxy's limit of {limit} bytes");
-        return refuse(&proxy, "unknown", StatusCode::PAYLOAD_TOO_LARGE, &message);
+        return refuse(&proxy, "unknown", StatusCode::PAYLOAD_TOO_LARGE, &message).into();
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     match operation {
@@ -82,7 +113,9 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
             )
             .await
         }
-        None => pass_through(proxy, parts.method, path, parts.headers, bytes).await,
+        None => pass_through(proxy, parts.method, path, parts.headers, bytes)
+            .await
+            .into(),
     }
 }
 
@@ -114,23 +147,24 @@ async fn measured(
     bytes: Bytes,
     operation: &'static str,
     received: Instant,
-) -> Response {
-    let Some(request) = RequestFields::read(&bytes) else {
+) -> Answer {
+    let Some(request) = read_fields(&bytes) else {
         return refuse(
             &proxy,
             "unknown",
             StatusCode::BAD_REQUEST,
             "request body is not valid JSON",
-        );
+        )
+        .into();
     };
-    let model = request.model();
+    let model = request.model.as_deref();
     let label = proxy.metrics.model_label(model.unwrap_or("unknown"));
     let Some(index) = super::upstream::choose(&proxy.upstreams, model) else {
         let message = format!(
             "no upstream serves model {:?} and none is a default",
             model.unwrap_or("")
         );
-        return refuse(&proxy, &label, StatusCode::NOT_FOUND, &message);
+        return refuse(&proxy, &label, StatusCode::NOT_FOUND, &message).into();
     };
     let lease = Lease {
         proxy: proxy.clone(),
@@ -144,7 +178,9 @@ async fn measured(
         .request_bytes
         .get_or_create(&models)
         .inc_by(bytes.len() as u64);
-    let (body, strip_usage) = patch(bytes, &request, proxy.options.inject_usage);
+    let patched = patch(&bytes, &request, proxy.options.inject_usage);
+    let strip_usage = patched.is_some();
+    let body = patched.as_deref().unwrap_or(&bytes);
     let operation_name = operation;
     let operation = Operation {
         gen_ai_operation_name: operation.to_string(),
@@ -193,7 +229,7 @@ async fn measured(
             upstream.failed();
             observation.status(status.as_u16());
             observation.record(outcome);
-            return openai_error(status, &message, outcome.as_str());
+            return openai_error(status, &message, outcome.as_str()).into();
         }
     };
     if status >= 500 {
@@ -212,8 +248,8 @@ async fn measured(
         idle: proxy.options.idle_timeout,
         deadline,
     };
-    // Boxed: the stream moves its state into each step's future and back out with the
-    // item, and a relay (with the request's observation) is about a kilobyte.
+    // Boxed: a relay (with the request's observation) is about a kilobyte, moved from
+    // this future to the connection's.
     let relay = Box::new(Relay::new(
         source,
         observation,
@@ -221,11 +257,11 @@ async fn measured(
         strip_usage,
         waits,
     ));
-    let stream = futures_util::stream::unfold((relay, lease), |(mut relay, lease)| async move {
-        let next = relay.next().await?;
-        Some((next, (relay, lease)))
-    });
-    answer(status, answer_headers, Body::from_stream(stream))
+    let relayed = Relayed {
+        relay,
+        _lease: lease,
+    };
+    Answer::Relayed(answer(status, answer_headers, Body::empty()), relayed)
 }
 
 /// An upstream's answer (status, headers, body), or why there is none: the status to answer
@@ -239,11 +275,15 @@ async fn exchange(
     method: Method,
     path: &str,
     headers: &HeaderMap,
-    body: Bytes,
+    body: &[u8],
 ) -> Exchanged {
     let Some(pool) = &upstream.lean else {
+        let body = Bytes::copy_from_slice(body);
         return match send(proxy, method, &upstream.base, path, headers, body).await {
-            Ok(r) => Ok((r.status().as_u16(), r.headers().clone(), Source::Full(r))),
+            Ok(r) => {
+                let headers = end_to_end(r.headers().clone());
+                Ok((r.status().as_u16(), headers, Source::Full(r)))
+            }
             Err(e) if e.is_timeout() => Err((
                 StatusCode::GATEWAY_TIMEOUT,
                 Outcome::Timeout,
@@ -259,16 +299,19 @@ async fn exchange(
             )),
         };
     };
-    let request = lean_request(pool, &method, path, headers, &body);
+    let request = lean_request(pool, &method, path, headers, body);
     match pool.send(&request).await {
         Ok(mut response) => {
             let mut answer = HeaderMap::with_capacity(response.headers.len());
             // Moved, not copied: each value's bytes become the header value as they are.
             for (name, value) in std::mem::take(&mut response.headers) {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    header::HeaderValue::from_maybe_shared(Bytes::from(value)),
-                ) {
+                let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                    continue;
+                };
+                if !is_end_to_end(&name) {
+                    continue;
+                }
+                if let Ok(value) = header::HeaderValue::from_maybe_shared(Bytes::from(value)) {
                     answer.append(name, value);
                 }
             }
@@ -333,16 +376,26 @@ fn send(
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
+    HOP_BY_HOP.contains(name)
 }
 
-/// The client's answer: the upstream's status and headers, less the hop-by-hop ones and
-/// the length (the body may lose the usage chunk), and `body`.
-fn answer(status: u16, mut headers: HeaderMap, body: Body) -> Response {
-    for name in HOP_BY_HOP {
+/// Whether an answer's header goes on to the client: not a hop-by-hop one, and not the
+/// length (the body may lose the usage chunk).
+fn is_end_to_end(name: &HeaderName) -> bool {
+    !is_hop_by_hop(name) && name != header::CONTENT_LENGTH
+}
+
+/// An answer's headers less those that do not go on to the client.
+fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     headers.remove(header::CONTENT_LENGTH);
+    headers
+}
+
+/// The client's answer: the upstream's status and its end-to-end headers, and `body`.
+fn answer(status: u16, headers: HeaderMap, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     *response.headers_mut() = headers;
@@ -379,7 +432,8 @@ async fn pass_through(
             return openai_error(StatusCode::BAD_GATEWAY, &message, "upstream_error");
         }
     };
-    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    let status = response.status().as_u16();
+    let headers = end_to_end(response.headers().clone());
     let stream =
         futures_util::stream::unfold((response, lease), |(mut response, lease)| async move {
             match response.chunk().await {

@@ -14,8 +14,8 @@ use futures_util::FutureExt;
 
 use super::Outcome;
 use crate::client_metrics::{Completion, Operation};
+use crate::sse::event_end;
 use crate::sse::scan::{ChunkFacts, ChunkShape, scan_chunk};
-use crate::sse::{data_lines, event_end};
 
 /// Gaps kept per request for per-token ITL (a longer answer keeps its first ones).
 const MAX_GAPS: usize = 65_536;
@@ -465,10 +465,11 @@ impl Relay {
     fn events(&mut self, bytes: &[u8], at: Instant) -> (usize, Option<Vec<u8>>) {
         let mut consumed = 0;
         let mut kept: Option<Vec<u8>> = None;
-        while let Some((len, with_separator)) = event_end(&bytes[consumed..]) {
+        while let Some(end) = event_end(&bytes[consumed..]) {
+            let (len, with_separator) = (end.len, end.with_separator);
             let event = &bytes[consumed..consumed + len];
             let mut keep = true;
-            for data in data_lines(event) {
+            for data in end.data(event) {
                 keep &= self.observation.event(data, at, self.strip_usage);
             }
             match (&mut kept, keep) {

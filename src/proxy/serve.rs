@@ -18,14 +18,15 @@ use std::time::Duration;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::{Proxy, forward};
+use super::Proxy;
+use super::forward::{self, Answer, Relayed};
 use wire::{BodyFraming, Framing, LAST_CHUNK};
 
 mod wire;
@@ -102,18 +103,19 @@ async fn wait_after_accept_error(error: &std::io::Error) {
 }
 
 /// `/metrics` (GET or HEAD) is the proxy's own; every other request is forwarded.
-pub async fn route(proxy: Arc<Proxy>, request: Request) -> Response {
+pub async fn route(proxy: Arc<Proxy>, request: Request) -> Answer {
     if request.uri().path() != "/metrics" {
         return forward::handle(State(proxy), request).await;
     }
-    match *request.method() {
+    let response = match *request.method() {
         Method::GET | Method::HEAD => proxy.metrics_response(request.headers()),
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET,HEAD")],
         )
             .into_response(),
-    }
+    };
+    response.into()
 }
 
 /// One client connection.
@@ -203,10 +205,10 @@ impl Connection {
         self.unread = !read_whole || over_limit;
         // If the client goes away before the answer starts, the request is dropped (and
         // with it the upstream request), as it is when it goes away mid-answer.
-        let response = self
+        let answer = self
             .watching_the_client(route(self.proxy.clone(), request))
             .await?;
-        self.answer(response, head_only, http10, keep_alive).await
+        self.answer(answer, head_only, http10, keep_alive).await
     }
 
     /// Awaits `work` while watching the client: the end of its side means it went away,
@@ -306,14 +308,22 @@ impl Connection {
     /// connection may serve another request.
     async fn answer(
         &mut self,
-        response: Response,
+        answer: Answer,
         head_only: bool,
         http10: bool,
         keep_alive: bool,
     ) -> Result<bool, Closed> {
-        let (parts, mut body) = response.into_parts();
+        let (response, relayed) = match answer {
+            Answer::Response(response) => (response, None),
+            Answer::Relayed(response, relayed) => (response, Some(relayed)),
+        };
+        let (parts, body) = response.into_parts();
+        let mut body = match relayed {
+            Some(relayed) => Pieces::Relayed(relayed),
+            None => Pieces::Body(body),
+        };
         let status = parts.status;
-        let exact = HttpBody::size_hint(&body).exact();
+        let exact = body.exact_length();
         let bodiless = status.is_informational() || matches!(status.as_u16(), 204 | 304);
         let framing = match exact {
             _ if bodiless => Framing::None(None),
@@ -333,10 +343,10 @@ impl Connection {
         loop {
             // Pieces ready at once join the bytes waiting; otherwise those go out first.
             let piece = if out.is_empty() {
-                as_data(self.watching_the_client(body.frame()).await?)
+                self.watching_the_client(body.next()).await?
             } else {
-                match body.frame().now_or_never() {
-                    Some(frame) => as_data(frame),
+                match body.next().now_or_never() {
+                    Some(piece) => piece,
                     None => {
                         self.write(&out).await?;
                         out.clear();
@@ -385,11 +395,36 @@ fn read_outcome(read: std::io::Result<usize>) -> Result<(), Closed> {
 }
 
 /// A body's next piece of data: `None` at its end, an error when it failed.
-type Piece = Option<Result<Bytes, axum::Error>>;
+type Piece = Option<Result<Bytes, ()>>;
 
-/// A body frame as data: trailers (which no handler sends) become empty data.
-fn as_data(frame: Option<Result<http_body::Frame<Bytes>, axum::Error>>) -> Piece {
-    frame.map(|result| result.map(|frame| frame.into_data().unwrap_or_default()))
+/// Where an answer's body comes from.
+enum Pieces {
+    /// A response's own body.
+    Body(Body),
+    /// A relayed upstream answer, polled directly.
+    Relayed(Relayed),
+}
+
+impl Pieces {
+    /// The body's length, when it is known before it is sent.
+    fn exact_length(&self) -> Option<u64> {
+        match self {
+            Pieces::Body(body) => HttpBody::size_hint(body).exact(),
+            Pieces::Relayed(_) => None,
+        }
+    }
+
+    async fn next(&mut self) -> Piece {
+        match self {
+            // Trailers (which no handler sends) become empty data.
+            Pieces::Body(body) => body.frame().await.map(|frame| {
+                frame
+                    .map(|frame| frame.into_data().unwrap_or_default())
+                    .map_err(drop)
+            }),
+            Pieces::Relayed(relayed) => relayed.next().await.map(|piece| piece.map_err(drop)),
+        }
+    }
 }
 
 /// How many bytes of a body framed so are needed at least (for `100 Continue`).

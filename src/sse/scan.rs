@@ -8,8 +8,10 @@
 
 use std::borrow::Cow;
 
+mod request;
 mod shape;
 
+pub use request::{RequestFacts, scan_request};
 pub use shape::{ChunkShape, check_by_shape};
 
 /// What the proxy needs of a chunk (or of a whole answer).
