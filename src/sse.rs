@@ -139,14 +139,9 @@ pub fn event_end(buf: &[u8]) -> Option<EventEnd> {
     None
 }
 
-/// The payloads of an event's `data:` lines.
+/// The payloads of the `data:` lines of `event`, which is one line when `one_line`.
 /// Lines are found with `memchr`: a byte-by-byte split of every event was a tenth of the
 /// proxy's user-space instructions.
-pub fn data_lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    lines_of(event, false)
-}
-
-/// The payloads of the `data:` lines of `event`, which is one line when `one_line`.
 fn lines_of(event: &[u8], one_line: bool) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(event);
     std::iter::from_fn(move || {
@@ -179,7 +174,8 @@ mod tests {
         assert_eq!(end(b"data: a\r\n\n"), Some((8, 10, true)));
         assert_eq!(end(b"data: a\r\n\r"), None);
         assert_eq!(end(b"\n\n"), Some((0, 2, true)));
-        let lines: Vec<&[u8]> = data_lines(b"event: x\r\ndata: {\"a\":1}\r\ndata:[DONE]").collect();
+        let lines: Vec<&[u8]> =
+            lines_of(b"event: x\r\ndata: {\"a\":1}\r\ndata:[DONE]", false).collect();
         assert_eq!(lines, [&b"{\"a\":1}"[..], &b"[DONE]"[..]]);
     }
 
@@ -200,7 +196,7 @@ mod tests {
                     Some(data.strip_prefix(b" ").unwrap_or(data))
                 })
                 .collect();
-            let found: Vec<&[u8]> = data_lines(event.as_bytes()).collect();
+            let found: Vec<&[u8]> = lines_of(event.as_bytes(), false).collect();
             proptest::prop_assert_eq!(found, split);
         }
 
@@ -215,7 +211,7 @@ mod tests {
             if let Some(end) = event_end(buf.as_bytes()) {
                 let event = &buf.as_bytes()[..end.len];
                 let by_end: Vec<&[u8]> = end.data(event).collect();
-                let searched: Vec<&[u8]> = data_lines(event).collect();
+                let searched: Vec<&[u8]> = lines_of(event, false).collect();
                 proptest::prop_assert_eq!(by_end, searched);
                 proptest::prop_assert_eq!(end.one_line, !event.contains(&b'\n'));
             }

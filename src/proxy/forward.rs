@@ -335,9 +335,7 @@ fn lean_request(
     body: &[u8],
 ) -> Vec<u8> {
     // The body is already whole: no `Expect: 100-continue` handshake upstream.
-    let kept = |name: &HeaderName| {
-        !is_hop_by_hop(name) && name != header::CONTENT_LENGTH && name != header::EXPECT
-    };
+    let kept = |name: &HeaderName| is_end_to_end(name) && name != header::EXPECT;
     let forwarded = || headers.iter().filter(|(name, _)| kept(name));
     let size: usize = forwarded()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
@@ -368,7 +366,7 @@ fn send(
 ) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
     let mut request = proxy.client.request(method, format!("{base}{path}"));
     for (name, value) in headers {
-        if !is_hop_by_hop(name) && name != header::CONTENT_LENGTH {
+        if is_end_to_end(name) {
             request = request.header(name, value);
         }
     }
@@ -379,8 +377,9 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
-/// Whether an answer's header goes on to the client: not a hop-by-hop one, and not the
-/// length (the body may lose the usage chunk).
+/// Whether a header goes on to the other side (a request's upstream, an answer's client):
+/// not a hop-by-hop one, and not the length, which the proxy writes itself (a request's
+/// body may gain the usage option, an answer's lose the usage chunk).
 fn is_end_to_end(name: &HeaderName) -> bool {
     !is_hop_by_hop(name) && name != header::CONTENT_LENGTH
 }
