@@ -12,11 +12,13 @@ pub(super) struct Bound<'a> {
     pub(super) text: &'a str,
     /// Where the dot is (the text's length if it has none), if the text is a plain decimal.
     dot: Option<u32>,
-    /// A plain decimal of one to seven bytes as one word: its text, its dot read as a `0`,
-    /// padded with `0`s to eight bytes, big-endian. Two such bounds whose dots are at the
-    /// same place order as their keys (their integer parts are as long, both have a `0`
-    /// where the dot is or would be, and the padding adds only zeros to the fraction).
-    /// Zero for any other text.
+    /// A plain decimal's first eight bytes as one big-endian word, its dot read as a `0`
+    /// and a shorter text padded with `0`s. Two bounds whose dots are at the same place
+    /// and whose keys differ order as their keys (their integer parts are as long, both
+    /// have a `0` where the dot is or would be, and the padding adds only zeros to the
+    /// fraction); equal keys of texts longer than eight bytes say nothing of the digits
+    /// past them. TGI's long bounds (`0.00015000000000000001`, `0.00022500000000000002`)
+    /// differ within their first eight bytes. Zero for any other text.
     key: u64,
     pub(super) count: f64,
 }
@@ -32,7 +34,7 @@ impl<'a> Bound<'a> {
                 window[8 - n..].copy_from_slice(b);
                 short_plain_dot(b, u64::from_le_bytes(window))
             }
-            _ => (plain_dot(b), 0),
+            _ => long_plain_dot(b),
         };
         Bound::of(text, checked, count)
     }
@@ -53,7 +55,7 @@ impl<'a> Bound<'a> {
         };
         let checked = match window {
             Some(window) => short_plain_dot(text.as_bytes(), u64::from_le_bytes(*window)),
-            None => (plain_dot(text.as_bytes()), 0),
+            None => long_plain_dot(text.as_bytes()),
         };
         Bound::of(text, checked, count)
     }
@@ -103,7 +105,7 @@ impl<'a> Bound<'a> {
     /// path; the two sharing one helper cost TGI's strict parse 12,000 instructions.
     #[inline(always)]
     pub(super) fn rises_to_plain(&self, next: &Bound<'a>) -> bool {
-        if self.key != 0 && next.key != 0 && self.dot == next.dot {
+        if self.key != 0 && next.key != 0 && self.dot == next.dot && self.key != next.key {
             return self.key < next.key;
         }
         next.is_plain() && self.order(next) == Some(std::cmp::Ordering::Less)
@@ -115,7 +117,9 @@ impl<'a> Bound<'a> {
         let (a, b) = (self.text.as_bytes(), other.text.as_bytes());
         match (self.dot, other.dot) {
             // The integer parts have as many digits written: the texts order as numbers.
-            (Some(x), Some(y)) if x == y && self.key != 0 && other.key != 0 => {
+            (Some(x), Some(y))
+                if x == y && self.key != 0 && other.key != 0 && self.key != other.key =>
+            {
                 Some(self.key.cmp(&other.key))
             }
             (Some(x), Some(y)) if x == y => Some(aligned_cmp(a, b)),
@@ -259,6 +263,44 @@ fn plain_dot(text: &[u8]) -> Option<u32> {
     ends_plain(text, dot)
 }
 
+/// [`plain_dot`] of `text`, and its key (see [`Bound`]) when it is a plain decimal of at
+/// least eight bytes (else 0): its first eight bytes, a dot among them read as a `0`.
+/// Most such bounds (TGI's `0.00015000000000000001`) have their dot there: that dot made a
+/// `0`, every word must then be digits alone, one test for all of them; anything else is
+/// read by `plain_dot`.
+#[inline(always)]
+fn long_plain_dot(text: &[u8]) -> (Option<u32>, u64) {
+    let (Some(head), Some(last)) = (text.first_chunk::<8>(), text.last_chunk::<8>()) else {
+        return (plain_dot(text), 0);
+    };
+    let head = u64::from_le_bytes(*head);
+    let dots = dot_bytes(head);
+    if dots != 0 && dots & (dots - 1) == 0 {
+        let fixed = head ^ ((dots >> 7) * DOT_TO_ZERO);
+        let mut not_digits = not_digit_bytes(fixed);
+        let mut chunks = text.get(8..).unwrap_or_default().chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            not_digits |= not_digit_bytes(word(chunk));
+        }
+        let rest = chunks.remainder().len();
+        if rest > 0 {
+            let shifted = u64::from_le_bytes(*last) >> (8 * (8 - rest));
+            not_digits |= not_digit_bytes(shifted | (0x3030_3030_3030_3030 << (8 * rest)));
+        }
+        let at = dots.trailing_zeros() / 8;
+        if not_digits == 0 && at != 0 && at as usize + 1 != text.len() {
+            return (Some(at), fixed.swap_bytes());
+        }
+    }
+    let dot = plain_dot(text);
+    let key = match dot {
+        Some(dot) if (dot as usize) < 8 => head ^ (DOT_TO_ZERO << (8 * dot)),
+        Some(_) => head,
+        None => return (None, 0),
+    };
+    (dot, key.swap_bytes())
+}
+
 /// What turns a `.` byte into a `0`.
 const DOT_TO_ZERO: u64 = (b'.' ^ b'0') as u64;
 
@@ -305,22 +347,35 @@ fn digits_and_dot(bytes: &[u8], dot: &mut usize) -> Option<()> {
     Some(())
 }
 
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is not an ASCII digit.
+#[inline(always)]
+fn not_digit_bytes(w: u64) -> u64 {
+    // Digits become 0..=9; adding 0x76 sets the high bit of anything larger, and masking
+    // to seven bits first keeps every byte's carry inside it.
+    let x = w ^ 0x3030_3030_3030_3030;
+    (((x & LOW7) + 0x7676_7676_7676_7676) | x) & HIGH
+}
+
+/// The high bit of each byte of `w` that is a dot.
+#[inline(always)]
+fn dot_bytes(w: u64) -> u64 {
+    // A byte of `y` is zero exactly where `w` holds a dot.
+    let y = w ^ 0x2E2E_2E2E_2E2E_2E2E;
+    !(((y & LOW7) + LOW7) | y) & HIGH
+}
+
 /// Checks the eight bytes of `w` (at offset `at` of the text, first byte lowest) are digits
 /// but for one dot, which it records in `dot` (`usize::MAX` while none was seen).
 #[inline(always)]
 fn dot_in_word(w: u64, at: usize, dot: &mut usize) -> Option<()> {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Digits become 0..=9; adding 0x76 sets the high bit of anything larger, and masking
-    // to seven bits first keeps every byte's carry inside it.
-    let x = w ^ 0x3030_3030_3030_3030;
-    let not_digit = (((x & LOW7) + 0x7676_7676_7676_7676) | x) & HIGH;
+    let not_digit = not_digit_bytes(w);
     if not_digit == 0 {
         return Some(());
     }
-    // A byte of `y` is zero exactly where `w` holds a dot.
-    let y = w ^ 0x2E2E_2E2E_2E2E_2E2E;
-    let is_dot = !(((y & LOW7) + LOW7) | y) & HIGH;
+    let is_dot = dot_bytes(w);
     if not_digit != is_dot || is_dot.count_ones() != 1 || *dot != usize::MAX {
         return None;
     }
@@ -353,8 +408,17 @@ mod tests {
             let inside = &line[line.find('"').unwrap() + 1..][..text.len()];
             let within = Bound::within(inside, &line, 1.0);
             proptest::prop_assert_eq!(within.dot, reference, "{}", line);
-            // Its order key is the one the text alone gives.
+            // Its order key is the one the text alone gives: the first eight bytes of a plain
+            // decimal (padded with `0`s), its dot read as a `0`.
             proptest::prop_assert_eq!(within.key, Bound::new(&text, 1.0).key, "{}", line);
+            let key = reference.map_or(0, |_| {
+                let mut head = [b'0'; 8];
+                for (to, from) in head.iter_mut().zip(text.bytes()) {
+                    *to = if from == b'.' { b'0' } else { from };
+                }
+                u64::from_be_bytes(head)
+            });
+            proptest::prop_assert_eq!(within.key, key, "{}", text);
             // And so for one read from the word that starts at it, as the parser gives.
             let at = line.find('"').unwrap() + 1;
             if let Some(w) = line.as_bytes()[at..].first_chunk::<8>().filter(|_| text.len() < 8) {
@@ -465,6 +529,28 @@ mod tests {
             let (x, y) = (bound(a), bound(b));
             assert!(x.key != 0 && y.key != 0, "{a} and {b} have keys");
             assert_eq!(x.order(&y), Some(order), "{a} vs {b}");
+        }
+    }
+
+    /// TGI's long bounds differ within their first eight bytes, where their keys decide;
+    /// bounds whose keys are equal are ordered by the digits past them.
+    #[test]
+    fn long_bounds_order_by_key_and_past_it() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let bound = |t| Bound::new(t, 0.0);
+        for (a, b, order) in [
+            ("0.00015000000000000001", "0.00022500000000000002", Less),
+            ("0.0011390625", "0.00170859375", Less),
+            ("97.07397373664757", "64.71598249109839", Greater),
+            ("0.00015000000000000001", "0.00015000000000000002", Less),
+            ("0.0001500000", "0.00015", Equal),
+            ("12345678.5", "12345678", Greater),
+            ("12.000001", "12", Greater),
+        ] {
+            let (x, y) = (bound(a), bound(b));
+            assert!(x.key != 0 && y.key != 0, "{a} and {b} have keys");
+            assert_eq!(x.order(&y), Some(order), "{a} vs {b}");
+            assert_eq!(x.rises_to_plain(&y), order == Less, "{a} then {b}");
         }
     }
 
