@@ -133,12 +133,49 @@ impl EncodeLabelSet for TokenLabels {
     }
 }
 
+/// Hashes the keys of maps used per request (the proxy's exemplars and series, model
+/// names, totals per model label) with a multiply per part rather than SipHash's rounds,
+/// which cost a share of each request. Their keys are bounded label values: models past
+/// the cap share one label, so a client cannot grow a map to make collisions expensive.
+#[derive(Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// Eight bytes at a time: label values are tens of bytes.
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for b in words.remainder() {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// Builds [`KeyHasher`]s.
+pub type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
+
 /// Model names as label values, bounded: names beyond the cap fold into `other`. The
 /// requested and the answering models share one cap, so neither a client nor an upstream
 /// can grow the label set past it.
 #[derive(Debug, Clone)]
 pub struct ModelNames {
-    seen: Arc<Mutex<HashSet<String>>>,
+    seen: Arc<Mutex<HashSet<String, KeyBuild>>>,
     cap: usize,
 }
 

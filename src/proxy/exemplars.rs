@@ -16,39 +16,6 @@ use crate::client_metrics::REQUEST_LATENCIES as FAMILIES;
 /// happens per request, allocates nothing.
 type Key = (usize, u64, usize);
 
-/// Hashes a [`Key`], whose middle part is already a hash, or a series' labels, with a
-/// multiply per part rather than SipHash's rounds (its maps are used per request; their
-/// keys are not chosen by clients: models outside the configured set share one label).
-#[derive(Debug, Default)]
-pub struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    /// Eight bytes at a time: label values are tens of bytes.
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in words.by_ref() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        for b in words.remainder() {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(23) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
 type KeyMap = HashMap<Key, Latest, super::KeyBuild>;
 
 /// A bucket's latest exemplar: trace id, value, Unix time in seconds.

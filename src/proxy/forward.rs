@@ -22,7 +22,8 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Headers that belong to one hop, not to the request or answer. Names, not text: a name
 /// given as text is parsed at each use, and an answer's headers were looked up by all nine.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// A `static`, not a `const`: a constant array is built and dropped at every use.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,

@@ -3,7 +3,6 @@
 //! where token counts came from. Every label set is bounded: models beyond a
 //! cap fold into `other`, the rest are fixed vocabularies.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -64,7 +63,7 @@ pub struct ProxyMetrics {
     /// Each kind of request's series, found once per kind.
     pub series: super::series::SeriesCache,
     /// Sum and count of time to first content per model label, for the gap to the engine.
-    ttft_totals: Mutex<HashMap<String, (f64, u64)>>,
+    ttft_totals: Mutex<super::recent::Totals>,
     /// Requests per model label and outcome, for the dashboard's windowed view.
     outcome_totals: Mutex<super::recent::OutcomeTotals>,
 }
@@ -92,8 +91,8 @@ impl ProxyMetrics {
             token_source: Family::default(),
             exemplars: super::exemplars::Exemplars::default(),
             series: Default::default(),
-            ttft_totals: Mutex::new(HashMap::new()),
-            outcome_totals: Mutex::new(HashMap::new()),
+            ttft_totals: Mutex::default(),
+            outcome_totals: Mutex::default(),
         };
         registry.register(
             "llm_proxy_request_bytes",
@@ -131,7 +130,7 @@ impl ProxyMetrics {
     }
 
     /// Sum and count of time to first content per model, so far.
-    pub fn ttft_totals(&self) -> HashMap<String, (f64, u64)> {
+    pub fn ttft_totals(&self) -> super::recent::Totals {
         self.ttft_totals
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -20,10 +20,7 @@ use std::time::Duration;
 
 use upstream::Upstream;
 
-/// The hasher of the proxy's per-request maps (exemplars, series): their keys are bounded
-/// label values, so a multiply hash serves where SipHash's defence costs a share of each
-/// request.
-type KeyBuild = std::hash::BuildHasherDefault<exemplars::KeyHasher>;
+use crate::client_metrics::KeyBuild;
 
 /// How a proxied request ended (the `outcome` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,11 +6,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::client_metrics::KeyBuild;
+
 /// Sum and count of time to first content per model label.
-pub type Totals = HashMap<String, (f64, u64)>;
+pub type Totals = HashMap<String, (f64, u64), KeyBuild>;
 
 /// Requests per (model label, outcome).
-pub type OutcomeTotals = HashMap<(String, &'static str), u64>;
+pub type OutcomeTotals = HashMap<(String, &'static str), u64, KeyBuild>;
 
 /// The running totals at one moment.
 #[derive(Debug, Clone, Default)]
@@ -136,11 +138,13 @@ mod tests {
     use super::*;
 
     fn outcomes(ok: u64, limited: u64) -> OutcomeTotals {
-        HashMap::from([
+        [
             (("m".to_string(), "completed"), ok),
             (("m".to_string(), "rate_limited"), limited),
             (("other".to_string(), "timeout"), 9),
-        ])
+        ]
+        .into_iter()
+        .collect()
     }
 
     #[test]
@@ -153,7 +157,7 @@ mod tests {
             recent.push(
                 at,
                 Snapshot {
-                    ttft: Totals::new(),
+                    ttft: Totals::default(),
                     outcomes: outcomes(ok, limited),
                 },
             );

@@ -212,11 +212,14 @@ impl Connection {
     }
 
     /// Awaits `work` while watching the client: the end of its side means it went away,
-    /// which drops `work`. Bytes it sends meanwhile (a pipelined request) are kept.
+    /// which drops `work`. Bytes it sends meanwhile (a pipelined request) are kept. The work
+    /// is polled first: a fair draw between the two cost a random number per poll, and
+    /// the client's side is seen anyway whenever the work waits.
     async fn watching_the_client<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Closed> {
         tokio::pin!(work);
         loop {
             tokio::select! {
+                biased;
                 done = &mut work => return Ok(done),
                 read = self.tcp.read_buf(&mut self.input), if self.input.len() < MAX_HEAD => {
                     read_outcome(read)?;
