@@ -2,7 +2,8 @@
 # Two builds of the proxy and nginx (one worker, `proxy_buffering off`) in alternating rows
 # before one simulator, so that drift in the machine's speed falls on all three: each round
 # runs `llmwatch bench` through the old build, the new build and nginx at each concurrency,
-# and prints the middle's CPU per request (from /proc), req/s, TTFT p50 and peak RSS.
+# and prints the middle's CPU per request (from /proc; user and system time apart), req/s,
+# TTFT p50 and peak RSS.
 #
 #   ROUNDS=3 DURATION=10s CONCURRENCY="100 1000" benches/proxy_builds.sh OLD_BINARY NEW_BINARY
 set -euo pipefail
@@ -23,7 +24,9 @@ nginx_master=$!
 trap 'kill $sim $old $new $nginx_master 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 1
 nginx_worker=$(pgrep -P "$nginx_master" | head -1)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# User and system time in clock ticks, apart: the two differ in where nginx and the proxy
+# spend them.
+cpu() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
 echo "| round | streams | middle | CPU per request | req/s | TTFT p50 | peak RSS |"
 echo "|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
@@ -44,11 +47,12 @@ import json, sys
 round_, c, middle, before, after, rss, f = sys.argv[1:]
 r = json.load(open(f))
 sent = max(r["requests"]["sent"], 1)
-cpu = (float(after) - float(before)) / 100 / sent * 1e6
+bu, bs = map(float, before.split()); au, as_ = map(float, after.split())
+user = (au - bu) / 100 / sent * 1e6; sys_ = (as_ - bs) / 100 / sent * 1e6; cpu = user + sys_
 ttft = r["latency_seconds"]["ttft"]["p50"] * 1e3
 errors = sum(r["requests"]["errors"].values())
 rate = f"{r['throughput']['requests_per_second']:.0f}" + ("" if errors == 0 else f" ({errors} errors)")
-print(f"| {round_} | {c} | {middle} | {cpu:.1f} µs | {rate} | {ttft:.1f} ms | {rss} |")
+print(f"| {round_} | {c} | {middle} | {cpu:.1f} µs (user {user:.1f}, sys {sys_:.1f}) | {rate} | {ttft:.1f} ms | {rss} |")
 PY
     done
   done
