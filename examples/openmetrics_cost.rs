@@ -1,11 +1,14 @@
 //! What the strict OpenMetrics check adds to the lenient parse of the same text, on each
-//! engine's body written as conforming OpenMetrics. Runs the two in alternating blocks so a
-//! noisy machine slows both alike, and prints the median time per parse of each and the
-//! ratio. Figures go to docs/benchmarks.md.
+//! engine's body written as conforming OpenMetrics. The two parse the body in pairs, one
+//! right after the other (which goes first alternates), and each pair gives a ratio of the
+//! two times: on a shared machine whose speed drifts by tens of per cent from one second to
+//! the next, the two halves of a pair see the same machine, where blocks of parses timed
+//! apart did not. Prints the median time per parse of each side and the median ratio, with
+//! its quartiles. Figures go to docs/benchmarks.md.
 //!
-//! `cargo run --release --example openmetrics_cost [ROUNDS [lenient|strict [FIXTURE]]]` (naming
-//! one side runs only that side, and a part of a fixture's path only that fixture, for a
-//! profiler)
+//! `cargo run --release --example openmetrics_cost [ROUNDS [lenient|strict|both [FIXTURE]]]`
+//! (ROUNDS of 200 pairs; naming one side runs only that side, and a part of a fixture's
+//! path only that fixture, for a profiler)
 
 use std::io::Write;
 use std::time::Instant;
@@ -21,64 +24,81 @@ const FIXTURES: [&str; 5] = [
     "llamacpp/metrics-during.txt",
 ];
 
-/// Parses per timed block.
-const BLOCK: usize = 200;
+/// Pairs per round.
+const ROUND: usize = 200;
 
 fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::args().nth(1).map_or(Ok(40), |a| a.parse())?;
-    let only = std::env::args().nth(2);
+    let rounds: usize = std::env::args().nth(1).map_or(Ok(20), |a| a.parse())?;
+    let only = std::env::args().nth(2).filter(|side| side != "both");
     let fixture = std::env::args().nth(3).unwrap_or_default();
-    let runs = |side: &str| only.as_deref().is_none_or(|o| o == side);
     let mut out = std::io::stdout();
-    writeln!(
-        out,
-        "{:<42} {:>12} {:>12} {:>8}",
-        "fixture (as OpenMetrics)", "lenient µs", "strict µs", "added"
-    )?;
+    if only.is_none() {
+        writeln!(
+            out,
+            "{:<42} {:>11} {:>10} {:>7} {:>14}",
+            "fixture (as OpenMetrics)", "lenient µs", "strict µs", "added", "quartiles"
+        )?;
+    }
     for rel in FIXTURES.into_iter().filter(|f| f.contains(&fixture)) {
         let path = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         let om = write_openmetrics(&parse(&text, Mode::Strict)?);
-        let (mut lenient, mut strict) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            if runs("lenient") {
-                lenient.push(per_parse(|| {
-                    parse(&om, Mode::Lenient).map(|e| e.sample_count())
-                })?);
+        let lenient = || time(|| parse(&om, Mode::Lenient).map(|e| e.sample_count()));
+        let strict = || time(|| parse_openmetrics(&om, Mode::Strict).map(|e| e.sample_count()));
+        if let Some(side) = &only {
+            for _ in 0..rounds * ROUND {
+                match side.as_str() {
+                    "strict" => strict()?,
+                    _ => lenient()?,
+                };
             }
-            if runs("strict") {
-                strict.push(per_parse(|| {
-                    parse_openmetrics(&om, Mode::Strict).map(|e| e.sample_count())
-                })?);
-            }
-        }
-        if only.is_some() {
             continue;
         }
-        let (l, s) = (median(&mut lenient), median(&mut strict));
+        let mut pairs = Vec::with_capacity(rounds * ROUND);
+        for i in 0..rounds * ROUND {
+            let pair = if i % 2 == 0 {
+                (lenient()?, strict()?)
+            } else {
+                let s = strict()?;
+                (lenient()?, s)
+            };
+            pairs.push(pair);
+        }
+        let mut ratios: Vec<f64> = pairs.iter().map(|(l, s)| s / l).collect();
+        let mut lenient_times: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+        let mut strict_times: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let (l, s) = (median(&mut lenient_times), median(&mut strict_times));
+        let mut added = |q: f64| 100.0 * (quantile(&mut ratios, q) - 1.0);
         writeln!(
             out,
-            "{rel:<42} {l:>12.1} {s:>12.1} {:>7.1}%",
-            100.0 * (s / l - 1.0)
+            "{rel:<42} {:>11.1} {:>10.1} {:>6.1}% {:>6.1} – {:.1}%",
+            l * 1e6,
+            s * 1e6,
+            added(0.5),
+            added(0.25),
+            added(0.75)
         )?;
     }
     Ok(())
 }
 
-/// Microseconds per call over one block.
-fn per_parse<E: std::error::Error + Send + Sync + 'static>(
-    mut f: impl FnMut() -> Result<usize, E>,
+/// Seconds one parse took.
+fn time<E: std::error::Error + Send + Sync + 'static>(
+    f: impl FnOnce() -> Result<usize, E>,
 ) -> anyhow::Result<f64> {
     let start = Instant::now();
-    let mut samples = 0;
-    for _ in 0..BLOCK {
-        samples += std::hint::black_box(f()?);
-    }
+    let samples = std::hint::black_box(f()?);
+    let elapsed = start.elapsed().as_secs_f64();
     anyhow::ensure!(samples > 0, "no samples");
-    Ok(start.elapsed().as_secs_f64() * 1e6 / BLOCK as f64)
+    Ok(elapsed)
 }
 
 fn median(values: &mut [f64]) -> f64 {
+    quantile(values, 0.5)
+}
+
+fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    let at = ((values.len() as f64 - 1.0) * q).round() as usize;
+    values.get(at).copied().unwrap_or(f64::NAN)
 }

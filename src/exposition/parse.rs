@@ -544,7 +544,7 @@ impl<'a> Parser<'a> {
             timestamp,
             exemplar,
         };
-        if OM && !next_bucket {
+        if OM && !next_bucket && !self.sibling_holds(same_name && repeated.is_some(), &sample) {
             let label_text = line.get(label_span).unwrap_or_default();
             self.check_openmetrics_sample(previous, idx, &sample, same_name, label_text)?;
         }

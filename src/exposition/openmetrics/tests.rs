@@ -681,3 +681,5 @@ fn metadata_names_with_bytes_no_name_holds_are_malformed() {
         );
     }
 }
+
+mod straight_paths;

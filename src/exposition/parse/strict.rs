@@ -185,6 +185,28 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// OpenMetrics: whether a sample of a counter, gauge or unknown family that repeats
+    /// the previous sample's name and label names (`repeats`: the parser found its label
+    /// set written as that sample's but for the last value) breaks no rule, checked on the
+    /// spot: its family, role and label names are the previous sample's, which held every
+    /// rule, and no rule over a whole metric concerns these types. What is left is its
+    /// value (a counter's is a count) and no exemplar or timestamp, which go to the full
+    /// checks. A second model's or a second label value's series take this path.
+    #[inline]
+    pub(super) fn sibling_holds(&self, repeats: bool, sample: &Sample<'a>) -> bool {
+        if !repeats || sample.exemplar.is_some() || sample.timestamp.is_some() {
+            return false;
+        }
+        let Some(family) = self.current.and_then(|idx| self.exp.families.get(idx)) else {
+            return false;
+        };
+        match family.kind {
+            MetricType::Counter => sample.value >= 0.0,
+            MetricType::Gauge | MetricType::Untyped => true,
+            _ => false,
+        }
+    }
+
     /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules;
     /// then the rules over whole metrics take it. `previous` is the family of the line
     /// before (a sample's or a metadata line's); `same_name` says the previous sample had
