@@ -80,3 +80,34 @@ fn the_inf_bucket_on_the_straight_path_still_ends_its_metric() {
         assert_eq!(refusal(&body), Some((Rule::BucketOrder, 2)), "{body}");
     }
 }
+
+/// A histogram's `_count` and `_sum` belong to its buckets when their labels are the
+/// buckets' without `le`, wherever `le` was among them; other labels start a new metric.
+#[test]
+fn count_and_sum_join_their_buckets_wherever_le_was() {
+    for (before, after) in [
+        ("", ""),
+        ("a=\"x\",", ""),
+        ("", ",b=\"y\""),
+        ("a=\"x\",", ",b=\"y\""),
+    ] {
+        let others = [before.trim_end_matches(','), after.trim_start_matches(',')];
+        let labels = others
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+        let labels = labels.as_str();
+        let metric = |count_labels: &str| {
+            format!(
+                "# TYPE h histogram\nh_bucket{{{before}le=\"1\"{after}}} 1\n\
+                 h_bucket{{{before}le=\"+Inf\"{after}}} 2\nh_count{{{count_labels}}} 2\n\
+                 h_sum{{{labels}}} 1\n# EOF\n"
+            )
+        };
+        let mended = metric(labels);
+        assert_eq!(refusal(&mended), None, "{mended}");
+        let broken = metric("a=\"z\"");
+        assert_eq!(refusal(&broken), Some((Rule::MissingInf, 4)), "{broken}");
+    }
+}
