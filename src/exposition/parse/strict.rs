@@ -200,11 +200,12 @@ impl<'a> Parser<'a> {
         let Some(family) = self.current.and_then(|idx| self.exp.families.get(idx)) else {
             return false;
         };
-        match family.kind {
-            MetricType::Counter => sample.value >= 0.0,
-            MetricType::Gauge | MetricType::Untyped => true,
-            _ => false,
-        }
+        // The value is held to the same rule the full checks hold it to (a counter's is a
+        // count); `self.role` is still the previous sample's, of the same name.
+        matches!(
+            family.kind,
+            MetricType::Counter | MetricType::Gauge | MetricType::Untyped
+        ) && openmetrics::sample_value(family.kind, self.role, sample).is_ok()
     }
 
     /// OpenMetrics: a family's samples are together, and each sample keeps its type's rules;

@@ -85,19 +85,12 @@ fn the_inf_bucket_on_the_straight_path_still_ends_its_metric() {
 /// buckets' without `le`, wherever `le` was among them; other labels start a new metric.
 #[test]
 fn count_and_sum_join_their_buckets_wherever_le_was() {
-    for (before, after) in [
-        ("", ""),
-        ("a=\"x\",", ""),
-        ("", ",b=\"y\""),
-        ("a=\"x\",", ",b=\"y\""),
+    for (before, after, labels) in [
+        ("", "", ""),
+        ("a=\"x\",", "", "a=\"x\""),
+        ("", ",b=\"y\"", "b=\"y\""),
+        ("a=\"x\",", ",b=\"y\"", "a=\"x\",b=\"y\""),
     ] {
-        let others = [before.trim_end_matches(','), after.trim_start_matches(',')];
-        let labels = others
-            .into_iter()
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(",");
-        let labels = labels.as_str();
         let metric = |count_labels: &str| {
             format!(
                 "# TYPE h histogram\nh_bucket{{{before}le=\"1\"{after}}} 1\n\
