@@ -507,6 +507,7 @@ pub(super) fn number(text: &str) -> Option<f64> {
 }
 
 mod bounds;
+mod ladder;
 mod metrics;
 
 pub(super) use metrics::{MetricRules, MetricViolation};

@@ -80,6 +80,13 @@ impl<'a> Bound<'a> {
         }
     }
 
+    /// A bound not read: ordered by parsing its text, as one that is not a plain decimal
+    /// is, should anything ever order it (see [`Ladder`](super::ladder::Ladder)).
+    #[inline(always)]
+    pub(super) fn unread(text: &'a str, count: f64) -> Self {
+        Bound::of(text, (None, 0), count)
+    }
+
     /// Whether the bound is written as a plain decimal.
     pub(super) fn is_plain(&self) -> bool {
         self.dot.is_some()

@@ -7,6 +7,7 @@ use std::cmp::Ordering::{Equal, Greater};
 use std::ops::Range;
 
 use super::bounds::Bound;
+use super::ladder::Ladder;
 use super::{Role, Rule, number};
 use crate::exposition::lex::short_eq;
 use crate::exposition::{Exposition, Label, MetricType, Sample};
@@ -27,6 +28,9 @@ pub(crate) struct MetricViolation {
 pub(crate) struct MetricRules<'a> {
     /// The histogram metric whose samples are arriving.
     run: Option<Run<'a>>,
+    /// The bounds of the last metric that broke no rule, which the next metric's are
+    /// compared with.
+    ladder: Ladder,
     /// What the finished metrics broke.
     pub violations: Vec<MetricViolation>,
 }
@@ -47,6 +51,7 @@ impl<'a> MetricRules<'a> {
     #[inline]
     pub(crate) fn next_bucket(
         &mut self,
+        exp: &Exposition<'a>,
         labels: &[Label<'a>],
         line: &'a str,
         label_text: &'a str,
@@ -67,7 +72,7 @@ impl<'a> MetricRules<'a> {
         if !short_eq(head, run_head) || !short_eq(tail, run_tail) {
             return false;
         }
-        self.next_bound(value, line, 0, count)
+        self.next_bound(exp, value, line, 0, count)
     }
 
     /// Takes the bound `value` (inside `line`) and count of a bucket known to continue the
@@ -78,6 +83,7 @@ impl<'a> MetricRules<'a> {
     #[inline(always)]
     pub(crate) fn next_bound(
         &mut self,
+        exp: &Exposition<'a>,
         value: &'a str,
         line: &'a str,
         word: u64,
@@ -93,6 +99,16 @@ impl<'a> MetricRules<'a> {
         // before it is stored), so this one is too when it is no smaller; NaN is not.
         if !matches!(count.partial_cmp(&last.count), Some(Greater | Equal)) {
             return false;
+        }
+        // The previous bound was the ladder's rung before this one: a bound written as
+        // this rung is above it.
+        if run.rung != usize::MAX {
+            if let Some(bound) = self.ladder.climb(exp, run.rung, value, count) {
+                run.rung += 1;
+                run.last = Some(bound);
+                return true;
+            }
+            run.rung = usize::MAX;
         }
         let bound = match word {
             0 => Bound::within(value, line, count),
@@ -169,6 +185,12 @@ impl<'a> MetricRules<'a> {
                     Some(std::borrow::Cow::Owned(_)) => None,
                     None => Some(""),
                 };
+                // Only a metric's first bound starts it on the ladder; a bound that comes
+                // here after that was not the ladder's next.
+                run.rung = match run.last {
+                    None => self.ladder.first(exp, le),
+                    Some(_) => usize::MAX,
+                };
                 run.bucket(le, sample.value);
             }
             (false, Role::Count) | (true, Role::GCount) => run.count = Some(sample.value),
@@ -181,7 +203,10 @@ impl<'a> MetricRules<'a> {
     pub(crate) fn finish(&mut self, exp: &Exposition<'a>, base: usize) {
         if let Some(run) = self.run.take() {
             let samples = exp.samples.get(run.start..).unwrap_or_default();
-            run.finish(samples, base, &mut self.violations);
+            let (start, le_index) = (run.start, run.le_index);
+            if run.finish(samples, base, &mut self.violations) {
+                self.ladder = Ladder::new(start..exp.samples.len(), le_index);
+            }
         }
     }
 
@@ -243,6 +268,9 @@ struct Run<'a> {
     le_index: usize,
     /// The latest bucket.
     last: Option<Bound<'a>>,
+    /// Where the next bucket's bound is on the ladder: every bound so far was written as
+    /// the ladder's, in order (`usize::MAX`: not).
+    rung: usize,
     count: Option<f64>,
     sum: bool,
     /// The first rule it broke.
@@ -273,10 +301,10 @@ impl<'a> Run<'a> {
     }
 
     /// Reports the rule the whole metric broke, if any: a bucket rule, no `+Inf` last, or
-    /// a count that differs from it. `run` is its samples.
-    fn finish(self, run: &[Sample<'_>], base: usize, out: &mut Vec<MetricViolation>) {
+    /// a count that differs from it. `run` is its samples. Says whether it broke none.
+    fn finish(self, run: &[Sample<'_>], base: usize, out: &mut Vec<MetricViolation>) -> bool {
         let Some(first) = run.first() else {
-            return;
+            return false;
         };
         let (count_suffix, sum_suffix) = if self.gauge {
             ("_gcount", "_gsum")
@@ -313,7 +341,9 @@ impl<'a> Run<'a> {
                 rule,
                 detail,
             });
+            return false;
         }
+        true
     }
 }
 

@@ -682,4 +682,5 @@ fn metadata_names_with_bytes_no_name_holds_are_malformed() {
     }
 }
 
+mod ladder;
 mod straight_paths;

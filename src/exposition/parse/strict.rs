@@ -174,13 +174,14 @@ impl<'a> Parser<'a> {
             // after a sample of the same name, so its role is still the one it was set
             // for.
             Some((bound, word)) if self.repeat_bucket && !exemplar => {
-                self.rules.next_bound(bound, line, word, value)
+                self.rules.next_bound(&self.exp, bound, line, word, value)
             }
             _ if !same_name || self.role != openmetrics::Role::Bucket || exemplar => false,
             _ => {
                 let labels = self.exp.labels_in(labels);
                 let label_text = line.get(label_span.clone()).unwrap_or_default();
-                self.rules.next_bucket(labels, line, label_text, value)
+                self.rules
+                    .next_bucket(&self.exp, labels, line, label_text, value)
             }
         }
     }
