@@ -44,10 +44,11 @@ impl<'a> MetricRules<'a> {
     /// Takes a bucket that continues the previous bucket's metric and breaks no rule, if it
     /// is one, and says whether it did: its name was the previous sample's (the caller
     /// knows), its labels are written the same apart from `le`, at the same place, its count
-    /// is a count no smaller than the previous bucket's, and its bound is a plain decimal
-    /// above the previous one. Its other rules held for the previous bucket. Anything else
-    /// (the `+Inf` bucket, a broken rule) goes to the full checks and [`Self::observe`],
-    /// which name the rule.
+    /// is a count no smaller than the previous bucket's, and its bound is above the previous
+    /// one: written as the ladder's next rung (see [`Ladder`]), a plain decimal above a
+    /// plain decimal, or `+Inf` after one. Its other rules held for the previous bucket.
+    /// Anything else (another spelling of a number, a broken rule) goes to the full checks
+    /// and [`Self::observe`], which name the rule.
     #[inline]
     pub(crate) fn next_bucket(
         &mut self,
