@@ -2,11 +2,14 @@
 # User-space instructions per proxied request, counted by callgrind: far steadier than CPU
 # time on a shared machine, and blind to the kernel (which `strace -c` covers). The proxy
 # runs under valgrind twice, for 200 and for 1,200 streamed requests (`instant` profile,
-# 16 tokens, 20 streams); the difference over 1,000 cancels start-up and shutdown.
+# 16 tokens, 20 streams, or STREAMS); the difference over 1,000 cancels start-up and
+# shutdown. With STREAMS=2 nearly every event is a relay step of its own (an upstream read,
+# its events, a write), as at 100 streams outside valgrind; at 20 the events of a request
+# come in three to six steps.
 # With OTLP=1 the proxy also sends a span for every request and its metrics every 5 s to a
 # local sink that answers 200 (`benches/otlp_sink.py`): the difference between the two counts
 # is what tracing adds per request.
-# Usage: [OTLP=1] benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
+# Usage: [OTLP=1] [STREAMS=N] benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
 # with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=false gives
 # callgrind_annotate's per-line view of the output files it names)
 set -euo pipefail
@@ -30,7 +33,7 @@ for n in 200 1200; do
     --upstream http://127.0.0.1:18750 --listen 127.0.0.1:18751 "${otlp[@]}" >"$work/proxy.$n.log" 2>&1 &
   proxy=$!
   for _ in $(seq 1 150); do curl -sf http://127.0.0.1:18751/metrics >/dev/null && break; sleep 0.2; done
-  "$bin" bench http://127.0.0.1:18751 --concurrency 20 --requests "$n" --input-tokens 32 \
+  "$bin" bench http://127.0.0.1:18751 --concurrency "${STREAMS:-20}" --requests "$n" --input-tokens 32 \
     --output-tokens 16 --timeout 60s >/dev/null
   kill -INT "$proxy"
   wait "$proxy" || true

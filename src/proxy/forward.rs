@@ -75,6 +75,11 @@ impl Relayed {
     pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         self.relay.next().await
     }
+
+    /// Whether the relay waits for its upstream, its wake-up set ([`Relay::waiting`]).
+    pub fn waiting(&self) -> bool {
+        self.relay.waiting()
+    }
 }
 
 /// Every request but `/metrics`.

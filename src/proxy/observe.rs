@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use bytes::{Buf, BytesMut};
-use futures_util::FutureExt;
+use futures_util::future::poll_immediate;
 
 use super::Outcome;
 use crate::client_metrics::{Completion, Operation};
@@ -19,6 +19,8 @@ use crate::sse::scan::{ChunkFacts, ChunkShape, scan_chunk};
 
 /// Gaps kept per request for per-token ITL (a longer answer keeps its first ones).
 const MAX_GAPS: usize = 65_536;
+/// Gaps room made at a request's first gap.
+const GAPS_ROOM: usize = 64;
 /// Events gathered into one write to the client, at most (bytes).
 const COALESCE: usize = 64 * 1024;
 /// Room made in the read buffer when less than [`READ_ROOM`] is left.
@@ -213,7 +215,8 @@ impl Observation {
             self.done_marker = true;
             return true;
         }
-        let Some(chunk) = self.shape.scan(data) else {
+        // The answer's model is kept from its first chunk that names one.
+        let Some(chunk) = self.shape.scan_for(data, self.response_model.is_none()) else {
             return true;
         };
         if chunk.content {
@@ -221,6 +224,10 @@ impl Observation {
             if let Some(last) = self.last_content
                 && self.gaps.len() < MAX_GAPS
             {
+                if self.gaps.capacity() == 0 {
+                    // Room for a usual answer's gaps at once, not grown in four steps.
+                    self.gaps.reserve(GAPS_ROOM);
+                }
                 self.gaps
                     .push(at.saturating_duration_since(last).as_secs_f64());
             }
@@ -346,6 +353,13 @@ pub struct Relay {
     /// driver's lock): when it fires, it is re-armed for the idle limit counted from the
     /// last bytes heard, and only a real silence or the deadline ends the answer.
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The timer has been polled with the task's waker since it was last set, so a silence
+    /// wakes the task.
+    timer_set: bool,
+    /// The last piece ended where the upstream had nothing more: it was polled with the
+    /// task's own waker, so the task is woken when it has, and polling it again before then
+    /// finds nothing (see [`Relay::waiting`]).
+    waiting: bool,
 }
 
 impl Relay {
@@ -371,11 +385,23 @@ impl Relay {
             timer: Box::pin(tokio::time::sleep_until(
                 (Instant::now() + waits.idle).min(waits.deadline).into(),
             )),
+            timer_set: false,
+            waiting: false,
         }
+    }
+
+    /// Whether the upstream had nothing more when the last piece was taken, its wake-up
+    /// set: the client's connection then writes that piece and waits, without asking for
+    /// another first. Each such ask polled the upstream's socket and the relay's timer
+    /// once more for each piece relayed, and found nothing.
+    pub fn waiting(&self) -> bool {
+        self.waiting
     }
 
     /// The next bytes for the client; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        // Only a piece taken where the upstream had nothing more leaves it waiting.
+        self.waiting = false;
         loop {
             if self.ended {
                 return None;
@@ -403,6 +429,7 @@ impl Relay {
                             return self.fail(Outcome::Timeout, "upstream timed out");
                         }
                         self.timer.as_mut().reset(due.into());
+                        self.timer_set = false;
                     }
                 }
             };
@@ -414,9 +441,12 @@ impl Relay {
             let at = Instant::now();
             self.heard = at;
             // Under load several events wait in the connection's buffer: send them in one
-            // write, as a plain proxy does, rather than one write each.
+            // write, as a plain proxy does, rather than one write each. The upstream is
+            // polled with the task's own waker, so the poll that finds nothing also sets
+            // the wake-up for what comes next.
+            self.waiting = false;
             while self.raw.len() < COALESCE {
-                match self.upstream.read_into(&mut self.raw).now_or_never() {
+                match poll_immediate(self.upstream.read_into(&mut self.raw)).await {
                     Some(Ok(true)) => {}
                     Some(Ok(false)) => {
                         self.upstream_ended = Some(Ok(()));
@@ -426,7 +456,15 @@ impl Relay {
                         self.upstream_ended = Some(Err(()));
                         break;
                     }
-                    None => break,
+                    None => {
+                        // A timer never polled (the first read had bytes at once) or
+                        // just re-armed would not wake the task: it is polled here once.
+                        if !self.timer_set {
+                            self.timer_set = poll_immediate(self.timer.as_mut()).await.is_none();
+                        }
+                        self.waiting = self.timer_set;
+                        break;
+                    }
                 }
             }
             let out = self.take(at);

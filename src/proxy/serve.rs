@@ -13,13 +13,14 @@
 //! records the request as a client disconnect.
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
-use futures_util::FutureExt;
+use futures_util::future::poll_immediate;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -206,7 +207,7 @@ impl Connection {
         // If the client goes away before the answer starts, the request is dropped (and
         // with it the upstream request), as it is when it goes away mid-answer.
         let answer = self
-            .watching_the_client(route(self.proxy.clone(), request))
+            .watching_the_client(route(self.proxy.clone(), request), false)
             .await?;
         self.answer(answer, head_only, http10, keep_alive).await
     }
@@ -214,18 +215,32 @@ impl Connection {
     /// Awaits `work` while watching the client: the end of its side means it went away,
     /// which drops `work`. Bytes it sends meanwhile (a pipelined request) are kept. The work
     /// is polled first: a fair draw between the two cost a random number per poll, and
-    /// the client's side is seen anyway whenever the work waits.
-    async fn watching_the_client<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Closed> {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                biased;
-                done = &mut work => return Ok(done),
-                read = self.tcp.read_buf(&mut self.input), if self.input.len() < MAX_HEAD => {
-                    read_outcome(read)?;
+    /// the client's side is seen anyway whenever the work waits. With `work_waiting` (the
+    /// work's wake-up is already set and nothing has woken it since) its first poll is left
+    /// out: it would find nothing.
+    async fn watching_the_client<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        work_waiting: bool,
+    ) -> Result<T, Closed> {
+        let mut work = std::pin::pin!(work);
+        let mut skip_work = work_waiting;
+        let (tcp, input) = (&mut self.tcp, &mut self.input);
+        std::future::poll_fn(|cx| {
+            if !std::mem::take(&mut skip_work)
+                && let Poll::Ready(done) = work.as_mut().poll(cx)
+            {
+                return Poll::Ready(Ok(done));
+            }
+            while input.len() < MAX_HEAD {
+                match std::pin::pin!(tcp.read_buf(input)).poll(cx) {
+                    Poll::Ready(read) => read_outcome(read)?,
+                    Poll::Pending => break,
                 }
             }
-        }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Reads more of a request head: waits as long as a kept-alive connection may idle when
@@ -346,9 +361,10 @@ impl Connection {
         loop {
             // Pieces ready at once join the bytes waiting; otherwise those go out first.
             let piece = if out.is_empty() {
-                self.watching_the_client(body.next()).await?
+                let waiting = body.waiting();
+                self.watching_the_client(body.next(), waiting).await?
             } else {
-                match body.next().now_or_never() {
+                match body.next_if_ready().await {
                     Some(piece) => piece,
                     None => {
                         self.write(&out).await?;
@@ -415,6 +431,23 @@ impl Pieces {
             Pieces::Body(body) => HttpBody::size_hint(body).exact(),
             Pieces::Relayed(_) => None,
         }
+    }
+
+    /// Whether the body's last piece left it waiting for its upstream, its wake-up set.
+    fn waiting(&self) -> bool {
+        match self {
+            Pieces::Body(_) => false,
+            Pieces::Relayed(relayed) => relayed.waiting(),
+        }
+    }
+
+    /// The next piece if it is there now; `None` when it is not (the task's wake-up for it
+    /// set).
+    async fn next_if_ready(&mut self) -> Option<Piece> {
+        if self.waiting() {
+            return None;
+        }
+        poll_immediate(self.next()).await
     }
 
     async fn next(&mut self) -> Piece {

@@ -7,12 +7,7 @@ use super::*;
 /// An upstream that answers one streamed chat request with its events cut at awkward places
 /// (mid-line, mid-separator), written in pieces with pauses so they arrive apart.
 async fn splitting_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut request = vec![0u8; 8192];
-        let _ = socket.read(&mut request).await;
+    one_request_upstream(|mut socket| async move {
         let events = concat!(
             "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
             "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n",
@@ -34,20 +29,37 @@ async fn splitting_upstream() -> String {
             tokio::time::sleep(Duration::from_millis(15)).await;
         }
         socket.write_all(b"0\r\n\r\n").await.unwrap();
+    })
+    .await
+}
+
+/// An upstream that reads one request on its first connection and answers it with
+/// `answer`: its URL.
+async fn one_request_upstream<F, A>(answer: A) -> String
+where
+    A: FnOnce(tokio::net::TcpStream) -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 8192];
+        let _ = socket.read(&mut request).await;
+        answer(socket).await;
     });
     url
 }
 
-#[tokio::test]
-async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measured() {
-    let upstream = splitting_upstream().await;
-    let proxy = Arc::new(Proxy::new(&[upstream], ProxyOptions::default()).unwrap());
+/// Serves `proxy` on a port of its own and sends it one streamed chat request: the answer's
+/// text.
+async fn streamed_chat(proxy: &Arc<Proxy>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(listener, proxy.clone(), std::future::pending()));
     crate::collect::fetch::install_tls_provider();
     let body = serde_json::json!({"model": "m", "stream": true, "messages": []});
-    let answer = reqwest::Client::new()
+    reqwest::Client::new()
         .post(format!("http://{addr}/v1/chat/completions"))
         .body(body.to_string())
         .send()
@@ -55,7 +67,14 @@ async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measur
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measured() {
+    let upstream = splitting_upstream().await;
+    let proxy = Arc::new(Proxy::new(&[upstream], ProxyOptions::default()).unwrap());
+    let answer = streamed_chat(&proxy).await;
     let events: Vec<&str> = answer.split("\n\n").filter(|e| !e.is_empty()).collect();
     assert_eq!(
         events.len(),
@@ -77,4 +96,48 @@ async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measur
     // Two content chunks: one gap; usage came (2 tokens) though the client did not ask.
     assert!(line("llm_proxy_time_per_output_token_seconds_count{").ends_with(" 1"));
     assert!(line("llm_proxy_output_token_source_total{").contains("source=\"usage\""));
+}
+
+/// An upstream that sends its answer's head and first event in one write, then nothing,
+/// holding the connection open.
+async fn falling_silent_upstream() -> String {
+    one_request_upstream(|mut socket| async move {
+        let event = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n";
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+            event.len()
+        );
+        socket.write_all(answer.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(socket);
+    })
+    .await
+}
+
+/// The relay's idle limit holds when the answer's first bytes came with its head: the
+/// relay then reads them without ever waiting, and its timer must still be set before the
+/// client's connection waits on the relay.
+#[tokio::test]
+async fn a_stream_that_falls_silent_after_bytes_that_came_with_its_head_times_out() {
+    let upstream = falling_silent_upstream().await;
+    let options = ProxyOptions {
+        idle_timeout: Duration::from_millis(200),
+        ..ProxyOptions::default()
+    };
+    let proxy = Arc::new(Proxy::new(&[upstream], options).unwrap());
+    let answer = tokio::time::timeout(Duration::from_secs(10), streamed_chat(&proxy))
+        .await
+        .expect("the relay's idle limit ends the answer");
+    assert!(answer.contains("Hello"), "{answer}");
+    assert!(
+        answer.contains("\"timeout\""),
+        "an error event says why: {answer}"
+    );
+    let metrics = proxy.render_metrics();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("llm_proxy_requests_total{") && l.contains("outcome=\"timeout\"")
+        ),
+        "{metrics}"
+    );
 }

@@ -289,11 +289,41 @@ fn a_vllm_stream_read_by_shape_reads_chunk_by_chunk_as_walked() {
     // Read by shape, not walked: the model and finish reason come from the chunk itself.
     let token = stream[2];
     shape.scan(stream[1]);
-    assert!(shape.read(stream[3]).is_some_and(|f| !f.content));
-    assert_eq!(shape.read(stream[4]), None, "text after the object");
-    assert_eq!(shape.read(stream[5]), None, "another finish reason");
-    let facts = shape.read(token).unwrap();
+    assert!(shape.read(stream[3], true).is_some_and(|f| !f.content));
+    assert_eq!(shape.read(stream[4], true), None, "text after the object");
+    assert_eq!(shape.read(stream[5], true), None, "another finish reason");
+    let facts = shape.read(token, true).unwrap();
     assert!(facts.content);
     assert_eq!(facts.model.as_deref(), Some("m"));
     assert_eq!(facts.model.map(|m| m.as_ptr()), Some(token[64..].as_ptr()));
+}
+
+#[test]
+fn a_chunk_read_by_shape_without_its_model_says_all_else_as_walked() {
+    let role = br#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":null}]}"#;
+    let token = br#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
+    let mut shape = super::ChunkShape::default();
+    assert_eq!(
+        shape.scan_for(role, false),
+        scan_chunk(role),
+        "a walk reads it all"
+    );
+    let walked = scan_chunk(token).unwrap();
+    let by_shape = shape.scan_for(token, false).unwrap();
+    assert_eq!(
+        by_shape.model, None,
+        "read by the shape, the model is left out"
+    );
+    assert_eq!(
+        super::ChunkFacts {
+            model: walked.model.clone(),
+            ..by_shape
+        },
+        walked
+    );
+    assert_eq!(
+        shape.scan_for(token, true),
+        Some(walked),
+        "asked for, it is read"
+    );
 }
