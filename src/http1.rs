@@ -107,8 +107,11 @@ pub enum Failure {
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Header names (lower case as sent or not) and values, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// The head's bytes as they came; its headers are read from them.
+    head: bytes::Bytes,
+    /// Where each header's name and value lie in `head`, in order: one copy of the head
+    /// instead of a name and a value allocated for each header.
+    fields: Vec<Field>,
     /// When the first byte of the answer arrived.
     pub first_byte: Instant,
     connection: Option<TcpStream>,
@@ -340,7 +343,7 @@ impl Pool {
             return Err(None);
         }
         let mut first_byte = None;
-        let (status, headers, framing, keep_alive, head_len) = loop {
+        let (status, fields, framing, keep_alive, head_len) = loop {
             let read = read_some(&mut connection, &mut buffer).await;
             if read == 0 {
                 return Err(Some(if buffer.is_empty() {
@@ -363,10 +366,12 @@ impl Pool {
                 _ => return Err(Some(Failure::Invalid)),
             }
         };
+        let head = bytes::Bytes::copy_from_slice(&buffer[..head_len]);
         buffer.drain(..head_len);
         Ok(Response {
             status,
-            headers,
+            head,
+            fields,
             first_byte: first_byte.unwrap_or_else(Instant::now),
             connection: Some(connection),
             buffer,
@@ -394,10 +399,25 @@ impl Response {
 
     /// The value of header `name` (any case), if it came and is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        let (_, value) = self.fields.iter().find(|(n, _)| {
+            (self.head.get(n.clone())).is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        })?;
+        std::str::from_utf8(self.head.get(value.clone())?).ok()
+    }
+
+    /// How many headers came.
+    pub fn header_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The headers in order: each name (lower case as sent or not) and its value, which
+    /// shares the head's bytes.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], bytes::Bytes)> {
+        let head = &self.head;
+        self.fields.iter().filter_map(move |(name, value)| {
+            head.get(value.clone())?;
+            Some((head.get(name.clone())?, head.slice(value.clone())))
+        })
     }
 
     /// Appends the next piece of the body to `into` as it arrives; `false` at its end.
@@ -493,7 +513,10 @@ fn decode_pieces(framing: Framing, pieces: &[&[u8]]) -> (Vec<u8>, Decoded) {
 
 /// A parsed response head: status, headers, framing, whether the connection stays open, and
 /// the head's length.
-type Head = (u16, Vec<(String, Vec<u8>)>, Framing, bool, usize);
+type Head = (u16, Vec<Field>, Framing, bool, usize);
+
+/// Where a header's name and value lie in the head's bytes.
+type Field = (std::ops::Range<usize>, std::ops::Range<usize>);
 
 /// The response head, once complete.
 fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
@@ -508,8 +531,23 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
     let mut framing = Framing::Close;
     let mut keep_alive = response.version == Some(1);
     let mut kept = Vec::with_capacity(response.headers.len());
+    // Where a part of the head lies in it (an empty part anywhere).
+    let at = |part: &[u8]| -> Result<std::ops::Range<usize>, ()> {
+        if part.is_empty() {
+            return Ok(0..0);
+        }
+        let start = (part.as_ptr() as usize)
+            .checked_sub(buffer.as_ptr() as usize)
+            .ok_or(())?;
+        let range = start..start.checked_add(part.len()).ok_or(())?;
+        if range.end <= head_len {
+            Ok(range)
+        } else {
+            Err(())
+        }
+    };
     for header in response.headers.iter() {
-        kept.push((header.name.to_string(), header.value.to_vec()));
+        kept.push((at(header.name.as_bytes())?, at(header.value)?));
         let value = std::str::from_utf8(header.value).map_err(|_| ())?.trim();
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             if value.eq_ignore_ascii_case("chunked") {

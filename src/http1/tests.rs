@@ -69,9 +69,21 @@ fn response_heads_give_status_framing_and_keep_alive() {
         (status, framing, keep_alive, len),
         (200, Framing::Chunked, true, head.len() - 3)
     );
+    let (name, value) = headers[0].clone();
     assert_eq!(
-        headers[0],
-        ("content-type".to_string(), b"text/event-stream".to_vec())
+        (&head[name], &head[value]),
+        (&b"content-type"[..], &b"text/event-stream"[..])
+    );
+    // An empty value lies nowhere in particular: an empty range.
+    let empty = b"HTTP/1.1 204 No Content\r\nX-Empty:\r\nServer: s\r\n\r\n";
+    let (_, headers, ..) = parse_head(empty).unwrap().unwrap();
+    let read: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (&empty[n.clone()], &empty[v.clone()]))
+        .collect();
+    assert_eq!(
+        read,
+        [(&b"X-Empty"[..], &b""[..]), (&b"Server"[..], &b"s"[..])]
     );
     let closing =
         b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\nConnection: close\r\n\r\n";

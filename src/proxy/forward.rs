@@ -307,17 +307,17 @@ async fn exchange(
     };
     let request = lean_request(pool, &method, path, headers, body);
     match pool.send(&request).await {
-        Ok(mut response) => {
-            let mut answer = HeaderMap::with_capacity(response.headers.len());
-            // Moved, not copied: each value's bytes become the header value as they are.
-            for (name, value) in std::mem::take(&mut response.headers) {
-                let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+        Ok(response) => {
+            let mut answer = HeaderMap::with_capacity(response.header_count());
+            // Not copied: each value shares the bytes of the head as it came.
+            for (name, value) in response.headers() {
+                let Ok(name) = HeaderName::from_bytes(name) else {
                     continue;
                 };
                 if !is_end_to_end(&name) {
                     continue;
                 }
-                if let Ok(value) = header::HeaderValue::from_maybe_shared(Bytes::from(value)) {
+                if let Ok(value) = header::HeaderValue::from_maybe_shared(value) {
                     answer.append(name, value);
                 }
             }
