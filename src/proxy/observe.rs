@@ -400,9 +400,9 @@ impl Relay {
 
     /// The next bytes for the client; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
-        // Only a piece taken where the upstream had nothing more leaves it waiting.
-        self.waiting = false;
         loop {
+            // Only a piece taken where the upstream had nothing more leaves it waiting.
+            self.waiting = false;
             if self.ended {
                 return None;
             }
@@ -444,7 +444,6 @@ impl Relay {
             // write, as a plain proxy does, rather than one write each. The upstream is
             // polled with the task's own waker, so the poll that finds nothing also sets
             // the wake-up for what comes next.
-            self.waiting = false;
             while self.raw.len() < COALESCE {
                 match poll_immediate(self.upstream.read_into(&mut self.raw)).await {
                     Some(Ok(true)) => {}
