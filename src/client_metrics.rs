@@ -10,8 +10,11 @@ use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+mod histogram;
+
+pub use histogram::Histogram;
 
 /// `gen_ai.client.operation.duration`, and also `…time_to_first_chunk` and
 /// `…time_per_output_chunk`: the semantic conventions recommend these bounds for all three
@@ -227,7 +230,7 @@ impl Buckets {
 
 impl MetricConstructor<Histogram> for Buckets {
     fn new_metric(&self) -> Histogram {
-        Histogram::new(self.0.iter().copied())
+        Histogram::new(self.0)
     }
 }
 

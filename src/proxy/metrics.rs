@@ -8,10 +8,9 @@ use std::sync::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::client_metrics::{Buckets, ClientMetrics};
+use crate::client_metrics::{Buckets, ClientMetrics, Histogram};
 
 /// Overhead boundaries (seconds): 10 µs to 50 ms.
 const OVERHEAD: [f64; 12] = [
@@ -62,6 +61,8 @@ pub struct ProxyMetrics {
     pub exemplars: super::exemplars::Exemplars,
     /// Each kind of request's series, found once per kind.
     pub series: super::series::SeriesCache,
+    /// The forms of the upstream's chunks, learnt from its streams to read the next ones.
+    pub templates: crate::sse::scan::Templates,
     /// Sum and count of time to first content per model label, for the gap to the engine.
     ttft_totals: Mutex<super::recent::Totals>,
     /// Requests per model label and outcome, for the dashboard's windowed view.
@@ -91,6 +92,7 @@ impl ProxyMetrics {
             token_source: Family::default(),
             exemplars: super::exemplars::Exemplars::default(),
             series: Default::default(),
+            templates: Default::default(),
             ttft_totals: Mutex::default(),
             outcome_totals: Mutex::default(),
         };

@@ -149,12 +149,9 @@ impl Observation {
             _ => 1.0,
         };
         if !self.gaps.is_empty() {
-            let chunk_gaps = series.per_chunk(pm, completion);
-            let token_gaps = series.per_token(pm, completion);
-            for gap in &self.gaps {
-                chunk_gaps.observe(*gap);
-                token_gaps.observe(gap / per_chunk);
-            }
+            let gaps = self.gaps.iter().copied();
+            series.per_chunk(pm, completion).observe_all(gaps.clone());
+            (series.per_token(pm, completion)).observe_all(gaps.map(|gap| gap / per_chunk));
         }
         let (output, source) = match self.output_tokens {
             Some(n) => (Some(n), Some(0)),
@@ -216,7 +213,11 @@ impl Observation {
             return true;
         }
         // The answer's model is kept from its first chunk that names one.
-        let Some(chunk) = self.shape.scan_for(data, self.response_model.is_none()) else {
+        let templates = Some(&self.metrics.templates);
+        let Some(chunk) = self
+            .shape
+            .scan_for(data, self.response_model.is_none(), templates)
+        else {
             return true;
         };
         if chunk.content {

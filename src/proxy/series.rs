@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::client_metrics::Histogram;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 
 use super::metrics::{ModelLabels, ProxyMetrics, SourceLabels};
 use crate::client_metrics::{Completion, OutcomeLabels, TokenLabels};

@@ -12,6 +12,7 @@
 //! noticed at once (its connection reads end), which drops the upstream request and
 //! records the request as a client disconnect.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Sleep;
 
 use super::Proxy;
 use super::forward::{self, Answer, Relayed};
@@ -42,6 +44,8 @@ const READ_SIZE: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// A kept-alive connection with no request for this long is closed (nginx's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How much sooner than [`IDLE_TIMEOUT`] an idle connection may be closed.
+const IDLE_SLACK: Duration = Duration::from_secs(1);
 /// A request body must keep arriving: at most this long between reads.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events gathered into one write to the client, at most (bytes).
@@ -80,6 +84,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             stopping: stopping.clone(),
             unread: false,
             _alive: alive.clone(),
+            idle: None,
         };
         tokio::spawn(connection.run());
     }
@@ -131,6 +136,8 @@ struct Connection {
     unread: bool,
     /// Dropped when the connection ends, for the graceful shutdown's count.
     _alive: mpsc::Sender<()>,
+    /// The idle timer, kept between requests ([`idle_timer`]).
+    idle: Option<Pin<Box<Sleep>>>,
 }
 
 /// Why a connection ends early. Nothing is logged: a client that goes away mid-request is
@@ -206,9 +213,10 @@ impl Connection {
         self.unread = !read_whole || over_limit;
         // If the client goes away before the answer starts, the request is dropped (and
         // with it the upstream request), as it is when it goes away mid-answer.
-        let answer = self
-            .watching_the_client(route(self.proxy.clone(), request), false)
-            .await?;
+        // Pinned here, not moved into the watch: the routed request's future is kilobytes,
+        // and each move of it was a copy.
+        let routed = std::pin::pin!(route(self.proxy.clone(), request));
+        let answer = self.watching_the_client(routed, false).await?;
         self.answer(answer, head_only, http10, keep_alive).await
     }
 
@@ -220,10 +228,9 @@ impl Connection {
     /// out: it would find nothing.
     async fn watching_the_client<T>(
         &mut self,
-        work: impl Future<Output = T>,
+        mut work: std::pin::Pin<&mut impl Future<Output = T>>,
         work_waiting: bool,
     ) -> Result<T, Closed> {
-        let mut work = std::pin::pin!(work);
         let mut skip_work = work_waiting;
         let (tcp, input) = (&mut self.tcp, &mut self.input);
         std::future::poll_fn(|cx| {
@@ -252,7 +259,7 @@ impl Connection {
         if *self.stopping.borrow() {
             return Err(Closed);
         }
-        let idle = tokio::time::sleep(IDLE_TIMEOUT);
+        let idle = idle_timer(&mut self.idle);
         reserve(&mut self.input);
         tokio::select! {
             read = self.tcp.read_buf(&mut self.input) => read_outcome(read),
@@ -362,7 +369,8 @@ impl Connection {
             // Pieces ready at once join the bytes waiting; otherwise those go out first.
             let piece = if out.is_empty() {
                 let waiting = body.waiting();
-                self.watching_the_client(body.next(), waiting).await?
+                let next = std::pin::pin!(body.next());
+                self.watching_the_client(next, waiting).await?
             } else {
                 match body.next_if_ready().await {
                     Some(piece) => piece,
@@ -396,6 +404,23 @@ impl Connection {
             }
         }
     }
+}
+
+/// The connection's idle timer, due [`IDLE_TIMEOUT`] from now, or up to [`IDLE_SLACK`]
+/// sooner: one timer kept for the connection and moved at most once per `IDLE_SLACK`,
+/// where a timer of its own for each request's wait cost a timer set and cleared per
+/// request. A timer that fires while the connection is busy only wakes it once.
+fn idle_timer(idle: &mut Option<Pin<Box<Sleep>>>) -> Pin<&mut Sleep> {
+    let due = tokio::time::Instant::now() + IDLE_TIMEOUT;
+    let timer = match idle.take() {
+        Some(timer) if timer.deadline() + IDLE_SLACK >= due => timer,
+        Some(mut timer) => {
+            timer.as_mut().reset(due);
+            timer
+        }
+        None => Box::pin(tokio::time::sleep_until(due)),
+    };
+    idle.insert(timer).as_mut()
 }
 
 /// Room for one more read.

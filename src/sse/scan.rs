@@ -10,9 +10,13 @@ use std::borrow::Cow;
 
 mod request;
 mod shape;
+mod template;
 
 pub use request::{RequestFacts, scan_request};
 pub use shape::{ChunkShape, check_by_shape};
+pub use template::{Templates, check_by_template};
+
+use template::{Holes, Kind};
 
 /// What the proxy needs of a chunk (or of a whole answer).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,7 +51,7 @@ pub fn scan_chunk(data: &[u8]) -> Option<ChunkFacts<'_>> {
 
 /// The first string of a choice's text (its `delta.content`, or `text`): where the chunks
 /// of a stream differ. Its body lies between `start` and `end` (the closing quote).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Text {
     start: usize,
     end: usize,
@@ -57,11 +61,11 @@ struct Text {
 /// Walks the chunk in `data` once: its facts, but for what its first text says (left out
 /// of `content`, and given apart).
 fn walk(data: &[u8]) -> Option<(ChunkFacts<'_>, Option<Text>)> {
-    let mut c = Cursor {
-        b: data,
-        i: 0,
-        text: None,
-    };
+    walk_from(&mut Cursor::at(data, 0))
+}
+
+/// [`walk`] with the cursor given (at the start), which may note the chunk's holes.
+fn walk_from<'a>(c: &mut Cursor<'a>) -> Option<(ChunkFacts<'a>, Option<Text>)> {
     let mut facts = ChunkFacts::default();
     c.record(&[b"choices", b"usage", b"error", b"model"], |c, field| {
         match field {
@@ -73,7 +77,9 @@ fn walk(data: &[u8]) -> Option<(ChunkFacts<'_>, Option<Text>)> {
                 c.skip_if(facts.error)
             }
             _ => {
+                let start = c.value_start();
                 facts.model = c.text_or_null()?;
+                c.hole(start, Kind::Model);
                 Some(())
             }
         }
@@ -117,9 +123,36 @@ struct Cursor<'a> {
     i: usize,
     /// The first text string, once read.
     text: Option<Text>,
+    /// Where the values that another chunk of the same form may change lie, noted while a
+    /// chunk is walked to learn its form from ([`template`]).
+    holes: Option<Holes>,
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at `i` in `b` that notes no holes.
+    fn at(b: &'a [u8], i: usize) -> Self {
+        Cursor {
+            b,
+            i,
+            text: None,
+            holes: None,
+        }
+    }
+
+    /// Where the next value starts (past blanks).
+    fn value_start(&mut self) -> usize {
+        self.peek();
+        self.i
+    }
+
+    /// Notes the value from `start` to here as a hole of `kind`, when holes are noted.
+    #[inline(always)]
+    fn hole(&mut self, start: usize, kind: Kind) {
+        if let Some(holes) = &mut self.holes {
+            holes.push(start, self.i, kind);
+        }
+    }
+
     /// The next byte after blanks, not taken.
     #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
@@ -242,6 +275,15 @@ impl<'a> Cursor<'a> {
         text.parse().ok()
     }
 
+    /// A token count, or `null`.
+    fn count_or_null(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            Some(None)
+        } else {
+            self.count().map(Some)
+        }
+    }
+
     /// A struct of `fields` (at most 32), as deserialising reads one: `field` is called with
     /// the index of each field present, the cursor at its value, which it must take. Other
     /// keys are skipped and a field given twice refuses the whole; deserialising also takes
@@ -331,14 +373,23 @@ impl<'a> Cursor<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
-        match self.peek()? {
-            b'"' => self.string(false).map(drop),
+        let start = self.value_start();
+        match *self.b.get(start)? {
+            b'"' => {
+                self.string(false)?;
+                self.hole(start, Kind::Skipped);
+                Some(())
+            }
             b'{' => self.object(|c, _| c.skip(depth + 1)),
             b'[' => self.array(|c| c.skip(depth + 1)),
             b't' => self.word(b"true").then_some(()),
             b'f' => self.word(b"false").then_some(()),
             b'n' => self.null().then_some(()),
-            _ => self.number(),
+            _ => {
+                self.number()?;
+                self.hole(start, Kind::Number);
+                Some(())
+            }
         }
     }
 
@@ -390,7 +441,9 @@ impl<'a> Cursor<'a> {
                 0 => c.or_null(|c| c.delta(facts)),
                 1 => c.content(facts),
                 _ => {
+                    let start = c.value_start();
                     let reason = c.text_or_null()?;
+                    c.hole(start, Kind::Reason);
                     if facts.finish_reason.is_none() {
                         facts.finish_reason = reason;
                     }
@@ -428,6 +481,7 @@ impl<'a> Cursor<'a> {
         }
         let start = self.i + 1;
         let (raw, _) = self.string(true)?;
+        self.hole(start - 1, Kind::Text);
         self.text = Some(Text {
             start,
             end: self.i - 1,
@@ -440,11 +494,14 @@ impl<'a> Cursor<'a> {
     fn usage(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
         facts.usage = true;
         self.record(&[b"prompt_tokens", b"completion_tokens"], |c, field| {
-            let count = if c.null() { None } else { Some(c.count()?) };
+            let start = c.value_start();
+            let count = c.count_or_null()?;
             if field == 0 {
                 facts.prompt_tokens = count;
+                c.hole(start, Kind::Prompt);
             } else {
                 facts.completion_tokens = count;
+                c.hole(start, Kind::Completion);
             }
             Some(())
         })

@@ -29,11 +29,7 @@ pub struct RequestFacts<'a> {
 pub fn scan_request(data: &[u8]) -> Option<RequestFacts<'_>> {
     // Deserialising checks every string's UTF-8, where the walk skips strings as bytes.
     std::str::from_utf8(data).ok()?;
-    let mut c = Cursor {
-        b: data,
-        i: 0,
-        text: None,
-    };
+    let mut c = Cursor::at(data, 0);
     // Not the struct written as a list, which `record` would also take.
     if c.peek() != Some(b'{') {
         return None;

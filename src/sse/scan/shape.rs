@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::{ChunkFacts, Cursor, Text, walk};
+use super::{ChunkFacts, Cursor, Templates, Text, walk};
 
 /// Bytes kept for a shape at first: more than a usual chunk holds around its text.
 const SHAPE_ROOM: usize = 512;
@@ -28,6 +28,9 @@ pub struct ChunkShape {
     /// and finish reason were written without escapes).
     known: bool,
     facts: Facts,
+    /// The template to try first for a chunk the shape does not fit: the one after the
+    /// template that read the stream's last such chunk.
+    next_template: usize,
 }
 
 /// The chunk's facts, where its strings lie instead of the strings.
@@ -56,19 +59,28 @@ impl ChunkShape {
     /// The facts of the chunk in `data` (as [`scan_chunk`](super::scan_chunk) reads them),
     /// by this shape when it fits, else by a walk, whose chunk then becomes the shape.
     pub fn scan<'a>(&mut self, data: &'a [u8]) -> Option<ChunkFacts<'a>> {
-        self.scan_for(data, true)
+        self.scan_for(data, true, None)
     }
 
     /// [`scan`](Self::scan), but a chunk read by the shape leaves its model out unless
     /// `model` is asked for: the model is the shape's own bytes, read when the shape was
     /// learnt, and checking its text again for each token was a tenth of the shape's work.
-    pub fn scan_for<'a>(&mut self, data: &'a [u8], model: bool) -> Option<ChunkFacts<'a>> {
+    /// A chunk the shape does not fit is read by one of `templates` when one fits it.
+    pub fn scan_for<'a>(
+        &mut self,
+        data: &'a [u8],
+        model: bool,
+        templates: Option<&Templates>,
+    ) -> Option<ChunkFacts<'a>> {
         if self.known
             && let Some(facts) = self.read(data, model)
         {
             return Some(facts);
         }
-        let (mut facts, text) = walk(data)?;
+        let (mut facts, text) = match templates {
+            Some(templates) => templates.read_or_walk(data, &mut self.next_template)?,
+            None => walk(data)?,
+        };
         self.learn(data, &facts, text);
         facts.content |= text.is_some_and(|t| t.non_empty);
         Some(facts)
@@ -81,11 +93,7 @@ impl ChunkShape {
         {
             return None;
         }
-        let mut c = Cursor {
-            b: data,
-            i: head.len().checked_sub(1)?,
-            text: None,
-        };
+        let mut c = Cursor::at(data, head.len().checked_sub(1)?);
         let (raw, _) = c.string(true)?;
         // The string must close where the shape's did: the tail's first byte.
         if c.i != data.len() - tail.len() + 1 {

@@ -52,7 +52,7 @@ fn some_of(fields: Vec<(&'static str, BoxedStrategy<Value>)>) -> BoxedStrategy<V
         .boxed()
 }
 
-fn chunk() -> BoxedStrategy<Value> {
+pub(super) fn chunk() -> BoxedStrategy<Value> {
     let delta = prop_oneof![
         some_of(vec![
             ("role", Just(json!("assistant")).boxed()),
@@ -211,7 +211,7 @@ proptest! {
 
 /// Bytes for a chunk's text: quotes, backslashes and escapes' letters, control and
 /// non-ASCII bytes among plain ones, so that most replacements break the string somewhere.
-fn text_bytes() -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn text_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop_oneof![
             Just(b'"'),
@@ -304,12 +304,12 @@ fn a_chunk_read_by_shape_without_its_model_says_all_else_as_walked() {
     let token = br#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}"#;
     let mut shape = super::ChunkShape::default();
     assert_eq!(
-        shape.scan_for(role, false),
+        shape.scan_for(role, false, None),
         scan_chunk(role),
         "a walk reads it all"
     );
     let walked = scan_chunk(token).unwrap();
-    let by_shape = shape.scan_for(token, false).unwrap();
+    let by_shape = shape.scan_for(token, false, None).unwrap();
     assert_eq!(
         by_shape.model, None,
         "read by the shape, the model is left out"
@@ -322,7 +322,7 @@ fn a_chunk_read_by_shape_without_its_model_says_all_else_as_walked() {
         walked
     );
     assert_eq!(
-        shape.scan_for(token, true),
+        shape.scan_for(token, true, None),
         Some(walked),
         "asked for, it is read"
     );
