@@ -55,6 +55,10 @@ const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 /// A read buffer that grew past this (a large body) is not kept for the next request.
 const KEEP_BUFFER: usize = 4 * READ_SIZE;
+/// Room made in the output buffer for an answer: a usual streamed answer's writes fit.
+const OUTPUT_ROOM: usize = 4 * 1024;
+/// An output buffer that grew past this (a large answer) is not kept for the next request.
+const KEEP_OUTPUT: usize = 16 * 1024;
 
 /// Serves the proxy on `listener` until `shutdown` completes; then stops accepting, closes
 /// idle connections and waits for the requests in flight to finish.
@@ -85,6 +89,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             unread: false,
             _alive: alive.clone(),
             idle: None,
+            output: Vec::new(),
         };
         tokio::spawn(connection.run());
     }
@@ -138,6 +143,8 @@ struct Connection {
     _alive: mpsc::Sender<()>,
     /// The idle timer, kept between requests ([`idle_timer`]).
     idle: Option<Pin<Box<Sleep>>>,
+    /// Bytes on their way to the client, kept between requests ([`Connection::answer`]).
+    output: Vec<u8>,
 }
 
 /// Why a connection ends early. Nothing is logged: a client that goes away mid-request is
@@ -330,9 +337,31 @@ impl Connection {
     }
 
     /// Writes the answer: its head, then its body as it comes, and says whether the
-    /// connection may serve another request.
+    /// connection may serve another request. The bytes go out through the connection's
+    /// buffer, kept between requests: one that grew for each answer cost a reallocation
+    /// and a copy per doubling, most of the time spent writing chunks.
     async fn answer(
         &mut self,
+        answer: Answer,
+        head_only: bool,
+        http10: bool,
+        keep_alive: bool,
+    ) -> Result<bool, Closed> {
+        let mut out = std::mem::take(&mut self.output);
+        out.clear();
+        out.reserve(OUTPUT_ROOM);
+        let answered = self
+            .answer_through(&mut out, answer, head_only, http10, keep_alive)
+            .await;
+        if out.capacity() <= KEEP_OUTPUT {
+            self.output = out;
+        }
+        answered
+    }
+
+    async fn answer_through(
+        &mut self,
+        out: &mut Vec<u8>,
         answer: Answer,
         head_only: bool,
         http10: bool,
@@ -359,10 +388,9 @@ impl Connection {
             None => Framing::Chunked,
         };
         let keep_alive = keep_alive && framing != Framing::Close;
-        let mut out = Vec::with_capacity(1024);
-        wire::write_head(&mut out, status, &parts.headers, framing, keep_alive);
+        wire::write_head(out, status, &parts.headers, framing, keep_alive);
         if let Framing::None(_) = framing {
-            self.write(&out).await?;
+            self.write(out).await?;
             return Ok(keep_alive);
         }
         loop {
@@ -375,7 +403,7 @@ impl Connection {
                 match body.next_if_ready().await {
                     Some(piece) => piece,
                     None => {
-                        self.write(&out).await?;
+                        self.write(out).await?;
                         out.clear();
                         continue;
                     }
@@ -386,20 +414,20 @@ impl Connection {
                     if framing == Framing::Chunked {
                         out.extend_from_slice(LAST_CHUNK);
                     }
-                    self.write(&out).await?;
+                    self.write(out).await?;
                     return Ok(keep_alive);
                 }
                 Some(Err(_)) => {
                     // The upstream failed mid-answer: what came is sent and the connection
                     // closed without the last chunk, so the client sees the answer cut short.
-                    let _ = self.write(&out).await;
+                    let _ = self.write(out).await;
                     return Err(Closed);
                 }
-                Some(Ok(data)) if framing == Framing::Chunked => wire::write_chunk(&mut out, &data),
+                Some(Ok(data)) if framing == Framing::Chunked => wire::write_chunk(out, &data),
                 Some(Ok(data)) => out.extend_from_slice(&data),
             }
             if out.len() >= COALESCE {
-                self.write(&out).await?;
+                self.write(out).await?;
                 out.clear();
             }
         }
