@@ -344,3 +344,23 @@ async fn a_client_leaving_before_the_answer_starts_drops_the_upstream_request() 
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn the_idle_timer_is_kept_within_its_slack_and_moved_past_it() {
+    let mut idle = None;
+    let first = idle_timer(&mut idle).deadline();
+    let due = tokio::time::Instant::now() + IDLE_TIMEOUT;
+    assert!(first <= due && first + IDLE_SLACK >= due);
+    assert_eq!(
+        idle_timer(&mut idle).deadline(),
+        first,
+        "kept within the slack"
+    );
+    tokio::time::sleep(IDLE_SLACK + Duration::from_millis(100)).await;
+    let moved = idle_timer(&mut idle).deadline();
+    assert!(
+        moved >= first + IDLE_SLACK,
+        "moved once the slack has passed"
+    );
+    assert!(moved <= tokio::time::Instant::now() + IDLE_TIMEOUT);
+}
