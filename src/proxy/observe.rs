@@ -151,7 +151,9 @@ impl Observation {
         if !self.gaps.is_empty() {
             let gaps = self.gaps.iter().copied();
             series.per_chunk(pm, completion).observe_all(gaps.clone());
-            (series.per_token(pm, completion)).observe_all(gaps.map(|gap| gap / per_chunk));
+            series
+                .per_token(pm, completion)
+                .observe_all(gaps.map(|gap| gap / per_chunk));
         }
         let (output, source) = match self.output_tokens {
             Some(n) => (Some(n), Some(0)),

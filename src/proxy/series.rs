@@ -9,11 +9,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use crate::client_metrics::Histogram;
 use prometheus_client::metrics::counter::Counter;
 
 use super::metrics::{ModelLabels, ProxyMetrics, SourceLabels};
-use crate::client_metrics::{Completion, OutcomeLabels, TokenLabels};
+use crate::client_metrics::{Completion, Histogram, OutcomeLabels, TokenLabels};
 
 /// What a request's series depend on beyond its [`Completion`] labels: how it ended and
 /// the class of the status the client got.

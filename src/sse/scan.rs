@@ -442,15 +442,22 @@ impl<'a> Cursor<'a> {
                 1 => c.content(facts),
                 _ => {
                     let start = c.value_start();
-                    let reason = c.text_or_null()?;
+                    c.finish_reason(facts)?;
                     c.hole(start, Kind::Reason);
-                    if facts.finish_reason.is_none() {
-                        facts.finish_reason = reason;
-                    }
                     Some(())
                 }
             },
         )
+    }
+
+    /// A choice's finish reason, a string or `null`: the first choice's that is not
+    /// `null` is the chunk's.
+    fn finish_reason(&mut self, facts: &mut ChunkFacts<'a>) -> Option<()> {
+        let reason = self.text_or_null()?;
+        if facts.finish_reason.is_none() {
+            facts.finish_reason = reason;
+        }
+        Some(())
     }
 
     /// A chat delta: `content`, `reasoning_content`, `tool_calls`.

@@ -104,7 +104,6 @@ struct Template {
     literals: Vec<u8>,
     /// Each hole: where the run before it ends in `literals`, and what it holds.
     holes: Vec<(usize, Kind)>,
-    content: bool,
     choices: usize,
     usage: bool,
     error: bool,
@@ -130,7 +129,6 @@ impl Template {
         Some(Template {
             literals,
             holes: kinds,
-            content: facts.content,
             choices: facts.choices,
             usage: facts.usage,
             error: facts.error,
@@ -141,8 +139,8 @@ impl Template {
     /// [`walk`] gives them: the first text apart).
     fn read<'a>(&self, data: &'a [u8]) -> Option<(ChunkFacts<'a>, Option<Text>)> {
         let mut c = Cursor::at(data, 0);
+        // No content besides the first text (or the chunk was not kept).
         let mut facts = ChunkFacts {
-            content: self.content,
             choices: self.choices,
             usage: self.usage,
             error: self.error,
@@ -181,13 +179,7 @@ impl<'a> Cursor<'a> {
                 }
                 self.content(facts)
             }
-            Kind::Reason => {
-                let reason = self.text_or_null()?;
-                if facts.finish_reason.is_none() {
-                    facts.finish_reason = reason;
-                }
-                Some(())
-            }
+            Kind::Reason => self.finish_reason(facts),
             Kind::Model => {
                 facts.model = self.text_or_null()?;
                 Some(())
