@@ -71,8 +71,8 @@ pub struct Relayed {
 }
 
 impl Relayed {
-    /// The next bytes for the client; `None` at the end.
-    pub async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+    /// The next bytes for the client, lent until the next call; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<&[u8], std::io::Error>> {
         self.relay.next().await
     }
 

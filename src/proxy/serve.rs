@@ -374,7 +374,7 @@ impl Connection {
         let (parts, body) = response.into_parts();
         let mut body = match relayed {
             Some(relayed) => Pieces::Relayed(relayed),
-            None => Pieces::Body(body),
+            None => Pieces::Body(body, Bytes::new()),
         };
         let status = parts.status;
         let exact = body.exact_length();
@@ -423,8 +423,8 @@ impl Connection {
                     let _ = self.write(out).await;
                     return Err(Closed);
                 }
-                Some(Ok(data)) if framing == Framing::Chunked => wire::write_chunk(out, &data),
-                Some(Ok(data)) => out.extend_from_slice(&data),
+                Some(Ok(data)) if framing == Framing::Chunked => wire::write_chunk(out, data),
+                Some(Ok(data)) => out.extend_from_slice(data),
             }
             if out.len() >= COALESCE {
                 self.write(out).await?;
@@ -466,13 +466,14 @@ fn read_outcome(read: std::io::Result<usize>) -> Result<(), Closed> {
     }
 }
 
-/// A body's next piece of data: `None` at its end, an error when it failed.
-type Piece = Option<Result<Bytes, ()>>;
+/// A body's next piece of data, lent until the next is asked for: `None` at its end, an
+/// error when it failed.
+type Piece<'a> = Option<Result<&'a [u8], ()>>;
 
 /// Where an answer's body comes from.
 enum Pieces {
-    /// A response's own body.
-    Body(Body),
+    /// A response's own body, and the frame last taken from it.
+    Body(Body, Bytes),
     /// A relayed upstream answer, polled directly.
     Relayed(Relayed),
 }
@@ -481,7 +482,7 @@ impl Pieces {
     /// The body's length, when it is known before it is sent.
     fn exact_length(&self) -> Option<u64> {
         match self {
-            Pieces::Body(body) => HttpBody::size_hint(body).exact(),
+            Pieces::Body(body, _) => HttpBody::size_hint(body).exact(),
             Pieces::Relayed(_) => None,
         }
     }
@@ -489,28 +490,30 @@ impl Pieces {
     /// Whether the body's last piece left it waiting for its upstream, its wake-up set.
     fn waiting(&self) -> bool {
         match self {
-            Pieces::Body(_) => false,
+            Pieces::Body(..) => false,
             Pieces::Relayed(relayed) => relayed.waiting(),
         }
     }
 
     /// The next piece if it is there now; `None` when it is not (the task's wake-up for it
     /// set).
-    async fn next_if_ready(&mut self) -> Option<Piece> {
+    async fn next_if_ready(&mut self) -> Option<Piece<'_>> {
         if self.waiting() {
             return None;
         }
         poll_immediate(self.next()).await
     }
 
-    async fn next(&mut self) -> Piece {
+    async fn next(&mut self) -> Piece<'_> {
         match self {
             // Trailers (which no handler sends) become empty data.
-            Pieces::Body(body) => body.frame().await.map(|frame| {
-                frame
-                    .map(|frame| frame.into_data().unwrap_or_default())
-                    .map_err(drop)
-            }),
+            Pieces::Body(body, frame) => match body.frame().await? {
+                Ok(next) => {
+                    *frame = next.into_data().unwrap_or_default();
+                    Some(Ok(&frame[..]))
+                }
+                Err(_) => Some(Err(())),
+            },
             Pieces::Relayed(relayed) => relayed.next().await.map(|piece| piece.map_err(drop)),
         }
     }

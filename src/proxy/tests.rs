@@ -4,26 +4,37 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
+/// A streamed chat answer's events: role, two content chunks (the second with the finish
+/// reason), the usage chunk, `[DONE]`.
+const STREAMED_EVENTS: &str = concat!(
+    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\" world\"},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
+    "data: [DONE]\n\n",
+);
+
 /// An upstream that answers one streamed chat request with its events cut at awkward places
 /// (mid-line, mid-separator), written in pieces with pauses so they arrive apart.
 async fn splitting_upstream() -> String {
+    let events = STREAMED_EVENTS;
+    upstream_writing_apart(vec![
+        &events[..20],
+        &events[20..95],
+        &events[95..96],
+        &events[96..200],
+        &events[200..],
+    ])
+    .await
+}
+
+/// An upstream that answers one streamed chat request with `pieces` in chunks of their own,
+/// with pauses between so they arrive apart.
+async fn upstream_writing_apart(pieces: Vec<&'static str>) -> String {
     one_request_upstream(|mut socket| async move {
-        let events = concat!(
-            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
-            "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n",
-            "data: {\"choices\":[{\"delta\":{\"content\":\" world\"},\"finish_reason\":\"stop\"}]}\n\n",
-            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
-            "data: [DONE]\n\n",
-        );
         let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
         socket.write_all(head.as_bytes()).await.unwrap();
-        for piece in [
-            &events[..20],
-            &events[20..95],
-            &events[95..96],
-            &events[96..200],
-            &events[200..],
-        ] {
+        for piece in pieces {
             let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
             socket.write_all(chunk.as_bytes()).await.unwrap();
             tokio::time::sleep(Duration::from_millis(15)).await;
@@ -96,6 +107,29 @@ async fn events_cut_across_upstream_chunks_reach_the_client_whole_and_are_measur
     // Two content chunks: one gap; usage came (2 tokens) though the client did not ask.
     assert!(line("llm_proxy_time_per_output_token_seconds_count{").ends_with(" 1"));
     assert!(line("llm_proxy_output_token_source_total{").contains("source=\"usage\""));
+}
+
+/// A read that holds only the usage chunk the proxy asked for leaves nothing for the
+/// client: the relay reads on, and the events after it reach the client once each.
+#[tokio::test]
+async fn a_usage_chunk_that_arrives_alone_is_removed_and_the_rest_still_relayed() {
+    let events: Vec<&'static str> = STREAMED_EVENTS.split_inclusive("\n\n").collect();
+    let upstream = upstream_writing_apart(events).await;
+    let proxy = Arc::new(Proxy::new(&[upstream], ProxyOptions::default()).unwrap());
+    let answer = streamed_chat(&proxy).await;
+    let expected: String = STREAMED_EVENTS
+        .split_inclusive("\n\n")
+        .filter(|event| !event.contains("usage"))
+        .collect();
+    assert_eq!(answer, expected, "every event but the usage chunk, once");
+    let metrics = proxy.render_metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("llm_proxy_requests_total{")
+                && l.contains("outcome=\"completed\"")),
+        "{metrics}"
+    );
 }
 
 /// An upstream that sends its answer's head and first event in one write, then nothing,
