@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::body::{patch, read_fields};
+use super::incoming::{Incoming, stays_with_the_hop};
 use super::metrics::ModelLabels;
 use super::observe::{Observation, Relay, Source, Waits};
 use super::{Outcome, Proxy};
 use crate::client_metrics::{Operation, OutcomeLabels};
+use crate::otlp::trace::TraceParent;
 
-/// The W3C trace context header, a constant: a name given as text is parsed on every use.
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C trace context header.
+const TRACEPARENT: &str = "traceparent";
 
 /// Headers that belong to one hop, not to the request or answer. Names, not text: a name
 /// given as text is parsed at each use, and an answer's headers were looked up by all nine.
@@ -83,45 +84,27 @@ impl Relayed {
 }
 
 /// Every request but `/metrics`.
-pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Answer {
+pub async fn handle(proxy: Arc<Proxy>, request: Incoming) -> Answer {
     let received = Instant::now();
-    let (parts, body) = request.into_parts();
-    let operation = match (parts.method == Method::POST, parts.uri.path()) {
+    let operation = match (request.method == Method::POST, request.path()) {
         (true, "/v1/chat/completions") => Some("chat"),
         (true, "/v1/completions") => Some("text_completion"),
         (true, "/v1/embeddings") => Some("embeddings"),
         _ => None,
     };
     let limit = proxy.options.max_body_bytes;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let bytes = match declared {
-        Some(n) if n > limit => None,
-        _ => axum::body::to_bytes(body, limit).await.ok(),
-    };
-    let Some(bytes) = bytes else {
+    // A body declared over the limit was not read; one over it by its chunks was read to
+    // one byte past it.
+    let declared = request
+        .header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) || request.body.len() > limit {
         let message = format!("request body over the proxy's limit of {limit} bytes");
         return refuse(&proxy, "unknown", StatusCode::PAYLOAD_TOO_LARGE, &message).into();
-    };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    }
     match operation {
-        Some(operation) => {
-            measured(
-                proxy,
-                parts.method,
-                path,
-                parts.headers,
-                bytes,
-                operation,
-                received,
-            )
-            .await
-        }
-        None => pass_through(proxy, parts.method, path, parts.headers, bytes)
-            .await
-            .into(),
+        Some(operation) => measured(proxy, &request, operation, received).await,
+        None => pass_through(proxy, request).await.into(),
     }
 }
 
@@ -147,14 +130,12 @@ fn openai_error(status: StatusCode, message: &str, kind: &str) -> Response {
 
 async fn measured(
     proxy: Arc<Proxy>,
-    method: Method,
-    path: &str,
-    mut headers: HeaderMap,
-    bytes: Bytes,
+    incoming: &Incoming,
     operation: &'static str,
     received: Instant,
 ) -> Answer {
-    let Some(request) = read_fields(&bytes) else {
+    let bytes = &incoming.body[..];
+    let Some(request) = read_fields(bytes) else {
         return refuse(
             &proxy,
             "unknown",
@@ -184,9 +165,9 @@ async fn measured(
         .request_bytes
         .get_or_create(&models)
         .inc_by(bytes.len() as u64);
-    let patched = patch(&bytes, &request, proxy.options.inject_usage);
+    let patched = patch(bytes, &request, proxy.options.inject_usage);
     let strip_usage = patched.is_some();
-    let body = patched.as_deref().unwrap_or(&bytes);
+    let body = patched.as_deref().unwrap_or(bytes);
     let operation_name = operation;
     let operation = Operation {
         gen_ai_operation_name: operation.to_string(),
@@ -194,23 +175,29 @@ async fn measured(
     };
     let upstream = &proxy.upstreams[index];
     let mut observation = Observation::new(proxy.metrics.clone(), operation, received);
+    let mut traceparent = None;
     if let Some(tracer) = &proxy.tracer {
-        let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok());
-        let (span, traceparent) = super::span::SpanStart::begin(
+        let parent = incoming
+            .header(TRACEPARENT)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        let (span, ours) = super::span::SpanStart::begin(
             tracer,
-            incoming,
+            parent,
             received,
             operation_name,
             model.unwrap_or("unknown"),
             &upstream.server,
         );
-        if let Ok(value) = header::HeaderValue::from_bytes(traceparent.as_bytes()) {
-            headers.insert(TRACEPARENT, value);
-        }
+        traceparent = Some(ours);
         observation.trace(span);
     }
     let deadline = received + proxy.options.total_timeout;
-    let sent = exchange(&proxy, upstream, method, path, &headers, body);
+    let outgoing = Outgoing {
+        incoming,
+        traceparent: traceparent.as_ref().map(TraceParent::as_bytes),
+        body,
+    };
+    let sent = exchange(&proxy, upstream, &outgoing);
     proxy
         .metrics
         .request_overhead
@@ -274,18 +261,45 @@ async fn measured(
 /// with, the outcome, and a message.
 type Exchanged = Result<(u16, HeaderMap, Source), (StatusCode, Outcome, String)>;
 
+/// The request as it goes upstream: the client's, less the headers that stay with its
+/// hop, with the proxy's trace context in place of the client's when it traces, and the
+/// body (perhaps patched).
+struct Outgoing<'a> {
+    incoming: &'a Incoming,
+    traceparent: Option<&'a [u8]>,
+    body: &'a [u8],
+}
+
+impl Outgoing<'_> {
+    /// The headers that go on, names as the client sent them.
+    fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let replaced = self.traceparent.is_some();
+        let kept = move |name: &[u8]| {
+            let ours = replaced && name.eq_ignore_ascii_case(TRACEPARENT.as_bytes());
+            !(ours || stays_with_the_hop(name))
+        };
+        let ours = self
+            .traceparent
+            .map(|value| (TRACEPARENT.as_bytes(), value));
+        self.incoming
+            .headers()
+            .filter(move |(name, _)| kept(name))
+            .chain(ours)
+    }
+}
+
 /// Sends the request upstream: on the lean client for plain HTTP, on reqwest otherwise.
 async fn exchange(
     proxy: &Proxy,
     upstream: &super::upstream::Upstream,
-    method: Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+    outgoing: &Outgoing<'_>,
 ) -> Exchanged {
     let Some(pool) = &upstream.lean else {
-        let body = Bytes::copy_from_slice(body);
-        return match send(proxy, method, &upstream.base, path, headers, body).await {
+        let body = Bytes::copy_from_slice(outgoing.body);
+        let incoming = outgoing.incoming;
+        let headers = outgoing.headers();
+        let request = reqwest_request(proxy, &upstream.base, incoming, headers, body);
+        return match request.send().await {
             Ok(r) => {
                 let headers = end_to_end(r.headers().clone());
                 Ok((r.status().as_u16(), headers, Source::Full(r)))
@@ -305,7 +319,7 @@ async fn exchange(
             )),
         };
     };
-    let request = lean_request(pool, &method, path, headers, body);
+    let request = lean_request(pool, outgoing);
     match pool.send(&request).await {
         Ok(response) => {
             let mut answer = HeaderMap::with_capacity(response.header_count());
@@ -331,52 +345,46 @@ async fn exchange(
     }
 }
 
-/// The whole request for the lean client, in one buffer sized up front: the client's
-/// headers less the hop-by-hop ones, then the length and the body.
-fn lean_request(
-    pool: &crate::http1::Pool,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Vec<u8> {
-    // The body is already whole: no `Expect: 100-continue` handshake upstream.
-    let kept = |name: &HeaderName| is_end_to_end(name) && name != header::EXPECT;
-    let forwarded = || headers.iter().filter(|(name, _)| kept(name));
-    let size: usize = forwarded()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+/// The whole request for the lean client, in one buffer sized up front: the headers that
+/// go on, written as they came, then the length and the body.
+fn lean_request(pool: &crate::http1::Pool, outgoing: &Outgoing<'_>) -> Vec<u8> {
+    let incoming = outgoing.incoming;
+    let size: usize = outgoing
+        .headers()
+        .map(|(name, value)| name.len() + value.len() + 4)
         .sum();
+    let body = outgoing.body;
     // "Content-Length: " (16), at most 20 digits, and two line ends (4).
-    let mut request = pool.request_head(method.as_str(), path, size + 40 + body.len());
-    for (name, value) in forwarded() {
-        request.extend_from_slice(name.as_str().as_bytes());
+    let method = incoming.method.as_str();
+    let path = incoming.path_and_query();
+    let mut request = pool.request_head(method, path, size + 40 + body.len());
+    for (name, value) in outgoing.headers() {
+        request.extend_from_slice(name);
         request.extend_from_slice(b": ");
-        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(value);
         request.extend_from_slice(b"\r\n");
     }
     request.extend_from_slice(b"Content-Length: ");
-    request.extend_from_slice(body.len().to_string().as_bytes());
+    request.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
     request.extend_from_slice(b"\r\n\r\n");
     request.extend_from_slice(body);
     request
 }
 
-/// Sends the request upstream with the client's headers, less the hop-by-hop ones.
-fn send(
+/// The request upstream on reqwest with `headers`, ready to send.
+fn reqwest_request<'a>(
     proxy: &Proxy,
-    method: Method,
     base: &str,
-    path: &str,
-    headers: &HeaderMap,
+    incoming: &Incoming,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     body: Bytes,
-) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
-    let mut request = proxy.client.request(method, format!("{base}{path}"));
+) -> reqwest::RequestBuilder {
+    let url = format!("{base}{}", incoming.path_and_query());
+    let mut request = proxy.client.request(incoming.method.clone(), url);
     for (name, value) in headers {
-        if is_end_to_end(name) {
-            request = request.header(name, value);
-        }
+        request = request.header(name, value);
     }
-    request.body(body).send()
+    request.body(body)
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -408,13 +416,7 @@ fn answer(status: u16, headers: HeaderMap, body: Body) -> Response {
 }
 
 /// Any other path: sent to a default upstream as it came, answered as it comes.
-async fn pass_through(
-    proxy: Arc<Proxy>,
-    method: Method,
-    path: &str,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Response {
+async fn pass_through(proxy: Arc<Proxy>, mut incoming: Incoming) -> Response {
     let Some(index) = super::upstream::choose(&proxy.upstreams, None) else {
         return openai_error(
             StatusCode::NOT_FOUND,
@@ -427,7 +429,12 @@ async fn pass_through(
         index,
     };
     let base = &proxy.upstreams[index].base;
-    let response = match send(&proxy, method, base, path, &headers, bytes).await {
+    let body = Bytes::from(std::mem::take(&mut incoming.body));
+    let headers = incoming
+        .headers()
+        .filter(|(name, _)| !stays_with_the_hop(name));
+    let request = reqwest_request(&proxy, base, &incoming, headers, body);
+    let response = match request.send().await {
         Ok(response) => response,
         Err(error) => {
             let message = format!(

@@ -7,6 +7,7 @@
 mod body;
 pub mod exemplars;
 mod forward;
+mod incoming;
 pub mod metrics;
 mod observe;
 pub mod recent;

@@ -18,7 +18,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
 use futures_util::future::poll_immediate;
@@ -30,6 +29,7 @@ use tokio::time::Sleep;
 
 use super::Proxy;
 use super::forward::{self, Answer, Relayed};
+use super::incoming::Incoming;
 use wire::{BodyFraming, Framing, LAST_CHUNK};
 
 mod wire;
@@ -114,12 +114,12 @@ async fn wait_after_accept_error(error: &std::io::Error) {
 }
 
 /// `/metrics` (GET or HEAD) is the proxy's own; every other request is forwarded.
-pub async fn route(proxy: Arc<Proxy>, request: Request) -> Answer {
-    if request.uri().path() != "/metrics" {
-        return forward::handle(State(proxy), request).await;
+pub async fn route(proxy: Arc<Proxy>, request: Incoming) -> Answer {
+    if request.path() != "/metrics" {
+        return forward::handle(proxy, request).await;
     }
-    let response = match *request.method() {
-        Method::GET | Method::HEAD => proxy.metrics_response(request.headers()),
+    let response = match request.method {
+        Method::GET | Method::HEAD => proxy.metrics_response(&request.header_map()),
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET,HEAD")],
@@ -198,8 +198,8 @@ impl Connection {
         self.input.drain(..head.length);
         let limit = self.proxy.options.max_body_bytes;
         let mut request = head.request;
-        let head_only = request.method() == Method::HEAD;
-        let http10 = request.version() == axum::http::Version::HTTP_10;
+        let head_only = request.method == Method::HEAD;
+        let http10 = request.http10;
         // A body over the limit is not read: the handler refuses it by its length, and the
         // connection closes after the answer, since its bytes would follow.
         let (body, read_whole) = match head.framing {
@@ -215,7 +215,7 @@ impl Connection {
             }
         };
         let over_limit = body.len() > limit;
-        *request.body_mut() = Body::from(body);
+        request.body = body;
         let keep_alive = head.keep_alive && read_whole && !over_limit;
         self.unread = !read_whole || over_limit;
         // If the client goes away before the answer starts, the request is dropped (and

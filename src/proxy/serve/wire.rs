@@ -2,9 +2,11 @@
 //! request the handlers take, how its body is framed, and an answer's head written into the
 //! buffer that carries its first bytes.
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
+use std::ops::Range;
+
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+
+use crate::proxy::incoming::Incoming;
 
 /// Headers parsed in a request head.
 const MAX_HEADERS: usize = 100;
@@ -22,7 +24,7 @@ pub(super) enum BodyFraming {
 /// the client asked for `100 Continue`, whether the connection may serve another request,
 /// and the head's length in bytes.
 pub(super) struct Head {
-    pub request: Request,
+    pub request: Incoming,
     pub framing: BodyFraming,
     pub expects_continue: bool,
     pub keep_alive: bool,
@@ -47,39 +49,36 @@ pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
     let bad = StatusCode::BAD_REQUEST;
     let method =
         Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()).map_err(|_| bad)?;
-    let uri: Uri = parsed.path.unwrap_or_default().parse().map_err(|_| bad)?;
-    let version = match parsed.version {
-        Some(1) => Version::HTTP_11,
-        _ => Version::HTTP_10,
-    };
-    let mut map = HeaderMap::with_capacity(parsed.headers.len());
+    let http10 = parsed.version != Some(1);
+    let mut head = buffer[..length].to_vec();
+    let target = target(buffer, &mut head, parsed.path.unwrap_or_default()).ok_or(bad)?;
+    let mut fields = Vec::with_capacity(parsed.headers.len());
     let (mut length_header, mut chunked, mut other_coding) = (None, false, false);
     let (mut close, mut keep, mut expects_continue) = (false, false, false);
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad)?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| bad)?;
-        if name == header::CONTENT_LENGTH {
-            let n = content_length(h.value).ok_or(bad)?;
+        let (name, value) = (h.name.as_bytes(), h.value);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = content_length(value).ok_or(bad)?;
             // Repeated lengths must agree (RFC 9112 §6.3).
             if length_header.is_some_and(|m| m != n) {
                 return Err(bad);
             }
             length_header = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only `chunked`, and last: anything else is a coding this server cannot read.
-            let codings = value.to_str().map_err(|_| bad)?;
+            let codings = std::str::from_utf8(value).map_err(|_| bad)?;
             for coding in codings.split(',').map(str::trim).filter(|c| !c.is_empty()) {
                 other_coding |= chunked || !coding.eq_ignore_ascii_case("chunked");
                 chunked = true;
             }
-        } else if name == header::CONNECTION {
-            let options = value.to_str().unwrap_or_default();
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            let options = std::str::from_utf8(value).unwrap_or_default();
             close |= has_token(options, "close");
             keep |= has_token(options, "keep-alive");
-        } else if name == header::EXPECT {
-            expects_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expects_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
-        map.append(name, value);
+        fields.push((place(buffer, name), place(buffer, value)));
     }
     if other_coding {
         return Err(StatusCode::NOT_IMPLEMENTED);
@@ -90,22 +89,48 @@ pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
         (true, None) => BodyFraming::Chunked,
         (false, n) => BodyFraming::Length(n.unwrap_or(0)),
     };
-    let keep_alive = match version {
-        Version::HTTP_11 => !close,
-        _ => keep && !close && framing != BodyFraming::Chunked,
+    let keep_alive = match http10 {
+        false => !close,
+        true => keep && !close && framing != BodyFraming::Chunked,
     };
-    let mut request = Request::new(Body::empty());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = map;
     Ok(Some(Head {
-        request,
+        request: Incoming::new(method, http10, head, target, fields),
         framing,
-        expects_continue: expects_continue && version == Version::HTTP_11,
+        expects_continue: expects_continue && !http10,
         keep_alive,
         length,
     }))
+}
+
+/// Where `part` (parsed out of `buffer`) lies in it; an empty part anywhere.
+fn place(buffer: &[u8], part: &[u8]) -> Range<usize> {
+    if part.is_empty() {
+        return 0..0;
+    }
+    let start = (part.as_ptr() as usize).saturating_sub(buffer.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// The request target's path and query (parsed out of `buffer`, which `head` copies), as
+/// a range of `head`: in place for the usual
+/// origin form (`/path?query`, visible ASCII; a fragment left out), appended to `head` for
+/// the absolute form (`http://host/path`), which is read as a URI; `None` when it is
+/// neither.
+fn target(buffer: &[u8], head: &mut Vec<u8>, target: &str) -> Option<Range<usize>> {
+    if target.starts_with('/') {
+        let bytes = target.as_bytes();
+        if !bytes.iter().all(|b| (0x21..0x7f).contains(b)) {
+            return None;
+        }
+        let kept = target.split_once('#').map_or(target, |(kept, _)| kept);
+        let start = place(buffer, bytes).start;
+        return Some(start..start + kept.len());
+    }
+    let uri: Uri = target.parse().ok()?;
+    let path = uri.path_and_query()?.as_str();
+    let start = head.len();
+    head.extend_from_slice(path.as_bytes());
+    Some(start..head.len())
 }
 
 /// A `Content-Length` value: digits only.
@@ -251,11 +276,17 @@ pub fn check_head(wire: &[u8]) -> Result<(), String> {
 fn summary(parsed: &Result<Option<Head>, Refusal>) -> Result<Option<String>, Refusal> {
     match parsed {
         Ok(Some(head)) => Ok(Some(format!(
-            "{} {} {:?} {:?} {:?} keep-alive {} continue {} length {}",
-            head.request.method(),
-            head.request.uri(),
-            head.request.version(),
-            head.request.headers(),
+            "{} {} http/1.0 {} {:?} {:?} keep-alive {} continue {} length {}",
+            head.request.method,
+            head.request.path_and_query(),
+            head.request.http10,
+            head.request
+                .headers()
+                .map(|(name, value)| (
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value)
+                ))
+                .collect::<Vec<_>>(),
             head.framing,
             head.keep_alive,
             head.expects_continue,

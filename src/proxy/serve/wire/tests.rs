@@ -1,4 +1,5 @@
 use super::*;
+use axum::http::HeaderValue;
 
 fn head(text: &str) -> Result<Option<Head>, Refusal> {
     parse_head(text.as_bytes())
@@ -8,10 +9,16 @@ fn head(text: &str) -> Result<Option<Head>, Refusal> {
 fn a_complete_head_becomes_the_request_with_its_framing() {
     let text = "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nX-Key: v\r\n\r\n{\"model\":1}";
     let head = head(text).unwrap().unwrap();
-    assert_eq!(head.request.method(), Method::POST);
-    assert_eq!(head.request.uri().path(), "/v1/chat/completions");
-    assert_eq!(head.request.uri().query(), Some("x=1"));
-    assert_eq!(head.request.headers()["x-key"], "v");
+    assert_eq!(head.request.method, Method::POST);
+    assert_eq!(head.request.path(), "/v1/chat/completions");
+    assert_eq!(head.request.path_and_query(), "/v1/chat/completions?x=1");
+    assert_eq!(head.request.header("x-key"), Some(&b"v"[..]));
+    let names: Vec<&[u8]> = head.request.headers().map(|(name, _)| name).collect();
+    assert_eq!(
+        names,
+        [&b"Host"[..], b"Content-Length", b"X-Key"],
+        "as sent, in order"
+    );
     assert_eq!(head.framing, BodyFraming::Length(12));
     assert!(head.keep_alive && !head.expects_continue);
     assert_eq!(&text[head.length..], "{\"model\":1}");
@@ -32,6 +39,39 @@ proptest::proptest! {
     ) {
         let wire = format!("{method} {path} {version}\r\n{}\r\n{after}", headers.iter().map(|h| format!("{h}\r\n")).collect::<String>());
         proptest::prop_assert_eq!(check_head(wire.as_bytes()), Ok(()));
+    }
+}
+
+#[test]
+fn targets_in_absolute_or_asterisk_form_are_read_and_others_refused() {
+    let absolute = "GET http://engine:8000/v1/models?a=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = head(absolute).unwrap().unwrap().request;
+    assert_eq!(request.path_and_query(), "/v1/models?a=1");
+    assert_eq!(
+        request.header("host"),
+        Some(&b"x"[..]),
+        "the headers unmoved"
+    );
+    let fragment = "GET /metrics#top HTTP/1.1\r\n\r\n";
+    assert_eq!(head(fragment).unwrap().unwrap().request.path(), "/metrics");
+    let empty_value = "GET / HTTP/1.1\r\nX-Empty:\r\nX-After: 1\r\n\r\n";
+    let request = head(empty_value).unwrap().unwrap().request;
+    assert_eq!(request.header("x-empty"), Some(&b""[..]));
+    assert_eq!(request.header("x-after"), Some(&b"1"[..]));
+    let asterisk = "OPTIONS * HTTP/1.1\r\n\r\n";
+    assert_eq!(
+        head(asterisk).unwrap().unwrap().request.path_and_query(),
+        "*"
+    );
+    for refused in [
+        "GET /caf\u{e9} HTTP/1.1\r\n\r\n",
+        "CONNECT engine:443 HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(
+            head(refused).err(),
+            Some(StatusCode::BAD_REQUEST),
+            "{refused:?}"
+        );
     }
 }
 
