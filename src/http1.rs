@@ -108,7 +108,7 @@ pub struct Response {
     /// Status code.
     pub status: u16,
     /// The head's bytes as they came; its headers are read from them.
-    head: bytes::Bytes,
+    head: Vec<u8>,
     /// Where each header's name and value lie in `head`, in order: one copy of the head
     /// instead of a name and a value allocated for each header.
     fields: Vec<Field>,
@@ -366,7 +366,7 @@ impl Pool {
                 _ => return Err(Some(Failure::Invalid)),
             }
         };
-        let head = bytes::Bytes::copy_from_slice(&buffer[..head_len]);
+        let head = buffer[..head_len].to_vec();
         buffer.drain(..head_len);
         Ok(Response {
             status,
@@ -405,24 +405,12 @@ impl Response {
         std::str::from_utf8(self.head.get(value.clone())?).ok()
     }
 
-    /// How many headers came.
-    pub fn header_count(&self) -> usize {
-        self.fields.len()
-    }
-
-    /// The headers in order: each name (lower case as sent or not) and its value, which
-    /// shares the head's bytes.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], bytes::Bytes)> {
+    /// The headers in order: each name (lower case as sent or not) and its value.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let head = &self.head;
         self.fields.iter().filter_map(move |(name, value)| {
-            head.get(value.clone())?;
-            Some((head.get(name.clone())?, head.slice(value.clone())))
+            Some((head.get(name.clone())?, head.get(value.clone())?))
         })
-    }
-
-    /// Appends the next piece of the body to `into` as it arrives; `false` at its end.
-    pub async fn read_into(&mut self, into: &mut bytes::BytesMut) -> Result<bool, Failure> {
-        self.read_with(|data| into.extend_from_slice(data)).await
     }
 
     /// Hands the next piece of the body to `sink` (in one or more runs); `false` at its end.

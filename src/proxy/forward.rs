@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -21,21 +21,6 @@ use crate::otlp::trace::TraceParent;
 /// The W3C trace context header.
 const TRACEPARENT: &str = "traceparent";
 
-/// Headers that belong to one hop, not to the request or answer. Names, not text: a name
-/// given as text is parsed at each use, and an answer's headers were looked up by all nine.
-/// A `static`, not a `const`: a constant array is built and dropped at every use.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::HOST,
-];
-
 /// Holds a chosen upstream's outstanding count until the answer has been relayed.
 struct Lease {
     proxy: Arc<Proxy>,
@@ -49,14 +34,15 @@ impl Drop for Lease {
 }
 
 /// What a forwarded request is answered with: a response whose body is ready or streams
-/// by itself, or a relayed upstream answer's head with the relay that gives its body, which
-/// the client's connection polls directly (a body stream around the relay cost a boxed
-/// stream and three layers of polling per relayed piece).
+/// by itself, or a relayed upstream answer, whose head the client's connection writes from
+/// the upstream's and whose body it polls directly (a body stream around the relay cost a
+/// boxed stream and three layers of polling per relayed piece, and a header map for the
+/// head an allocation per header).
 pub enum Answer {
     /// A whole response.
     Response(Response),
-    /// The head (its body empty) and the relay.
-    Relayed(Response, Relayed),
+    /// A relayed answer.
+    Relayed(Relayed),
 }
 
 impl From<Response> for Answer {
@@ -65,13 +51,25 @@ impl From<Response> for Answer {
     }
 }
 
-/// A relayed answer's body, holding its upstream's lease until it is dropped.
+/// A relayed answer: its status, and the relay that gives its headers and body, holding
+/// its upstream's lease until it is dropped.
 pub struct Relayed {
+    status: StatusCode,
     relay: Box<Relay>,
     _lease: Lease,
 }
 
 impl Relayed {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The upstream's headers, names as they came (the connection leaves out those of one
+    /// hop).
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.relay.headers()
+    }
+
     /// The next bytes for the client, lent until the next call; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<&[u8], std::io::Error>> {
         self.relay.next().await
@@ -214,7 +212,7 @@ async fn measured(
         )),
         Ok(result) => result,
     };
-    let (status, answer_headers, source) = match exchanged {
+    let (status, source) = match exchanged {
         Ok(answer) => answer,
         Err((status, outcome, message)) => {
             // Never the request's content: the upstream, the outcome and why.
@@ -232,9 +230,8 @@ async fn measured(
     }
     observation.status(status);
     let streamed = status == 200
-        && answer_headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        && source
+            .header("content-type")
             .is_some_and(|v| v.starts_with("text/event-stream"));
     observation.streamed(streamed);
     let waits = Waits {
@@ -250,16 +247,16 @@ async fn measured(
         strip_usage,
         waits,
     ));
-    let relayed = Relayed {
+    Answer::Relayed(Relayed {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         relay,
         _lease: lease,
-    };
-    Answer::Relayed(answer(status, answer_headers, Body::empty()), relayed)
+    })
 }
 
-/// An upstream's answer (status, headers, body), or why there is none: the status to answer
-/// with, the outcome, and a message.
-type Exchanged = Result<(u16, HeaderMap, Source), (StatusCode, Outcome, String)>;
+/// An upstream's answer (status, and headers and body), or why there is none: the status to
+/// answer with, the outcome, and a message.
+type Exchanged = Result<(u16, Source), (StatusCode, Outcome, String)>;
 
 /// The request as it goes upstream: the client's, less the headers that stay with its
 /// hop, with the proxy's trace context in place of the client's when it traces, and the
@@ -300,10 +297,7 @@ async fn exchange(
         let headers = outgoing.headers();
         let request = reqwest_request(proxy, &upstream.base, incoming, headers, body);
         return match request.send().await {
-            Ok(r) => {
-                let headers = end_to_end(r.headers().clone());
-                Ok((r.status().as_u16(), headers, Source::Full(r)))
-            }
+            Ok(r) => Ok((r.status().as_u16(), Source::Full(r))),
             Err(e) if e.is_timeout() => Err((
                 StatusCode::GATEWAY_TIMEOUT,
                 Outcome::Timeout,
@@ -321,22 +315,7 @@ async fn exchange(
     };
     let request = lean_request(pool, outgoing);
     match pool.send(&request).await {
-        Ok(response) => {
-            let mut answer = HeaderMap::with_capacity(response.header_count());
-            // Not copied: each value shares the bytes of the head as it came.
-            for (name, value) in response.headers() {
-                let Ok(name) = HeaderName::from_bytes(name) else {
-                    continue;
-                };
-                if !is_end_to_end(&name) {
-                    continue;
-                }
-                if let Ok(value) = header::HeaderValue::from_maybe_shared(value) {
-                    answer.append(name, value);
-                }
-            }
-            Ok((response.status, answer, Source::Lean(response)))
-        }
+        Ok(response) => Ok((response.status, Source::Lean(response))),
         Err(failure) => Err((
             StatusCode::BAD_GATEWAY,
             Outcome::UpstreamError,
@@ -387,27 +366,8 @@ fn reqwest_request<'a>(
     request.body(body)
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
-}
-
-/// Whether a header goes on to the other side (a request's upstream, an answer's client):
-/// not a hop-by-hop one, and not the length, which the proxy writes itself (a request's
-/// body may gain the usage option, an answer's lose the usage chunk).
-fn is_end_to_end(name: &HeaderName) -> bool {
-    !is_hop_by_hop(name) && name != header::CONTENT_LENGTH
-}
-
-/// An answer's headers less those that do not go on to the client.
-fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::CONTENT_LENGTH);
-    headers
-}
-
-/// The client's answer: the upstream's status and its end-to-end headers, and `body`.
+/// The client's answer: the upstream's status and headers (the connection leaves out those
+/// of one hop), and `body`.
 fn answer(status: u16, headers: HeaderMap, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -445,7 +405,7 @@ async fn pass_through(proxy: Arc<Proxy>, mut incoming: Incoming) -> Response {
         }
     };
     let status = response.status().as_u16();
-    let headers = end_to_end(response.headers().clone());
+    let headers = response.headers().clone();
     let stream =
         futures_util::stream::unfold((response, lease), |(mut response, lease)| async move {
             match response.chunk().await {

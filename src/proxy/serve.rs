@@ -18,7 +18,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use futures_util::future::poll_immediate;
 use http_body_util::BodyExt;
@@ -367,16 +367,14 @@ impl Connection {
         http10: bool,
         keep_alive: bool,
     ) -> Result<bool, Closed> {
-        let (response, relayed) = match answer {
-            Answer::Response(response) => (response, None),
-            Answer::Relayed(response, relayed) => (response, Some(relayed)),
+        let (status, mut body) = match answer {
+            Answer::Response(response) => {
+                let (parts, body) = response.into_parts();
+                let status = parts.status;
+                (status, Pieces::Body(body, Bytes::new(), parts.headers))
+            }
+            Answer::Relayed(relayed) => (relayed.status(), Pieces::Relayed(relayed)),
         };
-        let (parts, body) = response.into_parts();
-        let mut body = match relayed {
-            Some(relayed) => Pieces::Relayed(relayed),
-            None => Pieces::Body(body, Bytes::new()),
-        };
-        let status = parts.status;
         let exact = body.exact_length();
         let bodiless = status.is_informational() || matches!(status.as_u16(), 204 | 304);
         let framing = match exact {
@@ -388,7 +386,17 @@ impl Connection {
             None => Framing::Chunked,
         };
         let keep_alive = keep_alive && framing != Framing::Close;
-        wire::write_head(out, status, &parts.headers, framing, keep_alive);
+        match &body {
+            Pieces::Body(_, _, headers) => {
+                let headers = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+                wire::write_head(out, status, headers, framing, keep_alive);
+            }
+            Pieces::Relayed(relayed) => {
+                wire::write_head(out, status, relayed.headers(), framing, keep_alive);
+            }
+        }
         if let Framing::None(_) = framing {
             self.write(out).await?;
             return Ok(keep_alive);
@@ -472,8 +480,8 @@ type Piece<'a> = Option<Result<&'a [u8], ()>>;
 
 /// Where an answer's body comes from.
 enum Pieces {
-    /// A response's own body, and the frame last taken from it.
-    Body(Body, Bytes),
+    /// A response's own body, the frame last taken from it, and the response's headers.
+    Body(Body, Bytes, HeaderMap),
     /// A relayed upstream answer, polled directly.
     Relayed(Relayed),
 }
@@ -482,7 +490,7 @@ impl Pieces {
     /// The body's length, when it is known before it is sent.
     fn exact_length(&self) -> Option<u64> {
         match self {
-            Pieces::Body(body, _) => HttpBody::size_hint(body).exact(),
+            Pieces::Body(body, ..) => HttpBody::size_hint(body).exact(),
             Pieces::Relayed(_) => None,
         }
     }
@@ -507,7 +515,7 @@ impl Pieces {
     async fn next(&mut self) -> Piece<'_> {
         match self {
             // Trailers (which no handler sends) become empty data.
-            Pieces::Body(body, frame) => match body.frame().await? {
+            Pieces::Body(body, frame, _) => match body.frame().await? {
                 Ok(next) => {
                     *frame = next.into_data().unwrap_or_default();
                     Some(Ok(&frame[..]))

@@ -42,6 +42,25 @@ pub enum Source {
 }
 
 impl Source {
+    /// The answer's headers in order, names as they came.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let (lean, full) = match self {
+            Source::Lean(response) => (Some(response.headers()), None),
+            Source::Full(response) => (None, Some(response.headers().iter())),
+        };
+        let full = full.into_iter().flatten();
+        let full = full.map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+        lean.into_iter().flatten().chain(full)
+    }
+
+    /// The value of header `name` (lower case), if it came and is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let (_, value) = self
+            .headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?;
+        std::str::from_utf8(value).ok()
+    }
+
     /// Appends the next piece of the body to `into`; `false` at its end.
     async fn read_into(&mut self, into: &mut Vec<u8>) -> Result<bool, ()> {
         match self {
@@ -130,6 +149,11 @@ impl Relay {
     /// once more for each piece relayed, and found nothing.
     pub fn waiting(&self) -> bool {
         self.waiting
+    }
+
+    /// The upstream answer's headers, names as they came.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.upstream.headers()
     }
 
     /// The next bytes for the client, lent until the next call; `None` at the end.

@@ -4,9 +4,9 @@
 
 use std::ops::Range;
 
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri};
 
-use crate::proxy::incoming::Incoming;
+use crate::proxy::incoming::{Incoming, stays_with_the_hop};
 
 /// Headers parsed in a request head.
 const MAX_HEADERS: usize = 100;
@@ -163,12 +163,13 @@ pub(super) enum Framing {
     Close,
 }
 
-/// Writes the answer's status line and headers into `out`, the hop-by-hop and framing
-/// headers replaced by the ones this connection uses; `date` when the answer has none.
-pub(super) fn write_head(
+/// Writes the answer's status line and headers into `out`, less those of one hop, with
+/// the framing and connection headers this connection uses, and `date` when the answer has
+/// none.
+pub(super) fn write_head<'a>(
     out: &mut Vec<u8>,
     status: StatusCode,
-    headers: &HeaderMap,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
     framing: Framing,
     keep_alive: bool,
 ) {
@@ -177,19 +178,18 @@ pub(super) fn write_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut dated = false;
     for (name, value) in headers {
-        if matches!(
-            *name,
-            header::CONTENT_LENGTH | header::TRANSFER_ENCODING | header::CONNECTION
-        ) {
+        if stays_with_the_hop(name) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        dated |= name.eq_ignore_ascii_case(b"date");
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(header::DATE) {
+    if !dated {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -238,7 +238,7 @@ pub(super) fn refusal(status: StatusCode) -> Vec<u8> {
     write_head(
         &mut out,
         status,
-        &HeaderMap::new(),
+        std::iter::empty(),
         Framing::Length(0),
         false,
     );

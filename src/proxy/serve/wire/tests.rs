@@ -1,5 +1,4 @@
 use super::*;
-use axum::http::HeaderValue;
 
 fn head(text: &str) -> Result<Option<Head>, Refusal> {
     parse_head(text.as_bytes())
@@ -180,28 +179,31 @@ fn too_many_headers_and_garbage_are_refused() {
 
 #[test]
 fn answer_heads_replace_the_framing_and_hop_headers() {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    headers.insert(
-        header::DATE,
-        HeaderValue::from_static("Tue, 01 Dec 2026 00:00:00 GMT"),
-    );
+    let headers: [(&[u8], &[u8]); 6] = [
+        (b"Content-Type", b"text/event-stream"),
+        (b"Content-Length", b"999"),
+        (b"connection", b"keep-alive"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"Date", b"Tue, 01 Dec 2026 00:00:00 GMT"),
+        (b"x-request-id", b"7"),
+    ];
     let mut out = Vec::new();
-    write_head(&mut out, StatusCode::OK, &headers, Framing::Chunked, true);
+    write_head(
+        &mut out,
+        StatusCode::OK,
+        headers.into_iter(),
+        Framing::Chunked,
+        true,
+    );
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ndate: Tue, 01 Dec 2026 00:00:00 GMT\r\ntransfer-encoding: chunked\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nx-request-id: 7\r\ntransfer-encoding: chunked\r\n\r\n"
     );
     let mut out = Vec::new();
     write_head(
         &mut out,
         StatusCode::NOT_FOUND,
-        &HeaderMap::new(),
+        std::iter::empty(),
         Framing::Length(7),
         false,
     );
