@@ -2,6 +2,7 @@
 //! upstream, send, and relay the answer through an [`Observation`]. The OpenAI endpoints are
 //! measured; any other path passes through to a default upstream untouched.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tokio::time::Sleep;
 
 use super::body::{patch, read_fields};
 use super::incoming::{Incoming, stays_with_the_hop};
@@ -200,18 +202,15 @@ async fn measured(
         .metrics
         .request_overhead
         .observe(received.elapsed().as_secs_f64());
-    let wait = proxy
-        .options
-        .first_byte_timeout
-        .min(deadline.saturating_duration_since(Instant::now()));
-    let exchanged = match tokio::time::timeout(wait, sent).await {
-        Err(_) => Err((
-            StatusCode::GATEWAY_TIMEOUT,
-            Outcome::Timeout,
-            "upstream timed out".to_string(),
-        )),
-        Ok(result) => result,
-    };
+    // One timer for the whole request, first due at the sooner of the first byte's limit
+    // and the relay's first idle limit, and moved only when it fires before its limit is
+    // up: a timer for the first byte and another for the relay cost two timers set and
+    // cleared per request.
+    let first_byte_due = (received + proxy.options.first_byte_timeout).min(deadline);
+    let first_idle_due = received + proxy.options.idle_timeout;
+    let due = first_byte_due.min(first_idle_due);
+    let mut timer = Box::pin(tokio::time::sleep_until(due.into()));
+    let exchanged = within(sent, timer.as_mut(), first_byte_due).await;
     let (status, source) = match exchanged {
         Ok(answer) => answer,
         Err((status, outcome, message)) => {
@@ -243,15 +242,41 @@ async fn measured(
     let relay = Box::new(Relay::new(
         source,
         observation,
-        streamed,
-        strip_usage,
+        (streamed, strip_usage),
         waits,
+        timer,
     ));
     Answer::Relayed(Relayed {
         status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         relay,
         _lease: lease,
     })
+}
+
+/// Awaits the upstream's answer until `due`, on `timer`, which may be set sooner (for the
+/// relay's first idle limit): if it fires before `due`, it is moved to `due`.
+async fn within(
+    sent: impl Future<Output = Exchanged>,
+    mut timer: Pin<&mut Sleep>,
+    due: Instant,
+) -> Exchanged {
+    let mut sent = std::pin::pin!(sent);
+    loop {
+        tokio::select! {
+            biased;
+            exchanged = &mut sent => return exchanged,
+            () = timer.as_mut() => {
+                if Instant::now() >= due {
+                    return Err((
+                        StatusCode::GATEWAY_TIMEOUT,
+                        Outcome::Timeout,
+                        "upstream timed out".to_string(),
+                    ));
+                }
+                timer.as_mut().reset(due.into());
+            }
+        }
+    }
 }
 
 /// An upstream's answer (status, and headers and body), or why there is none: the status to

@@ -24,7 +24,8 @@ use futures_util::future::poll_immediate;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Sleep;
 
 use super::Proxy;
@@ -63,7 +64,7 @@ const KEEP_OUTPUT: usize = 16 * 1024;
 /// Serves the proxy on `listener` until `shutdown` completes; then stops accepting, closes
 /// idle connections and waits for the requests in flight to finish.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
-    let (stop, stopping) = watch::channel(false);
+    let stopping = Arc::new(Stopping::default());
     // Each connection holds a sender; the receiver sees the channel close when all are gone.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -85,6 +86,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
             tcp,
             proxy: proxy.clone(),
             input: Vec::new(),
+            stop_waiter: Box::pin(stopping.notify.clone().notified_owned()),
             stopping: stopping.clone(),
             unread: false,
             _alive: alive.clone(),
@@ -94,7 +96,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futu
         tokio::spawn(connection.run());
     }
     drop(listener);
-    let _ = stop.send(true);
+    stopping.stop();
     drop(alive);
     let _ = all_closed.recv().await;
 }
@@ -111,6 +113,27 @@ async fn wait_after_accept_error(error: &std::io::Error) {
     }
     tracing::warn!("the proxy cannot accept a connection: {error}; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The server's shutdown, as its connections see it: a flag, and a notice that wakes those
+/// waiting for a request. Each connection's waiter is registered once, when the connection
+/// starts, and the flag read in each wait: a waiter registered and removed for each wait
+/// (a watch channel's) cost two locks and a list update per request.
+#[derive(Default)]
+struct Stopping {
+    flag: std::sync::atomic::AtomicBool,
+    notify: Arc<Notify>,
+}
+
+impl Stopping {
+    fn stop(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn stopped(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// `/metrics` (GET or HEAD) is the proxy's own; every other request is forwarded.
@@ -135,7 +158,10 @@ struct Connection {
     proxy: Arc<Proxy>,
     /// What has been read and not yet used: the next request's head, perhaps more.
     input: Vec<u8>,
-    stopping: watch::Receiver<bool>,
+    stopping: Arc<Stopping>,
+    /// This connection's waiter for the shutdown's notice, registered when it starts
+    /// ([`Stopping`]).
+    stop_waiter: Pin<Box<OwnedNotified>>,
     /// Whether the client may have sent bytes that were not read (a refused head, a body
     /// over the limit): then the connection lingers before it closes.
     unread: bool,
@@ -153,8 +179,13 @@ struct Closed;
 
 impl Connection {
     async fn run(mut self) {
+        // Registers the task's waker for the notice: the notice then wakes the task in
+        // whatever it waits for, and a wait for a request reads the flag.
+        if poll_immediate(self.stop_waiter.as_mut()).await.is_some() {
+            return;
+        }
         while let Ok(true) = self.serve_one().await {
-            if *self.stopping.borrow() {
+            if self.stopping.stopped() {
                 break;
             }
         }
@@ -263,16 +294,19 @@ impl Connection {
         if !self.input.is_empty() {
             return self.read_within(HEAD_TIMEOUT).await;
         }
-        if *self.stopping.borrow() {
-            return Err(Closed);
-        }
-        let idle = idle_timer(&mut self.idle);
+        let mut idle = idle_timer(&mut self.idle);
         reserve(&mut self.input);
-        tokio::select! {
-            read = self.tcp.read_buf(&mut self.input) => read_outcome(read),
-            _ = self.stopping.changed() => Err(Closed),
-            () = idle => Err(Closed),
-        }
+        let (tcp, input, stopping) = (&mut self.tcp, &mut self.input, &self.stopping);
+        std::future::poll_fn(|cx| {
+            if stopping.stopped() {
+                return Poll::Ready(Err(Closed));
+            }
+            if let Poll::Ready(read) = std::pin::pin!(tcp.read_buf(input)).poll(cx) {
+                return Poll::Ready(read_outcome(read));
+            }
+            idle.as_mut().poll(cx).map(|()| Err(Closed))
+        })
+        .await
     }
 
     /// Appends what the socket has within `limit`; `Closed` at its end, on an error or when

@@ -62,6 +62,15 @@ where
     url
 }
 
+/// Whether `proxy` counted a request with `outcome` (and whatever else `also` says of its
+/// line).
+pub(super) fn counted(proxy: &Proxy, outcome: &str, also: &str) -> bool {
+    let outcome = format!("outcome=\"{outcome}\"");
+    proxy.render_metrics().lines().any(|l| {
+        l.starts_with("llm_proxy_requests_total{") && l.contains(&outcome) && l.contains(also)
+    })
+}
+
 /// Serves `proxy` on a port of its own and sends it one streamed chat request: the answer's
 /// text.
 async fn streamed_chat(proxy: &Arc<Proxy>) -> String {
@@ -122,13 +131,10 @@ async fn a_usage_chunk_that_arrives_alone_is_removed_and_the_rest_still_relayed(
         .filter(|event| !event.contains("usage"))
         .collect();
     assert_eq!(answer, expected, "every event but the usage chunk, once");
-    let metrics = proxy.render_metrics();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("llm_proxy_requests_total{")
-                && l.contains("outcome=\"completed\"")),
-        "{metrics}"
+        counted(&proxy, "completed", ""),
+        "{}",
+        proxy.render_metrics()
     );
 }
 
@@ -167,11 +173,65 @@ async fn a_stream_that_falls_silent_after_bytes_that_came_with_its_head_times_ou
         answer.contains("\"timeout\""),
         "an error event says why: {answer}"
     );
-    let metrics = proxy.render_metrics();
+    assert!(counted(&proxy, "timeout", ""), "{}", proxy.render_metrics());
+}
+
+/// An upstream that waits `before` after the request, then sends its head and `event`, then
+/// holds the connection open and silent.
+async fn late_upstream(before: Duration, event: &'static str) -> String {
+    one_request_upstream(move |mut socket| async move {
+        tokio::time::sleep(before).await;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+            event.len()
+        );
+        let _ = socket.write_all(answer.as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await
+}
+
+/// [`streamed_chat`], which must end within `seconds`.
+async fn streamed_chat_within(proxy: &Arc<Proxy>, seconds: u64) -> String {
+    tokio::time::timeout(Duration::from_secs(seconds), streamed_chat(proxy))
+        .await
+        .unwrap_or_else(|_| panic!("the answer ends within {seconds} s"))
+}
+
+fn timeouts(first_byte_ms: u64, idle_ms: u64) -> ProxyOptions {
+    ProxyOptions {
+        first_byte_timeout: Duration::from_millis(first_byte_ms),
+        idle_timeout: Duration::from_millis(idle_ms),
+        ..ProxyOptions::default()
+    }
+}
+
+/// The request's one timer first fires at the idle limit, before the first byte's: it is
+/// moved on, and the answer that comes after the idle limit is relayed. Once its first
+/// bytes came, the relay's idle limit counts from them, not from the first byte's limit.
+#[tokio::test]
+async fn a_first_byte_after_the_idle_limit_is_relayed_and_the_idle_limit_then_holds() {
+    let event = "data: {\"choices\":[{\"delta\":{\"content\":\"late\"}}]}\n\n";
+    let upstream = late_upstream(Duration::from_millis(400), event).await;
+    let proxy = Arc::new(Proxy::new(&[upstream], timeouts(10_000, 200)).unwrap());
+    // Within 3 s: the idle limit ends the answer 200 ms after its first bytes.
+    let answer = streamed_chat_within(&proxy, 3).await;
+    assert!(answer.starts_with(event), "{answer}");
+    assert!(answer.contains("\"timeout\""), "{answer}");
+}
+
+/// An upstream that sends nothing within the first byte's limit is answered 504 and the
+/// request counted as a timeout.
+#[tokio::test]
+async fn no_first_byte_within_its_limit_is_a_gateway_timeout() {
+    let event = "data: {}\n\n";
+    let upstream = late_upstream(Duration::from_secs(5), event).await;
+    let proxy = Arc::new(Proxy::new(&[upstream], timeouts(300, 100)).unwrap());
+    let answer = streamed_chat_within(&proxy, 3).await;
+    assert!(answer.contains("upstream timed out"), "{answer}");
     assert!(
-        metrics.lines().any(
-            |l| l.starts_with("llm_proxy_requests_total{") && l.contains("outcome=\"timeout\"")
-        ),
-        "{metrics}"
+        counted(&proxy, "timeout", "http_status_class=\"5xx\""),
+        "{}",
+        proxy.render_metrics()
     );
 }

@@ -2,8 +2,9 @@
 //! replicas of one model are balanced least-outstanding, and a replica that just failed
 //! (connection refused, 5xx) is skipped for a while — passive health checking.
 
+use std::cell::OnceCell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a failing replica is skipped.
@@ -20,6 +21,9 @@ pub struct Upstream {
     /// Its host and port, as spans name the server (read once, not per request).
     pub server: (std::sync::Arc<str>, Option<u16>),
     outstanding: AtomicUsize,
+    /// Whether `failed_at` holds a failure: read first, so that a healthy upstream's request
+    /// takes no lock and no clock reading.
+    failing: AtomicBool,
     failed_at: Mutex<Option<Instant>>,
 }
 
@@ -76,6 +80,7 @@ impl Upstream {
             models,
             lean,
             outstanding: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
             failed_at: Mutex::new(None),
         })
     }
@@ -84,19 +89,32 @@ impl Upstream {
         self.models.iter().any(|m| m == model)
     }
 
-    fn healthy(&self, now: Instant) -> bool {
+    /// Whether it has not failed in the last [`BENCHED_FOR`]; `now` is read once per choice,
+    /// and only when an upstream has failed.
+    fn healthy(&self, now: &OnceCell<Instant>) -> bool {
+        if !self.failing.load(Ordering::Acquire) {
+            return true;
+        }
         let failed = *self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        let now = *now.get_or_init(Instant::now);
         failed.is_none_or(|at| now.duration_since(at) >= BENCHED_FOR)
     }
 
     /// Records a failure: skipped for a while.
     pub fn failed(&self) {
-        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        *failed_at = Some(Instant::now());
+        self.failing.store(true, Ordering::Release);
     }
 
     /// Records a success: healthy again.
     pub fn succeeded(&self) {
-        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if !self.failing.load(Ordering::Acquire) {
+            return;
+        }
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|e| e.into_inner());
+        *failed_at = None;
+        self.failing.store(false, Ordering::Release);
     }
 
     /// A request chosen by [`choose`] has ended.
@@ -123,11 +141,11 @@ pub fn choose(upstreams: &[Upstream], model: Option<&str>) -> Option<usize> {
     } else {
         listed
     };
-    let now = Instant::now();
+    let now = OnceCell::new();
     let load = |i: &&usize| upstreams[**i].outstanding.load(Ordering::Acquire);
     let chosen = *candidates
         .iter()
-        .filter(|i| upstreams[**i].healthy(now))
+        .filter(|i| upstreams[**i].healthy(&now))
         .min_by_key(load)
         .or_else(|| candidates.iter().min_by_key(load))?;
     upstreams[chosen].outstanding.fetch_add(1, Ordering::AcqRel);
@@ -139,6 +157,12 @@ mod tests {
     use super::*;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    fn upstreams(args: &[&str]) -> Vec<Upstream> {
+        args.iter()
+            .map(|a| Upstream::parse(a, SECOND).unwrap())
+            .collect()
+    }
 
     #[test]
     fn an_upstreams_server_is_its_host_without_brackets_and_its_port() {
@@ -162,10 +186,7 @@ mod tests {
 
     #[test]
     fn models_route_to_their_replicas_least_outstanding_first() {
-        let ups: Vec<Upstream> = ["http://a:1,models=m1", "http://b:1,models=m1", "http://c:1"]
-            .iter()
-            .map(|a| Upstream::parse(a, SECOND).unwrap())
-            .collect();
+        let ups = upstreams(&["http://a:1,models=m1", "http://b:1,models=m1", "http://c:1"]);
         let first = choose(&ups, Some("m1")).unwrap();
         let second = choose(&ups, Some("m1")).unwrap();
         assert_ne!(first, second, "spread over replicas");
@@ -177,10 +198,7 @@ mod tests {
 
     #[test]
     fn a_failed_replica_is_skipped_until_none_is_left() {
-        let ups: Vec<Upstream> = ["http://a:1,models=m", "http://b:1,models=m"]
-            .iter()
-            .map(|a| Upstream::parse(a, SECOND).unwrap())
-            .collect();
+        let ups = upstreams(&["http://a:1,models=m", "http://b:1,models=m"]);
         ups[0].failed();
         for _ in 0..3 {
             assert_eq!(choose(&ups, Some("m")), Some(1));
@@ -194,6 +212,16 @@ mod tests {
             choose(&ups[..1], Some("nope")).is_none(),
             "no default upstream"
         );
+    }
+
+    #[test]
+    fn a_failed_replica_that_succeeds_again_is_chosen_again() {
+        let ups = upstreams(&["http://a:1,models=m", "http://b:1,models=m"]);
+        ups[0].failed();
+        assert_eq!(choose(&ups, Some("m")), Some(1));
+        ups[0].succeeded();
+        // b has one outstanding; a, healthy again, has none.
+        assert_eq!(choose(&ups, Some("m")), Some(0));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! it into its own output at once, so a piece split off as shared bytes cost a reference
 //! count taken and given back (and the buffer's memory held) for nothing.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_util::future::poll_immediate;
+use tokio::time::Sleep;
 
 use super::Observation;
 use crate::proxy::Outcome;
@@ -103,7 +105,7 @@ pub struct Relay {
     /// One timer for the whole answer. It is not moved per chunk (each move takes the timer
     /// driver's lock): when it fires, it is re-armed for the idle limit counted from the
     /// last bytes heard, and only a real silence or the deadline ends the answer.
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer: Pin<Box<Sleep>>,
     /// The timer has been polled with the task's waker since it was last set, so a silence
     /// wakes the task.
     timer_set: bool,
@@ -114,14 +116,22 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay for `upstream`, whose body is server-sent events when `streamed`.
+    /// A relay for `upstream`, whose body is server-sent events when `streamed` (the usage
+    /// chunk removed with `strip_usage`). `timer` is the request's, due at or before the
+    /// relay's first idle limit: when it fires, the relay moves it to its limit.
     pub fn new(
         upstream: Source,
         observation: Observation,
-        streamed: bool,
-        strip_usage: bool,
+        (streamed, strip_usage): (bool, bool),
         waits: Waits,
+        mut timer: Pin<Box<Sleep>>,
     ) -> Relay {
+        let heard = Instant::now();
+        // Later than the limit only when the first byte came after the idle limit.
+        let due = (heard + waits.idle).min(waits.deadline).into();
+        if timer.deadline() > due {
+            timer.as_mut().reset(due);
+        }
         Relay {
             upstream,
             observation,
@@ -134,10 +144,8 @@ impl Relay {
             whole: Vec::new(),
             ended: false,
             upstream_ended: None,
-            heard: Instant::now(),
-            timer: Box::pin(tokio::time::sleep_until(
-                (Instant::now() + waits.idle).min(waits.deadline).into(),
-            )),
+            heard,
+            timer,
             timer_set: false,
             waiting: false,
         }

@@ -334,14 +334,10 @@ async fn a_client_leaving_before_the_answer_starts_drops_the_upstream_request() 
     tokio::time::timeout(Duration::from_secs(5), upstream_closed.recv())
         .await
         .expect("the upstream request is dropped when the client leaves");
-    let metrics = proxy.render_metrics();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("llm_proxy_requests_total{")
-                && l.contains("outcome=\"client_disconnect\"")
-                && l.ends_with(" 1")),
-        "{metrics}"
+        crate::proxy::tests::counted(&proxy, "client_disconnect", "} 1"),
+        "{}",
+        proxy.render_metrics()
     );
 }
 
