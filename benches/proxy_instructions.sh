@@ -9,7 +9,9 @@
 # With OTLP=1 the proxy also sends a span for every request and its metrics every 5 s to a
 # local sink that answers 200 (`benches/otlp_sink.py`): the difference between the two counts
 # is what tracing adds per request.
-# Usage: [OTLP=1] [STREAMS=N] benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
+# BENCH_ARGS adds options to the bench: `BENCH_ARGS=--no-stream` asks for whole answers, one
+# relay step each, so the count is the request's own path without the stream's steps.
+# Usage: [OTLP=1] [STREAMS=N] [BENCH_ARGS=...] benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
 # with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only CARGO_PROFILE_RELEASE_STRIP=false gives
 # callgrind_annotate's per-line view of the output files it names)
 set -euo pipefail
@@ -34,7 +36,7 @@ for n in 200 1200; do
   proxy=$!
   for _ in $(seq 1 150); do curl -sf http://127.0.0.1:18751/metrics >/dev/null && break; sleep 0.2; done
   "$bin" bench http://127.0.0.1:18751 --concurrency "${STREAMS:-20}" --requests "$n" --input-tokens 32 \
-    --output-tokens 16 --timeout 60s >/dev/null
+    --output-tokens 16 --timeout 60s ${BENCH_ARGS:-} >/dev/null
   kill -INT "$proxy"
   wait "$proxy" || true
   total[$n]=$(awk '/^summary:/ {print $2}' "$work/proxy.$n.out")
