@@ -112,11 +112,13 @@ fn place(buffer: &[u8], part: &[u8]) -> Range<usize> {
 }
 
 /// The request target's path and query (parsed out of `buffer`, which `head` copies), as
-/// a range of `head`: in place for the usual
-/// origin form (`/path?query`, visible ASCII; a fragment left out), appended to `head` for
-/// the absolute form (`http://host/path`), which is read as a URI; `None` when it is
-/// neither.
+/// a range of `head`: in place for the usual origin form (`/path?query`, visible ASCII; a
+/// fragment left out) and the asterisk form (`*`), appended to `head` for the absolute form
+/// (`http://host/path`), which is read as a URI; `None` for anything else.
 fn target(buffer: &[u8], head: &mut Vec<u8>, target: &str) -> Option<Range<usize>> {
+    if target == "*" {
+        return Some(place(buffer, target.as_bytes()));
+    }
     if target.starts_with('/') {
         let bytes = target.as_bytes();
         if !bytes.iter().all(|b| (0x21..0x7f).contains(b)) {
@@ -127,7 +129,10 @@ fn target(buffer: &[u8], head: &mut Vec<u8>, target: &str) -> Option<Range<usize
         return Some(start..start + kept.len());
     }
     let uri: Uri = target.parse().ok()?;
-    let path = uri.path_and_query()?.as_str();
+    // An absolute target without a path asks for `/`; one without a scheme (the authority
+    // form, for `CONNECT`) is not a request this proxy forwards.
+    uri.scheme()?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let start = head.len();
     head.extend_from_slice(path.as_bytes());
     Some(start..head.len())

@@ -51,6 +51,11 @@ fn targets_in_absolute_or_asterisk_form_are_read_and_others_refused() {
         Some(&b"x"[..]),
         "the headers unmoved"
     );
+    let no_path = "GET http://engine:8000 HTTP/1.1\r\n\r\n";
+    assert_eq!(
+        head(no_path).unwrap().unwrap().request.path_and_query(),
+        "/"
+    );
     let fragment = "GET /metrics#top HTTP/1.1\r\n\r\n";
     assert_eq!(head(fragment).unwrap().unwrap().request.path(), "/metrics");
     let empty_value = "GET / HTTP/1.1\r\nX-Empty:\r\nX-After: 1\r\n\r\n";
