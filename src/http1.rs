@@ -519,21 +519,8 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
     let mut framing = Framing::Close;
     let mut keep_alive = response.version == Some(1);
     let mut kept = Vec::with_capacity(response.headers.len());
-    // Where a part of the head lies in it (an empty part anywhere).
-    let at = |part: &[u8]| -> Result<std::ops::Range<usize>, ()> {
-        if part.is_empty() {
-            return Ok(0..0);
-        }
-        let start = (part.as_ptr() as usize)
-            .checked_sub(buffer.as_ptr() as usize)
-            .ok_or(())?;
-        let range = start..start.checked_add(part.len()).ok_or(())?;
-        if range.end <= head_len {
-            Ok(range)
-        } else {
-            Err(())
-        }
-    };
+    let head = &buffer[..head_len];
+    let at = |part: &[u8]| place_in(head, part).ok_or(());
     for header in response.headers.iter() {
         kept.push((at(header.name.as_bytes())?, at(header.value)?));
         let value = std::str::from_utf8(header.value).map_err(|_| ())?.trim();
@@ -555,6 +542,18 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ()> {
     }
     let keep_alive = keep_alive && framing != Framing::Close;
     Ok(Some((status, kept, framing, keep_alive, head_len)))
+}
+
+/// Where `part`, a slice parsed out of `head`, lies in it: an empty part anywhere; `None`
+/// when it is not within `head`. Heads are parsed in place and kept as bytes with these
+/// ranges: one copy of the head instead of a name and a value allocated for each header.
+pub(crate) fn place_in(head: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    if part.is_empty() {
+        return Some(0..0);
+    }
+    let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+    let range = start..start.checked_add(part.len())?;
+    (range.end <= head.len()).then_some(range)
 }
 
 /// A chunked request body decoded as it arrives, for the proxy's server side: the same

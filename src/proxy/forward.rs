@@ -92,13 +92,8 @@ pub async fn handle(proxy: Arc<Proxy>, request: Incoming) -> Answer {
         (true, "/v1/embeddings") => Some("embeddings"),
         _ => None,
     };
-    let limit = proxy.options.max_body_bytes;
-    // A body declared over the limit was not read; one over it by its chunks was read to
-    // one byte past it.
-    let declared = request
-        .header("content-length")
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) || request.body.len() > limit {
+    if request.body_over_limit {
+        let limit = proxy.options.max_body_bytes;
         let message = format!("request body over the proxy's limit of {limit} bytes");
         return refuse(&proxy, "unknown", StatusCode::PAYLOAD_TOO_LARGE, &message).into();
     }
@@ -267,16 +262,18 @@ async fn within(
             exchanged = &mut sent => return exchanged,
             () = timer.as_mut() => {
                 if Instant::now() >= due {
-                    return Err((
-                        StatusCode::GATEWAY_TIMEOUT,
-                        Outcome::Timeout,
-                        "upstream timed out".to_string(),
-                    ));
+                    return Err(timed_out());
                 }
                 timer.as_mut().reset(due.into());
             }
         }
     }
+}
+
+/// Why there is no answer when the upstream took too long.
+fn timed_out() -> (StatusCode, Outcome, String) {
+    let message = "upstream timed out".to_string();
+    (StatusCode::GATEWAY_TIMEOUT, Outcome::Timeout, message)
 }
 
 /// An upstream's answer (status, and headers and body), or why there is none: the status to
@@ -323,11 +320,7 @@ async fn exchange(
         let request = reqwest_request(proxy, &upstream.base, incoming, headers, body);
         return match request.send().await {
             Ok(r) => Ok((r.status().as_u16(), Source::Full(r))),
-            Err(e) if e.is_timeout() => Err((
-                StatusCode::GATEWAY_TIMEOUT,
-                Outcome::Timeout,
-                "upstream timed out".to_string(),
-            )),
+            Err(e) if e.is_timeout() => Err(timed_out()),
             Err(e) => Err((
                 StatusCode::BAD_GATEWAY,
                 Outcome::UpstreamError,

@@ -21,6 +21,9 @@ pub struct Incoming {
     /// Each header's name and value in `head`, in order.
     fields: Vec<(Range<usize>, Range<usize>)>,
     pub body: Vec<u8>,
+    /// The body is over the proxy's limit: declared so (then it was not read) or found so
+    /// as its chunks came (then read to one byte past the limit). Refused by the handler.
+    pub body_over_limit: bool,
 }
 
 impl Incoming {
@@ -40,6 +43,7 @@ impl Incoming {
             target,
             fields,
             body: Vec::new(),
+            body_over_limit: false,
         }
     }
 
@@ -84,9 +88,10 @@ impl Incoming {
     }
 }
 
-/// Whether a request header stays with this hop: hop-by-hop headers, and the framing ones
-/// the proxy writes itself (the length; a body already whole needs no `Expect`). By length
-/// first: a comparison with each of eleven names per header was a cost of its own.
+/// Whether a header stays with this hop, in either direction (a request's to the upstream,
+/// an answer's to the client): the hop-by-hop headers, and the framing ones the proxy writes
+/// itself (the length; a request body already whole needs no `Expect`). By length first: a
+/// comparison with each of eleven names per header was a cost of its own.
 pub fn stays_with_the_hop(name: &[u8]) -> bool {
     let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
     match name.len() {

@@ -245,10 +245,11 @@ impl Connection {
                 }
             }
         };
-        let over_limit = body.len() > limit;
+        let over_limit = !read_whole || body.len() > limit;
         request.body = body;
-        let keep_alive = head.keep_alive && read_whole && !over_limit;
-        self.unread = !read_whole || over_limit;
+        request.body_over_limit = over_limit;
+        let keep_alive = head.keep_alive && !over_limit;
+        self.unread = over_limit;
         // If the client goes away before the answer starts, the request is dropped (and
         // with it the upstream request), as it is when it goes away mid-answer.
         // Pinned here, not moved into the watch: the routed request's future is kilobytes,

@@ -57,10 +57,10 @@ impl Source {
 
     /// The value of header `name` (lower case), if it came and is text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let (_, value) = self
-            .headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))?;
-        std::str::from_utf8(value).ok()
+        match self {
+            Source::Lean(response) => response.header(name),
+            Source::Full(response) => response.headers().get(name)?.to_str().ok(),
+        }
     }
 
     /// Appends the next piece of the body to `into`; `false` at its end.

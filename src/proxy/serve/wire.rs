@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use axum::http::{Method, StatusCode, Uri};
 
+use crate::http1::place_in;
 use crate::proxy::incoming::{Incoming, stays_with_the_hop};
 
 /// Headers parsed in a request head.
@@ -51,8 +52,10 @@ pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
         Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()).map_err(|_| bad)?;
     let http10 = parsed.version != Some(1);
     let mut head = buffer[..length].to_vec();
-    let target = target(buffer, &mut head, parsed.path.unwrap_or_default()).ok_or(bad)?;
+    let parsed_head = &buffer[..length];
+    let target = target(parsed_head, &mut head, parsed.path.unwrap_or_default()).ok_or(bad)?;
     let mut fields = Vec::with_capacity(parsed.headers.len());
+    let place = |part: &[u8]| place_in(parsed_head, part).ok_or(bad);
     let (mut length_header, mut chunked, mut other_coding) = (None, false, false);
     let (mut close, mut keep, mut expects_continue) = (false, false, false);
     for h in parsed.headers.iter() {
@@ -78,7 +81,7 @@ pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
         } else if name.eq_ignore_ascii_case(b"expect") {
             expects_continue = value.eq_ignore_ascii_case(b"100-continue");
         }
-        fields.push((place(buffer, name), place(buffer, value)));
+        fields.push((place(name)?, place(value)?));
     }
     if other_coding {
         return Err(StatusCode::NOT_IMPLEMENTED);
@@ -102,22 +105,13 @@ pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
     }))
 }
 
-/// Where `part` (parsed out of `buffer`) lies in it; an empty part anywhere.
-fn place(buffer: &[u8], part: &[u8]) -> Range<usize> {
-    if part.is_empty() {
-        return 0..0;
-    }
-    let start = (part.as_ptr() as usize).saturating_sub(buffer.as_ptr() as usize);
-    start..start + part.len()
-}
-
-/// The request target's path and query (parsed out of `buffer`, which `head` copies), as
+/// The request target's path and query (parsed out of `parsed`, which `head` copies), as
 /// a range of `head`: in place for the usual origin form (`/path?query`, visible ASCII; a
 /// fragment left out) and the asterisk form (`*`), appended to `head` for the absolute form
 /// (`http://host/path`), which is read as a URI; `None` for anything else.
-fn target(buffer: &[u8], head: &mut Vec<u8>, target: &str) -> Option<Range<usize>> {
+fn target(parsed: &[u8], head: &mut Vec<u8>, target: &str) -> Option<Range<usize>> {
     if target == "*" {
-        return Some(place(buffer, target.as_bytes()));
+        return place_in(parsed, target.as_bytes());
     }
     if target.starts_with('/') {
         let bytes = target.as_bytes();
@@ -125,7 +119,7 @@ fn target(buffer: &[u8], head: &mut Vec<u8>, target: &str) -> Option<Range<usize
             return None;
         }
         let kept = target.split_once('#').map_or(target, |(kept, _)| kept);
-        let start = place(buffer, bytes).start;
+        let start = place_in(parsed, bytes)?.start;
         return Some(start..start + kept.len());
     }
     let uri: Uri = target.parse().ok()?;
