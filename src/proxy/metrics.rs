@@ -145,7 +145,15 @@ impl ProxyMetrics {
             .outcome_totals
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *totals.entry((model.to_string(), outcome)).or_default() += 1;
+        // The model is almost always there already: no key to allocate.
+        let by_outcome = match totals.get_mut(model) {
+            Some(by_outcome) => by_outcome,
+            None => totals.entry(model.to_string()).or_default(),
+        };
+        match by_outcome.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, n)) => *n += 1,
+            None => by_outcome.push((outcome, 1)),
+        }
     }
 
     /// Requests per model label and outcome, so far.

@@ -11,8 +11,10 @@ use crate::client_metrics::KeyBuild;
 /// Sum and count of time to first content per model label.
 pub type Totals = HashMap<String, (f64, u64), KeyBuild>;
 
-/// Requests per (model label, outcome).
-pub type OutcomeTotals = HashMap<(String, &'static str), u64, KeyBuild>;
+/// Requests per model label, by outcome (a short list: the outcomes are a fixed
+/// vocabulary). Keyed by the model alone, so that counting a request looks its model up
+/// without a key to allocate.
+pub type OutcomeTotals = HashMap<String, Vec<(&'static str, u64)>, KeyBuild>;
 
 /// The running totals at one moment.
 #[derive(Debug, Clone, Default)]
@@ -104,16 +106,15 @@ impl Recent {
             })
             .chain(std::iter::once((now_unix, current)))
             .collect();
-        let mut outcomes: Vec<&'static str> = current
-            .keys()
-            .filter(|(m, _)| m == model)
-            .map(|(_, o)| *o)
+        let mut outcomes: Vec<&'static str> = (current.get(model).into_iter().flatten())
+            .map(|(outcome, _)| *outcome)
             .collect();
         outcomes.sort_unstable();
         let count = |copy: &OutcomeTotals, outcome| {
-            copy.get(&(model.to_string(), outcome))
-                .copied()
-                .unwrap_or(0) as f64
+            let mut by_outcome = copy.get(model).into_iter().flatten();
+            by_outcome
+                .find(|(o, _)| *o == outcome)
+                .map_or(0.0, |(_, n)| *n as f64)
         };
         // The per-second rate between the newest copies at or before `from` and `to`.
         let rate = |outcome, from: f64, to: f64| {
@@ -139,9 +140,11 @@ mod tests {
 
     fn outcomes(ok: u64, limited: u64) -> OutcomeTotals {
         [
-            (("m".to_string(), "completed"), ok),
-            (("m".to_string(), "rate_limited"), limited),
-            (("other".to_string(), "timeout"), 9),
+            (
+                "m".to_string(),
+                vec![("completed", ok), ("rate_limited", limited)],
+            ),
+            ("other".to_string(), vec![("timeout", 9)]),
         ]
         .into_iter()
         .collect()
