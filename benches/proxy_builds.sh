@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Two builds of the proxy and nginx (one worker, `proxy_buffering off`) in alternating rows
 # before one simulator, so that drift in the machine's speed falls on all three: each round
-# runs `llmwatch bench` through the old build, the new build and nginx at each concurrency,
-# and prints the middle's CPU per request (from /proc; user and system time apart), req/s,
-# TTFT p50 and peak RSS.
+# runs `llmwatch bench` through the old build, the new build and nginx at each concurrency
+# (in that order in odd rounds and the reverse in even ones, so that a steady drift does not
+# always favour the same middle), and prints the middle's CPU per request (from /proc; user
+# and system time apart), req/s, TTFT p50 and peak RSS.
 #
 #   ROUNDS=3 DURATION=10s CONCURRENCY="100 1000" benches/proxy_builds.sh OLD_BINARY NEW_BINARY
 set -euo pipefail
@@ -31,7 +32,9 @@ echo "| round | streams | middle | CPU per request | req/s | TTFT p50 | peak RSS
 echo "|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
   for c in ${CONCURRENCY:-100 1000}; do
-    for middle in old new nginx; do
+    order="old new nginx"
+    [ $((round % 2)) = 0 ] && order="nginx new old"
+    for middle in $order; do
       case $middle in
         old) port=18761 pid=$old ;;
         new) port=18762 pid=$new ;;

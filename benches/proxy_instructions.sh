@@ -9,6 +9,8 @@
 # With OTLP=1 the proxy also sends a span for every request and its metrics every 5 s to a
 # local sink that answers 200 (`benches/otlp_sink.py`): the difference between the two counts
 # is what tracing adds per request.
+# With NGINX=1 the middle counted is nginx instead (`benches/nginx_reference.conf`, one
+# process, `master_process off`), for scale.
 # BENCH_ARGS adds options to the bench: `BENCH_ARGS=--no-stream` asks for whole answers, one
 # relay step each, so the count is the request's own path without the stream's steps.
 # Usage: [OTLP=1] [STREAMS=N] [BENCH_ARGS=...] benches/proxy_instructions.sh [LLMWATCH_BINARY]   (needs valgrind; the binary built
@@ -30,14 +32,22 @@ if [ "${OTLP:-0}" = 1 ]; then
 fi
 trap 'kill $sim $sink 2>/dev/null || true' EXIT
 declare -A total
+sed -e s/UPSTREAM_PORT/18750/ -e s/LISTEN_PORT/18751/ benches/nginx_reference.conf >"$work/nginx.conf"
 for n in 200 1200; do
-  valgrind --tool=callgrind --callgrind-out-file="$work/proxy.$n.out" "$bin" proxy \
-    --upstream http://127.0.0.1:18750 --listen 127.0.0.1:18751 "${otlp[@]}" >"$work/proxy.$n.log" 2>&1 &
+  if [ "${NGINX:-0}" = 1 ]; then
+    valgrind --tool=callgrind --callgrind-out-file="$work/proxy.$n.out" nginx -c "$work/nginx.conf" \
+      -p "$work" -g "daemon off; master_process off; pid $work/nginx.pid; error_log $work/error.log;" \
+      >"$work/proxy.$n.log" 2>&1 &
+  else
+    valgrind --tool=callgrind --callgrind-out-file="$work/proxy.$n.out" "$bin" proxy \
+      --upstream http://127.0.0.1:18750 --listen 127.0.0.1:18751 "${otlp[@]}" >"$work/proxy.$n.log" 2>&1 &
+  fi
   proxy=$!
   for _ in $(seq 1 150); do curl -sf http://127.0.0.1:18751/metrics >/dev/null && break; sleep 0.2; done
   "$bin" bench http://127.0.0.1:18751 --concurrency "${STREAMS:-20}" --requests "$n" --input-tokens 32 \
     --output-tokens 16 --timeout 60s ${BENCH_ARGS:-} >/dev/null
-  kill -INT "$proxy"
+  # nginx stops gracefully on QUIT, the proxy on INT; both write their profile then.
+  if [ "${NGINX:-0}" = 1 ]; then kill -QUIT "$proxy"; else kill -INT "$proxy"; fi
   wait "$proxy" || true
   total[$n]=$(awk '/^summary:/ {print $2}' "$work/proxy.$n.out")
 done
