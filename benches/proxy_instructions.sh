@@ -32,7 +32,9 @@ if [ "${OTLP:-0}" = 1 ]; then
 fi
 trap 'kill $sim $sink 2>/dev/null || true' EXIT
 declare -A total
-sed -e s/UPSTREAM_PORT/18750/ -e s/LISTEN_PORT/18751/ benches/nginx_reference.conf >"$work/nginx.conf"
+if [ "${NGINX:-0}" = 1 ]; then
+  sed -e s/UPSTREAM_PORT/18750/ -e s/LISTEN_PORT/18751/ benches/nginx_reference.conf >"$work/nginx.conf"
+fi
 for n in 200 1200; do
   if [ "${NGINX:-0}" = 1 ]; then
     valgrind --tool=callgrind --callgrind-out-file="$work/proxy.$n.out" nginx -c "$work/nginx.conf" \

@@ -122,13 +122,10 @@ impl ProxyMetrics {
     /// Adds one time to first content for `model` to the running totals.
     pub fn add_ttft(&self, model: &str, seconds: f64) {
         let mut totals = self.ttft_totals.lock().unwrap_or_else(|e| e.into_inner());
-        // The model is almost always there already: no key to allocate.
-        let entry = match totals.get_mut(model) {
-            Some(entry) => entry,
-            None => totals.entry(model.to_string()).or_default(),
-        };
-        entry.0 += seconds;
-        entry.1 += 1;
+        add_to(&mut totals, model, |(sum, count)| {
+            *sum += seconds;
+            *count += 1;
+        });
     }
 
     /// Sum and count of time to first content per model, so far.
@@ -145,15 +142,12 @@ impl ProxyMetrics {
             .outcome_totals
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        // The model is almost always there already: no key to allocate.
-        let by_outcome = match totals.get_mut(model) {
-            Some(by_outcome) => by_outcome,
-            None => totals.entry(model.to_string()).or_default(),
-        };
-        match by_outcome.iter_mut().find(|(o, _)| *o == outcome) {
-            Some((_, n)) => *n += 1,
-            None => by_outcome.push((outcome, 1)),
-        }
+        add_to(&mut totals, model, |by_outcome| {
+            match by_outcome.iter_mut().find(|(o, _)| *o == outcome) {
+                Some((_, n)) => *n += 1,
+                None => by_outcome.push((outcome, 1)),
+            }
+        });
     }
 
     /// Requests per model label and outcome, so far.
@@ -167,5 +161,19 @@ impl ProxyMetrics {
     /// The label for `model`: itself while fewer than the cap have been seen, else `other`.
     pub fn model_label(&self, model: &str) -> String {
         self.client.models.label(model)
+    }
+}
+
+/// Adds to the running total of `model` in `totals` with `add`, the total new and empty
+/// when it has none yet. The model is almost always there already: its key is allocated
+/// only when it is not.
+fn add_to<V: Default>(
+    totals: &mut std::collections::HashMap<String, V, crate::client_metrics::KeyBuild>,
+    model: &str,
+    add: impl FnOnce(&mut V),
+) {
+    match totals.get_mut(model) {
+        Some(total) => add(total),
+        None => add(totals.entry(model.to_string()).or_default()),
     }
 }
