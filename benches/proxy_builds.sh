@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Two builds of the proxy and nginx (one worker, `proxy_buffering off`) in alternating rows
-# before one simulator, so that drift in the machine's speed falls on all three: each round
-# runs `llmwatch bench` through the old build, the new build and nginx at each concurrency
-# (in that order in odd rounds and the reverse in even ones, so that a steady drift does not
-# always favour the same middle), and prints the middle's CPU per request (from /proc; user
-# and system time apart), req/s, TTFT p50 and peak RSS. With one binary only that build and
-# nginx alternate. At the end, per concurrency and build: the geometric mean of the rounds'
-# ratios to nginx (CPU per request, and req/s) with a 95 % confidence interval (Student's t
-# over the rounds' log ratios), and in how many rounds the build was at or under nginx.
+# Two builds of the proxy (or one) and nginx (one worker, `proxy_buffering off`) in
+# alternating rows before one simulator, so that drift in the machine's speed falls on all
+# of them: each round runs `llmwatch bench` through the old build, the new build and nginx
+# at each concurrency (in that order in odd rounds and the reverse in even ones, so that a
+# steady drift does not always favour the same middle), and prints the middle's CPU per
+# request (from /proc; user and system time apart), req/s, TTFT p50 and peak RSS. With one
+# binary only that build and nginx alternate. At the end, per concurrency and build: the
+# geometric mean of the rounds' ratios to nginx (CPU per request, and req/s) with a 95 %
+# confidence interval (Student's t over the rounds' log ratios), and in how many rounds the
+# build was at or under nginx.
 #
 #   ROUNDS=3 DURATION=10s CONCURRENCY="100 1000" benches/proxy_builds.sh [OLD_BINARY] NEW_BINARY
 set -euo pipefail

@@ -51,8 +51,9 @@ pub(super) fn parse_head(buffer: &[u8]) -> Result<Option<Head>, Refusal> {
     let method =
         Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()).map_err(|_| bad)?;
     let http10 = parsed.version != Some(1);
-    let mut head = buffer[..length].to_vec();
+    // The head as parsed (the parts' places are read in it) and the copy the request keeps.
     let parsed_head = &buffer[..length];
+    let mut head = parsed_head.to_vec();
     let target = target(parsed_head, &mut head, parsed.path.unwrap_or_default()).ok_or(bad)?;
     let mut fields = Vec::with_capacity(parsed.headers.len());
     let place = |part: &[u8]| place_in(parsed_head, part).ok_or(bad);
